@@ -1,0 +1,35 @@
+"""resilient: timeouts, retries, circuit breakers and fallbacks that survive bad networks."""
+
+from __future__ import annotations
+
+from . import presets, testing
+from ._clock import SystemClock
+from ._config import Configuration, configuration, configure
+from ._deadline import remaining
+from ._retry import RetryConfig, retry
+from ._timeout import timeout, timeout_pool_stats
+from ._workers import PoolStats
+from .exceptions import CircuitOpenError, ConfigError, ResilienceError, TimeoutExceededError
+from .presets import Timeouts
+
+__all__ = [
+    "CircuitOpenError",
+    "ConfigError",
+    "Configuration",
+    "PoolStats",
+    "ResilienceError",
+    "RetryConfig",
+    "SystemClock",
+    "TimeoutExceededError",
+    "Timeouts",
+    "configuration",
+    "configure",
+    "presets",
+    "remaining",
+    "retry",
+    "testing",
+    "timeout",
+    "timeout_pool_stats",
+]
+
+__version__ = "0.1.0"

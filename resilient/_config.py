@@ -1,0 +1,77 @@
+"""Process-wide defaults: the clock, the metrics sink and the state store.
+
+Decorators read ``state`` at call time, so ``configure`` also affects functions that were
+decorated before it ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._clock import SYSTEM_CLOCK
+from .exceptions import ConfigError
+from .typing import Clock
+
+__all__ = ["Configuration", "configuration", "configure", "on_reset", "reset", "state"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Configuration:
+    """A snapshot of the defaults every decorator uses unless told otherwise."""
+
+    clock: Clock = SYSTEM_CLOCK
+    metrics: object | None = None
+    store: object | None = None
+
+
+class _State:
+    """The live defaults; one attribute read per call on the hot path."""
+
+    __slots__ = ("clock", "metrics", "store")
+
+    def __init__(self) -> None:
+        self.clock: Clock = SYSTEM_CLOCK
+        self.metrics: object | None = None
+        self.store: object | None = None
+
+
+state = _State()
+_reset_hooks: list[Callable[[], None]] = []
+
+_UNSET: object = object()
+
+
+def configure(
+    *, clock: Clock | None = None, metrics: object = _UNSET, store: object = _UNSET
+) -> Configuration:
+    """Set the process-wide defaults; parameters left out keep their current value."""
+    if clock is not None:
+        if not isinstance(clock, Clock):
+            raise ConfigError("clock", clock, "an object with monotonic(), sleep() and asleep()")
+        state.clock = clock
+    if metrics is not _UNSET:
+        state.metrics = metrics
+    if store is not _UNSET:
+        state.store = store
+    return configuration()
+
+
+def configuration() -> Configuration:
+    """The defaults in force now."""
+    return Configuration(clock=state.clock, metrics=state.metrics, store=state.store)
+
+
+def on_reset(hook: Callable[[], None]) -> Callable[[], None]:
+    """Register ``hook`` to run on ``resilient.testing.reset()`` (for module-level state)."""
+    _reset_hooks.append(hook)
+    return hook
+
+
+def reset() -> None:
+    """Return every global to a fresh state."""
+    state.clock = SYSTEM_CLOCK
+    state.metrics = None
+    state.store = None
+    for hook in _reset_hooks:
+        hook()

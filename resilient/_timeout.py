@@ -1,0 +1,171 @@
+"""``@timeout``: bound one call's duration and publish its deadline.
+
+Async calls are cancelled at the deadline by the event loop's own ``asyncio.timeout``.
+Sync calls run on a worker thread and the caller is released at the deadline
+(``strategy="thread"``), or are interrupted by ``SIGALRM`` on the main thread
+(``strategy="signal"``). Under a clock other than the system clock (a ``FakeClock``) the
+call runs inline in virtual time: a clock sleep that reaches the deadline stops there and
+the timeout fires, and a call whose virtual duration passed its budget fails too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextvars import copy_context
+from typing import Any, Literal
+
+from . import _alarm, _config, _deadline, _validate
+from ._clock import SYSTEM_CLOCK
+from ._workers import PoolStats, WorkerPool
+from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
+from .exceptions import ConfigError, ResilienceError, TimeoutExceededError
+from .presets import Timeouts
+from .typing import Seconds
+
+__all__ = ["Strategy", "timeout", "timeout_pool_stats"]
+
+Strategy = Literal["thread", "signal"]
+
+_pool = WorkerPool()
+
+
+def timeout_pool_stats() -> PoolStats:
+    """Threads used by ``strategy="thread"``, and calls still running after their caller gave up."""
+    return _pool.stats()
+
+
+def timeout(seconds: Seconds | str, *, strategy: Strategy = "thread") -> Decorator:
+    """Fail a call with ``TimeoutExceededError`` once it runs past ``seconds``.
+
+    ``seconds`` is a number, a ``timedelta`` or a preset name from ``Timeouts``
+    (``"quick"``, ``"standard"``, ``"heavy"``, ``"ai_operation"``). ``strategy`` chooses
+    how a sync call is bounded; async calls are always cancelled by the event loop.
+    """
+    budget = Timeouts.get(seconds) if isinstance(seconds, str) else seconds
+    budget = _validate.required_duration("seconds", budget, allow_zero=False)
+    if strategy not in ("thread", "signal"):
+        raise ConfigError("strategy", strategy, "'thread' or 'signal'")
+    return Decorator(_Timeout(budget, strategy))
+
+
+class _Timeout(Layer):
+    __slots__ = ("seconds", "strategy")
+    kind = "timeout"
+
+    def __init__(self, seconds: float, strategy: Strategy) -> None:
+        self.seconds = seconds
+        self.strategy = strategy
+
+    def describe(self) -> dict[str, object]:
+        return {"layer": self.kind, "seconds": self.seconds, "strategy": self.strategy}
+
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+        seconds = self.seconds
+        state = _config.state
+        enter, leave = _deadline.enter, _deadline.leave
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            clock = state.clock
+            if clock is not SYSTEM_CLOCK:
+                return await _virtual_async(clock, seconds, name, call, args, kwargs)
+            budget = asyncio.timeout(seconds)
+            token = enter(budget.when())  # type: ignore[arg-type]  # the loop's clock is monotonic
+            try:
+                async with budget:
+                    return await call(*args, **kwargs)
+            except TimeoutError as error:
+                if budget.expired():
+                    raise TimeoutExceededError(name, seconds) from error
+                raise
+            finally:
+                leave(token)
+
+        return timed
+
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+        if self.strategy == "signal":
+            return self._wrap_signal(call, name)
+        seconds = self.seconds
+        state = _config.state
+        enter, leave, monotonic, run = _deadline.enter, _deadline.leave, time.monotonic, _pool.run
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            clock = state.clock
+            if clock is not SYSTEM_CLOCK:
+                return _virtual_sync(clock, seconds, name, call, args, kwargs)
+            token = enter(monotonic() + seconds)
+            try:
+                finished, result = run(copy_context(), call, args, kwargs, seconds)
+            finally:
+                leave(token)
+            if not finished:
+                raise TimeoutExceededError(name, seconds)
+            return result
+
+        return timed
+
+    def _wrap_signal(self, call: AnyCall, name: str) -> AnyCall:
+        seconds = self.seconds
+        state = _config.state
+        enter, leave, arm, disarm = _deadline.enter, _deadline.leave, _alarm.arm, _alarm.disarm
+        on_main_thread = _alarm.on_main_thread
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            clock = state.clock
+            if clock is not SYSTEM_CLOCK:
+                return _virtual_sync(clock, seconds, name, call, args, kwargs)
+            if not on_main_thread():
+                raise ResilienceError(
+                    f"timeout(strategy='signal') on {name} needs the main thread: signals "
+                    "are only delivered there; use strategy='thread' in other threads"
+                )
+            when = arm(seconds)
+            token = enter(when)
+            try:
+                return call(*args, **kwargs)
+            except _alarm.AlarmFired as fired:
+                if fired.when < when:
+                    raise  # an enclosing alarm's deadline
+                raise TimeoutExceededError(name, seconds) from None
+            finally:
+                disarm(when)
+                leave(token)
+
+        return timed
+
+
+def _virtual_sync(
+    clock: Any, seconds: float, name: str, call: AnyCall, args: Any, kwargs: Any
+) -> Any:
+    own = clock.monotonic() + seconds
+    token = _deadline.enter(own)
+    try:
+        result = call(*args, **kwargs)
+    except _deadline.DeadlineReached as reached:
+        if reached.when < own:
+            raise  # an enclosing deadline
+        raise TimeoutExceededError(name, seconds) from None
+    finally:
+        _deadline.leave(token)
+    if clock.monotonic() > own:
+        raise TimeoutExceededError(name, seconds)
+    return result
+
+
+async def _virtual_async(
+    clock: Any, seconds: float, name: str, call: AsyncCall, args: Any, kwargs: Any
+) -> Any:
+    own = clock.monotonic() + seconds
+    token = _deadline.enter(own)
+    try:
+        result = await call(*args, **kwargs)
+    except _deadline.DeadlineReached as reached:
+        if reached.when < own:
+            raise
+        raise TimeoutExceededError(name, seconds) from None
+    finally:
+        _deadline.leave(token)
+    if clock.monotonic() > own:
+        raise TimeoutExceededError(name, seconds)
+    return result

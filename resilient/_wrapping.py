@@ -1,0 +1,168 @@
+"""The one place that turns a stack of layers into a wrapper (and the only user of wrapt).
+
+A *layer* is one resilience step (a retry, a timeout...). ``apply`` composes layers into
+one chain of small closures when the decorator is applied, choosing the sync or async
+form once. Applying a layer to a function that is already wrapped does not wrap the
+wrapper: the new layer joins the existing stack and the chain is rebuilt around the
+original function, so N stacked decorators cost N steps and no extra wrapper.
+
+Plain functions, and the functions inside ``classmethod``/``staticmethod``, get the
+composed closure itself as their wrapper (the cheapest callable Python has, and it binds
+as a method like any function). Other callables (callable objects, builtins, partials,
+custom descriptors) are wrapped with ``wrapt.FunctionWrapper``, which preserves their
+binding behaviour at the price of about 0.4 µs per call.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from types import FunctionType
+from typing import Any, ClassVar, ParamSpec, TypeVar, overload
+
+import wrapt
+
+__all__ = ["Decorator", "Layer", "apply", "layers_of"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+AnyCall = Callable[..., Any]
+AsyncCall = Callable[..., Awaitable[Any]]
+
+
+class Layer(ABC):
+    """One resilience step, able to wrap a sync or an async call."""
+
+    __slots__ = ()
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+        """Return a new function that runs ``call`` under this layer."""
+
+    @abstractmethod
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+        """Return a new ``async def`` function that awaits ``call`` under this layer."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, object]:
+        """This layer's settings as plain data, ``{"layer": kind, ...}``."""
+
+    def __repr__(self) -> str:
+        settings = self.describe()
+        kind = settings.pop("layer")
+        body = " ".join(f"{key}={value!r}" for key, value in settings.items())
+        return f"<resilient.{kind} {body}>"
+
+
+class _Stack:
+    """What a wrapper remembers: the original callable and its layers, outermost first."""
+
+    __slots__ = ("layers", "target")
+
+    def __init__(self, target: AnyCall, layers: tuple[Layer, ...]) -> None:
+        self.target = target
+        self.layers = layers
+
+
+class Decorator:
+    """A configured resilient decorator: apply it to a function, method or callable."""
+
+    __slots__ = ("layer",)
+
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+
+    @overload
+    def __call__(self, fn: classmethod[T, P, R]) -> classmethod[T, P, R]: ...
+    @overload
+    def __call__(self, fn: staticmethod[P, R]) -> staticmethod[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
+    def __call__(self, fn: Any) -> Any:
+        return apply(self.layer, fn)
+
+    def __repr__(self) -> str:
+        return repr(self.layer)
+
+
+class _CallableWrapper(wrapt.FunctionWrapper[Any, Any]):
+    """wrapt's proxy for callables that are not plain functions; keeps their binding."""
+
+    _self_resilient_stack: _Stack
+
+
+def apply(layer: Layer, target: Any) -> Any:
+    """Wrap ``target`` with ``layer`` outermost, merging with an existing resilient stack."""
+    if isinstance(target, classmethod | staticmethod):
+        return type(target)(apply(layer, target.__func__))
+    stack = _stack_of(target)
+    if stack is not None:
+        return _build(stack.target, (layer, *stack.layers))
+    if not callable(target):
+        raise TypeError(f"resilient.{layer.kind} can only decorate a callable, not {target!r}")
+    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        raise TypeError(
+            f"resilient.{layer.kind} cannot decorate the generator function "
+            f"{_name_of(target)}: a generator's work happens after the call returns, "
+            "outside any retry, timeout or breaker; decorate a function that consumes it"
+        )
+    return _build(target, (layer,))
+
+
+def layers_of(fn: object) -> tuple[Layer, ...]:
+    """The layers wrapped around ``fn``, outermost first (empty if it is not wrapped)."""
+    if isinstance(fn, classmethod | staticmethod):
+        fn = fn.__func__
+    stack = _stack_of(getattr(fn, "__func__", fn))
+    return stack.layers if stack is not None else ()
+
+
+def _stack_of(target: object) -> _Stack | None:
+    if type(target) is _CallableWrapper:
+        return target._self_resilient_stack
+    if type(target) is FunctionType:
+        return target.__dict__.get("__resilient_stack__")
+    return None
+
+
+def _is_async(target: object) -> bool:
+    if inspect.iscoroutinefunction(target):
+        return True
+    call = getattr(type(target), "__call__", None)  # noqa: B004 - looking for async __call__
+    return not isinstance(target, FunctionType | type) and inspect.iscoroutinefunction(call)
+
+
+def _name_of(target: object) -> str:
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    return str(name) if name else repr(target)
+
+
+def _compose(layers: tuple[Layer, ...], call: AnyCall, is_async: bool, name: str) -> AnyCall:
+    for layer in reversed(layers):
+        call = layer.wrap_async(call, name) if is_async else layer.wrap_sync(call, name)
+    return call
+
+
+def _build(target: AnyCall, layers: tuple[Layer, ...]) -> Any:
+    is_async = _is_async(target)
+    name = _name_of(target)
+    chain = _compose(layers, target, is_async, name)
+    stack = _Stack(target, layers)
+    if type(target) is FunctionType:
+        functools.update_wrapper(chain, target)
+        chain.__dict__["__resilient_stack__"] = stack
+        return chain
+
+    def bound_call(wrapped: AnyCall, instance: object, args: Any, kwargs: Any) -> Any:
+        # wrapt hands over the bound callable when the target is a descriptor.
+        run = chain if wrapped is target else _compose(layers, wrapped, is_async, name)
+        return run(*args, **kwargs)
+
+    wrapper = _CallableWrapper(target, bound_call)
+    wrapper._self_resilient_stack = stack
+    return wrapper

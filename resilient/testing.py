@@ -1,0 +1,71 @@
+"""Helpers for testing code that uses resilient: virtual time and a clean slate.
+
+``FakeClock`` never waits: sleeps move its time forward at once and are recorded, and a
+sleep that reaches the current deadline stops there so the ``@timeout`` fires, which
+tests a 60 s delay under a 45 s budget instantly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import _config, _deadline, _validate
+from .typing import Clock
+
+__all__ = ["FakeClock", "reset", "use_clock"]
+
+
+class FakeClock:
+    """A clock that only moves when told to, or when something sleeps on it."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._lock = threading.Lock()
+        self.sleeps: list[float] = []
+        """Every sleep asked of this clock, in seconds, in order."""
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` (deadlines are not checked: nothing sleeps)."""
+        seconds = _validate.required_duration("seconds", seconds)
+        with self._lock:
+            self._now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        """Advance by ``seconds`` at once, stopping at the current deadline if it comes first."""
+        self.sleeps.append(seconds)
+        deadline = _deadline.current()
+        with self._lock:
+            if deadline is not None and self._now + seconds >= deadline:
+                self._now = max(self._now, deadline)
+                raise _deadline.DeadlineReached(deadline)
+            self._now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        """Like ``sleep``, and lets other tasks run once, as a real sleep would."""
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+    def __repr__(self) -> str:
+        return f"<FakeClock now={self._now:g} sleeps={len(self.sleeps)}>"
+
+
+@contextmanager
+def use_clock(clock: Clock) -> Iterator[Clock]:
+    """Install ``clock`` as the default for the block, then put the previous one back."""
+    previous = _config.state.clock
+    _config.configure(clock=clock)
+    try:
+        yield clock
+    finally:
+        _config.state.clock = previous
+
+
+def reset() -> None:
+    """Return every global of resilient (configuration, registries, sinks) to a fresh state."""
+    _config.reset()
