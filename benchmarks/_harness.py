@@ -279,7 +279,7 @@ class TimedScenario(Scenario):
                         continue  # failed in an earlier repeat
                     try:
                         row.repeats_ns.append(sample(looper, n))
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         row.status = _error(exc)
         finally:
             if loop is not None:
@@ -304,13 +304,13 @@ class TimedScenario(Scenario):
         except ImportError as exc:
             row.status = _error(exc) if impl.role == "ours" else "not installed"
             return None
-        except Exception as exc:  # noqa: BLE001 - report, never crash
+        except Exception as exc:  # report, never crash
             row.status = _error(exc)
             return None
         try:
             looper = async_looper(fn, loop) if loop else sync_looper(fn)
             return looper, calibrate(looper, opts.min_time)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             row.status = _error(exc)
             return None
 

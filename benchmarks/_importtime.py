@@ -17,6 +17,9 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     parts = [str(REPO_ROOT), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
+    # Measure imports as an installed package runs them: from cached bytecode. With
+    # PYTHONDONTWRITEBYTECODE set, a checkout would be compiled from source every time.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -57,9 +60,8 @@ def parse_importtime(stderr: str) -> float:
 
 def import_time_us(module: str) -> float:
     """Cumulative import time of ``module`` (µs) in a fresh interpreter."""
-    code = (
-        f"import sys; print({_MARKER!r}, file=sys.stderr, flush=True); import {module}"
-    )
+    _run(f"import {module}")  # warm-up: writes the bytecode cache
+    code = f"import sys; print({_MARKER!r}, file=sys.stderr, flush=True); import {module}"
     proc = _run(code, "-X", "importtime")
     if proc.returncode != 0:
         last = proc.stderr.strip().splitlines()[-1:] or ["failed"]
@@ -71,9 +73,7 @@ def import_time_us(module: str) -> float:
 
 def modules_imported_by(module: str, candidates: tuple[str, ...]) -> list[str] | str:
     """Which of ``candidates`` end up in ``sys.modules`` after ``import module``."""
-    code = (
-        f"import {module}, sys; print([m for m in {candidates!r} if m in sys.modules])"
-    )
+    code = f"import {module}, sys; print([m for m in {candidates!r} if m in sys.modules])"
     proc = _run(code)
     if proc.returncode != 0:
         return "error: " + (proc.stderr.strip().splitlines()[-1:] or ["failed"])[0]
@@ -91,30 +91,31 @@ class ImportTimeScenario(Scenario):
     notes: list[str] = field(default_factory=list)
 
     def run(self, opts: Options) -> ScenarioResult:
-        rows = [self._row(module, role, opts) for module, role in self.modules]
-        notes = list(self.notes)
-        ours = next((m for m, role in self.modules if role == "ours"), None)
+        """Alternate modules run by run (A, B, A, B, ...); keep each one's min."""
+        rows = [Row(module, role) for module, role in self.modules]
+        runs = max(1, opts.import_runs)
+        for _ in range(runs):
+            for row in rows:
+                if row.status == "ok":
+                    self._sample(row)
+        for row in rows:
+            if row.status == "ok" and row.repeats_ns:
+                row.ns = row.min_ns = min(row.repeats_ns)
+                row.n = 1
+        timed = ", ".join(f"{r.impl} {r.ns / 1e6:.2f} ms" for r in rows if r.ns)
+        notes = [f"min cumulative import time over {runs} interpreters: {timed}"]
+        ours = next((r.impl for r in rows if r.role == "ours"), None)
         if ours is not None and self.watch:
             found = modules_imported_by(ours, self.watch)
             notes.append(f"`import {ours}` also imports {list(self.watch)} -> {found}")
-        timed = ", ".join(f"{r.impl} {r.ns / 1e6:.2f} ms" for r in rows if r.ns)
-        runs = max(1, opts.import_runs)
-        notes.insert(0, f"min cumulative import time over {runs} interpreters: {timed}")
         target = self.target.evaluate(rows) if self.target else None
-        return ScenarioResult(self.name, rows, target, notes)
+        return ScenarioResult(self.name, rows, target, notes + self.notes)
 
-    def _row(self, module: str, role: Role, opts: Options) -> Row:
-        row = Row(module, role)
-        samples: list[float] = []
+    @staticmethod
+    def _sample(row: Row) -> None:
         try:
-            for _ in range(max(1, opts.import_runs)):
-                samples.append(import_time_us(module) * 1000.0)
+            row.repeats_ns.append(import_time_us(row.impl) * 1000.0)
         except ModuleNotFoundError as exc:
-            row.status = f"error: {exc}" if role == "ours" else "not installed"
-            return row
-        except Exception as exc:  # noqa: BLE001 - report, never crash
+            row.status = f"error: {exc}" if row.role == "ours" else "not installed"
+        except Exception as exc:  # report, never crash
             row.status = f"error: {type(exc).__name__}: {exc}"
-            return row
-        row.ns = row.min_ns = min(samples)
-        row.n, row.repeats_ns = 1, samples
-        return row

@@ -133,23 +133,21 @@ def _r2_tenacity() -> Fn:
 def _r2_backoff() -> Fn:
     import backoff
 
-    return backoff.on_exception(
-        backoff.constant, ValueError, max_tries=3, interval=0, jitter=None
-    )(make_flaky())
+    return backoff.on_exception(backoff.constant, ValueError, max_tries=3, interval=0, jitter=None)(
+        make_flaky()
+    )
 
 
 def _r2_stamina() -> Fn:
-    return _stamina().retry(
-        on=ValueError, attempts=3, wait_initial=0, wait_max=0, wait_jitter=0
-    )(make_flaky())
+    return _stamina().retry(on=ValueError, attempts=3, wait_initial=0, wait_max=0, wait_jitter=0)(
+        make_flaky()
+    )
 
 
 def _r2_pyresilience() -> Fn:
     from pyresilience import RetryConfig, resilient
 
-    config = RetryConfig(
-        max_attempts=3, delay=0.0, jitter=False, retry_on=(ValueError,)
-    )
+    config = RetryConfig(max_attempts=3, delay=0.0, jitter=False, retry_on=(ValueError,))
     return resilient(retry=config)(make_flaky())
 
 
@@ -201,9 +199,7 @@ def _s_timeout_only() -> Fn:
 def _s_retry_over_timeout() -> Fn:
     import resilient
 
-    return resilient.retry(attempts=3, initial_delay=0.0)(
-        resilient.timeout(10.0)(aplain)
-    )
+    return resilient.retry(attempts=3, initial_delay=0.0)(resilient.timeout(10.0)(aplain))
 
 
 def _s_retry_only() -> Fn:

@@ -41,31 +41,19 @@ FIRST_MODULES = ("foundation",)  # shown first; the rest alphabetically
 
 def discover() -> list[str]:
     names = sorted(
-        p.stem
-        for p in _HERE.glob("*.py")
-        if not p.stem.startswith("_") and p.stem != "run"
+        p.stem for p in _HERE.glob("*.py") if not p.stem.startswith("_") and p.stem != "run"
     )
-    return [n for n in FIRST_MODULES if n in names] + [
-        n for n in names if n not in FIRST_MODULES
-    ]
+    return [n for n in FIRST_MODULES if n in names] + [n for n in names if n not in FIRST_MODULES]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="fewer iterations (CI smoke)")
-    ap.add_argument(
-        "--only", metavar="SUBSTRING", help="run scenarios whose name contains this"
-    )
-    ap.add_argument(
-        "--json", metavar="PATH", type=Path, help="also write results as JSON"
-    )
+    ap.add_argument("--only", metavar="SUBSTRING", help="run scenarios whose name contains this")
+    ap.add_argument("--json", metavar="PATH", type=Path, help="also write results as JSON")
     ap.add_argument("--check", action="store_true", help="exit 1 if any target FAILs")
     ap.add_argument("--repeats", type=int, help="repeats per row (default 5, quick 3)")
-    ap.add_argument(
-        "--min-time", type=float, help="seconds per repeat (default 0.1, quick 0.01)"
-    )
+    ap.add_argument("--min-time", type=float, help="seconds per repeat (default 0.1, quick 0.01)")
     return ap.parse_args(argv)
 
 
@@ -148,7 +136,7 @@ def _versions(results: list[ScenarioResult]) -> dict[str, str]:
     if "resilient" not in found:
         try:
             found["resilient"] = str(importlib.import_module("resilient").__version__)
-        except Exception:  # noqa: BLE001
+        except Exception:
             found["resilient"] = "checkout"
     return found
 
@@ -158,14 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = make_options(args)
     for name in discover():
         importlib.import_module(name)
-    scenarios = [
-        s for s in REGISTRY if not args.only or args.only.lower() in s.name.lower()
-    ]
+    scenarios = [s for s in REGISTRY if not args.only or args.only.lower() in s.name.lower()]
     if not scenarios:
         known = ", ".join(repr(s.name) for s in REGISTRY)
-        print(
-            f"no scenario matches --only {args.only!r}; known: {known}", file=sys.stderr
-        )
+        print(f"no scenario matches --only {args.only!r}; known: {known}", file=sys.stderr)
         return 2
     mode = "quick" if args.quick else "full"
     print(
@@ -184,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     statuses = [r.target.status for r in results if r.target]
-    summary = {
-        s: statuses.count(s) for s in ("PASS", "FAIL", "SKIP", "INFO") if s in statuses
-    }
+    summary = {s: statuses.count(s) for s in ("PASS", "FAIL", "SKIP", "INFO") if s in statuses}
     versions = _versions(results)
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"targets: {summary or 'none'}; {len(results)} scenarios in {elapsed:.1f} s")

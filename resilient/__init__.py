@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from . import presets, testing
+from typing import TYPE_CHECKING, Any
+
+from . import presets
 from ._clock import SystemClock
 from ._config import Configuration, configuration, configure
 from ._deadline import remaining
@@ -33,3 +35,15 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from . import testing
+
+
+def __getattr__(name: str) -> Any:
+    # resilient.testing is only for tests: load it on first use, not on every import.
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,9 @@ __all__ = ["DeadlineReached", "current", "enter", "leave", "remaining"]
 
 _deadline: ContextVar[float | None] = ContextVar("resilient_deadline", default=None)
 
-current = _deadline.get
+current = get = _deadline.get
+set = _deadline.set
+reset = _deadline.reset
 
 
 def enter(when: float) -> Token[float | None]:

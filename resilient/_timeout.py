@@ -63,23 +63,28 @@ class _Timeout(Layer):
     def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
         seconds = self.seconds
         state = _config.state
-        enter, leave = _deadline.enter, _deadline.leave
+        # Inlined deadline bookkeeping: this path is measured against a bare asyncio.timeout.
+        get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
+        loop_timeout = asyncio.timeout
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
                 return await _virtual_async(clock, seconds, name, call, args, kwargs)
-            budget = asyncio.timeout(seconds)
-            token = enter(budget.when())  # type: ignore[arg-type]  # the loop's clock is monotonic
+            budget = loop_timeout(seconds)
             try:
                 async with budget:
-                    return await call(*args, **kwargs)
+                    when: float = budget.when()  # type: ignore[assignment]  # loop time: monotonic
+                    parent = get_deadline()
+                    token = set_deadline(when if parent is None or when < parent else parent)
+                    try:
+                        return await call(*args, **kwargs)
+                    finally:
+                        reset_deadline(token)
             except TimeoutError as error:
                 if budget.expired():
                     raise TimeoutExceededError(name, seconds) from error
                 raise
-            finally:
-                leave(token)
 
         return timed
 

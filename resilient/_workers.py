@@ -15,14 +15,12 @@ from _thread import allocate_lock
 from collections import deque
 from collections.abc import Callable
 from contextvars import Context
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["PoolStats", "WorkerPool"]
 
 
-@dataclass(frozen=True, slots=True)
-class PoolStats:
+class PoolStats(NamedTuple):
     """A snapshot of the pool: threads alive, idle among them, abandoned calls running."""
 
     max_workers: int

@@ -6,8 +6,7 @@ classes; this module holds the tables that several decorators read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import ClassVar, Final, NamedTuple
 
 from .exceptions import ConfigError
 
@@ -36,8 +35,7 @@ class Timeouts:
         return float(getattr(cls, name))
 
 
-@dataclass(frozen=True, slots=True)
-class ClientTimeout:
+class ClientTimeout(NamedTuple):
     """Recommended client timeouts for one kind of operation, in seconds."""
 
     operation: str
@@ -55,8 +53,7 @@ CLIENT_TIMEOUTS: Final = {
 """The seed's client table: connect / receive / total per operation."""
 
 
-@dataclass(frozen=True, slots=True)
-class BackendOperation:
+class BackendOperation(NamedTuple):
     """Recommended backend budget and how many failures open its circuit."""
 
     operation: str
