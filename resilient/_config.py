@@ -6,12 +6,18 @@ decorated before it ran.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._clock import SYSTEM_CLOCK
 from .exceptions import ConfigError
 from .typing import Clock
+
+if TYPE_CHECKING:
+    from ._emit import Emitter
+    from .metrics import MetricsSink
 
 __all__ = ["Configuration", "configuration", "configure", "on_reset", "reset", "state"]
 
@@ -21,18 +27,20 @@ class Configuration:
     """A snapshot of the defaults every decorator uses unless told otherwise."""
 
     clock: Clock = SYSTEM_CLOCK
-    metrics: object | None = None
+    metrics: MetricsSink | None = None
     store: object | None = None
 
 
 class _State:
     """The live defaults; one attribute read per call on the hot path."""
 
-    __slots__ = ("clock", "metrics", "store")
+    __slots__ = ("clock", "emit", "metrics", "now", "store")
 
     def __init__(self) -> None:
         self.clock: Clock = SYSTEM_CLOCK
-        self.metrics: object | None = None
+        self.now: Callable[[], float] = time.monotonic  # clock.monotonic, bound once
+        self.metrics: MetricsSink | None = None
+        self.emit: Emitter | None = None  # None: metrics off, decorators record nothing
         self.store: object | None = None
 
 
@@ -45,13 +53,27 @@ _UNSET: object = object()
 def configure(
     *, clock: Clock | None = None, metrics: object = _UNSET, store: object = _UNSET
 ) -> Configuration:
-    """Set the process-wide defaults; parameters left out keep their current value."""
+    """Set the process-wide defaults; parameters left out keep their current value.
+
+    ``metrics`` is a sink (``StatsdSink``, ``MemorySink``, ``NullSink``...), or ``None`` to
+    switch recording off entirely (the default: decorated calls then read no clock).
+    """
     if clock is not None:
         if not isinstance(clock, Clock):
             raise ConfigError("clock", clock, "an object with monotonic(), sleep() and asleep()")
         state.clock = clock
+        state.now = time.monotonic if clock is SYSTEM_CLOCK else clock.monotonic
     if metrics is not _UNSET:
+        from ._emit import Emitter
+        from .metrics import MetricsSink
+
+        if metrics is not None and not isinstance(metrics, MetricsSink):
+            raise ConfigError(
+                "metrics", metrics, "a sink with increment(), gauge(), timing() and flush()"
+            )
+
         state.metrics = metrics
+        state.emit = None if metrics is None else Emitter(metrics)
     if store is not _UNSET:
         state.store = store
     return configuration()
@@ -71,7 +93,9 @@ def on_reset(hook: Callable[[], None]) -> Callable[[], None]:
 def reset() -> None:
     """Return every global to a fresh state."""
     state.clock = SYSTEM_CLOCK
+    state.now = time.monotonic
     state.metrics = None
+    state.emit = None
     state.store = None
     for hook in _reset_hooks:
         hook()

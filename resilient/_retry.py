@@ -15,8 +15,11 @@ from random import random
 from typing import Any, ClassVar
 
 from . import _config, _deadline, _validate
+from ._emit import Emitter, emitter_for
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import CircuitOpenError, ConfigError
+from .metrics._names import RETRY_ATTEMPTS
+from .metrics._protocol import MetricsSink
 from .typing import ExceptionFilter, OnRetry, Seconds
 
 __all__ = ["RetryConfig", "retry"]
@@ -97,6 +100,7 @@ def retry(
     on_retry: OnRetry | None = None,
     stop: Callable[[Any], bool] | None = None,
     wait: Callable[[Any], float] | None = None,
+    metrics: MetricsSink | None = None,
 ) -> Decorator:
     """Call again when the call raises one of ``on`` (default: any ``Exception``).
 
@@ -105,7 +109,8 @@ def retry(
     and ``stop``/``wait`` take tenacity strategies (``stop`` replaces the attempt cap
     unless ``attempts`` is given too). ``on_retry(attempt, error, delay)`` runs before
     each wait. Never retried: an open circuit, cancellation, ``KeyboardInterrupt``,
-    ``SystemExit``, and any wait that would end past the current deadline.
+    ``SystemExit``, and any wait that would end past the current deadline. ``metrics``
+    overrides the configured sink for this function (``retry_attempts_total``).
     """
     if config is None:
         config = RetryConfig.standard
@@ -129,7 +134,9 @@ def retry(
     for name, hook in (("on_retry", on_retry), ("stop", stop), ("wait", wait)):
         _validate.optional_callable(name, hook)
     capped = stop is None or attempts is not None
-    return Decorator(_Retry(config, _retry_filter(on), on_retry, stop, wait, capped))
+    layer = _Retry(config, _retry_filter(on), on_retry, stop, wait, capped)
+    layer.emitter = emitter_for(metrics)
+    return Decorator(layer)
 
 
 def _retry_filter(on: object) -> Callable[[BaseException], bool] | _TenacityRetry:
@@ -155,7 +162,7 @@ class _TenacityRetry:
 
 
 class _Retry(Layer):
-    __slots__ = ("capped", "config", "on", "on_retry", "stop", "wait")
+    __slots__ = ("capped", "config", "emitter", "on", "on_retry", "stop", "wait")
     kind = "retry"
 
     def __init__(
@@ -173,6 +180,7 @@ class _Retry(Layer):
         self.stop = stop
         self.wait = wait
         self.capped = capped
+        self.emitter: Emitter | None = None
 
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, **dataclasses.asdict(self.config)}
@@ -252,6 +260,9 @@ class _Plan:
             self._give_up(error, f"{left:.3g}s before the deadline, short of a {delay:.3g}s wait")
         if layer.on_retry is not None:
             layer.on_retry(self.attempt, error, delay)
+        emit = layer.emitter or _config.state.emit
+        if emit is not None:
+            emit.increment(RETRY_ATTEMPTS, (("policy", self.name),))
         if state is not None:
             state.idle_for += delay
         return delay

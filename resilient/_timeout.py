@@ -17,9 +17,12 @@ from typing import Any, Literal
 
 from . import _alarm, _config, _deadline, _validate
 from ._clock import SYSTEM_CLOCK
+from ._emit import Emitter, emitter_for
 from ._workers import PoolStats, WorkerPool
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError, ResilienceError, TimeoutExceededError
+from .metrics._names import TIMEOUTS
+from .metrics._protocol import MetricsSink
 from .presets import Timeouts
 from .typing import Seconds
 
@@ -35,33 +38,46 @@ def timeout_pool_stats() -> PoolStats:
     return _pool.stats()
 
 
-def timeout(seconds: Seconds | str, *, strategy: Strategy = "thread") -> Decorator:
+def timeout(
+    seconds: Seconds | str, *, strategy: Strategy = "thread", metrics: MetricsSink | None = None
+) -> Decorator:
     """Fail a call with ``TimeoutExceededError`` once it runs past ``seconds``.
 
     ``seconds`` is a number, a ``timedelta`` or a preset name from ``Timeouts``
     (``"quick"``, ``"standard"``, ``"heavy"``, ``"ai_operation"``). ``strategy`` chooses
     how a sync call is bounded; async calls are always cancelled by the event loop.
+    ``metrics`` overrides the configured sink for this function (``timeouts_total``).
     """
     budget = Timeouts.get(seconds) if isinstance(seconds, str) else seconds
     budget = _validate.required_duration("seconds", budget, allow_zero=False)
     if strategy not in ("thread", "signal"):
         raise ConfigError("strategy", strategy, "'thread' or 'signal'")
-    return Decorator(_Timeout(budget, strategy))
+    layer = _Timeout(budget, strategy)
+    layer.emitter = emitter_for(metrics)
+    return Decorator(layer)
 
 
 class _Timeout(Layer):
-    __slots__ = ("seconds", "strategy")
+    __slots__ = ("emitter", "seconds", "strategy")
     kind = "timeout"
 
     def __init__(self, seconds: float, strategy: Strategy) -> None:
         self.seconds = seconds
         self.strategy = strategy
+        self.emitter: Emitter | None = None
+
+    def expired(self, name: str) -> TimeoutExceededError:
+        """The error for a call that ran out of time, counted in ``timeouts_total``."""
+        emit = self.emitter or _config.state.emit
+        if emit is not None:
+            emit.increment(TIMEOUTS, (("policy", name),))
+        return TimeoutExceededError(name, self.seconds)
 
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, "seconds": self.seconds, "strategy": self.strategy}
 
     def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
-        seconds = self.seconds
+        layer, seconds = self, self.seconds
         state = _config.state
         # Inlined deadline bookkeeping: this path is measured against a bare asyncio.timeout.
         get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
@@ -70,7 +86,7 @@ class _Timeout(Layer):
         async def timed(*args: Any, **kwargs: Any) -> Any:
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
-                return await _virtual_async(clock, seconds, name, call, args, kwargs)
+                return await _virtual_async(layer, clock, name, call, args, kwargs)
             budget = loop_timeout(seconds)
             try:
                 async with budget:
@@ -83,7 +99,7 @@ class _Timeout(Layer):
                         reset_deadline(token)
             except TimeoutError as error:
                 if budget.expired():
-                    raise TimeoutExceededError(name, seconds) from error
+                    raise layer.expired(name) from error
                 raise
 
         return timed
@@ -91,27 +107,27 @@ class _Timeout(Layer):
     def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         if self.strategy == "signal":
             return self._wrap_signal(call, name)
-        seconds = self.seconds
+        layer, seconds = self, self.seconds
         state = _config.state
         enter, leave, monotonic, run = _deadline.enter, _deadline.leave, time.monotonic, _pool.run
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
-                return _virtual_sync(clock, seconds, name, call, args, kwargs)
+                return _virtual_sync(layer, clock, name, call, args, kwargs)
             token = enter(monotonic() + seconds)
             try:
                 finished, result = run(copy_context(), call, args, kwargs, seconds)
             finally:
                 leave(token)
             if not finished:
-                raise TimeoutExceededError(name, seconds)
+                raise layer.expired(name)
             return result
 
         return timed
 
     def _wrap_signal(self, call: AnyCall, name: str) -> AnyCall:
-        seconds = self.seconds
+        layer, seconds = self, self.seconds
         state = _config.state
         enter, leave, arm, disarm = _deadline.enter, _deadline.leave, _alarm.arm, _alarm.disarm
         on_main_thread = _alarm.on_main_thread
@@ -119,7 +135,7 @@ class _Timeout(Layer):
         def timed(*args: Any, **kwargs: Any) -> Any:
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
-                return _virtual_sync(clock, seconds, name, call, args, kwargs)
+                return _virtual_sync(layer, clock, name, call, args, kwargs)
             if not on_main_thread():
                 raise ResilienceError(
                     f"timeout(strategy='signal') on {name} needs the main thread: signals "
@@ -132,7 +148,7 @@ class _Timeout(Layer):
             except _alarm.AlarmFired as fired:
                 if fired.when < when:
                     raise  # an enclosing alarm's deadline
-                raise TimeoutExceededError(name, seconds) from None
+                raise layer.expired(name) from None
             finally:
                 disarm(when)
                 leave(token)
@@ -141,36 +157,36 @@ class _Timeout(Layer):
 
 
 def _virtual_sync(
-    clock: Any, seconds: float, name: str, call: AnyCall, args: Any, kwargs: Any
+    layer: _Timeout, clock: Any, name: str, call: AnyCall, args: Any, kwargs: Any
 ) -> Any:
-    own = clock.monotonic() + seconds
+    own = clock.monotonic() + layer.seconds
     token = _deadline.enter(own)
     try:
         result = call(*args, **kwargs)
     except _deadline.DeadlineReached as reached:
         if reached.when < own:
             raise  # an enclosing deadline
-        raise TimeoutExceededError(name, seconds) from None
+        raise layer.expired(name) from None
     finally:
         _deadline.leave(token)
     if clock.monotonic() > own:
-        raise TimeoutExceededError(name, seconds)
+        raise layer.expired(name)
     return result
 
 
 async def _virtual_async(
-    clock: Any, seconds: float, name: str, call: AsyncCall, args: Any, kwargs: Any
+    layer: _Timeout, clock: Any, name: str, call: AsyncCall, args: Any, kwargs: Any
 ) -> Any:
-    own = clock.monotonic() + seconds
+    own = clock.monotonic() + layer.seconds
     token = _deadline.enter(own)
     try:
         result = await call(*args, **kwargs)
     except _deadline.DeadlineReached as reached:
         if reached.when < own:
             raise
-        raise TimeoutExceededError(name, seconds) from None
+        raise layer.expired(name) from None
     finally:
         _deadline.leave(token)
     if clock.monotonic() > own:
-        raise TimeoutExceededError(name, seconds)
+        raise layer.expired(name)
     return result

@@ -19,10 +19,13 @@ import functools
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from types import FunctionType
-from typing import Any, ClassVar, ParamSpec, TypeVar, overload
+from types import FunctionType, MethodType
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, overload
 
 import wrapt
+
+if TYPE_CHECKING:
+    from ._emit import Emitter
 
 __all__ = ["Decorator", "Layer", "apply", "layers_of"]
 
@@ -39,6 +42,8 @@ class Layer(ABC):
 
     __slots__ = ()
     kind: ClassVar[str]
+    emitter: Emitter | None = None
+    """Where this layer reports, when its decorator was given ``metrics=``."""
 
     @abstractmethod
     def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
@@ -102,7 +107,7 @@ def apply(layer: Layer, target: Any) -> Any:
         return type(target)(apply(layer, target.__func__))
     stack = _stack_of(target)
     if stack is not None:
-        return _build(stack.target, (layer, *stack.layers))
+        return _build(stack.target, (layer, *stack.layers), replaces=target)
     if not callable(target):
         raise TypeError(f"resilient.{layer.kind} can only decorate a callable, not {target!r}")
     if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
@@ -118,7 +123,14 @@ def layers_of(fn: object) -> tuple[Layer, ...]:
     """The layers wrapped around ``fn``, outermost first (empty if it is not wrapped)."""
     if isinstance(fn, classmethod | staticmethod):
         fn = fn.__func__
-    stack = _stack_of(getattr(fn, "__func__", fn))
+    stack = _stack_of(fn)
+    if stack is None:
+        # A method bound from a wrapper. Test the exact types: a wrapt proxy forwards
+        # ``__func__`` (and ``isinstance``) to what it wraps, e.g. a bound method.
+        if type(fn) is MethodType:
+            stack = _stack_of(fn.__func__)
+        elif type(fn) is wrapt.BoundFunctionWrapper:
+            stack = _stack_of(getattr(fn, "_self_parent", None))
     return stack.layers if stack is not None else ()
 
 
@@ -126,7 +138,11 @@ def _stack_of(target: object) -> _Stack | None:
     if type(target) is _CallableWrapper:
         return target._self_resilient_stack
     if type(target) is FunctionType:
-        return target.__dict__.get("__resilient_stack__")
+        stack: _Stack | None = target.__dict__.get("__resilient_stack__")
+        # functools.wraps copies __dict__, so another library's wrapper of a resilient
+        # function carries the stack too; only the chain built for it wraps its target.
+        if stack is not None and target.__dict__.get("__wrapped__") is stack.target:
+            return stack
     return None
 
 
@@ -138,8 +154,21 @@ def _is_async(target: object) -> bool:
 
 
 def _name_of(target: object) -> str:
+    """``module.qualname``: the default policy (and breaker) name of a function."""
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
-    return str(name) if name else repr(target)
+    if not name:
+        return repr(target)
+    module = getattr(target, "__module__", None)
+    return f"{module}.{name}" if module else str(name)
+
+
+def _observed(chain: AnyCall, layers: tuple[Layer, ...], is_async: bool, name: str) -> AnyCall:
+    """Add the one latency-recording step, outermost (see ``_observe``)."""
+    from ._observe import observe_async, observe_sync
+
+    override = next((layer.emitter for layer in layers if layer.emitter is not None), None)
+    tags = (("policy", name),)
+    return (observe_async if is_async else observe_sync)(chain, tags, override)  # type: ignore[no-any-return]
 
 
 def _compose(layers: tuple[Layer, ...], call: AnyCall, is_async: bool, name: str) -> AnyCall:
@@ -148,19 +177,24 @@ def _compose(layers: tuple[Layer, ...], call: AnyCall, is_async: bool, name: str
     return call
 
 
-def _build(target: AnyCall, layers: tuple[Layer, ...]) -> Any:
+def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> Any:
     is_async = _is_async(target)
     name = _name_of(target)
-    chain = _compose(layers, target, is_async, name)
+    chain = _observed(_compose(layers, target, is_async, name), layers, is_async, name)
     stack = _Stack(target, layers)
     if type(target) is FunctionType:
         functools.update_wrapper(chain, target)
+        if replaces is not None:
+            # Keep what was set on the wrapper this one replaces (marks, registrations...).
+            chain.__dict__.update(replaces.__dict__)
         chain.__dict__["__resilient_stack__"] = stack
         return chain
 
     def bound_call(wrapped: AnyCall, instance: object, args: Any, kwargs: Any) -> Any:
         # wrapt hands over the bound callable when the target is a descriptor.
-        run = chain if wrapped is target else _compose(layers, wrapped, is_async, name)
+        if wrapped is target:
+            return chain(*args, **kwargs)
+        run = _observed(_compose(layers, wrapped, is_async, name), layers, is_async, name)
         return run(*args, **kwargs)
 
     wrapper = _CallableWrapper(target, bound_call)

@@ -63,7 +63,7 @@ def use_clock(clock: Clock) -> Iterator[Clock]:
     try:
         yield clock
     finally:
-        _config.state.clock = previous
+        _config.configure(clock=previous)
 
 
 def reset() -> None:

@@ -9,6 +9,8 @@ import pytest
 import resilient
 from resilient.testing import FakeClock
 
+pytest_plugins = ("statsd_daemon",)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_globals() -> Iterator[None]:

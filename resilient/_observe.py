@@ -1,0 +1,51 @@
+"""The outermost step of every wrapped function: time the call for ``request_latency_ms``.
+
+One step per function, however many layers it has. With metrics off (the default) it
+is a single attribute check before the call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _config
+from ._emit import Emitter
+from .metrics._protocol import Tags
+
+__all__ = ["observe_async", "observe_sync"]
+
+
+def observe_sync(call: Any, tags: Tags, override: Emitter | None) -> Any:
+    state = _config.state
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        emit = override or state.emit
+        if emit is None:
+            return call(*args, **kwargs)
+        now = state.now
+        start = now()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            end = now()
+            emit.latency((end - start) * 1000.0, end, tags)
+
+    return observed
+
+
+def observe_async(call: Any, tags: Tags, override: Emitter | None) -> Any:
+    state = _config.state
+
+    async def observed(*args: Any, **kwargs: Any) -> Any:
+        emit = override or state.emit
+        if emit is None:
+            return await call(*args, **kwargs)
+        now = state.now
+        start = now()
+        try:
+            return await call(*args, **kwargs)
+        finally:
+            end = now()
+            emit.latency((end - start) * 1000.0, end, tags)
+
+    return observed

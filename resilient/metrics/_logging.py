@@ -1,0 +1,49 @@
+"""``LoggingSink``: a periodic summary of the metrics in the log, never a line per call."""
+
+from __future__ import annotations
+
+import logging
+
+from ._buffered import Batch, BufferedSink
+from ._protocol import Tags
+
+__all__ = ["LoggingSink"]
+
+
+def _label(name: str, tags: Tags) -> str:
+    return f"{name}{{{','.join(f'{k}={v}' for k, v in tags)}}}" if tags else name
+
+
+class LoggingSink(BufferedSink):
+    """Logs one summary line per ``flush_interval`` (default 60 s) when anything happened."""
+
+    def __init__(
+        self,
+        logger: logging.Logger | str = "resilient.metrics",
+        *,
+        level: int = logging.INFO,
+        flush_interval: float = 60.0,
+        max_buffer: int = 100_000,
+    ) -> None:
+        self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
+        self.level = level
+        super().__init__(
+            flush_interval=flush_interval, batch_size=max_buffer, max_buffer=max_buffer
+        )
+
+    def __repr__(self) -> str:
+        return f"LoggingSink({self.logger.name!r})"
+
+    def send(self, batch: Batch) -> None:
+        parts = [f"{_label(n, t)}={v:g}" for (n, t), v in sorted(batch.counters.items())]
+        parts += [f"{_label(n, t)}={v:g}" for (n, t), v in sorted(batch.gauges.items())]
+        grouped: dict[tuple[str, Tags], list[float]] = {}
+        for name, tags, ms in batch.timings:
+            grouped.setdefault((name, tags), []).append(ms)
+        for (name, tags), values in sorted(grouped.items()):
+            values.sort()
+            median = values[len(values) // 2]
+            parts.append(
+                f"{_label(name, tags)} n={len(values)} p50={median:.1f}ms max={values[-1]:.1f}ms"
+            )
+        self.logger.log(self.level, "metrics: %s", "; ".join(parts))

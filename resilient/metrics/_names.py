@@ -1,0 +1,58 @@
+"""Metric names, exactly as the seed design names them, plus resilient's own."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ACTIVE_REQUESTS",
+    "CALLS_REJECTED",
+    "CIRCUIT_BREAKER_OPENS",
+    "CLIENT_HTTP_ERRORS",
+    "COUNTERS",
+    "ERROR_COUNTERS",
+    "FALLBACKS_USED",
+    "GAUGES",
+    "METRICS_DROPPED",
+    "OPEN_CIRCUITS",
+    "PENDING_SYNC_ITEMS",
+    "REQUEST_LATENCY",
+    "RETRY_ATTEMPTS",
+    "STORE_ERRORS",
+    "SYNC_FAILURES",
+    "SYNC_SUCCESS",
+    "TIMEOUTS",
+    "TIMINGS",
+]
+
+CLIENT_HTTP_ERRORS: Final = "client_http_errors_total"
+SYNC_FAILURES: Final = "sync_failures_total"
+SYNC_SUCCESS: Final = "sync_success_total"
+CIRCUIT_BREAKER_OPENS: Final = "circuit_breaker_opens_total"
+RETRY_ATTEMPTS: Final = "retry_attempts_total"
+FALLBACKS_USED: Final = "fallbacks_used_total"
+REQUEST_LATENCY: Final = "request_latency_ms"
+ACTIVE_REQUESTS: Final = "active_requests"
+PENDING_SYNC_ITEMS: Final = "pending_sync_items"
+OPEN_CIRCUITS: Final = "open_circuits"
+TIMEOUTS: Final = "timeouts_total"
+CALLS_REJECTED: Final = "calls_rejected_total"
+STORE_ERRORS: Final = "store_errors_total"
+METRICS_DROPPED: Final = "metrics_dropped_total"
+
+COUNTERS: Final = (
+    CLIENT_HTTP_ERRORS,
+    SYNC_FAILURES,
+    SYNC_SUCCESS,
+    CIRCUIT_BREAKER_OPENS,
+    RETRY_ATTEMPTS,
+    FALLBACKS_USED,
+    TIMEOUTS,
+    CALLS_REJECTED,
+    STORE_ERRORS,
+    METRICS_DROPPED,
+)
+GAUGES: Final = (ACTIVE_REQUESTS, PENDING_SYNC_ITEMS, OPEN_CIRCUITS)
+TIMINGS: Final = (REQUEST_LATENCY,)
+ERROR_COUNTERS: Final = (CLIENT_HTTP_ERRORS, TIMEOUTS, SYNC_FAILURES)
+"""The counters whose increments count as errors in the health report."""

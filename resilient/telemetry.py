@@ -1,0 +1,221 @@
+"""The seed's telemetry: a sliding window of latencies and errors, and the health report.
+
+Every decorated call feeds the window while metrics are on (``resilient.configure(
+metrics=...)``); the ``record_*`` functions feed it by hand. ``generate_report`` reads it:
+
+- **critical**: any circuit breaker open;
+- **unhealthy**: more than 50 errors, or p95 latency above 2 s;
+- **degraded**: 10 to 50 errors, or p95 latency from 1 s to 2 s;
+- **healthy**: otherwise.
+
+"Errors" and "latency" cover the last ``window`` seconds (default 5 minutes), or the last
+``max_samples`` calls when more happened; errors are ``client_http_errors_total``,
+``timeouts_total`` and ``sync_failures_total``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from . import _config
+from .metrics._names import (
+    CLIENT_HTTP_ERRORS,
+    ERROR_COUNTERS,
+    FALLBACKS_USED,
+    REQUEST_LATENCY,
+    RETRY_ATTEMPTS,
+    SYNC_FAILURES,
+    TIMEOUTS,
+)
+from .metrics._protocol import Tags
+
+__all__ = [
+    "HealthStatus",
+    "TelemetryWindow",
+    "generate_report",
+    "record_fallback",
+    "record_http_error",
+    "record_request_latency",
+    "record_retry_attempt",
+    "window",
+]
+
+
+class HealthStatus:
+    """The four statuses of the seed, as plain strings (they go into JSON)."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    CRITICAL = "critical"
+
+
+_OPEN = ("open", "forced_open")
+_ERROR_KIND = {TIMEOUTS: "timeout", SYNC_FAILURES: "sync_failure"}
+
+
+class TelemetryWindow:
+    """Latency samples and error events of the recent past, bounded in memory."""
+
+    def __init__(self, seconds: float = 300.0, max_samples: int = 10_000) -> None:
+        self.seconds = seconds
+        self.latencies: deque[tuple[float, float]] = deque(maxlen=max_samples)
+        self.errors: deque[tuple[float, str, float]] = deque(maxlen=max_samples)
+        self.totals: dict[str, float] = {}
+        self.gauges: dict[tuple[str, Tags], float] = {}
+        self._lock = threading.Lock()
+
+    # The MetricsSink protocol, so the window can also be used as a sink on its own.
+
+    def increment(self, name: str, value: float = 1, tags: Tags = ()) -> None:
+        with self._lock:
+            self.totals[name] = self.totals.get(name, 0) + value
+        if name in ERROR_COUNTERS:
+            kind = dict(tags).get("type") or _ERROR_KIND.get(name, name)
+            self.errors.append((_config.state.now(), kind, value))
+
+    def gauge(self, name: str, value: float, tags: Tags = ()) -> None:
+        self.gauges[name, tags] = value
+
+    def timing(self, name: str, ms: float, tags: Tags = ()) -> None:
+        if name == REQUEST_LATENCY:
+            self.latencies.append((_config.state.now(), ms))
+
+    def flush(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        self.latencies.clear()
+        self.errors.clear()
+        self.totals.clear()
+        self.gauges.clear()
+
+
+window = TelemetryWindow()
+_config.on_reset(window.clear)
+
+_circuit_sources: list[Callable[[], dict[str, str]]] = []
+
+
+def add_circuit_source(source: Callable[[], dict[str, str]]) -> None:
+    """Register a function returning ``{breaker name: state}`` for the report."""
+    _circuit_sources.append(source)
+
+
+def _emit_counter(name: str, tags: Tags, value: float = 1) -> None:
+    emit = _config.state.emit
+    if emit is not None:
+        emit.increment(name, tags, value)
+    else:
+        window.increment(name, value, tags)
+
+
+def record_request_latency(endpoint: str, ms: float) -> None:
+    """Record one request's latency (the seed's ``recordRequestLatency``)."""
+    tags = (("endpoint", endpoint),)
+    emit = _config.state.emit
+    if emit is not None:
+        emit.latency(ms, _config.state.now(), tags)
+    else:
+        window.timing(REQUEST_LATENCY, ms, tags)
+
+
+def record_http_error(kind: str, endpoint: str = "") -> None:
+    """Count one HTTP error of ``kind`` (timeout, connect, 5xx, captive_portal...)."""
+    _emit_counter(CLIENT_HTTP_ERRORS, (("type", kind), ("endpoint", endpoint)))
+
+
+def record_retry_attempt(policy: str = "") -> None:
+    """Count one retry (not a first attempt)."""
+    _emit_counter(RETRY_ATTEMPTS, (("policy", policy),))
+
+
+def record_fallback(policy: str = "") -> None:
+    """Count one fallback answer."""
+    _emit_counter(FALLBACKS_USED, (("policy", policy),))
+
+
+def _percentile(ordered: list[float], fraction: float) -> float | None:
+    if not ordered:
+        return None
+    rank = max(0, min(len(ordered) - 1, int(fraction * len(ordered) + 0.999999) - 1))
+    return ordered[rank]
+
+
+def _circuits() -> dict[str, str]:
+    states: dict[str, str] = {}
+    for source in _circuit_sources:
+        states.update(source())
+    return states
+
+
+def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
+    """A JSON-serialisable health report with the seed's status rules.
+
+    ``services`` names breakers whose state the report should list (all known ones when
+    omitted); an open breaker anywhere makes the status critical.
+    """
+    now = _config.state.now()
+    since = now - window.seconds
+    latencies = sorted(ms for at, ms in list(window.latencies) if at >= since)
+    errors_by_type: dict[str, float] = {}
+    for at, kind, value in list(window.errors):
+        if at >= since:
+            errors_by_type[kind] = errors_by_type.get(kind, 0) + value
+    total_errors = sum(errors_by_type.values())
+    p95 = _percentile(latencies, 0.95)
+    circuits = _circuits()
+    open_circuits = sorted(name for name, state in circuits.items() if state in _OPEN)
+    status, reason = _status(total_errors, p95, open_circuits)
+    wanted = list(services) if services is not None else sorted(circuits)
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "window_seconds": window.seconds,
+        "summary": {
+            "health_status": status,
+            "reason": reason,
+            "total_errors": total_errors,
+            "latency_p95_ms": p95,
+            "open_circuits": len(open_circuits),
+            "requests": len(latencies),
+        },
+        "latency_ms": {
+            "count": len(latencies),
+            "p50": _percentile(latencies, 0.50),
+            "p95": p95,
+            "p99": _percentile(latencies, 0.99),
+            "max": latencies[-1] if latencies else None,
+        },
+        "errors_by_type": errors_by_type,
+        "open_circuits": open_circuits,
+        "services": {name: circuits.get(name, "unknown") for name in wanted},
+        "counters": dict(window.totals),
+        "gauges": {
+            name + "".join(f",{k}={v}" for k, v in tags): value
+            for (name, tags), value in list(window.gauges.items())
+        },
+        "uptime_seconds": round(time.monotonic() - _STARTED, 3),
+    }
+
+
+_STARTED = time.monotonic()
+
+
+def _status(errors: float, p95: float | None, open_circuits: list[str]) -> tuple[str, str]:
+    latency = p95 or 0.0
+    if open_circuits:
+        return HealthStatus.CRITICAL, f"circuit open: {', '.join(open_circuits)}"
+    if errors > 50:
+        return HealthStatus.UNHEALTHY, f"{errors:g} errors > 50"
+    if latency > 2000:
+        return HealthStatus.UNHEALTHY, f"p95 latency {latency:g} ms > 2000 ms"
+    if errors >= 10:
+        return HealthStatus.DEGRADED, f"{errors:g} errors (10 to 50)"
+    if latency >= 1000:
+        return HealthStatus.DEGRADED, f"p95 latency {latency:g} ms (1000 to 2000 ms)"
+    return HealthStatus.HEALTHY, "fewer than 10 errors, p95 latency under 1 s, no open circuit"

@@ -1,0 +1,129 @@
+"""What each decorator reports through the configured sink."""
+
+from __future__ import annotations
+
+import pytest
+
+import resilient
+from resilient.metrics import MemorySink
+from resilient.testing import FakeClock
+
+
+@pytest.fixture
+def sink() -> MemorySink:
+    memory = MemorySink()
+    resilient.configure(metrics=memory)
+    return memory
+
+
+def test_retry_counts_retries_not_first_attempts(clock: FakeClock, sink: MemorySink) -> None:
+    """Two failures then a success: two retries, one latency sample for the whole call."""
+    calls = 0
+
+    @resilient.retry(initial_delay=0)
+    def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError
+        return "ok"
+
+    flaky()
+    name = f"{__name__}.{flaky.__qualname__}"
+    assert sink.counter("retry_attempts_total", policy=name) == 2
+    assert len(sink.timings("request_latency_ms", policy=name)) == 1
+
+
+def test_success_records_latency_only(clock: FakeClock, sink: MemorySink) -> None:
+    """A clean call makes one timing and no counter."""
+
+    @resilient.retry()
+    def fine() -> int:
+        clock.advance(0.25)
+        return 1
+
+    fine()
+    assert sink.timings("request_latency_ms") == [250.0]
+    assert sink.series().keys() == {"request_latency_ms"}
+
+
+def test_stacked_decorators_record_latency_once(clock: FakeClock, sink: MemorySink) -> None:
+    """One call through three layers is one latency sample."""
+
+    @resilient.retry()
+    @resilient.timeout(5)
+    @resilient.retry()
+    def fine() -> int:
+        return 1
+
+    fine()
+    assert len(sink.timings("request_latency_ms")) == 1
+
+
+def test_timeouts_are_counted(clock: FakeClock, sink: MemorySink) -> None:
+    """Every expired budget adds to timeouts_total."""
+
+    @resilient.timeout(1)
+    def stuck() -> None:
+        clock.sleep(5)
+
+    for _ in range(3):
+        with pytest.raises(resilient.TimeoutExceededError):
+            stuck()
+    assert sink.counter("timeouts_total") == 3
+
+
+async def test_async_calls_report_too(clock: FakeClock, sink: MemorySink) -> None:
+    """The async forms report the same metrics."""
+
+    @resilient.retry(initial_delay=0, attempts=2)
+    @resilient.timeout(1)
+    async def stuck() -> None:
+        await clock.asleep(5)
+
+    with pytest.raises(resilient.TimeoutExceededError):
+        await stuck()
+    assert sink.counter("timeouts_total") == 2
+    assert sink.counter("retry_attempts_total") == 1
+    assert sink.timings("request_latency_ms") == [2000.0]
+
+
+def test_per_decorator_sink_overrides_the_configured_one(clock: FakeClock, sink: MemorySink) -> None:
+    """metrics= on a decorator sends that function's metrics elsewhere."""
+    own = MemorySink()
+
+    @resilient.retry(initial_delay=0, attempts=2, metrics=own)
+    def flaky(state: list[int] = []) -> None:  # noqa: B006 - call counter
+        state.append(1)
+        if len(state) == 1:
+            raise ValueError
+
+    flaky()
+    assert own.counter("retry_attempts_total") == 1
+    assert len(own.timings("request_latency_ms")) == 1
+    assert sink.counter("retry_attempts_total") == 0
+
+
+def test_metrics_off_records_nothing(clock: FakeClock) -> None:
+    """With metrics=None (the default) decorated calls report nothing at all."""
+    resilient.configure(metrics=None)
+
+    @resilient.retry(initial_delay=0, attempts=2)
+    def flaky(state: list[int] = []) -> None:  # noqa: B006 - call counter
+        state.append(1)
+        if len(state) == 1:
+            raise ValueError
+
+    flaky()
+    assert resilient.telemetry.window.latencies == type(resilient.telemetry.window.latencies)()
+    assert resilient.telemetry.generate_report()["counters"] == {}
+
+
+def test_gauges_report_their_value_when_a_sink_is_installed(clock: FakeClock) -> None:
+    """A gauge set before a sink was configured is sent to it at once."""
+    first = MemorySink()
+    resilient.configure(metrics=first)
+    resilient.telemetry.window.gauge("pending_sync_items", 4, ())
+    second = MemorySink()
+    resilient.configure(metrics=second)
+    assert second.gauge_value("pending_sync_items") == 4

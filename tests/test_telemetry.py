@@ -1,0 +1,124 @@
+"""The health report: the seed's status rules at every boundary, over a sliding window."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+import resilient
+from resilient import telemetry
+from resilient._logs import ErrorDigest
+from resilient.metrics import MemorySink
+from resilient.testing import FakeClock
+
+
+def errors(count: int) -> None:
+    for _ in range(count):
+        telemetry.record_http_error("timeout", "/api/ai")
+
+
+@pytest.mark.parametrize(
+    ("count", "status"), [(0, "healthy"), (9, "healthy"), (10, "degraded"), (50, "degraded"), (51, "unhealthy")]
+)
+def test_error_count_boundaries(clock: FakeClock, count: int, status: str) -> None:
+    """9 errors are healthy, 10 to 50 degraded, 51 unhealthy."""
+    errors(count)
+    report = telemetry.generate_report()
+    assert report["summary"]["health_status"] == status
+    assert report["summary"]["total_errors"] == count
+
+
+@pytest.mark.parametrize(
+    ("ms", "status"),
+    [(999, "healthy"), (1000, "degraded"), (2000, "degraded"), (2001, "unhealthy")],
+)
+def test_latency_boundaries(clock: FakeClock, ms: float, status: str) -> None:
+    """p95 under 1 s is healthy, 1 to 2 s degraded, over 2 s unhealthy."""
+    for _ in range(20):
+        telemetry.record_request_latency("/api/users", ms)
+    report = telemetry.generate_report()
+    assert report["summary"]["health_status"] == status
+    assert report["latency_ms"]["p95"] == ms
+
+
+def test_p95_ignores_the_slowest_five_percent(clock: FakeClock) -> None:
+    """One slow request in a hundred does not make the service degraded."""
+    for _ in range(99):
+        telemetry.record_request_latency("/api", 100)
+    telemetry.record_request_latency("/api", 5000)
+    report = telemetry.generate_report()
+    assert report["summary"]["health_status"] == "healthy"
+    assert report["latency_ms"]["max"] == 5000
+    assert report["latency_ms"]["p99"] == 100
+
+
+def test_one_open_circuit_is_critical(clock: FakeClock) -> None:
+    """Any open breaker makes the status critical, whatever the other figures."""
+    telemetry.add_circuit_source(lambda: {"ai-service": "open", "db": "closed"})
+    try:
+        report = telemetry.generate_report(["ai-service"])
+    finally:
+        telemetry._circuit_sources.pop()
+    assert report["summary"]["health_status"] == "critical"
+    assert report["open_circuits"] == ["ai-service"]
+    assert report["services"] == {"ai-service": "open"}
+
+
+def test_the_window_slides(clock: FakeClock) -> None:
+    """Errors older than the window no longer count."""
+    errors(60)
+    assert telemetry.generate_report()["summary"]["health_status"] == "unhealthy"
+    clock.advance(299)
+    errors(5)
+    assert telemetry.generate_report()["summary"]["total_errors"] == 65
+    clock.advance(2)
+    report = telemetry.generate_report()
+    assert report["summary"]["total_errors"] == 5
+    assert report["summary"]["health_status"] == "healthy"
+
+
+def test_report_is_json_and_says_why(clock: FakeClock) -> None:
+    """The report serialises to JSON and names the rule that decided."""
+    errors(12)
+    report = json.loads(json.dumps(telemetry.generate_report()))
+    assert report["errors_by_type"] == {"timeout": 12}
+    assert "12 errors" in report["summary"]["reason"]
+
+
+def test_decorated_calls_feed_the_window(clock: FakeClock) -> None:
+    """With metrics on, every decorated call's latency reaches the report."""
+    resilient.configure(metrics=MemorySink())
+
+    @resilient.timeout(10)
+    def slow() -> None:
+        clock.sleep(1.5)
+
+    for _ in range(3):
+        slow()
+    report = telemetry.generate_report()
+    assert report["latency_ms"]["count"] == 3
+    assert report["latency_ms"]["p50"] == 1500
+    assert report["summary"]["health_status"] == "degraded"
+
+
+def test_digest_folds_repeats_and_says_when_they_stop(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """First error logged at once, repeats counted into one line, then a recovery line."""
+    digest = ErrorDigest(window=60)
+    with caplog.at_level(logging.WARNING, logger="resilient"):
+        for _ in range(100):
+            digest.report("store error", "breaker ai", "connection refused")
+        assert len(caplog.records) == 1
+        clock.advance(61)
+        digest.tick()
+        clock.advance(61)
+        digest.tick()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "breaker ai: store error: connection refused",
+        "breaker ai: store error: 99 more in the last 60s; latest: connection refused",
+        "breaker ai: store error: recovered (none in the last 60s)",
+    ]
