@@ -30,6 +30,7 @@ from .metrics._names import (
     REQUEST_LATENCY,
     RETRY_ATTEMPTS,
     SYNC_FAILURES,
+    SYNC_SUCCESS,
     TIMEOUTS,
 )
 from .metrics._protocol import Tags
@@ -42,6 +43,8 @@ __all__ = [
     "record_http_error",
     "record_request_latency",
     "record_retry_attempt",
+    "record_sync",
+    "set_gauge",
     "window",
 ]
 
@@ -138,6 +141,21 @@ def record_retry_attempt(policy: str = "") -> None:
 def record_fallback(policy: str = "") -> None:
     """Count one fallback answer."""
     _emit_counter(FALLBACKS_USED, (("policy", policy),))
+
+
+def record_sync(success: bool, items: int = 1) -> None:
+    """Count items an offline queue synced (``sync_success_total``) or failed to."""
+    _emit_counter(SYNC_SUCCESS if success else SYNC_FAILURES, (), items)
+
+
+def set_gauge(name: str, value: float, **tags: str) -> None:
+    """Set a gauge such as ``pending_sync_items`` or ``active_requests``."""
+    labels = tuple(tags.items())
+    emit = _config.state.emit
+    if emit is not None:
+        emit.gauge(name, value, labels)
+    else:
+        window.gauge(name, value, labels)
 
 
 def _percentile(ordered: list[float], fraction: float) -> float | None:

@@ -122,3 +122,18 @@ def test_digest_folds_repeats_and_says_when_they_stop(
         "breaker ai: store error: 99 more in the last 60s; latest: connection refused",
         "breaker ai: store error: recovered (none in the last 60s)",
     ]
+
+
+def test_sync_and_gauges_reach_the_sink(clock: FakeClock) -> None:
+    """record_sync and set_gauge go through the configured sink and into the report."""
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+    telemetry.record_sync(success=True, items=3)
+    telemetry.record_sync(success=False)
+    telemetry.set_gauge("pending_sync_items", 7)
+    assert sink.counter("sync_success_total") == 3
+    assert sink.counter("sync_failures_total") == 1
+    assert sink.gauge_value("pending_sync_items") == 7
+    report = telemetry.generate_report()
+    assert report["errors_by_type"] == {"sync_failure": 1}
+    assert report["gauges"] == {"pending_sync_items": 7}
