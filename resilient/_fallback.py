@@ -1,0 +1,341 @@
+"""``@fallback``: answer from somewhere else when the call fails.
+
+The happy path is the call inside ``try``; a cache of last good results (when asked for)
+adds one store per success. On failure the sources are tried in order: the cached result
+for the same arguments, then each fallback value or callable. The caller learns what
+answered through ``resilient.last_fallback()``, the ``FallbackUsed`` event and
+``fallbacks_used_total``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable, Hashable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from . import _config, _validate
+from ._emit import Emitter, emitter_for
+from ._events import dispatch, hub
+from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
+from .exceptions import ConfigError
+from .metrics._names import FALLBACKS_USED
+from .metrics._protocol import MetricsSink
+from .typing import ExceptionFilter
+
+__all__ = [
+    "FallbackCache",
+    "FallbackResponses",
+    "FallbackUsed",
+    "fallback",
+    "last_fallback",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackUsed:
+    """A fallback answered instead of the function.
+
+    ``source`` is ``"cache"`` (the last good result for the same arguments, ``age``
+    seconds old) or the position of the fallback that answered (``"fallback[0]"``...).
+    ``error`` is the exception that triggered it (``None`` when ``when=`` rejected the
+    result).
+    """
+
+    policy: str
+    source: str
+    error: BaseException | None
+    age: float | None = None
+
+
+_last: ContextVar[FallbackUsed | None] = ContextVar("resilient_last_fallback", default=None)
+
+
+def last_fallback() -> FallbackUsed | None:
+    """What answered the most recent fallback-guarded call in this context, if a fallback did.
+
+    Reset to ``None`` by every guarded call that the function itself answered.
+    """
+    return _last.get()
+
+
+class FallbackResponses:
+    """Canned answers for AI features (the seed's ``AIFallbackResponses``); assign to override."""
+
+    hint: ClassVar[str] = (
+        "Hints are taking a break right now. Re-read the question, look back at the "
+        "lesson's worked example, or ask your teacher."
+    )
+    explanation: ClassVar[str] = (
+        "The explanation service is unavailable at the moment. Your lesson materials "
+        "cover this topic, and you can try again in a few minutes."
+    )
+    generic: ClassVar[str] = "This feature is temporarily unavailable. Please try again soon."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FallbackCache:
+    """Keep the last good result per arguments: at most ``maxsize``, for ``ttl`` seconds."""
+
+    maxsize: int = 1024
+    ttl: float = 300.0
+
+    def __post_init__(self) -> None:
+        _validate.integer("maxsize", self.maxsize, minimum=1)
+        object.__setattr__(
+            self, "ttl", _validate.required_duration("ttl", self.ttl, allow_zero=False)
+        )
+
+
+class _Source:
+    """One fallback: a value, or a callable given the call's arguments (and the error)."""
+
+    __slots__ = ("is_async", "takes_error", "value")
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+        self.is_async = callable(value) and inspect.iscoroutinefunction(value)
+        self.takes_error = callable(value) and _accepts_error(value)
+
+    def call(self, args: Any, kwargs: Any, error: BaseException | None) -> Any:
+        if not callable(self.value):
+            return self.value
+        if self.takes_error:
+            return self.value(*args, **kwargs, error=error)
+        return self.value(*args, **kwargs)
+
+
+def _accepts_error(fn: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    found = parameters.get("error")
+    return found is not None and found.kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
+
+
+def fallback(
+    *values: object,
+    on: ExceptionFilter = Exception,
+    when: Callable[[Any], bool] | None = None,
+    cache: bool | FallbackCache = False,
+    key: Callable[..., Hashable] | None = None,
+    metrics: MetricsSink | None = None,
+) -> Decorator:
+    """Answer with a fallback when the call raises one of ``on`` (or ``when(result)`` is true).
+
+    Each of ``values`` is a static value or a callable receiving the call's arguments
+    (plus ``error=`` when it has such a parameter); they are tried in order until one
+    answers. ``cache=True`` (or a ``FallbackCache``) answers first with the last good
+    result for the same arguments (``key(*args, **kwargs)`` when they are not hashable).
+    ``KeyboardInterrupt``, ``SystemExit``, cancellation and ``GeneratorExit`` always pass.
+    """
+    if not values and not cache:
+        raise ConfigError("values", values, "at least one fallback value, callable or cache=True")
+    catch = _catch_types(on)
+    _validate.optional_callable("when", when)
+    _validate.optional_callable("key", key)
+    if cache is True:
+        cache = FallbackCache()
+    elif cache is not False and not isinstance(cache, FallbackCache):
+        raise ConfigError("cache", cache, "True, False or a FallbackCache")
+    layer = _Fallback(tuple(_Source(v) for v in values), catch, when, cache or None, key)
+    layer.emitter = emitter_for(metrics)
+    return Decorator(layer)
+
+
+def _catch_types(on: object) -> tuple[type[Exception], ...] | Callable[[BaseException], bool]:
+    if isinstance(on, type) and issubclass(on, BaseException):
+        on = (on,)
+    if isinstance(on, tuple) and on and all(isinstance(t, type) for t in on):
+        if not all(issubclass(t, Exception) for t in on):
+            raise ConfigError(
+                "on", on, "Exception subclasses (interrupts, exits and cancellation always pass)"
+            )
+        return on
+    return _validate.exception_filter("on", on)
+
+
+class _Cache:
+    """cachetools' TTL cache on the configured clock, behind a lock (it is not thread-safe)."""
+
+    __slots__ = ("entries", "key", "lock")
+
+    def __init__(self, config: FallbackCache, key: Callable[..., Hashable] | None) -> None:
+        from cachetools import TTLCache
+
+        self.entries: TTLCache[Hashable, tuple[Any, float]] = TTLCache(
+            config.maxsize, config.ttl, timer=lambda: _config.state.now()
+        )
+        self.lock = threading.Lock()
+        self.key = key
+
+    def key_of(self, name: str, args: Any, kwargs: Any) -> Hashable:
+        if self.key is not None:
+            return self.key(*args, **kwargs)
+        found = (args, tuple(sorted(kwargs.items()))) if kwargs else args
+        try:
+            hash(found)
+        except TypeError:
+            raise TypeError(
+                f"fallback(cache=...) on {name} needs hashable arguments; "
+                "pass key=a function of the arguments returning a hashable key"
+            ) from None
+        return found
+
+    def put(self, name: str, args: Any, kwargs: Any, result: Any) -> None:
+        entry = self.key_of(name, args, kwargs)
+        with self.lock:
+            self.entries[entry] = (result, _config.state.now())
+
+    def get(self, name: str, args: Any, kwargs: Any) -> tuple[Any, float] | None:
+        entry = self.key_of(name, args, kwargs)
+        with self.lock:
+            return self.entries.get(entry)
+
+
+class _Fallback(Layer):
+    __slots__ = ("cache", "catch", "config", "emitter", "key", "sources", "when")
+    kind = "fallback"
+
+    def __init__(
+        self,
+        sources: tuple[_Source, ...],
+        catch: tuple[type[Exception], ...] | Callable[[BaseException], bool],
+        when: Callable[[Any], bool] | None,
+        cache: FallbackCache | None,
+        key: Callable[..., Hashable] | None,
+    ) -> None:
+        self.sources = sources
+        self.catch = catch
+        self.when = when
+        self.config = cache
+        self.key = key
+        self.emitter: Emitter | None = None
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "layer": self.kind,
+            "fallbacks": [s.value for s in self.sources],
+            "on": self.catch if isinstance(self.catch, tuple) else repr(self.catch),
+            "when": self.when,
+            "cache": self.config,
+        }
+
+    def _types(self) -> tuple[type[Exception], ...]:
+        return self.catch if isinstance(self.catch, tuple) else (Exception,)
+
+    def _wanted(self, error: Exception) -> bool:
+        return isinstance(self.catch, tuple) or self.catch(error)
+
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+        if any(source.is_async for source in self.sources):
+            raise ConfigError("values", [s.value for s in self.sources], "sync callables for a def")
+        types, when, layer = self._types(), self.when, self
+        cache = _Cache(self.config, self.key) if self.config else None
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = call(*args, **kwargs)
+            except types as error:
+                if not layer._wanted(error):
+                    raise
+                return layer._recover_sync(name, cache, args, kwargs, error)
+            if when is not None and when(result):
+                return layer._recover_sync(name, cache, args, kwargs, None, result)
+            if cache is not None:
+                cache.put(name, args, kwargs, result)
+            _last.set(None)
+            return result
+
+        return guarded
+
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+        types, when, layer = self._types(), self.when, self
+        cache = _Cache(self.config, self.key) if self.config else None
+
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = await call(*args, **kwargs)
+            except types as error:
+                if not layer._wanted(error):
+                    raise
+                return await layer._recover_async(name, cache, args, kwargs, error)
+            if when is not None and when(result):
+                return await layer._recover_async(name, cache, args, kwargs, None, result)
+            if cache is not None:
+                cache.put(name, args, kwargs, result)
+            _last.set(None)
+            return result
+
+        return guarded
+
+    def _recover_sync(
+        self,
+        name: str,
+        cache: _Cache | None,
+        args: Any,
+        kwargs: Any,
+        error: Exception | None,
+        rejected: Any = None,
+    ) -> Any:
+        if cache is not None and (hit := cache.get(name, args, kwargs)) is not None:
+            return self._used(name, "cache", error, hit[0], _config.state.now() - hit[1])
+        failures: list[str] = []
+        for index, source in enumerate(self.sources):
+            try:
+                answer = source.call(args, kwargs, error)
+            except Exception as failure:
+                failures.append(f"fallback[{index}]: {type(failure).__name__}: {failure}")
+                continue
+            return self._used(name, f"fallback[{index}]", error, answer)
+        return self._give_up(name, error, failures, rejected)
+
+    async def _recover_async(
+        self,
+        name: str,
+        cache: _Cache | None,
+        args: Any,
+        kwargs: Any,
+        error: Exception | None,
+        rejected: Any = None,
+    ) -> Any:
+        if cache is not None and (hit := cache.get(name, args, kwargs)) is not None:
+            return self._used(name, "cache", error, hit[0], _config.state.now() - hit[1])
+        failures: list[str] = []
+        for index, source in enumerate(self.sources):
+            try:
+                answer = source.call(args, kwargs, error)
+                if source.is_async:
+                    answer = await answer
+            except Exception as failure:
+                failures.append(f"fallback[{index}]: {type(failure).__name__}: {failure}")
+                continue
+            return self._used(name, f"fallback[{index}]", error, answer)
+        return self._give_up(name, error, failures, rejected)
+
+    def _used(
+        self, name: str, source: str, error: Exception | None, answer: Any, age: float | None = None
+    ) -> Any:
+        event = FallbackUsed(name, source, error, age)
+        _last.set(event)
+        emit = self.emitter or _config.state.emit
+        if emit is not None:
+            emit.increment(FALLBACKS_USED, (("policy", name),))
+        if hub.active:
+            dispatch((), (event,))  # type: ignore[arg-type]  # listeners take any event
+        return answer
+
+    def _give_up(
+        self, name: str, error: Exception | None, failures: list[str], rejected: Any
+    ) -> Any:
+        if error is None:
+            return rejected  # no fallback could answer: the rejected result is all there is
+        for line in failures:
+            error.add_note(f"resilient.fallback on {name}: {line}")
+        raise error
