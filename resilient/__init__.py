@@ -5,30 +5,59 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import presets
+from ._breaker import CircuitBreaker
+from ._breaker_config import BreakerConfig
+from ._breaker_layer import breaker
+from ._circuit import BreakerMode, BreakerState
 from ._clock import SystemClock
 from ._config import Configuration, configuration, configure
 from ._deadline import remaining
+from ._events import add_listener, remove_listener
+from ._firing import FiringBreaker, create_circuit_breaker
+from ._registry import CircuitBreakerRegistry, get_breaker
 from ._retry import RetryConfig, retry
 from ._timeout import timeout, timeout_pool_stats
 from ._workers import PoolStats
 from .exceptions import CircuitOpenError, ConfigError, ResilienceError, TimeoutExceededError
 from .presets import Timeouts
+from .stores import MemoryStore
 
 __all__ = [
+    "BreakerClosed",
+    "BreakerConfig",
+    "BreakerDisabled",
+    "BreakerEvent",
+    "BreakerForcedOpen",
+    "BreakerHalfOpened",
+    "BreakerMode",
+    "BreakerOpened",
+    "BreakerState",
+    "CallRecorded",
+    "CallRejected",
+    "CircuitBreaker",
+    "CircuitBreakerRegistry",
     "CircuitOpenError",
     "ConfigError",
     "Configuration",
+    "FiringBreaker",
+    "MemoryStore",
     "PoolStats",
     "ResilienceError",
     "RetryConfig",
     "SystemClock",
     "TimeoutExceededError",
     "Timeouts",
+    "add_listener",
+    "breaker",
     "configuration",
     "configure",
+    "create_circuit_breaker",
+    "get_breaker",
     "presets",
     "remaining",
+    "remove_listener",
     "retry",
+    "stores",
     "testing",
     "timeout",
     "timeout_pool_stats",
@@ -38,6 +67,31 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from . import testing
+    from ._breaker_events import (
+        BreakerClosed,
+        BreakerDisabled,
+        BreakerEvent,
+        BreakerForcedOpen,
+        BreakerHalfOpened,
+        BreakerOpened,
+        CallRecorded,
+        CallRejected,
+    )
+
+# Loaded on first use: defining the event dataclasses costs import time (see _events).
+_LAZY = dict.fromkeys(
+    (
+        "BreakerClosed",
+        "BreakerDisabled",
+        "BreakerEvent",
+        "BreakerForcedOpen",
+        "BreakerHalfOpened",
+        "BreakerOpened",
+        "CallRecorded",
+        "CallRejected",
+    ),
+    "._breaker_events",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -46,4 +100,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module(".testing", __name__)
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -86,3 +86,25 @@ def exception_filter(name: str, value: object) -> Callable[[BaseException], bool
     elif callable(value) and not isinstance(value, type):
         return value
     raise ConfigError(name, value, "an exception type, a non-empty tuple of them, or a predicate")
+
+
+def rate(name: str, value: object) -> float:
+    """Return ``value`` if it is a number within (0, 1] (a rate of 0 would always trip)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ConfigError(name, value, "a number within (0, 1]")
+    return float(value)
+
+
+def error_filter(name: str, value: object) -> Callable[[BaseException], bool]:
+    """Like :func:`exception_filter`, refusing types that are not ``Exception`` subclasses.
+
+    Cancellation and exits pass through a decorator untouched, so naming them would
+    silently do nothing.
+    """
+    types = value if isinstance(value, tuple) else (value,)
+    for kind in types:
+        if isinstance(kind, type) and not issubclass(kind, Exception):
+            raise ConfigError(
+                name, value, "Exception subclasses (cancellation and exits never count)"
+            )
+    return exception_filter(name, value)

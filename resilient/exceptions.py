@@ -21,10 +21,13 @@ class ConfigError(ResilienceError, ValueError):
     """
 
     def __init__(self, parameter: str, value: object, allowed: str) -> None:
+        super().__init__(parameter, value, allowed)  # args as given: the error pickles
         self.parameter = parameter
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{parameter}={value!r} is not allowed: expected {allowed}")
+
+    def __str__(self) -> str:
+        return f"{self.parameter}={self.value!r} is not allowed: expected {self.allowed}"
 
 
 class TimeoutExceededError(ResilienceError, TimeoutError):
@@ -34,9 +37,12 @@ class TimeoutExceededError(ResilienceError, TimeoutError):
     """
 
     def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(name, seconds)
         self.name = name
         self.seconds = seconds
-        super().__init__(f"{name} did not finish within {seconds:g}s")
+
+    def __str__(self) -> str:
+        return f"{self.name} did not finish within {self.seconds:g}s"
 
 
 class CircuitOpenError(ResilienceError):
@@ -47,7 +53,12 @@ class CircuitOpenError(ResilienceError):
     """
 
     def __init__(self, name: str, retry_after: float | None) -> None:
+        # Raised on every rejected call: the message is only formatted if someone reads it.
+        super().__init__(name, retry_after)
         self.name = name
         self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        retry_after = self.retry_after
         hint = "until reset" if retry_after is None else f"retry in {retry_after:.3g}s"
-        super().__init__(f"circuit {name!r} is open ({hint})")
+        return f"circuit {self.name!r} is open ({hint})"

@@ -347,3 +347,18 @@ def test_presets_hold_the_seed_values() -> None:
     ai = resilient.presets.BACKEND_OPERATIONS["ai_llm"]
     assert (ai.timeout, ai.failure_threshold) == (45.0, 3)
     assert resilient.timeout("heavy").layer.describe()["seconds"] == 30.0
+
+
+def test_errors_pickle_and_read_well() -> None:
+    """The library's errors survive pickling (process pools) and keep their messages."""
+    import pickle
+
+    for error in (
+        resilient.TimeoutExceededError("mod.fn", 45.0),
+        resilient.CircuitOpenError("ai", 3.0),
+        resilient.ConfigError("attempts", 0, "an integer >= 1"),
+    ):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+    assert str(resilient.TimeoutExceededError("mod.fn", 45.0)) == "mod.fn did not finish within 45s"

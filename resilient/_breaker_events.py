@@ -1,0 +1,93 @@
+"""Events are data: what happened to a breaker, as frozen dataclasses handed to listeners.
+
+Imported only when the first event is built (or a user names one), so programs without
+listeners never pay for defining these classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+__all__ = [
+    "BreakerClosed",
+    "BreakerDisabled",
+    "BreakerEvent",
+    "BreakerForcedOpen",
+    "BreakerHalfOpened",
+    "BreakerOpened",
+    "CallRecorded",
+    "CallRejected",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerOpened:
+    """The breaker tripped (or a half-open probe failed): calls are rejected for a while."""
+
+    name: str
+    failures: int
+    """Consecutive failures when it tripped (0 when a rate rule tripped it)."""
+    retry_after: float
+    """Seconds until the first probe may go through."""
+    trips: int
+    """Consecutive trips without a close in between (1 the first time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerHalfOpened:
+    """The reset timeout passed: probe calls go through to test the service."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerClosed:
+    """Enough probes succeeded, or the breaker was reset: calls go through again."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerForcedOpen:
+    """Opened by hand: every call is rejected until ``reset()``."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerDisabled:
+    """Switched off by hand: every call goes through, nothing is counted."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallRejected:
+    """A call was not attempted because the breaker is open."""
+
+    name: str
+    retry_after: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecorded:
+    """A call went through the breaker and ended with ``outcome``."""
+
+    name: str
+    outcome: Literal["success", "failure", "ignored"]
+    duration: float
+    """Seconds, on the configured clock."""
+    probe: bool
+    """Whether it was a half-open probe."""
+
+
+BreakerEvent: TypeAlias = (
+    BreakerOpened
+    | BreakerHalfOpened
+    | BreakerClosed
+    | BreakerForcedOpen
+    | BreakerDisabled
+    | CallRejected
+    | CallRecorded
+)

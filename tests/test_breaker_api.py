@@ -1,0 +1,600 @@
+"""@breaker and CircuitBreaker through their public API, sync and async side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+import pytest
+from breaker_fixtures import make_store  # noqa: F401 - a fixture
+from strategies import BoomError, IgnoredError
+
+import resilient
+from resilient import (
+    BreakerClosed,
+    BreakerConfig,
+    BreakerDisabled,
+    BreakerEvent,
+    BreakerForcedOpen,
+    BreakerHalfOpened,
+    BreakerMode,
+    BreakerOpened,
+    CallRecorded,
+    CallRejected,
+    CircuitBreaker,
+    CircuitBreakerRegistry,
+    CircuitOpenError,
+    ConfigError,
+    MemoryStore,
+    breaker,
+    get_breaker,
+)
+from resilient.testing import FakeClock
+
+THREE = BreakerConfig(failure_threshold=3, reset_timeout=60)
+
+
+def fail() -> None:
+    raise BoomError
+
+
+async def afail() -> None:
+    raise BoomError
+
+
+def trip(b: CircuitBreaker) -> None:
+    while b.state is BreakerMode.CLOSED:
+        with pytest.raises(BoomError):
+            b.call(fail)
+
+
+# --- the life cycle -----------------------------------------------------------------------
+
+
+def test_opens_after_threshold_then_probes_then_closes(clock: FakeClock) -> None:
+    """Closed -> open after 3 failures -> half-open after 60 s -> closed on a probe success."""
+    calls = []
+
+    @breaker("svc", THREE)
+    def svc(ok: bool) -> str:
+        calls.append(ok)
+        if not ok:
+            raise BoomError
+        return "fine"
+
+    for _ in range(3):
+        with pytest.raises(BoomError):
+            svc(False)
+    b = get_breaker("svc")
+    assert b.state is BreakerMode.OPEN
+    assert b.opened
+    with pytest.raises(CircuitOpenError) as caught:
+        svc(True)
+    assert (caught.value.name, caught.value.retry_after) == ("svc", 60.0)
+    assert len(calls) == 3
+    clock.advance(59.5)
+    with pytest.raises(CircuitOpenError) as caught:
+        svc(True)
+    assert caught.value.retry_after == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert b.state is BreakerMode.HALF_OPEN
+    assert not b.opened
+    assert svc(True) == "fine"
+    assert b.state is BreakerMode.CLOSED
+    assert len(calls) == 4
+
+
+async def test_async_life_cycle(clock: FakeClock) -> None:
+    """The async twin: same rules, same errors, awaited."""
+
+    @breaker("asvc", THREE)
+    async def asvc(ok: bool) -> str:
+        if not ok:
+            raise BoomError
+        return "fine"
+
+    assert inspect.iscoroutinefunction(asvc)
+    for _ in range(3):
+        with pytest.raises(BoomError):
+            await asvc(False)
+    with pytest.raises(CircuitOpenError):
+        await asvc(True)
+    clock.advance(60)
+    with pytest.raises(BoomError):
+        await asvc(False)  # the probe fails: open again
+    assert get_breaker("asvc").state is BreakerMode.OPEN
+    clock.advance(60)
+    assert await asvc(True) == "fine"
+    assert get_breaker("asvc").state is BreakerMode.CLOSED
+
+
+async def test_one_breaker_guards_sync_and_async_functions(clock: FakeClock) -> None:
+    """Failures of a sync function open the breaker for an async one of the same name."""
+
+    @breaker("shared", THREE)
+    def sync_side() -> None:
+        raise BoomError
+
+    @breaker("shared", THREE)
+    async def async_side() -> str:
+        return "ok"
+
+    for _ in range(3):
+        with pytest.raises(BoomError):
+            sync_side()
+    with pytest.raises(CircuitOpenError):
+        await async_side()
+    clock.advance(60)
+    assert await async_side() == "ok"
+    assert get_breaker("shared").state is BreakerMode.CLOSED
+
+
+def test_a_success_resets_the_consecutive_count(clock: FakeClock) -> None:
+    """Two failures, a success, two failures: never three in a row, so it stays closed."""
+    outcomes = iter([False, False, True, False, False])
+
+    @breaker("flaky", THREE)
+    def flaky() -> None:
+        if not next(outcomes):
+            raise BoomError
+
+    for _ in range(5):
+        try:
+            flaky()
+        except BoomError:
+            pass
+    assert get_breaker("flaky").state is BreakerMode.CLOSED
+    assert get_breaker("flaky").failures == 2
+
+
+async def test_async_success_resets_the_consecutive_count(clock: FakeClock) -> None:
+    """The async hot path also ends a run of failures on success."""
+    outcomes = iter([False, False, True, False, False])
+
+    @breaker("aflaky", THREE)
+    async def aflaky() -> None:
+        if not next(outcomes):
+            raise BoomError
+
+    for _ in range(5):
+        try:
+            await aflaky()
+        except BoomError:
+            pass
+    assert get_breaker("aflaky").failures == 2
+
+
+# --- what counts -----------------------------------------------------------------------
+
+
+def test_ignored_errors_neither_add_nor_reset(clock: FakeClock) -> None:
+    """An ignored error between failures leaves the consecutive count where it was."""
+    b = CircuitBreaker("ign", THREE.replace(ignore=IgnoredError))
+    errors = [BoomError, IgnoredError, BoomError, IgnoredError, BoomError]
+    for error in errors:
+
+        def raise_it(error: type[Exception] = error) -> None:
+            raise error
+
+        with pytest.raises(error):
+            b.call(raise_it)
+    assert b.state is BreakerMode.OPEN
+
+
+def test_errors_not_recorded_count_as_successes(clock: FakeClock) -> None:
+    """With record=BoomError, a KeyError is a success: it ends the run of failures."""
+    b = CircuitBreaker("rec", THREE.replace(record=BoomError))
+    for error in [BoomError, BoomError, KeyError, BoomError, BoomError]:
+
+        def raise_it(error: type[Exception] = error) -> None:
+            raise error
+
+        with pytest.raises(error):
+            b.call(raise_it)
+    assert (b.state, b.failures) == (BreakerMode.CLOSED, 2)
+
+
+def test_failure_result_counts_returned_values(clock: FakeClock) -> None:
+    """failure_result turns a returned value into a failure (the value is still returned)."""
+
+    @breaker("status", THREE.replace(failure_result=lambda status: status >= 500))
+    def status() -> int:
+        return 503
+
+    assert [status() for _ in range(3)] == [503, 503, 503]
+    with pytest.raises(CircuitOpenError):
+        status()
+
+
+@pytest.mark.parametrize("exit_error", [KeyboardInterrupt, SystemExit, GeneratorExit])
+def test_exits_never_count_and_free_the_probe(
+    clock: FakeClock, exit_error: type[BaseException]
+) -> None:
+    """An exit passing through a probe is not a failure, and frees the probe's permit."""
+    b = CircuitBreaker("exit", THREE)
+    trip(b)
+    clock.advance(60)
+
+    def leave() -> None:
+        raise exit_error
+
+    with pytest.raises(exit_error):
+        b.call(leave)
+    assert b.state is BreakerMode.HALF_OPEN
+    assert b.snapshot().probes == ()
+    assert b.call(lambda: "probe") == "probe"
+    assert b.state is BreakerMode.CLOSED
+
+
+async def test_cancellation_never_counts_and_frees_the_probe(clock: FakeClock) -> None:
+    """A cancelled probe frees its permit; a cancelled closed call is not a failure."""
+    gate = asyncio.Event()
+
+    @breaker("cancel", BreakerConfig(failure_threshold=1, reset_timeout=1))
+    async def wait() -> None:
+        await gate.wait()
+
+    task = asyncio.create_task(wait())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    b = get_breaker("cancel")
+    assert (b.state, b.failures) == (BreakerMode.CLOSED, 0)
+    b.force_open()
+    b.reset()
+    with pytest.raises(BoomError):
+        await b.acall(afail)
+    clock.advance(1)
+    task = asyncio.create_task(wait())
+    await asyncio.sleep(0)
+    assert len(b.snapshot().probes) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (b.state, b.snapshot().probes) == (BreakerMode.HALF_OPEN, ())
+
+
+# --- the ways in -----------------------------------------------------------------------
+
+
+def test_call_and_context_manager(clock: FakeClock) -> None:
+    """b.call(fn, *args) and `with b:` go through the same rules as the decorator."""
+    b = CircuitBreaker("ways", THREE)
+    assert b.call(lambda x, y=0: x + y, 1, y=2) == 3
+    for _ in range(3):
+        with pytest.raises(BoomError), b:
+            raise BoomError
+    with pytest.raises(CircuitOpenError), b:
+        pytest.fail("the body must not run")
+
+
+async def test_acall_and_async_context_manager(clock: FakeClock) -> None:
+    """await b.acall(fn) and `async with b:` mirror the sync forms."""
+    b = CircuitBreaker("aways", THREE)
+
+    async def add(x: int, y: int = 0) -> int:
+        return x + y
+
+    assert await b.acall(add, 1, y=2) == 3
+    for _ in range(3):
+        with pytest.raises(BoomError):
+            async with b:
+                raise BoomError
+    with pytest.raises(CircuitOpenError):
+        async with b:
+            pytest.fail("the body must not run")
+
+
+def test_breaker_object_as_decorator_keeps_signature(clock: FakeClock) -> None:
+    """A CircuitBreaker decorates functions and methods, keeping their signatures."""
+    b = CircuitBreaker("deco", THREE)
+
+    class Service:
+        @b
+        def fetch(self, key: str, *, fresh: bool = False) -> str:
+            return f"{key}:{fresh}"
+
+        @breaker("deco-cls", THREE)
+        @classmethod
+        def build(cls) -> str:
+            return cls.__name__
+
+    assert Service().fetch("a", fresh=True) == "a:True"
+    assert Service.build() == "Service"
+    signature = "(self, key: 'str', *, fresh: 'bool' = False) -> 'str'"
+    assert str(inspect.signature(Service.fetch)) == signature
+
+
+# --- manual operations, state and repr ---------------------------------------------------
+
+
+def test_force_open_disable_reset(clock: FakeClock) -> None:
+    """force_open rejects until reset; disable lets everything through uncounted."""
+    b = CircuitBreaker("manual", BreakerConfig(failure_threshold=1))
+    b.force_open()
+    with pytest.raises(CircuitOpenError) as caught:
+        b.call(lambda: None)
+    assert caught.value.retry_after is None
+    assert b.retry_after is None
+    clock.advance(1e6)
+    assert b.state is BreakerMode.FORCED_OPEN
+    b.disable()
+    for _ in range(5):
+        with pytest.raises(BoomError):
+            b.call(fail)
+    assert b.state is BreakerMode.DISABLED
+    b.reset()
+    assert (b.state, b.failures, b.retry_after) == (BreakerMode.CLOSED, 0, 0.0)
+
+
+def test_repr_shows_name_state_and_time_to_next_probe(clock: FakeClock) -> None:
+    """repr says what the breaker is doing, as in the style guide."""
+    b = CircuitBreaker("ai-generate", THREE)
+    assert repr(b) == "<CircuitBreaker 'ai-generate' CLOSED failures=0/3>"
+    trip(b)
+    clock.advance(18.8)
+    assert repr(b) == "<CircuitBreaker 'ai-generate' OPEN failures=3 reopens_in=41.2s>"
+    clock.advance(41.2)
+    b.call(lambda: None)
+    b.force_open()
+    assert repr(b) == "<CircuitBreaker 'ai-generate' FORCED_OPEN until reset>"
+    rate = CircuitBreaker("rate", BreakerConfig(failure_rate=0.5))
+    assert repr(rate) == "<CircuitBreaker 'rate' CLOSED calls=0 failed=0 slow=0>"
+
+
+def test_window_reports_rate_counts(clock: FakeClock) -> None:
+    """window() gives (calls, failures, slow calls) for rate-mode breakers."""
+    b = CircuitBreaker("win", BreakerConfig(failure_rate=0.9, slow_call_duration=1))
+    b.call(lambda: None)
+    b.call(lambda: clock.advance(2))
+    with pytest.raises(BoomError):
+        b.call(fail)
+    assert b.window() == (3, 1, 1)
+
+
+# --- names, registry, stores ---------------------------------------------------------------
+
+
+def test_default_name_is_module_and_qualname(clock: FakeClock) -> None:
+    """Without a name each function gets its own breaker, called module.qualname."""
+    guard = breaker()
+
+    @guard
+    def one() -> None: ...
+
+    @guard
+    def two() -> None: ...
+
+    prefix = f"{__name__}.test_default_name_is_module_and_qualname.<locals>"
+    assert f"{prefix}.one" in CircuitBreakerRegistry.instance
+    assert get_breaker(f"{prefix}.two") is not get_breaker(f"{prefix}.one")
+
+
+def test_one_name_is_one_breaker() -> None:
+    """Decorators naming the same breaker share one object, the one get_breaker returns."""
+    first = breaker("same", THREE)
+    second = breaker("same", BreakerConfig(failure_threshold=3, reset_timeout=60.0))
+    assert first.layer.breaker is second.layer.breaker  # type: ignore[attr-defined]
+    assert get_breaker("same") is CircuitBreakerRegistry.instance.get("same")
+    assert get_breaker("same") is first.layer.breaker  # type: ignore[attr-defined]
+
+
+def test_a_name_claimed_with_another_config_or_store_is_an_error() -> None:
+    """Two sets of rules on one state would contradict each other: ConfigError."""
+    breaker("claimed", THREE)
+    with pytest.raises(ConfigError) as caught:
+        breaker("claimed", BreakerConfig.critical)
+    assert caught.value.parameter == "config"
+    assert "claimed" in caught.value.allowed
+    with pytest.raises(ConfigError) as caught:
+        breaker("claimed", THREE, store=MemoryStore())
+    assert caught.value.parameter == "store"
+
+
+def test_registry_presets_and_lookup() -> None:
+    """The seed's CircuitBreakerRegistry.instance.ai_service / .standard / .critical."""
+    registry = CircuitBreakerRegistry.instance
+    assert registry.ai_service.config is BreakerConfig.ai_service
+    assert registry.standard.config is BreakerConfig.standard
+    assert registry.critical.config is BreakerConfig.critical
+    assert registry.ai_service is registry.get("ai_service")
+    assert registry.names() == ["ai_service", "critical", "standard"]
+    with pytest.raises(KeyError, match="ai_service, critical, standard"):
+        get_breaker("nope")
+
+
+def test_registry_register_refuses_a_second_breaker_for_a_name() -> None:
+    """register() adds a hand-built breaker once; another object with its name is refused."""
+    registry = CircuitBreakerRegistry()
+    b = registry.register(CircuitBreaker("mine"))
+    assert registry.register(b) is b
+    with pytest.raises(ConfigError):
+        registry.register(CircuitBreaker("mine"))
+
+
+def test_reset_forgets_names_and_states(clock: FakeClock) -> None:
+    """testing.reset() frees every name and closes breakers made before it."""
+
+    @breaker("before-reset", BreakerConfig(failure_threshold=1))
+    def f() -> None:
+        raise BoomError
+
+    with pytest.raises(BoomError):
+        f()
+    assert get_breaker("before-reset").opened
+    resilient.testing.reset()
+    resilient.configure(clock=clock)
+    assert "before-reset" not in CircuitBreakerRegistry.instance
+    with pytest.raises(BoomError):
+        f()  # the breaker is closed again: the call went through
+    breaker("before-reset", THREE)  # and the name is free for another config
+
+
+def test_breakers_sharing_a_store_share_state(
+    make_store: Any,  # noqa: F811 - the fixture
+    clock: FakeClock,
+) -> None:
+    """State lives in the store under the name: two breaker objects, one state."""
+    store = make_store()
+    a = CircuitBreaker("svc", THREE, store=store)
+    b = CircuitBreaker("svc", THREE, store=store)
+    trip(a)
+    assert b.opened
+    elsewhere = CircuitBreaker("svc", THREE, store=make_store())
+    assert not elsewhere.opened
+
+
+def test_configured_store_is_read_at_call_time(clock: FakeClock) -> None:
+    """configure(store=...) moves breakers without their own store to the new store."""
+    b = CircuitBreaker("moving", BreakerConfig(failure_threshold=1))
+
+    @b
+    def f() -> None:
+        raise BoomError
+
+    with pytest.raises(BoomError):
+        f()
+    assert b.opened
+    store = MemoryStore()
+    resilient.configure(store=store)
+    assert not b.opened
+    with pytest.raises(BoomError):
+        f()
+    assert store.get("moving").mode is BreakerMode.OPEN
+
+
+def test_an_async_only_store_is_refused_for_sync_calls(clock: FakeClock) -> None:
+    """A store with only aapply cannot serve a sync call, and says so."""
+
+    class AsyncOnly:
+        def __init__(self) -> None:
+            self.inner = MemoryStore()
+
+        def cell(self, name: str) -> Any:
+            return self.inner.cell(name)
+
+        async def aapply(self, *args: Any) -> Any:
+            return self.inner.apply(*args)
+
+    b = CircuitBreaker("async-only", BreakerConfig(failure_threshold=1), store=AsyncOnly())
+    with pytest.raises(ConfigError, match="async only"):
+        b.call(fail)
+    with pytest.raises(BoomError):
+        asyncio.run(b.acall(afail))
+    assert b.opened
+
+
+def test_bad_arguments() -> None:
+    """Names, configs and stores are checked when the breaker is made."""
+    with pytest.raises(ConfigError):
+        CircuitBreaker("")
+    with pytest.raises(ConfigError):
+        CircuitBreaker("x", config=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        CircuitBreaker("x", store=object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        breaker("x", config=3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        breaker(name=3)  # type: ignore[arg-type]
+    assert breaker("by-preset", "critical").layer.breaker.config is BreakerConfig.critical  # type: ignore[attr-defined]
+
+
+# --- retry and the breaker ----------------------------------------------------------------
+
+
+def test_retry_outside_the_breaker_stops_when_it_opens(clock: FakeClock) -> None:
+    """Every attempt counts; once the breaker opens, retry stops at once."""
+    calls = []
+
+    @resilient.retry(attempts=10, initial_delay=0.1, jitter=0)
+    @breaker("retried", THREE)
+    def svc() -> None:
+        calls.append(1)
+        raise BoomError
+
+    with pytest.raises(CircuitOpenError):
+        svc()
+    assert len(calls) == 3
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def test_events_follow_the_life_cycle(clock: FakeClock) -> None:
+    """Listeners see each outcome, the trip, rejections, the probe and the close."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("events", BreakerConfig(failure_threshold=2, reset_timeout=10))
+    b.add_listener(seen.append)
+    with pytest.raises(BoomError):
+        b.call(fail)
+    clock.advance(1)
+    with pytest.raises(BoomError):
+        b.call(fail)
+    with pytest.raises(CircuitOpenError):
+        b.call(fail)
+    clock.advance(10)
+    b.call(lambda: None)
+    b.force_open()
+    b.disable()
+    assert seen == [
+        CallRecorded("events", "failure", 0.0, False),
+        CallRecorded("events", "failure", 0.0, False),
+        BreakerOpened("events", failures=2, retry_after=10.0, trips=1),
+        CallRejected("events", 10.0),
+        BreakerHalfOpened("events"),
+        CallRecorded("events", "success", 0.0, True),
+        BreakerClosed("events"),
+        BreakerForcedOpen("events"),
+        BreakerDisabled("events"),
+    ]
+
+
+async def test_global_listeners_see_every_breaker(clock: FakeClock) -> None:
+    """add_listener() listens to all breakers, decorated sync and async alike."""
+    seen: list[BreakerEvent] = []
+    resilient.add_listener(seen.append)
+
+    @breaker("g1")
+    def one() -> int:
+        return 1
+
+    @breaker("g2")
+    async def two() -> int:
+        return 2
+
+    assert one() + await two() == 3
+    assert [(type(e).__name__, e.name) for e in seen] == [
+        ("CallRecorded", "g1"),
+        ("CallRecorded", "g2"),
+    ]
+    resilient.remove_listener(seen.append)
+    one()
+    assert len(seen) == 2
+
+
+def test_a_failing_listener_is_logged_once_and_never_breaks_a_call(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken sink costs one log record, not the caller's result."""
+
+    def broken(event: BreakerEvent) -> None:
+        raise RuntimeError("sink down")
+
+    b = CircuitBreaker("loud", THREE)
+    b.add_listener(broken)
+    with caplog.at_level(logging.ERROR, logger="resilient"):
+        assert [b.call(lambda: 7) for _ in range(3)] == [7, 7, 7]
+    assert len(caplog.records) == 1
+    assert "sink down" in caplog.text
+    b.remove_listener(broken)
+
+
+def test_listeners_must_be_callable() -> None:
+    """Registering a non-callable listener fails at once."""
+    with pytest.raises(ConfigError):
+        resilient.add_listener("print")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        CircuitBreaker("x").add_listener(None)  # type: ignore[arg-type]
