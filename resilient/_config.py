@@ -34,7 +34,7 @@ class Configuration:
 class _State:
     """The live defaults; one attribute read per call on the hot path."""
 
-    __slots__ = ("clock", "emit", "metrics", "now", "store")
+    __slots__ = ("active", "bypass", "clock", "emit", "instant", "metrics", "now", "store")
 
     def __init__(self) -> None:
         self.clock: Clock = SYSTEM_CLOCK
@@ -42,6 +42,13 @@ class _State:
         self.metrics: MetricsSink | None = None
         self.emit: Emitter | None = None  # None: metrics off, decorators record nothing
         self.store: object | None = None
+        self.bypass = False  # resilient.testing.disabled(): decorators pass straight through
+        self.instant: int | None = None  # resilient.testing.instant(): attempt cap, no waits
+        self.active = False  # any of the above on: the outermost step leaves its fast path
+
+    def refresh(self) -> None:
+        """Recompute ``active`` after changing what it summarises."""
+        self.active = self.emit is not None or self.bypass
 
 
 state = _State()
@@ -74,6 +81,7 @@ def configure(
 
         state.metrics = metrics
         state.emit = None if metrics is None else Emitter(metrics)
+        state.refresh()
     if store is not _UNSET:
         state.store = store
     return configuration()
@@ -97,5 +105,8 @@ def reset() -> None:
     state.metrics = None
     state.emit = None
     state.store = None
+    state.bypass = False
+    state.instant = None
+    state.refresh()
     for hook in _reset_hooks:
         hook()

@@ -1,7 +1,8 @@
 """The outermost step of every wrapped function: time the call for ``request_latency_ms``.
 
-One step per function, however many layers it has. With metrics off (the default) it
-is a single attribute check before the call.
+One step per function, however many layers it has. In the common case (metrics off, no
+testing mode) it costs one attribute check before the call. ``resilient.testing.
+disabled()`` makes it call the undecorated function directly.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from .metrics._protocol import Tags
 __all__ = ["observe_async", "observe_sync"]
 
 
-def observe_sync(call: Any, tags: Tags, override: Emitter | None) -> Any:
+def observe_sync(call: Any, target: Any, tags: Tags, override: Emitter | None) -> Any:
     state = _config.state
 
     def observed(*args: Any, **kwargs: Any) -> Any:
+        if not state.active and override is None:
+            return call(*args, **kwargs)
+        if state.bypass:
+            return target(*args, **kwargs)
         emit = override or state.emit
         if emit is None:
             return call(*args, **kwargs)
@@ -33,10 +38,14 @@ def observe_sync(call: Any, tags: Tags, override: Emitter | None) -> Any:
     return observed
 
 
-def observe_async(call: Any, tags: Tags, override: Emitter | None) -> Any:
+def observe_async(call: Any, target: Any, tags: Tags, override: Emitter | None) -> Any:
     state = _config.state
 
     async def observed(*args: Any, **kwargs: Any) -> Any:
+        if not state.active and override is None:
+            return await call(*args, **kwargs)
+        if state.bypass:
+            return await target(*args, **kwargs)
         emit = override or state.emit
         if emit is None:
             return await call(*args, **kwargs)

@@ -250,11 +250,14 @@ class _Plan:
             _record_outcome(state, self.attempt, error)
         if isinstance(error, CircuitOpenError) or not self._wanted(error):
             raise error
-        if (layer.capped and self.attempt >= config.attempts) or (
-            layer.stop is not None and layer.stop(state)
+        instant = _config.state.instant  # resilient.testing.instant(): cap, no waits
+        if (
+            (layer.capped and self.attempt >= config.attempts)
+            or (instant is not None and self.attempt >= instant)
+            or (layer.stop is not None and layer.stop(state))
         ):
             self._give_up(error, f"after {self.attempt} attempts")
-        delay = self._delay(error)
+        delay = 0.0 if instant is not None else self._delay(error)
         left = _deadline.remaining()
         if left is not None and delay >= left:
             self._give_up(error, f"{left:.3g}s before the deadline, short of a {delay:.3g}s wait")

@@ -107,7 +107,11 @@ def apply(layer: Layer, target: Any) -> Any:
         return type(target)(apply(layer, target.__func__))
     stack = _stack_of(target)
     if stack is not None:
-        return _build(stack.target, (layer, *stack.layers), replaces=target)
+        layers = (layer, *stack.layers)
+        from ._lint import check_stack
+
+        check_stack(layers, _name_of(stack.target))
+        return _build(stack.target, layers, replaces=target)
     if not callable(target):
         raise TypeError(f"resilient.{layer.kind} can only decorate a callable, not {target!r}")
     if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
@@ -162,13 +166,16 @@ def _name_of(target: object) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
-def _observed(chain: AnyCall, layers: tuple[Layer, ...], is_async: bool, name: str) -> AnyCall:
+def _observed(
+    chain: AnyCall, target: AnyCall, layers: tuple[Layer, ...], is_async: bool, name: str
+) -> AnyCall:
     """Add the one latency-recording step, outermost (see ``_observe``)."""
     from ._observe import observe_async, observe_sync
 
     override = next((layer.emitter for layer in layers if layer.emitter is not None), None)
     tags = (("policy", name),)
-    return (observe_async if is_async else observe_sync)(chain, tags, override)  # type: ignore[no-any-return]
+    observe = observe_async if is_async else observe_sync
+    return observe(chain, target, tags, override)  # type: ignore[no-any-return]
 
 
 def _compose(layers: tuple[Layer, ...], call: AnyCall, is_async: bool, name: str) -> AnyCall:
@@ -180,7 +187,7 @@ def _compose(layers: tuple[Layer, ...], call: AnyCall, is_async: bool, name: str
 def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> Any:
     is_async = _is_async(target)
     name = _name_of(target)
-    chain = _observed(_compose(layers, target, is_async, name), layers, is_async, name)
+    chain = _observed(_compose(layers, target, is_async, name), target, layers, is_async, name)
     stack = _Stack(target, layers)
     if type(target) is FunctionType:
         functools.update_wrapper(chain, target)
@@ -194,7 +201,7 @@ def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> 
         # wrapt hands over the bound callable when the target is a descriptor.
         if wrapped is target:
             return chain(*args, **kwargs)
-        run = _observed(_compose(layers, wrapped, is_async, name), layers, is_async, name)
+        run = _observed(_compose(layers, wrapped, is_async, name), wrapped, layers, is_async, name)
         return run(*args, **kwargs)
 
     wrapper = _CallableWrapper(target, bound_call)

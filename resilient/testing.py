@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from . import _config, _deadline, _validate
 from .typing import Clock
 
-__all__ = ["FakeClock", "reset", "use_clock"]
+__all__ = ["FakeClock", "disabled", "instant", "reset", "use_clock"]
 
 
 class FakeClock:
@@ -69,3 +69,29 @@ def use_clock(clock: Clock) -> Iterator[Clock]:
 def reset() -> None:
     """Return every global of resilient (configuration, registries, sinks) to a fresh state."""
     _config.reset()
+
+
+@contextmanager
+def instant(attempts: int = 2) -> Iterator[None]:
+    """Retries without waiting, at most ``attempts`` attempts: fast tests of failure paths."""
+    attempts = _validate.integer("attempts", attempts, minimum=1)
+    previous = _config.state.instant
+    _config.state.instant = attempts
+    try:
+        yield
+    finally:
+        _config.state.instant = previous
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Every resilient decorator passes calls straight to the undecorated function."""
+    state = _config.state
+    previous = state.bypass
+    state.bypass = True
+    state.refresh()
+    try:
+        yield
+    finally:
+        state.bypass = previous
+        state.refresh()

@@ -1,0 +1,60 @@
+"""resilient.testing's modes: instant retries and decorators switched off."""
+
+from __future__ import annotations
+
+import pytest
+
+import resilient
+from resilient.testing import FakeClock, disabled, instant
+
+
+def test_instant_caps_attempts_and_skips_waits(clock: FakeClock) -> None:
+    """Under instant(), a 5-attempt retry makes 2 attempts and never sleeps."""
+    calls = 0
+
+    @resilient.retry(attempts=5, initial_delay=10)
+    def failing() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError
+
+    with instant(attempts=2), pytest.raises(ConnectionError):
+        failing()
+    assert calls == 2
+    assert clock.sleeps == []
+    calls = 0
+    with pytest.raises(ConnectionError):
+        failing()
+    assert calls == 5  # back to normal after the block
+
+
+def test_disabled_calls_the_function_directly(clock: FakeClock) -> None:
+    """Under disabled(), no retry, no timeout: the bare function runs once."""
+    calls = 0
+
+    @resilient.retry(attempts=3, initial_delay=0)
+    @resilient.timeout(1)
+    def slow_and_failing() -> None:
+        nonlocal calls
+        calls += 1
+        clock.sleep(5)
+        raise ConnectionError
+
+    with disabled(), pytest.raises(ConnectionError) as caught:
+        slow_and_failing()
+    assert calls == 1
+    assert not getattr(caught.value, "__notes__", None)
+    with pytest.raises(resilient.TimeoutExceededError):
+        slow_and_failing()
+
+
+async def test_disabled_works_for_coroutines(clock: FakeClock) -> None:
+    """The async form bypasses the stack too."""
+
+    @resilient.timeout(1)
+    async def slow() -> str:
+        await clock.asleep(5)
+        return "done"
+
+    with disabled():
+        assert await slow() == "done"
