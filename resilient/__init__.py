@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import presets
+from . import metrics, presets, telemetry
 from ._breaker import CircuitBreaker
 from ._breaker_config import BreakerConfig
 from ._breaker_layer import breaker
@@ -12,13 +12,25 @@ from ._circuit import BreakerMode, BreakerState
 from ._clock import SystemClock
 from ._config import Configuration, configuration, configure
 from ._deadline import remaining
+from ._degradation import (
+    DegradationLevel,
+    DegradationService,
+    Feature,
+    Features,
+    FeatureUnavailableError,
+    degradable,
+)
 from ._events import add_listener, remove_listener
+from ._fallback import FallbackCache, FallbackResponses, FallbackUsed, fallback, last_fallback
 from ._firing import FiringBreaker, create_circuit_breaker
+from ._lint import ResilienceWarning
+from ._policy import Description, Policy, describe, load_policies, policy
 from ._registry import CircuitBreakerRegistry, get_breaker
 from ._retry import RetryConfig, retry
 from ._timeout import timeout, timeout_pool_stats
 from ._workers import PoolStats
 from .exceptions import CircuitOpenError, ConfigError, ResilienceError, TimeoutExceededError
+from .metrics import FanoutSink, LoggingSink, MemorySink, NullSink, PrometheusSink, StatsdSink
 from .presets import Timeouts
 from .stores import MemoryStore
 
@@ -39,11 +51,28 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "Configuration",
+    "DegradationLevel",
+    "DegradationService",
+    "Description",
+    "FallbackCache",
+    "FallbackResponses",
+    "FallbackUsed",
+    "FanoutSink",
+    "Feature",
+    "FeatureUnavailableError",
+    "Features",
     "FiringBreaker",
+    "LoggingSink",
+    "MemorySink",
     "MemoryStore",
+    "NullSink",
+    "Policy",
     "PoolStats",
+    "PrometheusSink",
     "ResilienceError",
+    "ResilienceWarning",
     "RetryConfig",
+    "StatsdSink",
     "SystemClock",
     "TimeoutExceededError",
     "Timeouts",
@@ -52,12 +81,20 @@ __all__ = [
     "configuration",
     "configure",
     "create_circuit_breaker",
+    "degradable",
+    "describe",
+    "fallback",
     "get_breaker",
+    "last_fallback",
+    "load_policies",
+    "metrics",
+    "policy",
     "presets",
     "remaining",
     "remove_listener",
     "retry",
     "stores",
+    "telemetry",
     "testing",
     "timeout",
     "timeout_pool_stats",

@@ -88,7 +88,9 @@ async def test_async_calls_report_too(clock: FakeClock, sink: MemorySink) -> Non
     assert sink.timings("request_latency_ms") == [2000.0]
 
 
-def test_per_decorator_sink_overrides_the_configured_one(clock: FakeClock, sink: MemorySink) -> None:
+def test_per_decorator_sink_overrides_the_configured_one(
+    clock: FakeClock, sink: MemorySink
+) -> None:
     """metrics= on a decorator sends that function's metrics elsewhere."""
     own = MemorySink()
 

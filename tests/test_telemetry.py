@@ -20,7 +20,8 @@ def errors(count: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("count", "status"), [(0, "healthy"), (9, "healthy"), (10, "degraded"), (50, "degraded"), (51, "unhealthy")]
+    ("count", "status"),
+    [(0, "healthy"), (9, "healthy"), (10, "degraded"), (50, "degraded"), (51, "unhealthy")],
 )
 def test_error_count_boundaries(clock: FakeClock, count: int, status: str) -> None:
     """9 errors are healthy, 10 to 50 degraded, 51 unhealthy."""
