@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import _config, _events
+from . import _breaker_metrics, _config, _events
 from ._breaker_config import BreakerConfig
 from ._circuit import BreakerMode, BreakerState, Decision, Event, Kind, Verdict
 from ._events import Listener
@@ -100,6 +100,7 @@ class BreakerCore:
         self._timed = config.slow_call_duration is not None
         self._bound: object = _UNBOUND
         self._bind(store if store is not None else default_store())
+        _breaker_metrics.created(name)
 
     # --- the store ---------------------------------------------------------------------
 
@@ -155,7 +156,10 @@ class BreakerCore:
 
     def _announce(self, prior: BreakerMode, state: BreakerState, now: float) -> None:
         mode = state.mode
-        if mode is prior or not self._loud:
+        if mode is prior:
+            return
+        _breaker_metrics.changed(self.name, prior, mode)
+        if not self._loud:
             return
         from . import _breaker_events as ev
 
@@ -176,6 +180,7 @@ class BreakerCore:
     # --- admitting and settling calls ---------------------------------------------------
 
     def _reject(self, retry_after: float | None) -> CircuitOpenError:
+        _breaker_metrics.rejected(self.name)
         if self._loud:
             from ._breaker_events import CallRejected
 

@@ -16,6 +16,7 @@ from . import _config
 from ._breaker import CircuitBreaker
 from ._breaker_config import BreakerConfig
 from ._breaker_core import Permit, read_clock
+from ._breaker_metrics import rejected
 from ._circuit import BreakerMode, Kind
 from ._registry import CircuitBreakerRegistry
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer, apply
@@ -64,6 +65,8 @@ class BreakerLayer(Layer):
             if mode is _OPEN and not b._loud:
                 left = state.open_until - settings.now()
                 if left > 0.0:
+                    if settings.emit is not None:
+                        rejected(cb_name)
                     raise CircuitOpenError(cb_name, left)
             return b.call(call, *args, **kwargs)
 
@@ -93,6 +96,8 @@ class BreakerLayer(Layer):
             if mode is _OPEN and not b._loud:
                 left = state.open_until - settings.now()
                 if left > 0.0:
+                    if settings.emit is not None:
+                        rejected(cb_name)
                     raise CircuitOpenError(cb_name, left)
             return await b.acall(call, *args, **kwargs)
 

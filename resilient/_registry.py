@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from typing import ClassVar
 
-from . import _config
+from . import _config, telemetry
 from ._breaker import CircuitBreaker, Store
 from ._breaker_config import BreakerConfig
 from .exceptions import ConfigError
@@ -112,6 +112,13 @@ class CircuitBreakerRegistry:
 
 CircuitBreakerRegistry.instance = CircuitBreakerRegistry()
 _config.on_reset(CircuitBreakerRegistry.instance.clear)
+
+
+def _states() -> dict[str, str]:
+    return {b.name: b.state.name.lower() for b in CircuitBreakerRegistry.instance}
+
+
+telemetry.add_circuit_source(_states)  # open breakers make the health report critical
 
 
 def get_breaker(name: str) -> CircuitBreaker:

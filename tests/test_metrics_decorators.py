@@ -129,3 +129,27 @@ def test_gauges_report_their_value_when_a_sink_is_installed(clock: FakeClock) ->
     second = MemorySink()
     resilient.configure(metrics=second)
     assert second.gauge_value("pending_sync_items") == 4
+
+
+def test_breaker_reports_trips_rejections_and_the_gauge(clock: FakeClock, sink: MemorySink) -> None:
+    """Trips count circuit_breaker_opens_total, rejections calls_rejected_total."""
+
+    @resilient.breaker("metrics-db", resilient.BreakerConfig(failure_threshold=2))
+    def query() -> None:
+        raise ConnectionError
+
+    assert sink.gauge_value("open_circuits", breaker="metrics-db") == 0
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            query()
+    for _ in range(3):
+        with pytest.raises(resilient.CircuitOpenError):
+            query()
+    assert sink.counter("circuit_breaker_opens_total", breaker="metrics-db") == 1
+    assert sink.counter("calls_rejected_total", breaker="metrics-db") == 3
+    assert sink.gauge_value("open_circuits", breaker="metrics-db") == 1
+    report = resilient.telemetry.generate_report(["metrics-db"])
+    assert report["summary"]["health_status"] == "critical"
+    assert report["services"] == {"metrics-db": "open"}
+    resilient.get_breaker("metrics-db").reset()
+    assert sink.gauge_value("open_circuits", breaker="metrics-db") == 0
