@@ -1,0 +1,356 @@
+"""Circuit breaker scenarios: closed success path, open rejection, concurrent calls.
+
+Every row builds its own breaker (ours under a name no other row uses). Open rows
+trip their breaker the same way for every library, with one failing call through a
+breaker whose threshold is 1 and whose reset timeout is an hour, then time a wrapper
+that catches the library's open error. pybreaker has no asyncio support (only
+Tornado), so it is absent from the async rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from _harness import (
+    EXPECTED,
+    Impl,
+    Options,
+    Row,
+    Scenario,
+    ScenarioResult,
+    Target,
+    TimedScenario,
+    register,
+)
+from foundation import aplain, plain
+
+Fn = Callable[[], Any]
+HOUR = 3600
+
+
+def _stays_closed() -> Any:
+    """Our config for rows that must stay closed (peers keep their defaults)."""
+    import resilient
+
+    return resilient.BreakerConfig.standard.replace(failure_threshold=1_000_000)
+
+
+def _trips_at_once() -> Any:
+    import resilient
+
+    return resilient.BreakerConfig(failure_threshold=1, reset_timeout=HOUR)
+
+
+def boom() -> int:
+    raise ValueError("trip the breaker")
+
+
+async def aboom() -> int:
+    raise ValueError("trip the breaker")
+
+
+def _rejecting(guarded: Fn, error: type[BaseException] | tuple[type[BaseException], ...]) -> Fn:
+    """Trip ``guarded`` with one failure; return a call that expects the open error.
+
+    Should the breaker let a call through, ``boom`` raises ValueError: the row errors.
+    """
+    try:
+        guarded()
+    except Exception:
+        pass
+
+    def rejected() -> int:
+        try:
+            guarded()
+        except error:
+            return 1
+        return 0
+
+    return rejected
+
+
+def _arejecting(guarded: Fn, error: type[BaseException] | tuple[type[BaseException], ...]) -> Fn:
+    """Async :func:`_rejecting`; the tripping call runs in a throwaway event loop."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(guarded())
+    except Exception:
+        pass
+    finally:
+        loop.close()
+
+    async def rejected() -> int:
+        try:
+            await guarded()
+        except error:
+            return 1
+        return 0
+
+    return rejected
+
+
+class BareOpenError(Exception):
+    """What the bare rejection rows raise: the floor is raising and catching one."""
+
+
+def bare_rejection() -> int:
+    try:
+        raise BareOpenError
+    except BareOpenError:
+        return 1
+
+
+async def abare_rejection() -> int:
+    try:
+        raise BareOpenError
+    except BareOpenError:
+        return 1
+
+
+# --------------------------------------------------------------------------
+# 1-2. closed success path
+
+
+def _closed_ours(name: str, fn: Fn) -> Fn:
+    import resilient
+
+    return resilient.breaker(name, _stays_closed())(fn)
+
+
+def _closed_pybreaker() -> Fn:
+    import pybreaker
+
+    return pybreaker.CircuitBreaker()(plain)  # type: ignore[no-any-return]
+
+
+def _closed_circuitbreaker(fn: Fn) -> Fn:
+    from circuitbreaker import CircuitBreaker
+
+    return CircuitBreaker()(fn)  # type: ignore[no-any-return]
+
+
+def _closed_purgatory() -> Fn:
+    from purgatory import SyncCircuitBreakerFactory
+
+    return SyncCircuitBreakerFactory()("bench-closed")(plain)  # type: ignore[no-any-return]
+
+
+def _closed_apurgatory() -> Fn:
+    from purgatory import AsyncCircuitBreakerFactory
+
+    return AsyncCircuitBreakerFactory()("bench-closed-async")(aplain)  # type: ignore[no-any-return]
+
+
+def _closed_aiobreaker() -> Fn:
+    import aiobreaker
+
+    return aiobreaker.CircuitBreaker()(aplain)  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------
+# 3. open rejection path
+
+
+def _open_ours(name: str, fn: Fn, reject: Callable[[Fn, Any], Fn]) -> Fn:
+    import resilient
+
+    return reject(resilient.breaker(name, _trips_at_once())(fn), resilient.CircuitOpenError)
+
+
+def _open_pybreaker() -> Fn:
+    import pybreaker
+
+    cb = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=HOUR)
+    return _rejecting(cb(boom), pybreaker.CircuitBreakerError)
+
+
+def _open_circuitbreaker(fn: Fn, reject: Callable[[Fn, Any], Fn]) -> Fn:
+    from circuitbreaker import CircuitBreaker, CircuitBreakerError
+
+    cb = CircuitBreaker(failure_threshold=1, recovery_timeout=HOUR)
+    return reject(cb(fn), CircuitBreakerError)
+
+
+def _open_purgatory() -> Fn:
+    from purgatory import SyncCircuitBreakerFactory
+    from purgatory.domain.model import OpenedState
+
+    factory = SyncCircuitBreakerFactory()
+    return _rejecting(factory("bench-open", threshold=1, ttl=HOUR)(boom), OpenedState)
+
+
+def _open_apurgatory() -> Fn:
+    from purgatory import AsyncCircuitBreakerFactory
+    from purgatory.domain.model import OpenedState
+
+    factory = AsyncCircuitBreakerFactory()
+    return _arejecting(factory("bench-open-async", threshold=1, ttl=HOUR)(aboom), OpenedState)
+
+
+def _open_aiobreaker() -> Fn:
+    import aiobreaker
+
+    cb = aiobreaker.CircuitBreaker(fail_max=1, timeout_duration=timedelta(seconds=HOUR))
+    return _arejecting(cb(aboom), aiobreaker.CircuitBreakerError)
+
+
+# --------------------------------------------------------------------------
+# 4. concurrent slow calls through one breaker
+
+
+def slow_call() -> int:
+    time.sleep(0.05)
+    return 1
+
+
+def _threads_ours() -> Fn:
+    import resilient
+
+    return resilient.breaker("bench-threads", _stays_closed())(slow_call)
+
+
+def _threads_pybreaker() -> Fn:
+    import pybreaker
+
+    return pybreaker.CircuitBreaker()(slow_call)  # type: ignore[no-any-return]
+
+
+def wall_time_ns(fn: Fn, threads: int) -> int:
+    """Start ``threads`` threads, release them together, each calls ``fn`` once."""
+    gate = threading.Barrier(threads + 1)
+    results: list[object] = []
+
+    def worker() -> None:
+        gate.wait()
+        results.append(fn())
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for worker_thread in workers:
+        worker_thread.start()
+    gate.wait()
+    started = time.perf_counter_ns()
+    for worker_thread in workers:
+        worker_thread.join()
+    elapsed = time.perf_counter_ns() - started
+    if results != [EXPECTED] * threads:
+        raise AssertionError(f"returned {results!r}")
+    return elapsed
+
+
+@dataclass
+class ConcurrentScenario(Scenario):
+    """Wall time (ns) of ``threads`` concurrent calls, median over the repeats."""
+
+    name: str
+    impls: list[Impl]
+    threads: int
+    target: Target | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def run(self, opts: Options) -> ScenarioResult:
+        rows = [Row(impl.name, impl.role) for impl in self.impls]
+        built = [(row, _built(impl, row)) for impl, row in zip(self.impls, rows, strict=True)]
+        for _ in range(opts.repeats):  # interleaved, as TimedScenario does
+            for row, fn in built:
+                if row.status != "ok":
+                    continue  # not installed, or failed in an earlier repeat
+                try:
+                    row.repeats_ns.append(wall_time_ns(fn, self.threads))
+                except Exception as exc:
+                    row.status = f"error: {type(exc).__name__}: {exc}"
+        for row in rows:
+            if row.status == "ok" and row.repeats_ns:
+                row.ns = statistics.median(row.repeats_ns)
+                row.min_ns, row.n = min(row.repeats_ns), self.threads
+        seconds = ", ".join(f"{r.impl} {r.ns / 1e9:.3f} s" for r in rows if r.ok and r.ns)
+        notes = [f"figures are wall time in ns for the whole batch: {seconds}", *self.notes]
+        target = self.target.evaluate(rows) if self.target else None
+        return ScenarioResult(self.name, rows, target, notes)
+
+
+def _built(impl: Impl, row: Row) -> Fn:
+    try:
+        return impl.factory()
+    except ImportError as exc:
+        row.status = f"error: {exc}" if impl.role == "ours" else "not installed"
+    except Exception as exc:
+        row.status = f"error: {type(exc).__name__}: {exc}"
+    return plain  # never called: the row is not "ok"
+
+
+# --------------------------------------------------------------------------
+# registration
+
+
+def _bare(fn: Fn, name: str = "bare") -> Impl:
+    return Impl(name, "bare", lambda: fn)
+
+
+register(
+    TimedScenario(
+        "breaker closed success (sync)",
+        [
+            _bare(plain),
+            Impl("resilient", "ours", lambda: _closed_ours("bench-closed", plain)),
+            Impl("circuitbreaker", "reference", lambda: _closed_circuitbreaker(plain)),
+            Impl("pybreaker", "peer", _closed_pybreaker),
+            Impl("purgatory", "peer", _closed_purgatory),
+        ],
+        Target("reference", 0.5),
+        notes=["reference: circuitbreaker (the issue's yardstick), not the fastest peer"],
+    ),
+    TimedScenario(
+        "breaker closed success (async)",
+        [
+            _bare(aplain),
+            Impl("resilient", "ours", lambda: _closed_ours("bench-closed-async", aplain)),
+            Impl("circuitbreaker", "reference", lambda: _closed_circuitbreaker(aplain)),
+            Impl("aiobreaker", "peer", _closed_aiobreaker),
+            Impl("purgatory", "peer", _closed_apurgatory),
+        ],
+        Target("reference", 0.5),
+        is_async=True,
+    ),
+    TimedScenario(
+        "breaker open rejection (sync)",
+        [
+            _bare(bare_rejection, "bare (raise+catch)"),
+            Impl("resilient", "ours", lambda: _open_ours("bench-open", boom, _rejecting)),
+            Impl("circuitbreaker", "reference", lambda: _open_circuitbreaker(boom, _rejecting)),
+            Impl("pybreaker", "peer", _open_pybreaker),
+            Impl("purgatory", "peer", _open_purgatory),
+        ],
+        Target("reference", 0.5),
+        notes=["each call raises the library's open error, caught by the timed wrapper"],
+    ),
+    TimedScenario(
+        "breaker open rejection (async)",
+        [
+            _bare(abare_rejection, "bare (raise+catch)"),
+            Impl("resilient", "ours", lambda: _open_ours("bench-open-async", aboom, _arejecting)),
+            Impl("circuitbreaker", "reference", lambda: _open_circuitbreaker(aboom, _arejecting)),
+            Impl("aiobreaker", "peer", _open_aiobreaker),
+            Impl("purgatory", "peer", _open_apurgatory),
+        ],
+        Target("reference", 0.5),
+        is_async=True,
+    ),
+    ConcurrentScenario(
+        "breaker 8 threads x 50 ms call",
+        [
+            _bare(slow_call),
+            Impl("resilient", "ours", _threads_ours),
+            Impl("pybreaker", "peer", _threads_pybreaker),
+        ],
+        threads=8,
+        target=Target("absolute", 80_000_000),
+        notes=["target 0.08 s: calls must overlap (pybreaker holds its lock around the call)"],
+    ),
+)
