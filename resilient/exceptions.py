@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __all__ = [
     "CircuitOpenError",
     "ConfigError",
@@ -34,12 +36,30 @@ class TimeoutExceededError(ResilienceError, TimeoutError):
     """A call ran past its time budget.
 
     A subclass of the builtin ``TimeoutError``, so ``except TimeoutError`` catches it.
+    ``name`` is the function, ``seconds`` the budget it had.
     """
 
-    def __init__(self, name: str, seconds: float) -> None:
-        super().__init__(name, seconds)
-        self.name = name
-        self.seconds = seconds
+    # No Python __init__: the exception is built in C, the values live in ``args`` and the
+    # message is formatted only when read. These errors are raised on hot paths.
+    if TYPE_CHECKING:
+
+        def __init__(self, name: str, seconds: float) -> None: ...
+
+    @property
+    def name(self) -> str:
+        return str(self.args[0])
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.args = (value, *self.args[1:])
+
+    @property
+    def seconds(self) -> float:
+        return float(self.args[1])
+
+    @seconds.setter
+    def seconds(self, value: float) -> None:
+        self.args = (self.args[0], value, *self.args[2:])
 
     def __str__(self) -> str:
         return f"{self.name} did not finish within {self.seconds:g}s"
@@ -52,11 +72,26 @@ class CircuitOpenError(ResilienceError):
     (``None`` when it is open until someone closes it by hand).
     """
 
-    def __init__(self, name: str, retry_after: float | None) -> None:
-        # Raised on every rejected call: the message is only formatted if someone reads it.
-        super().__init__(name, retry_after)
-        self.name = name
-        self.retry_after = retry_after
+    if TYPE_CHECKING:
+
+        def __init__(self, name: str, retry_after: float | None) -> None: ...
+
+    @property
+    def name(self) -> str:
+        return str(self.args[0])
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.args = (value, *self.args[1:])
+
+    @property
+    def retry_after(self) -> float | None:
+        value: float | None = self.args[1]
+        return value
+
+    @retry_after.setter
+    def retry_after(self, value: float | None) -> None:
+        self.args = (self.args[0], value, *self.args[2:])
 
     def __str__(self) -> str:
         retry_after = self.retry_after
