@@ -41,14 +41,16 @@ class BreakerLayer(Layer):
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, "name": self.breaker.name, "config": self.breaker.config}
 
-    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
         b = self.breaker
         if b.config.windowed or b.config.failure_result is not None:
-            return _windowed_sync(b, call)
+            return _windowed_sync(b, call, entry)
         cb_name, follows = b.name, b.store is None
         settings = _config.state
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and settings.active:
+                return entry(*args, **kwargs)
             if follows and settings.store is not b._bound:
                 b._follow_default()
             state = b._cell.state
@@ -72,14 +74,16 @@ class BreakerLayer(Layer):
 
         return guarded
 
-    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
         b = self.breaker
         if b.config.windowed or b.config.failure_result is not None:
-            return _windowed_async(b, call)
+            return _windowed_async(b, call, entry)
         cb_name, follows = b.name, b.store is None
         settings = _config.state
 
         async def guarded(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and settings.active:
+                return await entry(*args, **kwargs)
             if follows and settings.store is not b._bound:
                 b._follow_default()
             state = b._cell.state
@@ -104,11 +108,13 @@ class BreakerLayer(Layer):
         return guarded
 
 
-def _windowed_sync(b: CircuitBreaker, call: AnyCall) -> AnyCall:
+def _windowed_sync(b: CircuitBreaker, call: AnyCall, entry: AnyCall | None) -> AnyCall:
     """Rate, slow-call and result rules judge every outcome: time it, one transition."""
     follows, settings = b.store is None, _config.state
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        if entry is not None and settings.active:
+            return entry(*args, **kwargs)
         if follows and settings.store is not b._bound:
             b._follow_default()
         state = b._cell.state
@@ -126,10 +132,12 @@ def _windowed_sync(b: CircuitBreaker, call: AnyCall) -> AnyCall:
     return guarded
 
 
-def _windowed_async(b: CircuitBreaker, call: AsyncCall) -> AsyncCall:
+def _windowed_async(b: CircuitBreaker, call: AsyncCall, entry: AsyncCall | None) -> AsyncCall:
     follows, settings = b.store is None, _config.state
 
     async def guarded(*args: Any, **kwargs: Any) -> Any:
+        if entry is not None and settings.active:
+            return await entry(*args, **kwargs)
         if follows and settings.store is not b._bound:
             b._follow_default()
         state = b._cell.state
@@ -205,10 +213,10 @@ class _Unnamed(Layer):
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, "name": None, "config": self.config}
 
-    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
         raise NotImplementedError  # never applied: _NamedOnUse resolves the name first
 
-    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
         raise NotImplementedError
 
 

@@ -358,10 +358,12 @@ class _Degradable(Layer):
             self._service()._failed(self.feature, error)
         return self.fallback.call(args, kwargs, error)
 
-    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
-        layer = self
+    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+        layer, state = self, _config.state
 
         def gated(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return entry(*args, **kwargs)
             reason = layer._service().why_unavailable(layer.feature)
             if reason is not None:
                 return layer._answer(args, kwargs, reason, None)
@@ -372,10 +374,12 @@ class _Degradable(Layer):
 
         return gated
 
-    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
-        layer = self
+    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+        layer, state = self, _config.state
 
         async def gated(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return await entry(*args, **kwargs)
             reason = layer._service().why_unavailable(layer.feature)
             if reason is not None:
                 return await _maybe_await(layer._answer(args, kwargs, reason, None))

@@ -200,7 +200,7 @@ class _Cache:
 
 
 class _Fallback(Layer):
-    __slots__ = ("cache", "catch", "config", "emitter", "key", "sources", "when")
+    __slots__ = ("caches", "catch", "config", "emitter", "key", "sources", "when")
     kind = "fallback"
 
     def __init__(
@@ -217,6 +217,7 @@ class _Fallback(Layer):
         self.config = cache
         self.key = key
         self.emitter: Emitter | None = None
+        self.caches: dict[str, _Cache] = {}
 
     def describe(self) -> dict[str, object]:
         return {
@@ -227,19 +228,30 @@ class _Fallback(Layer):
             "cache": self.config,
         }
 
+    def _cache_for(self, name: str) -> _Cache | None:
+        """One cache per decorated function (a layer may be applied to several)."""
+        if self.config is None:
+            return None
+        cache = self.caches.get(name)
+        if cache is None:
+            cache = self.caches[name] = _Cache(self.config, self.key)
+        return cache
+
     def _types(self) -> tuple[type[Exception], ...]:
         return self.catch if isinstance(self.catch, tuple) else (Exception,)
 
     def _wanted(self, error: Exception) -> bool:
         return isinstance(self.catch, tuple) or self.catch(error)
 
-    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
         if any(source.is_async for source in self.sources):
             raise ConfigError("values", [s.value for s in self.sources], "sync callables for a def")
-        types, when, layer = self._types(), self.when, self
-        cache = _Cache(self.config, self.key) if self.config else None
+        types, when, layer, state = self._types(), self.when, self, _config.state
+        cache = self._cache_for(name)
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return entry(*args, **kwargs)
             try:
                 result = call(*args, **kwargs)
             except types as error:
@@ -255,11 +267,13 @@ class _Fallback(Layer):
 
         return guarded
 
-    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
-        types, when, layer = self._types(), self.when, self
-        cache = _Cache(self.config, self.key) if self.config else None
+    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+        types, when, layer, state = self._types(), self.when, self, _config.state
+        cache = self._cache_for(name)
 
         async def guarded(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return await entry(*args, **kwargs)
             try:
                 result = await call(*args, **kwargs)
             except types as error:

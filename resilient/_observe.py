@@ -1,8 +1,9 @@
-"""The outermost step of every wrapped function: time the call for ``request_latency_ms``.
+"""The observation step of every wrapped function: time the call (``request_latency_ms``).
 
-One step per function, however many layers it has. In the common case (metrics off, no
-testing mode) it costs one attribute check before the call. ``resilient.testing.
-disabled()`` makes it call the undecorated function directly.
+One step per function, however many layers it has, entered only while
+``_config.state.active`` (see ``Layer.wrap_sync``): metrics off, it costs callers one
+attribute check in the outermost layer. ``resilient.testing.disabled()`` makes it call
+the undecorated function directly.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ def observe_sync(call: Any, target: Any, tags: Tags, override: Emitter | None) -
     state = _config.state
 
     def observed(*args: Any, **kwargs: Any) -> Any:
-        if not state.active and override is None:
-            return call(*args, **kwargs)
         if state.bypass:
             return target(*args, **kwargs)
         emit = override or state.emit
@@ -42,8 +41,6 @@ def observe_async(call: Any, target: Any, tags: Tags, override: Emitter | None) 
     state = _config.state
 
     async def observed(*args: Any, **kwargs: Any) -> Any:
-        if not state.active and override is None:
-            return await call(*args, **kwargs)
         if state.bypass:
             return await target(*args, **kwargs)
         emit = override or state.emit

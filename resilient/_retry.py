@@ -185,10 +185,12 @@ class _Retry(Layer):
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, **dataclasses.asdict(self.config)}
 
-    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
-        layer = self
+    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+        layer, state = self, _config.state
 
         def retrying(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return entry(*args, **kwargs)
             try:
                 return call(*args, **kwargs)
             except Exception as error:
@@ -206,10 +208,12 @@ class _Retry(Layer):
 
         return retrying
 
-    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
-        layer = self
+    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+        layer, state = self, _config.state
 
         async def retrying(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return await entry(*args, **kwargs)
             try:
                 return await call(*args, **kwargs)
             except Exception as error:

@@ -76,7 +76,7 @@ class _Timeout(Layer):
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, "seconds": self.seconds, "strategy": self.strategy}
 
-    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
         layer, seconds = self, self.seconds
         state = _config.state
         # Inlined deadline bookkeeping: this path is measured against a bare asyncio.timeout.
@@ -84,6 +84,8 @@ class _Timeout(Layer):
         loop_timeout = asyncio.timeout
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return await entry(*args, **kwargs)
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
                 return await _virtual_async(layer, clock, name, call, args, kwargs)
@@ -104,14 +106,16 @@ class _Timeout(Layer):
 
         return timed
 
-    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
         if self.strategy == "signal":
-            return self._wrap_signal(call, name)
+            return self._wrap_signal(call, name, entry)
         layer, seconds = self, self.seconds
         state = _config.state
         enter, leave, monotonic, run = _deadline.enter, _deadline.leave, time.monotonic, _pool.run
 
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return entry(*args, **kwargs)
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
                 return _virtual_sync(layer, clock, name, call, args, kwargs)
@@ -126,13 +130,15 @@ class _Timeout(Layer):
 
         return timed
 
-    def _wrap_signal(self, call: AnyCall, name: str) -> AnyCall:
+    def _wrap_signal(self, call: AnyCall, name: str, entry: AnyCall | None) -> AnyCall:
         layer, seconds = self, self.seconds
         state = _config.state
         enter, leave, arm, disarm = _deadline.enter, _deadline.leave, _alarm.arm, _alarm.disarm
         on_main_thread = _alarm.on_main_thread
 
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return entry(*args, **kwargs)
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
                 return _virtual_sync(layer, clock, name, call, args, kwargs)

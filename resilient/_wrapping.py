@@ -46,11 +46,17 @@ class Layer(ABC):
     """Where this layer reports, when its decorator was given ``metrics=``."""
 
     @abstractmethod
-    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
-        """Return a new function that runs ``call`` under this layer."""
+    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+        """Return a new function that runs ``call`` under this layer.
+
+        ``entry`` is given to the outermost layer only: while ``_config.state.active``
+        (metrics on, a testing mode), the function must hand the call to ``entry``
+        first thing (``if entry is not None and state.active: return entry(...)``).
+        That keeps the one observation step off the common path without a frame.
+        """
 
     @abstractmethod
-    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
         """Return a new ``async def`` function that awaits ``call`` under this layer."""
 
     @abstractmethod
@@ -166,28 +172,34 @@ def _name_of(target: object) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
-def _observed(
-    chain: AnyCall, target: AnyCall, layers: tuple[Layer, ...], is_async: bool, name: str
-) -> AnyCall:
-    """Add the one latency-recording step, outermost (see ``_observe``)."""
+def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: str) -> AnyCall:
+    """The chain of layer functions around ``target``, with the one observation step.
+
+    The outermost layer is built twice: plainly, as the inside of the observation step
+    (``_observe``), and as the function callers get, which jumps to that step only while
+    observation is on. With a per-decorator metrics override the step always runs, as an
+    ordinary outer function.
+    """
     from ._observe import observe_async, observe_sync
 
-    override = next((layer.emitter for layer in layers if layer.emitter is not None), None)
-    tags = (("policy", name),)
-    observe = observe_async if is_async else observe_sync
-    return observe(chain, target, tags, override)  # type: ignore[no-any-return]
-
-
-def _compose(layers: tuple[Layer, ...], call: AnyCall, is_async: bool, name: str) -> AnyCall:
-    for layer in reversed(layers):
+    call = target
+    for layer in reversed(layers[1:]):
         call = layer.wrap_async(call, name) if is_async else layer.wrap_sync(call, name)
-    return call
+    outer = layers[0]
+    wrap = outer.wrap_async if is_async else outer.wrap_sync
+    plain = wrap(call, name)
+    override = next((layer.emitter for layer in layers if layer.emitter is not None), None)
+    observe = observe_async if is_async else observe_sync
+    observed = observe(plain, target, (("policy", name),), override)
+    if override is not None:
+        return observed  # type: ignore[no-any-return]
+    return wrap(call, name, observed)
 
 
 def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> Any:
     is_async = _is_async(target)
     name = _name_of(target)
-    chain = _observed(_compose(layers, target, is_async, name), target, layers, is_async, name)
+    chain = _compose(layers, target, is_async, name)
     stack = _Stack(target, layers)
     if type(target) is FunctionType:
         functools.update_wrapper(chain, target)
@@ -201,7 +213,7 @@ def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> 
         # wrapt hands over the bound callable when the target is a descriptor.
         if wrapped is target:
             return chain(*args, **kwargs)
-        run = _observed(_compose(layers, wrapped, is_async, name), wrapped, layers, is_async, name)
+        run = _compose(layers, wrapped, is_async, name)
         return run(*args, **kwargs)
 
     wrapper = _CallableWrapper(target, bound_call)
