@@ -34,7 +34,17 @@ class Configuration:
 class _State:
     """The live defaults; one attribute read per call on the hot path."""
 
-    __slots__ = ("active", "bypass", "clock", "emit", "instant", "metrics", "now", "store")
+    __slots__ = (
+        "active",
+        "bypass",
+        "chaos",
+        "clock",
+        "emit",
+        "instant",
+        "metrics",
+        "now",
+        "store",
+    )
 
     def __init__(self) -> None:
         self.clock: Clock = SYSTEM_CLOCK
@@ -44,11 +54,12 @@ class _State:
         self.store: object | None = None
         self.bypass = False  # resilient.testing.disabled(): decorators pass straight through
         self.instant: int | None = None  # resilient.testing.instant(): attempt cap, no waits
+        self.chaos = 0  # resilient.chaos injectors active as context managers
         self.active = False  # any of the above on: the outermost step leaves its fast path
 
     def refresh(self) -> None:
         """Recompute ``active`` after changing what it summarises."""
-        self.active = self.emit is not None or self.bypass
+        self.active = self.emit is not None or self.bypass or self.chaos > 0
 
 
 state = _State()
@@ -107,6 +118,7 @@ def reset() -> None:
     state.store = None
     state.bypass = False
     state.instant = None
+    state.chaos = 0
     state.refresh()
     for hook in _reset_hooks:
         hook()

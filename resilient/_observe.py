@@ -8,28 +8,37 @@ the undecorated function directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import _config
 from ._emit import Emitter
+from .chaos import _active as active_chaos
 from .metrics._protocol import Tags
 
 __all__ = ["observe_async", "observe_sync"]
 
 
-def observe_sync(call: Any, target: Any, tags: Tags, override: Emitter | None) -> Any:
+def observe_sync(
+    call: Any, target: Any, tags: Tags, override: Emitter | None, chaotic: Callable[[], Any]
+) -> Any:
     state = _config.state
+    chaos_chain: Any = None
 
     def observed(*args: Any, **kwargs: Any) -> Any:
+        nonlocal chaos_chain
         if state.bypass:
             return target(*args, **kwargs)
+        run = call
+        if state.chaos and active_chaos.get():
+            run = chaos_chain = chaos_chain or chaotic()
         emit = override or state.emit
         if emit is None:
-            return call(*args, **kwargs)
+            return run(*args, **kwargs)
         now = state.now
         start = now()
         try:
-            return call(*args, **kwargs)
+            return run(*args, **kwargs)
         finally:
             end = now()
             emit.latency((end - start) * 1000.0, end, tags)
@@ -37,19 +46,26 @@ def observe_sync(call: Any, target: Any, tags: Tags, override: Emitter | None) -
     return observed
 
 
-def observe_async(call: Any, target: Any, tags: Tags, override: Emitter | None) -> Any:
+def observe_async(
+    call: Any, target: Any, tags: Tags, override: Emitter | None, chaotic: Callable[[], Any]
+) -> Any:
     state = _config.state
+    chaos_chain: Any = None
 
     async def observed(*args: Any, **kwargs: Any) -> Any:
+        nonlocal chaos_chain
         if state.bypass:
             return await target(*args, **kwargs)
+        run = call
+        if state.chaos and active_chaos.get():
+            run = chaos_chain = chaos_chain or chaotic()
         emit = override or state.emit
         if emit is None:
-            return await call(*args, **kwargs)
+            return await run(*args, **kwargs)
         now = state.now
         start = now()
         try:
-            return await call(*args, **kwargs)
+            return await run(*args, **kwargs)
         finally:
             end = now()
             emit.latency((end - start) * 1000.0, end, tags)

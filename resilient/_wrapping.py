@@ -172,6 +172,13 @@ def _name_of(target: object) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
+def _chain(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: str) -> AnyCall:
+    call = target
+    for layer in reversed(layers):
+        call = layer.wrap_async(call, name) if is_async else layer.wrap_sync(call, name)
+    return call
+
+
 def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: str) -> AnyCall:
     """The chain of layer functions around ``target``, with the one observation step.
 
@@ -181,19 +188,22 @@ def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: s
     ordinary outer function.
     """
     from ._observe import observe_async, observe_sync
+    from .chaos import CONTEXT_PROBE
 
-    call = target
-    for layer in reversed(layers[1:]):
-        call = layer.wrap_async(call, name) if is_async else layer.wrap_sync(call, name)
+    inner = _chain(layers[1:], target, is_async, name)
     outer = layers[0]
     wrap = outer.wrap_async if is_async else outer.wrap_sync
-    plain = wrap(call, name)
+    plain = wrap(inner, name)
     override = next((layer.emitter for layer in layers if layer.emitter is not None), None)
+
+    def chaotic() -> AnyCall:  # built on first use under a chaos context manager
+        return _chain((*layers, CONTEXT_PROBE), target, is_async, name)
+
     observe = observe_async if is_async else observe_sync
-    observed = observe(plain, target, (("policy", name),), override)
+    observed = observe(plain, target, (("policy", name),), override, chaotic)
     if override is not None:
         return observed  # type: ignore[no-any-return]
-    return wrap(call, name, observed)
+    return wrap(inner, name, observed)
 
 
 def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> Any:

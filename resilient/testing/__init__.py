@@ -12,8 +12,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import _config, _deadline, _validate
-from .typing import Clock
+from .. import _config, _deadline, _validate
+from ..typing import Clock
 
 __all__ = ["FakeClock", "disabled", "instant", "reset", "use_clock"]
 

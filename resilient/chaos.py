@@ -1,0 +1,202 @@
+"""Chaos injection: faults, latency and canned results, for tests and staging.
+
+Each injector is a decorator (it joins the function's resilient stack where you put it,
+usually innermost) and a context manager (inside the block, every resilient-decorated
+call gets the injection just around the function itself, so retries, timeouts and
+breakers see it as they would see the network). Latency goes through the configured
+clock, so under ``FakeClock`` a 60 s delay takes no time. ``enabled`` defaults to the
+``RESILIENT_CHAOS`` environment variable (``1``, ``true``, ``yes``, ``on``), so the same
+code can inject in a staging deployment and stay inert in production.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import _config, _validate
+from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
+from .exceptions import ConfigError
+
+__all__ = ["ChaosInjected", "Injector", "inject_fault", "inject_latency", "inject_result"]
+
+Kind = Literal["fault", "latency", "result"]
+CHAOS_INJECTIONS = "chaos_injections_total"
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosInjected:
+    """A chaos injector acted on a call of ``policy``."""
+
+    kind: Kind
+    policy: str
+    detail: str
+
+
+def _enabled_by_environment() -> bool:
+    return os.environ.get("RESILIENT_CHAOS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class Injector:
+    """One kind of trouble, at a rate; usable as a decorator and as a context manager."""
+
+    def __init__(
+        self, kind: Kind, payload: Any, rate: float, seed: int | None, enabled: bool | None
+    ) -> None:
+        self.kind = kind
+        self.payload = payload
+        self.rate = _validate.fraction("rate", rate)
+        self.random = random.Random(seed)
+        self.enabled = _enabled_by_environment() if enabled is None else bool(enabled)
+        self._token: Any = None
+
+    def __repr__(self) -> str:
+        state = "enabled" if self.enabled else "disabled"
+        return f"<resilient.chaos {self.kind} {self.payload!r} rate={self.rate:g} {state}>"
+
+    # Deciding and acting.
+
+    def _fires(self) -> bool:
+        return self.enabled and (self.rate >= 1.0 or self.random.random() < self.rate)
+
+    def _report(self, policy: str) -> None:
+        detail = repr(self.payload)
+        emit = _config.state.emit
+        if emit is not None:
+            emit.increment(CHAOS_INJECTIONS, (("kind", self.kind), ("policy", policy)))
+        from ._events import dispatch, hub
+
+        if hub.active:
+            dispatch((), (ChaosInjected(self.kind, policy, detail),))  # type: ignore[arg-type]
+
+    def before_sync(self, policy: str) -> tuple[bool, Any]:
+        """Act before the call: ``(True, result)`` when the call must not happen."""
+        if not self._fires():
+            return False, None
+        self._report(policy)
+        if self.kind == "latency":
+            _config.state.clock.sleep(self.payload)
+            return False, None
+        if self.kind == "fault":
+            raise self._error()
+        return True, self.payload
+
+    async def before_async(self, policy: str) -> tuple[bool, Any]:
+        if not self._fires():
+            return False, None
+        self._report(policy)
+        if self.kind == "latency":
+            await _config.state.clock.asleep(self.payload)
+            return False, None
+        if self.kind == "fault":
+            raise self._error()
+        return True, self.payload
+
+    def _error(self) -> BaseException:
+        error = self.payload
+        if isinstance(error, type):
+            return error("injected by resilient.chaos")  # type: ignore[no-any-return]
+        if callable(error):
+            made: BaseException = error()
+            return made
+        assert isinstance(error, BaseException)
+        return error
+
+    # As a decorator: a layer of the function's stack.
+
+    def __call__(self, fn: Any) -> Any:
+        return Decorator(_ChaosLayer((self,)))(fn)
+
+    # As a context manager: every resilient call inside the block.
+
+    def __enter__(self) -> Injector:
+        self._token = _active.set((*_active.get(), self))
+        _config.state.chaos += 1
+        _config.state.refresh()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _active.reset(self._token)
+        _config.state.chaos -= 1
+        _config.state.refresh()
+
+
+_active: ContextVar[tuple[Injector, ...]] = ContextVar("resilient_chaos", default=())
+
+
+class _ChaosLayer(Layer):
+    """Injects before calling; as the innermost layer it stands in for the network."""
+
+    __slots__ = ("injectors",)
+    kind = "chaos"
+
+    def __init__(self, injectors: tuple[Injector, ...] | None) -> None:
+        self.injectors = injectors  # None: the ones active in the caller's context
+
+    def describe(self) -> dict[str, object]:
+        found = self.injectors or ()
+        return {"layer": self.kind, "injectors": [repr(i) for i in found]}
+
+    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+        fixed, state = self.injectors, _config.state
+
+        def injected(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return entry(*args, **kwargs)
+            for injector in fixed if fixed is not None else _active.get():
+                done, result = injector.before_sync(name)
+                if done:
+                    return result
+            return call(*args, **kwargs)
+
+        return injected
+
+    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+        fixed, state = self.injectors, _config.state
+
+        async def injected(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and state.active:
+                return await entry(*args, **kwargs)
+            for injector in fixed if fixed is not None else _active.get():
+                done, result = await injector.before_async(name)
+                if done:
+                    return result
+            return await call(*args, **kwargs)
+
+        return injected
+
+
+CONTEXT_PROBE = _ChaosLayer(None)
+"""The innermost step added while a chaos context manager is active (see ``_observe``)."""
+
+
+def inject_fault(
+    error: BaseException | type[BaseException] | Callable[[], BaseException],
+    *,
+    rate: float = 1.0,
+    seed: int | None = None,
+    enabled: bool | None = None,
+) -> Injector:
+    """Raise ``error`` (an exception, a type, or a factory) instead of calling, at ``rate``."""
+    if not (isinstance(error, BaseException) or callable(error)):
+        raise ConfigError("error", error, "an exception, an exception type or a factory")
+    return Injector("fault", error, rate, seed, enabled)
+
+
+def inject_latency(
+    seconds: float, *, rate: float = 1.0, seed: int | None = None, enabled: bool | None = None
+) -> Injector:
+    """Sleep ``seconds`` (through the configured clock) before calling, at ``rate``."""
+    delay = _validate.required_duration("seconds", seconds)
+    return Injector("latency", delay, rate, seed, enabled)
+
+
+def inject_result(
+    value: object, *, rate: float = 1.0, seed: int | None = None, enabled: bool | None = None
+) -> Injector:
+    """Return ``value`` instead of calling, at ``rate``."""
+    return Injector("result", value, rate, seed, enabled)
