@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _config, _validate
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
@@ -24,6 +24,8 @@ from .exceptions import ConfigError
 
 __all__ = ["ChaosInjected", "Injector", "inject_fault", "inject_latency", "inject_result"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 Kind = Literal["fault", "latency", "result"]
 CHAOS_INJECTIONS = "chaos_injections_total"
 
@@ -108,7 +110,7 @@ class Injector:
 
     # As a decorator: a layer of the function's stack.
 
-    def __call__(self, fn: Any) -> Any:
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         return Decorator(_ChaosLayer((self,)))(fn)
 
     # As a context manager: every resilient call inside the block.

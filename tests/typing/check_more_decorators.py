@@ -1,0 +1,61 @@
+"""Static checks (mypy only, never run): breaker, fallback, degradable, chaos, policies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, assert_type
+
+import resilient
+from resilient.chaos import inject_fault
+
+if TYPE_CHECKING:
+    from mypy_extensions import Arg, DefaultNamedArg
+
+
+@resilient.breaker("typing-db", "database")
+def query(sql: str, *, limit: int = 10) -> list[str]:
+    return [sql] * limit
+
+
+@resilient.fallback({"text": "offline"})
+@resilient.retry("standard")
+@resilient.breaker("typing-ai", resilient.BreakerConfig.ai_service)
+@resilient.timeout("ai_operation")
+async def generate(prompt: str) -> dict[str, str]:
+    return {"text": prompt}
+
+
+@resilient.degradable("ai_assistant", fallback="no hint")
+def hint(question: str) -> str:
+    return question
+
+
+ai = resilient.policy(timeout="ai_operation", retry="standard", breaker=("typing-p", "ai_service"))
+
+
+@ai
+async def summarize(text: str, *, words: int = 50) -> str:
+    return text
+
+
+@inject_fault(ConnectionError, rate=0.1)
+def flaky(n: int) -> int:
+    return n
+
+
+def check_signatures_survive() -> None:
+    assert_type(query, Callable[[Arg(str, "sql"), DefaultNamedArg(int, "limit")], list[str]])
+    query(1)  # type: ignore[arg-type]
+    assert_type(generate, Callable[[Arg(str, "prompt")], Coroutine[Any, Any, dict[str, str]]])
+    assert_type(hint("why?"), str)
+    assert_type(
+        summarize,
+        Callable[[Arg(str, "text"), DefaultNamedArg(int, "words")], Coroutine[Any, Any, str]],
+    )
+    summarize("x", words="many")  # type: ignore[arg-type, unused-coroutine]
+    assert_type(flaky(1), int)
+
+
+async def check_awaiting() -> None:
+    assert_type(await generate("p"), dict[str, str])
+    assert_type(await summarize("t"), str)
