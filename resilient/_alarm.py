@@ -8,11 +8,13 @@ force has passed, or re-arms for that deadline, or does nothing when no call is 
 In a steady stream of calls with the same budget this makes no system call at all.
 
 Our handler is installed on first use and stays; a ``SIGALRM`` that we did not ask for
-is passed on to the handler that was there before.
+is passed on to the handler that was there before. The timer is cleared at interpreter
+exit: once Python's handlers are gone, a pending ``SIGALRM`` would kill the process.
 """
 
 from __future__ import annotations
 
+import atexit
 import signal
 import threading
 import time
@@ -59,9 +61,18 @@ def _set_timer(when: float, seconds: float) -> None:
     global _armed_for, _previous, _installed
     if not _installed or signal.getsignal(signal.SIGALRM) is not _on_alarm:
         _previous = signal.signal(signal.SIGALRM, _on_alarm)
+        if not _installed:
+            atexit.register(_clear_at_exit)
         _installed = True
     _armed_for = when
     signal.setitimer(signal.ITIMER_REAL, seconds if seconds > 0 else 1e-6)
+
+
+def _clear_at_exit() -> None:
+    global _armed_for
+    if _armed_for is not None:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        _armed_for = None
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:

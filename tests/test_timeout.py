@@ -362,3 +362,24 @@ def test_errors_pickle_and_read_well() -> None:
         assert type(copy) is type(error)
         assert str(copy) == str(error)
     assert str(resilient.TimeoutExceededError("mod.fn", 45.0)) == "mod.fn did not finish within 45s"
+
+
+@pytest.mark.realtime
+def test_signal_timer_left_armed_never_kills_the_process_at_exit() -> None:
+    """A process that used the signal strategy exits cleanly, even with the timer pending."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, signal, time\n"
+        # Registered first, so they run last: the default action back, then a pause in
+        # which a still-armed timer would kill the process (as at interpreter teardown).
+        "atexit.register(time.sleep, 0.5)\n"
+        "atexit.register(signal.signal, signal.SIGALRM, signal.SIG_DFL)\n"
+        "import resilient\n"
+        "@resilient.timeout(0.3, strategy='signal')\n"
+        "def quick(): return 1\n"
+        "quick()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], timeout=30, check=False)
+    assert result.returncode == 0
