@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import metrics, presets, telemetry
+from . import correlation, metrics, presets, telemetry
 from ._breaker import CircuitBreaker
 from ._breaker_config import BreakerConfig
 from ._breaker_layer import breaker
@@ -80,6 +80,7 @@ __all__ = [
     "breaker",
     "configuration",
     "configure",
+    "correlation",
     "create_circuit_breaker",
     "degradable",
     "describe",

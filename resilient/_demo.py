@@ -1,80 +1,333 @@
-"""A short demonstration of ``@timeout`` and ``@retry`` against a simulated flaky call.
+"""``python -m resilient demo``: a school network's bad day, handled live.
 
-The "network" is a function that fails, stalls or answers according to a script. Every
-wait goes through the configured clock: real but short (about two seconds) by default,
-instant under ``resilient.testing.FakeClock``, which is how the test suite runs it.
+A real HTTP service starts on loopback and goes through phases: healthy, latency spikes,
+a 5xx burst, a captive portal, an outage, recovery. An ``AsyncClient`` asks it for
+lessons under stacked policies (fallback to the last good answer, a total timeout,
+the client's own retries and host breaker) and the demo prints what happens as it
+happens: retries, fallbacks, breaker states, the degradation level and the health
+status, then a summary. Phases scale with ``--duration`` (20 s by default).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-import resilient as rs
+from . import _config, telemetry
+from ._clock import SYSTEM_CLOCK
+
+PHASES = (
+    ("healthy", 0.15),
+    ("latency spikes", 0.15),
+    ("5xx burst", 0.15),
+    ("captive portal", 0.15),
+    ("outage", 0.20),
+    ("recovery", 0.20),
+)
+"""Each phase and the share of the run it lasts."""
+
+LESSONS = {
+    1: "Photosynthesis",
+    2: "Fractions",
+    3: "The water cycle",
+    4: "Volcanoes",
+    5: "Poetry: the sonnet",
+}
 
 
-def _now() -> float:
-    return rs.configuration().clock.monotonic()
+class Timeline:
+    """Which phase the service is in, from the time since the start."""
+
+    def __init__(self, duration: float) -> None:
+        self.duration = duration
+        self.scale = duration / 20.0
+        self.start = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def phase(self) -> str:
+        share = self.elapsed() / self.duration
+        for name, part in PHASES:
+            if share < part:
+                return name
+            share -= part
+        return PHASES[-1][0]
 
 
-_start = 0.0
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Service
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        service = self.server
+        phase = service.timeline.phase()
+        scale = service.timeline.scale
+        with service.lock:
+            roll = service.rng.random()
+            spike = service.rng.uniform(0.6, 2.5) * scale
+        if phase == "outage":
+            self.close_connection = True
+            self.connection.close()  # connection dropped: the client sees it broken
+            return
+        if phase == "captive portal":
+            self._answer(302, b"", "text/html", {"Location": "http://login.schoolnet.test/"})
+            return
+        if phase == "latency spikes" and roll < 0.35:
+            time.sleep(spike)
+        elif phase == "5xx burst" and roll < 0.5:
+            after = f"{0.4 * scale:.2f}"
+            self._answer(503, b'{"error": "busy"}', "application/json", {"Retry-After": after})
+            return
+        else:
+            time.sleep((0.01 + 0.02 * roll) * scale)
+        number = int(self.path.rsplit("/", 1)[-1] or 0)
+        body = json.dumps({"lesson": number, "title": LESSONS.get(number, "?")}).encode()
+        self._answer(200, body, "application/json", {})
+
+    def _answer(self, status: int, body: bytes, kind: str, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
 
 
-def _say(message: str) -> None:
-    print(f"[{_now() - _start:5.2f}s] {message}", flush=True)
+class _Service(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
 
-
-class FlakyService:
-    """Answers like a school network: drops, stalls, then recovers."""
-
-    def __init__(self, script: list[str], seed: int) -> None:
-        self.script = script
+    def __init__(self, timeline: Timeline, seed: int) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.timeline = timeline
         self.rng = random.Random(seed)
-        self.calls = 0
+        self.lock = threading.Lock()
 
-    async def fetch(self, lesson: int) -> dict[str, object]:
-        step = self.script[min(self.calls, len(self.script) - 1)]
-        self.calls += 1
-        if step == "drop":
-            await rs.configuration().clock.asleep(0.01)
-            raise ConnectionResetError("connection reset by a meddling proxy")
-        if step == "stall":
-            await rs.configuration().clock.asleep(5)  # far longer than the budget below
-        await rs.configuration().clock.asleep(0.02 + self.rng.random() * 0.03)
-        return {"lesson": lesson, "title": "Photosynthesis"}
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients hanging up on slow answers are part of the show
 
 
-def _on_retry(attempt: int, error: BaseException, delay: float) -> None:
-    _say(f"  attempt {attempt} failed ({type(error).__name__}: {error}); retry in {delay:.2f}s")
+@dataclass
+class Tally:
+    """What happened, for the summary."""
+
+    requests: int = 0
+    served: int = 0
+    fallbacks: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    breaker_opens: int = 0
+    worst_level: str = "none"
+    latencies: list[float] = field(default_factory=list)
 
 
-async def _scenario(title: str, script: list[str], seed: int) -> None:
-    service = FlakyService(script, seed)
+class _Show:
+    """Prints lines stamped with the time since the start."""
 
-    @rs.retry(rs.RetryConfig.quick, attempts=4, initial_delay=0.1, on_retry=_on_retry)
-    @rs.timeout(0.3)  # per attempt; the seed's "quick" preset would be 5 s
-    async def get_lesson(lesson: int) -> dict[str, object]:
-        return await service.fetch(lesson)
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
 
-    _say(f"{title}: network script {script}")
+    def say(self, message: str) -> None:
+        print(f"[{self.timeline.elapsed():5.1f}s] {message}", flush=True)
+
+
+class _LogPrinter(logging.Handler):
+    """Shows resilient's log records as they are emitted: retries, and warnings."""
+
+    def __init__(self, show: _Show, tally: Tally) -> None:
+        super().__init__(logging.INFO)
+        self.show, self.tally = show, tally
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "retrying in" in message:
+            self.tally.retries += 1
+            self.show.say(f"    retry: {message.split(': ', 1)[-1]}")
+        elif record.levelno >= logging.WARNING:
+            self.show.say(f"    log: {message}")
+
+
+def _parse_statsd(value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"--statsd expects HOST:PORT, not {value!r}")
+    return host, int(port)
+
+
+def run(duration: float = 20.0, seed: int = 7, statsd: str | None = None) -> int:
+    """Run the demo for about ``duration`` seconds; returns the exit status."""
     try:
-        result = await get_lesson(123)
-    except Exception as error:  # the demo reports whatever happened
-        _say(f"  gave up: {type(error).__name__}: {error}")
-        for note in getattr(error, "__notes__", []):
-            _say(f"  note: {note}")
-    else:
-        _say(f"  got {result} after {service.calls} call(s)")
+        import httpx  # noqa: F401 - the client is built on it
+    except ImportError:
+        print("the demo drives resilient.http: pip install 'resilient-toolkit[http]'")
+        return 1
+    if duration <= 0:
+        raise SystemExit("--duration must be positive")
+    target = _parse_statsd(statsd)
+    from .metrics import FanoutSink, MemorySink, StatsdSink
+
+    memory = MemorySink()
+    remote = StatsdSink(target[0], target[1], prefix="resilient_demo") if target else None
+    saved = _config.configuration()
+    saved_window = telemetry.window.seconds
+    _config.configure(clock=SYSTEM_CLOCK, metrics=FanoutSink(memory, remote) if remote else memory)
+    telemetry.window.seconds = max(1.0, duration / 6)  # so health recovers within the run
+    try:
+        return asyncio.run(_drive(duration, seed, target))
+    finally:
+        telemetry.window.seconds = saved_window
+        _config.configure(clock=saved.clock, metrics=saved.metrics)
+        if remote is not None:
+            remote.close()
 
 
-def run(seed: int = 7) -> int:
-    """Run the scenarios and print what each decorator did."""
-    global _start
-    _start = _now()
-    _say("resilient demo: @retry(quick, attempts=4) over @timeout(0.3s) around a flaky call")
-    asyncio.run(_scenario("healthy network", ["ok"], seed))
-    asyncio.run(_scenario("two dropped connections", ["drop", "drop", "ok"], seed))
-    asyncio.run(_scenario("a stalled response", ["stall", "ok"], seed))
-    asyncio.run(_scenario("outage", ["drop"], seed))
-    _say("done: every failure above was handled or reported with its own error")
+async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> int:
+    from . import add_listener, remove_listener
+    from ._breaker_config import BreakerConfig
+    from ._degradation import DegradationLevel, DegradationService
+    from ._fallback import fallback, last_fallback
+    from ._retry import RetryConfig
+    from ._timeout import timeout
+    from .http import AsyncClient, HTTPError, RequestConfig
+
+    timeline = Timeline(duration)
+    scale = timeline.scale
+    show, tally = _Show(timeline), Tally()
+    service = _Service(timeline, seed)
+    server = threading.Thread(target=service.serve_forever, args=(0.02,), daemon=True)
+    server.start()
+    host = f"127.0.0.1:{service.server_address[1]}"
+    config = RequestConfig(
+        connect=max(0.1, 0.5 * scale),
+        receive=max(0.1, 0.5 * scale),
+        total=max(0.3, 2.5 * scale),
+        retry=RetryConfig(attempts=3, initial_delay=0.15 * scale, max_delay=1.0 * scale),
+    )
+    breaker = BreakerConfig(failure_threshold=5, reset_timeout=max(0.1, 1.0 * scale))
+    show.say(f"resilient demo: a flaky lesson service on http://{host}, about {duration:g}s")
+    show.say(
+        f"policies: fallback(last good answer) > timeout({config.total:.2g}s) > "
+        f"client retries (3 attempts, honours Retry-After) > breaker '{host}' "
+        f"(opens after {breaker.failure_threshold} failures in a row, probes after "
+        f"{breaker.reset_timeout:.2g}s)"
+    )
+    if statsd:
+        show.say(f"metrics also go to StatsD at {statsd[0]}:{statsd[1]} (prefix resilient_demo)")
+
+    def on_breaker(event: object) -> None:
+        kind = type(event).__name__
+        if kind == "BreakerOpened":
+            tally.breaker_opens += 1
+            show.say(f"  ** breaker '{host}' OPEN: requests are refused for a while")
+        elif kind == "BreakerHalfOpened":
+            show.say(f"  ** breaker '{host}' HALF-OPEN: one probe may go through")
+        elif kind == "BreakerClosed":
+            show.say(f"  ** breaker '{host}' CLOSED: the service answers again")
+
+    def on_level(old: DegradationLevel, new: DegradationLevel) -> None:
+        if new > DegradationLevel[tally.worst_level]:
+            tally.worst_level = new.name
+        show.say(f"  ** degradation level {old.name} -> {new.name} ({new.description})")
+
+    add_listener(on_breaker)
+    degradation = DegradationService.instance
+    degradation.add_listener(on_level)
+    printer = _LogPrinter(show, tally)
+    log = logging.getLogger("resilient")
+    log.addHandler(printer)
+    saved_level = log.level
+    log.setLevel(logging.INFO)
+    rng = random.Random(seed)
+
+    level = degradation.level
+    async with AsyncClient(
+        f"http://{host}", tenant_id="demo-school", config=config, breaker=breaker
+    ) as client:
+
+        @fallback(lambda lesson: {"lesson": lesson, "title": "(no offline copy)"}, cache=True)
+        @timeout(config.total)
+        async def get_lesson(lesson: int) -> dict[str, Any]:
+            response = await client.get(f"/lessons/{lesson}")
+            result: dict[str, Any] = response.json()
+            return result
+
+        phase, health = "", "healthy"
+        interval = duration / 80
+        try:
+            while timeline.elapsed() < duration:
+                now_phase = timeline.phase()
+                if now_phase != phase:
+                    phase = now_phase
+                    show.say(f"--- phase: {phase} ---")
+                lesson = rng.randint(1, len(LESSONS))
+                started = time.monotonic()
+                answer = await get_lesson(lesson)
+                took = (time.monotonic() - started) * 1000
+                tally.requests += 1
+                used = last_fallback()
+                if used is None:
+                    tally.served += 1
+                    tally.latencies.append(took)
+                    show.say(f"GET /lessons/{lesson}: {answer['title']!r} in {took:.0f} ms")
+                else:
+                    error = used.error
+                    why = type(error).__name__ if error is not None else "rejected result"
+                    if isinstance(error, HTTPError):
+                        tally.errors[error.kind] += 1
+                        why = f"{why} ({error.detail})"
+                    elif error is not None:
+                        tally.errors[type(error).__name__] += 1
+                    source = "last good answer" if used.source == "cache" else "default answer"
+                    tally.fallbacks[source] += 1
+                    show.say(f"GET /lessons/{lesson}: {why} -> fallback: {source}")
+                level = degradation.level
+                now_health = telemetry.generate_report(services=())["summary"]["health_status"]
+                if now_health != health:
+                    show.say(f"  ** health status {health} -> {now_health}")
+                    health = now_health
+                await asyncio.sleep(interval)
+        finally:
+            remove_listener(on_breaker)
+            log.removeHandler(printer)
+            log.setLevel(saved_level)
+            service.shutdown()
+            service.server_close()
+    _summary(show, tally, host, level.name, health)
     return 0
+
+
+def _summary(show: _Show, tally: Tally, host: str, level: str, health: str) -> None:
+    from ._registry import CircuitBreakerRegistry
+
+    registry = CircuitBreakerRegistry.instance
+    state = registry.get(host).state.name if host in registry else "unknown"
+    latencies = sorted(tally.latencies)
+    p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else 0.0
+    fallbacks = sum(tally.fallbacks.values())
+    errors = ", ".join(f"{kind} {count}" for kind, count in tally.errors.most_common()) or "none"
+    show.say("=== summary ===")
+    print(f"  requests        {tally.requests}", flush=True)
+    print(f"  served          {tally.served} (p95 {p95:.0f} ms)")
+    print(f"  fallbacks       {fallbacks} ({dict(tally.fallbacks) or 'none'})")
+    print(f"  retries         {tally.retries}")
+    print(f"  errors seen     {errors}")
+    print(f"  breaker         '{host}' opened {tally.breaker_opens}x, now {state}")
+    print(f"  degradation     worst {tally.worst_level}, now {level}")
+    print(f"  health status   {health}")
+    print("  every failure above was absorbed: no request reached the user as an error")

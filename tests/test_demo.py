@@ -1,23 +1,43 @@
-"""The README's main command, ``python -m resilient demo``."""
+"""The README's main command, ``python -m resilient demo``, run for real on loopback."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
 from resilient.__main__ import main
-from resilient.testing import FakeClock
+
+pytestmark = pytest.mark.realtime
 
 
-def test_demo_shows_retries_timeouts_and_giving_up(
-    clock: FakeClock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The demo runs in virtual time and reports each scenario's outcome."""
-    assert main(["demo"]) == 0
+def test_the_demo_runs_every_phase_and_sends_statsd(capsys: pytest.CaptureFixture[str]) -> None:
+    """A short run goes through all phases, shows the client's reactions and a summary."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as statsd:
+        statsd.bind(("127.0.0.1", 0))
+        statsd.settimeout(2)
+        port = statsd.getsockname()[1]
+        assert (
+            main(["demo", "--duration", "1.5", "--seed", "3", "--statsd", f"127.0.0.1:{port}"]) == 0
+        )
+        packet = statsd.recv(65536).decode()
     out = capsys.readouterr().out
-    assert "after 3 call(s)" in out  # two drops, then success
-    assert "TimeoutExceededError" in out  # the stalled response
-    assert "gave up: ConnectionResetError" in out  # the outage
-    assert "after 4 attempts" in out
+    for phase in ("healthy", "latency spikes", "5xx burst", "captive portal", "outage", "recovery"):
+        assert f"--- phase: {phase} ---" in out
+    assert "CaptivePortalError" in out
+    assert "degradation level none -> severe" in out
+    assert "OPEN" in out
+    assert "fallback: last good answer" in out
+    assert "=== summary ===" in out
+    assert out.rstrip().endswith("no request reached the user as an error")
+    assert "now CLOSED" in out  # the breaker recovered with the service
+    assert packet.startswith("resilient_demo.")
+
+
+def test_bad_statsd_address_is_refused() -> None:
+    """``--statsd`` must be HOST:PORT."""
+    with pytest.raises(SystemExit, match="HOST:PORT"):
+        main(["demo", "--statsd", "localhost"])
 
 
 def test_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

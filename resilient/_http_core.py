@@ -1,0 +1,351 @@
+"""What ``Client`` and ``AsyncClient`` share: building requests, reading responses, deciding.
+
+Nothing here waits or does I/O; the two shells in ``resilient.http`` send and sleep.
+The common path (a 2xx answer on the first attempt) is kept to a few attribute reads on
+top of httpx: everything else, retries, hostile-network checks, error building, starts
+only once something looks wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn
+
+import httpx
+
+from . import _config, correlation, telemetry
+from ._breaker import CircuitBreaker
+from ._breaker_config import BreakerConfig
+from ._http_config import IDEMPOTENT_METHODS, RequestConfig, resolve
+from ._http_errors import (
+    CaptivePortalError,
+    HostUnavailableError,
+    HTTPError,
+    HTTPStatusError,
+    HTTPTimeoutError,
+    NetworkError,
+)
+from ._http_exchange import BudgetSpentError, Exchange, Host, active, parse_retry_after, watch
+from ._http_hostile import NetworkState, find_hostile
+from ._logs import digest
+from .exceptions import CircuitOpenError, ConfigError
+from .metrics._names import ACTIVE_REQUESTS
+
+__all__ = ["ClientCore"]
+
+logger = logging.getLogger("resilient.http")
+
+_CORRELATION = correlation.HEADER
+_get_correlation = correlation._current.get
+_new_correlation = correlation.new
+_state = _config.state
+
+
+class ClientCore:
+    """Configuration, per-host state and every decision the two clients share."""
+
+    _http: Any
+
+    def __init__(
+        self,
+        base_url: str | httpx.URL,
+        *,
+        tenant_id: str | None,
+        config: RequestConfig | str,
+        breaker: BreakerConfig | str | None,
+        headers: Mapping[str, str] | None,
+        trusted_hosts: Iterable[str],
+        httpx_options: dict[str, Any],
+    ) -> None:
+        self.config = resolve(config)
+        if isinstance(breaker, str):
+            breaker = BreakerConfig.get(breaker)
+        elif breaker is not None and not isinstance(breaker, BreakerConfig):
+            raise ConfigError("breaker", breaker, "a BreakerConfig, a preset name or None")
+        self.breaker_config = breaker
+        tenant: object = tenant_id
+        if tenant is not None and (not isinstance(tenant, str) or not tenant.strip()):
+            raise ConfigError("tenant_id", tenant_id, "a non-empty string or None")
+        self.tenant_id = tenant_id
+        base: object = base_url
+        if not isinstance(base, str | httpx.URL):
+            raise ConfigError("base_url", base_url, "an http(s) URL string or ''")
+        self.base_url = httpx.URL(base_url)
+        if str(base_url) and self.base_url.scheme not in ("http", "https"):
+            raise ConfigError("base_url", base_url, "an absolute http:// or https:// URL")
+        hosts: object = trusted_hosts
+        if isinstance(hosts, str) or not all(isinstance(h, str) for h in trusted_hosts):
+            raise ConfigError("trusted_hosts", trusted_hosts, "a collection of host names")
+        self.trusted_hosts = frozenset(h.lower() for h in trusted_hosts)
+        for key in ("timeout", "follow_redirects", "base_url"):
+            if key in httpx_options:
+                allowed = {
+                    "timeout": "config=RequestConfig(...) (timeouts come from the config)",
+                    "follow_redirects": "follow_redirects=True on a request",
+                    "base_url": "the base_url parameter",
+                }[key]
+                raise ConfigError(key, httpx_options[key], allowed)
+        merged = {"Accept": "application/json"}
+        if headers is not None:
+            if not isinstance(headers, Mapping):
+                raise ConfigError("headers", headers, "a mapping of header names to values")
+            merged.update(headers)
+        if tenant_id is not None:
+            merged["X-Tenant-ID"] = tenant_id
+        self.headers = merged
+        self.httpx_options = httpx_options
+        self._hosts: dict[bytes, Host] = {}
+        self._base: Host | None = None
+        if self.base_url.host:
+            self._base = self._host_of(self.base_url)
+
+    def httpx_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for the httpx client this one drives."""
+        connect, receive = self.config.connect, self.config.receive
+        timeout = httpx.Timeout(connect=connect, read=receive, write=receive, pool=connect)
+        return {
+            "base_url": self.base_url,
+            "headers": self.headers,
+            "timeout": timeout,
+            "follow_redirects": False,
+            **self.httpx_options,
+        }
+
+    # --- hosts -------------------------------------------------------------------------
+
+    def _host_of(self, url: httpx.URL) -> Host:
+        key = url.netloc
+        found = self._hosts.get(key)
+        if found is None:
+            name = key.decode("ascii")
+            breaker = None
+            if self.breaker_config is not None:
+                from ._registry import CircuitBreakerRegistry
+
+                breaker = CircuitBreakerRegistry.instance.get_or_create(name, self.breaker_config)
+                watch(breaker)
+            found = self._hosts[key] = Host(name, breaker)
+        return found
+
+    def host_for(self, url: object, request: httpx.Request) -> Host:
+        """The host of ``request``; a relative ``url`` is the base URL's host, known already."""
+        base = self._base
+        if base is not None and isinstance(url, str) and url[:1] == "/":
+            return base
+        return self._host_of(request.url)
+
+    def breakers(self) -> list[CircuitBreaker]:
+        """The breakers of the hosts this client has talked to."""
+        return [h.breaker for h in list(self._hosts.values()) if h.breaker is not None]
+
+    # --- one request -------------------------------------------------------------------
+
+    def prepare(
+        self,
+        method: str,
+        url: Any,
+        config: RequestConfig,
+        start: float,
+        budget: float,
+        auth: Any,
+        follow: bool,
+        kwargs: dict[str, Any],
+    ) -> Exchange:
+        """Build the request: correlation header, timeouts cut to ``budget``."""
+        if "timeout" in kwargs:
+            raise ConfigError("timeout", kwargs["timeout"], "config=RequestConfig(...)")
+        timeouts = config.timeouts if budget >= config.longest else config.clamped(budget)
+        request: httpx.Request = self._http.build_request(
+            method, url, extensions={"timeout": timeouts}, **kwargs
+        )
+        cid = _get_correlation()
+        fresh = False
+        if cid is None:
+            given = request.headers.get(_CORRELATION) if "headers" in kwargs else None
+            fresh = given is None
+            cid = _new_correlation() if given is None else given
+        request.headers[_CORRELATION] = cid
+        host = self.host_for(url, request)
+        return Exchange(request, cid, host, config, start, budget, auth, follow, fresh)
+
+    def failure(self, error: Exception, exchange: Exchange) -> HTTPError:
+        """The error to raise for an httpx failure (counted in ``client_http_errors_total``)."""
+        request, cid, budget = exchange.request, exchange.cid, exchange.budget
+        method, url = request.method, str(request.url)
+        made: HTTPError
+        if isinstance(error, BudgetSpentError):
+            made = HTTPTimeoutError(
+                f"the total budget of {budget:.3g}s ran out while reading the body",
+                method=method,
+                url=url,
+                correlation_id=cid,
+                phase="total",
+                seconds=budget,
+            )
+        elif isinstance(error, httpx.TimeoutException):
+            phase = _PHASES.get(type(error), "read")
+            seconds = (request.extensions.get("timeout") or {}).get(phase) or budget
+            made = HTTPTimeoutError(
+                f"{phase} timeout after {seconds:.3g}s",
+                method=method,
+                url=url,
+                correlation_id=cid,
+                phase=phase,
+                seconds=seconds,
+            )
+        elif isinstance(error, httpx.ConnectError | httpx.ProxyError):
+            made = NetworkError(
+                f"cannot connect: {str(error) or type(error).__name__}",
+                method=method,
+                url=url,
+                correlation_id=cid,
+            )
+        elif isinstance(error, httpx.NetworkError | httpx.RemoteProtocolError):
+            made = NetworkError(
+                f"connection broken: {str(error) or type(error).__name__}",
+                method=method,
+                url=url,
+                correlation_id=cid,
+                kind="network",
+            )
+        else:
+            made = HTTPError(
+                f"{type(error).__name__}: {error}", method=method, url=url, correlation_id=cid
+            )
+        self.count(made, exchange.host)
+        return made
+
+    def timed_out(self, exchange: Exchange) -> HTTPError:
+        """The error for a request whose total budget (or the enclosing deadline) ran out."""
+        request, budget = exchange.request, exchange.budget
+        made = HTTPTimeoutError(
+            f"no answer within the total budget of {max(budget, 0.0):.3g}s",
+            method=request.method,
+            url=str(request.url),
+            correlation_id=exchange.cid,
+            phase="total",
+            seconds=budget,
+        )
+        self.count(made, exchange.host)
+        return made
+
+    def status_failure(self, response: httpx.Response, exchange: Exchange) -> HTTPStatusError:
+        """The error for an error status (counted by its class, ``4xx`` or ``5xx``)."""
+        request = exchange.request
+        made = HTTPStatusError(
+            f"{response.status_code} {response.reason_phrase}",
+            method=request.method,
+            url=str(request.url),
+            correlation_id=exchange.cid,
+            response=response,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+        self.count(made, exchange.host)
+        return made
+
+    def rejected(self, error: CircuitOpenError, exchange: Exchange) -> HostUnavailableError:
+        """The breaker of the host is open: say so with the request's correlation ID."""
+        request = exchange.request
+        return HostUnavailableError(
+            method=request.method,
+            url=str(request.url),
+            correlation_id=exchange.cid,
+            breaker=error.name,
+            retry_after=error.retry_after,
+        )
+
+    @staticmethod
+    def count(error: HTTPError, host: Host) -> None:
+        telemetry.record_http_error(error.kind, host.name)
+
+    def check(self, response: httpx.Response, exchange: Exchange) -> httpx.Response:
+        """Let a normal response through; raise for portals, block pages and error statuses."""
+        host = exchange.host
+        error = find_hostile(response, exchange.cid, self.trusted_hosts)
+        if error is not None:
+            self.count(error, host)
+            logger.info("%s", error, extra={"correlation_id": error.correlation_id})
+            digest.report("hostile network", host.name, error.detail)
+            if isinstance(error, CaptivePortalError):
+                NetworkState.portal(error.detail)
+            raise error
+        if NetworkState.degraded:
+            NetworkState.recovered()
+        if response.status_code >= 400:
+            raise self.status_failure(response, exchange)
+        return response
+
+    # --- retrying ----------------------------------------------------------------------
+
+    def wait_before_retry(self, error: HTTPError, exchange: Exchange, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1``; raises ``error`` when giving up."""
+        request, config = exchange.request, exchange.config
+        if not self._retryable(error, config):
+            raise error
+        method = request.method
+        if method not in IDEMPOTENT_METHODS and "idempotency-key" not in request.headers:
+            _give_up(
+                error,
+                f"did not retry: {method} is not idempotent "
+                "(send an Idempotency-Key header to allow retries)",
+            )
+        if not isinstance(request.stream, httpx.ByteStream):
+            _give_up(error, "did not retry: the request body is a stream")
+        if attempt >= config.retry.attempts:
+            _give_up(error, f"gave up after {attempt} attempts")
+        hinted = getattr(error, "retry_after", None)
+        delay = config.retry.delay(attempt) if hinted is None else hinted
+        left = exchange.deadline - _state.now()
+        if delay >= left:
+            _give_up(
+                error,
+                f"gave up after {attempt} attempt(s): a {delay:.3g}s wait "
+                f"does not fit in the {max(left, 0.0):.3g}s left",
+            )
+        logger.info(
+            "%s %s: attempt %d failed (%s); retrying in %.3gs",
+            method,
+            request.url,
+            attempt,
+            error.detail,
+            delay,
+            extra={"correlation_id": error.correlation_id},
+        )
+        telemetry.record_retry_attempt(f"http:{exchange.host.name}")
+        return delay
+
+    @staticmethod
+    def _retryable(error: HTTPError, config: RequestConfig) -> bool:
+        if isinstance(error, HTTPStatusError):
+            return error.status_code in config.retry_statuses
+        if isinstance(error, HTTPTimeoutError):
+            return error.phase != "total"
+        return isinstance(error, NetworkError)
+
+    # --- metrics -----------------------------------------------------------------------
+
+    @staticmethod
+    def started(emit: Any) -> None:
+        emit.gauge(ACTIVE_REQUESTS, active.change(1), ())
+
+    @staticmethod
+    def finished(emit: Any, exchange: Exchange) -> None:
+        emit.gauge(ACTIVE_REQUESTS, active.change(-1), ())
+        end = _state.now()
+        start = exchange.deadline - exchange.budget
+        emit.latency((end - start) * 1000.0, end, exchange.host.tags)
+
+
+def _give_up(error: HTTPError, why: str) -> NoReturn:
+    error.add_note(f"resilient.http {why}")
+    logger.info("%s (%s)", error, why, extra={"correlation_id": error.correlation_id})
+    raise error
+
+
+_PHASES: dict[type[Exception], str] = {
+    httpx.ConnectTimeout: "connect",
+    httpx.ReadTimeout: "read",
+    httpx.WriteTimeout: "write",
+    httpx.PoolTimeout: "pool",
+}
