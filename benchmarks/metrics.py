@@ -7,9 +7,7 @@ ends with ``resilient.testing.reset()``.
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -164,53 +162,22 @@ def _statsd_js() -> tuple[str, str] | str:
     if tests not in sys.path:
         sys.path.insert(0, tests)
     try:
-        from statsd_daemon import CANDIDATES
+        from statsd_daemon import find_daemon
     except ImportError as exc:
         return f"tests/statsd_daemon.py does not import ({exc})"
-    node = shutil.which("node")
-    extra = ("/tmp/statsd-npm/node_modules/statsd/stats.js",)
-    script = next((c for c in (*CANDIDATES, *extra) if c and Path(c).is_file()), None)
-    if node is None or script is None:
+    found = find_daemon()
+    if found is None:
         return "needs node and `npm install --prefix .ci/node statsd` (what .ci/run does)"
-    return node, script
+    return found
 
 
 @contextmanager
 def statsd_daemon(node: str, script: str) -> Iterator[Any]:
-    """Start the daemon on free loopback ports; stop it by its pid."""
-    from statsd_daemon import StatsdDaemon, free_port
+    """The daemon from ``tests/statsd_daemon.py``, in a temporary folder."""
+    from statsd_daemon import running_daemon
 
-    port, tcp_port, mgmt_port = free_port(socket.SOCK_DGRAM), free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "statsd.js"
-        config.write_text(
-            f'{{ servers: [{{ server: "./servers/udp", address: "127.0.0.1", port: {port} }}, '
-            f'{{ server: "./servers/tcp", address: "127.0.0.1", port: {tcp_port} }}], '
-            f'mgmt_port: {mgmt_port}, mgmt_address: "127.0.0.1", backends: [], '
-            "flushInterval: 3600000 }"
-        )
-        process = subprocess.Popen(
-            [node, script, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            daemon = StatsdDaemon(port, tcp_port, mgmt_port)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    daemon.ask("health")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError("the StatsD daemon did not start") from None
-                    time.sleep(0.05)
-            yield daemon
-        finally:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+    with tempfile.TemporaryDirectory() as tmp, running_daemon(node, script, Path(tmp)) as daemon:
+        yield daemon
 
 
 def _flaky(label: str) -> Fn:

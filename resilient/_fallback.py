@@ -9,9 +9,10 @@ answered through ``resilient.last_fallback()``, the ``FallbackUsed`` event and
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -298,16 +299,14 @@ class _Fallback(Layer):
         error: Exception | None,
         rejected: Any = None,
     ) -> Any:
-        if cache is not None and (hit := cache.get(name, args, kwargs)) is not None:
-            return self._used(name, "cache", error, hit[0], _config.state.now() - hit[1])
         failures: list[str] = []
-        for index, source in enumerate(self.sources):
+        for label, answer, age in self._sources(name, cache, args, kwargs, error):
             try:
-                answer = source.call(args, kwargs, error)
+                value = answer()
             except Exception as failure:
-                failures.append(f"fallback[{index}]: {type(failure).__name__}: {failure}")
+                failures.append(f"{label}: {type(failure).__name__}: {failure}")
                 continue
-            return self._used(name, f"fallback[{index}]", error, answer)
+            return self._used(name, label, error, value, age)
         return self._give_up(name, error, failures, rejected)
 
     async def _recover_async(
@@ -319,19 +318,27 @@ class _Fallback(Layer):
         error: Exception | None,
         rejected: Any = None,
     ) -> Any:
-        if cache is not None and (hit := cache.get(name, args, kwargs)) is not None:
-            return self._used(name, "cache", error, hit[0], _config.state.now() - hit[1])
         failures: list[str] = []
-        for index, source in enumerate(self.sources):
+        for label, answer, age in self._sources(name, cache, args, kwargs, error):
             try:
-                answer = source.call(args, kwargs, error)
-                if source.is_async:
-                    answer = await answer
+                value = answer()
+                if inspect.isawaitable(value):
+                    value = await value
             except Exception as failure:
-                failures.append(f"fallback[{index}]: {type(failure).__name__}: {failure}")
+                failures.append(f"{label}: {type(failure).__name__}: {failure}")
                 continue
-            return self._used(name, f"fallback[{index}]", error, answer)
+            return self._used(name, label, error, value, age)
         return self._give_up(name, error, failures, rejected)
+
+    def _sources(
+        self, name: str, cache: _Cache | None, args: Any, kwargs: Any, error: Exception | None
+    ) -> Iterator[tuple[str, Callable[[], Any], float | None]]:
+        """What may answer, in order: the cached result, then each fallback, not yet called."""
+        if cache is not None and (hit := cache.get(name, args, kwargs)) is not None:
+            value, stored = hit
+            yield "cache", lambda: value, _config.state.now() - stored
+        for index, source in enumerate(self.sources):
+            yield f"fallback[{index}]", functools.partial(source.call, args, kwargs, error), None
 
     def _used(
         self, name: str, source: str, error: Exception | None, answer: Any, age: float | None = None

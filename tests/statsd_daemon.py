@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ CANDIDATES = (
     os.environ.get("RESILIENT_STATSD_JS", ""),
     str(ROOT / ".ci" / "node" / "node_modules" / "statsd" / "stats.js"),
     str(ROOT / "node_modules" / "statsd" / "stats.js"),
+    "/tmp/statsd-npm/node_modules/statsd/stats.js",  # where a developer may have it
 )
 
 
@@ -75,18 +77,18 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return re.findall(r"'?([\w.;=\-]+)'?: (-?[\d.e]+)", text)
 
 
-@pytest.fixture
-def statsd_daemon(tmp_path: Path) -> Iterator[StatsdDaemon]:
-    """Start the reference daemon (``.ci/run`` installs it); skip with a reason if absent."""
+def find_daemon() -> tuple[str, str] | None:
+    """``(node, stats.js)`` when the reference daemon is installed, else ``None``."""
     node = shutil.which("node")
     script = next((c for c in CANDIDATES if c and Path(c).is_file()), None)
-    if node is None or script is None:
-        pytest.skip(
-            "the reference StatsD daemon is not installed: needs node and "
-            "`npm install --prefix .ci/node statsd` (what .ci/run does)"
-        )
+    return (node, script) if node is not None and script is not None else None
+
+
+@contextmanager
+def running_daemon(node: str, script: str, folder: Path) -> Iterator[StatsdDaemon]:
+    """Start the daemon (UDP, TCP and management ports free on loopback); stop it by pid."""
     port, tcp_port, mgmt_port = free_port(socket.SOCK_DGRAM), free_port(), free_port()
-    config = tmp_path / "statsd.js"
+    config = folder / "statsd.js"
     config.write_text(
         f'{{ servers: [{{ server: "./servers/udp", address: "127.0.0.1", port: {port} }}, '
         f'{{ server: "./servers/tcp", address: "127.0.0.1", port: {tcp_port} }}], '
@@ -105,9 +107,26 @@ def statsd_daemon(tmp_path: Path) -> Iterator[StatsdDaemon]:
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("the StatsD daemon did not start")
+                    raise RuntimeError("the StatsD daemon did not start") from None
                 time.sleep(0.05)
         yield daemon
     finally:
         process.terminate()
-        process.wait(5)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.fixture
+def statsd_daemon(tmp_path: Path) -> Iterator[StatsdDaemon]:
+    """Start the reference daemon (``.ci/run`` installs it); skip with a reason if absent."""
+    found = find_daemon()
+    if found is None:
+        pytest.skip(
+            "the reference StatsD daemon is not installed: needs node and "
+            "`npm install --prefix .ci/node statsd` (what .ci/run does)"
+        )
+    with running_daemon(*found, tmp_path) as daemon:
+        yield daemon
