@@ -72,26 +72,32 @@ class BufferedSink:
     # Recording: the hot path.
 
     def increment(self, name: str, value: float = 1, tags: Tags = ()) -> None:
-        self._put(("c", name, tags, value))
+        buffer = self._buffer
+        if len(buffer) >= self.batch_size:
+            self._full()
+        buffer.append(("c", name, tags, value))
 
     def gauge(self, name: str, value: float, tags: Tags = ()) -> None:
-        self._put(("g", name, tags, value))
+        buffer = self._buffer
+        if len(buffer) >= self.batch_size:
+            self._full()
+        buffer.append(("g", name, tags, value))
 
     def timing(self, name: str, ms: float, tags: Tags = ()) -> None:
         if self.sample_rate < 1.0 and random() >= self.sample_rate:
             return
-        self._put(("ms", name, tags, ms))
-
-    def _put(self, item: tuple[str, str, Tags, float]) -> None:
         buffer = self._buffer
-        waiting = len(buffer)
-        if waiting >= self.batch_size:
-            if waiting >= self.max_buffer:
-                buffer.popleft()
-                self._dropped += 1
-            if not self._wake.is_set():
-                self._wake.set()
-        buffer.append(item)
+        if len(buffer) >= self.batch_size:
+            self._full()
+        buffer.append(("ms", name, tags, ms))
+
+    def _full(self) -> None:
+        """A batch is waiting: wake the flusher; past ``max_buffer``, drop the oldest."""
+        if len(self._buffer) >= self.max_buffer:
+            self._buffer.popleft()
+            self._dropped += 1
+        if not self._wake.is_set():
+            self._wake.set()
 
     # Sending: the background thread.
 

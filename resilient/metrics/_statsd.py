@@ -69,6 +69,7 @@ class StatsdSink(BufferedSink):
         self.protocol = protocol
         self.max_udp_size = _validate.integer("max_udp_size", max_udp_size, minimum=64)
         self._client: Any = None
+        self._forms: dict[tuple[str, Tags, str], tuple[str, str]] = {}
         super().__init__(
             flush_interval=flush_interval,
             batch_size=batch_size,
@@ -81,50 +82,62 @@ class StatsdSink(BufferedSink):
 
     def lines(self, batch: Batch) -> list[str]:
         """The StatsD lines for one batch (what goes on the wire)."""
-        out = [
-            self._line(name, tags, _number(value), "c", "")
-            for (name, tags), value in batch.counters.items()
-        ]
+        form = self._form
+        out: list[str] = []
+        for (name, tags), value in batch.counters.items():
+            head, tail = form(name, tags, "c")
+            out.append(head + _number(value) + tail)
         for (name, tags), value in batch.gauges.items():
+            head, tail = form(name, tags, "g")
             if value < 0:  # a leading minus means "decrement" to StatsD: set 0 first
-                out.append(self._line(name, tags, "0", "g", ""))
-            out.append(self._line(name, tags, _number(value), "g", ""))
-        rate = f"|@{self.sample_rate:g}" if self.sample_rate < 1 else ""
-        out.extend(
-            self._line(name, tags, f"{ms:.3f}", "ms", rate) for name, tags, ms in batch.timings
-        )
+                out.append(head + "0" + tail)
+            out.append(head + _number(value) + tail)
+        for name, tags, ms in batch.timings:
+            head, tail = form(name, tags, "ms")
+            out.append(f"{head}{ms:.3f}{tail}")
         return out
 
-    def _line(self, name: str, tags: Tags, value: str, kind: str, rate: str) -> str:
-        if not tags:
-            return f"{self.prefix}{name}:{value}|{kind}{rate}"
-        if self.tag_style == "name":
-            folded = ".".join(_segment(v) for _, v in tags)
-            return f"{self.prefix}{name}.{folded}:{value}|{kind}{rate}"
-        labels = ",".join(f"{_tag(k)}:{_tag(v)}" for k, v in tags)
-        return f"{self.prefix}{name}:{value}|{kind}{rate}|#{labels}"
+    def _form(self, name: str, tags: Tags, kind: str) -> tuple[str, str]:
+        """What goes before and after the value of one series, built once per series."""
+        key = (name, tags, kind)
+        found = self._forms.get(key)
+        if found is None:
+            rate = f"|@{self.sample_rate:g}" if kind == "ms" and self.sample_rate < 1 else ""
+            if tags and self.tag_style == "name":
+                folded = ".".join(_segment(v) for _, v in tags)
+                found = (f"{self.prefix}{name}.{folded}:", f"|{kind}{rate}")
+            elif tags:
+                labels = ",".join(f"{_tag(k)}:{_tag(v)}" for k, v in tags)
+                found = (f"{self.prefix}{name}:", f"|{kind}{rate}|#{labels}")
+            else:
+                found = (f"{self.prefix}{name}:", f"|{kind}{rate}")
+            if len(self._forms) < 10_000:  # series are few; never let this grow unbounded
+                self._forms[key] = found
+        return found
 
     def send(self, batch: Batch) -> None:
         client = self._client or self._connect()
-        burst = self.max_udp_size * _PACKETS_PER_BURST
-        pipe, size = client.pipeline(), 0
+        # Lines are packed into packets here and handed to the client as they are: the
+        # package's public calls cannot place DogStatsD tags after the type, and its
+        # pipeline would parse and re-format every line.
+        limit, packets, packet, size = self.max_udp_size, 0, [], 0
         for line in self.lines(batch):
-            if size + len(line) >= burst:
-                self._send_pipe(pipe)
-                # Give the daemon time to read: a burst larger than its receive buffer
-                # (about 200 KB by default) is silently lost. Only this thread waits.
-                time.sleep(_PAUSE)
-                pipe, size = client.pipeline(), 0
-            stat, _, value = line.partition(":")
-            # The package's public calls cannot place DogStatsD tags after the type, so
-            # lines are built here and queued as-is; the pipeline packs them into packets.
-            pipe._send_stat(stat, value, 1)
+            if size + len(line) >= limit and packet:
+                self._send_packet(client, "\n".join(packet))
+                packet, size = [], 0
+                packets += 1
+                if packets % _PACKETS_PER_BURST == 0:
+                    # Give the daemon time to read: a burst larger than its receive buffer
+                    # (about 200 KB by default) is silently lost. Only this thread waits.
+                    time.sleep(_PAUSE)
+            packet.append(line)
             size += len(line) + 1
-        self._send_pipe(pipe)
+        if packet:
+            self._send_packet(client, "\n".join(packet))
 
-    def _send_pipe(self, pipe: Any) -> None:
+    def _send_packet(self, client: Any, packet: str) -> None:
         try:
-            pipe.send()
+            client._after(packet)
         except OSError:
             self.disconnect()  # reconnect (TCP) or re-resolve (UDP) on the next flush
             raise
