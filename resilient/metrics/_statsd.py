@@ -120,7 +120,8 @@ class StatsdSink(BufferedSink):
         # Lines are packed into packets here and handed to the client as they are: the
         # package's public calls cannot place DogStatsD tags after the type, and its
         # pipeline would parse and re-format every line.
-        limit, packets, packet, size = self.max_udp_size, 0, [], 0
+        limit, packets, size = self.max_udp_size, 0, 0
+        packet: list[str] = []
         for line in self.lines(batch):
             if size + len(line) >= limit and packet:
                 self._send_packet(client, "\n".join(packet))
