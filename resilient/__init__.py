@@ -30,7 +30,7 @@ from ._retry import RetryConfig, retry
 from ._timeout import timeout, timeout_pool_stats
 from ._workers import PoolStats
 from .exceptions import CircuitOpenError, ConfigError, ResilienceError, TimeoutExceededError
-from .metrics import FanoutSink, LoggingSink, MemorySink, NullSink, PrometheusSink, StatsdSink
+from .metrics import FanoutSink, MemorySink, NullSink
 from .presets import Timeouts
 from .stores import MemoryStore
 
@@ -115,6 +115,7 @@ if TYPE_CHECKING:
         CallRecorded,
         CallRejected,
     )
+    from .metrics import LoggingSink, PrometheusSink, StatsdSink
 
 # Loaded on first use: defining the event dataclasses costs import time (see _events).
 _LAZY = dict.fromkeys(
@@ -130,6 +131,8 @@ _LAZY = dict.fromkeys(
     ),
     "._breaker_events",
 )
+# The batching sinks start a thread and open sockets: loaded when first named.
+_LAZY.update(dict.fromkeys(("LoggingSink", "PrometheusSink", "StatsdSink"), ".metrics"))
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -217,6 +216,8 @@ def load_policies(source: str | Path | Mapping[str, Any]) -> dict[str, Policy]:
     if isinstance(source, Mapping):
         tables = dict(source)
     else:
+        import tomllib  # only here: most programs never load policies from a file
+
         path = Path(source)
         origin = str(path)
         try:

@@ -6,13 +6,36 @@ Install one with ``resilient.configure(metrics=...)``; the names are the seed's
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import _names as names
-from ._buffered import Batch, BufferedSink
-from ._logging import LoggingSink
-from ._prometheus import PrometheusSink
 from ._protocol import MetricsSink, Tags
 from ._simple import FanoutSink, MemorySink, NullSink
-from ._statsd import StatsdSink
+
+if TYPE_CHECKING:
+    from ._buffered import Batch, BufferedSink
+    from ._logging import LoggingSink
+    from ._prometheus import PrometheusSink
+    from ._statsd import StatsdSink
+
+_LAZY = {
+    "Batch": "._buffered",
+    "BufferedSink": "._buffered",
+    "LoggingSink": "._logging",
+    "PrometheusSink": "._prometheus",
+    "StatsdSink": "._statsd",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The batching sinks (a thread, sockets) load when first named, not on import.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module, __name__), name)
+
 
 __all__ = [
     "Batch",

@@ -15,7 +15,6 @@ import os
 import threading
 import weakref
 from collections import deque
-from dataclasses import dataclass, field
 from random import random
 
 from .. import _validate
@@ -29,13 +28,15 @@ __all__ = ["Batch", "BufferedSink"]
 _Key = tuple[str, Tags]
 
 
-@dataclass(slots=True)
 class Batch:
     """What one flush sends: summed counters, last gauges, every timing."""
 
-    counters: dict[_Key, float] = field(default_factory=dict)
-    gauges: dict[_Key, float] = field(default_factory=dict)
-    timings: list[tuple[str, Tags, float]] = field(default_factory=list)
+    __slots__ = ("counters", "gauges", "timings")
+
+    def __init__(self) -> None:
+        self.counters: dict[_Key, float] = {}
+        self.gauges: dict[_Key, float] = {}
+        self.timings: list[tuple[str, Tags, float]] = []
 
     def __bool__(self) -> bool:
         return bool(self.counters or self.gauges or self.timings)
