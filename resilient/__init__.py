@@ -8,6 +8,7 @@ from . import correlation, metrics, presets, telemetry
 from ._breaker import CircuitBreaker
 from ._breaker_config import BreakerConfig
 from ._breaker_layer import breaker
+from ._budget import RetryBudget
 from ._circuit import BreakerMode, BreakerState
 from ._clock import SystemClock
 from ._config import Configuration, configuration, configure
@@ -35,6 +36,7 @@ from .presets import Timeouts
 from .stores import MemoryStore
 
 __all__ = [
+    "AsyncRedisStore",
     "BreakerClosed",
     "BreakerConfig",
     "BreakerDisabled",
@@ -69,8 +71,10 @@ __all__ = [
     "Policy",
     "PoolStats",
     "PrometheusSink",
+    "RedisStore",
     "ResilienceError",
     "ResilienceWarning",
+    "RetryBudget",
     "RetryConfig",
     "StatsdSink",
     "SystemClock",
@@ -116,6 +120,7 @@ if TYPE_CHECKING:
         CallRejected,
     )
     from .metrics import LoggingSink, PrometheusSink, StatsdSink
+    from .stores.redis import AsyncRedisStore, RedisStore
 
 # Loaded on first use: defining the event dataclasses costs import time (see _events).
 _LAZY = dict.fromkeys(
@@ -133,6 +138,8 @@ _LAZY = dict.fromkeys(
 )
 # The batching sinks start a thread and open sockets: loaded when first named.
 _LAZY.update(dict.fromkeys(("LoggingSink", "PrometheusSink", "StatsdSink"), ".metrics"))
+# The Redis stores import redis-py: loaded when first named.
+_LAZY.update(dict.fromkeys(("AsyncRedisStore", "RedisStore"), ".stores.redis"))
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from random import random
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _config, _deadline, _validate
 from ._emit import Emitter, emitter_for
@@ -21,6 +21,9 @@ from .exceptions import CircuitOpenError, ConfigError
 from .metrics._names import RETRY_ATTEMPTS
 from .metrics._protocol import MetricsSink
 from .typing import ExceptionFilter, OnRetry, Seconds
+
+if TYPE_CHECKING:
+    from ._budget import RetryBudget
 
 __all__ = ["RetryConfig", "retry"]
 
@@ -101,6 +104,7 @@ def retry(
     stop: Callable[[Any], bool] | None = None,
     wait: Callable[[Any], float] | None = None,
     metrics: MetricsSink | None = None,
+    budget: RetryBudget | None = None,
 ) -> Decorator:
     """Call again when the call raises one of ``on`` (default: any ``Exception``).
 
@@ -111,6 +115,8 @@ def retry(
     each wait. Never retried: an open circuit, cancellation, ``KeyboardInterrupt``,
     ``SystemExit``, and any wait that would end past the current deadline. ``metrics``
     overrides the configured sink for this function (``retry_attempts_total``).
+    ``budget`` (a ``RetryBudget``) counts each call and, after a failure, allows a retry
+    only while retries stay within its share of the calls (fleet-wide with a RedisStore).
     """
     if config is None:
         config = RetryConfig.standard
@@ -136,6 +142,12 @@ def retry(
     capped = stop is None or attempts is not None
     layer = _Retry(config, _retry_filter(on), on_retry, stop, wait, capped)
     layer.emitter = emitter_for(metrics)
+    if budget is not None:  # the budget issue: checked here, used only after a failure
+        from ._budget import RetryBudget
+
+        if not isinstance(budget, RetryBudget):
+            raise ConfigError("budget", budget, "a RetryBudget or None")
+        layer.budget = budget
     return Decorator(layer)
 
 
@@ -162,7 +174,7 @@ class _TenacityRetry:
 
 
 class _Retry(Layer):
-    __slots__ = ("capped", "config", "emitter", "on", "on_retry", "stop", "wait")
+    __slots__ = ("budget", "capped", "config", "emitter", "on", "on_retry", "stop", "wait")
     kind = "retry"
 
     def __init__(
@@ -181,6 +193,7 @@ class _Retry(Layer):
         self.wait = wait
         self.capped = capped
         self.emitter: Emitter | None = None
+        self.budget: RetryBudget | None = None
 
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, **dataclasses.asdict(self.config)}
@@ -206,7 +219,15 @@ class _Retry(Layer):
                 except Exception as error:
                     failure = error
 
-        return retrying
+        budget = self.budget
+        if budget is None:
+            return retrying
+
+        def budgeted(*args: Any, **kwargs: Any) -> Any:  # the budget counts each call
+            budget.record_call()
+            return retrying(*args, **kwargs)
+
+        return budgeted
 
     def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
         layer, state = self, _config.state
@@ -229,7 +250,15 @@ class _Retry(Layer):
                 except Exception as error:
                     failure = error
 
-        return retrying
+        budget = self.budget
+        if budget is None:
+            return retrying
+
+        async def budgeted(*args: Any, **kwargs: Any) -> Any:
+            budget.record_call()
+            return await retrying(*args, **kwargs)
+
+        return budgeted
 
 
 class _Plan:
@@ -265,6 +294,9 @@ class _Plan:
         left = _deadline.remaining()
         if left is not None and delay >= left:
             self._give_up(error, f"{left:.3g}s before the deadline, short of a {delay:.3g}s wait")
+        budget = layer.budget
+        if budget is not None and not budget.allow_retry():  # never waits on I/O
+            self._give_up(error, "with the retry budget spent")
         if layer.on_retry is not None:
             layer.on_retry(self.attempt, error, delay)
         emit = layer.emitter or _config.state.emit
