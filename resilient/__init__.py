@@ -4,36 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import correlation, metrics, presets, telemetry
-from ._breaker import CircuitBreaker
-from ._breaker_config import BreakerConfig
-from ._breaker_layer import breaker
+from . import metrics, presets, telemetry
 from ._budget import RetryBudget
-from ._circuit import BreakerMode, BreakerState
 from ._clock import SystemClock
 from ._config import Configuration, configuration, configure
 from ._deadline import remaining
-from ._degradation import (
-    DegradationLevel,
-    DegradationService,
-    Feature,
-    Features,
-    FeatureUnavailableError,
-    degradable,
-)
 from ._events import add_listener, remove_listener
-from ._fallback import FallbackCache, FallbackResponses, FallbackUsed, fallback, last_fallback
-from ._firing import FiringBreaker, create_circuit_breaker
 from ._lint import ResilienceWarning
 from ._policy import Description, Policy, describe, load_policies, policy
-from ._registry import CircuitBreakerRegistry, get_breaker
 from ._retry import RetryConfig, retry
 from ._timeout import timeout, timeout_pool_stats
 from ._workers import PoolStats
 from .exceptions import CircuitOpenError, ConfigError, ResilienceError, TimeoutExceededError
 from .metrics import FanoutSink, MemorySink, NullSink
 from .presets import Timeouts
-from .stores import MemoryStore
 
 __all__ = [
     "AsyncRedisStore",
@@ -108,7 +92,9 @@ __all__ = [
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from . import testing
+    from . import correlation, testing
+    from ._breaker import CircuitBreaker
+    from ._breaker_config import BreakerConfig
     from ._breaker_events import (
         BreakerClosed,
         BreakerDisabled,
@@ -119,7 +105,27 @@ if TYPE_CHECKING:
         CallRecorded,
         CallRejected,
     )
+    from ._breaker_layer import breaker
+    from ._circuit import BreakerMode, BreakerState
+    from ._degradation import (
+        DegradationLevel,
+        DegradationService,
+        Feature,
+        Features,
+        FeatureUnavailableError,
+        degradable,
+    )
+    from ._fallback import (
+        FallbackCache,
+        FallbackResponses,
+        FallbackUsed,
+        fallback,
+        last_fallback,
+    )
+    from ._firing import FiringBreaker, create_circuit_breaker
+    from ._registry import CircuitBreakerRegistry, get_breaker
     from .metrics import LoggingSink, PrometheusSink, StatsdSink
+    from .stores import MemoryStore
     from .stores.redis import AsyncRedisStore, RedisStore
 
 # Loaded on first use: defining the event dataclasses costs import time (see _events).
@@ -138,18 +144,58 @@ _LAZY = dict.fromkeys(
 )
 # The batching sinks start a thread and open sockets: loaded when first named.
 _LAZY.update(dict.fromkeys(("LoggingSink", "PrometheusSink", "StatsdSink"), ".metrics"))
+# The circuit breaker, fallbacks and degradation (dataclasses, enums, presets validated
+# when built) load when first named too:
+# ``import resilient`` stays within a few milliseconds of wrapt's own import.
+_LAZY.update(
+    {
+        "BreakerConfig": "._breaker_config",
+        "BreakerMode": "._circuit",
+        "BreakerState": "._circuit",
+        "CircuitBreaker": "._breaker",
+        "CircuitBreakerRegistry": "._registry",
+        "FiringBreaker": "._firing",
+        "MemoryStore": ".stores",
+        "breaker": "._breaker_layer",
+        "create_circuit_breaker": "._firing",
+        "get_breaker": "._registry",
+    }
+)
+_LAZY.update(
+    dict.fromkeys(
+        ("FallbackCache", "FallbackResponses", "FallbackUsed", "fallback", "last_fallback"),
+        "._fallback",
+    )
+)
+_LAZY.update(
+    dict.fromkeys(
+        (
+            "DegradationLevel",
+            "DegradationService",
+            "Feature",
+            "FeatureUnavailableError",
+            "Features",
+            "degradable",
+        ),
+        "._degradation",
+    )
+)
 # The Redis stores import redis-py: loaded when first named.
 _LAZY.update(dict.fromkeys(("AsyncRedisStore", "RedisStore"), ".stores.redis"))
 
 
 def __getattr__(name: str) -> Any:
     # resilient.testing is only for tests: load it on first use, not on every import.
-    if name == "testing":
+    if name in ("testing", "correlation"):
         import importlib
 
-        return importlib.import_module(".testing", __name__)
+        return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
