@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .._breaker_config import _RULES  # in the order BreakerConfig.rules() gives them
 from .._circuit import BreakerMode, BreakerState
 
 if TYPE_CHECKING:
@@ -47,22 +48,6 @@ FIELDS = (
     "version",
 )
 """The hash fields of a breaker, in the order the scripts read and return them."""
-
-_RULES = (
-    "failure_threshold",
-    "failure_rate",
-    "window_size",
-    "window_duration",
-    "minimum_calls",
-    "slow_call_duration",
-    "slow_call_rate",
-    "reset_timeout",
-    "reset_backoff",
-    "max_reset_timeout",
-    "half_open_max_calls",
-    "success_threshold",
-    "probe_timeout",
-)
 
 
 def number(value: float | int) -> str:
