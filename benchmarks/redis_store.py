@@ -41,6 +41,7 @@ from foundation import aplain, plain
 
 Fn = Callable[[], Any]
 _server: tuple[subprocess.Popen[bytes], str] | None = None
+_stores: list[Any] = []  # closed before the server stops, so none reports an outage
 
 
 def server_url() -> str:
@@ -83,6 +84,8 @@ def _answers(port: int) -> bool:
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
+    for store in _stores:
+        store.close()
     try:
         os.kill(process.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -115,6 +118,7 @@ def _healthy_ours(store: str) -> Fn:
 
         kind = RedisStore if store == "redis" else AsyncRedisStore
         chosen = kind(server_url(), prefix=_prefix())
+        _stores.append(chosen)
     breaker = resilient.CircuitBreaker(f"bench-{store}", config, store=chosen)
     return breaker(aplain if store == "aredis" or store == "amemory" else plain)
 
@@ -167,6 +171,7 @@ def _ours(config: dict[str, Any]) -> tuple[Any, Fn, Fn]:
     from resilient.stores.redis import RedisStore
 
     store = RedisStore(server_url(), prefix=_prefix())
+    _stores.append(store)
     breaker = resilient.CircuitBreaker("bench", resilient.BreakerConfig(**config), store=store)
     store.listening.wait(5)
     return breaker, breaker(plain), breaker(_boom)

@@ -19,7 +19,6 @@ CANDIDATES = (
     os.environ.get("RESILIENT_STATSD_JS", ""),
     str(ROOT / ".ci" / "node" / "node_modules" / "statsd" / "stats.js"),
     str(ROOT / "node_modules" / "statsd" / "stats.js"),
-    "/tmp/statsd-npm/node_modules/statsd/stats.js",  # where a developer may have it
 )
 
 
