@@ -13,6 +13,7 @@ __all__ = [
     "ERROR_COUNTERS",
     "FALLBACKS_USED",
     "GAUGES",
+    "HOOK_ERRORS",
     "METRICS_DROPPED",
     "OPEN_CIRCUITS",
     "PENDING_SYNC_ITEMS",
@@ -39,6 +40,7 @@ TIMEOUTS: Final = "timeouts_total"
 CALLS_REJECTED: Final = "calls_rejected_total"
 STORE_ERRORS: Final = "store_errors_total"
 METRICS_DROPPED: Final = "metrics_dropped_total"
+HOOK_ERRORS: Final = "hook_errors_total"
 
 COUNTERS: Final = (
     CLIENT_HTTP_ERRORS,
@@ -51,6 +53,7 @@ COUNTERS: Final = (
     CALLS_REJECTED,
     STORE_ERRORS,
     METRICS_DROPPED,
+    HOOK_ERRORS,
 )
 GAUGES: Final = (ACTIVE_REQUESTS, PENDING_SYNC_ITEMS, OPEN_CIRCUITS)
 TIMINGS: Final = (REQUEST_LATENCY,)
