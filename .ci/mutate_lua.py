@@ -163,7 +163,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mutate-lua-") as scratch:
         workdir = Path(scratch)
         for part in ("resilient", "tests"):
-            shutil.copytree(ROOT / part, workdir / part, ignore=shutil.ignore_patterns("__pycache__"))
+            skip = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(ROOT / part, workdir / part, ignore=skip)
         for part in ("pyproject.toml", "resilient_pytest.py"):
             shutil.copy2(ROOT / part, workdir / part)
         if not run_tests(workdir, args.timeout):
