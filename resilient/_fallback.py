@@ -84,16 +84,31 @@ class FallbackResponses:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FallbackCache:
-    """Keep the last good result per arguments: at most ``maxsize``, for ``ttl`` seconds."""
+    """Keep the last good result per arguments: at most ``maxsize``, for ``ttl`` seconds.
+
+    ``max_bytes`` also bounds the total size of the kept results: the least recently used
+    are dropped to make room, and a result larger than ``max_bytes`` on its own is not
+    kept. A result's size is ``sizeof(result)``, by default ``sys.getsizeof(result)``,
+    which counts the object itself but not what it refers to (a ``bytes`` or ``str`` is
+    measured in full, a ``dict`` or ``list`` only as its table of references): give
+    ``sizeof=`` a function returning a size in bytes for results made of containers.
+    """
 
     maxsize: int = 1024
     ttl: float = 300.0
+    max_bytes: int | None = None
+    sizeof: Callable[[Any], int] | None = None
 
     def __post_init__(self) -> None:
         _validate.integer("maxsize", self.maxsize, minimum=1)
         object.__setattr__(
             self, "ttl", _validate.required_duration("ttl", self.ttl, allow_zero=False)
         )
+        if self.max_bytes is not None:
+            _validate.integer("max_bytes", self.max_bytes, minimum=1)
+        _validate.optional_callable("sizeof", self.sizeof)
+        if self.sizeof is not None and self.max_bytes is None:
+            raise ConfigError("sizeof", self.sizeof, "a size function together with max_bytes=")
 
 
 class _Source:
@@ -139,7 +154,8 @@ def fallback(
     Each of ``values`` is a static value or a callable receiving the call's arguments
     (plus ``error=`` when it has such a parameter); they are tried in order until one
     answers. ``cache=True`` (or a ``FallbackCache``) answers first with the last good
-    result for the same arguments (``key(*args, **kwargs)`` when they are not hashable).
+    result for the same arguments (``key(*args, **kwargs)`` when they are not hashable;
+    a key of ``None`` leaves that call out of the cache).
     ``KeyboardInterrupt``, ``SystemExit``, cancellation and ``GeneratorExit`` always pass.
     """
     if not values and not cache:
@@ -186,7 +202,7 @@ class _Cache:
     ``ResilienceWarning`` (or a hook failure, for a ``key=`` that raises).
     """
 
-    __slots__ = ("entries", "key", "lock", "name", "warned")
+    __slots__ = ("entries", "key", "lock", "max_entries", "name", "sizeof", "warned")
 
     def __init__(
         self, name: str, config: FallbackCache, key: Callable[..., Hashable] | None
@@ -200,9 +216,16 @@ class _Cache:
         self.key = key
         self.lock = threading.Lock()
         self.warned: set[str] = set()
-        self.entries: TTLCache[Hashable, tuple[Any, float]] = TTLCache(
-            config.maxsize, config.ttl, timer=now
-        )
+        self.entries: TTLCache[Hashable, tuple[Any, float, int]]
+        if config.max_bytes is None:
+            self.sizeof: Callable[[Any], int] | None = None
+            self.max_entries: int | None = None
+            self.entries = TTLCache(config.maxsize, config.ttl, timer=now)
+        else:
+            # cachetools bounds one measure: the bytes; the count is kept in ``put``.
+            self.sizeof = config.sizeof or sys.getsizeof
+            self.max_entries = config.maxsize
+            self.entries = TTLCache(config.max_bytes, config.ttl, timer=now, getsizeof=_size)
 
     def key_of(self, args: Any, kwargs: Any, error: BaseException | None) -> Hashable | None:
         """The key of this call, or ``None`` when this call cannot use the cache."""
@@ -251,15 +274,40 @@ class _Cache:
         found = self.key_of(args, kwargs, None)
         if found is None:
             return
+        size = 0
+        if self.sizeof is not None:
+            size = self.measure(result)
+            if size < 0 or size > self.entries.maxsize:
+                return  # unmeasurable, or larger than the whole bound on its own
         with self.lock:
-            self.entries[found] = (result, _config.state.now())
+            self.entries[found] = (result, _config.state.now(), size)
+            if self.max_entries is not None:
+                while len(self.entries) > self.max_entries:
+                    self.entries.popitem()
+
+    def measure(self, result: Any) -> int:
+        """``sizeof(result)`` in bytes, or -1 when the size function fails."""
+        assert self.sizeof is not None
+        try:
+            size: object = self.sizeof(result)  # user code: checked, not trusted
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise TypeError(f"returned {size!r}, not a size in bytes (an int >= 0)")
+        except Exception as failure:
+            hook_failed("sizeof= function", self.name, failure)
+            return -1
+        return size
 
     def get(self, args: Any, kwargs: Any, error: BaseException | None) -> tuple[Any, float] | None:
         found = self.key_of(args, kwargs, error)
         if found is None:
             return None
         with self.lock:
-            return self.entries.get(found)
+            hit = self.entries.get(found)
+        return None if hit is None else (hit[0], hit[1])
+
+
+def _size(entry: tuple[Any, float, int]) -> int:
+    return entry[2]
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -1,13 +1,19 @@
-"""@fallback's cache of last good results: calls it cannot key, keys of None."""
+"""@fallback's cache of last good results: calls it cannot key, keys of None, byte bounds."""
 
 from __future__ import annotations
 
+import sys
+import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+import resilient
 from resilient import ResilienceWarning
-from resilient._fallback import fallback, last_fallback
+from resilient._fallback import FallbackCache, fallback, last_fallback
+from resilient._wrapping import Decorator
+from resilient.metrics import MemorySink
 
 MB = 1_000_000
 
@@ -156,6 +162,139 @@ def test_a_warning_made_an_error_on_the_failure_path_keeps_the_calls_error() -> 
         call([1])
     assert caught.value is original
     assert any("ResilienceWarning" in note for note in original.__notes__)
+
+
+def entries(decorator: Decorator) -> Any:
+    """The cachetools cache behind the one function ``decorator`` was applied to."""
+    caches = decorator.layer.caches  # type: ignore[attr-defined]
+    (cache,) = caches.values()
+    return cache.entries
+
+
+def cached_bytes(
+    cache: FallbackCache, calls: int, make: Callable[[int], bytes]
+) -> tuple[int, Decorator]:
+    """Call a cached function ``calls`` times with fresh results; the bytes still traced."""
+    decorator = fallback(cache=cache)
+    guarded = decorator(make)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(calls):
+            guarded(n)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return kept, decorator
+
+
+def test_max_bytes_bounds_the_memory_the_cache_keeps() -> None:
+    """200 results of 1 MB under max_bytes=10 MB keep at most 10 MB; the newest still answer."""
+    kept, decorator = cached_bytes(
+        FallbackCache(max_bytes=10 * MB), 200, lambda n: bytes([n % 256]) * MB
+    )
+    assert kept <= 10 * MB
+    kept_entries = entries(decorator)
+    assert 0 < kept_entries.currsize <= 10 * MB
+    assert len(kept_entries) == 9  # nine results of 1 MB plus headers fit, a tenth does not
+
+
+def test_max_bytes_keeps_the_most_recent_results(clock: object) -> None:
+    """Under a byte bound the least recently used results are dropped first."""
+    healthy = True
+
+    @fallback(cache=FallbackCache(max_bytes=3 * MB))
+    def blob(n: int) -> bytes:
+        if not healthy:
+            raise ConnectionError
+        return bytes([n]) * MB
+
+    for n in range(5):
+        blob(n)
+    healthy = False
+    assert blob(4) == bytes([4]) * MB
+    assert blob(3) == bytes([3]) * MB
+    with pytest.raises(ConnectionError):
+        blob(0)
+
+
+def test_a_result_larger_than_max_bytes_is_returned_not_kept() -> None:
+    """A single result above the byte bound reaches the caller and is not cached."""
+    service_healthy = True
+
+    @fallback("static", cache=FallbackCache(max_bytes=MB))
+    def blob() -> bytes:
+        if not service_healthy:
+            raise ConnectionError
+        return b"x" * (2 * MB)
+
+    assert len(blob()) == 2 * MB
+    service_healthy = False
+    assert blob() == "static"
+
+
+def test_maxsize_still_bounds_the_count_under_max_bytes() -> None:
+    """With max_bytes set, maxsize still caps how many results are kept."""
+    decorator = fallback(cache=FallbackCache(maxsize=3, max_bytes=10 * MB))
+    guarded = decorator(lambda n: n)
+    for n in range(10):
+        guarded(n)
+    assert sorted(key[0] for key in entries(decorator)) == [7, 8, 9]
+
+
+def test_sizeof_measures_results() -> None:
+    """sizeof= replaces sys.getsizeof, so container results are measured as the user says."""
+    measured: list[object] = []
+
+    def deep(result: list[bytes]) -> int:
+        measured.append(result)
+        return sum(len(part) for part in result)
+
+    decorator = fallback(cache=FallbackCache(max_bytes=3 * MB, sizeof=deep))
+    guarded = decorator(lambda n: [b"x" * MB, b"y" * MB])
+    for n in range(3):
+        guarded(n)
+    assert len(measured) == 3
+    assert len(entries(decorator)) == 1  # two results of 2 MB do not fit in 3 MB
+    assert sys.getsizeof([b"x" * MB, b"y" * MB]) < 100  # the default would have kept all three
+
+
+@pytest.mark.parametrize("bad_size", [RuntimeError("boom"), -1, "big", 1.5])
+def test_a_failing_sizeof_returns_the_result_uncached(bad_size: object) -> None:
+    """A sizeof= that raises or returns no size: the result arrives, is not cached, is counted."""
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+
+    def sizeof(result: object) -> object:
+        if isinstance(bad_size, BaseException):
+            raise bad_size
+        return bad_size
+
+    service = Service()
+    guarded = fallback("static", cache=FallbackCache(max_bytes=MB, sizeof=sizeof))(service)  # type: ignore[arg-type]
+    assert guarded(1) == ("result", (1,), None)
+    assert sink.counter("hook_errors_total") == 1
+    service.healthy = False
+    assert guarded(1) == "static"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"max_bytes": 0}, "max_bytes"),
+        ({"max_bytes": -5}, "max_bytes"),
+        ({"max_bytes": 1.5}, "max_bytes"),
+        ({"max_bytes": "10MB"}, "max_bytes"),
+        ({"max_bytes": True}, "max_bytes"),
+        ({"max_bytes": MB, "sizeof": "len"}, "sizeof"),
+        ({"sizeof": len}, "sizeof"),
+    ],
+)
+def test_bad_byte_bounds_are_refused(kwargs: dict[str, object], parameter: str) -> None:
+    """FallbackCache refuses bad max_bytes/sizeof values with ConfigError naming them."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        FallbackCache(**kwargs)  # type: ignore[arg-type]
+    assert caught.value.parameter == parameter
 
 
 class BadHash:
