@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import sys
 import threading
+import warnings
 from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, ClassVar
 
 from . import _config, _validate
 from ._emit import Emitter, emitter_for
 from ._events import dispatch, hub
+from ._hooks import add_note_once, hook_failed, safe_predicate
+from ._lint import ResilienceWarning
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError
 from .metrics._names import FALLBACKS_USED
@@ -78,16 +84,31 @@ class FallbackResponses:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FallbackCache:
-    """Keep the last good result per arguments: at most ``maxsize``, for ``ttl`` seconds."""
+    """Keep the last good result per arguments: at most ``maxsize``, for ``ttl`` seconds.
+
+    ``max_bytes`` also bounds the total size of the kept results: the least recently used
+    are dropped to make room, and a result larger than ``max_bytes`` on its own is not
+    kept. A result's size is ``sizeof(result)``, by default ``sys.getsizeof(result)``,
+    which counts the object itself but not what it refers to (a ``bytes`` or ``str`` is
+    measured in full, a ``dict`` or ``list`` only as its table of references): give
+    ``sizeof=`` a function returning a size in bytes for results made of containers.
+    """
 
     maxsize: int = 1024
     ttl: float = 300.0
+    max_bytes: int | None = None
+    sizeof: Callable[[Any], int] | None = None
 
     def __post_init__(self) -> None:
         _validate.integer("maxsize", self.maxsize, minimum=1)
         object.__setattr__(
             self, "ttl", _validate.required_duration("ttl", self.ttl, allow_zero=False)
         )
+        if self.max_bytes is not None:
+            _validate.integer("max_bytes", self.max_bytes, minimum=1)
+        _validate.optional_callable("sizeof", self.sizeof)
+        if self.sizeof is not None and self.max_bytes is None:
+            raise ConfigError("sizeof", self.sizeof, "a size function together with max_bytes=")
 
 
 class _Source:
@@ -133,7 +154,8 @@ def fallback(
     Each of ``values`` is a static value or a callable receiving the call's arguments
     (plus ``error=`` when it has such a parameter); they are tried in order until one
     answers. ``cache=True`` (or a ``FallbackCache``) answers first with the last good
-    result for the same arguments (``key(*args, **kwargs)`` when they are not hashable).
+    result for the same arguments (``key(*args, **kwargs)`` when they are not hashable;
+    a key of ``None`` leaves that call out of the cache).
     ``KeyboardInterrupt``, ``SystemExit``, cancellation and ``GeneratorExit`` always pass.
     """
     if not values and not cache:
@@ -154,50 +176,151 @@ def _catch_types(on: object) -> tuple[type[Exception], ...] | Callable[[BaseExce
     if isinstance(on, type) and issubclass(on, BaseException):
         on = (on,)
     if isinstance(on, tuple) and on and all(isinstance(t, type) for t in on):
-        if not all(issubclass(t, Exception) for t in on):
-            raise ConfigError(
-                "on", on, "Exception subclasses (interrupts, exits and cancellation always pass)"
-            )
-        return on
+        return _exception_types("on", on)
     return _validate.exception_filter("on", on)
 
 
+def _exception_types(name: str, types: tuple[type, ...]) -> tuple[type[Exception], ...]:
+    """``types`` if every one is an ``Exception`` subclass, else ``ConfigError``.
+
+    Interrupts, exits and cancellation always pass through a fallback, so naming one of
+    them (alone or among others) would silently do nothing.
+    """
+    if not all(issubclass(t, Exception) for t in types):
+        raise ConfigError(
+            name, types, "Exception subclasses (interrupts, exits and cancellation always pass)"
+        )
+    return types
+
+
 class _Cache:
-    """cachetools' TTL cache on the configured clock, behind a lock (it is not thread-safe)."""
+    """The last good results of one function: cachetools' TTL cache behind a lock.
 
-    __slots__ = ("entries", "key", "lock")
+    A call whose key cannot be made (unhashable arguments, a ``key=`` that raises, returns
+    ``None`` or returns something unhashable) is neither stored nor looked up; the caller
+    still gets the call's own result or error. Why is said once per function, as a
+    ``ResilienceWarning`` (or a hook failure, for a ``key=`` that raises).
+    """
 
-    def __init__(self, config: FallbackCache, key: Callable[..., Hashable] | None) -> None:
+    __slots__ = ("entries", "key", "lock", "max_entries", "name", "sizeof", "warned")
+
+    def __init__(
+        self, name: str, config: FallbackCache, key: Callable[..., Hashable] | None
+    ) -> None:
         from cachetools import TTLCache
 
-        self.entries: TTLCache[Hashable, tuple[Any, float]] = TTLCache(
-            config.maxsize, config.ttl, timer=lambda: _config.state.now()
-        )
-        self.lock = threading.Lock()
-        self.key = key
+        def now() -> float:
+            return _config.state.now()
 
-    def key_of(self, name: str, args: Any, kwargs: Any) -> Hashable:
-        if self.key is not None:
-            return self.key(*args, **kwargs)
-        found = (args, tuple(sorted(kwargs.items()))) if kwargs else args
+        self.name = name
+        self.key = key
+        self.lock = threading.Lock()
+        self.warned: set[str] = set()
+        self.entries: TTLCache[Hashable, tuple[Any, float, int]]
+        if config.max_bytes is None:
+            self.sizeof: Callable[[Any], int] | None = None
+            self.max_entries: int | None = None
+            self.entries = TTLCache(config.maxsize, config.ttl, timer=now)
+        else:
+            # cachetools bounds one measure: the bytes; the count is kept in ``put``.
+            self.sizeof = config.sizeof or sys.getsizeof
+            self.max_entries = config.maxsize
+            self.entries = TTLCache(config.max_bytes, config.ttl, timer=now, getsizeof=_size)
+
+    def key_of(self, args: Any, kwargs: Any, error: BaseException | None) -> Hashable | None:
+        """The key of this call, or ``None`` when this call cannot use the cache."""
+        if self.key is None:
+            found: Hashable = (args, tuple(sorted(kwargs.items()))) if kwargs else args
+        else:
+            try:
+                found = self.key(*args, **kwargs)
+            except Exception as failure:
+                hook_failed("key= function", self.name, failure, error)
+                return None
+            if found is None:
+                return None  # documented: None means "do not cache this call"
         try:
             hash(found)
-        except TypeError:
-            raise TypeError(
-                f"fallback(cache=...) on {name} needs hashable arguments; "
-                "pass key=a function of the arguments returning a hashable key"
-            ) from None
+        except Exception as unhashable:
+            if self.key is None:
+                why = f"the arguments are not hashable ({unhashable})"
+                fix = "pass key=a function of the arguments returning a hashable key"
+            else:
+                why = f"the key= function returned an unhashable {type(found).__name__}"
+                fix = "make key= return a hashable key"
+            self.warn(
+                "unhashable",
+                f"{why}, so such calls are not cached and the cache is "
+                f"not consulted for them; {fix} (or None to skip caching a call)",
+                error,
+            )
+            return None
         return found
 
-    def put(self, name: str, args: Any, kwargs: Any, result: Any) -> None:
-        entry = self.key_of(name, args, kwargs)
-        with self.lock:
-            self.entries[entry] = (result, _config.state.now())
+    def warn(self, reason: str, text: str, error: BaseException | None) -> None:
+        """Say once per function why some of its calls cannot use the cache, and what helps."""
+        if reason in self.warned:
+            return
+        self.warned.add(reason)
+        message = f"fallback(cache=...) on {self.name}: {text}"
+        try:
+            warnings.warn(message, ResilienceWarning, stacklevel=_outside_level())
+        except Exception as raised:  # warnings made errors: the call's own error still wins
+            if error is None:
+                raise
+            add_note_once(error, f"resilient: {type(raised).__name__}: {raised}")
 
-    def get(self, name: str, args: Any, kwargs: Any) -> tuple[Any, float] | None:
-        entry = self.key_of(name, args, kwargs)
+    def put(self, args: Any, kwargs: Any, result: Any) -> None:
+        found = self.key_of(args, kwargs, None)
+        if found is None:
+            return
+        size = 0
+        if self.sizeof is not None:
+            size = self.measure(result)
+            if size < 0 or size > self.entries.maxsize:
+                return  # unmeasurable, or larger than the whole bound on its own
         with self.lock:
-            return self.entries.get(entry)
+            self.entries[found] = (result, _config.state.now(), size)
+            if self.max_entries is not None:
+                while len(self.entries) > self.max_entries:
+                    self.entries.popitem()
+
+    def measure(self, result: Any) -> int:
+        """``sizeof(result)`` in bytes, or -1 when the size function fails."""
+        assert self.sizeof is not None
+        try:
+            size: object = self.sizeof(result)  # user code: checked, not trusted
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise TypeError(f"returned {size!r}, not a size in bytes (an int >= 0)")
+        except Exception as failure:
+            hook_failed("sizeof= function", self.name, failure)
+            return -1
+        return size
+
+    def get(self, args: Any, kwargs: Any, error: BaseException | None) -> tuple[Any, float] | None:
+        found = self.key_of(args, kwargs, error)
+        if found is None:
+            return None
+        with self.lock:
+            hit = self.entries.get(found)
+        return None if hit is None else (hit[0], hit[1])
+
+
+def _size(entry: tuple[Any, float, int]) -> int:
+    return entry[2]
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _outside_level() -> int:
+    """The ``stacklevel``, seen from the caller of this function, of the first user frame."""
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        level += 1
+        frame = frame.f_back
+    return level
 
 
 class _Fallback(Layer):
@@ -235,14 +358,18 @@ class _Fallback(Layer):
             return None
         cache = self.caches.get(name)
         if cache is None:
-            cache = self.caches[name] = _Cache(self.config, self.key)
+            cache = self.caches[name] = _Cache(name, self.config, self.key)
         return cache
 
     def _types(self) -> tuple[type[Exception], ...]:
         return self.catch if isinstance(self.catch, tuple) else (Exception,)
 
-    def _wanted(self, error: Exception) -> bool:
-        return isinstance(self.catch, tuple) or self.catch(error)
+    def _wanted(self, name: str, error: Exception) -> bool:
+        """Whether ``on=`` asks for a fallback; a predicate that raises says no."""
+        catch = self.catch
+        if isinstance(catch, tuple):
+            return True
+        return safe_predicate(catch, error, "on= predicate", name, default=False, error=error)
 
     def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
         if any(source.is_async for source in self.sources):
@@ -256,13 +383,19 @@ class _Fallback(Layer):
             try:
                 result = call(*args, **kwargs)
             except types as error:
-                if not layer._wanted(error):
+                if not layer._wanted(name, error):
                     raise
                 return layer._recover_sync(name, cache, args, kwargs, error)
-            if when is not None and when(result):
-                return layer._recover_sync(name, cache, args, kwargs, None, result)
+            if when is not None:
+                try:
+                    rejected = when(result)
+                except Exception as failure:  # decided as if the predicate said no
+                    hook_failed("when= predicate", name, failure)
+                    rejected = False
+                if rejected:
+                    return layer._recover_sync(name, cache, args, kwargs, None, result)
             if cache is not None:
-                cache.put(name, args, kwargs, result)
+                cache.put(args, kwargs, result)
             _last.set(None)
             return result
 
@@ -278,13 +411,19 @@ class _Fallback(Layer):
             try:
                 result = await call(*args, **kwargs)
             except types as error:
-                if not layer._wanted(error):
+                if not layer._wanted(name, error):
                     raise
                 return await layer._recover_async(name, cache, args, kwargs, error)
-            if when is not None and when(result):
-                return await layer._recover_async(name, cache, args, kwargs, None, result)
+            if when is not None:
+                try:
+                    rejected = when(result)
+                except Exception as failure:  # decided as if the predicate said no
+                    hook_failed("when= predicate", name, failure)
+                    rejected = False
+                if rejected:
+                    return await layer._recover_async(name, cache, args, kwargs, None, result)
             if cache is not None:
-                cache.put(name, args, kwargs, result)
+                cache.put(args, kwargs, result)
             _last.set(None)
             return result
 
@@ -299,12 +438,12 @@ class _Fallback(Layer):
         error: Exception | None,
         rejected: Any = None,
     ) -> Any:
-        failures: list[str] = []
-        for label, answer, age in self._sources(name, cache, args, kwargs, error):
+        failures: list[tuple[str, Exception]] = []
+        for label, answer, age in self._sources(cache, args, kwargs, error):
             try:
                 value = answer()
             except Exception as failure:
-                failures.append(f"{label}: {type(failure).__name__}: {failure}")
+                failures.append((label, failure))
                 continue
             return self._used(name, label, error, value, age)
         return self._give_up(name, error, failures, rejected)
@@ -318,23 +457,23 @@ class _Fallback(Layer):
         error: Exception | None,
         rejected: Any = None,
     ) -> Any:
-        failures: list[str] = []
-        for label, answer, age in self._sources(name, cache, args, kwargs, error):
+        failures: list[tuple[str, Exception]] = []
+        for label, answer, age in self._sources(cache, args, kwargs, error):
             try:
                 value = answer()
                 if inspect.isawaitable(value):
                     value = await value
             except Exception as failure:
-                failures.append(f"{label}: {type(failure).__name__}: {failure}")
+                failures.append((label, failure))
                 continue
             return self._used(name, label, error, value, age)
         return self._give_up(name, error, failures, rejected)
 
     def _sources(
-        self, name: str, cache: _Cache | None, args: Any, kwargs: Any, error: Exception | None
+        self, cache: _Cache | None, args: Any, kwargs: Any, error: Exception | None
     ) -> Iterator[tuple[str, Callable[[], Any], float | None]]:
         """What may answer, in order: the cached result, then each fallback, not yet called."""
-        if cache is not None and (hit := cache.get(name, args, kwargs)) is not None:
+        if cache is not None and (hit := cache.get(args, kwargs, error)) is not None:
             value, stored = hit
             yield "cache", lambda: value, _config.state.now() - stored
         for index, source in enumerate(self.sources):
@@ -353,10 +492,31 @@ class _Fallback(Layer):
         return answer
 
     def _give_up(
-        self, name: str, error: Exception | None, failures: list[str], rejected: Any
+        self,
+        name: str,
+        error: Exception | None,
+        failures: list[tuple[str, Exception]],
+        rejected: Any,
     ) -> Any:
+        """No source answered: the call's own error, or the last fallback's, reaches the caller.
+
+        A result rejected by ``when=`` is returned as it is when no fallback was there to
+        fail (only a cache without an entry); when fallbacks raised, the last one's error
+        is raised, noting the rejected result, so a failing fallback is never silent.
+        """
+        _last.set(None)
         if error is None:
-            return rejected  # no fallback could answer: the rejected result is all there is
-        for line in failures:
-            error.add_note(f"resilient.fallback on {name}: {line}")
+            if not failures:
+                return rejected
+            *earlier, (label, error) = failures
+            add_note_once(
+                error,
+                f"resilient.fallback on {name}: when= rejected the result "
+                f"(a {type(rejected).__name__}) and no fallback answered; {label} raised this",
+            )
+            failures = earlier
+        for label, failure in failures:
+            add_note_once(
+                error, f"resilient.fallback on {name}: {label}: {type(failure).__name__}: {failure}"
+            )
         raise error

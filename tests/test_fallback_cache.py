@@ -1,0 +1,314 @@
+"""@fallback's cache of last good results: calls it cannot key, keys of None, byte bounds."""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import resilient
+from resilient import ResilienceWarning
+from resilient._fallback import FallbackCache, fallback, last_fallback
+from resilient._wrapping import Decorator
+from resilient.metrics import MemorySink
+
+MB = 1_000_000
+
+
+class Service:
+    """A function whose health the test switches, counting the calls that ran."""
+
+    def __init__(self) -> None:
+        self.healthy = True
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if not self.healthy:
+            raise ConnectionError("down")
+        return ("result", args, tuple(sorted(kwargs.items())) or None)
+
+
+def test_unhashable_arguments_return_the_result_and_warn_once() -> None:
+    """f([1, 2]) under cache=True returns its result, warns once (naming key=), caches nothing."""
+    service = Service()
+    guarded = fallback("static", cache=True)(service)
+    with pytest.warns(ResilienceWarning, match="key=") as warned:
+        first = guarded([1, 2])
+    assert first == ("result", ([1, 2],), None)
+    assert len(warned) == 1
+    assert "not hashable" in str(warned[0].message)
+    assert warned[0].filename == __file__  # points at the caller
+    assert guarded([1, 2]) == first  # a second warning would raise: filterwarnings = error
+    service.healthy = False
+    assert guarded([1, 2]) == "static"  # nothing was cached; the other fallback answers
+    assert service.calls == 3
+
+
+def test_unhashable_arguments_on_failure_still_try_the_other_fallbacks() -> None:
+    """A failing call with unhashable arguments skips the cache lookup and the fallbacks answer."""
+    service = Service()
+    service.healthy = False
+    guarded = fallback("static", cache=True)(service)
+    with pytest.warns(ResilienceWarning, match="key=") as warned:
+        first = guarded({"a": "b"})
+    assert first == "static"
+    assert len(warned) == 1
+    assert warned[0].filename == __file__
+    assert guarded({"a": "b"}) == "static"  # warned once: filterwarnings = error
+    used = last_fallback()
+    assert used is not None
+    assert used.source == "fallback[0]"
+
+
+def test_unhashable_arguments_on_failure_with_only_a_cache_raise_the_calls_error() -> None:
+    """With nothing but the cache, a failing unhashable call raises its own error."""
+    service = Service()
+    service.healthy = False
+    guarded = fallback(cache=True)(service)
+    with pytest.warns(ResilienceWarning), pytest.raises(ConnectionError, match="down"):
+        guarded([1])
+
+
+async def test_unhashable_arguments_return_the_result_async() -> None:
+    """The async wrapper returns the result of an unhashable call and warns once."""
+
+    @fallback("static", cache=True)
+    async def by_filter(filters: dict[str, str]) -> str:
+        return "ok"
+
+    with pytest.warns(ResilienceWarning, match="key=") as warned:
+        first = await by_filter({"a": "b"})
+    assert first == "ok"
+    assert len(warned) == 1
+    assert await by_filter({"a": "c"}) == "ok"  # warned once: filterwarnings = error
+
+
+def test_key_makes_unhashable_arguments_cacheable() -> None:
+    """key= turns unhashable arguments into a key: the last good result answers a failure."""
+    service = Service()
+    guarded = fallback(cache=True, key=lambda filters: tuple(sorted(filters.items())))(service)
+    first = guarded({"a": "b"})
+    service.healthy = False
+    assert guarded({"a": "b"}) == first
+
+
+def test_a_key_of_none_never_caches_the_call() -> None:
+    """key= returning None means "do not cache": one call's result never answers another's."""
+    service = Service()
+    guarded = fallback("static", cache=True, key=lambda n: None)(service)
+    assert guarded(1) == ("result", (1,), None)
+    service.healthy = False
+    assert guarded(2) == "static"
+    assert guarded(1) == "static"  # not even its own result was kept
+    used = last_fallback()
+    assert used is not None
+    assert used.source == "fallback[0]"
+
+
+def test_a_key_of_none_skips_only_the_calls_it_is_returned_for() -> None:
+    """A key function may choose per call: keyed calls are cached, None-keyed ones are not."""
+    service = Service()
+    guarded = fallback("static", cache=True, key=lambda n: n if n > 0 else None)(service)
+    guarded(1)
+    guarded(-1)
+    service.healthy = False
+    assert guarded(1) == ("result", (1,), None)
+    assert guarded(-1) == "static"
+
+
+def test_an_unhashable_key_returns_the_result_and_warns_once() -> None:
+    """key= returning an unhashable value: the result arrives, one warning names the key."""
+    service = Service()
+    guarded = fallback("static", cache=True, key=lambda n: [n])(service)
+    with pytest.warns(ResilienceWarning, match="key= function returned an unhashable list"):
+        first = guarded(1)
+    assert first == ("result", (1,), None)
+    assert guarded(2) == ("result", (2,), None)  # warned once: filterwarnings = error
+    service.healthy = False
+    assert guarded(1) == "static"
+
+
+def test_the_warning_is_per_function() -> None:
+    """Two functions with unhashable calls each get their own warning."""
+
+    def first(items: list[int]) -> str:
+        return "first"
+
+    def second(items: list[int]) -> str:
+        return "second"
+
+    first = fallback("x", cache=True)(first)
+    second = fallback("x", cache=True)(second)
+    with pytest.warns(ResilienceWarning, match="first"):
+        first([1])
+    with pytest.warns(ResilienceWarning, match="second"):
+        second([1])
+    first([2])  # warned once: filterwarnings = error
+
+
+def test_a_warning_made_an_error_on_the_failure_path_keeps_the_calls_error() -> None:
+    """With warnings as errors, a failing call still raises its own error (the warning a note)."""
+    original = ConnectionError("down")
+
+    @fallback(cache=True)
+    def call(items: list[int]) -> str:
+        raise original
+
+    with pytest.raises(ConnectionError) as caught:  # filterwarnings = error is on
+        call([1])
+    assert caught.value is original
+    assert any("ResilienceWarning" in note for note in original.__notes__)
+
+
+def entries(decorator: Decorator) -> Any:
+    """The cachetools cache behind the one function ``decorator`` was applied to."""
+    caches = decorator.layer.caches  # type: ignore[attr-defined]
+    (cache,) = caches.values()
+    return cache.entries
+
+
+def cached_bytes(
+    cache: FallbackCache, calls: int, make: Callable[[int], bytes]
+) -> tuple[int, Decorator]:
+    """Call a cached function ``calls`` times with fresh results; the bytes still traced."""
+    decorator = fallback(cache=cache)
+    guarded = decorator(make)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(calls):
+            guarded(n)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return kept, decorator
+
+
+def test_max_bytes_bounds_the_memory_the_cache_keeps() -> None:
+    """200 results of 1 MB under max_bytes=10 MB keep at most 10 MB; the newest still answer."""
+    kept, decorator = cached_bytes(
+        FallbackCache(max_bytes=10 * MB), 200, lambda n: bytes([n % 256]) * MB
+    )
+    assert kept <= 10 * MB
+    kept_entries = entries(decorator)
+    assert 0 < kept_entries.currsize <= 10 * MB
+    assert len(kept_entries) == 9  # nine results of 1 MB plus headers fit, a tenth does not
+
+
+def test_max_bytes_keeps_the_most_recent_results(clock: object) -> None:
+    """Under a byte bound the least recently used results are dropped first."""
+    healthy = True
+
+    @fallback(cache=FallbackCache(max_bytes=3 * MB))
+    def blob(n: int) -> bytes:
+        if not healthy:
+            raise ConnectionError
+        return bytes([n]) * MB
+
+    for n in range(5):
+        blob(n)
+    healthy = False
+    assert blob(4) == bytes([4]) * MB
+    assert blob(3) == bytes([3]) * MB
+    with pytest.raises(ConnectionError):
+        blob(0)
+
+
+def test_a_result_larger_than_max_bytes_is_returned_not_kept() -> None:
+    """A single result above the byte bound reaches the caller and is not cached."""
+    service_healthy = True
+
+    @fallback("static", cache=FallbackCache(max_bytes=MB))
+    def blob() -> bytes:
+        if not service_healthy:
+            raise ConnectionError
+        return b"x" * (2 * MB)
+
+    assert len(blob()) == 2 * MB
+    service_healthy = False
+    assert blob() == "static"
+
+
+def test_maxsize_still_bounds_the_count_under_max_bytes() -> None:
+    """With max_bytes set, maxsize still caps how many results are kept."""
+    decorator = fallback(cache=FallbackCache(maxsize=3, max_bytes=10 * MB))
+    guarded = decorator(lambda n: n)
+    for n in range(10):
+        guarded(n)
+    assert sorted(key[0] for key in entries(decorator)) == [7, 8, 9]
+
+
+def test_sizeof_measures_results() -> None:
+    """sizeof= replaces sys.getsizeof, so container results are measured as the user says."""
+    measured: list[object] = []
+
+    def deep(result: list[bytes]) -> int:
+        measured.append(result)
+        return sum(len(part) for part in result)
+
+    decorator = fallback(cache=FallbackCache(max_bytes=3 * MB, sizeof=deep))
+    guarded = decorator(lambda n: [b"x" * MB, b"y" * MB])
+    for n in range(3):
+        guarded(n)
+    assert len(measured) == 3
+    assert len(entries(decorator)) == 1  # two results of 2 MB do not fit in 3 MB
+    assert sys.getsizeof([b"x" * MB, b"y" * MB]) < 100  # the default would have kept all three
+
+
+@pytest.mark.parametrize("bad_size", [RuntimeError("boom"), -1, "big", 1.5])
+def test_a_failing_sizeof_returns_the_result_uncached(bad_size: object) -> None:
+    """A sizeof= that raises or returns no size: the result arrives, is not cached, is counted."""
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+
+    def sizeof(result: object) -> object:
+        if isinstance(bad_size, BaseException):
+            raise bad_size
+        return bad_size
+
+    service = Service()
+    guarded = fallback("static", cache=FallbackCache(max_bytes=MB, sizeof=sizeof))(service)  # type: ignore[arg-type]
+    assert guarded(1) == ("result", (1,), None)
+    assert sink.counter("hook_errors_total") == 1
+    service.healthy = False
+    assert guarded(1) == "static"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"max_bytes": 0}, "max_bytes"),
+        ({"max_bytes": -5}, "max_bytes"),
+        ({"max_bytes": 1.5}, "max_bytes"),
+        ({"max_bytes": "10MB"}, "max_bytes"),
+        ({"max_bytes": True}, "max_bytes"),
+        ({"max_bytes": MB, "sizeof": "len"}, "sizeof"),
+        ({"sizeof": len}, "sizeof"),
+    ],
+)
+def test_bad_byte_bounds_are_refused(kwargs: dict[str, object], parameter: str) -> None:
+    """FallbackCache refuses bad max_bytes/sizeof values with ConfigError naming them."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        FallbackCache(**kwargs)  # type: ignore[arg-type]
+    assert caught.value.parameter == parameter
+
+
+class BadHash:
+    """An argument whose __hash__ fails with something other than TypeError."""
+
+    def __hash__(self) -> int:
+        raise ValueError("no hash today")
+
+
+def test_an_argument_whose_hash_raises_returns_the_result() -> None:
+    """Any error from hashing the arguments means "not cached": the result still arrives."""
+    service = Service()
+    argument = BadHash()
+    guarded = fallback("static", cache=True)(service)
+    with pytest.warns(ResilienceWarning, match="no hash today"):
+        answer = guarded(argument)
+    assert answer == ("result", (argument,), None)

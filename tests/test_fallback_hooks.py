@@ -1,0 +1,255 @@
+"""@fallback with user predicates that raise, bounded notes, and what reaches the caller."""
+
+from __future__ import annotations
+
+import pytest
+
+import resilient
+from resilient._fallback import FallbackCache, fallback, last_fallback
+from resilient.metrics import MemorySink
+
+
+def broken(*args: object) -> bool:
+    raise RuntimeError("predicate bug")
+
+
+def failing(error: BaseException) -> object:
+    def fail(*args: object, **kwargs: object) -> object:
+        raise error
+
+    return fail
+
+
+@pytest.fixture
+def sink() -> MemorySink:
+    """A MemorySink installed as the metrics sink."""
+    installed = MemorySink()
+    resilient.configure(metrics=installed)
+    return installed
+
+
+def test_on_predicate_chooses_which_errors_get_a_fallback() -> None:
+    """fallback(on=<predicate>) answers the errors it accepts and lets the others through."""
+    wanted = fallback("x", on=lambda error: isinstance(error, ConnectionError))
+    assert wanted(failing(ConnectionError()))() == "x"
+    with pytest.raises(ValueError, match="bug"):
+        wanted(failing(ValueError("bug")))()
+
+
+async def test_on_predicate_chooses_which_errors_get_a_fallback_async() -> None:
+    """The async wrapper consults an on= predicate the same way."""
+    wanted = fallback("x", on=lambda error: "retryable" in str(error))
+
+    @wanted
+    async def retryable() -> str:
+        raise ConnectionError("retryable")
+
+    @wanted
+    async def fatal() -> str:
+        raise ConnectionError("fatal")
+
+    assert await retryable() == "x"
+    with pytest.raises(ConnectionError, match="fatal"):
+        await fatal()
+
+
+def test_on_predicate_that_raises_lets_the_calls_error_through(sink: MemorySink) -> None:
+    """A raising on= predicate means no fallback: the call's own error arrives, with a note."""
+    original = ConnectionError("down")
+    guarded = fallback("x", on=broken)(failing(original))
+    with pytest.raises(ConnectionError) as caught:
+        guarded()
+    assert caught.value is original
+    assert any("on= predicate" in note and "predicate bug" in note for note in original.__notes__)
+    assert sink.counter("hook_errors_total") == 1
+
+
+async def test_on_predicate_that_raises_lets_the_calls_error_through_async(
+    sink: MemorySink,
+) -> None:
+    """The async wrapper keeps the call's own error when its on= predicate raises."""
+    original = ConnectionError("down")
+
+    @fallback("x", on=broken)
+    async def call() -> str:
+        raise original
+
+    with pytest.raises(ConnectionError) as caught:
+        await call()
+    assert caught.value is original
+    assert any("predicate bug" in note for note in original.__notes__)
+    assert sink.counter("hook_errors_total") == 1
+
+
+def test_when_predicate_that_raises_returns_the_result(sink: MemorySink) -> None:
+    """A raising when= predicate is taken as "keep the result": the caller gets it."""
+
+    @fallback("fallback", when=broken)
+    def answer() -> str:
+        return "real"
+
+    assert answer() == "real"
+    assert last_fallback() is None
+    assert sink.counter("hook_errors_total") == 1
+
+
+async def test_when_predicate_that_raises_returns_the_result_async(sink: MemorySink) -> None:
+    """The async wrapper returns the result when its when= predicate raises."""
+
+    @fallback("fallback", when=broken)
+    async def answer() -> str:
+        return "real"
+
+    assert await answer() == "real"
+    assert sink.counter("hook_errors_total") == 1
+
+
+def test_key_that_raises_returns_the_result_uncached(sink: MemorySink) -> None:
+    """A raising key= leaves the call's result to the caller and caches nothing for it."""
+    healthy = True
+
+    @fallback("static", cache=True, key=lambda n: 1 // n)
+    def lesson(n: int) -> str:
+        if not healthy:
+            raise ConnectionError
+        return f"lesson {n}"
+
+    assert lesson(0) == "lesson 0"  # key raises ZeroDivisionError
+    assert sink.counter("hook_errors_total") == 1
+    healthy = False
+    assert lesson(0) == "static"  # nothing was cached, the cache lookup is skipped
+    used = last_fallback()
+    assert used is not None
+    assert used.source == "fallback[0]"
+    assert sink.counter("hook_errors_total") == 2
+
+
+def test_key_that_raises_on_failure_keeps_the_calls_error(sink: MemorySink) -> None:
+    """When only the cache could answer and key= raises, the call's error arrives noted."""
+    original = ConnectionError("down")
+
+    @fallback(cache=True, key=lambda n: 1 // n)
+    def lesson(n: int) -> str:
+        raise original
+
+    with pytest.raises(ConnectionError) as caught:
+        lesson(0)
+    assert caught.value is original
+    assert any("key= function" in note for note in original.__notes__)
+    assert sink.counter("hook_errors_total") == 1
+
+
+async def test_key_that_raises_returns_the_result_async(sink: MemorySink) -> None:
+    """The async wrapper returns the result when key= raises."""
+
+    @fallback("static", cache=True, key=lambda n: 1 // n)
+    async def lesson(n: int) -> str:
+        return f"lesson {n}"
+
+    assert await lesson(0) == "lesson 0"
+    assert sink.counter("hook_errors_total") == 1
+
+
+def test_one_error_instance_through_fallback_gains_bounded_notes() -> None:
+    """An error object raised again and again does not collect one note per pass."""
+    shared = ConnectionError("shared")
+    guarded = fallback(failing(KeyError("cold")))(failing(shared))
+    for _ in range(1000):
+        with pytest.raises(ConnectionError):
+            guarded()
+    assert len(shared.__notes__) == 1
+
+
+def test_one_error_instance_through_a_raising_on_predicate_gains_one_note() -> None:
+    """The note about a raising on= predicate is added once to an error seen many times."""
+    shared = ConnectionError("shared")
+    guarded = fallback("x", on=broken)(failing(shared))
+    for _ in range(1000):
+        with pytest.raises(ConnectionError):
+            guarded()
+    assert len(shared.__notes__) == 1
+
+
+@pytest.mark.parametrize(
+    "on",
+    [
+        (ValueError, KeyboardInterrupt),
+        (ConnectionError, SystemExit),
+        (KeyError, GeneratorExit),
+        (BaseException,),
+    ],
+)
+def test_base_exception_types_among_on_are_refused(on: tuple[type[BaseException], ...]) -> None:
+    """A BaseException-only type anywhere in on= raises ConfigError naming on= at decoration."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        fallback("x", on=on)
+    assert caught.value.parameter == "on"
+    assert caught.value.value == on
+
+
+async def test_last_fallback_is_cleared_by_a_successful_async_call() -> None:
+    """After an async call answered by a fallback, a successful one resets last_fallback()."""
+    healthy = False
+
+    @fallback("x")
+    async def call() -> str:
+        if not healthy:
+            raise ConnectionError
+        return "real"
+
+    assert await call() == "x"
+    assert last_fallback() is not None
+    healthy = True
+    assert await call() == "real"
+    assert last_fallback() is None
+
+
+def test_last_fallback_is_cleared_when_no_fallback_answers() -> None:
+    """A call whose fallbacks all fail leaves last_fallback() None, not an older answer."""
+    fallback("x")(failing(ConnectionError()))()
+    assert last_fallback() is not None
+    with pytest.raises(ConnectionError):
+        fallback(failing(KeyError()))(failing(ConnectionError()))()
+    assert last_fallback() is None
+
+
+def test_rejected_result_with_every_fallback_failing_raises_the_fallbacks_error() -> None:
+    """when= rejected the result and each fallback raised: the last fallback's error arrives."""
+    last = LookupError("no default either")
+
+    @fallback(failing(KeyError("cold cache")), failing(last), when=lambda r: r == "degraded")
+    def answer() -> str:
+        return "degraded"
+
+    with pytest.raises(LookupError) as caught:
+        answer()
+    assert caught.value is last
+    notes = "\n".join(caught.value.__notes__)
+    assert "when= rejected the result" in notes
+    assert "fallback[0]: KeyError" in notes
+    assert last_fallback() is None
+
+
+async def test_rejected_result_with_every_fallback_failing_raises_async() -> None:
+    """The async wrapper raises the last fallback's error when when= rejected the result."""
+
+    async def no_default() -> str:
+        raise LookupError("no default")
+
+    @fallback(no_default, when=lambda r: r == "degraded")
+    async def answer() -> str:
+        return "degraded"
+
+    with pytest.raises(LookupError, match="no default"):
+        await answer()
+
+
+def test_rejected_result_with_only_an_empty_cache_is_returned() -> None:
+    """when= rejected the result and nothing else could answer: the result itself arrives."""
+
+    @fallback(cache=FallbackCache(), when=lambda r: r == "degraded")
+    def answer(n: int) -> str:
+        return "degraded"
+
+    assert answer(1) == "degraded"
+    assert last_fallback() is None
