@@ -14,6 +14,7 @@ from resilient import ResilienceWarning
 from resilient._fallback import FallbackCache, fallback, last_fallback
 from resilient._wrapping import Decorator
 from resilient.metrics import MemorySink
+from resilient.testing import FakeClock
 
 MB = 1_000_000
 
@@ -312,3 +313,167 @@ def test_an_argument_whose_hash_raises_returns_the_result() -> None:
     with pytest.warns(ResilienceWarning, match="no hash today"):
         answer = guarded(argument)
     assert answer == ("result", (argument,), None)
+
+
+def test_keyword_arguments_are_part_of_the_cache_key() -> None:
+    """Calls that differ only in a keyword argument keep and get their own cached results."""
+    service = Service()
+    guarded = fallback(cache=True)(service)
+    first = guarded(1, lesson="a")
+    second = guarded(1, lesson="b")
+    service.healthy = False
+    assert guarded(1, lesson="a") == first
+    assert guarded(1, lesson="b") == second
+    with pytest.raises(ConnectionError):
+        guarded(1, lesson="c")
+
+
+def test_key_receives_the_keyword_arguments() -> None:
+    """key= is called with the call's positional and keyword arguments."""
+    service = Service()
+    seen: list[tuple[object, ...]] = []
+
+    def key(student: int, *, lesson: str) -> tuple[int, str]:
+        seen.append((student, lesson))
+        return (student, lesson)
+
+    guarded = fallback(cache=True, key=key)(service)
+    answer = guarded(7, lesson="fractions")
+    service.healthy = False
+    assert guarded(7, lesson="fractions") == answer
+    assert seen == [(7, "fractions"), (7, "fractions")]
+
+
+def test_a_raising_key_is_reported_with_its_function_and_role(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A key= failure is counted under the function's name and "key= function" and logged."""
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+    original = ConnectionError("down")
+
+    def lesson(n: int) -> str:
+        raise original
+
+    guarded = fallback(cache=True, key=lambda n: 1 // n)(lesson)
+    with pytest.raises(ConnectionError):
+        guarded(0)
+    name = f"{__name__}.test_a_raising_key_is_reported_with_its_function_and_role.<locals>.lesson"
+    assert sink.series()["hook_errors_total"] == [{"name": name, "hook": "key= function"}]
+    assert any("ZeroDivisionError" in note for note in original.__notes__)
+    assert f"{name}: key= function raised: ZeroDivisionError" in caplog.text
+
+
+def test_the_unhashable_warning_says_what_helps() -> None:
+    """Unhashable arguments suggest key=; an unhashable key suggests making key= hashable."""
+    helps = "; pass key=a function of the arguments returning a hashable key "
+    with pytest.warns(ResilienceWarning, match=helps):
+        fallback("static", cache=True)(Service())([1])
+    with pytest.warns(ResilienceWarning, match="; make key= return a hashable key "):
+        fallback("static", cache=True, key=lambda n: [n])(Service())(1)
+
+
+def test_a_result_of_size_zero_is_kept() -> None:
+    """A result that sizeof= measures as 0 bytes is a valid size and is cached."""
+    service = Service()
+    guarded = fallback(cache=FallbackCache(max_bytes=10, sizeof=lambda result: 0))(service)
+    first = guarded(1)
+    service.healthy = False
+    assert guarded(1) == first
+
+
+def test_a_sizeof_returning_no_size_is_logged_with_the_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sizeof= returning a negative number is logged as "sizeof= function" with the value."""
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+
+    def blob() -> bytes:
+        return b"x"
+
+    fallback(cache=FallbackCache(max_bytes=10, sizeof=lambda result: -3))(blob)()
+    name = f"{__name__}.test_a_sizeof_returning_no_size_is_logged_with_the_value.<locals>.blob"
+    assert sink.series()["hook_errors_total"] == [{"name": name, "hook": "sizeof= function"}]
+    assert f"{name}: sizeof= function raised: TypeError: returned -3, not a size" in caplog.text
+
+
+def test_results_expire_after_ttl_under_a_byte_bound(clock: FakeClock) -> None:
+    """With max_bytes set, a cached result still expires ttl seconds after it was stored."""
+    service = Service()
+    guarded = fallback(cache=FallbackCache(ttl=10, max_bytes=MB))(service)
+    first = guarded(1)
+    service.healthy = False
+    clock.advance(9)
+    assert guarded(1) == first
+    clock.advance(2)
+    with pytest.raises(ConnectionError):
+        guarded(1)
+
+
+def test_results_cached_with_metrics_off_still_answer_with_metrics_on() -> None:
+    """Turning metrics on does not hide the results cached before: one cache per function."""
+    service = Service()
+    guarded = fallback(cache=True)(service)
+    first = guarded(1)
+    resilient.configure(metrics=MemorySink())
+    service.healthy = False
+    assert guarded(1) == first
+
+
+async def test_async_calls_with_keyword_arguments_are_cached() -> None:
+    """Async: the result of a call with keyword arguments answers the same call later."""
+    healthy = True
+
+    @fallback(cache=True)
+    async def lesson(n: int, *, part: str) -> str:
+        if not healthy:
+            raise ConnectionError
+        return f"lesson {n}{part}"
+
+    assert await lesson(1, part="a") == "lesson 1a"
+    assert await lesson(1, part="b") == "lesson 1b"
+    healthy = False
+    assert await lesson(1, part="a") == "lesson 1a"
+    used = last_fallback()
+    assert used is not None
+    assert used.source == "cache"
+
+
+async def test_async_cache_answers_report_their_age(clock: FakeClock) -> None:
+    """Async: a cached answer reports how old it is in last_fallback().age."""
+    healthy = True
+
+    @fallback(cache=True)
+    async def lesson(n: int) -> str:
+        if not healthy:
+            raise ConnectionError
+        return f"lesson {n}"
+
+    await lesson(1)
+    clock.advance(42)
+    healthy = False
+    assert await lesson(1) == "lesson 1"
+    used = last_fallback()
+    assert used is not None
+    assert used.age == 42
+
+
+async def test_async_key_failures_are_counted_under_the_function(sink_on: MemorySink) -> None:
+    """Async: a raising key= is counted under the guarded function's name."""
+
+    @fallback("static", cache=True, key=lambda n: 1 // n)
+    async def lesson(n: int) -> str:
+        return f"lesson {n}"
+
+    assert await lesson(0) == "lesson 0"
+    name = f"{__name__}.test_async_key_failures_are_counted_under_the_function.<locals>.lesson"
+    assert {"name": name, "hook": "key= function"} in sink_on.series()["hook_errors_total"]
+
+
+@pytest.fixture
+def sink_on() -> MemorySink:
+    """A MemorySink installed as the metrics sink."""
+    installed = MemorySink()
+    resilient.configure(metrics=installed)
+    return installed

@@ -253,3 +253,122 @@ def test_rejected_result_with_only_an_empty_cache_is_returned() -> None:
 
     assert answer(1) == "degraded"
     assert last_fallback() is None
+
+
+def test_failing_predicates_are_counted_under_the_function_and_their_role(
+    sink: MemorySink,
+) -> None:
+    """hook_errors_total names the guarded function and "on= predicate" / "when= predicate"."""
+
+    def fetch() -> str:
+        raise ConnectionError
+
+    def render() -> str:
+        return "real"
+
+    with pytest.raises(ConnectionError):
+        fallback("x", on=broken)(fetch)()
+    assert fallback("x", when=broken)(render)() == "real"
+    prefix = f"{__name__}.test_failing_predicates_are_counted_under_the_function_and_their_role"
+    assert sink.series()["hook_errors_total"] == [
+        {"name": f"{prefix}.<locals>.fetch", "hook": "on= predicate"},
+        {"name": f"{prefix}.<locals>.render", "hook": "when= predicate"},
+    ]
+
+
+@pytest.mark.parametrize("metrics", [False, True])
+def test_keyword_arguments_reach_the_function(metrics: bool) -> None:
+    """A guarded call passes keyword arguments through, with metrics on or off."""
+    if metrics:
+        resilient.configure(metrics=MemorySink())
+
+    @fallback("x")
+    def greet(name: str, *, punctuation: str) -> str:
+        return f"hello {name}{punctuation}"
+
+    assert greet("Ada", punctuation="!") == "hello Ada!"
+
+
+def test_the_answer_names_the_guarded_function() -> None:
+    """last_fallback().policy is the function's name, for errors and for rejected results."""
+
+    down = ConnectionError("down")
+
+    @fallback("x")
+    def fetch() -> str:
+        raise down
+
+    @fallback("x", when=lambda r: r is None)
+    def render() -> None:
+        return None
+
+    prefix = f"{__name__}.test_the_answer_names_the_guarded_function.<locals>"
+    assert fetch() == "x"
+    assert last_fallback() == resilient.FallbackUsed(f"{prefix}.fetch", "fallback[0]", down)
+    assert render() == "x"
+    assert last_fallback() == resilient.FallbackUsed(f"{prefix}.render", "fallback[0]", None)
+
+
+def test_a_rejected_result_is_answered_from_the_cache() -> None:
+    """when= rejecting a result lets the last good result for the same arguments answer."""
+    results = iter(["good", None])
+
+    @fallback(cache=True, when=lambda r: r is None)
+    def lesson(n: int) -> str | None:
+        return next(results)
+
+    assert lesson(1) == "good"
+    assert lesson(1) == "good"
+    used = last_fallback()
+    assert used is not None
+    assert used.source == "cache"
+
+
+def test_the_give_up_notes_name_the_function_and_the_rejected_result() -> None:
+    """The notes on a failing fallback's error name the function and the rejected type."""
+
+    @fallback(failing(LookupError("no default")), when=lambda r: r == "degraded")
+    def answer() -> str:
+        return "degraded"
+
+    with pytest.raises(LookupError) as caught:
+        answer()
+    name = f"{__name__}.test_the_give_up_notes_name_the_function_and_the_rejected_result"
+    assert caught.value.__notes__ == [
+        f"resilient.fallback on {name}.<locals>.answer: when= rejected the result (a str) "
+        "and no fallback answered; fallback[0] raised this"
+    ]
+
+
+async def test_async_fallbacks_get_the_error_and_the_next_one_answers() -> None:
+    """Async: a fallback that raises is skipped and the next one gets the call's error."""
+    seen: list[BaseException] = []
+
+    async def cold() -> str:
+        raise KeyError("cold")
+
+    async def warm(*, error: BaseException) -> str:
+        seen.append(error)
+        return "warm"
+
+    original = ConnectionError("down")
+
+    @fallback(cold, warm)
+    async def fetch() -> str:
+        raise original
+
+    assert await fetch() == "warm"
+    assert seen == [original]
+
+
+def test_a_failing_when_predicate_is_logged_with_its_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A when= predicate that raises is logged once with the predicate's own error."""
+
+    @fallback("x", when=broken)
+    def render() -> str:
+        return "real"
+
+    assert render() == "real"
+    assert "when= predicate raised: RuntimeError: predicate bug" in caplog.text
