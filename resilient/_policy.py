@@ -107,14 +107,17 @@ def policy(
         if spec is not None
     }
     if name is not None:
+        given: object = name  # checked at run time too: annotations are not enforced
+        if not isinstance(given, str) or not given:
+            raise ConfigError("name", name, "a policy name (non-empty text) or None")
         if specs:
             return Policy(specs, name)
         found = _named.get(name)
         if found is None:
             known = sorted(_named)
             if not known:
-                raise ConfigError("policy", name, "a loaded policy name (none loaded yet)")
-            raise unknown_name("policy", name, known, "a loaded policy name")
+                raise ConfigError("name", name, "a loaded policy name (none loaded yet)")
+            raise unknown_name("name", name, known, "a loaded policy name")
         return found
     if not specs:
         raise ConfigError("policy", None, "at least one of " + ", ".join(ORDER))
