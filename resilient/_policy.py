@@ -60,7 +60,11 @@ class Policy:
     def __call__(self, fn: Any) -> Any:
         for step in reversed(ORDER):  # innermost first: each joins the same chain
             if step in self.specs:
-                fn = self._decorator(step, fn)(fn)
+                decorator = self._decorator(step, fn)
+                try:
+                    fn = decorator(fn)
+                except ConfigError as error:  # checks made when decorating (an async fallback)
+                    raise _as_written(step, self.specs[step], error) from error
         return fn
 
     def describe(self) -> list[dict[str, object]]:

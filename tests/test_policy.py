@@ -402,3 +402,26 @@ def test_text_fallbacks_and_builtin_exceptions_need_no_imports(tmp_path: Path) -
     assert down() == "status:unknown"
     with pytest.raises(KeyError):
         wrong()
+
+
+def test_checks_made_when_decorating_name_the_policy_step() -> None:
+    """An async fallback on a def, refused when the policy is applied, names the step's key."""
+
+    async def offline(*args: object, **kwargs: object) -> str:
+        return "offline"
+
+    declared = policy(degradable={"feature": "ai_assistant", "fallback": offline})
+    with pytest.raises(resilient.ConfigError) as caught:
+
+        @declared
+        def hint() -> str:
+            return "x"
+
+    assert caught.value.parameter == "degradable.fallback"
+    with pytest.raises(resilient.ConfigError) as caught:
+
+        @policy(fallback=offline)
+        def answer() -> str:
+            return "x"
+
+    assert caught.value.parameter == "fallback"
