@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from . import _config
@@ -513,7 +514,7 @@ def _code(value: Any, where: str, allowed: tuple[str, ...], *, errors: bool) -> 
     if match is None:
         return value  # text, such as a static fallback answer
     module, attribute = match.groups()
-    if not any(module == prefix or module.startswith(prefix + ".") for prefix in allowed):
+    if not _allowed(module, allowed):
         text = ""
         if where.endswith((".fallback", ".fallback.values")):
             text = '; for a text answer write fallback = { value = "..." }'
@@ -530,9 +531,18 @@ def _code(value: Any, where: str, allowed: tuple[str, ...], *, errors: bool) -> 
         found: Any = importlib.import_module(module)
         for part in attribute.split("."):
             found = getattr(found, part)
+            if isinstance(found, ModuleType) and not _allowed(found.__name__, allowed):
+                # ``myapp.tasks:os.system``: a module the allowed one imported is not allowed
+                raise ConfigError(
+                    where, value, f"an attribute of an allowed module, not of {found.__name__}"
+                )
     except (ImportError, AttributeError) as error:
         raise ConfigError(where, value, f"an importable module:attribute ({error})") from error
     return found
+
+
+def _allowed(module: str, allowed: tuple[str, ...]) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
 
 
 # Describing a decorated function.

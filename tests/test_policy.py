@@ -363,6 +363,17 @@ def test_imports_allow_only_the_listed_packages(tmp_path: Path, app_package: Pat
     assert app_package.read_text().split() == ["polapp", "polapp.fallbacks"]
 
 
+def test_an_allowed_module_does_not_open_the_modules_it_imports(
+    tmp_path: Path, app_package: Path
+) -> None:
+    """polapp:system.system (polapp did import os as system) is refused: os is not allowed."""
+    path = tmp_path / "reach.toml"
+    (tmp_path / "polapp" / "__init__.py").write_text("import os as system\n")
+    path.write_text('[policies.reach]\nfallback = "polapp:system.system"\n')
+    with pytest.raises(resilient.ConfigError, match="not of os"):
+        load_policies(path, imports=("polapp",))
+
+
 @pytest.mark.parametrize("imports", [42, [3], ["my app"], [""]])
 def test_bad_import_allow_lists_are_refused(imports: object) -> None:
     """imports= takes module prefixes only."""
