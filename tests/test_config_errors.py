@@ -172,6 +172,8 @@ ROWS = [
     ok(Row(resilient.fallback, "metrics", "statsd", args=("x",))),
     ok(Row(FallbackCache, "maxsize", 0)),
     ok(Row(FallbackCache, "ttl", -1)),
+    ok(Row(FallbackCache, "max_bytes", 0)),
+    ok(Row(FallbackCache, "sizeof", 3, ("callable",), base={"max_bytes": 1024})),
     # degradation
     ok(Row(resilient.degradable, "feature", 3)),
     ok(Row(resilient.degradable, "feature", "ai_asistant", ("did you mean 'ai_assistant'?",))),
