@@ -216,10 +216,7 @@ ROWS = [
     # configure
     ok(Row(resilient.configure, "clock", 3)),
     ok(Row(resilient.configure, "metrics", 3)),
-    owned_elsewhere(
-        Row(resilient.configure, "store", 3),
-        "_config.configure accepts store=3 (the first breaker then fails)",
-    ),
+    ok(Row(resilient.configure, "store", 3)),
     # stores
     owned_elsewhere(
         Row(RedisStore, "url", 3),
@@ -270,31 +267,13 @@ ROWS = [
     ok(Row(resilient.StatsdSink, "flush_interval", 0)),
     ok(Row(resilient.StatsdSink, "batch_size", 0)),
     ok(Row(resilient.StatsdSink, "max_buffer", 0)),
-    owned_elsewhere(
-        Row(resilient.LoggingSink, "logger", 3),
-        "metrics/_logging.py accepts a logger that is neither a Logger nor a name",
-    ),
-    owned_elsewhere(
-        Row(resilient.LoggingSink, "level", "loud"),
-        "metrics/_logging.py accepts a level that is not a logging level",
-    ),
+    ok(Row(resilient.LoggingSink, "logger", 3)),
+    ok(Row(resilient.LoggingSink, "level", "loud")),
     ok(Row(resilient.LoggingSink, "flush_interval", -1)),
-    owned_elsewhere(
-        Row(resilient.LoggingSink, "max_buffer", 0),
-        "metrics/_logging.py names 'batch_size' for max_buffer=0",
-    ),
-    owned_elsewhere(
-        Row(resilient.FanoutSink, "sinks", 3),
-        "metrics FanoutSink accepts a member that is not a sink (fails at the first flush)",
-    ),
-    owned_elsewhere(
-        Row(resilient.PrometheusSink, "registry", 3),
-        "metrics/_prometheus.py accepts a registry that is not a CollectorRegistry",
-    ),
-    owned_elsewhere(
-        Row(resilient.PrometheusSink, "namespace", "bad name!"),
-        "metrics/_prometheus.py accepts a namespace that is not a valid metric name prefix",
-    ),
+    ok(Row(resilient.LoggingSink, "max_buffer", 0)),
+    ok(Row(resilient.FanoutSink, "sinks", 3)),
+    ok(Row(resilient.PrometheusSink, "registry", 3)),
+    ok(Row(resilient.PrometheusSink, "namespace", "bad name!")),
     # retry budget
     ok(Row(resilient.RetryBudget, "ratio", -1)),
     ok(Row(resilient.RetryBudget, "window", 0)),
@@ -304,33 +283,15 @@ ROWS = [
     # chaos injectors
     ok(Row(chaos.inject_fault, "error", 3)),
     ok(Row(chaos.inject_fault, "rate", 2, base={"error": ConnectionError})),
-    owned_elsewhere(
-        Row(chaos.inject_fault, "seed", [1], base={"error": ConnectionError}),
-        "chaos.py does not check seed: inject_fault(seed=[1]) raises TypeError from random",
-    ),
-    owned_elsewhere(
-        Row(chaos.inject_fault, "enabled", "yes", base={"error": ConnectionError}),
-        "chaos.py takes any enabled= through bool(): inject_fault(enabled='yes') is accepted",
-    ),
+    ok(Row(chaos.inject_fault, "seed", [1], base={"error": ConnectionError})),
+    ok(Row(chaos.inject_fault, "enabled", "yes", base={"error": ConnectionError})),
     ok(Row(chaos.inject_latency, "seconds", -1)),
     ok(Row(chaos.inject_latency, "rate", -0.5, base={"seconds": 1})),
-    owned_elsewhere(
-        Row(chaos.inject_latency, "seed", [1], base={"seconds": 1}),
-        "chaos.py does not check seed: inject_latency(seed=[1]) raises TypeError from random",
-    ),
-    owned_elsewhere(
-        Row(chaos.inject_latency, "enabled", "yes", base={"seconds": 1}),
-        "chaos.py takes any enabled= through bool(): inject_latency(enabled='yes') is accepted",
-    ),
+    ok(Row(chaos.inject_latency, "seed", [1], base={"seconds": 1})),
+    ok(Row(chaos.inject_latency, "enabled", "yes", base={"seconds": 1})),
     ok(Row(chaos.inject_result, "rate", 2, base={"value": None})),
-    owned_elsewhere(
-        Row(chaos.inject_result, "seed", [1], base={"value": None}),
-        "chaos.py does not check seed: inject_result(seed=[1]) raises TypeError from random",
-    ),
-    owned_elsewhere(
-        Row(chaos.inject_result, "enabled", "yes", base={"value": None}),
-        "chaos.py takes any enabled= through bool(): inject_result(enabled='yes') is accepted",
-    ),
+    ok(Row(chaos.inject_result, "seed", [1], base={"value": None})),
+    ok(Row(chaos.inject_result, "enabled", "yes", base={"value": None})),
 ]
 
 PUBLIC = [
