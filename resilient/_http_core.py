@@ -94,10 +94,7 @@ class ClientCore:
             check_header_value("tenant_id", tenant)
         self.tenant_id = tenant_id
         self.base_url = _base_url(base_url)
-        hosts: object = trusted_hosts
-        if isinstance(hosts, str) or not all(isinstance(h, str) for h in trusted_hosts):
-            raise ConfigError("trusted_hosts", trusted_hosts, "a collection of host names")
-        self.trusted_hosts = frozenset(h.lower() for h in trusted_hosts)
+        self.trusted_hosts = _trusted(trusted_hosts)
         _check_options(self.engine, httpx_options)
         merged = {"Accept": "application/json"}
         if headers is not None:
@@ -385,6 +382,14 @@ def _replace_correlation(invalid: str) -> str:
 
 # httpx errors raised in this process, before anything reached the host.
 LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+
+
+def _trusted(hosts: object) -> frozenset[str]:
+    if isinstance(hosts, Iterable) and not isinstance(hosts, str | bytes):
+        names = tuple(hosts)  # read once: a generator is fine too
+        if all(isinstance(name, str) for name in names):
+            return frozenset(name.lower() for name in names)
+    raise ConfigError("trusted_hosts", hosts, "a collection of host names")
 
 
 def _base_url(base_url: object) -> httpx.URL:

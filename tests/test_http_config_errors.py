@@ -34,6 +34,8 @@ CLIENT_CASES: list[tuple[dict[str, Any], str]] = [
     ({"headers": {"X-A": "1\n"}}, "headers"),
     ({"trusted_hosts": "cdn.example"}, "trusted_hosts"),
     ({"trusted_hosts": [3]}, "trusted_hosts"),
+    ({"trusted_hosts": None}, "trusted_hosts"),
+    ({"trusted_hosts": 3}, "trusted_hosts"),
     ({"timeout": 3}, "timeout"),
     ({"follow_redirects": True}, "follow_redirects"),
     ({"colour": "red"}, "colour"),
@@ -128,3 +130,9 @@ async def test_an_async_request_names_its_own_parameter() -> None:
         with pytest.raises(ConfigError) as caught:
             await client.get("/a", config="nope")
     assert caught.value.parameter == "config"
+
+
+def test_trusted_hosts_may_be_a_generator() -> None:
+    """A one-shot iterable of trusted hosts is read once, not emptied by the check."""
+    with Client(trusted_hosts=(host for host in ["CDN.example", "assets.example"])) as client:
+        assert client.trusted_hosts == {"cdn.example", "assets.example"}
