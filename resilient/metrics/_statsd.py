@@ -24,14 +24,13 @@ MAX_UDP_PAYLOAD: Final = 65_507
 # Separators of the StatsD line (``name:value|type|@rate|#tag:value,tag``), whitespace and
 # control characters: none of them may reach the wire inside a name, or one value could
 # end its line and add lines of its own.
-_NOT_IN_NAMES = re.compile(r"[:|@#,\s\x00-\x1f\x7f-\x9f]")
-_NOT_IN_TAGS = _NOT_IN_NAMES
+_NOT_IN_NAMES = re.compile(r"[:|@#,\s\x00-\x1f\x7f-\x9f]")  # nor in tag keys or values
 _NOT_IN_SEGMENTS = re.compile(r"[^A-Za-z0-9_\-]")  # a folded value is one path segment
 _UNSENDABLE: Final = ("", "")
 """The form of a series whose name cannot be encoded (a lone surrogate): never sent."""
 
 
-def _name(text: str) -> str:
+def _clean(text: str) -> str:
     return _NOT_IN_NAMES.sub("_", text)
 
 
@@ -39,17 +38,14 @@ def _segment(text: str) -> str:
     return _NOT_IN_SEGMENTS.sub("_", text)
 
 
-def _tag(text: str) -> str:
-    return _NOT_IN_TAGS.sub("_", text)
-
-
 def _check_prefix(prefix: object) -> str:
-    if prefix is None or prefix == "":
+    if prefix is None:
         return ""
     allowed = "None or printable text without whitespace or any of : | @ # ,"
     if not isinstance(prefix, str) or not prefix.isprintable() or _NOT_IN_NAMES.search(prefix):
         raise ConfigError("prefix", prefix, allowed)
-    return prefix.rstrip(".") + "."
+    stripped = prefix.rstrip(".")
+    return stripped + "." if stripped else ""
 
 
 class StatsdSink(BufferedSink):
@@ -171,12 +167,12 @@ class StatsdSink(BufferedSink):
             rate = f"|@{self.sample_rate:g}" if kind == "ms" and self.sample_rate < 1 else ""
             if tags and self.tag_style == "name":
                 folded = ".".join(_segment(v) for _, v in tags)
-                found = (f"{self.prefix}{_name(name)}.{folded}:", f"|{kind}{rate}")
+                found = (f"{self.prefix}{_clean(name)}.{folded}:", f"|{kind}{rate}")
             elif tags:
-                labels = ",".join(f"{_tag(k)}:{_tag(v)}" for k, v in tags)
-                found = (f"{self.prefix}{_name(name)}:", f"|{kind}{rate}|#{labels}")
+                labels = ",".join(f"{_clean(k)}:{_clean(v)}" for k, v in tags)
+                found = (f"{self.prefix}{_clean(name)}:", f"|{kind}{rate}|#{labels}")
             else:
-                found = (f"{self.prefix}{_name(name)}:", f"|{kind}{rate}")
+                found = (f"{self.prefix}{_clean(name)}:", f"|{kind}{rate}")
             try:
                 (found[0] + found[1]).encode()
             except UnicodeEncodeError:
