@@ -253,17 +253,11 @@ ROWS = [
     # metrics sinks
     ok(Row(resilient.StatsdSink, "host", 3)),
     ok(Row(resilient.StatsdSink, "port", 70000)),
-    owned_elsewhere(
-        Row(resilient.StatsdSink, "prefix", "x:5|c\ninjected"),
-        "metrics/_statsd.py writes prefix unescaped (an injected line)",
-    ),
+    ok(Row(resilient.StatsdSink, "prefix", "x:5|c\ninjected")),
     ok(Row(resilient.StatsdSink, "sample_rate", 2)),
     ok(Row(resilient.StatsdSink, "tag_style", "influx")),
     ok(Row(resilient.StatsdSink, "protocol", "quic")),
-    owned_elsewhere(
-        Row(resilient.StatsdSink, "max_udp_size", 70000),
-        "metrics/_statsd.py accepts max_udp_size above 65,507 and drops every packet",
-    ),
+    ok(Row(resilient.StatsdSink, "max_udp_size", 70000)),
     ok(Row(resilient.StatsdSink, "flush_interval", 0)),
     ok(Row(resilient.StatsdSink, "batch_size", 0)),
     ok(Row(resilient.StatsdSink, "max_buffer", 0)),
