@@ -416,9 +416,10 @@ class _Plan:
         hinted = getattr(error, "retry_after", None)
         if isinstance(hinted, int | float) and not isinstance(hinted, bool) and hinted >= 0:
             if hinted > config.max_retry_after:
+                asked = f"a {hinted:.3g}s" if hinted <= _validate.MAX_SECONDS else "an endless"
                 self._give_up(
                     error,
-                    f"as the error asks for a {hinted:.3g}s wait, longer than "
+                    f"as the error asks for {asked} wait, longer than "
                     f"max_retry_after={config.max_retry_after:g}s",
                 )
             return float(hinted)
@@ -439,15 +440,22 @@ class _Plan:
     def _give_up(self, error: Exception, why: str) -> NoReturn:
         prefix = f"resilient.retry gave up on {self.name} "
         notes = getattr(error, "__notes__", None)
-        if notes:  # the same error object again: its latest story replaces the older one
-            notes[:] = [note for note in notes if not note.startswith(prefix)]
-        add_note_once(error, f"{prefix}{why}: {', '.join(self.errors)}")
+        if isinstance(notes, list) and notes:  # the same error object again: its latest
+            notes[:] = [note for note in notes if not note.startswith(prefix)]  # story only
+        _note(error, f"{prefix}{why}: {', '.join(self.errors)}")
         self._raise(error)
 
     def _raise(self, error: Exception) -> NoReturn:
         if self.hook_note is not None:
-            add_note_once(error, self.hook_note)
+            _note(error, self.hook_note)
         raise error
+
+
+def _note(error: Exception, note: str) -> None:
+    try:
+        add_note_once(error, note)
+    except TypeError:  # a ``__notes__`` that is not a list takes no notes; the error goes on
+        pass
 
 
 def _hook_note(role: str, source: str, failure: Exception) -> str:

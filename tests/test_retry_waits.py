@@ -83,6 +83,23 @@ def test_retry_after_beyond_max_retry_after_ends_the_retries(clock: FakeClock) -
     assert "max_retry_after=600s" in note
 
 
+@pytest.mark.parametrize(
+    "retry_after", [10**400, float("inf"), 2e9], ids=["int-beyond-float", "inf", "2e9"]
+)
+def test_an_endless_retry_after_keeps_the_callers_error(
+    clock: FakeClock, retry_after: float
+) -> None:
+    """A retry_after too large for a float or a clock ends the retries with the call's error."""
+    error = ThrottledError(0)
+    error.retry_after = retry_after
+    calls, fn = always_failing(error)
+    with pytest.raises(ThrottledError) as caught:
+        resilient.retry(attempts=3)(fn)()
+    assert caught.value is error
+    assert calls[0] == 1
+    assert "max_retry_after=300s" in caught.value.__notes__[0]
+
+
 def test_retry_after_up_to_max_retry_after_is_waited_in_full(clock: FakeClock) -> None:
     """A retry_after equal to max_retry_after is waited exactly."""
     _, fn = always_failing(ThrottledError(600))
