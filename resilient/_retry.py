@@ -345,7 +345,8 @@ class _Plan:
         self.layer = layer
         self.name = name
         self.attempt = 0
-        self.errors: list[str] = []
+        self.errors: list[list[Any]] = []
+        """``[type name, how many in a row]`` per run of failures, for the give-up note."""
         self.hook_note: str | None = None
         """What the first failing ``on_retry`` raised, noted on the error if it is raised."""
         self.state = _tenacity_state(layer, call, args, kwargs, start)
@@ -354,7 +355,11 @@ class _Plan:
         """Seconds to wait before the next attempt; re-raises ``error`` when giving up."""
         layer, config = self.layer, self.layer.config
         self.attempt += 1
-        self.errors.append(type(error).__name__)
+        kind, errors = type(error).__name__, self.errors
+        if errors and errors[-1][0] == kind:
+            errors[-1][1] += 1
+        else:
+            errors.append([kind, 1])
         state = self.state
         if state is not None:
             _record_outcome(state, self.attempt, error)
@@ -442,7 +447,8 @@ class _Plan:
         notes = getattr(error, "__notes__", None)
         if isinstance(notes, list) and notes:  # the same error object again: its latest
             notes[:] = [note for note in notes if not note.startswith(prefix)]  # story only
-        _note(error, f"{prefix}{why}: {', '.join(self.errors)}")
+        runs = ", ".join(kind if count == 1 else f"{kind} x{count}" for kind, count in self.errors)
+        _note(error, f"{prefix}{why}: {runs}")
         self._raise(error)
 
     def _raise(self, error: Exception) -> NoReturn:

@@ -313,3 +313,19 @@ def test_exception_types_refuses_everything_else(value: object) -> None:
         _validate.exception_types("ignore", value)
     assert caught.value.parameter == "ignore"
     assert caught.value.value is value
+
+
+def test_the_give_up_note_stays_short_however_many_attempts(clock: FakeClock) -> None:
+    """10,000 failed attempts of one kind are listed as one run, not 10,000 names."""
+    calls = 0
+
+    @resilient.retry(attempts=10_000, initial_delay=0)
+    def failing() -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError if calls == 1 else ConnectionError
+
+    with pytest.raises(ConnectionError) as caught:
+        failing()
+    (note,) = caught.value.__notes__
+    assert note.endswith("after 10000 attempts: ValueError, ConnectionError x9999")
