@@ -329,3 +329,18 @@ def test_the_give_up_note_stays_short_however_many_attempts(clock: FakeClock) ->
         failing()
     (note,) = caught.value.__notes__
     assert note.endswith("after 10000 attempts: ValueError, ConnectionError x9999")
+
+
+def test_an_error_whose_notes_are_not_a_list_still_reaches_the_caller(clock: FakeClock) -> None:
+    """An error with a tuple ``__notes__`` (which takes no notes) is raised as it is."""
+    odd = ConnectionError("odd")
+    odd.__notes__ = ("set by hand",)  # type: ignore[assignment]
+
+    @resilient.retry(attempts=2, initial_delay=0)
+    def failing() -> None:
+        raise odd
+
+    with pytest.raises(ConnectionError) as caught:
+        failing()
+    assert caught.value is odd
+    assert odd.__notes__ == ("set by hand",)

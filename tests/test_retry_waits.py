@@ -269,3 +269,22 @@ async def test_async_tenacity_wait_with_plain_on(clock: FakeClock) -> None:
     with pytest.raises(ConnectionError):
         await decorated()
     assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+
+
+def test_a_negative_wait_from_a_strategy_means_no_wait(clock: FakeClock) -> None:
+    """A wait= callable returning a negative number retries at once, without sleeping."""
+    calls, fn = always_failing()
+    with pytest.raises(ConnectionError):
+        resilient.retry(attempts=3, wait=lambda state: -5.0)(fn)()
+    assert clock.sleeps == []
+    assert calls[0] == 3
+
+
+def test_a_nan_wait_from_a_strategy_gives_up_with_the_callers_error(clock: FakeClock) -> None:
+    """A wait= callable returning NaN ends the retries; the caller gets its own error."""
+    calls, fn = always_failing()
+    with pytest.raises(ConnectionError) as caught:
+        resilient.retry(attempts=3, wait=lambda state: float("nan"))(fn)()
+    assert clock.sleeps == []
+    assert calls[0] == 1
+    assert "impossible nan" in caught.value.__notes__[0]
