@@ -50,7 +50,7 @@ class RetryConfig:
     max_retry_after: float = 300.0
 
     standard: ClassVar[RetryConfig]
-    """The seed's values: 3 attempts, 0.5 s, doubling, at most 30 s, ±20 %; a
+    """The default: 3 attempts, 0.5 s, doubling, at most 30 s, ±20 %; a
     ``retry_after`` of up to 300 s is honoured."""
     quick: ClassVar[RetryConfig]
     """Health checks and cheap reads: 2 attempts, 0.1 s, doubling, at most 1 s, ±20 %; a
