@@ -79,7 +79,9 @@ class RetryConfig:
     def get(cls, name: str) -> RetryConfig:
         """The preset called ``name``; ``ConfigError`` for an unknown name."""
         if name not in cls.names:
-            raise ConfigError("config", name, f"a RetryConfig or one of {cls.names}")
+            from .presets import unknown_name
+
+            raise unknown_name("config", name, cls.names, "a RetryConfig")
         preset: RetryConfig = getattr(cls, name)
         return preset
 
