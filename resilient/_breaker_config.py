@@ -55,6 +55,14 @@ class BreakerConfig:
     ``failure_result`` is true. An error that is raised but not recorded counts as a
     success. Cancellation, ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit``
     never count.
+
+    A ``record``, ``ignore`` or ``failure_result`` predicate that raises never replaces
+    the call's outcome: the caller still gets the call's own error (with a note naming the
+    predicate's failure) or its result, the failure is logged once per window and counted
+    as ``hook_errors_total``, and the breaker judges as if the predicate were absent:
+    ``ignore`` failing ignores nothing, ``record`` failing records the error as a failure
+    (the cautious choice: an error the breaker cannot classify is treated like any other
+    error), and ``failure_result`` failing treats the result as a success.
     """
 
     failure_threshold: int = 5
@@ -208,7 +216,10 @@ class BreakerConfig:
         return {name: getattr(self, name) for name in _RULES}
 
     def counts(self, error: BaseException) -> bool | None:
-        """``True``: ``error`` is a failure; ``False``: a success; ``None``: nothing."""
+        """``True``: ``error`` is a failure; ``False``: a success; ``None``: nothing.
+
+        The predicates are called as given: an error they raise propagates (breakers
+        guard against that themselves)."""
         if self.is_ignored(error):
             return None
         return bool(self.is_failure(error))

@@ -13,6 +13,7 @@ from . import _breaker_metrics, _config, _events
 from ._breaker_config import BreakerConfig
 from ._circuit import BreakerMode, BreakerState, Decision, Event, Kind, Verdict
 from ._events import Listener
+from ._hooks import safe_predicate
 from .exceptions import CircuitOpenError, ConfigError
 from .stores.memory import MemoryStore
 from .typing import AsyncStateStore, StateCell, StateStore
@@ -28,6 +29,10 @@ _SUCCESS, _FAILURE, _RELEASE = Kind.SUCCESS, Kind.FAILURE, Kind.RELEASE
 _ACQUIRE = Event(Kind.ACQUIRE)
 _hub = _events.hub
 _settings = _config.state
+
+# The roles named when a user's predicate raises (log line, note, hook_errors_total tag).
+_RECORD, _IGNORE = "record= predicate", "ignore= predicate"
+_FAILURE_RESULT = "failure_result= predicate"
 
 _default_store = MemoryStore()
 
@@ -228,16 +233,27 @@ class BreakerCore:
         return self._admitted(*await self._atransition(_ACQUIRE, permit), permit)
 
     def _classify_error(self, error: Exception) -> tuple[Kind, Outcome]:
-        counted = self.config.counts(error)
-        if counted is None:
+        """How ``error`` counts; a ``record=``/``ignore=`` predicate that raises is reported
+        (note on ``error``, log line, ``hook_errors_total``) and judged as documented on
+        ``BreakerConfig``: not ignored, and recorded as a failure."""
+        config, name = self.config, self.name
+        if safe_predicate(config.is_ignored, error, _IGNORE, name, default=False, error=error):
             return _RELEASE, "ignored"
-        return (_FAILURE, "failure") if counted else (_SUCCESS, "success")
-
-    def _classify_result(self, result: object) -> tuple[Kind, Outcome]:
-        check = self.config.failure_result
-        if check is not None and check(result):
+        if safe_predicate(config.is_failure, error, _RECORD, name, default=True, error=error):
             return _FAILURE, "failure"
         return _SUCCESS, "success"
+
+    def _classify_result(self, result: object) -> tuple[Kind, Outcome]:
+        if self._failed_result(result):
+            return _FAILURE, "failure"
+        return _SUCCESS, "success"
+
+    def _failed_result(self, result: object) -> bool:
+        """Whether ``failure_result`` says ``result`` is a failure (no when it raises)."""
+        check = self.config.failure_result
+        if check is None:
+            return False
+        return safe_predicate(check, result, _FAILURE_RESULT, self.name, default=False)
 
     def _settle(self, permit: Permit, kind: Kind, outcome: Outcome) -> tuple[Event, float] | None:
         """The event the store must apply and the time, or ``None`` when nothing changes."""
@@ -263,7 +279,7 @@ class BreakerCore:
     def _record(self, ticket: int, result: object, started: float) -> None:
         """Record a windowed closed-mode call that returned ``result``."""
         check = self.config.failure_result
-        kind = _FAILURE if check is not None and check(result) else _SUCCESS
+        kind = _FAILURE if check is not None and self._failed_result(result) else _SUCCESS
         at = read_clock()
         state, decision = self._transition(Event(kind, ticket, at - started), at)
         if decision.prior is not state.mode:
@@ -271,7 +287,7 @@ class BreakerCore:
 
     async def _arecord(self, ticket: int, result: object, started: float) -> None:
         check = self.config.failure_result
-        kind = _FAILURE if check is not None and check(result) else _SUCCESS
+        kind = _FAILURE if check is not None and self._failed_result(result) else _SUCCESS
         at = read_clock()
         state, decision = await self._atransition(Event(kind, ticket, at - started), at)
         if decision.prior is not state.mode:
