@@ -12,7 +12,32 @@ from .exceptions import ConfigError
 from .presets import BACKEND_OPERATIONS
 from .typing import ExceptionFilter
 
-__all__ = ["BreakerConfig"]
+__all__ = ["MAX_NAME_LENGTH", "BreakerConfig", "check_name"]
+
+MAX_NAME_LENGTH = 200
+"""The longest breaker name accepted, in characters (a name is a key in every store)."""
+
+
+def check_name(name: object, parameter: str = "name") -> str:
+    """``name`` if it can name a breaker: a non-empty ``str`` of at most
+    ``MAX_NAME_LENGTH`` characters that encodes as UTF-8 (no lone surrogates), else
+    ``ConfigError``. Stores use the name as a key, so it is checked once, when the
+    breaker is made, rather than failing on every round trip."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(parameter, name, "a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            parameter, name, f"a string of at most {MAX_NAME_LENGTH} characters (got {len(name)})"
+        )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ConfigError(
+            parameter,
+            name,
+            f"a string that encodes as UTF-8 (position {error.start} is a lone surrogate)",
+        ) from None
+    return name
 
 
 _RULES = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _breaker_metrics, _config, _events
-from ._breaker_config import BreakerConfig
+from ._breaker_config import BreakerConfig, check_name
 from ._circuit import BreakerMode, BreakerState, Decision, Event, Kind, Verdict
 from ._events import Listener
 from ._hooks import safe_predicate
@@ -84,9 +84,7 @@ class BreakerCore:
     def __init__(
         self, name: str, config: BreakerConfig | None = None, *, store: Store | None = None
     ) -> None:
-        given: object = name  # checked at run time too: annotations are not enforced
-        if not isinstance(given, str) or not given:
-            raise ConfigError("name", name, "a non-empty string")
+        check_name(name)  # checked at run time too: annotations are not enforced
         if config is None:
             config = BreakerConfig.standard
         elif not isinstance(config, BreakerConfig):

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from . import _config, telemetry
 from ._breaker import CircuitBreaker, Store
-from ._breaker_config import BreakerConfig
+from ._breaker_config import BreakerConfig, check_name
 from .exceptions import ConfigError
 
 __all__ = ["CircuitBreakerRegistry", "get_breaker"]
@@ -43,6 +43,7 @@ class CircuitBreakerRegistry:
 
         ``config=None`` accepts whatever configuration the name already has.
         """
+        check_name(name)
         with self._lock:
             found = self._breakers.get(name)
             if found is None:
