@@ -7,7 +7,8 @@ decisions of the pure rules in ``_circuit``; ``_breaker`` adds the public face.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from . import _breaker_metrics, _config, _events
 from ._breaker_config import BreakerConfig, check_name
@@ -46,7 +47,15 @@ def default_store() -> StateStore:
 _config.on_reset(_default_store.clear)
 
 Store = StateStore | AsyncStateStore
+Apply = Callable[[str, Event, float, BreakerConfig], tuple[BreakerState, Decision]]
+AsyncApply = Callable[[str, Event, float, BreakerConfig], Awaitable[tuple[BreakerState, Decision]]]
 Outcome = Literal["success", "failure", "ignored"]
+
+
+class Evictor(Protocol):
+    """What let go of an idle breaker (a registry): told when the breaker is used again."""
+
+    def readmit(self, breaker: Any) -> None: ...
 
 
 class Permit:
@@ -73,8 +82,10 @@ class BreakerCore:
         "_apply",
         "_bound",
         "_cell",
+        "_evicted_from",
         "_listeners",
         "_loud",
+        "_seen",
         "_timed",
         "config",
         "name",
@@ -103,14 +114,23 @@ class BreakerCore:
         self._timed = config.slow_call_duration is not None
         self._bound: object = _UNBOUND
         self._bind(store if store is not None else default_store())
+        self._seen = read_clock()
+        """When the registry last saw this breaker used (its idle sweeps read it)."""
+        self._evicted_from: Evictor | None = None
+        """The registry that let go of this breaker while idle, until it is used again."""
         _breaker_metrics.created(name)
 
     # --- the store ---------------------------------------------------------------------
 
     def _bind(self, store: Any) -> None:
         self._cell: StateCell = store.cell(self.name)
-        self._apply = store.apply if isinstance(store, StateStore) else None
-        self._aapply = store.aapply if isinstance(store, AsyncStateStore) else None
+        self._apply: Apply | None
+        self._aapply: AsyncApply | None
+        if type(store) is MemoryStore:  # the common case, without protocol checks (slow)
+            self._apply, self._aapply = store.apply, None
+        else:
+            self._apply = store.apply if isinstance(store, StateStore) else None
+            self._aapply = store.aapply if isinstance(store, AsyncStateStore) else None
         self._bound = _settings.store
 
     def _follow_default(self) -> None:
@@ -119,6 +139,8 @@ class BreakerCore:
             self._bind(default_store())
 
     def _transition(self, event: Event, now: float) -> tuple[BreakerState, Decision]:
+        if self._evicted_from is not None:  # used again: back among the listed breakers
+            self._evicted_from.readmit(self)
         if self._apply is None:
             raise ConfigError(
                 "store", self.store, "a StateStore for sync calls (this one is async only)"
@@ -127,6 +149,8 @@ class BreakerCore:
 
     async def _atransition(self, event: Event, now: float) -> tuple[BreakerState, Decision]:
         if self._aapply is not None:
+            if self._evicted_from is not None:
+                self._evicted_from.readmit(self)
             return await self._aapply(self.name, event, now, self.config)
         # A sync store never waits on I/O (see StateStore), so the loop is not blocked.
         return self._transition(event, now)

@@ -51,7 +51,14 @@ class _Hub:
 
     def watch(self, emitter: Any) -> None:
         """Call ``emitter.listeners_changed()`` whenever the global listeners change."""
-        self._watchers.add(emitter)
+        with self._lock:
+            self._watchers.add(emitter)
+
+    def compact(self) -> None:
+        """Give back the memory of watchers that are gone (a set keeps its size after
+        deletions; a copy does not)."""
+        with self._lock:
+            self._watchers = weakref.WeakSet(list(self._watchers))
 
     def _changed(self) -> None:
         for emitter in list(self._watchers):

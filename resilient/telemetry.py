@@ -83,7 +83,17 @@ class TelemetryWindow:
             self.errors.append((_config.state.now(), kind, value))
 
     def gauge(self, name: str, value: float, tags: Tags = ()) -> None:
-        self.gauges[name, tags] = value
+        with self._lock:
+            self.gauges[name, tags] = value
+
+    def drop_gauges(self, name: str, tag_sets: Iterable[Tags]) -> None:
+        """Forget the gauges ``name`` of ``tag_sets`` (their subject is gone)."""
+        with self._lock:
+            gauges = self.gauges
+            for tags in tag_sets:
+                gauges.pop((name, tags), None)
+            # A dict keeps its size after deletions: a copy gives the memory back.
+            self.gauges = dict(gauges)
 
     def timing(self, name: str, ms: float, tags: Tags = ()) -> None:
         if name == REQUEST_LATENCY:
