@@ -152,6 +152,8 @@ class CircuitBreakerRegistry:
     def evict_idle(self, idle_for: float | None = None) -> int:
         """Evict the breakers idle and unused for ``idle_for`` seconds (default
         ``idle_timeout``); return how many were evicted."""
+        if idle_for is not None:
+            idle_for = _validate.duration("idle_for", idle_for)
         limit = self._idle_timeout if idle_for is None else idle_for
         if limit is None:
             return 0

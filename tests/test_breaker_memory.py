@@ -153,6 +153,9 @@ def test_idle_timeout_is_configurable_and_validated(clock: FakeClock) -> None:
         assert caught.value.parameter == "idle_timeout"
     with pytest.raises(ConfigError):
         CircuitBreakerRegistry(idle_timeout=math.inf)
+    with pytest.raises(ConfigError) as caught:
+        registry.evict_idle(idle_for=-1)
+    assert caught.value.parameter == "idle_for"
 
 
 def test_a_sink_installed_after_eviction_is_not_sent_evicted_gauges(clock: FakeClock) -> None:
