@@ -214,3 +214,40 @@ def test_an_idle_breaker_costs_at_most_2_kb_and_eviction_gives_it_back(clock: Fa
 
 def _refuse() -> None:
     raise ConnectionError
+
+
+def test_sweeping_while_threads_use_a_name_never_splits_its_state(clock: FakeClock) -> None:
+    """Evictions racing lookups and failures: every breaker of a name shares one cell."""
+    import threading
+
+    config = BreakerConfig(failure_threshold=1_000_000)
+    seen: list[CircuitBreaker] = []
+    stop = threading.Event()
+
+    def worker(index: int) -> None:
+        calls = 0
+        while not stop.is_set():
+            calls += 1
+            b = registry.get_or_create("raced", config)
+            seen.append(b)
+            if index == 0 and calls % 8 == 0:
+                with pytest.raises(ConnectionError):
+                    b.call(_refuse)
+            else:
+                b.call(lambda: None)  # a success: ends the run of failures
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    evicted = 0
+    try:
+        for _ in range(300):
+            evicted += registry.evict_idle(idle_for=0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert evicted > 0
+    cells = {id(b._cell) for b in seen}
+    assert len(cells) == 1
+    assert _store().cell("raced") is seen[0]._cell
