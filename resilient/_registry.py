@@ -20,6 +20,9 @@ __all__ = ["DEFAULT_IDLE_TIMEOUT", "CircuitBreakerRegistry", "get_breaker"]
 DEFAULT_IDLE_TIMEOUT = 600.0
 """Seconds a breaker must be idle and unused before the registry lets go of it."""
 
+SWEEP_BATCH = 2_000
+"""The most breakers one automatic sweep evicts (about 20 ms); the next one goes on."""
+
 
 class CircuitBreakerRegistry:
     """The breakers of this process by name (the seed's ``CircuitBreakerRegistry``).
@@ -37,8 +40,9 @@ class CircuitBreakerRegistry:
     is still found by ``get(name)``, and is listed again as soon as its state changes.
     Sweeps run on the configured clock when a breaker is created or the health report is
     read: as soon as the longest-unused listed breaker has been idle for ``idle_timeout``,
-    else a quarter of ``idle_timeout`` after the last sweep. ``evict_idle()`` sweeps at
-    once. A sweep costs about 10 µs per breaker it evicts.
+    else a quarter of ``idle_timeout`` after the last sweep. One such sweep evicts at most
+    ``SWEEP_BATCH`` breakers (about 10 µs each), and the next trigger goes on where it
+    stopped; ``evict_idle()`` sweeps everything at once.
     """
 
     instance: ClassVar[CircuitBreakerRegistry]
@@ -51,6 +55,7 @@ class CircuitBreakerRegistry:
         self._lock = threading.Lock()
         self._idle_timeout: float | None = None
         self._next_sweep = 0.0
+        self._dropped = 0  # evicted since the containers were last compacted
         self.idle_timeout = idle_timeout
 
     @property
@@ -147,13 +152,16 @@ class CircuitBreakerRegistry:
             return
         due = self._next_sweep
         if now >= due or now < due - timeout:  # due, or the clock was replaced
-            self.evict_idle()
+            self.evict_idle(at_most=SWEEP_BATCH)
 
-    def evict_idle(self, idle_for: float | None = None) -> int:
+    def evict_idle(self, idle_for: float | None = None, *, at_most: int | None = None) -> int:
         """Evict the breakers idle and unused for ``idle_for`` seconds (default
-        ``idle_timeout``); return how many were evicted."""
+        ``idle_timeout``), the longest-listed first, at most ``at_most`` of them (default:
+        all); return how many were evicted."""
         if idle_for is not None:
             idle_for = _validate.duration("idle_for", idle_for)
+        if at_most is not None:
+            _validate.integer("at_most", at_most, minimum=1)
         limit = self._idle_timeout if idle_for is None else idle_for
         if limit is None:
             return 0
@@ -167,6 +175,9 @@ class CircuitBreakerRegistry:
                     seen = breaker._seen
                     if now - seen >= limit:
                         idle.append(breaker)
+                        if len(idle) == at_most:
+                            soonest = -math.inf  # more may be due: sweep again next time
+                            break
                     elif seen < soonest:
                         soonest = seen
             timeout = self._idle_timeout
@@ -190,12 +201,20 @@ class CircuitBreakerRegistry:
             release = getattr(home, "release", None)  # stores with in-process cells
             if release is not None:
                 release(held)
+        self._dropped += evicted
+        if self._dropped >= len(self._breakers):  # as many dead slots as live ones
+            self._compact()
+        return evicted
+
+    def _compact(self) -> None:
+        """Give back the memory of evicted entries: dicts and sets keep their size after
+        deletions, a copy does not. Amortised: done once the dead slots outnumber the
+        live ones."""
         with self._lock:
-            # Dicts keep their size after deletions: copy them to give the memory back.
             self._breakers = dict(self._breakers)
             self._evicted = weakref.WeakValueDictionary(self._evicted)
+            self._dropped = 0
         _events.hub.compact()
-        return evicted
 
     # --- presets and listings -----------------------------------------------------------
 
@@ -229,6 +248,7 @@ class CircuitBreakerRegistry:
                 breaker._evicted_from = None
             self._breakers = {}
             self._evicted = weakref.WeakValueDictionary()
+            self._dropped = 0
 
     def __contains__(self, name: object) -> bool:
         """Whether ``name`` is listed (an evicted breaker is idle, so closed, and only

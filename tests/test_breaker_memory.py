@@ -22,7 +22,7 @@ from resilient import (
     get_breaker,
 )
 from resilient._breaker_core import default_store
-from resilient._registry import DEFAULT_IDLE_TIMEOUT
+from resilient._registry import DEFAULT_IDLE_TIMEOUT, SWEEP_BATCH
 from resilient.telemetry import generate_report, window
 from resilient.testing import FakeClock
 
@@ -203,13 +203,30 @@ def test_an_idle_breaker_costs_at_most_2_kb_and_eviction_gives_it_back(clock: Fa
         gc.collect()
         per_breaker = (tracemalloc.get_traced_memory()[0] - base) / count
         clock.advance(IDLE)
-        generate_report()
+        while generate_report()["services"]:  # each report's sweep evicts one batch
+            pass
         gc.collect()
         left = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()
     assert 200 < per_breaker <= 2048
     assert left < 64 * 1024, f"{left} bytes left after eviction"
+
+
+def test_an_automatic_sweep_evicts_one_batch_and_the_next_goes_on(clock: FakeClock) -> None:
+    """A report's sweep evicts at most SWEEP_BATCH breakers, the longest-listed first."""
+    count = SWEEP_BATCH + 10
+    for i in range(count):
+        registry.get_or_create(f"batch-{i:05d}")
+    clock.advance(IDLE)
+    generate_report()
+    assert len(registry) == 10
+    assert registry.names()[0] == f"batch-{SWEEP_BATCH:05d}"
+    generate_report()  # due again at once: the last sweep stopped early
+    assert len(registry) == 0
+    with pytest.raises(ConfigError) as caught:
+        registry.evict_idle(at_most=0)
+    assert caught.value.parameter == "at_most"
 
 
 def _refuse() -> None:
@@ -239,10 +256,11 @@ def test_sweeping_while_threads_use_a_name_never_splits_its_state(clock: FakeClo
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
     for thread in threads:
         thread.start()
-    evicted = 0
+    evicted = sweeps = 0
     try:
-        for _ in range(300):
+        while sweeps < 300 or (evicted < 20 and sweeps < 100_000):
             evicted += registry.evict_idle(idle_for=0)
+            sweeps += 1
     finally:
         stop.set()
         for thread in threads:

@@ -48,6 +48,7 @@ class MemoryStore:
         # them, and found again by name meanwhile, so two breakers of one name never
         # split into two states.
         self._loose: weakref.WeakValueDictionary[str, _Cell] = weakref.WeakValueDictionary()
+        self._released = 0  # since the containers were last compacted
         self._flags: dict[str, str] = {}
         self._lock = threading.Lock()  # for creating and releasing cells, and for flags
 
@@ -85,10 +86,13 @@ class MemoryStore:
                     self._loose[name] = cell
                 released += 1
                 cell = None  # the last reference held here: an unheld cell goes now
-            if released:
-                # Dicts keep their size after deletions: copy them to give the memory back.
+            self._released += released
+            if self._released and self._released >= len(self._cells):
+                # Dicts keep their size after deletions: a copy gives the memory back
+                # (once dead slots outnumber live ones, so the cost is amortised).
                 self._cells = dict(cells)
                 self._loose = weakref.WeakValueDictionary(self._loose)
+                self._released = 0
         return released
 
     def apply(
