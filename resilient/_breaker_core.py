@@ -266,15 +266,14 @@ class BreakerCore:
         return _SUCCESS, "success"
 
     def _classify_result(self, result: object) -> tuple[Kind, Outcome]:
-        if self._failed_result(result):
+        check = self.config.failure_result
+        if check is not None and self._failed_result(check, result):
             return _FAILURE, "failure"
         return _SUCCESS, "success"
 
-    def _failed_result(self, result: object) -> bool:
-        """Whether ``failure_result`` says ``result`` is a failure (no when it raises)."""
-        check = self.config.failure_result
-        if check is None:
-            return False
+    def _failed_result(self, check: Callable[[Any], bool], result: object) -> bool:
+        """Whether ``check`` (``failure_result``) says ``result`` is a failure; when it
+        raises, reported as a hook failure and taken as no."""
         return safe_predicate(check, result, _FAILURE_RESULT, self.name, default=False)
 
     def _settle(self, permit: Permit, kind: Kind, outcome: Outcome) -> tuple[Event, float] | None:
@@ -301,7 +300,7 @@ class BreakerCore:
     def _record(self, ticket: int, result: object, started: float) -> None:
         """Record a windowed closed-mode call that returned ``result``."""
         check = self.config.failure_result
-        kind = _FAILURE if check is not None and self._failed_result(result) else _SUCCESS
+        kind = _FAILURE if check is not None and self._failed_result(check, result) else _SUCCESS
         at = read_clock()
         state, decision = self._transition(Event(kind, ticket, at - started), at)
         if decision.prior is not state.mode:
@@ -309,7 +308,7 @@ class BreakerCore:
 
     async def _arecord(self, ticket: int, result: object, started: float) -> None:
         check = self.config.failure_result
-        kind = _FAILURE if check is not None and self._failed_result(result) else _SUCCESS
+        kind = _FAILURE if check is not None and self._failed_result(check, result) else _SUCCESS
         at = read_clock()
         state, decision = await self._atransition(Event(kind, ticket, at - started), at)
         if decision.prior is not state.mode:

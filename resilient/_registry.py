@@ -14,7 +14,7 @@ from ._breaker_config import BreakerConfig, check_name
 from ._circuit import is_idle
 from .exceptions import ConfigError
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT", "CircuitBreakerRegistry", "get_breaker"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "SWEEP_BATCH", "CircuitBreakerRegistry", "get_breaker"]
 
 
 DEFAULT_IDLE_TIMEOUT = 600.0
