@@ -221,7 +221,9 @@ class BreakerConfig:
     def get(cls, name: str) -> BreakerConfig:
         """The preset called ``name``; ``ConfigError`` for an unknown name."""
         if name not in cls.names:
-            raise ConfigError("config", name, f"a BreakerConfig or one of {cls.names}")
+            from .presets import unknown_name
+
+            raise unknown_name("config", name, cls.names, "a BreakerConfig")
         preset: BreakerConfig = getattr(cls, name)
         return preset
 
