@@ -20,7 +20,7 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from types import FunctionType, MethodType
-from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast, overload
 
 import wrapt
 
@@ -47,7 +47,7 @@ class Layer(ABC):
 
     @abstractmethod
     def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
-        """Return a new function that runs ``call`` under this layer.
+        """Return a new function, taking ``*args, **kwargs``, that runs ``call`` under this layer.
 
         ``entry`` is given to the outermost layer only: while ``_config.state.active``
         (metrics on, a testing mode), the function must hand the call to ``entry``
@@ -57,7 +57,7 @@ class Layer(ABC):
 
     @abstractmethod
     def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
-        """Return a new ``async def`` function that awaits ``call`` under this layer."""
+        """Return a new ``async def`` function (``*args, **kwargs``) awaiting ``call``."""
 
     @abstractmethod
     def describe(self) -> dict[str, object]:
@@ -213,6 +213,13 @@ def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> 
     stack = _Stack(target, layers)
     if type(target) is FunctionType:
         functools.update_wrapper(chain, target)
+        # functools.wraps leaves the defaults out; tools that read them from the function
+        # (argument parsers, dependency injection) must see the target's. Layer functions
+        # take only ``*args, **kwargs``, so the copies change nothing about the call.
+        if target.__defaults__ is not None or target.__kwdefaults__ is not None:
+            function = cast(FunctionType, chain)
+            function.__defaults__ = target.__defaults__
+            function.__kwdefaults__ = target.__kwdefaults__
         if replaces is not None:
             # Keep what was set on the wrapper this one replaces (marks, registrations...).
             chain.__dict__.update(replaces.__dict__)
