@@ -27,7 +27,15 @@ import wrapt
 if TYPE_CHECKING:
     from ._emit import Emitter
 
-__all__ = ["Decorator", "Layer", "apply", "layers_of"]
+__all__ = [
+    "Decorator",
+    "Layer",
+    "apply",
+    "is_async_callable",
+    "layers_of",
+    "name_of",
+    "refuse_generator",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,17 +124,27 @@ def apply(layer: Layer, target: Any) -> Any:
         layers = (layer, *stack.layers)
         from ._lint import check_stack
 
-        check_stack(layers, _name_of(stack.target))
+        check_stack(layers, name_of(stack.target))
         return _build(stack.target, layers, replaces=target)
     if not callable(target):
         raise TypeError(f"resilient.{layer.kind} can only decorate a callable, not {target!r}")
+    refuse_generator(target, f"resilient.{layer.kind} cannot decorate", "decorate")
+    return _build(target, (layer,))
+
+
+def refuse_generator(target: object, refusal: str, use: str) -> None:
+    """Raise ``TypeError`` if ``target`` is a generator or async generator function.
+
+    A generator's body runs only as it is iterated, after the guarded call has returned,
+    so no retry, timeout or breaker would see its work or its errors. ``refusal`` starts
+    the message (``"resilient.retry cannot decorate"``); ``use`` is the verb of the advice.
+    """
     if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
         raise TypeError(
-            f"resilient.{layer.kind} cannot decorate the generator function "
-            f"{_name_of(target)}: a generator's work happens after the call returns, "
-            "outside any retry, timeout or breaker; decorate a function that consumes it"
+            f"{refusal} the generator function {name_of(target)}: a generator's work "
+            "happens after the call returns, outside any retry, timeout or breaker; "
+            f"{use} a function that consumes it"
         )
-    return _build(target, (layer,))
 
 
 def layers_of(fn: object) -> tuple[Layer, ...]:
@@ -156,14 +174,15 @@ def _stack_of(target: object) -> _Stack | None:
     return None
 
 
-def _is_async(target: object) -> bool:
+def is_async_callable(target: object) -> bool:
+    """Whether calling ``target`` gives an awaitable: an ``async def`` or async ``__call__``."""
     if inspect.iscoroutinefunction(target):
         return True
     call = getattr(type(target), "__call__", None)  # noqa: B004 - looking for async __call__
     return not isinstance(target, FunctionType | type) and inspect.iscoroutinefunction(call)
 
 
-def _name_of(target: object) -> str:
+def name_of(target: object) -> str:
     """``module.qualname``: the default policy (and breaker) name of a function."""
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
     if not name:
@@ -207,8 +226,8 @@ def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: s
 
 
 def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> Any:
-    is_async = _is_async(target)
-    name = _name_of(target)
+    is_async = is_async_callable(target)
+    name = name_of(target)
     chain = _compose(layers, target, is_async, name)
     stack = _Stack(target, layers)
     if type(target) is FunctionType:
