@@ -109,7 +109,15 @@ class Decorator:
         return repr(self.layer)
 
 
-class _CallableWrapper(wrapt.FunctionWrapper[Any, Any]):
+if TYPE_CHECKING:
+    _FunctionWrapper = wrapt.FunctionWrapper[Any, Any]
+else:
+    # wrapt's type hints make its classes generic, but only its newest releases allow
+    # subscripting them at run time, so the base a running program sees is the plain class.
+    _FunctionWrapper = wrapt.FunctionWrapper
+
+
+class _CallableWrapper(_FunctionWrapper):
     """wrapt's proxy for callables that are not plain functions; keeps their binding."""
 
     _self_resilient_stack: _Stack
