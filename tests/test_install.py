@@ -1,14 +1,34 @@
-"""The versions setup.cfg admits: code that only the newest wrapt runs is caught here."""
+"""The versions setup.cfg admits: the lowest-versions pins stay in step, and old wrapt imports.
+
+``.ci/run`` runs the whole suite in a virtual environment built from
+``.ci/lowest-constraints.txt``; these tests keep that file equal to the floors in
+``setup.cfg`` and catch, under any installed wrapt, code that only the newest wrapt runs.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+CHECK = ROOT / ".ci" / "check_lowest.py"
+
+
+def load_check() -> ModuleType:
+    """``.ci/check_lowest.py`` as a module."""
+    spec = importlib.util.spec_from_file_location("check_lowest", CHECK)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -21,6 +41,93 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+# -- the constraints file follows setup.cfg ---------------------------------------------------
+
+
+def test_lowest_constraints_pin_exactly_the_setup_cfg_floors() -> None:
+    """``.ci/check_lowest.py`` passes on the repository's own setup.cfg and constraints."""
+    result = subprocess.run(
+        [sys.executable, str(CHECK)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrapt==" in result.stdout
+
+
+SETUP_CFG = """\
+[options]
+install_requires =
+    wrapt>=1.16
+    httpx>=0.27
+[options.extras_require]
+redis =
+    redis>=5.0.1
+test =
+    pytest>=8.0
+    types-cachetools
+    redis>=5.0.1
+"""
+
+
+@pytest.mark.parametrize(
+    ("setup_cfg", "constraints", "complaint"),
+    [
+        (SETUP_CFG, "wrapt==1.16.0\nhttpx==0.27\nredis==5.0.1\n", None),
+        (
+            SETUP_CFG.replace("wrapt>=1.16", "wrapt>=1.16,!=2.2.0"),
+            "wrapt==1.16.0\nhttpx==0.27\nredis==5.0.1\n",
+            None,
+        ),
+        (SETUP_CFG, "wrapt==1.17.0\nhttpx==0.27\nredis==5.0.1\n", "admits >=1.16 but"),
+        (SETUP_CFG, "wrapt==1.16\nredis==5.0.1\n", "httpx>=0.27 in setup.cfg is not pinned"),
+        (SETUP_CFG, "wrapt==1.16\nhttpx==0.27\n", "redis>=5.0.1 in setup.cfg is not pinned"),
+        (
+            SETUP_CFG,
+            "wrapt==1.16\nhttpx==0.27\nredis==5.0.1\npytest==8.0\n",
+            "pins pytest, a test or bench tool",
+        ),
+        (
+            SETUP_CFG,
+            "wrapt==1.16\nhttpx==0.27\nredis==5.0.1\nrequests==2.0\n",
+            "pins requests, not a dependency",
+        ),
+        (SETUP_CFG, "wrapt>=1.16\nhttpx==0.27\nredis==5.0.1\n", "expected name==X.Y.Z"),
+        (
+            SETUP_CFG.replace("    redis>=5.0.1\n", "    redis>=5.0\n", 1),
+            "wrapt==1.16\nhttpx==0.27\nredis==5.0.1\n",
+            "redis>=5.0.1 in [extra test] but >=5.0 in [extra redis]",
+        ),
+        (
+            SETUP_CFG.replace("wrapt>=1.16", "wrapt"),
+            "wrapt==1.16\nhttpx==0.27\nredis==5.0.1\n",
+            "wrapt has no >= floor",
+        ),
+    ],
+    ids=[
+        "agree",
+        "agree-beside-an-exclusion",
+        "pin-above-floor",
+        "runtime-not-pinned",
+        "extra-not-pinned",
+        "tool-pinned",
+        "stranger-pinned",
+        "not-a-pin",
+        "floors-differ-between-extras",
+        "no-floor",
+    ],
+)
+def test_check_lowest_reports_every_drift(
+    tmp_path: Path, setup_cfg: str, constraints: str, complaint: str | None
+) -> None:
+    """The check passes when pins equal floors and names each way the two can drift apart."""
+    (tmp_path / "setup.cfg").write_text(setup_cfg)
+    (tmp_path / "lowest-constraints.txt").write_text(constraints)
+    found = load_check().problems(tmp_path / "setup.cfg", tmp_path / "lowest-constraints.txt")
+    if complaint is None:
+        assert found == []
+    else:
+        assert any(complaint in problem for problem in found), found
 
 
 # -- code that only the newest wrapt runs ------------------------------------------------------
