@@ -15,7 +15,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from ._breaker_core import BreakerCore, Permit, Store, default_store, read_clock
 from ._circuit import BreakerMode, BreakerState, Event, Kind, window_counts
-from ._wrapping import apply, is_async_callable, name_of, refuse_generator
+from ._wrapping import apply, code_flags, name_of, refuse_generator
 
 __all__ = ["CircuitBreaker", "Store", "default_store"]
 
@@ -135,7 +135,9 @@ class CircuitBreaker(BreakerCore):
         anything is counted: its work would run after ``acall`` returned, unguarded.
         """
         code = getattr(fn, "__code__", None)
-        if type(code) is not CodeType or code.co_flags & _GENERATORS:
+        if (type(code) is not CodeType or code.co_flags & _GENERATORS) and (
+            code_flags(fn) & _GENERATORS
+        ):
             refuse_generator(fn, "CircuitBreaker.acall() cannot guard", "pass")
         permit = await self._aadmit()
         try:
@@ -226,9 +228,11 @@ class CircuitBreaker(BreakerCore):
 
 
 def _refuse_in_call(fn: object) -> None:
-    """Raise ``TypeError`` if ``call`` cannot guard ``fn`` (found by its code or ``inspect``)."""
-    refuse_generator(fn, "CircuitBreaker.call() cannot guard", "pass")
-    if is_async_callable(fn):
+    """Raise ``TypeError`` if ``fn`` runs a generator or coroutine function (see ``call``)."""
+    flags = code_flags(fn)
+    if flags & _GENERATORS:
+        refuse_generator(fn, "CircuitBreaker.call() cannot guard", "pass")
+    if flags & CO_COROUTINE:
         name = name_of(fn)
         raise TypeError(
             f"CircuitBreaker.call() cannot guard the coroutine function {name}: calling it "

@@ -19,7 +19,7 @@ import functools
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from types import FunctionType, MethodType
+from types import CodeType, FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast, overload
 
 import wrapt
@@ -31,6 +31,7 @@ __all__ = [
     "Decorator",
     "Layer",
     "apply",
+    "code_flags",
     "is_async_callable",
     "layers_of",
     "name_of",
@@ -180,6 +181,25 @@ def _stack_of(target: object) -> _Stack | None:
         if stack is not None and target.__dict__.get("__wrapped__") is stack.target:
             return stack
     return None
+
+
+def code_flags(target: object) -> int:
+    """The code flags of the Python function that calling ``target`` runs (0 if none).
+
+    Looks through ``functools.partial`` objects, bound methods and a callable object's
+    ``__call__``; builtins and other callables without Python code give 0.
+    """
+    while True:
+        if isinstance(target, functools.partial):
+            target = target.func
+        elif isinstance(target, MethodType):
+            target = target.__func__
+        else:
+            break
+    code = getattr(target, "__code__", None)
+    if type(code) is not CodeType and not isinstance(target, type):
+        code = getattr(getattr(type(target), "__call__", None), "__code__", None)  # noqa: B004
+    return code.co_flags if type(code) is CodeType else 0
 
 
 def is_async_callable(target: object) -> bool:
