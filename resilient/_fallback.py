@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from . import _config, _validate
 from ._emit import Emitter, emitter_for
 from ._events import dispatch, hub
-from ._hooks import add_note_once, hook_failed, safe_predicate
+from ._hooks import add_note_once, describe_failure, hook_failed, safe_predicate
 from ._lint import ResilienceWarning
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError
@@ -243,7 +243,7 @@ class _Cache:
             hash(found)
         except Exception as unhashable:
             if self.key is None:
-                why = f"the arguments are not hashable ({unhashable})"
+                why = f"the arguments are not hashable ({describe_failure(unhashable)})"
                 fix = "pass key=a function of the arguments returning a hashable key"
             else:
                 why = f"the key= function returned an unhashable {type(found).__name__}"
@@ -503,14 +503,15 @@ class _Fallback(Layer):
             if not failures:
                 return rejected
             *earlier, (label, error) = failures
+            prefix = f"resilient.fallback on {name}: when= rejected the result"
             add_note_once(
                 error,
-                f"resilient.fallback on {name}: when= rejected the result "
-                f"(a {type(rejected).__name__}) and no fallback answered; {label} raised this",
+                f"{prefix} (a {type(rejected).__name__}) and no fallback answered; "
+                f"{label} raised this",
+                replaces=prefix,
             )
             failures = earlier
         for label, failure in failures:
-            add_note_once(
-                error, f"resilient.fallback on {name}: {label}: {type(failure).__name__}: {failure}"
-            )
+            prefix = f"resilient.fallback on {name}: {label}: "
+            add_note_once(error, f"{prefix}{describe_failure(failure)}", replaces=prefix)
         raise error

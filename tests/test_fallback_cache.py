@@ -312,3 +312,22 @@ def test_an_argument_whose_hash_raises_returns_the_result() -> None:
     with pytest.warns(ResilienceWarning, match="no hash today"):
         answer = guarded(argument)
     assert answer == ("result", (argument,), None)
+
+
+def test_a_hash_error_that_cannot_be_printed_keeps_the_result() -> None:
+    """An argument whose __hash__ raises an unprintable error: the result still arrives."""
+
+    class UnprintableError(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("str broke")
+
+    class Odd:
+        def __hash__(self) -> int:
+            raise UnprintableError("no hash")
+
+    @fallback(cache=True)
+    def call(value: Odd) -> str:
+        return "real"
+
+    with pytest.warns(ResilienceWarning, match="UnprintableError"):
+        assert call(Odd()) == "real"
