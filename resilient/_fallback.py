@@ -258,17 +258,26 @@ class _Cache:
         return found
 
     def warn(self, reason: str, text: str, error: BaseException | None) -> None:
-        """Say once per function why some of its calls cannot use the cache, and what helps."""
+        """Say once per function why some of its calls cannot use the cache, and what helps.
+
+        Warnings turned into errors (``-W error``, ``simplefilter("error")``) never replace
+        what the call produced: on a failed call the warning becomes a note on the call's
+        error; on a successful one the result is returned and the warning is logged
+        through the aggregated ``resilient`` log instead.
+        """
         if reason in self.warned:
             return
         self.warned.add(reason)
         message = f"fallback(cache=...) on {self.name}: {text}"
         try:
             warnings.warn(message, ResilienceWarning, stacklevel=_outside_level())
-        except Exception as raised:  # warnings made errors: the call's own error still wins
-            if error is None:
-                raise
-            add_note_once(error, f"resilient: {type(raised).__name__}: {raised}")
+        except Exception as raised:
+            if error is not None:
+                add_note_once(error, f"resilient: {describe_failure(raised)}")
+            else:
+                from ._logs import digest
+
+                digest.report("fallback cache warning", self.name, describe_failure(raised))
 
     def put(self, args: Any, kwargs: Any, result: Any) -> None:
         found = self.key_of(args, kwargs, None)
