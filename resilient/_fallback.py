@@ -69,7 +69,10 @@ def last_fallback() -> FallbackUsed | None:
 
 
 class FallbackResponses:
-    """Canned answers for AI features (the seed's ``AIFallbackResponses``); assign to override."""
+    """Canned answers for AI features, to pass as fallback values.
+
+    Each is a plain class attribute: assign a new text to change it for the whole process.
+    """
 
     hint: ClassVar[str] = (
         "Hints are taking a break right now. Re-read the question, look back at the "
@@ -160,7 +163,7 @@ def fallback(
     """
     if not values and not cache:
         raise ConfigError("values", values, "at least one fallback value, callable or cache=True")
-    catch = _catch_types(on)
+    catch = _catch(on)
     _validate.optional_callable("when", when)
     _validate.optional_callable("key", key)
     if cache is True:
@@ -172,25 +175,15 @@ def fallback(
     return Decorator(layer)
 
 
-def _catch_types(on: object) -> tuple[type[Exception], ...] | Callable[[BaseException], bool]:
-    if isinstance(on, type) and issubclass(on, BaseException):
-        on = (on,)
-    if isinstance(on, tuple) and on and all(isinstance(t, type) for t in on):
-        return _exception_types("on", on)
-    return _validate.exception_filter("on", on)
-
-
-def _exception_types(name: str, types: tuple[type, ...]) -> tuple[type[Exception], ...]:
-    """``types`` if every one is an ``Exception`` subclass, else ``ConfigError``.
+def _catch(on: object) -> tuple[type[Exception], ...] | Callable[[BaseException], bool]:
+    """Types stay a tuple (caught by ``except`` at no cost); a predicate is called on errors.
 
     Interrupts, exits and cancellation always pass through a fallback, so naming one of
-    them (alone or among others) would silently do nothing.
+    them (alone or among others) is refused rather than silently doing nothing.
     """
-    if not all(issubclass(t, Exception) for t in types):
-        raise ConfigError(
-            name, types, "Exception subclasses (interrupts, exits and cancellation always pass)"
-        )
-    return types
+    if isinstance(on, type | tuple):
+        return _validate.exception_types("on", on, or_predicate=True)
+    return _validate.exception_filter("on", on)
 
 
 class _Cache:

@@ -255,6 +255,26 @@ def test_rejected_result_with_only_an_empty_cache_is_returned() -> None:
     assert last_fallback() is None
 
 
+def test_on_types_are_checked_by_the_shared_validation() -> None:
+    """fallback(on=...) names the offending BaseException-only type, as retry and breaker do."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        fallback("x", on=(ValueError, KeyboardInterrupt))
+    assert caught.value.parameter == "on"
+    assert "KeyboardInterrupt is not one" in caught.value.allowed
+    with pytest.raises(resilient.ConfigError) as alone:
+        fallback("x", on=SystemExit)
+    assert alone.value.parameter == "on"
+    assert "SystemExit is not one" in alone.value.allowed
+
+
+def test_a_non_type_among_on_types_is_named() -> None:
+    """fallback(on=(ValueError, 3)) says that 3 is not an exception type."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        fallback("x", on=(ValueError, 3))
+    assert caught.value.parameter == "on"
+    assert "3 is not an exception type" in caught.value.allowed
+
+
 class UnprintableError(Exception):
     """An exception whose ``__str__`` raises."""
 
