@@ -420,14 +420,17 @@ def test_a_password_missing_raises_when_the_store_is_made(
     ],
     ids=["no-scripts", "no-keys", "no-channel"],
 )
+@pytest.mark.parametrize("kind", ["sync", "async"])
 def test_an_acl_denial_raises_when_the_store_is_made(
     redis_server: RedisServer,  # noqa: F811
     rules: tuple[str, ...],
+    kind: str,
 ) -> None:
     """A user the ACL denies scripts, the store's keys or its channel: ConfigError."""
     url = acl_url(redis_server, *rules)
+    store_kind = RedisStore if kind == "sync" else AsyncRedisStore
     with pytest.raises(ConfigError) as caught:
-        RedisStore(url, prefix=unique_prefix())
+        store_kind(url, prefix=unique_prefix())
     assert caught.value.parameter == "url"
     assert "a user allowed to run EVALSHA" in str(caught.value)
 
@@ -435,9 +438,12 @@ def test_an_acl_denial_raises_when_the_store_is_made(
 def test_an_unknown_database_raises_when_the_store_is_made(
     redis_server: RedisServer,  # noqa: F811
 ) -> None:
-    """``/99`` on a server with 16 databases: ConfigError."""
+    """``/99`` on a server with 16 databases: ConfigError, from either store."""
+    url = redis_server.url.rsplit("/", 1)[0] + "/99"
     with pytest.raises(ConfigError, match="database"):
-        RedisStore(redis_server.url.rsplit("/", 1)[0] + "/99")
+        RedisStore(url)
+    with pytest.raises(ConfigError, match="database"):
+        AsyncRedisStore(url)
 
 
 def test_a_given_client_with_wrong_credentials_raises(
