@@ -78,10 +78,11 @@ def eventually(check: Callable[[], bool], timeout: float = WAIT) -> bool:
     return True
 
 
-def reads_after(client: Any, count: int) -> bool:
-    """Wait until the server has run ``count`` more HMGETs (the listener's re-reads)."""
-    before = command_calls(client).get("hmget", 0)
-    return eventually(lambda: command_calls(client).get("hmget", 0) >= before + count)
+def reads_after(client: Any, count: int, command: str = "hmget") -> bool:
+    """Wait until the server has run ``count`` more HMGETs (the listener's re-reads), or
+    of another ``command``."""
+    before = command_calls(client).get(command, 0)
+    return eventually(lambda: command_calls(client).get(command, 0) >= before + count)
 
 
 def fail(b: CircuitBreaker, times: int = 1) -> None:
@@ -330,6 +331,26 @@ def test_a_flag_of_the_wrong_type_never_cuts_off_the_store(
     fail(good)
     assert store.reachable
     assert client.hget(store.key("good"), "failures") == b"1"
+
+
+def test_a_budget_key_of_the_wrong_type_never_cuts_off_the_store(
+    make: Callable[..., Any],
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """A shared retry budget whose key holds a string: the listener skips that budget
+    and goes on; the store stays reachable and breakers keep writing to Redis."""
+    from resilient import RetryBudget
+
+    client: Any = redis_server.client()
+    store = make(cache_ttl=0.01)
+    client.set(f"{store.prefix}:{{budget:ai}}:counts", "planted")
+    budget = RetryBudget(0.1, store=store, name="ai")
+    assert reads_after(client, 3, "evalsha")  # the listener synced the budget 3 times
+    good = CircuitBreaker("good", THREE, store=store)
+    fail(good)
+    assert store.reachable
+    assert client.hget(store.key("good"), "failures") == b"1"
+    assert budget.name == "ai"
 
 
 # --- pub/sub messages are hints ---------------------------------------------------------------

@@ -256,6 +256,7 @@ def _sync_client(target: object, timeout: float) -> Any:
             "password",
             "path",
             "client_name",
+            "credential_provider",
             "ssl_keyfile",
             "ssl_certfile",
             "ssl_cert_reqs",
