@@ -527,6 +527,34 @@ def test_redis_down_at_start_is_an_outage_not_an_error(
     assert len(warnings(caplog)) == 1
 
 
+def test_a_store_made_while_redis_is_down_listens_once_redis_is_writable(
+    own_redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """Made during an outage, the store reads the shared state when Redis comes back:
+    once ``listening`` is set, Redis is reachable and the breaker has the fleet's state."""
+    client: Any = own_redis_server.client()
+    prefix = unique_prefix()
+    with RedisStore(own_redis_server.url, prefix=prefix) as other:
+        CircuitBreaker("svc", THREE, store=other).force_open()
+    pid = own_redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # keeps its data, answers nothing
+    try:
+        store = RedisStore(own_redis_server.url, prefix=prefix, retry_interval=0.01, timeout=0.02)
+        b = CircuitBreaker("svc", THREE, store=store)
+        assert not store.reachable
+        assert b.state is BreakerMode.CLOSED  # nothing read yet
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        assert store.listening.wait(WAIT)
+        assert store.reachable
+        assert b.state is BreakerMode.FORCED_OPEN
+    finally:
+        store.close()
+    assert client.hget(store.key("svc"), "mode") == b"forced_open"
+
+
 def test_check_false_makes_no_round_trip(redis_server: RedisServer) -> None:  # noqa: F811
     """``check=False``: wrong credentials do not raise; the store starts as reachable
     and the first use finds out, as an outage."""

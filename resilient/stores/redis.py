@@ -374,7 +374,8 @@ class _RedisBase:
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
         self.listening = threading.Event()
-        """Set once the listener has subscribed and read its cells (for tests to wait on)."""
+        """Set once the listener has subscribed, read its cells and found Redis writable
+        (for tests to wait on)."""
         self._unread: set[str] = set()  # cells created inside an event loop, not yet read
         self._closed = False
         self._id = _process_id()
@@ -771,13 +772,13 @@ class _RedisBase:
                     pubsub = self._sync.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(self._channel)
                     self._reload(list(self._cells))
-                    self.listening.set()
                     if self._down_since is not None:
                         self._probe()  # raises while Redis refuses writes
                         self._recovered()
                         # Read again: cells changed by calls served locally until now.
                         self._reload(list(self._cells))
                     self._sync_budgets()
+                    self.listening.set()
                     next_read = time.monotonic() + self.cache_ttl
                 message = pubsub.get_message(timeout=0.001 if hints else _POLL)
                 while message is not None:
@@ -896,7 +897,7 @@ class _RedisBase:
     def _check(self, check: bool) -> None:
         """The check made when the store is made: a configuration error raises
         ``ConfigError``; Redis down, slow or read-only starts an outage."""
-        if not check:
+        if not check or _async_client_like(self._sync):  # no blocking call to make on it
             return
         try:
             self._probe()
