@@ -642,6 +642,23 @@ def test_key_ttl_has_a_documented_minimum(make: Callable[..., Any]) -> None:
         make(key_ttl=0.999)
 
 
+def test_a_half_open_key_lives_until_its_last_probe_lease_ends(
+    make: Callable[..., Any],
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """With ``key_ttl`` shorter than the probe lease, a half-open breaker's key still
+    lives until the lease ends, plus key_ttl: a slow probe never loses the state."""
+    client: Any = redis_server.client()
+    store = make(key_ttl=1.0)
+    config = BreakerConfig(failure_threshold=1, reset_timeout=0.01, probe_timeout=30.0)
+    b = CircuitBreaker("svc", config, store=store)
+    fail(b)
+    assert eventually(lambda: b.retry_after is None or b.retry_after <= 0)
+    seen = []
+    b.call(lambda: seen.append(client.pttl(store.key("svc"))))  # the probe, in flight
+    assert 30_000 < seen[0] <= 31_000
+
+
 # --- after an outage ------------------------------------------------------------------------
 
 

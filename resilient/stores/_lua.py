@@ -438,10 +438,18 @@ if changed then
   redis.call('HSET', key, 'mode', enc[1], 'gen', enc[2], 'failures', enc[3],
              'successes', enc[4], 'opened_at', enc[5], 'open_until', enc[6], 'trips', enc[7],
              'probes', enc[8], 'window', enc[9], 'buckets', enc[10], 'version', num(version))
-  -- Idle breakers expire; an open one not before it would have reopened; manual modes
-  -- (force_open, disable) are an operator's decision and never expire.
+  -- Idle breakers expire; an open one not before it would have reopened, a half-open
+  -- one not before its last probe's lease ends; manual modes (force_open, disable) are
+  -- an operator's decision and never expire.
   local ms = key_ttl
   if N.mode == 'open' and N.open_until > now then ms = ms + (N.open_until - now) * 1000 end
+  if N.mode == 'half_open' then
+    for _, p in ipairs(N.probes) do
+      if p[2] > now and key_ttl + (p[2] - now) * 1000 > ms then
+        ms = key_ttl + (p[2] - now) * 1000
+      end
+    end
+  end
   if N.mode == 'forced_open' or N.mode == 'disabled' or ms > 1e15 then
     redis.call('PERSIST', key)
   else

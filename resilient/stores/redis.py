@@ -337,7 +337,8 @@ class _RedisBase:
                 "key_ttl",
                 key_ttl,
                 f"a number of seconds >= {MIN_KEY_TTL:g} (how long an idle breaker's key "
-                "lives; an open one lives until it reopens, plus key_ttl)",
+                "lives; an open one lives until it reopens, a half-open one until its "
+                "last probe's lease ends, plus key_ttl)",
             )
         self.retry_interval = _duration("retry_interval", retry_interval, allow_zero=False)
         if not isinstance(check, bool):
@@ -1042,8 +1043,9 @@ class RedisStore(_RedisBase):
     ``prefix`` namespaces every key (``<prefix>:{<name>}:state``); ``timeout`` bounds
     every Redis command a call may wait for; ``cache_ttl`` is how often the listener
     re-reads what it holds; ``key_ttl`` (at least ``MIN_KEY_TTL``, 1 s) is how long an
-    idle breaker's key lives (an open one lives until it would reopen, plus
-    ``key_ttl``); ``retry_interval`` is how often Redis is retried during an outage.
+    idle breaker's key lives (an open one lives until it would reopen, a half-open one
+    until its last probe's lease ends, plus ``key_ttl``: no state is cut short);
+    ``retry_interval`` is how often Redis is retried during an outage.
 
     When made, the store runs one script that writes (a few milliseconds; at most
     ``timeout`` per round trip): wrong credentials, an ACL that denies the store's
