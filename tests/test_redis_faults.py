@@ -659,6 +659,20 @@ def test_a_half_open_key_lives_until_its_last_probe_lease_ends(
     assert 30_000 < seen[0] <= 31_000
 
 
+def test_a_key_counting_in_a_time_window_lives_until_the_window_has_passed(
+    make: Callable[..., Any],
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """With ``key_ttl`` shorter than ``window_duration``, the counts of a time window are
+    kept for the whole window, plus key_ttl."""
+    client: Any = redis_server.client()
+    store = make(key_ttl=1.0)
+    config = BreakerConfig(failure_rate=0.5, window_duration=120.0, minimum_calls=100)
+    b = CircuitBreaker("svc", config, store=store)
+    fail(b)
+    assert 120_000 < client.pttl(store.key("svc")) <= 121_000
+
+
 # --- after an outage ------------------------------------------------------------------------
 
 

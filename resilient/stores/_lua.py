@@ -439,9 +439,11 @@ if changed then
              'successes', enc[4], 'opened_at', enc[5], 'open_until', enc[6], 'trips', enc[7],
              'probes', enc[8], 'window', enc[9], 'buckets', enc[10], 'version', num(version))
   -- Idle breakers expire; an open one not before it would have reopened, a half-open
-  -- one not before its last probe's lease ends; manual modes (force_open, disable) are
-  -- an operator's decision and never expire.
+  -- one not before its last probe's lease ends, one counting in a time window not
+  -- before that window has passed; manual modes (force_open, disable) are an
+  -- operator's decision and never expire.
   local ms = key_ttl
+  if R.window_duration ~= nil and #N.buckets > 0 then ms = ms + R.window_duration * 1000 end
   if N.mode == 'open' and N.open_until > now then ms = ms + (N.open_until - now) * 1000 end
   if N.mode == 'half_open' then
     for _, p in ipairs(N.probes) do

@@ -338,7 +338,7 @@ class _RedisBase:
                 key_ttl,
                 f"a number of seconds >= {MIN_KEY_TTL:g} (how long an idle breaker's key "
                 "lives; an open one lives until it reopens, a half-open one until its "
-                "last probe's lease ends, plus key_ttl)",
+                "last probe's lease ends, time-window counts for the window, plus key_ttl)",
             )
         self.retry_interval = _duration("retry_interval", retry_interval, allow_zero=False)
         if not isinstance(check, bool):
@@ -1044,7 +1044,8 @@ class RedisStore(_RedisBase):
     every Redis command a call may wait for; ``cache_ttl`` is how often the listener
     re-reads what it holds; ``key_ttl`` (at least ``MIN_KEY_TTL``, 1 s) is how long an
     idle breaker's key lives (an open one lives until it would reopen, a half-open one
-    until its last probe's lease ends, plus ``key_ttl``: no state is cut short);
+    until its last probe's lease ends, counts in a time window for the whole window, plus
+    ``key_ttl``: no state is cut short);
     ``retry_interval`` is how often Redis is retried during an outage.
 
     When made, the store runs one script that writes (a few milliseconds; at most
