@@ -641,14 +641,18 @@ class _RedisBase:
     ) -> None:
         """Take ``state`` (at ``version``, the server's microseconds when it was written)
         if it is newer than what the cell holds. A cell holding its own state takes only
-        a state written after its own last change."""
+        a state written after its own last change, or, if it never saw Redis's, one that
+        is not closed (what the fleet or an operator decided, which it could not know)."""
         if not converted:
             state = self._to_local(state, cell.config)
         with cell.lock:
             local_at = cell.local_at
             if local_at is not None:
+                if not written:
+                    return
                 skew = self._skew
-                if not written or skew is None or version / 1_000_000 - skew <= local_at:
+                newer = skew is not None and version / 1_000_000 - skew > local_at
+                if not newer and (cell.version >= 0 or state.mode is _CLOSED):
                     return
                 cell.local_at = None
             elif version <= cell.version and cell.version >= 0:
