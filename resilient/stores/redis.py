@@ -33,9 +33,11 @@ without Redis counts in ``store_errors_total``. The listener retries every
 writes (a read-only replica, ``READONLY``; an ACL denial, ``NOPERM``; ``NOSCRIPT``;
 ``OOM``, ``MISCONF``) is an outage too, logged once with its reason: Redis counts as back
 only once a script has written. A breaker that changed here without Redis keeps its own
-state until Redis holds one written after that change (a state never written, or older,
-never replaces it), or until its own state is closed with nothing counted; then it
-follows the shared state again.
+state, and applies its calls here, until Redis holds one written after that change (a
+state never written, or older, never replaces it; but a breaker that never saw Redis's
+state takes one that is not closed, which the fleet or an operator decided), or until
+its own state is closed with nothing counted; then it follows the shared state again.
+Manual operations (``reset``, ``force_open``, ``disable``) always go to Redis.
 
 An error that belongs to one breaker's keys (a key of the wrong type, a field a script
 cannot read, a name that cannot be encoded) is not an outage: that breaker goes on
