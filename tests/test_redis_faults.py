@@ -760,3 +760,53 @@ def test_an_older_shared_state_never_replaces_a_local_trip(
         assert client.hget(store.key("svc"), "failures") == b"1"  # the late script: nothing
     finally:
         store.close()
+
+
+# --- which errors are whose -----------------------------------------------------------------
+
+
+def _errors() -> list[tuple[BaseException, str]]:
+    if missing() is not None:
+        return []
+    rx = redis.exceptions
+    return [
+        (rx.ConnectionError("Connection refused"), "outage"),
+        (rx.TimeoutError("Timeout reading from socket"), "outage"),
+        (TimeoutError(), "outage"),
+        (rx.BusyLoadingError("Redis is loading the dataset in memory"), "outage"),
+        (rx.ResponseError("CLUSTERDOWN The cluster is down"), "outage"),
+        (ValueError("I/O operation on closed file."), "outage"),
+        (rx.ReadOnlyError("You can't write against a read only replica."), "refused"),
+        (
+            rx.NoPermissionError("this user has no permissions to run the 'evalsha' command"),
+            "refused",
+        ),
+        (rx.NoScriptError("No matching script."), "refused"),
+        (rx.ResponseError("MISCONF Redis is configured to save RDB snapshots"), "refused"),
+        (
+            rx.ResponseError(
+                "Error running script (call to f_0): @user_script:1: -READONLY You can't "
+                "write against a read only replica."
+            ),
+            "refused",
+        ),
+        (rx.ResponseError("unknown command 'EVALSHA', with args beginning with: "), "refused"),
+        (rx.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"), "key"),
+        (rx.ResponseError("user_script:1: attempt to perform arithmetic on a nil value"), "key"),
+        (rx.MovedError("3999 127.0.0.1:6381"), "key"),
+        (UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed"), "key"),
+    ]
+
+
+@pytest.mark.parametrize(("error", "meaning"), _errors(), ids=lambda v: type(v).__name__)
+def test_each_error_is_told_apart(error: BaseException, meaning: str) -> None:
+    """Connection-level errors are outages, refusals to run or write are write outages
+    (Redis 6's quoted codes included), and what Redis says of one key is that key's."""
+    from resilient.stores import redis as store_module
+
+    kinds = {
+        "outage": store_module._OUTAGE,
+        "refused": store_module._REFUSED,
+        "key": store_module._KEY,
+    }
+    assert store_module._kind_of(error) == kinds[meaning]

@@ -144,8 +144,17 @@ _OUTAGE, _REFUSED, _KEY = "store unreachable", "store refuses writes", "key"
 _REFUSED_ERRORS = (rx.ReadOnlyError, rx.NoPermissionError, rx.NoScriptError, rx.OutOfMemoryError)
 _OUTAGE_CODES = frozenset(("LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN"))
 _REFUSED_CODES = frozenset(("READONLY", "NOPERM", "NOSCRIPT", "OOM", "MISCONF"))
-# Refusals Redis reports as plain ERR (an ACL denial met inside a script, no scripting).
-_REFUSED_TEXTS = ("script can't", "no permissions", "unknown command")
+# Refusals Redis reports as plain ERR: an ACL denial met inside a script, no scripting,
+# or (Redis 6) a refusal met inside a script, quoted with its code.
+_REFUSED_TEXTS = (
+    "script can't",
+    "no permissions",
+    "unknown command",
+    "-READONLY",
+    "-NOPERM",
+    "-OOM",
+    "-MISCONF",
+)
 _UNRESOLVED = frozenset(
     code
     for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
