@@ -633,7 +633,8 @@ def test_every_bad_argument_raises_naming_it(kind: str, parameter: str, value: A
 
 
 def test_key_ttl_has_a_documented_minimum(make: Callable[..., Any]) -> None:
-    """``key_ttl`` of one second (or a timedelta) is accepted and gives keys that life."""
+    """``key_ttl`` is at least ``MIN_KEY_TTL`` (1 s): that much, or a timedelta, is taken,
+    and less is refused."""
     from resilient.stores.redis import MIN_KEY_TTL
 
     assert MIN_KEY_TTL == 1.0
