@@ -652,7 +652,7 @@ def test_a_half_open_key_lives_until_its_last_probe_lease_ends(
     """With ``key_ttl`` shorter than the probe lease, a half-open breaker's key still
     lives until the lease ends, plus key_ttl: a slow probe never loses the state."""
     client: Any = redis_server.client()
-    store = make(key_ttl=1.0)
+    store = make(key_ttl=1.0, clock="local")  # the reopening time as this process sees it
     config = BreakerConfig(failure_threshold=1, reset_timeout=0.01, probe_timeout=30.0)
     b = CircuitBreaker("svc", config, store=store)
     fail(b)
