@@ -33,6 +33,8 @@ _NOT_SYNC = _GENERATORS | CO_COROUTINE  # code flags of functions ``call`` canno
 # What a callable without its own code (a builtin, a partial, a callable object) may
 # return that ``call`` cannot guard: its work would run after ``call`` returned.
 _UNGUARDED = (GeneratorType, CoroutineType, AsyncGeneratorType)
+_ITERATORS = (GeneratorType, AsyncGeneratorType)  # what ``acall`` cannot guard
+_REFUSED: Any = object()
 
 _held: ContextVar[tuple[tuple[CircuitBreaker, Permit], ...]] = ContextVar(
     "resilient_breaker_permits", default=()
@@ -145,32 +147,49 @@ class CircuitBreaker(BreakerCore):
             raise
         if not plain and isinstance(result, _UNGUARDED):
             self.withdraw(permit)
-            _refuse_result(fn, result)
+            _refuse_result(fn, result, "call")
         self._report(permit, *self._classify_result(result))
         return result
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker.
 
-        A generator or async generator function is refused with ``TypeError`` before
-        anything is counted: its work would run after ``acall`` returned, unguarded.
+        A generator or async generator function is refused with ``TypeError`` and nothing
+        is counted: its work would run after ``acall`` returned, unguarded. As in ``call``,
+        a plain function is checked by its code flags, any other callable by what it
+        returns (before it is awaited).
         """
         code = getattr(fn, "__code__", None)
-        if (type(code) is not CodeType or code.co_flags & _GENERATORS) and (
-            code_flags(fn) & _GENERATORS
-        ):
+        plain = type(code) is CodeType
+        if plain and code.co_flags & _GENERATORS:  # type: ignore[union-attr]
             refuse_generator(fn, "CircuitBreaker.acall() cannot guard", "pass")
-        permit = await self._aadmit()
         try:
-            result = await fn(*args, **kwargs)
+            permit = self._admit_locally()
+        except CircuitOpenError:
+            if not plain:
+                _refuse_in_acall(fn)
+            raise
+        if not isinstance(permit, Permit):
+            if not plain:  # refuse before a probe is taken or a transition announced
+                _refuse_in_acall(fn)
+            permit = self._admitted(*await self._atransition(_ACQUIRE, permit), permit)
+        try:
+            pending: object = fn(*args, **kwargs)  # typed loosely: callers break the annotation
+            if not plain and isinstance(pending, _ITERATORS):
+                result: Any = _REFUSED
+            else:
+                result = await pending  # type: ignore[misc]
         except Exception as error:
             await self._areport(permit, *self._classify_error(error))
             raise
         except BaseException:
             await self._areport(permit, _RELEASE, "ignored")
             raise
+        if result is _REFUSED:
+            await self.awithdraw(permit)
+            _refuse_result(fn, pending, "acall")
         await self._areport(permit, *self._classify_result(result))
-        return result
+        return result  # type: ignore[no-any-return]
 
     # --- one call in explicit steps -------------------------------------------------------
 
@@ -323,7 +342,7 @@ def _refuse_in_call(fn: object) -> None:
         )
 
 
-def _refuse_result(fn: object, result: object) -> None:
+def _refuse_result(fn: object, result: object, method: str) -> None:
     """Close what ``fn`` returned (nothing of it has run) and raise ``TypeError``."""
     if isinstance(result, AsyncGeneratorType):
         result.aclose().close()  # an async generator that never started: nothing to await
@@ -336,10 +355,16 @@ def _refuse_result(fn: object, result: object) -> None:
         else:
             what, advice = "a generator", "pass a function that consumes it"
     raise TypeError(
-        f"CircuitBreaker.call() cannot guard {name_of(fn)}: it returned {what} "
-        f"({getattr(result, '__qualname__', '?')}), whose work would run after call() "
+        f"CircuitBreaker.{method}() cannot guard {name_of(fn)}: it returned {what} "
+        f"({getattr(result, '__qualname__', '?')}), whose work would run after {method}() "
         f"returned, unguarded; {advice}"
     )
+
+
+def _refuse_in_acall(fn: object) -> None:
+    """Raise ``TypeError`` if ``fn`` runs a generator function (see ``acall``)."""
+    if code_flags(fn) & _GENERATORS:
+        refuse_generator(fn, "CircuitBreaker.acall() cannot guard", "pass")
 
 
 def _pop_permit(breaker: CircuitBreaker) -> Permit:

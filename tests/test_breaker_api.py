@@ -827,3 +827,23 @@ async def test_async_admit_record_and_withdraw_count_like_acall(clock: FakeClock
     assert b.opened
     with pytest.raises(CircuitOpenError):
         await b.aadmit()
+
+
+class AsyncGeneratorMaker:
+    """A callable object whose plain ``__call__`` hands back an async generator."""
+
+    def __call__(self, n: int) -> Any:
+        return anumbers(n)
+
+
+async def test_acall_refuses_a_callable_that_returns_a_generator_uncounted(
+    clock: FakeClock,
+) -> None:
+    """acall() given a callable returning an async generator: TypeError, no failure counted."""
+    b = CircuitBreaker("areturns-unguarded", BreakerConfig(failure_threshold=1))
+    for target in (AsyncGeneratorMaker(), GeneratorMaker()):
+        with pytest.raises(TypeError, match=r"acall\(\) cannot guard .*returned an? (async )?gen"):
+            await b.acall(target, 3)
+    assert b.failures == 0
+    assert b.state is BreakerMode.CLOSED
+    assert await b.acall(functools.partial(answer, 4)) == 4
