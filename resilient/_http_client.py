@@ -71,6 +71,12 @@ class Client(ClientCore):
     portals and content filters. Error statuses raise ``HTTPStatusError``. Other keyword
     arguments (``transport``, ``proxy``, ``verify``, ``trust_env``...) go to
     ``httpx.Client``; proxies come from the environment as httpx reads them.
+
+    What counts against the host: timeouts, connection errors, failing statuses and any
+    error a transport raises (a custom transport's own types included). What never does:
+    errors of this process, raised before the request leaves it or outside the transport
+    (an unsendable header, an unsupported scheme, an error from an auth flow or an event
+    hook); they reach the caller as they are (httpx's as ``LocalRequestError``).
     """
 
     _http: httpx.Client
