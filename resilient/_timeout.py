@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextvars import copy_context
+from types import FunctionType
 from typing import Any, Literal
 
 from . import _alarm, _config, _deadline, _validate
@@ -31,6 +32,11 @@ __all__ = ["Strategy", "timeout", "timeout_pool_stats"]
 Strategy = Literal["thread", "signal"]
 
 _pool = WorkerPool()
+_NOTABLE = 0.01  # released this much past the deadline or more: say why
+_IN_C = (
+    "the call was in C code (a blocking call or a long computation), which a signal "
+    "cannot interrupt until it returns"
+)
 
 
 def timeout_pool_stats() -> PoolStats:
@@ -66,12 +72,20 @@ class _Timeout(Layer):
         self.strategy = strategy
         self.emitter: Emitter | None = None
 
-    def expired(self, name: str) -> TimeoutExceededError:
-        """The error for a call that ran out of time, counted in ``timeouts_total``."""
+    def expired(
+        self, name: str, late: float | None = None, why: str | None = None
+    ) -> TimeoutExceededError:
+        """The error for a call that ran out of time, counted in ``timeouts_total``.
+
+        ``late`` is how many seconds past the deadline the caller was released; ``why``
+        explains it, and is only kept when the delay is long enough to need explaining.
+        """
         emit = self.emitter or _config.state.emit
         if emit is not None:
             emit.increment(TIMEOUTS, (("policy", name),))
-        return TimeoutExceededError(name, self.seconds)
+        if late is None:
+            return TimeoutExceededError(name, self.seconds)
+        return TimeoutExceededError(name, self.seconds, late, why if late >= _NOTABLE else None)
 
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, "seconds": self.seconds, "strategy": self.strategy}
@@ -133,9 +147,13 @@ class _Timeout(Layer):
     def _wrap_signal(self, call: AnyCall, name: str, entry: AnyCall | None) -> AnyCall:
         layer, seconds = self, self.seconds
         state = _config.state
-        enter, leave, arm, disarm = _deadline.enter, _deadline.leave, _alarm.arm, _alarm.disarm
-        on_main_thread = _alarm.on_main_thread
+        get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
+        arm, disarm, monotonic = _alarm.arm, _alarm.disarm, time.monotonic
+        on_main_thread, fired_type = _alarm.on_main_thread, _alarm.AlarmFired
+        body = call if isinstance(call, FunctionType) else _in_python_frame(call)
 
+        # Everything here but ``body`` is bookkeeping: an alarm arriving in this frame is
+        # deferred by the handler (see ``_alarm``), never raised between two of its lines.
         def timed(*args: Any, **kwargs: Any) -> Any:
             if entry is not None and state.active:
                 return entry(*args, **kwargs)
@@ -147,19 +165,34 @@ class _Timeout(Layer):
                     f"timeout(strategy='signal') on {name} needs the main thread: signals "
                     "are only delivered there; use strategy='thread' in other threads"
                 )
-            when = arm(seconds)
-            token = enter(when)
+            when = monotonic() + seconds
+            parent = get_deadline()
+            token = set_deadline(when if parent is None or when < parent else parent)
             try:
-                return call(*args, **kwargs)
-            except _alarm.AlarmFired as fired:
-                if fired.when < when:
-                    raise  # an enclosing alarm's deadline
-                raise layer.expired(name) from None
+                arm(when, seconds)
+                result = body(*args, **kwargs)
+            except fired_type as fired:
+                if fired.when != when:
+                    raise  # an enclosing call's deadline: its wrapper converts it
+                raise layer.expired(name, fired.late, _IN_C) from None
             finally:
-                disarm(when)
-                leave(token)
+                late = disarm(when)
+                reset_deadline(token)
+            if late is not None:  # the alarm came as the call returned: not a success
+                raise layer.expired(name, late, _IN_C)
+            return result
 
+        _alarm.protect(timed.__code__)
         return timed
+
+
+def _in_python_frame(call: AnyCall) -> AnyCall:
+    """Give a C callable a Python frame, so an alarm during it is raised in the body."""
+
+    def body(*args: Any, **kwargs: Any) -> Any:
+        return call(*args, **kwargs)
+
+    return body
 
 
 def _virtual_sync(

@@ -36,14 +36,24 @@ class TimeoutExceededError(ResilienceError, TimeoutError):
     """A call ran past its time budget.
 
     A subclass of the builtin ``TimeoutError``, so ``except TimeoutError`` catches it.
-    ``name`` is the function, ``seconds`` the budget it had.
+    ``name`` is the function, ``seconds`` the budget it had. ``late_by`` is how many
+    seconds after the deadline the caller was released when that was measured (``None``
+    when the timeout fired on time), and ``reason`` says why it came that late, when it
+    came late enough to need a reason (C code holding the GIL, a blocking C call).
     """
 
     # No Python __init__: the exception is built in C, the values live in ``args`` and the
     # message is formatted only when read. These errors are raised on hot paths.
     if TYPE_CHECKING:
 
-        def __init__(self, name: str, seconds: float) -> None: ...
+        def __init__(
+            self,
+            name: str,
+            seconds: float,
+            late_by: float | None = None,
+            reason: str | None = None,
+            /,
+        ) -> None: ...
 
     @property
     def name(self) -> str:
@@ -61,8 +71,22 @@ class TimeoutExceededError(ResilienceError, TimeoutError):
     def seconds(self, value: float) -> None:
         self.args = (self.args[0], value, *self.args[2:])
 
+    @property
+    def late_by(self) -> float | None:
+        late: float | None = self.args[2] if len(self.args) > 2 else None
+        return late
+
+    @property
+    def reason(self) -> str | None:
+        reason: str | None = self.args[3] if len(self.args) > 3 else None
+        return reason
+
     def __str__(self) -> str:
-        return f"{self.name} did not finish within {self.seconds:g}s"
+        message = f"{self.name} did not finish within {self.seconds:g}s"
+        late, reason = self.late_by, self.reason
+        if late is not None and reason is not None:
+            message += f"; the caller was released {late:.3g}s after the deadline: {reason}"
+        return message
 
 
 class CircuitOpenError(ResilienceError):
