@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from contextvars import copy_context
+from threading import TIMEOUT_MAX
 from types import FunctionType
 from typing import Any, Literal
 
 from . import _alarm, _config, _deadline, _validate
 from ._clock import SYSTEM_CLOCK
 from ._emit import Emitter, emitter_for
-from ._workers import PoolStats, WorkerPool
+from ._workers import EXPIRED, REFUSED, PoolStats, Share, WorkerPool
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from .metrics._names import TIMEOUTS
@@ -31,12 +32,29 @@ __all__ = ["Strategy", "timeout", "timeout_pool_stats"]
 
 Strategy = Literal["thread", "signal"]
 
-_pool = WorkerPool()
+_POOL_SIZE = 64
+_pool = WorkerPool(_POOL_SIZE)
 _NOTABLE = 0.01  # released this much past the deadline or more: say why
 _IN_C = (
     "the call was in C code (a blocking call or a long computation), which a signal "
     "cannot interrupt until it returns"
 )
+_HELD_GIL = (
+    "the call held the GIL in C code that does not release it (a long regular "
+    "expression, a C extension), so the caller could only be released when it let go"
+)
+_QUEUED = "it never started: every pool thread was busy until its deadline"
+
+
+def _in_c(late: float) -> str | None:
+    return _IN_C if late >= _NOTABLE else None
+
+
+def _refused(limit: int) -> str:
+    return (
+        f"it was not started: {limit} earlier calls of it still hold pool threads "
+        f"(max_threads={limit}), for example calls that hang past their deadline"
+    )
 
 
 def timeout_pool_stats() -> PoolStats:
@@ -45,31 +63,44 @@ def timeout_pool_stats() -> PoolStats:
 
 
 def timeout(
-    seconds: Seconds | str, *, strategy: Strategy = "thread", metrics: MetricsSink | None = None
+    seconds: Seconds | str,
+    *,
+    strategy: Strategy = "thread",
+    max_threads: int = 32,
+    metrics: MetricsSink | None = None,
 ) -> Decorator:
     """Fail a call with ``TimeoutExceededError`` once it runs past ``seconds``.
 
     ``seconds`` is a number, a ``timedelta`` or a preset name from ``Timeouts``
     (``"quick"``, ``"standard"``, ``"heavy"``, ``"ai_operation"``). ``strategy`` chooses
     how a sync call is bounded; async calls are always cancelled by the event loop.
+    ``max_threads`` (thread strategy) is how many of the pool's 64 threads and queue
+    places one function may hold at once, counting calls still running after their
+    caller gave up: past it, a call is refused at once with ``TimeoutExceededError``
+    (its ``reason`` says so), so one hanging dependency cannot starve the others.
     ``metrics`` overrides the configured sink for this function (``timeouts_total``).
     """
     budget = Timeouts.get(seconds) if isinstance(seconds, str) else seconds
     budget = _validate.required_duration("seconds", budget, allow_zero=False)
     if strategy not in ("thread", "signal"):
         raise ConfigError("strategy", strategy, "'thread' or 'signal'")
-    layer = _Timeout(budget, strategy)
+    threads = _validate.integer("max_threads", max_threads, minimum=1)
+    if threads > _POOL_SIZE:
+        raise ConfigError("max_threads", max_threads, f"an integer from 1 to {_POOL_SIZE}")
+    layer = _Timeout(budget, strategy, threads)
     layer.emitter = emitter_for(metrics)
     return Decorator(layer)
 
 
 class _Timeout(Layer):
-    __slots__ = ("emitter", "seconds", "strategy")
+    __slots__ = ("emitter", "max_threads", "seconds", "shares", "strategy")
     kind = "timeout"
 
-    def __init__(self, seconds: float, strategy: Strategy) -> None:
+    def __init__(self, seconds: float, strategy: Strategy, max_threads: int = 32) -> None:
         self.seconds = seconds
         self.strategy = strategy
+        self.max_threads = max_threads
+        self.shares: dict[str, Share] = {}  # per function name: the workers it holds
         self.emitter: Emitter | None = None
 
     def expired(
@@ -78,17 +109,27 @@ class _Timeout(Layer):
         """The error for a call that ran out of time, counted in ``timeouts_total``.
 
         ``late`` is how many seconds past the deadline the caller was released; ``why``
-        explains it, and is only kept when the delay is long enough to need explaining.
+        says why it was late, or why the call never ran.
         """
         emit = self.emitter or _config.state.emit
         if emit is not None:
             emit.increment(TIMEOUTS, (("policy", name),))
-        if late is None:
-            return TimeoutExceededError(name, self.seconds)
-        return TimeoutExceededError(name, self.seconds, late, why if late >= _NOTABLE else None)
+        error = TimeoutExceededError(name, self.seconds)
+        if late is not None:
+            error.late_by = late
+        if why is not None:
+            error.reason = why
+        return error
 
     def describe(self) -> dict[str, object]:
-        return {"layer": self.kind, "seconds": self.seconds, "strategy": self.strategy}
+        described: dict[str, object] = {
+            "layer": self.kind,
+            "seconds": self.seconds,
+            "strategy": self.strategy,
+        }
+        if self.max_threads != 32:
+            described["max_threads"] = self.max_threads
+        return described
 
     def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
         layer, seconds = self, self.seconds
@@ -124,8 +165,11 @@ class _Timeout(Layer):
         if self.strategy == "signal":
             return self._wrap_signal(call, name, entry)
         layer, seconds = self, self.seconds
+        wait = min(seconds, TIMEOUT_MAX)  # a longer wait overflows; ~292 years is enough
+        share = self.shares.setdefault(name, Share(min(self.max_threads, _pool.max_workers)))
         state = _config.state
-        enter, leave, monotonic, run = _deadline.enter, _deadline.leave, time.monotonic, _pool.run
+        get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
+        monotonic, run = time.monotonic, _pool.run
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             if entry is not None and state.active:
@@ -133,16 +177,28 @@ class _Timeout(Layer):
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
                 return _virtual_sync(layer, clock, name, call, args, kwargs)
-            token = enter(monotonic() + seconds)
+            when = monotonic() + seconds
+            parent = get_deadline()
+            token = set_deadline(when if parent is None or when < parent else parent)
             try:
-                finished, result = run(copy_context(), call, args, kwargs, seconds)
+                result = run(copy_context(), call, args, kwargs, wait, share)
             finally:
-                leave(token)
-            if not finished:
-                raise layer.expired(name)
+                reset_deadline(token)
+            if monotonic() > when or result is REFUSED or result is EXPIRED:
+                raise layer.unfinished(name, result, when)
             return result
 
         return timed
+
+    def unfinished(self, name: str, result: Any, when: float) -> TimeoutExceededError:
+        """The error for a thread-strategy call that did not come back by its deadline."""
+        if result is REFUSED:
+            return self.expired(name, None, _refused(self.max_threads))
+        late = time.monotonic() - when
+        if result is EXPIRED:
+            return self.expired(name, late, _QUEUED)
+        # abandoned, or a result that came back late
+        return self.expired(name, late, _HELD_GIL if late >= _NOTABLE else None)
 
     def _wrap_signal(self, call: AnyCall, name: str, entry: AnyCall | None) -> AnyCall:
         layer, seconds = self, self.seconds
@@ -174,12 +230,12 @@ class _Timeout(Layer):
             except fired_type as fired:
                 if fired.when != when:
                     raise  # an enclosing call's deadline: its wrapper converts it
-                raise layer.expired(name, fired.late, _IN_C) from None
+                raise layer.expired(name, fired.late, _in_c(fired.late)) from None
             finally:
                 late = disarm(when)
                 reset_deadline(token)
             if late is not None:  # the alarm came as the call returned: not a success
-                raise layer.expired(name, late, _IN_C)
+                raise layer.expired(name, late, _in_c(late))
             return result
 
         _alarm.protect(timed.__code__)

@@ -43,17 +43,15 @@ class TimeoutExceededError(ResilienceError, TimeoutError):
     """
 
     # No Python __init__: the exception is built in C, the values live in ``args`` and the
-    # message is formatted only when read. These errors are raised on hot paths.
+    # message is formatted only when read. These errors are raised on hot paths. (Being an
+    # OSError, it keeps only two ``args``: a late error sets ``late_by`` and ``reason`` as
+    # attributes, which pickle with the instance's ``__dict__``.)
+    late_by: float | None = None
+    reason: str | None = None
+
     if TYPE_CHECKING:
 
-        def __init__(
-            self,
-            name: str,
-            seconds: float,
-            late_by: float | None = None,
-            reason: str | None = None,
-            /,
-        ) -> None: ...
+        def __init__(self, name: str, seconds: float) -> None: ...
 
     @property
     def name(self) -> str:
@@ -71,22 +69,14 @@ class TimeoutExceededError(ResilienceError, TimeoutError):
     def seconds(self, value: float) -> None:
         self.args = (self.args[0], value, *self.args[2:])
 
-    @property
-    def late_by(self) -> float | None:
-        late: float | None = self.args[2] if len(self.args) > 2 else None
-        return late
-
-    @property
-    def reason(self) -> str | None:
-        reason: str | None = self.args[3] if len(self.args) > 3 else None
-        return reason
-
     def __str__(self) -> str:
         message = f"{self.name} did not finish within {self.seconds:g}s"
         late, reason = self.late_by, self.reason
-        if late is not None and reason is not None:
-            message += f"; the caller was released {late:.3g}s after the deadline: {reason}"
-        return message
+        if reason is None:
+            return message
+        if late is not None:
+            message += f"; the caller was released {late:.3g}s after the deadline"
+        return f"{message}: {reason}"
 
 
 class CircuitOpenError(ResilienceError):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import resilient
-from resilient._workers import WorkerPool
+from resilient._workers import EXPIRED, Share, WorkerPool
 from resilient.testing import FakeClock
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -289,7 +289,7 @@ def _catch(fn: object) -> BaseException | None:
 def test_idle_workers_exit() -> None:
     """A pool whose workers sit idle past idle_timeout holds no threads."""
     pool = WorkerPool(max_workers=2, idle_timeout=0.01)
-    assert pool.run(contextvars.copy_context(), lambda: 7, (), {}, 1.0) == (True, 7)
+    assert pool.run(contextvars.copy_context(), lambda: 7, (), {}, 1.0, Share(2)) == 7
     for _ in range(500):
         if pool.stats().workers == 0:
             break
@@ -302,18 +302,21 @@ def test_saturated_pool_queues_until_a_worker_frees() -> None:
     """Past max_workers, calls wait for a worker instead of starting more threads."""
     pool = WorkerPool(max_workers=1, idle_timeout=1.0)
     gate = threading.Event()
-    results: list[tuple[bool, object]] = []
+    results: list[object] = []
+    share = Share(2)
     first = threading.Thread(
         target=lambda: results.append(
-            pool.run(contextvars.copy_context(), gate.wait, (2,), {}, 2.0)
+            pool.run(contextvars.copy_context(), gate.wait, (2,), {}, 2.0, share)
         )
     )
     first.start()
-    assert pool.run(contextvars.copy_context(), lambda: 1, (), {}, 0.01) == (False, None)
+    while pool.stats().workers == 0 or pool.stats().idle == 1:
+        time.sleep(0.001)
+    assert pool.run(contextvars.copy_context(), lambda: 1, (), {}, 0.01, share) is EXPIRED
     assert pool.stats().workers == 1
     gate.set()
     first.join()
-    assert results == [(True, True)]
+    assert results == [True]
 
 
 @pytest.mark.parametrize(

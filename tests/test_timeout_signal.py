@@ -178,3 +178,20 @@ def test_signal_strategy_clears_its_deadline_after_return() -> None:
         fails()
     assert _alarm._active == []
     assert resilient.remaining() is None
+
+
+@pytest.mark.realtime
+def test_signal_strategy_says_when_c_code_delayed_the_alarm() -> None:
+    """A body in C code at its deadline stops when C returns; the error says how late, and why."""
+
+    @resilient.timeout(0.002, strategy="signal")
+    def compute() -> int:
+        return sum(range(2_000_000))  # C code: no signal handler runs until it returns
+
+    with pytest.raises(resilient.TimeoutExceededError) as caught:
+        compute()
+    late = caught.value.late_by
+    assert late is not None
+    assert late >= 0.01
+    assert "C code" in str(caught.value)
+    assert f"released {late:.3g}s after the deadline" in str(caught.value)
