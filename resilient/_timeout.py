@@ -3,9 +3,9 @@
 Async calls are cancelled at the deadline by the event loop's own ``asyncio.timeout``.
 Sync calls run on a worker thread and the caller is released at the deadline
 (``strategy="thread"``), or are interrupted by ``SIGALRM`` on the main thread
-(``strategy="signal"``). Under a clock other than the system clock (a ``FakeClock``) the
-call runs inline in virtual time: a clock sleep that reaches the deadline stops there and
-the timeout fires, and a call whose virtual duration passed its budget fails too.
+(``strategy="signal"``). A call that comes back after its deadline is a timeout, whose
+error says how late and why. Under a clock other than the system clock (a ``FakeClock``,
+a user's clock) the same strategies run and the deadline is a time on that clock.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Literal
 from . import _alarm, _config, _deadline, _validate
 from ._clock import SYSTEM_CLOCK
 from ._emit import Emitter, emitter_for
-from ._workers import EXPIRED, REFUSED, PoolStats, Share, WorkerPool
+from ._workers import ABANDONED, EXPIRED, REFUSED, PoolStats, Share, WorkerPool
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from .metrics._names import TIMEOUTS
@@ -143,7 +143,7 @@ class _Timeout(Layer):
                 return await entry(*args, **kwargs)
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
-                return await _virtual_async(layer, clock, name, call, args, kwargs)
+                return await _clocked_async(layer, clock, name, call, args, kwargs)
             budget = loop_timeout(seconds)
             try:
                 async with budget:
@@ -176,7 +176,7 @@ class _Timeout(Layer):
                 return entry(*args, **kwargs)
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
-                return _virtual_sync(layer, clock, name, call, args, kwargs)
+                return _clocked_thread(layer, clock, share, name, call, args, kwargs)
             when = monotonic() + seconds
             parent = get_deadline()
             token = set_deadline(when if parent is None or when < parent else parent)
@@ -213,14 +213,14 @@ class _Timeout(Layer):
         def timed(*args: Any, **kwargs: Any) -> Any:
             if entry is not None and state.active:
                 return entry(*args, **kwargs)
-            clock = state.clock
-            if clock is not SYSTEM_CLOCK:
-                return _virtual_sync(layer, clock, name, call, args, kwargs)
             if not on_main_thread():
                 raise ResilienceError(
                     f"timeout(strategy='signal') on {name} needs the main thread: signals "
                     "are only delivered there; use strategy='thread' in other threads"
                 )
+            clock = state.clock
+            if clock is not SYSTEM_CLOCK:
+                return _clocked_signal(layer, clock, name, body, args, kwargs)
             when = monotonic() + seconds
             parent = get_deadline()
             token = set_deadline(when if parent is None or when < parent else parent)
@@ -251,31 +251,111 @@ def _in_python_frame(call: AnyCall) -> AnyCall:
     return body
 
 
-def _virtual_sync(
-    layer: _Timeout, clock: Any, name: str, call: AnyCall, args: Any, kwargs: Any
+# Under a clock other than the system clock (a FakeClock, a user's clock) the deadline is
+# a time on that clock: the timeout fires when that clock reaches it, and a call seen to
+# come back after it is a timeout too. A FakeClock's sleep that reaches the deadline stops
+# there (DeadlineReached); a clock with an ``autojump`` (the pytest plugin's fake_clock)
+# jumps to the deadline of a sync call still running after that many real seconds, as the
+# plugin's event loop jumps to the next timer when every task waits.
+
+_SLICE = 0.005  # real seconds between two looks at a clock we cannot wait on
+
+
+def _clocked_thread(
+    layer: _Timeout, clock: Any, share: Share, name: str, call: AnyCall, args: Any, kwargs: Any
 ) -> Any:
     own = clock.monotonic() + layer.seconds
     token = _deadline.enter(own)
     try:
-        result = call(*args, **kwargs)
+        wait = min(layer.seconds, TIMEOUT_MAX)
+        job = _pool.submit(copy_context(), call, args, kwargs, wait, share)
+        if job is None:
+            result = REFUSED
+        else:
+            result = _pool.collect(job, _wait_on_clock(clock, job.done, own))
     except _deadline.DeadlineReached as reached:
         if reached.when < own:
             raise  # an enclosing deadline
         raise layer.expired(name) from None
     finally:
         _deadline.leave(token)
-    if clock.monotonic() > own:
-        raise layer.expired(name)
+    if result is REFUSED:
+        raise layer.expired(name, None, _refused(layer.max_threads))
+    if result is EXPIRED:
+        raise layer.expired(name, _late(clock, own), _QUEUED)
+    if result is ABANDONED or clock.monotonic() > own:
+        raise layer.expired(name, _late(clock, own))
     return result
 
 
-async def _virtual_async(
+def _wait_on_clock(clock: Any, done: Any, own: float) -> bool:
+    """Wait for ``done`` until ``clock`` reaches ``own``; true when it was released."""
+    jump: float | None = getattr(clock, "autojump", None)
+    started = time.monotonic()
+    while True:
+        left = own - clock.monotonic()
+        if left <= 0:
+            return bool(done.acquire(False))
+        if done.acquire(True, min(left, _SLICE)):
+            return True
+        if jump is not None and time.monotonic() - started >= jump:
+            _jump(clock, own)
+            return bool(done.acquire(False))
+
+
+def _jump(clock: Any, own: float) -> None:
+    now = clock.monotonic()
+    if now < own:
+        clock.advance(own - now)
+
+
+def _late(clock: Any, own: float) -> float:
+    late = clock.monotonic() - own
+    return late if late > 0.0 else 0.0
+
+
+def _clocked_signal(
+    layer: _Timeout, clock: Any, name: str, body: AnyCall, args: Any, kwargs: Any
+) -> Any:
+    own = clock.monotonic() + layer.seconds
+    jump: float | None = getattr(clock, "autojump", None)
+    real = layer.seconds if jump is None else min(layer.seconds, jump)
+    when = time.monotonic() + real
+    token = _deadline.enter(own)
+    try:
+        _alarm.arm(when, real)
+        result = body(*args, **kwargs)
+    except _alarm.AlarmFired as fired:
+        if fired.when != when:
+            raise
+        if jump is not None:
+            _jump(clock, own)  # still running after autojump real seconds: hanging
+        raise layer.expired(name, _late(clock, own)) from None
+    except _deadline.DeadlineReached as reached:
+        if reached.when < own:
+            raise
+        raise layer.expired(name) from None
+    finally:
+        late = _alarm.disarm(when)
+        _deadline.leave(token)
+    if late is not None or clock.monotonic() > own:
+        raise layer.expired(name, _late(clock, own))
+    return result
+
+
+async def _clocked_async(
     layer: _Timeout, clock: Any, name: str, call: AsyncCall, args: Any, kwargs: Any
 ) -> Any:
     own = clock.monotonic() + layer.seconds
     token = _deadline.enter(own)
+    budget = asyncio.timeout(layer.seconds)  # on the loop's clock (virtual under fake_clock)
     try:
-        result = await call(*args, **kwargs)
+        async with budget:
+            result = await call(*args, **kwargs)
+    except TimeoutError as error:
+        if budget.expired():
+            raise layer.expired(name) from error
+        raise
     except _deadline.DeadlineReached as reached:
         if reached.when < own:
             raise
@@ -283,5 +363,8 @@ async def _virtual_async(
     finally:
         _deadline.leave(token)
     if clock.monotonic() > own:
-        raise layer.expired(name)
+        raise layer.expired(name, _late(clock, own))
     return result
+
+
+_alarm.protect(_clocked_signal.__code__)

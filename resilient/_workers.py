@@ -177,6 +177,60 @@ class WorkerPool:
             raise error
         return job.result
 
+    def submit(
+        self,
+        context: Context,
+        call: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+        timeout: float,
+        share: Share,
+    ) -> _Job | None:
+        """``run`` in two steps, for callers that wait their own way: start the call.
+
+        Returns the job to wait on (its ``done`` lock), or ``None`` when ``share`` is used
+        up; pass the job to ``collect`` once the wait is over.
+        """
+        job = _Job(context, call, args, kwargs, share)
+        worker = None
+        with self._lock:
+            if share.held >= share.limit:
+                self._refused += 1
+                return None
+            share.held += 1
+            if self._idle:
+                worker = self._idle.pop()
+                worker.job = job
+            elif self._workers < self.max_workers:
+                self._workers += 1
+                threading.Thread(
+                    target=self._work, args=(_Worker(job),), name="resilient-timeout", daemon=True
+                ).start()
+            else:
+                job.started = False
+                job.deadline = time.monotonic() + timeout
+                self._pending.append(job)
+                self._queued += 1
+        if worker is not None:
+            worker.wake.release()
+        return job
+
+    def collect(self, job: _Job, finished: bool) -> Any:
+        """The second step: the result, ``ABANDONED`` or ``EXPIRED``, or the call's error."""
+        if not finished:
+            with self._lock:
+                if not job.finished:
+                    job.gave_up = True
+                    if job.started:
+                        self._abandoned += 1
+                        return ABANDONED
+                    self._expire(job)
+                    return EXPIRED
+        if job.error is not None:
+            error, job.error = job.error, None
+            raise error
+        return job.result
+
     def stats(self) -> PoolStats:
         """Threads, idle threads, abandoned, queued, expired and refused calls."""
         with self._lock:
