@@ -93,6 +93,22 @@ def test_nested_timeouts_share_the_earliest_deadline(clock: FakeClock) -> None:
     assert clock.monotonic() == 5.0
 
 
+def test_remaining_is_zero_once_the_deadline_has_passed(clock: FakeClock) -> None:
+    """Past the deadline no budget is left: remaining() is 0.0, never a positive number."""
+    seen: list[float | None] = []
+
+    @resilient.timeout(5, strategy="signal")
+    def overrun() -> None:
+        seen.append(resilient.remaining())
+        clock.advance(7)
+        seen.append(resilient.remaining())
+
+    with pytest.raises(resilient.TimeoutExceededError):
+        overrun()
+    assert seen == [5.0, 0.0]
+    assert resilient.remaining() is None
+
+
 def test_remaining_is_none_without_a_deadline(clock: FakeClock) -> None:
     """Outside any timeout there is no budget."""
     assert resilient.remaining() is None
