@@ -58,7 +58,10 @@ def _refused(limit: int) -> str:
 
 
 def timeout_pool_stats() -> PoolStats:
-    """Threads used by ``strategy="thread"``, and calls still running after their caller gave up."""
+    """The pool behind ``strategy="thread"``: threads, idle threads, calls still running
+    after their caller gave up (``abandoned``), calls waiting for a thread (``queued``),
+    and, since start-up, calls that never started before their deadline (``expired``) and
+    calls refused because their function held ``max_threads`` threads (``refused``)."""
     return _pool.stats()
 
 
@@ -108,14 +111,15 @@ class _Timeout(Layer):
     ) -> TimeoutExceededError:
         """The error for a call that ran out of time, counted in ``timeouts_total``.
 
-        ``late`` is how many seconds past the deadline the caller was released; ``why``
-        says why it was late, or why the call never ran.
+        ``late`` is how many seconds past the deadline the caller was released, kept
+        when it is long enough to matter; ``why`` says why it was late, or why the call
+        never ran.
         """
         emit = self.emitter or _config.state.emit
         if emit is not None:
             emit.increment(TIMEOUTS, (("policy", name),))
         error = TimeoutExceededError(name, self.seconds)
-        if late is not None:
+        if late is not None and late >= _NOTABLE:
             error.late_by = late
         if why is not None:
             error.reason = why
@@ -184,7 +188,7 @@ class _Timeout(Layer):
                 result = run(copy_context(), call, args, kwargs, wait, share)
             finally:
                 reset_deadline(token)
-            if monotonic() > when or result is REFUSED or result is EXPIRED:
+            if monotonic() > when or result is ABANDONED or result is EXPIRED or result is REFUSED:
                 raise layer.unfinished(name, result, when)
             return result
 
