@@ -152,10 +152,7 @@ class WorkerPool:
                 worker = self._idle.pop()
                 worker.job = job
             elif self._workers < self.max_workers:
-                self._workers += 1
-                threading.Thread(
-                    target=self._work, args=(_Worker(job),), name="resilient-timeout", daemon=True
-                ).start()
+                self._start(job)
             else:
                 job.started = False
                 job.deadline = time.monotonic() + timeout
@@ -202,10 +199,7 @@ class WorkerPool:
                 worker = self._idle.pop()
                 worker.job = job
             elif self._workers < self.max_workers:
-                self._workers += 1
-                threading.Thread(
-                    target=self._work, args=(_Worker(job),), name="resilient-timeout", daemon=True
-                ).start()
+                self._start(job)
             else:
                 job.started = False
                 job.deadline = time.monotonic() + timeout
@@ -243,6 +237,18 @@ class WorkerPool:
                 self._expired,
                 self._refused,
             )
+
+    def _start(self, job: _Job) -> None:
+        """Under the lock: a new worker thread for ``job`` (nothing held if it cannot start)."""
+        self._workers += 1
+        try:
+            threading.Thread(
+                target=self._work, args=(_Worker(job),), name="resilient-timeout", daemon=True
+            ).start()
+        except BaseException:  # "can't start new thread": the caller gets the error
+            self._workers -= 1
+            job.share.held -= 1
+            raise
 
     def _expire(self, job: _Job) -> None:
         """Under the lock: a queued job that will never run gives back what it held."""

@@ -231,3 +231,23 @@ def test_bad_max_threads_fails_at_decoration(value: object) -> None:
     with pytest.raises(resilient.ConfigError) as caught:
         resilient.timeout(1, max_threads=value)  # type: ignore[arg-type]
     assert caught.value.parameter == "max_threads"
+
+
+def test_a_thread_that_cannot_start_leaves_nothing_held(
+    small_pool: WorkerPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the OS refuses a new thread, the caller gets that error and no slot stays taken."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    @resilient.timeout(1, max_threads=1)
+    def work() -> int:
+        return 1
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(RuntimeError, match="start new thread"):
+            work()
+    assert small_pool.stats().workers == 0
+    assert work() == 1  # its one slot was given back
