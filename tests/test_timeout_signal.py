@@ -69,13 +69,14 @@ def test_alarm_in_the_bookkeeping_never_escapes(
 
     tracer = _deliver_at_every_line(after_body)
     outcome: object
+    previous = sys.gettrace()  # a coverage tracer, when one runs
     sys.settrace(tracer)
     try:
         outcome = body_of_the_call()
     except BaseException as error:
         outcome = error
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     leftover = list(_alarm._active)
     _alarm._active.clear()  # never leave a deadline to later tests, even when failing
     assert tracer.state["deliveries"] > 0
@@ -92,6 +93,7 @@ def test_no_alarm_is_raised_outside_a_decorated_call(monkeypatch: pytest.MonkeyP
     def body_of_the_call() -> int:
         return 1
 
+    previous = sys.gettrace()
     for _ in range(3):
         sys.settrace(_deliver_at_every_line(after_body=True))
         try:
@@ -99,7 +101,7 @@ def test_no_alarm_is_raised_outside_a_decorated_call(monkeypatch: pytest.MonkeyP
         except BaseException:
             pass
         finally:
-            sys.settrace(None)
+            sys.settrace(previous)
     try:
         _alarm._armed_for = time.monotonic()  # as if our timer had just fired
         _alarm._on_alarm(signal.SIGALRM, sys._getframe())  # in the test's own code
