@@ -83,7 +83,7 @@ def timeout(
     (its ``reason`` says so), so one hanging dependency cannot starve the others.
     ``metrics`` overrides the configured sink for this function (``timeouts_total``).
     """
-    budget = Timeouts.get(seconds) if isinstance(seconds, str) else seconds
+    budget = Timeouts.get(seconds, parameter="seconds") if isinstance(seconds, str) else seconds
     budget = _validate.required_duration("seconds", budget, allow_zero=False)
     if strategy not in ("thread", "signal"):
         raise ConfigError("strategy", strategy, "'thread' or 'signal'")
