@@ -94,6 +94,13 @@ def configure(
         state.emit = None if metrics is None else Emitter(metrics)
         state.refresh()
     if store is not _UNSET:
+        if store is not None:
+            from .typing import AsyncStateStore, StateStore
+
+            if not isinstance(store, StateStore | AsyncStateStore):
+                raise ConfigError(
+                    "store", store, "a state store (MemoryStore, RedisStore...) or None"
+                )
         state.store = store
     return configuration()
 

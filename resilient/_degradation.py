@@ -85,6 +85,9 @@ class Feature:
         level: object = self.level
         if not isinstance(level, DegradationLevel):
             raise ConfigError("level", level, "a DegradationLevel")
+        description: object = self.description
+        if not isinstance(description, str):
+            raise ConfigError("description", description, "a string")
 
 
 class Features:
@@ -108,9 +111,12 @@ class Features:
 
     @classmethod
     def get(cls, name: str) -> Feature:
+        """The feature registered as ``name``; ``ConfigError`` suggests the closest name."""
         found = cls._known.get(name)
         if found is None:
-            raise ConfigError("feature", name, f"a registered feature ({sorted(cls._known)})")
+            from .presets import unknown_name
+
+            raise unknown_name("feature", name, sorted(cls._known), "a Feature")
         return found
 
     @classmethod
@@ -150,6 +156,10 @@ class DegradationService:
     _FLAG = "feature-disabled:"
 
     def __init__(self, store: Any = None) -> None:
+        if store is not None and not all(
+            callable(getattr(store, method, None)) for method in ("get_flag", "set_flag")
+        ):
+            raise ConfigError("store", store, "a state store (MemoryStore, RedisStore) or None")
         self._store = store
         self._listeners: list[LevelListener] = []
         self._level = DegradationLevel.none
@@ -181,7 +191,14 @@ class DegradationService:
     # Availability.
 
     def _feature(self, feature: Feature | str) -> Feature:
-        return feature if isinstance(feature, Feature) else Features.get(feature)
+        """The feature meant; a ``Feature`` handed in is registered, so the level counts it."""
+        if isinstance(feature, Feature):
+            if Features._known.get(feature.name) is not feature:
+                Features.register(feature)
+            return feature
+        if isinstance(feature, str):
+            return Features.get(feature)
+        raise ConfigError("feature", feature, "a Feature or a registered feature name")
 
     def why_unavailable(self, feature: Feature | str) -> str | None:
         """``None`` when the feature is available, else the reason."""
@@ -325,8 +342,14 @@ def degradable(
     """
     if isinstance(feature, str):
         feature = Features.get(feature)
-    elif not isinstance(feature, Feature):
+    elif isinstance(feature, Feature):
+        if Features._known.get(feature.name) is not feature:
+            Features.register(feature)  # known to every service from now on
+    else:
         raise ConfigError("feature", feature, "a Feature or a registered feature name")
+    given: object = service  # checked at run time too: annotations are not enforced
+    if given is not None and not isinstance(given, DegradationService):
+        raise ConfigError("service", service, "a DegradationService or None")
     from ._fallback import _Source
 
     source = _Source(fallback) if fallback is not None else None
@@ -359,6 +382,11 @@ class _Degradable(Layer):
         return self.fallback.call(args, kwargs, error)
 
     def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+        if self.fallback is not None and self.fallback.is_async:
+            # A def cannot await it: the caller would get an un-awaited coroutine.
+            raise ConfigError(
+                "fallback", self.fallback.value, f"a sync callable or a value for {name}"
+            )
         layer, state = self, _config.state
 
         def gated(*args: Any, **kwargs: Any) -> Any:

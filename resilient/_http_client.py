@@ -17,9 +17,15 @@ import httpx
 from . import _config, _deadline, correlation
 from ._breaker_config import BreakerConfig
 from ._http_config import RequestConfig, resolve
-from ._http_core import ClientCore
+from ._http_core import LOCAL_ERRORS, ClientCore
 from ._http_errors import HTTPError
-from ._http_exchange import BoundedStream, BudgetSpentError, Exchange
+from ._http_exchange import (
+    BoundedStream,
+    BudgetSpentError,
+    Exchange,
+    raised_by_transport,
+    shim_transports,
+)
 from ._http_hostile import NetworkState, looks_like_markup
 from .exceptions import CircuitOpenError
 
@@ -43,12 +49,21 @@ def _budget(config: RequestConfig, start: float) -> float:
     return budget
 
 
+def is_local(error: Exception) -> bool:
+    """Whether an error raised while sending is this process's own: httpx's local errors
+    (an unsendable header, an unsupported scheme), or any error that did not come out of
+    the transport (an auth flow, an event hook, httpx's client layer)."""
+    if isinstance(error, LOCAL_ERRORS):
+        return True
+    return not isinstance(error, httpx.HTTPError) and not raised_by_transport(error)
+
+
 def _failing(status: int, config: RequestConfig) -> bool:
     return status in _FAILING or status in config.retry_statuses
 
 
 class Client(ClientCore):
-    """A synchronous HTTP client (httpx underneath) with the seed's resilience built in.
+    """A synchronous HTTP client (httpx underneath) that times out, retries and backs off.
 
     Each request gets the ``config`` timeouts (cut to the enclosing deadline), retries
     for idempotent requests, the breaker of its host (``breaker`` config, ``None`` for
@@ -56,9 +71,16 @@ class Client(ClientCore):
     portals and content filters. Error statuses raise ``HTTPStatusError``. Other keyword
     arguments (``transport``, ``proxy``, ``verify``, ``trust_env``...) go to
     ``httpx.Client``; proxies come from the environment as httpx reads them.
+
+    What counts against the host: timeouts, connection errors, failing statuses and any
+    error a transport raises (a custom transport's own types included). What never does:
+    errors of this process, raised before the request leaves it or outside the transport
+    (an unsendable header, an unsupported scheme, an error from an auth flow or an event
+    hook); they reach the caller as they are (httpx's as ``LocalRequestError``).
     """
 
     _http: httpx.Client
+    engine = httpx.Client
 
     def __init__(
         self,
@@ -81,6 +103,7 @@ class Client(ClientCore):
             httpx_options=httpx_options,
         )
         self._http = httpx.Client(**self.httpx_arguments())
+        shim_transports(self._http)
 
     def request(
         self,
@@ -140,21 +163,40 @@ class Client(ClientCore):
     def _once(self, exchange: Exchange) -> httpx.Response:
         breaker = exchange.host.breaker
         if breaker is None:
-            return self._attempt(exchange)
-        try:
-            return breaker.call(self._attempt, exchange)
-        except CircuitOpenError as error:
-            if isinstance(error, HTTPError):
+            outcome = self._attempt(exchange)
+        else:
+            try:
+                permit = breaker.admit()
+            except CircuitOpenError as error:
+                if isinstance(error, HTTPError):
+                    raise
+                raise self.rejected(error, exchange) from None
+            try:
+                outcome = self._attempt(exchange)
+            except BaseException as error:
+                breaker.record(permit, error)
                 raise
-            raise self.rejected(error, exchange) from None
+            if isinstance(outcome, Exception):
+                breaker.withdraw(permit)  # it never reached the host: nothing to count
+            else:
+                breaker.record(permit, None, outcome)
+        if isinstance(outcome, Exception):
+            raise outcome  # outside any handler: the caller's error keeps no stray context
+        return outcome
 
-    def _attempt(self, exchange: Exchange) -> httpx.Response:
+    def _attempt(self, exchange: Exchange) -> httpx.Response | Exception:
+        """The response, or (returned, not raised) an error of this process to raise
+        uncounted; raises what counts against the host."""
         try:
             response = self._http.send(
                 exchange.request, stream=True, auth=exchange.auth, follow_redirects=exchange.follow
             )
-        except httpx.HTTPError as error:
-            raise self.failure(error, exchange) from error
+        except Exception as error:
+            if is_local(error):
+                return self.local(error, exchange)
+            if isinstance(error, httpx.HTTPError):
+                raise self.failure(error, exchange) from error
+            raise  # a transport's own error type: counted, unchanged
         try:
             response.stream = BoundedStream(response.stream, exchange.deadline)  # type: ignore[arg-type]
             response.read()
@@ -223,6 +265,7 @@ class AsyncClient(ClientCore):
     """
 
     _http: httpx.AsyncClient
+    engine = httpx.AsyncClient
 
     def __init__(
         self,
@@ -245,6 +288,7 @@ class AsyncClient(ClientCore):
             httpx_options=httpx_options,
         )
         self._http = httpx.AsyncClient(**self.httpx_arguments())
+        shim_transports(self._http)
 
     async def request(
         self,
@@ -302,27 +346,59 @@ class AsyncClient(ClientCore):
     async def _once(self, exchange: Exchange) -> httpx.Response:
         breaker = exchange.host.breaker
         if breaker is None:
-            return await self._attempt(exchange)
-        try:
-            return await breaker.acall(self._attempt, exchange)
-        except CircuitOpenError as error:
-            if isinstance(error, HTTPError):
+            outcome = await self._attempt(exchange)
+        else:
+            try:
+                permit = await breaker.aadmit()
+            except CircuitOpenError as error:
+                if isinstance(error, HTTPError):
+                    raise
+                raise self.rejected(error, exchange) from None
+            try:
+                outcome = await self._attempt(exchange)
+            except BaseException as error:
+                await breaker.arecord(permit, error)
                 raise
-            raise self.rejected(error, exchange) from None
+            if isinstance(outcome, Exception):
+                await breaker.awithdraw(permit)  # it never reached the host
+            else:
+                await breaker.arecord(permit, None, outcome)
+        if isinstance(outcome, Exception):
+            raise outcome  # outside any handler: the caller's error keeps no stray context
+        return outcome
 
-    async def _attempt(self, exchange: Exchange) -> httpx.Response:
+    async def _attempt(self, exchange: Exchange) -> httpx.Response | Exception:
+        """The response, or (returned, not raised) an error of this process to raise
+        uncounted; raises what counts against the host."""
         timer = asyncio.timeout(exchange.deadline - _state.now())
+        response: httpx.Response | None = None
         try:
             async with timer:
                 response = await self._http.send(
-                    exchange.request, auth=exchange.auth, follow_redirects=exchange.follow
+                    exchange.request,
+                    stream=True,
+                    auth=exchange.auth,
+                    follow_redirects=exchange.follow,
                 )
+                await response.aread()
         except TimeoutError:
+            if response is not None:
+                await response.aclose()
             if timer.expired():
                 raise self.timed_out(exchange) from None
             raise
-        except httpx.HTTPError as error:
-            raise self.failure(error, exchange) from error
+        except Exception as error:
+            if response is not None:  # reading the body failed: the host's side
+                await response.aclose()
+            elif is_local(error):
+                return self.local(error, exchange)
+            if isinstance(error, httpx.HTTPError):
+                raise self.failure(error, exchange) from error
+            raise  # a transport's own error type: counted, unchanged
+        except BaseException:
+            if response is not None:
+                await response.aclose()
+            raise
         status = response.status_code
         if status >= 400 and _failing(status, exchange.config):
             raise self.status_failure(response, exchange)

@@ -52,8 +52,12 @@ class Injector:
         self.kind = kind
         self.payload = payload
         self.rate = _validate.fraction("rate", rate)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ConfigError("seed", seed, "an int, or None for a random seed")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ConfigError("enabled", enabled, "True, False, or None (from RESILIENT_CHAOS)")
         self.random = random.Random(seed)
-        self.enabled = _enabled_by_environment() if enabled is None else bool(enabled)
+        self.enabled = _enabled_by_environment() if enabled is None else enabled
         self._token: Any = None
 
     def __repr__(self) -> str:

@@ -6,11 +6,36 @@ classes; this module holds the tables that several decorators read.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar, Final, NamedTuple
 
 from .exceptions import ConfigError
 
-__all__ = ["BACKEND_OPERATIONS", "CLIENT_TIMEOUTS", "BackendOperation", "ClientTimeout", "Timeouts"]
+__all__ = [
+    "BACKEND_OPERATIONS",
+    "CLIENT_TIMEOUTS",
+    "BackendOperation",
+    "ClientTimeout",
+    "Timeouts",
+    "closest",
+    "unknown_name",
+]
+
+
+def closest(word: object, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice nearest to a mistyped ``word``, else ``""``."""
+    if not isinstance(word, str):
+        return ""
+    import difflib  # only on this error path: ``import resilient`` stays light
+
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {found[0]!r}?)" if found else ""
+
+
+def unknown_name(parameter: str, name: object, names: Iterable[str], kind: str) -> ConfigError:
+    """The error for a name that is not one of ``names``: what is allowed, and the closest."""
+    known = tuple(names)
+    return ConfigError(parameter, name, f"{kind} or one of {known}{closest(name, known)}")
 
 
 class Timeouts:
@@ -28,10 +53,11 @@ class Timeouts:
     names: ClassVar[tuple[str, ...]] = ("quick", "standard", "heavy", "ai_operation")
 
     @classmethod
-    def get(cls, name: str) -> float:
-        """The budget called ``name``; ``ConfigError`` for an unknown name."""
+    def get(cls, name: str, *, parameter: str = "timeout") -> float:
+        """The budget called ``name``; ``ConfigError`` naming ``parameter`` for an unknown name,
+        with the closest preset name when there is one."""
         if name not in cls.names:
-            raise ConfigError("timeout", name, f"a number of seconds or one of {cls.names}")
+            raise unknown_name(parameter, name, cls.names, "a number of seconds")
         return float(getattr(cls, name))
 
 

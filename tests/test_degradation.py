@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 import resilient
@@ -186,3 +188,84 @@ def test_bad_features_are_refused() -> None:
         Feature("")
     with pytest.raises(resilient.ConfigError):
         Features.register(Feature("ai_assistant", depends_on=("other",)))
+
+
+def test_a_feature_handed_to_the_service_counts_towards_the_level() -> None:
+    """disable(Feature(...)) for a feature never registered degrades the app to its level."""
+    service = DegradationService.instance
+    beta = Feature("beta-search", level=DegradationLevel.minor)
+    service.disable(beta, "rolled back")
+    assert not service.is_feature_available("beta-search")
+    assert service.level is DegradationLevel.minor
+    service.enable(beta)
+    assert service.level is DegradationLevel.none
+
+
+def test_a_feature_given_to_degradable_is_known_by_name(clock: FakeClock) -> None:
+    """@degradable(Feature(...)) registers the feature, so disabling it by name works."""
+    exports = Feature("exports", depends_on=("export-store",), level=DegradationLevel.severe)
+
+    @degradable(exports, fallback="later")
+    def export() -> str:
+        return "done"
+
+    DegradationService.instance.disable("exports", "disk full")
+    assert export() == "later"
+    assert DegradationService.instance.level is DegradationLevel.severe
+
+
+@pytest.mark.parametrize("service", ["x", 3, object(), MemoryStore()])
+def test_degradable_refuses_a_service_that_is_not_one(service: object) -> None:
+    """degradable(service=...) takes a DegradationService or None, checked at decoration."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        degradable(ai, service=service)  # type: ignore[arg-type]
+    assert caught.value.parameter == "service"
+
+
+def test_an_async_fallback_on_a_sync_function_is_refused_at_decoration() -> None:
+    """A def cannot await an async fallback: refused when decorated, fine on an async def."""
+
+    async def offline() -> str:
+        return "offline"
+
+    with pytest.raises(resilient.ConfigError) as caught:
+
+        @degradable(ai, fallback=offline)
+        def hint() -> str:
+            return "x"
+
+    assert caught.value.parameter == "fallback"
+
+    @degradable(ai, fallback=offline)
+    async def ahint() -> str:
+        raise ConnectionError
+
+    assert inspect.iscoroutinefunction(ahint)
+
+
+async def test_an_async_fallback_answers_an_async_function(clock: FakeClock) -> None:
+    """The async fallback of an async def is awaited when the feature is off."""
+
+    async def offline() -> str:
+        return "offline"
+
+    @degradable(ai, fallback=offline)
+    async def hint() -> str:
+        return "online"
+
+    DegradationService.instance.disable(ai)
+    assert await hint() == "offline"
+
+
+@pytest.mark.parametrize("store", ["redis://x", 3, object()])
+def test_a_service_refuses_a_store_that_is_not_one(store: object) -> None:
+    """DegradationService(store=...) takes a state store or None."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        DegradationService(store)
+    assert caught.value.parameter == "store"
+
+
+def test_an_unknown_feature_name_suggests_the_closest() -> None:
+    """degradable('ai_asistant') says did you mean 'ai_assistant'."""
+    with pytest.raises(resilient.ConfigError, match=r"did you mean 'ai_assistant'\?"):
+        degradable("ai_asistant")

@@ -109,13 +109,14 @@ def test_a_bad_cache_names_what_is_allowed() -> None:
     )
 
 
-def test_interrupts_among_on_are_refused_saying_why() -> None:
-    """on= naming an interrupt says only Exception subclasses are allowed, and why."""
+def test_interrupts_among_on_are_refused_naming_the_type() -> None:
+    """on= naming an interrupt among other types is refused, naming on= and the interrupt."""
     with pytest.raises(ConfigError) as caught:
         fallback("x", on=(ValueError, KeyboardInterrupt))
-    assert caught.value.allowed == (
-        "Exception subclasses (interrupts, exits and cancellation always pass)"
-    )
+    assert caught.value.parameter == "on"
+    assert caught.value.value == (ValueError, KeyboardInterrupt)
+    assert caught.value.allowed.startswith("Exception subclasses")
+    assert "KeyboardInterrupt is not one" in caught.value.allowed
 
 
 def test_a_fallback_without_a_signature_gets_only_the_arguments() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from .. import _validate
+from ..exceptions import ConfigError
 from ._buffered import Batch, BufferedSink
 from ._protocol import Tags
 
@@ -25,7 +27,15 @@ class LoggingSink(BufferedSink):
         flush_interval: float = 60.0,
         max_buffer: int = 100_000,
     ) -> None:
-        self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
+        if isinstance(logger, str):
+            logger = logging.getLogger(logger)
+        elif not isinstance(logger, logging.Logger):
+            raise ConfigError("logger", logger, "a logging.Logger or a logger's name")
+        given: object = level  # checked at run time whatever the annotation says
+        if isinstance(given, bool) or not isinstance(given, int) or given < 0:
+            raise ConfigError("level", level, "a logging level such as logging.INFO (an int)")
+        _validate.integer("max_buffer", max_buffer, minimum=1)
+        self.logger = logger
         self.level = level
         super().__init__(
             flush_interval=flush_interval, batch_size=max_buffer, max_buffer=max_buffer

@@ -7,14 +7,17 @@ value with other labels is logged once and skipped.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
 from .._logs import digest
+from ..exceptions import ConfigError
 from ._protocol import Tags
 
 __all__ = ["PrometheusSink"]
 
+_NAMESPACE = re.compile(r"(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?")
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000)
 
 
@@ -29,6 +32,13 @@ class PrometheusSink:
                 "PrometheusSink needs prometheus_client: "
                 "pip install 'resilient-toolkit[prometheus]'"
             ) from error
+        if registry is not None and not isinstance(registry, prometheus_client.CollectorRegistry):
+            raise ConfigError("registry", registry, "a prometheus_client.CollectorRegistry or None")
+        given: object = namespace  # checked at run time whatever the annotation says
+        if not isinstance(given, str) or not _NAMESPACE.fullmatch(given):
+            raise ConfigError(
+                "namespace", namespace, "'' or a Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*)"
+            )
         self._client = prometheus_client
         self.registry = registry if registry is not None else prometheus_client.REGISTRY
         self.namespace = namespace

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from .._logs import digest
+from ..exceptions import ConfigError
 from ._protocol import MetricsSink, Tags
 
 __all__ = ["FanoutSink", "MemorySink", "NullSink"]
@@ -114,6 +115,11 @@ class FanoutSink:
         flat: list[MetricsSink] = []
         for sink in sinks:
             flat.extend(sink if isinstance(sink, list | tuple) else [sink])  # type: ignore[list-item]
+        for sink in flat:
+            if not isinstance(sink, MetricsSink):
+                raise ConfigError(
+                    "sinks", sink, "metrics sinks (with increment(), gauge(), timing(), flush())"
+                )
         self.sinks = tuple(flat)
 
     def increment(self, name: str, value: float = 1, tags: Tags = ()) -> None:
