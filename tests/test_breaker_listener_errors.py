@@ -39,3 +39,23 @@ def test_a_raising_failure_result_predicate_is_counted_under_the_breaker() -> No
     assert {"name": "judged", "hook": "failure_result= predicate"} in sink.series()[
         "hook_errors_total"
     ]
+
+
+async def test_an_async_result_judged_a_failure_opens_the_breaker(clock: object) -> None:
+    """Async: failure_result= sees each result, and results it calls failures trip the
+    breaker."""
+    seen: list[object] = []
+
+    def bad(result: object) -> bool:
+        seen.append(result)
+        return result == "degraded"
+
+    @breaker("judged-async", BreakerConfig(failure_threshold=2, failure_result=bad))
+    async def answer() -> str:
+        return "degraded"
+
+    assert await answer() == "degraded"
+    assert await answer() == "degraded"
+    assert seen == ["degraded", "degraded"]
+    with pytest.raises(resilient.CircuitOpenError):
+        await answer()

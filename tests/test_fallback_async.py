@@ -163,3 +163,13 @@ async def test_a_failing_when_predicate_is_logged_with_its_error(
 
     assert await render() == "real"
     assert "when= predicate raised: RuntimeError: predicate bug" in caplog.text
+
+
+async def test_keyword_arguments_reach_the_function_with_metrics_on(sink: MemorySink) -> None:
+    """Async: with metrics on, a guarded call passes positional and keyword arguments."""
+
+    @fallback("x")
+    async def greet(name: str, *, punctuation: str) -> str:
+        return f"hello {name}{punctuation}"
+
+    assert await greet("Ada", punctuation="!") == "hello Ada!"

@@ -531,3 +531,17 @@ def sink_on() -> MemorySink:
     installed = MemorySink()
     resilient.configure(metrics=installed)
     return installed
+
+
+def test_a_warning_made_an_error_on_success_is_logged_under_the_function(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A successful call whose cache warning is an error returns its result, and the
+    warning is logged as "fallback cache warning" of that function."""
+    import warnings
+
+    guarded = fallback("static", cache=True)(Service())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert guarded([1]) == ("result", ([1],), None)
+    assert "fallback cache warning: ResilienceWarning: fallback(cache=...) on" in caplog.text

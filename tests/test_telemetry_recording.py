@@ -29,3 +29,70 @@ def test_a_recorded_latency_without_a_sink_is_in_the_report(clock: FakeClock) ->
     telemetry.record_request_latency("lessons", 40.0)
     latency = telemetry.generate_report()["latency_ms"]
     assert (latency["count"], latency["p50"], latency["max"]) == (2, 40.0, 80.0)
+
+
+def test_http_errors_retries_and_fallbacks_reach_the_sink_with_their_tags() -> None:
+    """record_http_error, record_retry_attempt and record_fallback count in the sink under
+    their tags; the policy defaults to the empty string."""
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+    telemetry.record_http_error("timeout", "/lessons")
+    telemetry.record_retry_attempt()
+    telemetry.record_fallback()
+    series = sink.series()
+    assert series["client_http_errors_total"] == [{"type": "timeout", "endpoint": "/lessons"}]
+    assert series["retry_attempts_total"] == [{"policy": ""}]
+    assert series["fallbacks_used_total"] == [{"policy": ""}]
+
+
+def test_an_error_counter_without_a_type_is_reported_under_its_own_name(clock: FakeClock) -> None:
+    """An HTTP error counted with no type tag appears under the counter's name."""
+    telemetry.window.increment("client_http_errors_total")
+    assert telemetry.generate_report()["errors_by_type"] == {"client_http_errors_total": 1}
+
+
+def test_a_window_of_its_own_keeps_its_settings_and_its_data() -> None:
+    """A TelemetryWindow made apart from the global one keeps its length, its sample bound,
+    and takes counters, timings and gauges, dropping gauges on request."""
+    own = telemetry.TelemetryWindow(seconds=60, max_samples=2)
+    assert own.seconds == 60
+    own.increment("sync_failures_total", 2)
+    for ms in (1.0, 2.0, 3.0):
+        own.timing("request_latency_ms", ms)
+    own.gauge("open_circuits", 1, (("breaker", "a"),))
+    own.gauge("open_circuits", 1, (("breaker", "b"),))
+    own.drop_gauges("open_circuits", [(("breaker", "a"),)])
+    assert own.totals == {"sync_failures_total": 2}
+    assert [ms for _, ms in own.latencies] == [2.0, 3.0]
+    assert own.gauges == {("open_circuits", (("breaker", "b"),)): 1}
+
+
+def test_the_report_has_its_documented_fields(clock: FakeClock) -> None:
+    """generate_report() has every documented field, a UTC timestamp and an uptime in
+    milliseconds; an idle process is healthy and says why."""
+    report = telemetry.generate_report()
+    assert set(report) == {
+        "generated_at",
+        "window_seconds",
+        "summary",
+        "latency_ms",
+        "errors_by_type",
+        "open_circuits",
+        "services",
+        "counters",
+        "gauges",
+        "uptime_seconds",
+    }
+    assert report["summary"] == {
+        "health_status": "healthy",
+        "reason": "fewer than 10 errors, p95 latency under 1 s, no open circuit",
+        "total_errors": 0,
+        "latency_p95_ms": None,
+        "open_circuits": 0,
+        "requests": 0,
+    }
+    assert report["window_seconds"] == telemetry.window.seconds
+    assert report["generated_at"].endswith("+00:00")
+    uptime = report["uptime_seconds"]
+    assert isinstance(uptime, float)
+    assert uptime == round(uptime, 3)
