@@ -11,6 +11,12 @@ metrics=...)``); the ``record_*`` functions feed it by hand. ``generate_report``
 "Errors" and "latency" cover the last ``window`` seconds (default 5 minutes), or the last
 ``max_samples`` calls when more happened; errors are ``client_http_errors_total``,
 ``timeouts_total`` and ``sync_failures_total``.
+
+With metrics off, errors still reach the window: the failure paths (a timeout raised, an
+HTTP error, a call an open breaker rejected) call ``count_error``, which costs nothing on
+the success path. Latency needs a clock read around every call, so it is measured only
+while metrics are on (or recorded by hand): otherwise the report says
+``latency_measured: false`` and ``requests: null`` rather than implying it is fine.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from .metrics._protocol import Tags
 __all__ = [
     "HealthStatus",
     "TelemetryWindow",
+    "count_error",
     "generate_report",
     "record_fallback",
     "record_http_error",
@@ -118,6 +125,13 @@ def _emit_counter(name: str, tags: Tags, value: float = 1) -> None:
         window.increment(name, value, tags)
 
 
+def count_error(name: str, tags: Tags = ()) -> None:
+    """Count one failure-path event (``timeouts_total``, ``calls_rejected_total``...) in the
+    telemetry window, for code running with no emitter: with metrics on, the emitter
+    feeds the window already, so callers call this only when they have none."""
+    window.increment(name, 1, tags)
+
+
 def record_request_latency(endpoint: str, ms: float) -> None:
     """Record one request's latency (the seed's ``recordRequestLatency``)."""
     tags = (("endpoint", endpoint),)
@@ -178,18 +192,12 @@ def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
     ``services`` names breakers whose state the report should list (all known ones when
     omitted); an open breaker anywhere makes the status critical.
     """
-    now = _config.state.now()
-    since = now - window.seconds
-    latencies = sorted(ms for at, ms in list(window.latencies) if at >= since)
-    errors_by_type: dict[str, float] = {}
-    for at, kind, value in list(window.errors):
-        if at >= since:
-            errors_by_type[kind] = errors_by_type.get(kind, 0) + value
+    latencies, errors_by_type, measured = window_figures()
     total_errors = sum(errors_by_type.values())
     p95 = _percentile(latencies, 0.95)
     circuits = _circuits()
     open_circuits = sorted(name for name, state in circuits.items() if state in _OPEN)
-    status, reason = _status(total_errors, p95, open_circuits)
+    status, reason = _status(total_errors, p95, open_circuits, measured)
     wanted = list(services) if services is not None else sorted(circuits)
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -199,8 +207,9 @@ def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
             "reason": reason,
             "total_errors": total_errors,
             "latency_p95_ms": p95,
+            "latency_measured": measured,
             "open_circuits": len(open_circuits),
-            "requests": len(latencies),
+            "requests": len(latencies) if measured else None,
         },
         "latency_ms": {
             "count": len(latencies),
@@ -224,7 +233,24 @@ def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
 _STARTED = time.monotonic()
 
 
-def _status(errors: float, p95: float | None, open_circuits: list[str]) -> tuple[str, str]:
+def window_figures() -> tuple[list[float], dict[str, float], bool]:
+    """The window's latencies (sorted), its errors by type, and whether latency is measured.
+
+    Latency counts as measured while metrics are on, or when samples were recorded by hand.
+    """
+    since = _config.state.now() - window.seconds
+    latencies = sorted(ms for at, ms in list(window.latencies) if at >= since)
+    errors_by_type: dict[str, float] = {}
+    for at, kind, value in list(window.errors):
+        if at >= since:
+            errors_by_type[kind] = errors_by_type.get(kind, 0) + value
+    measured = _config.state.emit is not None or bool(latencies)
+    return latencies, errors_by_type, measured
+
+
+def _status(
+    errors: float, p95: float | None, open_circuits: list[str], measured: bool = True
+) -> tuple[str, str]:
     latency = p95 or 0.0
     if open_circuits:
         return HealthStatus.CRITICAL, f"circuit open: {', '.join(open_circuits)}"
@@ -236,4 +262,8 @@ def _status(errors: float, p95: float | None, open_circuits: list[str]) -> tuple
         return HealthStatus.DEGRADED, f"{errors:g} errors (10 to 50)"
     if latency >= 1000:
         return HealthStatus.DEGRADED, f"p95 latency {latency:g} ms (1000 to 2000 ms)"
+    if not measured:
+        return HealthStatus.HEALTHY, (
+            "fewer than 10 errors, no open circuit; latency not measured (metrics are off)"
+        )
     return HealthStatus.HEALTHY, "fewer than 10 errors, p95 latency under 1 s, no open circuit"
