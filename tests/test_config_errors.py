@@ -185,6 +185,7 @@ ROWS = [
     ok(Row(Feature, "depends_on", 3, base={"name": "cfg-f"})),
     ok(Row(Feature, "level", 3, base={"name": "cfg-f"})),
     ok(Row(Feature, "description", 3, base={"name": "cfg-f"})),
+    ok(Row(Feature, "critical", "yes", base={"name": "cfg-f"})),
     # policy
     ok(Row(resilient.policy, "name", 3)),
     ok(Row(resilient.policy, "timeout", -1)),
