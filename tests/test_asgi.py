@@ -14,7 +14,7 @@ from http_servers import TLS, Answer, ScriptedServer, UvicornServer
 
 import resilient
 from resilient import correlation, fallback, telemetry
-from resilient.asgi import CorrelationIdMiddleware, HealthApp, RequestTimeoutMiddleware, health_app
+from resilient.asgi import CorrelationIdMiddleware, HealthApp, RequestTimeoutMiddleware
 from resilient.exceptions import ConfigError
 from resilient.http import Client, HTTPStatusError
 
@@ -31,6 +31,10 @@ pytestmark = pytest.mark.realtime
 
 BUDGET = 0.15
 """The default request budget of the test apps: short, so the suite stays fast."""
+
+TOKEN = "operator-token-for-tests"
+"""The health detail token of the test apps."""
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 cancelled = threading.Event()
 
@@ -82,7 +86,8 @@ def starlette_app() -> Any:
             Route("/ai/generate", generate, methods=["POST"]),
             Route("/budget", budget),
             Route("/stream", stream),
-            Route("/health", health_app),
+            Route("/health", HealthApp(token=TOKEN)),
+            Route("/strict", HealthApp(path="/strict", fail_on=("unhealthy", "critical"))),
             Mount("/status", HealthApp()),
         ]
     )
@@ -250,27 +255,37 @@ def test_health_is_200_while_degraded(http: httpx.Client) -> None:
 
 
 def test_health_is_503_when_unhealthy(http: httpx.Client) -> None:
-    """More than fifty errors: unhealthy, 503."""
+    """More than fifty errors: unhealthy, 503 where ``fail_on`` lists it, 200 by default."""
     for _ in range(51):
         telemetry.record_http_error("5xx", "/api/users")
-    response = http.get("/health")
+    response = http.get("/strict")
     assert response.status_code == 503
     assert response.json()["summary"]["health_status"] == "unhealthy"
+    default = http.get("/health")
+    assert default.status_code == 200
+    assert default.json()["summary"]["health_status"] == "unhealthy"
 
 
 def test_health_is_503_when_a_host_breaker_is_open(http: httpx.Client) -> None:
-    """An HTTP client's open host breaker makes the report critical."""
+    """An HTTP client's open host breaker makes the report critical; named critical, it
+    fails readiness (503), otherwise the app stays ready (200)."""
     with ScriptedServer() as upstream:
         upstream.script("/a", Answer(500))
         with Client(upstream.url, breaker="critical", verify=TLS) as client:
             for _ in range(3):
                 with pytest.raises(HTTPStatusError):
                     client.get("/a")
-        response = http.get("/health")
+        host = f"127.0.0.1:{upstream.port}"
+        with UvicornServer(HealthApp(critical=[host], token=TOKEN)) as named:
+            response = httpx.get(f"{named.url}/health", headers=AUTH, verify=TLS)
+        default = http.get("/health")
     assert response.status_code == 503
     report = response.json()
     assert report["summary"]["health_status"] == "critical"
-    assert report["open_circuits"] == [f"127.0.0.1:{upstream.port}"]
+    assert report["open_circuits"] == [host]
+    assert report["critical_open_circuits"] == [host]
+    assert default.status_code == 200
+    assert default.json()["summary"]["open_circuits"] == 1
 
 
 def test_health_reports_unavailable_features(http: httpx.Client) -> None:
@@ -279,7 +294,7 @@ def test_health_reports_unavailable_features(http: httpx.Client) -> None:
     from resilient.http import network_feature
 
     DegradationService.instance.disable(network_feature(), "captive portal (test)")
-    degradation = http.get("/health").json()["degradation"]
+    degradation = http.get("/health", headers=AUTH).json()["degradation"]
     assert degradation["level"] == "severe"
     assert degradation["unavailable_features"] == {"network": "disabled: captive portal (test)"}
 
@@ -300,8 +315,9 @@ def test_health_app_can_be_mounted(http: httpx.Client) -> None:
 
 def test_health_app_serves_alone_with_lifespan() -> None:
     """Served directly, with lifespan events on, it answers ``/health``."""
-    with UvicornServer(HealthApp(services=["ai-generate"]), lifespan="on") as alone:
-        report = httpx.get(f"{alone.url}/health", verify=TLS).json()
+    alone_app = HealthApp(services=["ai-generate"], token=TOKEN)
+    with UvicornServer(alone_app, lifespan="on") as alone:
+        report = httpx.get(f"{alone.url}/health", headers=AUTH, verify=TLS).json()
     assert report["services"] == {"ai-generate": "unknown"}
 
 
