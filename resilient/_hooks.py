@@ -26,8 +26,10 @@ def add_note_once(error: BaseException, note: str) -> None:
     instance, ``future.result()``); its notes stay bounded by the distinct things said.
     """
     notes = getattr(error, "__notes__", None)
-    if notes is None or note not in notes:
+    if notes is None:
         error.add_note(note)
+    elif isinstance(notes, list) and note not in notes:
+        notes.append(note)  # what add_note does; an odd __notes__ is left alone
 
 
 def hook_failed(

@@ -17,9 +17,9 @@ import httpx
 from . import _config, _deadline, correlation
 from ._breaker_config import BreakerConfig
 from ._http_config import RequestConfig, resolve
-from ._http_core import ClientCore
+from ._http_core import LOCAL_ERRORS, ClientCore
 from ._http_errors import HTTPError
-from ._http_exchange import BoundedStream, BudgetSpentError, Exchange
+from ._http_exchange import BoundedStream, BudgetSpentError, Exchange, NotSent
 from ._http_hostile import NetworkState, looks_like_markup
 from .exceptions import CircuitOpenError
 
@@ -59,6 +59,7 @@ class Client(ClientCore):
     """
 
     _http: httpx.Client
+    engine = httpx.Client
 
     def __init__(
         self,
@@ -139,22 +140,31 @@ class Client(ClientCore):
 
     def _once(self, exchange: Exchange) -> httpx.Response:
         breaker = exchange.host.breaker
-        if breaker is None:
-            return self._attempt(exchange)
         try:
+            if breaker is None:
+                return self._attempt(exchange)
             return breaker.call(self._attempt, exchange)
         except CircuitOpenError as error:
             if isinstance(error, HTTPError):
                 raise
             raise self.rejected(error, exchange) from None
+        except NotSent as carrier:
+            local = carrier.error
+        raise local  # outside the handler: the carrier never becomes its context
 
     def _attempt(self, exchange: Exchange) -> httpx.Response:
         try:
             response = self._http.send(
                 exchange.request, stream=True, auth=exchange.auth, follow_redirects=exchange.follow
             )
+        except LOCAL_ERRORS as error:
+            raise self.local(error, exchange) from None
         except httpx.HTTPError as error:
             raise self.failure(error, exchange) from error
+        except Exception as error:
+            if isinstance(error, OSError):
+                raise
+            raise self.local(error, exchange) from None
         try:
             response.stream = BoundedStream(response.stream, exchange.deadline)  # type: ignore[arg-type]
             response.read()
@@ -223,6 +233,7 @@ class AsyncClient(ClientCore):
     """
 
     _http: httpx.AsyncClient
+    engine = httpx.AsyncClient
 
     def __init__(
         self,
@@ -301,14 +312,17 @@ class AsyncClient(ClientCore):
 
     async def _once(self, exchange: Exchange) -> httpx.Response:
         breaker = exchange.host.breaker
-        if breaker is None:
-            return await self._attempt(exchange)
         try:
+            if breaker is None:
+                return await self._attempt(exchange)
             return await breaker.acall(self._attempt, exchange)
         except CircuitOpenError as error:
             if isinstance(error, HTTPError):
                 raise
             raise self.rejected(error, exchange) from None
+        except NotSent as carrier:
+            local = carrier.error
+        raise local  # outside the handler: the carrier never becomes its context
 
     async def _attempt(self, exchange: Exchange) -> httpx.Response:
         timer = asyncio.timeout(exchange.deadline - _state.now())
@@ -321,8 +335,14 @@ class AsyncClient(ClientCore):
             if timer.expired():
                 raise self.timed_out(exchange) from None
             raise
+        except LOCAL_ERRORS as error:
+            raise self.local(error, exchange) from None
         except httpx.HTTPError as error:
             raise self.failure(error, exchange) from error
+        except Exception as error:
+            if isinstance(error, OSError):
+                raise
+            raise self.local(error, exchange) from None
         status = response.status_code
         if status >= 400 and _failing(status, exchange.config):
             raise self.status_failure(response, exchange)

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from . import _validate
 from ._retry import RetryConfig
 from .exceptions import ConfigError
 from .presets import CLIENT_TIMEOUTS
 
-__all__ = ["IDEMPOTENT_METHODS", "RETRY_STATUSES", "RequestConfig"]
+_C = TypeVar("_C")
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "RETRY_STATUSES",
+    "RequestConfig",
+    "check_header_value",
+    "check_headers",
+    "preset_of",
+]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 """Methods that may be sent again: repeating them does not repeat their effect."""
@@ -58,9 +70,9 @@ class RequestConfig:
             set_(self, name, seconds)
         retry: object = self.retry
         if isinstance(retry, str):
-            set_(self, "retry", RetryConfig.get(retry))
+            set_(self, "retry", preset_of(RetryConfig, retry, "retry"))
         elif not isinstance(retry, RetryConfig):
-            raise ConfigError("retry", retry, "a RetryConfig or one of its preset names")
+            raise ConfigError("retry", retry, f"a RetryConfig or one of {RetryConfig.names}")
         statuses: object = self.retry_statuses
         if not isinstance(statuses, frozenset | set | tuple | list) or not all(
             isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in statuses
@@ -77,11 +89,8 @@ class RequestConfig:
 
     @classmethod
     def get(cls, name: str) -> RequestConfig:
-        """The preset called ``name``; ``ConfigError`` for an unknown name."""
-        if name not in cls.names:
-            raise ConfigError("config", name, f"a RequestConfig or one of {cls.names}")
-        preset: RequestConfig = getattr(cls, name)
-        return preset
+        """The preset called ``name``; ``ConfigError`` (naming ``config``) for an unknown name."""
+        return preset_of(cls, name, "config")
 
     def replace(self, **changes: Any) -> RequestConfig:
         """A copy with ``changes``; ``ConfigError`` names an unknown parameter."""
@@ -114,5 +123,55 @@ def resolve(config: object, parameter: str = "config") -> RequestConfig:
     if isinstance(config, RequestConfig):
         return config
     if isinstance(config, str):
-        return RequestConfig.get(config)
+        return preset_of(RequestConfig, config, parameter)
     raise ConfigError(parameter, config, f"a RequestConfig or one of {RequestConfig.names}")
+
+
+def preset_of(kind: type[_C], name: str, parameter: str) -> _C:
+    """The preset ``kind.<name>``; ``ConfigError`` naming ``parameter`` (with the closest
+    preset name when one is close) for a name ``kind`` does not have."""
+    names: tuple[str, ...] = getattr(kind, "names")  # noqa: B009 - every preset class has one
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(parameter, name, f"a {kind.__name__} or one of {names}{hint}")
+    preset: _C = getattr(kind, name)
+    return preset
+
+
+# RFC 9110: a header name is a token; a value is visible characters with inner spaces or
+# tabs. CR, LF and NUL would end or split the header: httpx refuses them on every send.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(r"(?:[!-~\x80-\xff]+(?:[ \t]+[!-~\x80-\xff]+)*)?")
+_VALUES = "visible ASCII characters with inner spaces or tabs (no CR, LF or control characters)"
+
+
+def _sendable(value: object) -> bool:
+    """A ``str`` must be ASCII (httpx encodes it so); ``bytes`` may hold obs-text too."""
+    if isinstance(value, str):
+        return value.isascii() and _VALUE.fullmatch(value) is not None
+    if isinstance(value, bytes):
+        return _VALUE.fullmatch(value.decode("latin-1")) is not None
+    return False
+
+
+def check_header_value(parameter: str, value: object) -> None:
+    """``ConfigError`` naming ``parameter`` unless ``value`` can be sent as a header value."""
+    if not _sendable(value):
+        raise ConfigError(parameter, value, f"a string of {_VALUES}")
+
+
+def check_headers(parameter: str, headers: object) -> dict[str, str]:
+    """``headers`` as a dict once every name and value can be sent; ``ConfigError`` naming
+    ``parameter`` (and the header at fault) otherwise."""
+    if not isinstance(headers, Mapping):
+        raise ConfigError(parameter, headers, "a mapping of header names to values")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        text = name.decode("latin-1") if isinstance(name, bytes) else name
+        if not isinstance(text, str) or not _TOKEN.fullmatch(text):
+            raise ConfigError(parameter, headers, f"header names that are tokens, not {name!r}")
+        if not _sendable(value):
+            raise ConfigError(parameter, headers, f"header values of {_VALUES}; {text}={value!r}")
+        checked[text] = value
+    return checked

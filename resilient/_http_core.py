@@ -8,25 +8,43 @@ only once something looks wrong.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import httpx
 
 from . import _config, correlation, telemetry
 from ._breaker import CircuitBreaker
 from ._breaker_config import BreakerConfig
-from ._http_config import IDEMPOTENT_METHODS, RequestConfig, resolve
+from ._http_config import (
+    IDEMPOTENT_METHODS,
+    RequestConfig,
+    check_header_value,
+    check_headers,
+    preset_of,
+    resolve,
+)
 from ._http_errors import (
     CaptivePortalError,
     HostUnavailableError,
     HTTPError,
     HTTPStatusError,
     HTTPTimeoutError,
+    LocalRequestError,
     NetworkError,
 )
-from ._http_exchange import BudgetSpentError, Exchange, Host, active, parse_retry_after, watch
+from ._http_exchange import (
+    BudgetSpentError,
+    Exchange,
+    Host,
+    NotSent,
+    active,
+    parse_retry_after,
+    watch,
+)
 from ._http_hostile import NetworkState, find_hostile
 from ._logs import digest
 from .exceptions import CircuitOpenError, ConfigError
@@ -39,6 +57,7 @@ logger = logging.getLogger("resilient.http")
 _CORRELATION = correlation.HEADER
 _get_correlation = correlation._current.get
 _new_correlation = correlation.new
+_sendable = correlation._sendable
 _state = _config.state
 
 
@@ -46,6 +65,8 @@ class ClientCore:
     """Configuration, per-host state and every decision the two clients share."""
 
     _http: Any
+    engine: ClassVar[type[httpx.Client | httpx.AsyncClient]]
+    """The httpx class this client drives (its keyword arguments are accepted)."""
 
     def __init__(
         self,
@@ -60,37 +81,24 @@ class ClientCore:
     ) -> None:
         self.config = resolve(config)
         if isinstance(breaker, str):
-            breaker = BreakerConfig.get(breaker)
+            breaker = preset_of(BreakerConfig, breaker, "breaker")
         elif breaker is not None and not isinstance(breaker, BreakerConfig):
-            raise ConfigError("breaker", breaker, "a BreakerConfig, a preset name or None")
+            raise ConfigError(
+                "breaker", breaker, f"a BreakerConfig, one of {BreakerConfig.names} or None"
+            )
         self.breaker_config = breaker
         tenant: object = tenant_id
-        if tenant is not None and (not isinstance(tenant, str) or not tenant.strip()):
-            raise ConfigError("tenant_id", tenant_id, "a non-empty string or None")
+        if tenant is not None:
+            if not isinstance(tenant, str) or not tenant.strip():
+                raise ConfigError("tenant_id", tenant_id, "a non-empty string or None")
+            check_header_value("tenant_id", tenant)
         self.tenant_id = tenant_id
-        base: object = base_url
-        if not isinstance(base, str | httpx.URL):
-            raise ConfigError("base_url", base_url, "an http(s) URL string or ''")
-        self.base_url = httpx.URL(base_url)
-        if str(base_url) and self.base_url.scheme not in ("http", "https"):
-            raise ConfigError("base_url", base_url, "an absolute http:// or https:// URL")
-        hosts: object = trusted_hosts
-        if isinstance(hosts, str) or not all(isinstance(h, str) for h in trusted_hosts):
-            raise ConfigError("trusted_hosts", trusted_hosts, "a collection of host names")
-        self.trusted_hosts = frozenset(h.lower() for h in trusted_hosts)
-        for key in ("timeout", "follow_redirects", "base_url"):
-            if key in httpx_options:
-                allowed = {
-                    "timeout": "config=RequestConfig(...) (timeouts come from the config)",
-                    "follow_redirects": "follow_redirects=True on a request",
-                    "base_url": "the base_url parameter",
-                }[key]
-                raise ConfigError(key, httpx_options[key], allowed)
+        self.base_url = _base_url(base_url)
+        self.trusted_hosts = _trusted(trusted_hosts)
+        _check_options(self.engine, httpx_options)
         merged = {"Accept": "application/json"}
         if headers is not None:
-            if not isinstance(headers, Mapping):
-                raise ConfigError("headers", headers, "a mapping of header names to values")
-            merged.update(headers)
+            merged.update(check_headers("headers", headers))
         if tenant_id is not None:
             merged["X-Tenant-ID"] = tenant_id
         self.headers = merged
@@ -119,6 +127,9 @@ class ClientCore:
         found = self._hosts.get(key)
         if found is None:
             name = key.decode("ascii")
+            if not url.host or url.scheme not in ("http", "https"):
+                # Sending fails in httpx (LocalRequestError); no breaker for a non-host.
+                return Host(name, None)
             breaker = None
             if self.breaker_config is not None:
                 from ._registry import CircuitBreakerRegistry
@@ -165,6 +176,8 @@ class ClientCore:
             given = request.headers.get(_CORRELATION) if "headers" in kwargs else None
             fresh = given is None
             cid = _new_correlation() if given is None else given
+        if not fresh and not _sendable(cid):
+            cid, fresh = _replace_correlation(cid), True
         request.headers[_CORRELATION] = cid
         host = self.host_for(url, request)
         return Exchange(request, cid, host, config, start, budget, auth, follow, fresh)
@@ -215,6 +228,26 @@ class ClientCore:
             )
         self.count(made, exchange.host)
         return made
+
+    @staticmethod
+    def local(error: Exception, exchange: Exchange) -> NotSent:
+        """Carry an error raised in this process past the host's breaker, uncounted.
+
+        httpx's own errors (an invalid header, an unsupported protocol) become a
+        ``LocalRequestError``; anything else (from an auth flow, an event hook, a request
+        body) is the caller's own error and travels unchanged.
+        """
+        if isinstance(error, httpx.HTTPError):
+            request = exchange.request
+            made = LocalRequestError(
+                f"{type(error).__name__}: {error}",
+                method=request.method,
+                url=str(request.url),
+                correlation_id=exchange.cid,
+            )
+            made.__cause__ = error
+            error = made
+        return NotSent(error)
 
     def timed_out(self, exchange: Exchange) -> HTTPError:
         """The error for a request whose total budget (or the enclosing deadline) ran out."""
@@ -335,6 +368,63 @@ class ClientCore:
         end = _state.now()
         start = exchange.deadline - exchange.budget
         emit.latency((end - start) * 1000.0, end, exchange.host.tags)
+
+
+def _replace_correlation(invalid: str) -> str:
+    shown = invalid if len(invalid) <= 64 else invalid[:64] + "..."
+    digest.report(
+        "correlation ID replaced",
+        "resilient.http",
+        f"{shown!r} is not 1-128 visible ASCII characters; the request carries a new ID",
+    )
+    return _new_correlation()
+
+
+# httpx errors raised in this process, before anything reached the host.
+LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+
+
+def _trusted(hosts: object) -> frozenset[str]:
+    if isinstance(hosts, Iterable) and not isinstance(hosts, str | bytes):
+        names = tuple(hosts)  # read once: a generator is fine too
+        if all(isinstance(name, str) for name in names):
+            return frozenset(name.lower() for name in names)
+    raise ConfigError("trusted_hosts", hosts, "a collection of host names")
+
+
+def _base_url(base_url: object) -> httpx.URL:
+    allowed = "an absolute http:// or https:// URL with a host, or ''"
+    if not isinstance(base_url, str | httpx.URL):
+        raise ConfigError("base_url", base_url, allowed)
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL:
+        raise ConfigError("base_url", base_url, allowed) from None
+    if str(base_url) and (url.scheme not in ("http", "https") or not url.host):
+        raise ConfigError("base_url", base_url, allowed)
+    return url
+
+
+_OWN_OPTIONS = {
+    "timeout": "config=RequestConfig(...) (timeouts come from the config)",
+    "follow_redirects": "follow_redirects=True on a request",
+    "base_url": "the base_url parameter",
+}
+_ENGINE_OPTIONS: dict[type, frozenset[str]] = {}
+
+
+def _check_options(engine: type, options: dict[str, Any]) -> None:
+    """``ConfigError`` for a keyword the client sets itself or httpx does not take."""
+    known = _ENGINE_OPTIONS.get(engine)
+    if known is None:
+        known = _ENGINE_OPTIONS[engine] = frozenset(inspect.signature(engine).parameters)
+    for key, value in options.items():
+        if key in _OWN_OPTIONS:
+            raise ConfigError(key, value, _OWN_OPTIONS[key])
+        if key not in known:
+            close = difflib.get_close_matches(key, [*known, "tenant_id", "config", "breaker"], 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(key, value, f"a parameter of {engine.__name__}{hint}")
 
 
 def _give_up(error: HTTPError, why: str) -> NoReturn:

@@ -16,6 +16,7 @@ __all__ = [
     "HTTPStatusError",
     "HTTPTimeoutError",
     "HostUnavailableError",
+    "LocalRequestError",
     "NetworkError",
 ]
 
@@ -134,6 +135,18 @@ class NetworkError(HTTPError, ConnectionError):
     ) -> None:
         super().__init__(message, method=method, url=url, correlation_id=correlation_id)
         self.kind = kind
+
+
+class LocalRequestError(HTTPError):
+    """The request failed in this process, before it reached the host.
+
+    An invalid header (a CR or LF in a value), an unsupported protocol (``ftp://``, no
+    scheme, no host) or another fault of the request itself: a bug in the call, not
+    trouble with the host. Never retried, and never counted against the host (its
+    breaker, ``client_http_errors_total``). ``__cause__`` is httpx's error.
+    """
+
+    kind = "local"
 
 
 class CaptivePortalError(HTTPError):

@@ -19,6 +19,7 @@ __all__ = [
     "BudgetSpentError",
     "Exchange",
     "Host",
+    "NotSent",
     "active",
     "parse_retry_after",
     "watch",
@@ -98,6 +99,20 @@ def parse_retry_after(value: str | None) -> float | None:
     if seconds != seconds or seconds == float("inf"):
         return None
     return max(0.0, seconds)
+
+
+class NotSent(BaseException):
+    """Carries an error raised in this process out through the host's breaker.
+
+    A breaker counts nothing for a ``BaseException`` that is not an ``Exception``: it
+    only frees the permit (a half-open probe's included), which is what a request that
+    never reached the host deserves. The clients unwrap ``error`` as soon as the breaker
+    is passed; a caller never sees this class.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
 
 
 class BudgetSpentError(Exception):

@@ -4,6 +4,10 @@ The ID lives in a ``ContextVar``, so it follows a request into the tasks it star
 into worker threads run with a copied context. ``resilient.http`` sends it as
 ``X-Correlation-ID``; ``resilient.asgi.CorrelationIdMiddleware`` takes it from incoming
 requests; ``CorrelationIdFilter`` puts it on every log record.
+
+An ID sent out must be 1 to 128 visible ASCII characters (``!`` to ``~``: no spaces, no
+control characters, nothing that could split a header): ``resilient.http`` replaces any
+other current ID with a new one for its requests, and logs that once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ _random = random.Random(os.urandom(16))
 os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 
 _VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
+_sendable = re.compile(r"[!-~]{1,128}").fullmatch
+"""Whether an ID may go out in a header as it is (visible ASCII, 1-128 characters)."""
 
 
 def current() -> str | None:

@@ -26,6 +26,7 @@ from ._http_errors import (
     HTTPError,
     HTTPStatusError,
     HTTPTimeoutError,
+    LocalRequestError,
     NetworkError,
 )
 from ._http_exchange import parse_retry_after
@@ -43,6 +44,7 @@ __all__ = [
     "HTTPStatusError",
     "HTTPTimeoutError",
     "HostUnavailableError",
+    "LocalRequestError",
     "NetworkError",
     "RequestConfig",
     "network_feature",

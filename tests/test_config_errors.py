@@ -89,17 +89,10 @@ ROWS = [
     ok(Row(resilient.timeout, "metrics", "statsd", base={"seconds": 1})),
     # retry
     ok(Row(resilient.retry, "config", 3)),
-    owned_elsewhere(
-        Row(resilient.retry, "config", "standrad", ("did you mean 'standard'?",)),
-        "RetryConfig.get (_retry.py) does not suggest the closest preset "
-        "(use presets.unknown_name)",
-    ),
+    ok(Row(resilient.retry, "config", "standrad", ("did you mean 'standard'?",))),
     ok(Row(resilient.retry, "on", 3)),
     ok(Row(resilient.retry, "on", KeyboardInterrupt)),
-    owned_elsewhere(
-        Row(resilient.retry, "on", (ValueError, KeyboardInterrupt)),
-        "_retry.py accepts BaseException-only types inside a tuple",
-    ),
+    ok(Row(resilient.retry, "on", (ValueError, KeyboardInterrupt))),
     ok(Row(resilient.retry, "attempts", 0, (">= 1",))),
     ok(Row(resilient.retry, "initial_delay", -1)),
     ok(Row(resilient.retry, "max_delay", float("nan"))),
@@ -110,12 +103,15 @@ ROWS = [
     ok(Row(resilient.retry, "wait", 3, ("callable",))),
     ok(Row(resilient.retry, "metrics", "statsd")),
     ok(Row(resilient.retry, "budget", 0.1, ("RetryBudget",))),
+    ok(Row(resilient.retry, "max_retry_after", -1)),
+    ok(Row(resilient.retry, "max_retry_after", 1e10, ("1e+09",))),
     # RetryConfig
     ok(Row(RetryConfig, "attempts", 0)),
     ok(Row(RetryConfig, "initial_delay", -1)),
     ok(Row(RetryConfig, "max_delay", "30")),
     ok(Row(RetryConfig, "multiplier", 0)),
     ok(Row(RetryConfig, "jitter", -0.1)),
+    ok(Row(RetryConfig, "max_retry_after", float("inf"))),
     # breaker
     ok(Row(resilient.breaker, "name", 3)),
     ok(Row(resilient.breaker, "name", "")),
@@ -254,17 +250,11 @@ ROWS = [
     # metrics sinks
     ok(Row(resilient.StatsdSink, "host", 3)),
     ok(Row(resilient.StatsdSink, "port", 70000)),
-    owned_elsewhere(
-        Row(resilient.StatsdSink, "prefix", "x:5|c\ninjected"),
-        "metrics/_statsd.py writes prefix unescaped (an injected line)",
-    ),
+    ok(Row(resilient.StatsdSink, "prefix", "x:5|c\ninjected")),
     ok(Row(resilient.StatsdSink, "sample_rate", 2)),
     ok(Row(resilient.StatsdSink, "tag_style", "influx")),
     ok(Row(resilient.StatsdSink, "protocol", "quic")),
-    owned_elsewhere(
-        Row(resilient.StatsdSink, "max_udp_size", 70000),
-        "metrics/_statsd.py accepts max_udp_size above 65,507 and drops every packet",
-    ),
+    ok(Row(resilient.StatsdSink, "max_udp_size", 70000)),
     ok(Row(resilient.StatsdSink, "flush_interval", 0)),
     ok(Row(resilient.StatsdSink, "batch_size", 0)),
     ok(Row(resilient.StatsdSink, "max_buffer", 0)),

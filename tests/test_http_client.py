@@ -429,7 +429,7 @@ def test_presets_follow_the_seed_table() -> None:
         (lambda: Client(trusted_hosts="portal.example"), "trusted_hosts"),
         (lambda: RequestConfig(connect=-1), "connect"),
         (lambda: RequestConfig(total=float("nan")), "total"),
-        (lambda: RequestConfig(retry="sometimes"), "config"),  # type: ignore[arg-type]
+        (lambda: RequestConfig(retry="sometimes"), "retry"),  # type: ignore[arg-type]
         (lambda: RequestConfig(retry_statuses=frozenset({700})), "retry_statuses"),
         (lambda: RequestConfig.standard.replace(colour="red"), "colour"),
     ],

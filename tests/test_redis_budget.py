@@ -67,6 +67,32 @@ def test_old_calls_leave_the_window(clock: FakeClock) -> None:
     assert reached[0] == 4 + 2  # only the 4 new calls count: 2 retries
 
 
+async def test_async_retries_stay_within_the_budget(clock: FakeClock) -> None:
+    """Async calls are counted and their retries limited by a MemoryStore-backed budget."""
+    budget = RetryBudget(0.1, window=10, min_per_second=0, store=MemoryStore())
+    reached = [0]
+
+    @retry(attempts=3, initial_delay=0, jitter=0, budget=budget)
+    async def ok() -> str:
+        return "ok"
+
+    @retry(attempts=3, initial_delay=0, jitter=0, budget=budget)
+    async def failing() -> None:
+        reached[0] += 1
+        raise BoomError
+
+    for _ in range(100):
+        assert await ok() == "ok"
+    notes: list[str] = []
+    for _ in range(20):
+        with pytest.raises(BoomError) as caught:
+            await failing()
+        notes.extend(caught.value.__notes__)
+    # 20 first attempts, and the 120 calls made earn 12 retries.
+    assert reached[0] == 20 + 12
+    assert "with the retry budget spent" in notes[-1]
+
+
 def test_the_budget_must_be_a_retry_budget() -> None:
     """A wrong ``budget`` is refused when the decorator is made."""
     with pytest.raises(ConfigError, match="budget"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -136,7 +137,7 @@ async def test_cancellation_is_never_retried(clock: FakeClock) -> None:
 
 
 def test_retry_after_sets_the_next_delay(clock: FakeClock) -> None:
-    """An error carrying ``retry_after`` dictates the wait, capped by max_delay."""
+    """An error carrying ``retry_after`` dictates the wait, even one longer than max_delay."""
 
     class ThrottledError(Exception):
         def __init__(self, retry_after: float) -> None:
@@ -152,7 +153,7 @@ def test_retry_after_sets_the_next_delay(clock: FakeClock) -> None:
         return "ok"
 
     assert throttled() == "ok"
-    assert clock.sleeps == [7.0, 20.0]
+    assert clock.sleeps == [7.0, 100.0]  # max_delay caps our own schedule, not the server's
 
 
 def test_never_starts_a_wait_past_the_deadline(clock: FakeClock) -> None:
@@ -251,6 +252,9 @@ def test_concurrent_calls_do_not_share_attempts() -> None:
         ({"jitter": 1.5}, "jitter"),
         ({"on_retry": "print"}, "on_retry"),
         ({"on": KeyboardInterrupt}, "on"),
+        ({"on": (ValueError, KeyboardInterrupt)}, "on"),
+        ({"max_retry_after": -5}, "max_retry_after"),
+        ({"initial_delay": 1e308}, "initial_delay"),
         ({"on": "ValueError"}, "on"),
         ({"config": "turbo"}, "config"),
     ],
@@ -274,3 +278,77 @@ def test_durations_accept_timedelta(clock: FakeClock) -> None:
 def test_presets_are_reachable_by_name(name: str) -> None:
     """Every preset name resolves to the class attribute of that name."""
     assert resilient.RetryConfig.get(name) is getattr(resilient.RetryConfig, name)
+
+
+PRESETS = {
+    "standard": {
+        "attempts": 3,
+        "initial_delay": 0.5,
+        "max_delay": 30.0,
+        "multiplier": 2.0,
+        "jitter": 0.2,
+        "max_retry_after": 300.0,
+    },
+    "quick": {
+        "attempts": 2,
+        "initial_delay": 0.1,
+        "max_delay": 1.0,
+        "multiplier": 2.0,
+        "jitter": 0.2,
+        "max_retry_after": 5.0,
+    },
+    "patient": {
+        "attempts": 5,
+        "initial_delay": 1.0,
+        "max_delay": 60.0,
+        "multiplier": 2.0,
+        "jitter": 0.2,
+        "max_retry_after": 300.0,
+    },
+    "ai_operation": {
+        "attempts": 3,
+        "initial_delay": 2.0,
+        "max_delay": 30.0,
+        "multiplier": 2.0,
+        "jitter": 0.2,
+        "max_retry_after": 300.0,
+    },
+    "never": {
+        "attempts": 1,
+        "initial_delay": 0.5,
+        "max_delay": 30.0,
+        "multiplier": 2.0,
+        "jitter": 0.2,
+        "max_retry_after": 300.0,
+    },
+}
+
+
+@pytest.mark.parametrize("name", resilient.RetryConfig.names)
+def test_presets_hold_their_documented_values(name: str) -> None:
+    """Every field of every retry preset has the value its docstring and the README give."""
+    preset = resilient.RetryConfig.get(name)
+    assert dataclasses.asdict(preset) == PRESETS[name]
+
+
+def test_every_preset_is_pinned() -> None:
+    """The table above covers exactly the presets RetryConfig offers."""
+    assert set(PRESETS) == set(resilient.RetryConfig.names)
+
+
+def test_quick_preset_schedule_without_jitter(clock: FakeClock) -> None:
+    """RetryConfig.quick waits 0.1 s once, then gives up after its 2 attempts."""
+    flaky = Flaky(5)
+    with pytest.raises(ConnectionError):
+        resilient.retry("quick", jitter=0)(flaky)()
+    assert clock.sleeps == [0.1]
+    assert flaky.calls == 2
+
+
+def test_ai_operation_preset_schedule_without_jitter(clock: FakeClock) -> None:
+    """RetryConfig.ai_operation waits 2 s, then 4 s, over its 3 attempts."""
+    flaky = Flaky(5)
+    with pytest.raises(ConnectionError):
+        resilient.retry("ai_operation", jitter=0)(flaky)()
+    assert clock.sleeps == [2.0, 4.0]
+    assert flaky.calls == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,3 +69,36 @@ def test_never_calls_more_than_attempts(attempts: int, failures: int) -> None:
     except ValueError:
         assert failures >= attempts
     assert calls == min(failures + 1, attempts)
+
+
+hints = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-1000, 1000),
+    st.sampled_from([10**309, -(10**309), 2**63]),
+    st.booleans(),
+    st.text(max_size=3),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(config=configs, retry_after=st.lists(hints, min_size=1, max_size=6))
+def test_the_caller_always_gets_its_own_error(
+    config: resilient.RetryConfig, retry_after: list[object]
+) -> None:
+    """Whatever retry_after an error carries, the caller gets that error, never another."""
+    clock = FakeClock()
+    raised: list[Exception] = []
+
+    @resilient.retry(config)
+    def failing() -> None:
+        error = ConnectionError(len(raised))
+        error.retry_after = retry_after[len(raised) % len(retry_after)]  # type: ignore[attr-defined]
+        raised.append(error)
+        raise error
+
+    with use_clock(clock), pytest.raises(ConnectionError) as caught:
+        failing()
+    assert caught.value is raised[-1]
+    assert 1 <= len(raised) <= config.attempts
+    assert all(0 <= delay <= config.max_retry_after for delay in clock.sleeps)

@@ -58,6 +58,9 @@ class BufferedSink:
         )
         self.batch_size = _validate.integer("batch_size", batch_size, minimum=1)
         self.max_buffer = _validate.integer("max_buffer", max_buffer, minimum=1)
+        if self.max_buffer < self.batch_size:
+            # The buffer is only checked once a batch is waiting: a smaller bound never holds.
+            raise ConfigError("max_buffer", max_buffer, f">= batch_size ({self.batch_size})")
         self.sample_rate = _validate.fraction("sample_rate", sample_rate)
         if self.sample_rate == 0:
             raise ConfigError("sample_rate", sample_rate, "a number within (0, 1]")
@@ -164,8 +167,8 @@ def _run(ref: weakref.ref[BufferedSink]) -> None:
         wake.wait(interval)
         wake.clear()
         sink = ref()
-        if sink is None:
-            return
+        if sink is None or sink._closed:
+            return  # close() flushes the rest itself, then releases the connection
         sink.flush()
         digest.tick()
         del sink
