@@ -1,4 +1,5 @@
-"""Circuit breaker scenarios: closed success path, open rejection, concurrent calls.
+"""Circuit breaker scenarios: closed success path, open rejection, concurrent calls,
+and the memory an idle breaker costs before and after eviction.
 
 Every row builds its own breaker (ours under a name no other row uses). Open rows
 trip their breaker the same way for every library, with one failing call through a
@@ -10,9 +11,11 @@ Tornado), so it is absent from the async rows.
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,6 +29,7 @@ from _harness import (
     Scenario,
     ScenarioResult,
     Target,
+    TargetResult,
     TimedScenario,
     register,
 )
@@ -286,6 +290,99 @@ def _built(impl: Impl, row: Row) -> Fn:
 
 
 # --------------------------------------------------------------------------
+# memory of idle breakers
+
+MAX_BYTES_PER_IDLE = 2048  # target: an idle breaker costs at most 2 KB in the process
+MAX_AFTER_EVICTION = 5_000_000  # target: 1e5 idle names evicted -> back under 5 MB
+
+
+def _idle_names(count: int) -> list[str]:
+    return [f"host-{i:06d}.bench.example" for i in range(count)]
+
+
+def _timed_ms(fn: Callable[[], object]) -> float:
+    gc.collect()  # a collection the step did not cause must not land in its time
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+@dataclass
+class IdleMemoryScenario(Scenario):
+    """``count`` breakers made by name and left idle, then evicted after ``idle_timeout``.
+
+    The figure is bytes per idle breaker (tracemalloc: registry entry, store cell,
+    ``open_circuits`` gauge, listener bookkeeping), not ns. The target line also gives the
+    memory left once the idle time passed and the registry swept them. A second run without
+    tracemalloc times the health report and a ``metrics=`` decoration before and after.
+    """
+
+    name: str
+    count: int
+    quick_count: int
+
+    def run(self, opts: Options) -> ScenarioResult:
+        import resilient
+        from resilient import CircuitBreakerRegistry, MemorySink
+        from resilient._registry import SWEEP_BATCH
+        from resilient.telemetry import generate_report
+        from resilient.testing import FakeClock, use_clock
+
+        count = self.quick_count if opts.repeats < 5 else self.count
+        names = _idle_names(count)
+        registry = CircuitBreakerRegistry.instance
+        row = Row(f"resilient ({count:,} names)", "ours")
+        resilient.testing.reset()
+        clock = FakeClock()
+        try:
+            with use_clock(clock):
+                registry.get_or_create("bench-warm-up")  # load what loads on first use
+                generate_report()
+                gc.collect()
+                tracemalloc.start()
+                base = tracemalloc.get_traced_memory()[0]
+                for name in names:
+                    registry.get_or_create(name)
+                gc.collect()
+                per_idle = (tracemalloc.get_traced_memory()[0] - base) / count
+                clock.advance(registry.idle_timeout or 0.0)
+                registry.evict_idle()  # what the reports' sweeps do a batch at a time
+                gc.collect()
+                left = tracemalloc.get_traced_memory()[0] - base
+                tracemalloc.stop()
+            resilient.testing.reset()  # this also puts the system clock back
+            with use_clock(clock):
+                for name in names:  # again, untraced, to time what they cost
+                    registry.get_or_create(name)
+                report_ms = _timed_ms(generate_report)
+                decorate_ms = _timed_ms(lambda: resilient.retry(metrics=MemorySink()))
+                clock.advance(registry.idle_timeout or 0.0)
+                batch_ms = _timed_ms(generate_report)  # the report sweeps one batch
+                sweep_ms = _timed_ms(registry.evict_idle)
+                report_after_ms = _timed_ms(generate_report)
+                decorate_after_ms = _timed_ms(lambda: resilient.retry(metrics=MemorySink()))
+        finally:
+            if tracemalloc.is_tracing():
+                tracemalloc.stop()
+            resilient.testing.reset()
+        row.ns, row.min_ns, row.n, row.repeats_ns = per_idle, per_idle, count, [per_idle]
+        ok = per_idle <= MAX_BYTES_PER_IDLE and left <= MAX_AFTER_EVICTION
+        text = (
+            f"<= {MAX_BYTES_PER_IDLE:,} B per idle breaker and < 5 MB once evicted: got "
+            f"{per_idle:,.0f} B each, {left / 1e6:.2f} MB left after eviction"
+        )
+        notes = [
+            "figure is bytes per idle breaker (tracemalloc), not ns",
+            f"{count:,} idle breakers in the process: {per_idle * count / 1e6:.1f} MB",
+            f"health report {report_ms:.1f} ms with them, {report_after_ms:.2f} ms after "
+            f"eviction; retry(metrics=...) {decorate_ms:.1f} ms -> {decorate_after_ms:.2f} ms; "
+            f"a report that sweeps (one batch of {SWEEP_BATCH:,}) {batch_ms:.0f} ms; "
+            f"evict_idle() of the rest {sweep_ms:.0f} ms",
+        ]
+        return ScenarioResult(self.name, [row], TargetResult(text, "PASS" if ok else "FAIL"), notes)
+
+
+# --------------------------------------------------------------------------
 # registration
 
 
@@ -353,4 +450,7 @@ register(
         target=Target("absolute", 80_000_000),
         notes=["target 0.08 s: calls must overlap (pybreaker holds its lock around the call)"],
     ),
+)
+register(
+    IdleMemoryScenario("breaker memory: idle breakers, then evicted", 100_000, 10_000),
 )

@@ -12,7 +12,32 @@ from .exceptions import ConfigError
 from .presets import BACKEND_OPERATIONS
 from .typing import ExceptionFilter
 
-__all__ = ["BreakerConfig"]
+__all__ = ["MAX_NAME_LENGTH", "BreakerConfig", "check_name"]
+
+MAX_NAME_LENGTH = 200
+"""The longest breaker name accepted, in characters (a name is a key in every store)."""
+
+
+def check_name(name: object, parameter: str = "name") -> str:
+    """``name`` if it can name a breaker: a non-empty ``str`` of at most
+    ``MAX_NAME_LENGTH`` characters that encodes as UTF-8 (no lone surrogates), else
+    ``ConfigError``. Stores use the name as a key, so it is checked once, when the
+    breaker is made, rather than failing on every round trip."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(parameter, name, "a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            parameter, name, f"a string of at most {MAX_NAME_LENGTH} characters (got {len(name)})"
+        )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ConfigError(
+            parameter,
+            name,
+            f"a string that encodes as UTF-8 (position {error.start} is a lone surrogate)",
+        ) from None
+    return name
 
 
 _RULES = (
@@ -55,6 +80,14 @@ class BreakerConfig:
     ``failure_result`` is true. An error that is raised but not recorded counts as a
     success. Cancellation, ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit``
     never count.
+
+    A ``record``, ``ignore`` or ``failure_result`` predicate that raises never replaces
+    the call's outcome: the caller still gets the call's own error (with a note naming the
+    predicate's failure) or its result, the failure is logged once per window and counted
+    as ``hook_errors_total``, and the breaker judges as if the predicate were absent:
+    ``ignore`` failing ignores nothing, ``record`` failing records the error as a failure
+    (the cautious choice: an error the breaker cannot classify is treated like any other
+    error), and ``failure_result`` failing treats the result as a success.
     """
 
     failure_threshold: int = 5
@@ -188,7 +221,9 @@ class BreakerConfig:
     def get(cls, name: str) -> BreakerConfig:
         """The preset called ``name``; ``ConfigError`` for an unknown name."""
         if name not in cls.names:
-            raise ConfigError("config", name, f"a BreakerConfig or one of {cls.names}")
+            from .presets import unknown_name
+
+            raise unknown_name("config", name, cls.names, "a BreakerConfig")
         preset: BreakerConfig = getattr(cls, name)
         return preset
 
@@ -208,7 +243,10 @@ class BreakerConfig:
         return {name: getattr(self, name) for name in _RULES}
 
     def counts(self, error: BaseException) -> bool | None:
-        """``True``: ``error`` is a failure; ``False``: a success; ``None``: nothing."""
+        """``True``: ``error`` is a failure; ``False``: a success; ``None``: nothing.
+
+        The predicates are called as given: an error they raise propagates (breakers
+        guard against that themselves)."""
         if self.is_ignored(error):
             return None
         return bool(self.is_failure(error))

@@ -7,12 +7,14 @@ decisions of the pure rules in ``_circuit``; ``_breaker`` adds the public face.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from . import _breaker_metrics, _config, _events
-from ._breaker_config import BreakerConfig
+from ._breaker_config import BreakerConfig, check_name
 from ._circuit import BreakerMode, BreakerState, Decision, Event, Kind, Verdict
 from ._events import Listener
+from ._hooks import safe_predicate
 from .exceptions import CircuitOpenError, ConfigError
 from .stores.memory import MemoryStore
 from .typing import AsyncStateStore, StateCell, StateStore
@@ -29,6 +31,10 @@ _ACQUIRE = Event(Kind.ACQUIRE)
 _hub = _events.hub
 _settings = _config.state
 
+# The roles named when a user's predicate raises (log line, note, hook_errors_total tag).
+_RECORD, _IGNORE = "record= predicate", "ignore= predicate"
+_FAILURE_RESULT = "failure_result= predicate"
+
 _default_store = MemoryStore()
 
 
@@ -41,7 +47,15 @@ def default_store() -> StateStore:
 _config.on_reset(_default_store.clear)
 
 Store = StateStore | AsyncStateStore
+Apply = Callable[[str, Event, float, BreakerConfig], tuple[BreakerState, Decision]]
+AsyncApply = Callable[[str, Event, float, BreakerConfig], Awaitable[tuple[BreakerState, Decision]]]
 Outcome = Literal["success", "failure", "ignored"]
+
+
+class Evictor(Protocol):
+    """What let go of an idle breaker (a registry): told when the breaker is used again."""
+
+    def readmit(self, breaker: Any) -> None: ...
 
 
 class Permit:
@@ -68,8 +82,10 @@ class BreakerCore:
         "_apply",
         "_bound",
         "_cell",
+        "_evicted_from",
         "_listeners",
         "_loud",
+        "_seen",
         "_timed",
         "config",
         "name",
@@ -79,9 +95,7 @@ class BreakerCore:
     def __init__(
         self, name: str, config: BreakerConfig | None = None, *, store: Store | None = None
     ) -> None:
-        given: object = name  # checked at run time too: annotations are not enforced
-        if not isinstance(given, str) or not given:
-            raise ConfigError("name", name, "a non-empty string")
+        check_name(name)  # checked at run time too: annotations are not enforced
         if config is None:
             config = BreakerConfig.standard
         elif not isinstance(config, BreakerConfig):
@@ -100,14 +114,23 @@ class BreakerCore:
         self._timed = config.slow_call_duration is not None
         self._bound: object = _UNBOUND
         self._bind(store if store is not None else default_store())
+        self._seen = read_clock()
+        """When the registry last saw this breaker used (its idle sweeps read it)."""
+        self._evicted_from: Evictor | None = None
+        """The registry that let go of this breaker while idle, until it is used again."""
         _breaker_metrics.created(name)
 
     # --- the store ---------------------------------------------------------------------
 
     def _bind(self, store: Any) -> None:
         self._cell: StateCell = store.cell(self.name)
-        self._apply = store.apply if isinstance(store, StateStore) else None
-        self._aapply = store.aapply if isinstance(store, AsyncStateStore) else None
+        self._apply: Apply | None
+        self._aapply: AsyncApply | None
+        if type(store) is MemoryStore:  # the common case, without protocol checks (slow)
+            self._apply, self._aapply = store.apply, None
+        else:
+            self._apply = store.apply if isinstance(store, StateStore) else None
+            self._aapply = store.aapply if isinstance(store, AsyncStateStore) else None
         self._bound = _settings.store
 
     def _follow_default(self) -> None:
@@ -116,6 +139,8 @@ class BreakerCore:
             self._bind(default_store())
 
     def _transition(self, event: Event, now: float) -> tuple[BreakerState, Decision]:
+        if self._evicted_from is not None:  # used again: back among the listed breakers
+            self._evicted_from.readmit(self)
         if self._apply is None:
             raise ConfigError(
                 "store", self.store, "a StateStore for sync calls (this one is async only)"
@@ -124,6 +149,8 @@ class BreakerCore:
 
     async def _atransition(self, event: Event, now: float) -> tuple[BreakerState, Decision]:
         if self._aapply is not None:
+            if self._evicted_from is not None:
+                self._evicted_from.readmit(self)
             return await self._aapply(self.name, event, now, self.config)
         # A sync store never waits on I/O (see StateStore), so the loop is not blocked.
         return self._transition(event, now)
@@ -228,16 +255,26 @@ class BreakerCore:
         return self._admitted(*await self._atransition(_ACQUIRE, permit), permit)
 
     def _classify_error(self, error: Exception) -> tuple[Kind, Outcome]:
-        counted = self.config.counts(error)
-        if counted is None:
+        """How ``error`` counts; a ``record=``/``ignore=`` predicate that raises is reported
+        (note on ``error``, log line, ``hook_errors_total``) and judged as documented on
+        ``BreakerConfig``: not ignored, and recorded as a failure."""
+        config, name = self.config, self.name
+        if safe_predicate(config.is_ignored, error, _IGNORE, name, default=False, error=error):
             return _RELEASE, "ignored"
-        return (_FAILURE, "failure") if counted else (_SUCCESS, "success")
+        if safe_predicate(config.is_failure, error, _RECORD, name, default=True, error=error):
+            return _FAILURE, "failure"
+        return _SUCCESS, "success"
 
     def _classify_result(self, result: object) -> tuple[Kind, Outcome]:
         check = self.config.failure_result
-        if check is not None and check(result):
+        if check is not None and self._failed_result(check, result):
             return _FAILURE, "failure"
         return _SUCCESS, "success"
+
+    def _failed_result(self, check: Callable[[Any], bool], result: object) -> bool:
+        """Whether ``check`` (``failure_result``) says ``result`` is a failure; when it
+        raises, reported as a hook failure and taken as no."""
+        return safe_predicate(check, result, _FAILURE_RESULT, self.name, default=False)
 
     def _settle(self, permit: Permit, kind: Kind, outcome: Outcome) -> tuple[Event, float] | None:
         """The event the store must apply and the time, or ``None`` when nothing changes."""
@@ -263,7 +300,7 @@ class BreakerCore:
     def _record(self, ticket: int, result: object, started: float) -> None:
         """Record a windowed closed-mode call that returned ``result``."""
         check = self.config.failure_result
-        kind = _FAILURE if check is not None and check(result) else _SUCCESS
+        kind = _FAILURE if check is not None and self._failed_result(check, result) else _SUCCESS
         at = read_clock()
         state, decision = self._transition(Event(kind, ticket, at - started), at)
         if decision.prior is not state.mode:
@@ -271,7 +308,7 @@ class BreakerCore:
 
     async def _arecord(self, ticket: int, result: object, started: float) -> None:
         check = self.config.failure_result
-        kind = _FAILURE if check is not None and check(result) else _SUCCESS
+        kind = _FAILURE if check is not None and self._failed_result(check, result) else _SUCCESS
         at = read_clock()
         state, decision = await self._atransition(Event(kind, ticket, at - started), at)
         if decision.prior is not state.mode:

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _config
 from ._breaker import CircuitBreaker
-from ._breaker_config import BreakerConfig
+from ._breaker_config import BreakerConfig, check_name
 from ._breaker_core import Permit, read_clock
 from ._breaker_metrics import rejected
 from ._circuit import BreakerMode, Kind
@@ -174,9 +174,8 @@ def breaker(
         config = BreakerConfig.standard
     elif not isinstance(config, BreakerConfig):
         raise ConfigError("config", config, "a BreakerConfig, a preset name or None")
-    given: object = name  # checked at run time too: annotations are not enforced
-    if given is not None and (not isinstance(given, str) or not given):
-        raise ConfigError("name", name, "a non-empty string or None")
+    if name is not None:
+        check_name(name)  # checked at run time too: annotations are not enforced
     registry = CircuitBreakerRegistry.instance
     if name is not None:
         return Decorator(BreakerLayer(registry.get_or_create(name, config, store=store)))

@@ -10,9 +10,9 @@ from __future__ import annotations
 from . import _config
 from ._circuit import BreakerMode
 from .metrics._names import CALLS_REJECTED, CIRCUIT_BREAKER_OPENS, OPEN_CIRCUITS
-from .telemetry import set_gauge
+from .telemetry import set_gauge, window
 
-__all__ = ["changed", "created", "rejected"]
+__all__ = ["changed", "created", "forget", "rejected"]
 
 _OPEN_MODES = (BreakerMode.OPEN, BreakerMode.FORCED_OPEN)
 
@@ -20,6 +20,11 @@ _OPEN_MODES = (BreakerMode.OPEN, BreakerMode.FORCED_OPEN)
 def created(name: str) -> None:
     """A gauge reports its value when created: this breaker is not open."""
     set_gauge(OPEN_CIRCUITS, 0, breaker=name)
+
+
+def forget(names: list[str]) -> None:
+    """These breakers were evicted while idle: the report no longer lists their gauge."""
+    window.drop_gauges(OPEN_CIRCUITS, [(("breaker", name),) for name in names])
 
 
 def changed(name: str, prior: BreakerMode, mode: BreakerMode) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "Kind",
     "Verdict",
+    "is_idle",
     "transition",
     "window_counts",
 ]
@@ -296,6 +297,17 @@ def _add_to_buckets(
     else:
         kept.append((index, 1, add_f, add_s))
     return tuple(kept)
+
+
+def is_idle(state: BreakerState) -> bool:
+    """Whether ``state`` holds nothing a fresh state would not: closed, no consecutive
+    failure, no probe, and no failure or slow call in its window (successes may be)."""
+    if state.mode is not _CLOSED or state.failures or state.probes:
+        return False
+    window = state.window
+    if window and ("f" in window or "F" in window or "S" in window):
+        return False
+    return all(not fails and not slows for _, _, fails, slows in state.buckets)
 
 
 def window_counts(state: BreakerState, now: float, rules: BreakerConfig) -> tuple[int, int, int]:

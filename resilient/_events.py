@@ -40,7 +40,7 @@ Listener: TypeAlias = "Callable[[BreakerEvent], object]"
 class _Hub:
     """The global listeners, and the emitters to tell when they change."""
 
-    __slots__ = ("_broken", "_lock", "_watchers", "active", "listeners")
+    __slots__ = ("_broken", "_lock", "_peak", "_watchers", "active", "listeners")
 
     def __init__(self) -> None:
         self.listeners: tuple[Listener, ...] = ()
@@ -48,10 +48,23 @@ class _Hub:
         self._broken: set[int] = set()
         self._lock = threading.Lock()
         self._watchers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._peak = 0  # the most watchers since the set was last compacted
 
     def watch(self, emitter: Any) -> None:
         """Call ``emitter.listeners_changed()`` whenever the global listeners change."""
-        self._watchers.add(emitter)
+        with self._lock:
+            watchers = self._watchers
+            watchers.add(emitter)
+            if len(watchers) > self._peak:
+                self._peak = len(watchers)
+
+    def compact(self) -> None:
+        """Give back the memory of watchers that are gone, once at most half of the most
+        ever watched are left (a set keeps its size after deletions; a copy does not)."""
+        with self._lock:
+            if len(self._watchers) * 2 <= self._peak:
+                self._watchers = weakref.WeakSet(list(self._watchers))
+                self._peak = len(self._watchers)
 
     def _changed(self) -> None:
         for emitter in list(self._watchers):

@@ -386,14 +386,11 @@ class _Fallback(Layer):
                 if not layer._wanted(name, error):
                     raise
                 return layer._recover_sync(name, cache, args, kwargs, error)
-            if when is not None:
-                try:
-                    rejected = when(result)
-                except Exception as failure:  # decided as if the predicate said no
-                    hook_failed("when= predicate", name, failure)
-                    rejected = False
-                if rejected:
-                    return layer._recover_sync(name, cache, args, kwargs, None, result)
+            # A when= predicate that raises decides as if it said no.
+            if when is not None and safe_predicate(
+                when, result, "when= predicate", name, default=False
+            ):
+                return layer._recover_sync(name, cache, args, kwargs, None, result)
             if cache is not None:
                 cache.put(args, kwargs, result)
             _last.set(None)
@@ -414,14 +411,11 @@ class _Fallback(Layer):
                 if not layer._wanted(name, error):
                     raise
                 return await layer._recover_async(name, cache, args, kwargs, error)
-            if when is not None:
-                try:
-                    rejected = when(result)
-                except Exception as failure:  # decided as if the predicate said no
-                    hook_failed("when= predicate", name, failure)
-                    rejected = False
-                if rejected:
-                    return await layer._recover_async(name, cache, args, kwargs, None, result)
+            # A when= predicate that raises decides as if it said no.
+            if when is not None and safe_predicate(
+                when, result, "when= predicate", name, default=False
+            ):
+                return await layer._recover_async(name, cache, args, kwargs, None, result)
             if cache is not None:
                 cache.put(args, kwargs, result)
             _last.set(None)

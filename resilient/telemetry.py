@@ -78,6 +78,7 @@ class TelemetryWindow:
         self.errors: deque[tuple[float, str, float]] = deque(maxlen=max_samples)
         self.totals: dict[str, float] = {}
         self.gauges: dict[tuple[str, Tags], float] = {}
+        self._dropped = 0  # gauges dropped since ``gauges`` was last compacted
         self._lock = threading.Lock()
 
     # The MetricsSink protocol, so the window can also be used as a sink on its own.
@@ -90,7 +91,21 @@ class TelemetryWindow:
             self.errors.append((_config.state.now(), kind, value))
 
     def gauge(self, name: str, value: float, tags: Tags = ()) -> None:
-        self.gauges[name, tags] = value
+        with self._lock:
+            self.gauges[name, tags] = value
+
+    def drop_gauges(self, name: str, tag_sets: Iterable[Tags]) -> None:
+        """Forget the gauges ``name`` of ``tag_sets`` (their subject is gone)."""
+        with self._lock:
+            gauges = self.gauges
+            for tags in tag_sets:
+                if gauges.pop((name, tags), None) is not None:
+                    self._dropped += 1
+            if self._dropped >= len(gauges):
+                # A dict keeps its size after deletions: a copy gives the memory back
+                # (once dead slots outnumber live ones, so the cost is amortised).
+                self.gauges = dict(gauges)
+                self._dropped = 0
 
     def timing(self, name: str, ms: float, tags: Tags = ()) -> None:
         if name == REQUEST_LATENCY:

@@ -242,3 +242,20 @@ def test_the_rules_need_only_plain_numbers(
         state_a, decision_a = transition(state_a, event, now, config)
         state_b, decision_b = transition(state_b, event, now, rebuilt)
         assert (state_a, decision_a) == (state_b, decision_b)
+
+
+def test_a_time_window_adds_each_call_to_the_newest_bucket() -> None:
+    """Calls in the current bucket update that bucket, never the oldest one kept."""
+    config = BreakerConfig(failure_rate=0.5, window_duration=10, minimum_calls=100)
+    state = BreakerState()
+    for kind, now in [
+        (Kind.FAILURE, 0.5),  # bucket 0
+        (Kind.SUCCESS, 1.5),  # bucket 1
+        (Kind.SUCCESS, 1.7),  # bucket 1 again: the newest bucket grows
+        (Kind.FAILURE, 1.9),
+        (Kind.SUCCESS, 3.2),  # bucket 3
+    ]:
+        state, _ = run(config, state, kind, now, ticket=state.gen)
+    assert state.buckets == ((0, 1, 1, 0), (1, 3, 1, 0), (3, 1, 0, 0))
+    assert window_counts(state, 3.2, config) == (5, 2, 0)
+    assert window_counts(state, 10.6, config) == (4, 1, 0)  # bucket 0 has left the window

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from resilient import BreakerConfig, ConfigError
+from resilient import (
+    BreakerConfig,
+    CircuitBreaker,
+    CircuitBreakerRegistry,
+    ConfigError,
+    breaker,
+    create_circuit_breaker,
+)
+from resilient._breaker_config import MAX_NAME_LENGTH
 from resilient.presets import BACKEND_OPERATIONS
 
 
@@ -173,3 +183,40 @@ def test_configs_are_frozen_and_keyword_only() -> None:
         BreakerConfig.standard.failure_threshold = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
         BreakerConfig(3)  # type: ignore[misc]
+
+
+# --- breaker names ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("file-\udcff", "UTF-8"),
+        ("x" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH} characters"),
+        ("", "non-empty string"),
+        (3, "non-empty string"),
+        (["list"], "non-empty string"),
+    ],
+    ids=["lone-surrogate", "too-long", "empty", "int", "unhashable"],
+)
+def test_bad_breaker_names_are_refused_when_the_breaker_is_made(name: object, says: str) -> None:
+    """Every way of making a breaker refuses a name no store can hold, naming ``name``."""
+    makers: list[Callable[[], object]] = [
+        lambda: CircuitBreaker(name),  # type: ignore[arg-type]
+        lambda: breaker(name),  # type: ignore[arg-type]
+        lambda: CircuitBreakerRegistry.instance.get_or_create(name),  # type: ignore[arg-type]
+        lambda: create_circuit_breaker(lambda: 1, name=name),  # type: ignore[arg-type]
+    ]
+    for make in makers:
+        with pytest.raises(ConfigError, match=re.escape(says)) as caught:
+            make()
+        assert caught.value.parameter == "name"
+    assert len(CircuitBreakerRegistry.instance) == 0
+
+
+def test_names_up_to_the_documented_length_and_any_unicode_are_accepted() -> None:
+    """A 200-character name and a name with non-ASCII letters make working breakers."""
+    longest = "n" * MAX_NAME_LENGTH
+    assert MAX_NAME_LENGTH == 200
+    assert breaker(longest)(lambda: 1)() == 1
+    assert CircuitBreaker("café-☕").call(lambda: 2) == 2

@@ -138,3 +138,64 @@ def test_sync_and_gauges_reach_the_sink(clock: FakeClock) -> None:
     report = telemetry.generate_report()
     assert report["errors_by_type"] == {"sync_failure": 1}
     assert report["gauges"] == {"pending_sync_items": 7}
+
+
+def test_percentiles_pick_the_nearest_rank(clock: FakeClock) -> None:
+    """Over latencies 1..100 ms, p50 is 50, p95 95, p99 99 and max 100 (nearest rank)."""
+    for ms in range(100, 0, -1):  # out of order: the report sorts
+        telemetry.record_request_latency("/api", ms)
+    latency = telemetry.generate_report()["latency_ms"]
+    assert latency == {"count": 100, "p50": 50, "p95": 95, "p99": 99, "max": 100}
+    telemetry.window.clear()
+    for ms in (10, 20, 30):
+        telemetry.record_request_latency("/api", ms)
+    latency = telemetry.generate_report()["latency_ms"]
+    assert (latency["p50"], latency["p95"], latency["max"]) == (20, 30, 30)
+
+
+def test_an_empty_window_reports_no_latency(clock: FakeClock) -> None:
+    """Without samples, every latency figure is None and the count is 0."""
+    latency = telemetry.generate_report()["latency_ms"]
+    assert latency == {"count": 0, "p50": None, "p95": None, "p99": None, "max": None}
+
+
+def test_the_latency_window_keeps_a_sample_exactly_window_seconds_old(clock: FakeClock) -> None:
+    """A sample exactly ``window`` seconds old still counts; one a moment older does not."""
+    telemetry.record_request_latency("/api", 1500)
+    clock.advance(telemetry.window.seconds)
+    report = telemetry.generate_report()
+    assert report["latency_ms"]["count"] == 1
+    assert report["summary"]["requests"] == 1
+    assert report["summary"]["health_status"] == "degraded"
+    clock.advance(0.001)
+    report = telemetry.generate_report()
+    assert report["latency_ms"]["count"] == 0
+    assert report["summary"]["health_status"] == "healthy"
+
+
+def test_the_error_window_keeps_an_error_exactly_window_seconds_old(clock: FakeClock) -> None:
+    """An error exactly ``window`` seconds old still counts; a moment later it is gone."""
+    errors(10)
+    clock.advance(telemetry.window.seconds)
+    assert telemetry.generate_report()["summary"]["total_errors"] == 10
+    clock.advance(0.001)
+    assert telemetry.generate_report()["summary"]["total_errors"] == 0
+
+
+def test_counters_and_gauges_reach_the_report_with_no_sink(clock: FakeClock) -> None:
+    """With metrics off, the report still shows counters (summed) and gauges (last value)."""
+    assert resilient.configuration().metrics is None
+    telemetry.record_retry_attempt("standard")
+    telemetry.record_retry_attempt("standard")
+    telemetry.record_fallback("ai")
+    telemetry.record_sync(success=True, items=4)
+    telemetry.set_gauge("pending_sync_items", 3)
+    telemetry.set_gauge("pending_sync_items", 5)
+    telemetry.set_gauge("active_requests", 2, host="api.example")
+    report = telemetry.generate_report()
+    assert report["counters"] == {
+        "retry_attempts_total": 2,
+        "fallbacks_used_total": 1,
+        "sync_success_total": 4,
+    }
+    assert report["gauges"] == {"pending_sync_items": 5, "active_requests,host=api.example": 2}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._circuit import INITIAL, BreakerState, Decision, Event, transition
+from .._circuit import INITIAL, BreakerState, Decision, Event, is_idle, transition
 
 if TYPE_CHECKING:
     from .._breaker_config import BreakerConfig
@@ -20,7 +22,7 @@ class _Cell:
     call's hot path) sees either the old or the new state, never a mix.
     """
 
-    __slots__ = ("lock", "state")
+    __slots__ = ("__weakref__", "lock", "state")
 
     def __init__(self) -> None:
         self.state: BreakerState = INITIAL
@@ -42,16 +44,56 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._cells: dict[str, _Cell] = {}
+        # Cells let go of while idle (``release``): kept only as long as a breaker holds
+        # them, and found again by name meanwhile, so two breakers of one name never
+        # split into two states.
+        self._loose: weakref.WeakValueDictionary[str, _Cell] = weakref.WeakValueDictionary()
+        self._released = 0  # since the containers were last compacted
         self._flags: dict[str, str] = {}
-        self._lock = threading.Lock()  # for creating cells and for flags
+        self._lock = threading.Lock()  # for creating and releasing cells, and for flags
 
     def cell(self, name: str) -> _Cell:
         """The cell holding the state of ``name`` (created on first use)."""
         cell = self._cells.get(name)
         if cell is None:
             with self._lock:
-                cell = self._cells.setdefault(name, _Cell())
+                cell = self._cells.get(name)
+                if cell is None:
+                    cell = self._loose.pop(name, None)
+                    if cell is None:
+                        cell = _Cell()
+                    self._cells[name] = cell
         return cell
+
+    def release(self, names: Iterable[str]) -> int:
+        """Let go of the cells of ``names`` whose state is idle; return how many.
+
+        Idle means closed with no failure, slow call or probe counted: nothing a fresh
+        cell would not say. A released cell lives on while a breaker still holds it (and
+        ``cell(name)`` finds it again); otherwise its memory is freed.
+        """
+        released = 0
+        with self._lock:
+            cells = self._cells
+            for name in names:
+                cell = cells.get(name)
+                if cell is None:
+                    continue
+                with cell.lock:
+                    if not is_idle(cell.state):
+                        continue
+                    del cells[name]
+                    self._loose[name] = cell
+                released += 1
+                cell = None  # the last reference held here: an unheld cell goes now
+            self._released += released
+            if self._released and self._released >= len(self._cells):
+                # Dicts keep their size after deletions: a copy gives the memory back
+                # (once dead slots outnumber live ones, so the cost is amortised).
+                self._cells = dict(cells)
+                self._loose = weakref.WeakValueDictionary(self._loose)
+                self._released = 0
+        return released
 
     def apply(
         self, name: str, event: Event, now: float, config: BreakerConfig
@@ -65,11 +107,11 @@ class MemoryStore:
 
     def get(self, name: str) -> BreakerState:
         """The current state of ``name`` (the initial state if it was never used)."""
-        cell = self._cells.get(name)
+        cell = self._cells.get(name) or self._loose.get(name)
         return INITIAL if cell is None else cell.state
 
     def names(self) -> list[str]:
-        """The names this store holds a state for, sorted."""
+        """The names this store holds a state for, sorted (released cells are not listed)."""
         return sorted(self._cells)
 
     def get_flag(self, key: str) -> str | None:
@@ -89,10 +131,10 @@ class MemoryStore:
         and drop every flag."""
         with self._lock:
             self._flags.clear()
-        for cell in list(self._cells.values()):
+        for cell in [*self._cells.values(), *self._loose.values()]:
             with cell.lock:
                 # A new generation, so calls admitted before the clear report as stale.
                 cell.state = BreakerState(gen=cell.state.gen + 1)
 
     def __repr__(self) -> str:
-        return f"<MemoryStore breakers={len(self._cells)}>"
+        return f"<MemoryStore breakers={len(self._cells)} released={len(self._loose)}>"
