@@ -1,8 +1,8 @@
 """What breakers report: trips, rejections and the ``open_circuits`` gauge.
 
 Called on transitions and rejections only, never on a closed breaker's calls; with
-metrics off, only the telemetry window's gauge is kept (so a sink installed later
-starts from the right value).
+metrics off, the telemetry window still counts trips and rejections for the health
+report, and keeps the gauge (so a sink installed later starts from the right value).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import _config
 from ._circuit import BreakerMode
 from .metrics._names import CALLS_REJECTED, CIRCUIT_BREAKER_OPENS, OPEN_CIRCUITS
-from .telemetry import set_gauge, window
+from .telemetry import count_error, set_gauge, window
 
 __all__ = ["changed", "created", "forget", "rejected"]
 
@@ -29,8 +29,11 @@ def forget(names: list[str]) -> None:
 
 def changed(name: str, prior: BreakerMode, mode: BreakerMode) -> None:
     emit = _config.state.emit
-    if emit is not None and mode is BreakerMode.OPEN:
-        emit.increment(CIRCUIT_BREAKER_OPENS, (("breaker", name),))
+    if mode is BreakerMode.OPEN:
+        if emit is not None:
+            emit.increment(CIRCUIT_BREAKER_OPENS, (("breaker", name),))
+        else:
+            count_error(CIRCUIT_BREAKER_OPENS, (("breaker", name),))
     if (prior in _OPEN_MODES) != (mode in _OPEN_MODES):
         set_gauge(OPEN_CIRCUITS, 1 if mode in _OPEN_MODES else 0, breaker=name)
 
@@ -39,3 +42,5 @@ def rejected(name: str) -> None:
     emit = _config.state.emit
     if emit is not None:
         emit.increment(CALLS_REJECTED, (("breaker", name),))
+    else:
+        count_error(CALLS_REJECTED, (("breaker", name),))

@@ -367,3 +367,37 @@ def test_the_detail_is_json_ready() -> None:
     opened("ai_service", BreakerConfig.ai_service)
     report = HealthApp().report()
     assert json.loads(json.dumps(report))["open_circuits"] == ["ai_service"]
+
+
+def test_breaker_trips_and_rejections_reach_the_report_with_metrics_off(clock: Any) -> None:
+    """No sink: a trip and three rejected calls show in the report's counters."""
+    guarded = CircuitBreaker("flaky", BreakerConfig(failure_threshold=1))
+
+    def refuse() -> None:
+        raise ConnectionError("refused")
+
+    with pytest.raises(ConnectionError):
+        guarded.call(refuse)
+    for _ in range(3):
+        with pytest.raises(resilient.CircuitOpenError):
+            guarded.call(refuse)
+    counters = telemetry.generate_report()["counters"]
+    assert counters == {"circuit_breaker_opens_total": 1, "calls_rejected_total": 3}
+
+
+def test_http_errors_reach_the_report_with_metrics_off(clock: Any) -> None:
+    """No sink: twelve 500s from a real server on loopback make the report ``degraded``."""
+    from http_servers import TLS, Answer, ScriptedServer
+
+    from resilient.http import Client, HTTPStatusError
+
+    with ScriptedServer() as upstream:
+        upstream.script("/boom", Answer(500))
+        with Client(upstream.url, breaker=None, verify=TLS) as client:
+            for _ in range(12):
+                with pytest.raises(HTTPStatusError):
+                    client.get("/boom", config="quick")
+    summary = telemetry.generate_report()["summary"]
+    assert upstream.hits("/boom") == 12  # a 500 is not retried
+    assert summary["total_errors"] == 12
+    assert summary["health_status"] == "degraded"
