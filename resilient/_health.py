@@ -48,7 +48,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DEFAULT_LIMIT: Final = 50
 """How many breakers (and other named entries) the detailed body lists at most."""
 
-_SEVERITY: Final = {"forced_open": 3, "open": 2, "half_open": 1, "closed": 0}
+_SEVERITY: Final = {"forced_open": 4, "open": 3, "half_open": 2, "disabled": 1, "closed": 0}
+"""Which breakers the detail lists first: rejecting calls, probing, switched off, closed."""
 _OPEN: Final = ("open", "forced_open")
 _STATUSES: Final = ("degraded", "unhealthy", "critical")
 _PROBES: Final = {"": "ready", "/ready": "ready", "/live": "live"}
@@ -125,11 +126,11 @@ class HealthApp:
         critical_open: list[str] = []
         for breaker in registry:
             state = breaker.state.value
-            counts[state] += 1
+            counts[state] = counts.get(state, 0) + 1
             critical = breaker.name in named or getattr(breaker.config, "critical", False) is True
             if critical and state in _OPEN:
                 critical_open.append(breaker.name)
-            ranked.append((-_SEVERITY[state], 0 if critical else 1, breaker.name, state))
+            ranked.append((-_SEVERITY.get(state, 1), 0 if critical else 1, breaker.name, state))
         top = nsmallest(self.limit, ranked)
         open_names = [name for _, _, name, state in top if state in _OPEN]
         opened = counts["open"] + counts["forced_open"]
@@ -166,6 +167,7 @@ class HealthApp:
             "circuits": len(ranked),
             "open_circuits": opened,
             "half_open_circuits": counts["half_open"],
+            "disabled_circuits": counts["disabled"],
             "critical_open_circuits": len(critical_open),
             "features": len(features),
             "unavailable_features": len(unavailable),

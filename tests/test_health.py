@@ -165,6 +165,44 @@ async def test_the_token_opens_the_detail() -> None:
     assert "open_circuits" not in (await get(app, "/health")).json()
 
 
+def test_the_detail_lists_breakers_by_severity(clock: Any) -> None:
+    """Forced open, open, half-open, disabled, closed; critical first within a state; the
+    summary counts each state."""
+    registry = CircuitBreakerRegistry.instance
+    one = BreakerConfig(failure_threshold=1, reset_timeout=10)
+    for name in ("a-closed", "b-disabled", "c-half", "d-open", "e-forced", "f-open-critical"):
+        registry.get_or_create(name, one)
+    registry.get("b-disabled").disable()
+    registry.get("e-forced").force_open()
+    for name in ("c-half", "d-open", "f-open-critical"):
+        with pytest.raises(ConnectionError):
+            registry.get(name).call(_refuse)
+    clock.advance(10)
+    for name in ("d-open", "f-open-critical"):
+        registry.get(name).force_open()
+        registry.get(name).reset()
+        with pytest.raises(ConnectionError):
+            registry.get(name).call(_refuse)
+    app = HealthApp(critical=["f-open-critical"], limit=5)
+    ready, public, detail = app.check()
+    assert not ready
+    assert list(detail["circuits"].items()) == [
+        ("e-forced", "forced_open"),
+        ("f-open-critical", "open"),
+        ("d-open", "open"),
+        ("c-half", "half_open"),
+        ("b-disabled", "disabled"),
+    ]
+    assert detail["circuits_omitted"] == 1
+    summary = public["summary"]
+    assert (summary["open_circuits"], summary["half_open_circuits"]) == (3, 1)
+    assert (summary["disabled_circuits"], summary["critical_open_circuits"]) == (1, 1)
+
+
+def _refuse() -> None:
+    raise ConnectionError("refused")
+
+
 async def test_without_a_token_the_detail_is_off() -> None:
     """With no token configured, even a request with a bearer token gets the summary."""
     opened("10.0.0.7:5432")
