@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from heapq import nsmallest
 from typing import Any, Final
 
+from . import _config
 from ._logs import digest
 from .exceptions import ConfigError
 
@@ -120,6 +121,7 @@ class HealthApp:
         from .telemetry import _percentile, _status, window, window_figures
 
         registry = CircuitBreakerRegistry.instance
+        registry._maybe_sweep(_config.state.now())  # reading health evicts idle breakers
         named = self.critical
         counts = dict.fromkeys(_SEVERITY, 0)
         ranked: list[tuple[int, int, str, str]] = []

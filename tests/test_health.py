@@ -439,3 +439,14 @@ def test_http_errors_reach_the_report_with_metrics_off(clock: Any) -> None:
     assert upstream.hits("/boom") == 12  # a 500 is not retried
     assert summary["total_errors"] == 12
     assert summary["health_status"] == "degraded"
+
+
+def test_reading_health_evicts_idle_breakers(clock: Any) -> None:
+    """Like the telemetry report, a health check sweeps breakers idle past ``idle_timeout``."""
+    registry = CircuitBreakerRegistry.instance
+    for index in range(3):
+        registry.get_or_create(f"idle-{index}")
+    assert HealthApp().check()[1]["summary"]["circuits"] == 3
+    assert registry.idle_timeout is not None
+    clock.advance(registry.idle_timeout)
+    assert HealthApp().check()[1]["summary"]["circuits"] == 0
