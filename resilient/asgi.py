@@ -27,6 +27,7 @@ from ._logs import digest
 from .exceptions import ConfigError, TimeoutExceededError
 from .metrics._names import TIMEOUTS
 from .presets import Timeouts
+from .telemetry import count_error
 from .typing import Seconds
 
 __all__ = [
@@ -192,8 +193,11 @@ class RequestTimeoutMiddleware:
     @staticmethod
     def _count(path: str) -> None:
         emit = _state.emit
+        tags = (("policy", f"asgi:{path}"),)
         if emit is not None:
-            emit.increment(TIMEOUTS, (("policy", f"asgi:{path}"),))
+            emit.increment(TIMEOUTS, tags)
+        else:
+            count_error(TIMEOUTS, tags)  # the health report sees timeouts with metrics off
 
     def __repr__(self) -> str:
         return f"<RequestTimeoutMiddleware timeout={self.timeout!r} routes={self.routes!r}>"

@@ -126,6 +126,14 @@ def test_a_handler_past_its_budget_gets_a_504_with_the_correlation_id(http: http
     assert cancelled.wait(1)
 
 
+def test_a_504_counts_as_a_timeout_in_the_report_with_metrics_off(http: httpx.Client) -> None:
+    """With no sink, each request past its budget is a timeout error in the health report."""
+    assert resilient.configuration().metrics is None
+    for _ in range(2):
+        assert http.get("/slow").status_code == 504
+    assert telemetry.generate_report()["errors_by_type"] == {"timeout": 2}
+
+
 def test_a_generated_id_is_the_same_in_the_504_and_its_header(http: httpx.Client) -> None:
     """Without an incoming ID, the 504 body and header carry the one made for the request."""
     response = http.get("/slow")
