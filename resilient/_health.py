@@ -229,7 +229,7 @@ class HealthApp:
         loop = asyncio.get_running_loop()
         key = id(loop)
         pending = self._pending.get(key)
-        if pending is None:
+        if pending is None or pending.get_loop() is not loop:  # a closed loop's id reused
             pending = self._pending[key] = loop.run_in_executor(None, self._encoded)
 
             def settled(done: asyncio.Future[Result]) -> None:
