@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from types import TracebackType
+from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR
+from types import CodeType, TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from ._breaker_core import BreakerCore, Permit, Store, default_store, read_clock
 from ._circuit import BreakerMode, BreakerState, Event, Kind, window_counts
-from ._wrapping import apply
+from ._wrapping import apply, code_flags, name_of, refuse_generator
 
 __all__ = ["CircuitBreaker", "Store", "default_store"]
 
@@ -25,6 +26,8 @@ T = TypeVar("T")
 _CLOSED, _OPEN, _HALF_OPEN = BreakerMode.CLOSED, BreakerMode.OPEN, BreakerMode.HALF_OPEN
 _FORCED_OPEN = BreakerMode.FORCED_OPEN
 _SUCCESS, _RELEASE = Kind.SUCCESS, Kind.RELEASE
+_GENERATORS = CO_GENERATOR | CO_ASYNC_GENERATOR
+_NOT_SYNC = _GENERATORS | CO_COROUTINE  # code flags of functions ``call`` cannot guard
 
 _held: ContextVar[tuple[tuple[CircuitBreaker, Permit], ...]] = ContextVar(
     "resilient_breaker_permits", default=()
@@ -104,7 +107,15 @@ class CircuitBreaker(BreakerCore):
     # --- running calls -----------------------------------------------------------------
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Call ``fn(*args, **kwargs)`` through the breaker."""
+        """Call ``fn(*args, **kwargs)`` through the breaker.
+
+        A generator function, an async generator function or a coroutine function is
+        refused with ``TypeError`` before anything is counted: their work would run after
+        ``call`` returned, unguarded (await a coroutine function with ``acall``).
+        """
+        code = getattr(fn, "__code__", None)
+        if type(code) is not CodeType or code.co_flags & _NOT_SYNC:
+            _refuse_in_call(fn)
         permit = self._admit()
         try:
             result = fn(*args, **kwargs)
@@ -118,7 +129,16 @@ class CircuitBreaker(BreakerCore):
         return result
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Await ``fn(*args, **kwargs)`` through the breaker."""
+        """Await ``fn(*args, **kwargs)`` through the breaker.
+
+        A generator or async generator function is refused with ``TypeError`` before
+        anything is counted: its work would run after ``acall`` returned, unguarded.
+        """
+        code = getattr(fn, "__code__", None)
+        if (type(code) is not CodeType or code.co_flags & _GENERATORS) and (
+            code_flags(fn) & _GENERATORS
+        ):
+            refuse_generator(fn, "CircuitBreaker.acall() cannot guard", "pass")
         permit = await self._aadmit()
         try:
             result = await fn(*args, **kwargs)
@@ -205,6 +225,20 @@ class CircuitBreaker(BreakerCore):
         elif mode is _FORCED_OPEN:
             parts.append("until reset")
         return " ".join(parts) + ">"
+
+
+def _refuse_in_call(fn: object) -> None:
+    """Raise ``TypeError`` if ``fn`` runs a generator or coroutine function (see ``call``)."""
+    flags = code_flags(fn)
+    if flags & _GENERATORS:
+        refuse_generator(fn, "CircuitBreaker.call() cannot guard", "pass")
+    if flags & CO_COROUTINE:
+        name = name_of(fn)
+        raise TypeError(
+            f"CircuitBreaker.call() cannot guard the coroutine function {name}: calling it "
+            "only creates a coroutine, which would count as a success before it ran; "
+            f"use 'await breaker.acall({name.rpartition('.')[2]}, ...)'"
+        )
 
 
 def _pop_permit(breaker: CircuitBreaker) -> Permit:

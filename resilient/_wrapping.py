@@ -19,15 +19,24 @@ import functools
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from types import FunctionType, MethodType
-from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, overload
+from types import CodeType, FunctionType, MethodType
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast, overload
 
 import wrapt
 
 if TYPE_CHECKING:
     from ._emit import Emitter
 
-__all__ = ["Decorator", "Layer", "apply", "layers_of"]
+__all__ = [
+    "Decorator",
+    "Layer",
+    "apply",
+    "code_flags",
+    "is_async_callable",
+    "layers_of",
+    "name_of",
+    "refuse_generator",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,7 +56,7 @@ class Layer(ABC):
 
     @abstractmethod
     def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
-        """Return a new function that runs ``call`` under this layer.
+        """Return a new function, taking ``*args, **kwargs``, that runs ``call`` under this layer.
 
         ``entry`` is given to the outermost layer only: while ``_config.state.active``
         (metrics on, a testing mode), the function must hand the call to ``entry``
@@ -57,7 +66,7 @@ class Layer(ABC):
 
     @abstractmethod
     def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
-        """Return a new ``async def`` function that awaits ``call`` under this layer."""
+        """Return a new ``async def`` function (``*args, **kwargs``) awaiting ``call``."""
 
     @abstractmethod
     def describe(self) -> dict[str, object]:
@@ -101,7 +110,15 @@ class Decorator:
         return repr(self.layer)
 
 
-class _CallableWrapper(wrapt.FunctionWrapper[Any, Any]):
+if TYPE_CHECKING:
+    _FunctionWrapper = wrapt.FunctionWrapper[Any, Any]
+else:
+    # wrapt's type hints make its classes generic, but only its newest releases allow
+    # subscripting them at run time, so the base a running program sees is the plain class.
+    _FunctionWrapper = wrapt.FunctionWrapper
+
+
+class _CallableWrapper(_FunctionWrapper):
     """wrapt's proxy for callables that are not plain functions; keeps their binding."""
 
     _self_resilient_stack: _Stack
@@ -116,17 +133,27 @@ def apply(layer: Layer, target: Any) -> Any:
         layers = (layer, *stack.layers)
         from ._lint import check_stack
 
-        check_stack(layers, _name_of(stack.target))
+        check_stack(layers, name_of(stack.target))
         return _build(stack.target, layers, replaces=target)
     if not callable(target):
         raise TypeError(f"resilient.{layer.kind} can only decorate a callable, not {target!r}")
+    refuse_generator(target, f"resilient.{layer.kind} cannot decorate", "decorate")
+    return _build(target, (layer,))
+
+
+def refuse_generator(target: object, refusal: str, use: str) -> None:
+    """Raise ``TypeError`` if ``target`` is a generator or async generator function.
+
+    A generator's body runs only as it is iterated, after the guarded call has returned,
+    so no retry, timeout or breaker would see its work or its errors. ``refusal`` starts
+    the message (``"resilient.retry cannot decorate"``); ``use`` is the verb of the advice.
+    """
     if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
         raise TypeError(
-            f"resilient.{layer.kind} cannot decorate the generator function "
-            f"{_name_of(target)}: a generator's work happens after the call returns, "
-            "outside any retry, timeout or breaker; decorate a function that consumes it"
+            f"{refusal} the generator function {name_of(target)}: a generator's work "
+            "happens after the call returns, outside any retry, timeout or breaker; "
+            f"{use} a function that consumes it"
         )
-    return _build(target, (layer,))
 
 
 def layers_of(fn: object) -> tuple[Layer, ...]:
@@ -156,14 +183,34 @@ def _stack_of(target: object) -> _Stack | None:
     return None
 
 
-def _is_async(target: object) -> bool:
+def code_flags(target: object) -> int:
+    """The code flags of the Python function that calling ``target`` runs (0 if none).
+
+    Looks through ``functools.partial`` objects, bound methods and a callable object's
+    ``__call__``; builtins and other callables without Python code give 0.
+    """
+    while True:
+        if isinstance(target, functools.partial):
+            target = target.func
+        elif isinstance(target, MethodType):
+            target = target.__func__
+        else:
+            break
+    code = getattr(target, "__code__", None)
+    if type(code) is not CodeType and not isinstance(target, type):
+        code = getattr(getattr(type(target), "__call__", None), "__code__", None)  # noqa: B004
+    return code.co_flags if type(code) is CodeType else 0
+
+
+def is_async_callable(target: object) -> bool:
+    """Whether calling ``target`` gives an awaitable: an ``async def`` or async ``__call__``."""
     if inspect.iscoroutinefunction(target):
         return True
     call = getattr(type(target), "__call__", None)  # noqa: B004 - looking for async __call__
     return not isinstance(target, FunctionType | type) and inspect.iscoroutinefunction(call)
 
 
-def _name_of(target: object) -> str:
+def name_of(target: object) -> str:
     """``module.qualname``: the default policy (and breaker) name of a function."""
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
     if not name:
@@ -207,12 +254,19 @@ def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: s
 
 
 def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> Any:
-    is_async = _is_async(target)
-    name = _name_of(target)
+    is_async = is_async_callable(target)
+    name = name_of(target)
     chain = _compose(layers, target, is_async, name)
     stack = _Stack(target, layers)
     if type(target) is FunctionType:
         functools.update_wrapper(chain, target)
+        # functools.wraps leaves the defaults out; tools that read them from the function
+        # (argument parsers, dependency injection) must see the target's. Layer functions
+        # take only ``*args, **kwargs``, so the copies change nothing about the call.
+        if target.__defaults__ is not None or target.__kwdefaults__ is not None:
+            function = cast(FunctionType, chain)
+            function.__defaults__ = target.__defaults__
+            function.__kwdefaults__ = target.__kwdefaults__
         if replaces is not None:
             # Keep what was set on the wrapper this one replaces (marks, registrations...).
             chain.__dict__.update(replaces.__dict__)

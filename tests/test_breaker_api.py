@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -598,3 +600,142 @@ def test_listeners_must_be_callable() -> None:
         resilient.add_listener("print")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         CircuitBreaker("x").add_listener(None)  # type: ignore[arg-type]
+
+
+# --- call()/acall() refuse what they cannot guard ---------------------------------------
+
+
+def numbers(n: int) -> Any:
+    yield from range(n)
+
+
+async def anumbers(n: int) -> Any:
+    for i in range(n):
+        yield i
+
+
+async def answer(n: int) -> int:
+    return n
+
+
+class Streams:
+    def numbers(self, n: int) -> Any:
+        yield from range(n)
+
+    async def anumbers(self, n: int) -> Any:
+        yield n
+
+
+class AsyncCallable:
+    async def __call__(self, n: int) -> int:
+        return n
+
+
+GENERATORS = pytest.mark.parametrize(
+    ("target", "name"),
+    [
+        (numbers, "numbers"),
+        (anumbers, "anumbers"),
+        (Streams().numbers, "Streams.numbers"),
+        (Streams().anumbers, "Streams.anumbers"),
+        (functools.partial(numbers), "numbers"),
+    ],
+    ids=["generator", "async-generator", "generator-method", "async-generator-method", "partial"],
+)
+
+
+def watched(clock: FakeClock, failure_threshold: int = 1) -> tuple[CircuitBreaker, list[Any]]:
+    """A breaker one failure opens, half-open (its probe free), and the events it emits."""
+    b = CircuitBreaker(
+        "misuse", BreakerConfig(failure_threshold=failure_threshold, reset_timeout=1)
+    )
+    with pytest.raises(BoomError):
+        b.call(fail)
+    clock.advance(1)
+    assert b.state is BreakerMode.HALF_OPEN
+    seen: list[Any] = []
+    b.add_listener(seen.append)
+    return b, seen
+
+
+def assert_nothing_counted(b: CircuitBreaker, seen: list[Any]) -> None:
+    """No event, no failure, no probe taken: the next call is still the probe."""
+    assert seen == []
+    assert b.state is BreakerMode.HALF_OPEN
+    assert b.snapshot().probes == ()
+    assert b.call(lambda: "probe") == "probe"
+    assert b.state is BreakerMode.CLOSED
+
+
+@GENERATORS
+def test_call_refuses_generator_functions_before_counting(
+    clock: FakeClock, target: Any, name: str
+) -> None:
+    """call() given a generator or async generator function raises TypeError, counts nothing."""
+    b, seen = watched(clock)
+    pattern = rf"call\(\) cannot guard the generator function .*\b{re.escape(name)}\b.*consumes it"
+    for _ in range(3):
+        with pytest.raises(TypeError, match=pattern):
+            b.call(target, 3)
+    assert_nothing_counted(b, seen)
+
+
+@GENERATORS
+async def test_acall_refuses_generator_functions_before_counting(
+    clock: FakeClock, target: Any, name: str
+) -> None:
+    """acall() given a generator or async generator function raises TypeError, counts nothing."""
+    b, seen = watched(clock)
+    pattern = rf"acall\(\) cannot guard the generator function .*\b{re.escape(name)}\b"
+    for _ in range(3):
+        with pytest.raises(TypeError, match=pattern):
+            await b.acall(target, 3)
+    assert_nothing_counted(b, seen)
+
+
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [
+        (answer, "answer"),
+        (functools.partial(answer), "answer"),
+        (AsyncCallable(), "AsyncCallable"),
+    ],
+    ids=["coroutine-function", "partial", "async-callable-object"],
+)
+def test_call_refuses_coroutine_functions_and_points_at_acall(
+    clock: FakeClock, target: Any, name: str
+) -> None:
+    """call() given an async function raises TypeError naming acall; no coroutine is made."""
+    b, seen = watched(clock)
+    for _ in range(3):
+        with pytest.raises(TypeError, match=rf"coroutine function .*\b{name}\b.*acall"):
+            b.call(target, 3)
+    assert_nothing_counted(b, seen)
+
+
+def test_call_refuses_misuse_even_when_open(clock: FakeClock) -> None:
+    """An open breaker reports the misuse too, rather than a CircuitOpenError that hides it."""
+    b = CircuitBreaker("misuse-open", THREE)
+    trip(b)
+    with pytest.raises(TypeError, match="generator function"):
+        b.call(numbers, 3)
+    with pytest.raises(TypeError, match="acall"):
+        b.call(answer, 3)
+
+
+async def test_call_and_acall_still_take_what_they_can_guard(clock: FakeClock) -> None:
+    """Plain functions, partials, callable objects and sync functions returning awaitables pass."""
+    b = CircuitBreaker("guardable", THREE)
+
+    class Adder:
+        def __call__(self, x: int) -> int:
+            return x + 1
+
+    assert b.call(functools.partial(pow, 2), 3) == 8
+    assert b.call(Adder(), 1) == 2
+    assert b.call(len, "abc") == 3
+    assert await b.acall(answer, 4) == 4
+    assert await b.acall(functools.partial(answer, 5)) == 5
+    assert await b.acall(AsyncCallable(), 6) == 6
+    assert await b.acall(lambda: answer(7)) == 7
+    assert b.failures == 0

@@ -841,3 +841,172 @@ def test_decorator_repr_is_its_layer() -> None:
     assert repr(decorator) == repr(decorator.layer)
     assert repr(decorator).startswith("<resilient.retry attempts=2 initial_delay=0.0 ")
     assert repr(resilient.timeout(1)) == "<resilient.timeout seconds=1.0 strategy='thread'>"
+
+
+# -- defaults ------------------------------------------------------------------------------
+
+DEFAULTS = (2,)
+KWDEFAULTS = {"c": 3, "d": None}
+CALLED_WITH_DEFAULTS = (1, 2, 3, None)
+
+
+def one_retry() -> list[Callable[[Any], Any]]:
+    """A single resilient decorator."""
+    return [retry_twice()]
+
+
+def full_stack() -> list[Callable[[Any], Any]]:
+    """Four resilient decorators stacked, outermost first."""
+    return [
+        resilient.fallback("fallback"),
+        retry_twice(),
+        resilient.breaker(),
+        resilient.timeout(1),
+    ]
+
+
+def defaults_targets(
+    decorators: list[Callable[[Any], Any]], is_async: bool
+) -> list[tuple[str, Any, Callable[[Any], Any]]]:
+    """``(context, decorated handle, call with only the required argument)`` per context."""
+    decorate = Recorder(*decorators)
+    if is_async:
+
+        async def function(a: int, b: int = 2, *, c: int = 3, d: object = None) -> object:
+            return a, b, c, d
+
+        class Service:
+            @decorate
+            async def method(self, a: int, b: int = 2, *, c: int = 3, d: object = None) -> object:
+                return a, b, c, d
+
+            @classmethod
+            @decorate
+            async def below_classmethod(
+                cls, a: int, b: int = 2, *, c: int = 3, d: object = None
+            ) -> object:
+                return a, b, c, d
+
+            @decorate
+            @classmethod
+            async def above_classmethod(
+                cls, a: int, b: int = 2, *, c: int = 3, d: object = None
+            ) -> object:
+                return a, b, c, d
+
+            @staticmethod
+            @decorate
+            async def below_staticmethod(
+                a: int, b: int = 2, *, c: int = 3, d: object = None
+            ) -> object:
+                return a, b, c, d
+
+            @decorate
+            @staticmethod
+            async def above_staticmethod(
+                a: int, b: int = 2, *, c: int = 3, d: object = None
+            ) -> object:
+                return a, b, c, d
+    else:
+
+        def function(a: int, b: int = 2, *, c: int = 3, d: object = None) -> object:
+            return a, b, c, d
+
+        class Service:
+            @decorate
+            def method(self, a: int, b: int = 2, *, c: int = 3, d: object = None) -> object:
+                return a, b, c, d
+
+            @classmethod
+            @decorate
+            def below_classmethod(
+                cls, a: int, b: int = 2, *, c: int = 3, d: object = None
+            ) -> object:
+                return a, b, c, d
+
+            @decorate
+            @classmethod
+            def above_classmethod(
+                cls, a: int, b: int = 2, *, c: int = 3, d: object = None
+            ) -> object:
+                return a, b, c, d
+
+            @staticmethod
+            @decorate
+            def below_staticmethod(a: int, b: int = 2, *, c: int = 3, d: object = None) -> object:
+                return a, b, c, d
+
+            @decorate
+            @staticmethod
+            def above_staticmethod(a: int, b: int = 2, *, c: int = 3, d: object = None) -> object:
+                return a, b, c, d
+
+    obj = Service()
+    return [
+        ("function", decorate(function), lambda fn: fn(1)),
+        ("method via the class", Service.method, lambda fn: fn(obj, 1)),
+        ("method via an instance", obj.method, lambda fn: fn(1)),
+        ("method as stored", Service.__dict__["method"], lambda fn: fn(obj, 1)),
+        *(
+            (f"{name} via {via}", handle, lambda fn: fn(1))
+            for name in (
+                "below_classmethod",
+                "above_classmethod",
+                "below_staticmethod",
+                "above_staticmethod",
+            )
+            for via, handle in (
+                ("the class", getattr(Service, name)),
+                ("an instance", getattr(obj, name)),
+            )
+        ),
+        *(
+            (f"{name} as stored", Service.__dict__[name].__func__, lambda fn: fn(1))
+            for name in ("below_staticmethod", "above_staticmethod")
+        ),
+    ]
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("decorators", [one_retry, full_stack], ids=["one", "stacked"])
+async def test_wrappers_keep_the_defaults(
+    decorators: Callable[[], list[Callable[[Any], Any]]], is_async: bool
+) -> None:
+    """``__defaults__``/``__kwdefaults__`` are the original's in every binding context."""
+    for context, handle, call in defaults_targets(decorators(), is_async):
+        assert layers_of(handle), context
+        assert handle.__defaults__ == DEFAULTS, context
+        assert handle.__kwdefaults__ == KWDEFAULTS, context
+        assert await outcome(call(handle), is_async) == CALLED_WITH_DEFAULTS, context
+
+
+def test_defaults_are_the_very_objects_of_the_original() -> None:
+    """The wrapper shows the original's default objects, not copies, and None stays None."""
+    shared: list[int] = []
+
+    def fetch(a: int, items: list[int] = shared, *, into: list[int] = shared) -> int:
+        return a
+
+    def plain(a: int) -> int:
+        return a
+
+    wrapped = retry_twice()(fetch)
+    assert wrapped.__defaults__[0] is shared
+    assert wrapped.__kwdefaults__["into"] is shared
+    bare = retry_twice()(plain)
+    assert bare.__defaults__ is None
+    assert bare.__kwdefaults__ is None
+
+
+def test_stacking_over_a_decorated_function_keeps_the_defaults() -> None:
+    """Decorating an already-decorated function again shows the original's defaults."""
+
+    def fetch(a: int, b: int = 2, *, c: int = 3, d: object = None) -> object:
+        return a, b, c, d
+
+    once = retry_twice()(fetch)
+    twice = resilient.breaker()(once)
+    thrice = resilient.timeout(1)(twice)
+    for fn in (once, twice, thrice):
+        assert (fn.__defaults__, fn.__kwdefaults__) == (DEFAULTS, KWDEFAULTS)
+        assert fn(1) == CALLED_WITH_DEFAULTS
