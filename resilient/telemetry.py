@@ -53,6 +53,7 @@ __all__ = [
     "record_sync",
     "set_gauge",
     "window",
+    "window_figures",
 ]
 
 
