@@ -59,10 +59,14 @@ def _resilient_fresh_state(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def fake_clock() -> Iterator[FakeClock]:
-    """A ``FakeClock`` driving every decorator, and asyncio's time in this thread."""
+    """A ``FakeClock`` driving every decorator, and asyncio's time in this thread.
+
+    A sync ``@timeout`` call still running after 0.1 s of real time is taken as hanging:
+    the clock jumps to its deadline (``FakeClock.autojump``).
+    """
     from resilient.testing import FakeClock, use_clock
 
-    clock = FakeClock()
+    clock = FakeClock(autojump=0.1)
     with use_clock(clock), _virtual_loop_time(clock):
         yield clock
 

@@ -7,6 +7,13 @@ When it fires, the handler raises in the interrupted code if the earliest deadli
 force has passed, or re-arms for that deadline, or does nothing when no call is waiting.
 In a steady stream of calls with the same budget this makes no system call at all.
 
+The handler only raises inside the body of a call. A signal handled while a ``@timeout``
+is registering or forgetting its deadline (the code objects in ``_BOOKKEEPING``) is noted
+instead, and the timer re-armed a moment later: if the body is still running then, it is
+interrupted; if the call has come back, its wrapper reads the note from ``disarm`` and
+reports a timeout. So the internal ``AlarmFired`` never reaches the caller, and a
+deadline is never left behind to fire in code outside any ``@timeout``.
+
 Our handler is installed on first use and stays; a ``SIGALRM`` that we did not ask for
 is passed on to the handler that was there before. The timer is cleared at interpreter
 exit: once Python's handlers are gone, a pending ``SIGALRM`` would kill the process.
@@ -18,43 +25,66 @@ import atexit
 import signal
 import threading
 import time
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
-__all__ = ["AlarmFired", "arm", "disarm", "on_main_thread"]
+__all__ = ["AlarmFired", "arm", "disarm", "on_main_thread", "protect"]
 
 _MAIN = threading.main_thread().ident
 _EARLY = 1e-3  # a timer firing this close before a deadline counts as reaching it
+_RETRY = 1e-4  # after an alarm noted during bookkeeping, look again this much later
+_LONGEST = 1e6  # setitimer overflows past ~2**31 s; a longer wait is re-armed on firing
 _active: list[float] = []  # deadlines (time.monotonic) of the calls in force
+_late: dict[float, float] = {}  # deadlines found passed -> seconds late when last seen
+_raised: set[float] = set()  # deadlines already raised in their body (raised once only)
 _armed_for: float | None = None  # when the interval timer will fire, if we set it
 _previous: Any = None
 _installed = False
 
 
 class AlarmFired(BaseException):
-    """Raised in the interrupted code; the ``@timeout`` whose deadline it is converts it."""
+    """Raised in the interrupted body; the ``@timeout`` whose deadline it is converts it.
 
-    def __init__(self, when: float) -> None:
-        super().__init__(when)
+    ``late`` is how many seconds after the deadline the body was interrupted: more than a
+    few milliseconds means the signal waited for C code that Python cannot interrupt.
+    """
+
+    def __init__(self, when: float, late: float) -> None:
+        super().__init__(when, late)
         self.when = when
+        self.late = late
 
 
 def on_main_thread() -> bool:
     return threading.get_ident() == _MAIN
 
 
-def arm(seconds: float) -> float:
-    """Register a deadline ``seconds`` from now; return it (pass it to ``disarm``)."""
-    when = time.monotonic() + seconds
+def arm(when: float, seconds: float) -> None:
+    """Register the deadline ``when`` (``seconds`` from now); ``disarm`` forgets it."""
     _active.append(when)
     if _armed_for is None or when < _armed_for:
         _set_timer(when, seconds)
-    return when
 
 
-def disarm(when: float) -> None:
-    """Forget the deadline ``when``; the timer stays and fires harmlessly later."""
-    _active.remove(when)
+def disarm(when: float) -> float | None:
+    """Forget the deadline ``when``; return how late it was found passed, else ``None``.
+
+    The timer stays and fires harmlessly later. Safe to call for a deadline that was
+    never registered (an interrupt that came between computing and registering it).
+    """
+    try:
+        _active.remove(when)
+    except ValueError:
+        pass
+    if _late:
+        _raised.discard(when)
+        return _late.pop(when, None)
+    return None
+
+
+def protect(*codes: CodeType) -> None:
+    """Mark ``codes`` as bookkeeping: an alarm arriving while they run is deferred."""
+    _BOOKKEEPING.update(codes)
 
 
 def _set_timer(when: float, seconds: float) -> None:
@@ -64,6 +94,8 @@ def _set_timer(when: float, seconds: float) -> None:
         if not _installed:
             atexit.register(_clear_at_exit)
         _installed = True
+    if seconds > _LONGEST:
+        when, seconds = when - seconds + _LONGEST, _LONGEST
     _armed_for = when
     signal.setitimer(signal.ITIMER_REAL, seconds if seconds > 0 else 1e-6)
 
@@ -84,8 +116,30 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     _armed_for = None
     if not _active:
         return
-    earliest = min(_active)
-    left = earliest - time.monotonic()
-    if left <= _EARLY:
-        raise AlarmFired(earliest)
-    _set_timer(earliest, left)
+    now = time.monotonic()
+    due: float | None = None
+    later: float | None = None
+    for when in _active:
+        if when in _raised:
+            continue
+        if when - now <= _EARLY:
+            if due is None or when < due:
+                due = when
+        elif later is None or when < later:
+            later = when
+    if due is None:
+        if later is not None:
+            _set_timer(later, later - now)
+        return
+    late = now - due if now > due else 0.0
+    _late[due] = late
+    if frame is not None and frame.f_code in _BOOKKEEPING:
+        _set_timer(now + _RETRY, _RETRY)  # not in the body: look again in a moment
+        return
+    _raised.add(due)
+    if later is not None:
+        _set_timer(later, later - now)  # an enclosing deadline still needs its alarm
+    raise AlarmFired(due, late)
+
+
+_BOOKKEEPING: set[CodeType] = {arm.__code__, disarm.__code__, _set_timer.__code__}

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR
-from types import CodeType, TracebackType
+from types import AsyncGeneratorType, CodeType, CoroutineType, GeneratorType, TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from ._breaker_core import BreakerCore, Permit, Store, default_store, read_clock
 from ._circuit import BreakerMode, BreakerState, Event, Kind, window_counts
 from ._wrapping import apply, code_flags, name_of, refuse_generator
+from .exceptions import CircuitOpenError
 
 __all__ = ["CircuitBreaker", "Store", "default_store"]
 
@@ -26,8 +27,14 @@ T = TypeVar("T")
 _CLOSED, _OPEN, _HALF_OPEN = BreakerMode.CLOSED, BreakerMode.OPEN, BreakerMode.HALF_OPEN
 _FORCED_OPEN = BreakerMode.FORCED_OPEN
 _SUCCESS, _RELEASE = Kind.SUCCESS, Kind.RELEASE
+_ACQUIRE = Event(Kind.ACQUIRE)
 _GENERATORS = CO_GENERATOR | CO_ASYNC_GENERATOR
 _NOT_SYNC = _GENERATORS | CO_COROUTINE  # code flags of functions ``call`` cannot guard
+# What a callable without its own code (a builtin, a partial, a callable object) may
+# return that ``call`` cannot guard: its work would run after ``call`` returned.
+_UNGUARDED = (GeneratorType, CoroutineType, AsyncGeneratorType)
+_ITERATORS = (GeneratorType, AsyncGeneratorType)  # what ``acall`` cannot guard
+_REFUSED: Any = object()
 
 _held: ContextVar[tuple[tuple[CircuitBreaker, Permit], ...]] = ContextVar(
     "resilient_breaker_permits", default=()
@@ -110,13 +117,26 @@ class CircuitBreaker(BreakerCore):
         """Call ``fn(*args, **kwargs)`` through the breaker.
 
         A generator function, an async generator function or a coroutine function is
-        refused with ``TypeError`` before anything is counted: their work would run after
-        ``call`` returned, unguarded (await a coroutine function with ``acall``).
+        refused with ``TypeError`` and nothing is counted: their work would run after
+        ``call`` returned, unguarded (await a coroutine function with ``acall``). A plain
+        function is checked by its code flags before the call; any other callable (a
+        builtin, a partial, a callable object) by what it returns: a generator, coroutine
+        or async generator is closed, the permit is withdrawn, and ``TypeError`` follows.
         """
         code = getattr(fn, "__code__", None)
-        if type(code) is not CodeType or code.co_flags & _NOT_SYNC:
+        plain = type(code) is CodeType
+        if plain and code.co_flags & _NOT_SYNC:  # type: ignore[union-attr]
             _refuse_in_call(fn)
-        permit = self._admit()
+        try:
+            permit = self._admit_locally()
+        except CircuitOpenError:
+            if not plain:  # say what is wrong rather than that the breaker is open
+                _refuse_in_call(fn)
+            raise
+        if not isinstance(permit, Permit):
+            if not plain:  # refuse before a probe is taken or a transition announced
+                _refuse_in_call(fn)
+            permit = self._admitted(*self._transition(_ACQUIRE, permit), permit)
         try:
             result = fn(*args, **kwargs)
         except Exception as error:
@@ -125,31 +145,112 @@ class CircuitBreaker(BreakerCore):
         except BaseException:
             self._release(permit)
             raise
+        if not plain and isinstance(result, _UNGUARDED):
+            self.withdraw(permit)
+            _refuse_result(fn, result, "call")
         self._report(permit, *self._classify_result(result))
         return result
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker.
 
-        A generator or async generator function is refused with ``TypeError`` before
-        anything is counted: its work would run after ``acall`` returned, unguarded.
+        A generator or async generator function is refused with ``TypeError`` and nothing
+        is counted: its work would run after ``acall`` returned, unguarded. As in ``call``,
+        a plain function is checked by its code flags, any other callable by what it
+        returns (before it is awaited).
         """
         code = getattr(fn, "__code__", None)
-        if (type(code) is not CodeType or code.co_flags & _GENERATORS) and (
-            code_flags(fn) & _GENERATORS
-        ):
+        plain = type(code) is CodeType
+        if plain and code.co_flags & _GENERATORS:  # type: ignore[union-attr]
             refuse_generator(fn, "CircuitBreaker.acall() cannot guard", "pass")
-        permit = await self._aadmit()
         try:
-            result = await fn(*args, **kwargs)
+            permit = self._admit_locally()
+        except CircuitOpenError:
+            if not plain:
+                _refuse_in_acall(fn)
+            raise
+        if not isinstance(permit, Permit):
+            if not plain:  # refuse before a probe is taken or a transition announced
+                _refuse_in_acall(fn)
+            permit = self._admitted(*await self._atransition(_ACQUIRE, permit), permit)
+        try:
+            pending: object = fn(*args, **kwargs)  # typed loosely: callers break the annotation
+            if not plain and isinstance(pending, _ITERATORS):
+                result: Any = _REFUSED
+            else:
+                result = await pending  # type: ignore[misc]
         except Exception as error:
             await self._areport(permit, *self._classify_error(error))
             raise
         except BaseException:
             await self._areport(permit, _RELEASE, "ignored")
             raise
+        if result is _REFUSED:
+            await self.awithdraw(permit)
+            _refuse_result(fn, pending, "acall")
         await self._areport(permit, *self._classify_result(result))
-        return result
+        return result  # type: ignore[no-any-return]
+
+    # --- one call in explicit steps -------------------------------------------------------
+
+    def admit(self) -> Permit:
+        """Take a permit for one call, as ``call`` does, or raise ``CircuitOpenError``.
+
+        For callers that must decide after the call how it counts (``resilient.http``
+        does). Settle each permit exactly once: ``record`` (the call ran) or ``withdraw``
+        (it never reached the service).
+        """
+        return self._admit()
+
+    async def aadmit(self) -> Permit:
+        """``admit`` for async code (an ``AsyncStateStore`` is awaited)."""
+        return await self._aadmit()
+
+    def record(
+        self, permit: Permit, error: BaseException | None = None, result: object = None
+    ) -> None:
+        """Settle ``permit`` as ``call`` settles a call that returned ``result`` (``error``
+        is ``None``) or raised ``error``: an ``Exception`` is judged by ``record=`` and
+        ``ignore=``, anything else (a cancellation) only frees the permit."""
+        if error is None:
+            self._report(permit, *self._classify_result(result))
+        elif isinstance(error, Exception):
+            self._report(permit, *self._classify_error(error))
+        else:
+            self._release(permit)
+
+    async def arecord(
+        self, permit: Permit, error: BaseException | None = None, result: object = None
+    ) -> None:
+        """``record`` for async code (an ``AsyncStateStore`` is awaited)."""
+        if error is None:
+            await self._areport(permit, *self._classify_result(result))
+        elif isinstance(error, Exception):
+            await self._areport(permit, *self._classify_error(error))
+        else:
+            await self._areport(permit, _RELEASE, "ignored")
+
+    def withdraw(self, permit: Permit) -> None:
+        """Give ``permit`` back uncounted: the call never reached the service.
+
+        For an error of the caller's own making, raised before anything was sent (an
+        invalid header, a failing auth hook). Nothing is recorded and no event is
+        emitted (a cancellation, by contrast, emits ``CallRecorded(outcome="ignored")``);
+        a half-open probe's slot is freed, so the next call probes instead.
+        """
+        if permit.probe:
+            now = read_clock()
+            state, decision = self._transition(Event(_RELEASE, permit.ticket, 0.0), now)
+            self._announce(decision.prior, state, now)
+
+    async def awithdraw(self, permit: Permit) -> None:
+        """``withdraw`` for async code (an ``AsyncStateStore`` is awaited)."""
+        if permit.probe:
+            now = read_clock()
+            state, decision = await self._atransition(Event(_RELEASE, permit.ticket, 0.0), now)
+            self._announce(decision.prior, state, now)
+
+    # --- as a context manager -------------------------------------------------------------
 
     def __enter__(self) -> CircuitBreaker:
         _held.set((*_held.get(), (self, self._admit())))
@@ -239,6 +340,31 @@ def _refuse_in_call(fn: object) -> None:
             "only creates a coroutine, which would count as a success before it ran; "
             f"use 'await breaker.acall({name.rpartition('.')[2]}, ...)'"
         )
+
+
+def _refuse_result(fn: object, result: object, method: str) -> None:
+    """Close what ``fn`` returned (nothing of it has run) and raise ``TypeError``."""
+    if isinstance(result, AsyncGeneratorType):
+        result.aclose().close()  # an async generator that never started: nothing to await
+        what, advice = "an async generator", "pass a function that consumes it"
+    else:
+        result.close()  # type: ignore[attr-defined]
+        if isinstance(result, CoroutineType):
+            what = "a coroutine"
+            advice = f"use 'await breaker.acall({getattr(result, '__name__', 'fn')}, ...)'"
+        else:
+            what, advice = "a generator", "pass a function that consumes it"
+    raise TypeError(
+        f"CircuitBreaker.{method}() cannot guard {name_of(fn)}: it returned {what} "
+        f"({getattr(result, '__qualname__', '?')}), whose work would run after {method}() "
+        f"returned, unguarded; {advice}"
+    )
+
+
+def _refuse_in_acall(fn: object) -> None:
+    """Raise ``TypeError`` if ``fn`` runs a generator function (see ``acall``)."""
+    if code_flags(fn) & _GENERATORS:
+        refuse_generator(fn, "CircuitBreaker.acall() cannot guard", "pass")
 
 
 def _pop_permit(breaker: CircuitBreaker) -> Permit:

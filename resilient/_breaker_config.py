@@ -118,7 +118,7 @@ class BreakerConfig:
     )
 
     standard: ClassVar[BreakerConfig]
-    """The seed's default: open after 5 consecutive failures, probe after 30 s."""
+    """The default: open after 5 consecutive failures, probe after 30 s."""
     ai_service: ClassVar[BreakerConfig]
     """AI services: 3 failures, 60 s."""
     critical: ClassVar[BreakerConfig]

@@ -52,10 +52,10 @@ AsyncApply = Callable[[str, Event, float, BreakerConfig], Awaitable[tuple[Breake
 Outcome = Literal["success", "failure", "ignored"]
 
 
-class Evictor(Protocol):
-    """What let go of an idle breaker (a registry): told when the breaker is used again."""
+class Watcher(Protocol):
+    """What waits for a breaker's next use (a registry that lets go of idle breakers)."""
 
-    def readmit(self, breaker: Any) -> None: ...
+    def note_use(self, breaker: Any) -> None: ...
 
 
 class Permit:
@@ -82,11 +82,11 @@ class BreakerCore:
         "_apply",
         "_bound",
         "_cell",
-        "_evicted_from",
         "_listeners",
         "_loud",
         "_seen",
         "_timed",
+        "_watcher",
         "config",
         "name",
         "store",
@@ -107,17 +107,18 @@ class BreakerCore:
         self.store = store
         """The store given explicitly, or ``None`` to follow the configured default."""
         self._listeners: tuple[Listener, ...] = ()
+        self._watcher: Watcher | None = None
+        """Who waits for this breaker's next use (see ``listeners_changed``)."""
+        self._seen = 0.0
+        """While watched: when the breaker was last known to be used (idle sweeps read it)."""
         self._loud = _hub.active
-        """Whether anyone listens to this breaker (its own listeners or global ones)."""
+        """Whether calls must take the full path: someone listens to this breaker (its own
+        listeners or global ones), or a watcher waits for its next use."""
         _hub.watch(self)
         # Durations are measured only when a rule needs them (listeners read them too).
         self._timed = config.slow_call_duration is not None
         self._bound: object = _UNBOUND
         self._bind(store if store is not None else default_store())
-        self._seen = read_clock()
-        """When the registry last saw this breaker used (its idle sweeps read it)."""
-        self._evicted_from: Evictor | None = None
-        """The registry that let go of this breaker while idle, until it is used again."""
         _breaker_metrics.created(name)
 
     # --- the store ---------------------------------------------------------------------
@@ -139,8 +140,8 @@ class BreakerCore:
             self._bind(default_store())
 
     def _transition(self, event: Event, now: float) -> tuple[BreakerState, Decision]:
-        if self._evicted_from is not None:  # used again: back among the listed breakers
-            self._evicted_from.readmit(self)
+        if self._watcher is not None:  # used (an evicted breaker is listed again)
+            self._watcher.note_use(self)
         if self._apply is None:
             raise ConfigError(
                 "store", self.store, "a StateStore for sync calls (this one is async only)"
@@ -149,8 +150,8 @@ class BreakerCore:
 
     async def _atransition(self, event: Event, now: float) -> tuple[BreakerState, Decision]:
         if self._aapply is not None:
-            if self._evicted_from is not None:
-                self._evicted_from.readmit(self)
+            if self._watcher is not None:
+                self._watcher.note_use(self)
             return await self._aapply(self.name, event, now, self.config)
         # A sync store never waits on I/O (see StateStore), so the loop is not blocked.
         return self._transition(event, now)
@@ -175,8 +176,13 @@ class BreakerCore:
         self.listeners_changed()
 
     def listeners_changed(self) -> None:
-        """Recompute whether events must be built (the hub calls this too)."""
-        self._loud = bool(self._listeners) or _hub.active
+        """Recompute whether calls take the full path (the hub and watchers call this too).
+
+        The fast paths read only ``_loud``: a watcher sets ``_watcher`` and calls this, so
+        the breaker's next call reaches ``_admit_locally``, which tells the watcher and
+        goes quiet again. A quiet breaker's calls cost nothing extra.
+        """
+        self._loud = bool(self._listeners) or _hub.active or self._watcher is not None
 
     def _emit(self, *events: BreakerEvent) -> None:
         _events.dispatch(self._listeners, events)
@@ -220,8 +226,12 @@ class BreakerCore:
         state = self._cell.state
         mode = state.mode
         if mode is _CLOSED:
-            timed = self._timed or self._loud
-            return Permit(state.gen, False, read_clock() if timed else None)
+            if self._loud:
+                return self._admit_noted(state)
+            return Permit(state.gen, False, read_clock() if self._timed else None)
+        watcher = self._watcher
+        if watcher is not None:  # its state changed elsewhere (a shared store): listed again
+            watcher.note_use(self)
         if mode is _DISABLED:
             return DISABLED_PERMIT
         now = read_clock()
@@ -230,6 +240,15 @@ class BreakerCore:
         if mode is _OPEN and now < state.open_until:
             raise self._reject(state.open_until - now)
         return now
+
+    def _admit_noted(self, state: BreakerState) -> Permit:
+        """A closed breaker's permit when its calls take the full path: tell a watcher
+        of this use first (it quiets the breaker again), time the call if anyone listens."""
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.note_use(self)
+        timed = self._timed or self._loud
+        return Permit(state.gen, False, read_clock() if timed else None)
 
     def _admit_closed(self, state: BreakerState) -> Permit:
         """The permit the hot path had, built only when it has something to report."""

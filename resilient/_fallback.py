@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from . import _config, _validate
 from ._emit import Emitter, emitter_for
 from ._events import dispatch, hub
-from ._hooks import add_note_once, hook_failed, safe_predicate
+from ._hooks import add_note_once, describe_failure, hook_failed, safe_predicate
 from ._lint import ResilienceWarning
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError
@@ -69,7 +69,10 @@ def last_fallback() -> FallbackUsed | None:
 
 
 class FallbackResponses:
-    """Canned answers for AI features (the seed's ``AIFallbackResponses``); assign to override."""
+    """Canned answers for AI features, to pass as fallback values.
+
+    Each is a plain class attribute: assign a new text to change it for the whole process.
+    """
 
     hint: ClassVar[str] = (
         "Hints are taking a break right now. Re-read the question, look back at the "
@@ -160,7 +163,7 @@ def fallback(
     """
     if not values and not cache:
         raise ConfigError("values", values, "at least one fallback value, callable or cache=True")
-    catch = _catch_types(on)
+    catch = _catch(on)
     _validate.optional_callable("when", when)
     _validate.optional_callable("key", key)
     if cache is True:
@@ -172,25 +175,15 @@ def fallback(
     return Decorator(layer)
 
 
-def _catch_types(on: object) -> tuple[type[Exception], ...] | Callable[[BaseException], bool]:
-    if isinstance(on, type) and issubclass(on, BaseException):
-        on = (on,)
-    if isinstance(on, tuple) and on and all(isinstance(t, type) for t in on):
-        return _exception_types("on", on)
-    return _validate.exception_filter("on", on)
-
-
-def _exception_types(name: str, types: tuple[type, ...]) -> tuple[type[Exception], ...]:
-    """``types`` if every one is an ``Exception`` subclass, else ``ConfigError``.
+def _catch(on: object) -> tuple[type[Exception], ...] | Callable[[BaseException], bool]:
+    """Types stay a tuple (caught by ``except`` at no cost); a predicate is called on errors.
 
     Interrupts, exits and cancellation always pass through a fallback, so naming one of
-    them (alone or among others) would silently do nothing.
+    them (alone or among others) is refused rather than silently doing nothing.
     """
-    if not all(issubclass(t, Exception) for t in types):
-        raise ConfigError(
-            name, types, "Exception subclasses (interrupts, exits and cancellation always pass)"
-        )
-    return types
+    if isinstance(on, type | tuple):
+        return _validate.exception_types("on", on, or_predicate=True)
+    return _validate.exception_filter("on", on)
 
 
 class _Cache:
@@ -243,7 +236,7 @@ class _Cache:
             hash(found)
         except Exception as unhashable:
             if self.key is None:
-                why = f"the arguments are not hashable ({unhashable})"
+                why = f"the arguments are not hashable ({describe_failure(unhashable)})"
                 fix = "pass key=a function of the arguments returning a hashable key"
             else:
                 why = f"the key= function returned an unhashable {type(found).__name__}"
@@ -258,17 +251,26 @@ class _Cache:
         return found
 
     def warn(self, reason: str, text: str, error: BaseException | None) -> None:
-        """Say once per function why some of its calls cannot use the cache, and what helps."""
+        """Say once per function why some of its calls cannot use the cache, and what helps.
+
+        Warnings turned into errors (``-W error``, ``simplefilter("error")``) never replace
+        what the call produced: on a failed call the warning becomes a note on the call's
+        error; on a successful one the result is returned and the warning is logged
+        through the aggregated ``resilient`` log instead.
+        """
         if reason in self.warned:
             return
         self.warned.add(reason)
         message = f"fallback(cache=...) on {self.name}: {text}"
         try:
             warnings.warn(message, ResilienceWarning, stacklevel=_outside_level())
-        except Exception as raised:  # warnings made errors: the call's own error still wins
-            if error is None:
-                raise
-            add_note_once(error, f"resilient: {type(raised).__name__}: {raised}")
+        except Exception as raised:
+            if error is not None:
+                add_note_once(error, f"resilient: {describe_failure(raised)}")
+            else:
+                from ._logs import digest
+
+                digest.report("fallback cache warning", self.name, describe_failure(raised))
 
     def put(self, args: Any, kwargs: Any, result: Any) -> None:
         found = self.key_of(args, kwargs, None)
@@ -503,14 +505,15 @@ class _Fallback(Layer):
             if not failures:
                 return rejected
             *earlier, (label, error) = failures
+            prefix = f"resilient.fallback on {name}: when= rejected the result"
             add_note_once(
                 error,
-                f"resilient.fallback on {name}: when= rejected the result "
-                f"(a {type(rejected).__name__}) and no fallback answered; {label} raised this",
+                f"{prefix} (a {type(rejected).__name__}) and no fallback answered; "
+                f"{label} raised this",
+                replaces=prefix,
             )
             failures = earlier
         for label, failure in failures:
-            add_note_once(
-                error, f"resilient.fallback on {name}: {label}: {type(failure).__name__}: {failure}"
-            )
+            prefix = f"resilient.fallback on {name}: {label}: "
+            add_note_once(error, f"{prefix}{describe_failure(failure)}", replaces=prefix)
         raise error

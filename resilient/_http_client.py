@@ -19,7 +19,13 @@ from ._breaker_config import BreakerConfig
 from ._http_config import RequestConfig, resolve
 from ._http_core import LOCAL_ERRORS, ClientCore
 from ._http_errors import HTTPError
-from ._http_exchange import BoundedStream, BudgetSpentError, Exchange, NotSent
+from ._http_exchange import (
+    BoundedStream,
+    BudgetSpentError,
+    Exchange,
+    raised_by_transport,
+    shim_transports,
+)
 from ._http_hostile import NetworkState, looks_like_markup
 from .exceptions import CircuitOpenError
 
@@ -43,12 +49,21 @@ def _budget(config: RequestConfig, start: float) -> float:
     return budget
 
 
+def is_local(error: Exception) -> bool:
+    """Whether an error raised while sending is this process's own: httpx's local errors
+    (an unsendable header, an unsupported scheme), or any error that did not come out of
+    the transport (an auth flow, an event hook, httpx's client layer)."""
+    if isinstance(error, LOCAL_ERRORS):
+        return True
+    return not isinstance(error, httpx.HTTPError) and not raised_by_transport(error)
+
+
 def _failing(status: int, config: RequestConfig) -> bool:
     return status in _FAILING or status in config.retry_statuses
 
 
 class Client(ClientCore):
-    """A synchronous HTTP client (httpx underneath) with the seed's resilience built in.
+    """A synchronous HTTP client (httpx underneath) that times out, retries and backs off.
 
     Each request gets the ``config`` timeouts (cut to the enclosing deadline), retries
     for idempotent requests, the breaker of its host (``breaker`` config, ``None`` for
@@ -56,6 +71,12 @@ class Client(ClientCore):
     portals and content filters. Error statuses raise ``HTTPStatusError``. Other keyword
     arguments (``transport``, ``proxy``, ``verify``, ``trust_env``...) go to
     ``httpx.Client``; proxies come from the environment as httpx reads them.
+
+    What counts against the host: timeouts, connection errors, failing statuses and any
+    error a transport raises (a custom transport's own types included). What never does:
+    errors of this process, raised before the request leaves it or outside the transport
+    (an unsendable header, an unsupported scheme, an error from an auth flow or an event
+    hook); they reach the caller as they are (httpx's as ``LocalRequestError``).
     """
 
     _http: httpx.Client
@@ -82,6 +103,7 @@ class Client(ClientCore):
             httpx_options=httpx_options,
         )
         self._http = httpx.Client(**self.httpx_arguments())
+        shim_transports(self._http)
 
     def request(
         self,
@@ -140,31 +162,41 @@ class Client(ClientCore):
 
     def _once(self, exchange: Exchange) -> httpx.Response:
         breaker = exchange.host.breaker
-        try:
-            if breaker is None:
-                return self._attempt(exchange)
-            return breaker.call(self._attempt, exchange)
-        except CircuitOpenError as error:
-            if isinstance(error, HTTPError):
+        if breaker is None:
+            outcome = self._attempt(exchange)
+        else:
+            try:
+                permit = breaker.admit()
+            except CircuitOpenError as error:
+                if isinstance(error, HTTPError):
+                    raise
+                raise self.rejected(error, exchange) from None
+            try:
+                outcome = self._attempt(exchange)
+            except BaseException as error:
+                breaker.record(permit, error)
                 raise
-            raise self.rejected(error, exchange) from None
-        except NotSent as carrier:
-            local = carrier.error
-        raise local  # outside the handler: the carrier never becomes its context
+            if isinstance(outcome, Exception):
+                breaker.withdraw(permit)  # it never reached the host: nothing to count
+            else:
+                breaker.record(permit, None, outcome)
+        if isinstance(outcome, Exception):
+            raise outcome  # outside any handler: the caller's error keeps no stray context
+        return outcome
 
-    def _attempt(self, exchange: Exchange) -> httpx.Response:
+    def _attempt(self, exchange: Exchange) -> httpx.Response | Exception:
+        """The response, or (returned, not raised) an error of this process to raise
+        uncounted; raises what counts against the host."""
         try:
             response = self._http.send(
                 exchange.request, stream=True, auth=exchange.auth, follow_redirects=exchange.follow
             )
-        except LOCAL_ERRORS as error:
-            raise self.local(error, exchange) from None
-        except httpx.HTTPError as error:
-            raise self.failure(error, exchange) from error
         except Exception as error:
-            if isinstance(error, OSError):
-                raise
-            raise self.local(error, exchange) from None
+            if is_local(error):
+                return self.local(error, exchange)
+            if isinstance(error, httpx.HTTPError):
+                raise self.failure(error, exchange) from error
+            raise  # a transport's own error type: counted, unchanged
         try:
             response.stream = BoundedStream(response.stream, exchange.deadline)  # type: ignore[arg-type]
             response.read()
@@ -256,6 +288,7 @@ class AsyncClient(ClientCore):
             httpx_options=httpx_options,
         )
         self._http = httpx.AsyncClient(**self.httpx_arguments())
+        shim_transports(self._http)
 
     async def request(
         self,
@@ -312,37 +345,60 @@ class AsyncClient(ClientCore):
 
     async def _once(self, exchange: Exchange) -> httpx.Response:
         breaker = exchange.host.breaker
-        try:
-            if breaker is None:
-                return await self._attempt(exchange)
-            return await breaker.acall(self._attempt, exchange)
-        except CircuitOpenError as error:
-            if isinstance(error, HTTPError):
+        if breaker is None:
+            outcome = await self._attempt(exchange)
+        else:
+            try:
+                permit = await breaker.aadmit()
+            except CircuitOpenError as error:
+                if isinstance(error, HTTPError):
+                    raise
+                raise self.rejected(error, exchange) from None
+            try:
+                outcome = await self._attempt(exchange)
+            except BaseException as error:
+                await breaker.arecord(permit, error)
                 raise
-            raise self.rejected(error, exchange) from None
-        except NotSent as carrier:
-            local = carrier.error
-        raise local  # outside the handler: the carrier never becomes its context
+            if isinstance(outcome, Exception):
+                await breaker.awithdraw(permit)  # it never reached the host
+            else:
+                await breaker.arecord(permit, None, outcome)
+        if isinstance(outcome, Exception):
+            raise outcome  # outside any handler: the caller's error keeps no stray context
+        return outcome
 
-    async def _attempt(self, exchange: Exchange) -> httpx.Response:
+    async def _attempt(self, exchange: Exchange) -> httpx.Response | Exception:
+        """The response, or (returned, not raised) an error of this process to raise
+        uncounted; raises what counts against the host."""
         timer = asyncio.timeout(exchange.deadline - _state.now())
+        response: httpx.Response | None = None
         try:
             async with timer:
                 response = await self._http.send(
-                    exchange.request, auth=exchange.auth, follow_redirects=exchange.follow
+                    exchange.request,
+                    stream=True,
+                    auth=exchange.auth,
+                    follow_redirects=exchange.follow,
                 )
+                await response.aread()
         except TimeoutError:
+            if response is not None:
+                await response.aclose()
             if timer.expired():
                 raise self.timed_out(exchange) from None
             raise
-        except LOCAL_ERRORS as error:
-            raise self.local(error, exchange) from None
-        except httpx.HTTPError as error:
-            raise self.failure(error, exchange) from error
         except Exception as error:
-            if isinstance(error, OSError):
-                raise
-            raise self.local(error, exchange) from None
+            if response is not None:  # reading the body failed: the host's side
+                await response.aclose()
+            elif is_local(error):
+                return self.local(error, exchange)
+            if isinstance(error, httpx.HTTPError):
+                raise self.failure(error, exchange) from error
+            raise  # a transport's own error type: counted, unchanged
+        except BaseException:
+            if response is not None:
+                await response.aclose()
+            raise
         status = response.status_code
         if status >= 400 and _failing(status, exchange.config):
             raise self.status_failure(response, exchange)

@@ -1,9 +1,9 @@
-"""``RequestConfig``: the seed's request presets (timeouts per phase, total budget, retries)."""
+"""``RequestConfig``: per-phase timeouts, a total budget and retries for one request, and
+its named presets (``quick``, ``standard``, ``heavy``, ``ai_operation``); header checks."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 from . import _validate
 from ._retry import RetryConfig
 from .exceptions import ConfigError
-from .presets import CLIENT_TIMEOUTS
+from .presets import CLIENT_TIMEOUTS, unknown_name
 
 _C = TypeVar("_C")
 
@@ -23,6 +23,7 @@ __all__ = [
     "check_header_value",
     "check_headers",
     "preset_of",
+    "unsendable_header",
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
@@ -132,9 +133,7 @@ def preset_of(kind: type[_C], name: str, parameter: str) -> _C:
     preset name when one is close) for a name ``kind`` does not have."""
     names: tuple[str, ...] = getattr(kind, "names")  # noqa: B009 - every preset class has one
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(parameter, name, f"a {kind.__name__} or one of {names}{hint}")
+        raise unknown_name(parameter, name, names, f"a {kind.__name__}")
     preset: _C = getattr(kind, name)
     return preset
 
@@ -175,3 +174,14 @@ def check_headers(parameter: str, headers: object) -> dict[str, str]:
             raise ConfigError(parameter, headers, f"header values of {_VALUES}; {text}={value!r}")
         checked[text] = value
     return checked
+
+
+def unsendable_header(raw: list[tuple[bytes, bytes]]) -> str | None:
+    """Why one of these encoded headers cannot be sent (CR, LF, a control character, a
+    name that is not a token), or ``None`` when all can."""
+    for name, value in raw:
+        if not _TOKEN.fullmatch(name.decode("latin-1")):
+            return f"illegal header name {name!r}"
+        if not _VALUE.fullmatch(value.decode("latin-1")):
+            return f"illegal header value for {name.decode('latin-1')}: {value!r}"
+    return None

@@ -8,7 +8,6 @@ only once something looks wrong.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import logging
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,7 @@ from ._http_config import (
     check_headers,
     preset_of,
     resolve,
+    unsendable_header,
 )
 from ._http_errors import (
     CaptivePortalError,
@@ -40,7 +40,6 @@ from ._http_exchange import (
     BudgetSpentError,
     Exchange,
     Host,
-    NotSent,
     active,
     parse_retry_after,
     watch,
@@ -49,6 +48,7 @@ from ._http_hostile import NetworkState, find_hostile
 from ._logs import digest
 from .exceptions import CircuitOpenError, ConfigError
 from .metrics._names import ACTIVE_REQUESTS
+from .presets import closest
 
 __all__ = ["ClientCore"]
 
@@ -180,7 +180,14 @@ class ClientCore:
             cid, fresh = _replace_correlation(cid), True
         request.headers[_CORRELATION] = cid
         host = self.host_for(url, request)
-        return Exchange(request, cid, host, config, start, budget, auth, follow, fresh)
+        exchange = Exchange(request, cid, host, config, start, budget, auth, follow, fresh)
+        if "headers" in kwargs:
+            # Refused here, before the host's breaker is asked: httpx would only find out
+            # while sending, and the error is the caller's, never the host's.
+            bad = unsendable_header(request.headers.raw)
+            if bad is not None:
+                raise self.local(httpx.LocalProtocolError(bad), exchange)
+        return exchange
 
     def failure(self, error: Exception, exchange: Exchange) -> HTTPError:
         """The error to raise for an httpx failure (counted in ``client_http_errors_total``)."""
@@ -230,12 +237,12 @@ class ClientCore:
         return made
 
     @staticmethod
-    def local(error: Exception, exchange: Exchange) -> NotSent:
-        """Carry an error raised in this process past the host's breaker, uncounted.
+    def local(error: Exception, exchange: Exchange) -> Exception:
+        """The error to raise, uncounted, for a fault of this process (never the host's).
 
         httpx's own errors (an invalid header, an unsupported protocol) become a
-        ``LocalRequestError``; anything else (from an auth flow, an event hook, a request
-        body) is the caller's own error and travels unchanged.
+        ``LocalRequestError``; anything else (from an auth flow or an event hook) is the
+        caller's own error and is raised unchanged.
         """
         if isinstance(error, httpx.HTTPError):
             request = exchange.request
@@ -247,7 +254,7 @@ class ClientCore:
             )
             made.__cause__ = error
             error = made
-        return NotSent(error)
+        return error
 
     def timed_out(self, exchange: Exchange) -> HTTPError:
         """The error for a request whose total budget (or the enclosing deadline) ran out."""
@@ -328,7 +335,16 @@ class ClientCore:
         if attempt >= config.retry.attempts:
             _give_up(error, f"gave up after {attempt} attempts")
         hinted = getattr(error, "retry_after", None)
-        delay = config.retry.delay(attempt) if hinted is None else hinted
+        if hinted is None:
+            delay = config.retry.delay(attempt)
+        elif hinted > config.retry.max_retry_after:
+            _give_up(
+                error,
+                f"gave up after {attempt} attempt(s): the host asks for a {hinted:.3g}s wait, "
+                f"longer than max_retry_after={config.retry.max_retry_after:g}s",
+            )
+        else:
+            delay = hinted
         left = exchange.deadline - _state.now()
         if delay >= left:
             _give_up(
@@ -381,7 +397,7 @@ def _replace_correlation(invalid: str) -> str:
 
 
 # httpx errors raised in this process, before anything reached the host.
-LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL)
 
 
 def _trusted(hosts: object) -> frozenset[str]:
@@ -422,8 +438,7 @@ def _check_options(engine: type, options: dict[str, Any]) -> None:
         if key in _OWN_OPTIONS:
             raise ConfigError(key, value, _OWN_OPTIONS[key])
         if key not in known:
-            close = difflib.get_close_matches(key, [*known, "tenant_id", "config", "breaker"], 1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = closest(key, [*known, "tenant_id", "config", "breaker"])
             raise ConfigError(key, value, f"a parameter of {engine.__name__}{hint}")
 
 

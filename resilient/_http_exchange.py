@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -15,13 +16,16 @@ from ._breaker import CircuitBreaker
 from ._http_config import RequestConfig
 
 __all__ = [
+    "AsyncTransportShim",
     "BoundedStream",
     "BudgetSpentError",
     "Exchange",
     "Host",
-    "NotSent",
+    "TransportShim",
     "active",
     "parse_retry_after",
+    "raised_by_transport",
+    "shim_transports",
     "watch",
 ]
 
@@ -101,18 +105,70 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
-class NotSent(BaseException):
-    """Carries an error raised in this process out through the host's breaker.
+_fault: ContextVar[BaseException | None] = ContextVar("resilient_http_fault", default=None)
 
-    A breaker counts nothing for a ``BaseException`` that is not an ``Exception``: it
-    only frees the permit (a half-open probe's included), which is what a request that
-    never reached the host deserves. The clients unwrap ``error`` as soon as the breaker
-    is passed; a caller never sees this class.
+
+def raised_by_transport(error: BaseException) -> bool:
+    """Whether ``error`` came out of a transport (a connection, a proxy library, a mock),
+    rather than from httpx's client layer, an auth flow or an event hook of the caller.
+
+    Only the error path pays: the transport shims remember the last error they let
+    through, in the context of the request that met it.
     """
+    if _fault.get() is error:
+        _fault.set(None)  # drop the reference (and its traceback) at once
+        return True
+    return False
 
-    def __init__(self, error: Exception) -> None:
-        super().__init__()
-        self.error = error
+
+class TransportShim(httpx.BaseTransport):
+    """Wraps a sync transport to tell its errors from the caller's (``raised_by_transport``)."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.inner.handle_request(request)
+        except Exception as error:
+            if not isinstance(error, httpx.HTTPError):  # httpx's own errors tell by type
+                _fault.set(error)
+            raise
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncTransportShim(httpx.AsyncBaseTransport):
+    """The async twin of ``TransportShim``."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.inner.handle_async_request(request)
+        except Exception as error:
+            if not isinstance(error, httpx.HTTPError):
+                _fault.set(error)
+            raise
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def shim_transports(http: httpx.Client | httpx.AsyncClient) -> None:
+    """Put a shim around every transport of ``http`` (the default one and each mount)."""
+    shim: Any = AsyncTransportShim if isinstance(http, httpx.AsyncClient) else TransportShim
+    http._transport = shim(http._transport)
+    http._mounts = {
+        pattern: None if transport is None else shim(transport)
+        for pattern, transport in http._mounts.items()
+    }
 
 
 class BudgetSpentError(Exception):

@@ -491,14 +491,21 @@ def _resolve(step: str, value: Any, where: str, allowed: tuple[str, ...]) -> Any
     if step == "fallback" and not isinstance(value, Mapping):
         return _code(value, where, allowed, errors=False)
     if not isinstance(value, Mapping):
-        return value
+        return _tuples(value)
     code = _CODE_KEYS[step]
     return {
         key: _code(item, f"{where}.{key}", allowed, errors=key in _ERROR_KEYS)
         if key in code
-        else item
+        else _tuples(item)
         for key, item in value.items()
     }
+
+
+def _tuples(value: Any) -> Any:
+    """TOML arrays as tuples: ``breaker = ["db", "database"]`` is the ``(name, config)`` form."""
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(item) for item in value)
+    return value
 
 
 def _code(value: Any, where: str, allowed: tuple[str, ...], *, errors: bool) -> Any:

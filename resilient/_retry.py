@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from . import _config, _deadline, _validate
 from ._emit import Emitter, emitter_for
-from ._hooks import add_note_once, hook_failed
+from ._hooks import add_note_once, hook_failed, hook_note, hook_prefix
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import CircuitOpenError, ConfigError
 from .metrics._names import RETRY_ATTEMPTS
@@ -172,7 +172,7 @@ def retry(
     wait_cap = config.max_delay if wait is not None and max_delay is not None else None
     layer = _Retry(config, _retry_filter(on), on_retry, stop, wait, capped, wait_cap)
     layer.emitter = emitter_for(metrics)
-    if budget is not None:  # the budget issue: checked here, used only after a failure
+    if budget is not None:  # checked here, used only after a failure
         from ._budget import RetryBudget
 
         if not isinstance(budget, RetryBudget):
@@ -387,7 +387,7 @@ class _Plan:
             except Exception as failure:  # the retry goes on; see _raise
                 hook_failed("on_retry", self.name, failure)
                 if self.hook_note is None:
-                    self.hook_note = _hook_note("on_retry", self.name, failure)
+                    self.hook_note = hook_note("on_retry", self.name, failure)
         emit = layer.emitter or _config.state.emit
         if emit is not None:
             emit.increment(RETRY_ATTEMPTS, (("policy", self.name),))
@@ -445,30 +445,16 @@ class _Plan:
         return delay if delay > 0.0 else 0.0
 
     def _give_up(self, error: Exception, why: str) -> NoReturn:
+        # The same error object raised again keeps only its latest story.
         prefix = f"resilient.retry gave up on {self.name} "
-        notes = getattr(error, "__notes__", None)
-        if isinstance(notes, list) and notes:  # the same error object again: its latest
-            notes[:] = [note for note in notes if not note.startswith(prefix)]  # story only
         runs = ", ".join(kind if count == 1 else f"{kind} x{count}" for kind, count in self.errors)
-        _note(error, f"{prefix}{why}: {runs}")
+        add_note_once(error, f"{prefix}{why}: {runs}", replaces=prefix)
         self._raise(error)
 
     def _raise(self, error: Exception) -> NoReturn:
         if self.hook_note is not None:
-            _note(error, self.hook_note)
+            add_note_once(error, self.hook_note, replaces=hook_prefix("on_retry", self.name))
         raise error
-
-
-def _note(error: Exception, note: str) -> None:
-    try:
-        add_note_once(error, note)
-    except TypeError:  # a ``__notes__`` that is not a list takes no notes; the error goes on
-        pass
-
-
-def _hook_note(role: str, source: str, failure: Exception) -> str:
-    """The note ``resilient._hooks.hook_failed`` attaches, for a failure noted later."""
-    return f"resilient: the {role} of {source} raised {type(failure).__name__}: {failure} (ignored)"
 
 
 def _tenacity_state(

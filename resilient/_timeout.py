@@ -3,9 +3,9 @@
 Async calls are cancelled at the deadline by the event loop's own ``asyncio.timeout``.
 Sync calls run on a worker thread and the caller is released at the deadline
 (``strategy="thread"``), or are interrupted by ``SIGALRM`` on the main thread
-(``strategy="signal"``). Under a clock other than the system clock (a ``FakeClock``) the
-call runs inline in virtual time: a clock sleep that reaches the deadline stops there and
-the timeout fires, and a call whose virtual duration passed its budget fails too.
+(``strategy="signal"``). A call that comes back after its deadline is a timeout, whose
+error says how late and why. Under a clock other than the system clock (a ``FakeClock``,
+a user's clock) the same strategies run and the deadline is a time on that clock.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from contextvars import copy_context
+from threading import TIMEOUT_MAX
+from types import FunctionType
 from typing import Any, Literal
 
 from . import _alarm, _config, _deadline, _validate
 from ._clock import SYSTEM_CLOCK
 from ._emit import Emitter, emitter_for
-from ._workers import PoolStats, WorkerPool
+from ._workers import ABANDONED, EXPIRED, REFUSED, PoolStats, Share, WorkerPool
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from .metrics._names import TIMEOUTS
@@ -30,51 +32,108 @@ __all__ = ["Strategy", "timeout", "timeout_pool_stats"]
 
 Strategy = Literal["thread", "signal"]
 
-_pool = WorkerPool()
+_POOL_SIZE = 64
+_pool = WorkerPool(_POOL_SIZE)
+_NOTABLE = 0.01  # released this much past the deadline or more: say why
+_IN_C = (
+    "the call was in C code (a blocking call or a long computation), which a signal "
+    "cannot interrupt until it returns"
+)
+_HELD_GIL = (
+    "the call held the GIL in C code that does not release it (a long regular "
+    "expression, a C extension), so the caller could only be released when it let go"
+)
+_QUEUED = "it never started: every pool thread was busy until its deadline"
+
+
+def _in_c(late: float) -> str | None:
+    return _IN_C if late >= _NOTABLE else None
+
+
+def _refused(limit: int) -> str:
+    return (
+        f"it was not started: {limit} earlier calls of it still hold pool threads "
+        f"(max_threads={limit}), for example calls that hang past their deadline"
+    )
 
 
 def timeout_pool_stats() -> PoolStats:
-    """Threads used by ``strategy="thread"``, and calls still running after their caller gave up."""
+    """The pool behind ``strategy="thread"``: threads, idle threads, calls still running
+    after their caller gave up (``abandoned``), calls waiting for a thread (``queued``),
+    and, since start-up, calls that never started before their deadline (``expired``) and
+    calls refused because their function held ``max_threads`` threads (``refused``)."""
     return _pool.stats()
 
 
 def timeout(
-    seconds: Seconds | str, *, strategy: Strategy = "thread", metrics: MetricsSink | None = None
+    seconds: Seconds | str,
+    *,
+    strategy: Strategy = "thread",
+    max_threads: int = 32,
+    metrics: MetricsSink | None = None,
 ) -> Decorator:
     """Fail a call with ``TimeoutExceededError`` once it runs past ``seconds``.
 
     ``seconds`` is a number, a ``timedelta`` or a preset name from ``Timeouts``
     (``"quick"``, ``"standard"``, ``"heavy"``, ``"ai_operation"``). ``strategy`` chooses
     how a sync call is bounded; async calls are always cancelled by the event loop.
+    ``max_threads`` (thread strategy) is how many of the pool's 64 threads and queue
+    places one function may hold at once, counting calls still running after their
+    caller gave up: past it, a call is refused at once with ``TimeoutExceededError``
+    (its ``reason`` says so), so one hanging dependency cannot starve the others.
     ``metrics`` overrides the configured sink for this function (``timeouts_total``).
     """
-    budget = Timeouts.get(seconds) if isinstance(seconds, str) else seconds
+    budget = Timeouts.get(seconds, parameter="seconds") if isinstance(seconds, str) else seconds
     budget = _validate.required_duration("seconds", budget, allow_zero=False)
     if strategy not in ("thread", "signal"):
         raise ConfigError("strategy", strategy, "'thread' or 'signal'")
-    layer = _Timeout(budget, strategy)
+    threads = _validate.integer("max_threads", max_threads, minimum=1)
+    if threads > _POOL_SIZE:
+        raise ConfigError("max_threads", max_threads, f"an integer from 1 to {_POOL_SIZE}")
+    layer = _Timeout(budget, strategy, threads)
     layer.emitter = emitter_for(metrics)
     return Decorator(layer)
 
 
 class _Timeout(Layer):
-    __slots__ = ("emitter", "seconds", "strategy")
+    __slots__ = ("emitter", "max_threads", "seconds", "shares", "strategy")
     kind = "timeout"
 
-    def __init__(self, seconds: float, strategy: Strategy) -> None:
+    def __init__(self, seconds: float, strategy: Strategy, max_threads: int = 32) -> None:
         self.seconds = seconds
         self.strategy = strategy
+        self.max_threads = max_threads
+        self.shares: dict[str, Share] = {}  # per function name: the workers it holds
         self.emitter: Emitter | None = None
 
-    def expired(self, name: str) -> TimeoutExceededError:
-        """The error for a call that ran out of time, counted in ``timeouts_total``."""
+    def expired(
+        self, name: str, late: float | None = None, why: str | None = None
+    ) -> TimeoutExceededError:
+        """The error for a call that ran out of time, counted in ``timeouts_total``.
+
+        ``late`` is how many seconds past the deadline the caller was released, kept
+        when it is long enough to matter; ``why`` says why it was late, or why the call
+        never ran.
+        """
         emit = self.emitter or _config.state.emit
         if emit is not None:
             emit.increment(TIMEOUTS, (("policy", name),))
-        return TimeoutExceededError(name, self.seconds)
+        error = TimeoutExceededError(name, self.seconds)
+        if late is not None and late >= _NOTABLE:
+            error.late_by = late
+        if why is not None:
+            error.reason = why
+        return error
 
     def describe(self) -> dict[str, object]:
-        return {"layer": self.kind, "seconds": self.seconds, "strategy": self.strategy}
+        described: dict[str, object] = {
+            "layer": self.kind,
+            "seconds": self.seconds,
+            "strategy": self.strategy,
+        }
+        if self.max_threads != 32:
+            described["max_threads"] = self.max_threads
+        return described
 
     def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
         layer, seconds = self, self.seconds
@@ -88,7 +147,7 @@ class _Timeout(Layer):
                 return await entry(*args, **kwargs)
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
-                return await _virtual_async(layer, clock, name, call, args, kwargs)
+                return await _clocked_async(layer, clock, name, call, args, kwargs)
             budget = loop_timeout(seconds)
             try:
                 async with budget:
@@ -110,83 +169,197 @@ class _Timeout(Layer):
         if self.strategy == "signal":
             return self._wrap_signal(call, name, entry)
         layer, seconds = self, self.seconds
+        wait = min(seconds, TIMEOUT_MAX)  # a longer wait overflows; ~292 years is enough
+        share = self.shares.setdefault(name, Share(min(self.max_threads, _pool.max_workers)))
         state = _config.state
-        enter, leave, monotonic, run = _deadline.enter, _deadline.leave, time.monotonic, _pool.run
+        get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
+        monotonic, run = time.monotonic, _pool.run
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             if entry is not None and state.active:
                 return entry(*args, **kwargs)
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
-                return _virtual_sync(layer, clock, name, call, args, kwargs)
-            token = enter(monotonic() + seconds)
+                return _clocked_thread(layer, clock, share, name, call, args, kwargs)
+            when = monotonic() + seconds
+            parent = get_deadline()
+            token = set_deadline(when if parent is None or when < parent else parent)
             try:
-                finished, result = run(copy_context(), call, args, kwargs, seconds)
+                result = run(copy_context(), call, args, kwargs, wait, share)
             finally:
-                leave(token)
-            if not finished:
-                raise layer.expired(name)
+                reset_deadline(token)
+            if monotonic() > when or result is ABANDONED or result is EXPIRED or result is REFUSED:
+                raise layer.unfinished(name, result, when)
             return result
 
         return timed
 
+    def unfinished(self, name: str, result: Any, when: float) -> TimeoutExceededError:
+        """The error for a thread-strategy call that did not come back by its deadline."""
+        if result is REFUSED:
+            return self.expired(name, None, _refused(self.max_threads))
+        late = time.monotonic() - when
+        if result is EXPIRED:
+            return self.expired(name, late, _QUEUED)
+        # abandoned, or a result that came back late
+        return self.expired(name, late, _HELD_GIL if late >= _NOTABLE else None)
+
     def _wrap_signal(self, call: AnyCall, name: str, entry: AnyCall | None) -> AnyCall:
         layer, seconds = self, self.seconds
         state = _config.state
-        enter, leave, arm, disarm = _deadline.enter, _deadline.leave, _alarm.arm, _alarm.disarm
-        on_main_thread = _alarm.on_main_thread
+        get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
+        arm, disarm, monotonic = _alarm.arm, _alarm.disarm, time.monotonic
+        on_main_thread, fired_type = _alarm.on_main_thread, _alarm.AlarmFired
+        body = call if isinstance(call, FunctionType) else _in_python_frame(call)
 
+        # Everything here but ``body`` is bookkeeping: an alarm arriving in this frame is
+        # deferred by the handler (see ``_alarm``), never raised between two of its lines.
         def timed(*args: Any, **kwargs: Any) -> Any:
             if entry is not None and state.active:
                 return entry(*args, **kwargs)
-            clock = state.clock
-            if clock is not SYSTEM_CLOCK:
-                return _virtual_sync(layer, clock, name, call, args, kwargs)
             if not on_main_thread():
                 raise ResilienceError(
                     f"timeout(strategy='signal') on {name} needs the main thread: signals "
                     "are only delivered there; use strategy='thread' in other threads"
                 )
-            when = arm(seconds)
-            token = enter(when)
+            clock = state.clock
+            if clock is not SYSTEM_CLOCK:
+                return _clocked_signal(layer, clock, name, body, args, kwargs)
+            when = monotonic() + seconds
+            parent = get_deadline()
+            token = set_deadline(when if parent is None or when < parent else parent)
             try:
-                return call(*args, **kwargs)
-            except _alarm.AlarmFired as fired:
-                if fired.when < when:
-                    raise  # an enclosing alarm's deadline
-                raise layer.expired(name) from None
+                arm(when, seconds)
+                result = body(*args, **kwargs)
+            except fired_type as fired:
+                if fired.when != when:
+                    raise  # an enclosing call's deadline: its wrapper converts it
+                raise layer.expired(name, fired.late, _in_c(fired.late)) from None
             finally:
-                disarm(when)
-                leave(token)
+                late = disarm(when)
+                reset_deadline(token)
+            if late is not None:  # the alarm came as the call returned: not a success
+                raise layer.expired(name, late, _in_c(late))
+            return result
 
+        _alarm.protect(timed.__code__)
         return timed
 
 
-def _virtual_sync(
-    layer: _Timeout, clock: Any, name: str, call: AnyCall, args: Any, kwargs: Any
+def _in_python_frame(call: AnyCall) -> AnyCall:
+    """Give a C callable a Python frame, so an alarm during it is raised in the body."""
+
+    def body(*args: Any, **kwargs: Any) -> Any:
+        return call(*args, **kwargs)
+
+    return body
+
+
+# Under a clock other than the system clock (a FakeClock, a user's clock) the deadline is
+# a time on that clock: the timeout fires when that clock reaches it, and a call seen to
+# come back after it is a timeout too. A FakeClock's sleep that reaches the deadline stops
+# there (DeadlineReached); a clock with an ``autojump`` (the pytest plugin's fake_clock)
+# jumps to the deadline of a sync call still running after that many real seconds, as the
+# plugin's event loop jumps to the next timer when every task waits.
+
+_SLICE = 0.005  # real seconds between two looks at a clock we cannot wait on
+
+
+def _clocked_thread(
+    layer: _Timeout, clock: Any, share: Share, name: str, call: AnyCall, args: Any, kwargs: Any
 ) -> Any:
     own = clock.monotonic() + layer.seconds
     token = _deadline.enter(own)
     try:
-        result = call(*args, **kwargs)
+        wait = min(layer.seconds, TIMEOUT_MAX)
+        job = _pool.submit(copy_context(), call, args, kwargs, wait, share)
+        if job is None:
+            result = REFUSED
+        else:
+            result = _pool.collect(job, _wait_on_clock(clock, job.done, own))
     except _deadline.DeadlineReached as reached:
         if reached.when < own:
             raise  # an enclosing deadline
         raise layer.expired(name) from None
     finally:
         _deadline.leave(token)
-    if clock.monotonic() > own:
-        raise layer.expired(name)
+    if result is REFUSED:
+        raise layer.expired(name, None, _refused(layer.max_threads))
+    if result is EXPIRED:
+        raise layer.expired(name, _late(clock, own), _QUEUED)
+    if result is ABANDONED or clock.monotonic() > own:
+        raise layer.expired(name, _late(clock, own))
     return result
 
 
-async def _virtual_async(
+def _wait_on_clock(clock: Any, done: Any, own: float) -> bool:
+    """Wait for ``done`` until ``clock`` reaches ``own``; true when it was released."""
+    jump: float | None = getattr(clock, "autojump", None)
+    started = time.monotonic()
+    while True:
+        left = own - clock.monotonic()
+        if left <= 0:
+            return bool(done.acquire(False))
+        if done.acquire(True, min(left, _SLICE)):
+            return True
+        if jump is not None and time.monotonic() - started >= jump:
+            _jump(clock, own)
+            return bool(done.acquire(False))
+
+
+def _jump(clock: Any, own: float) -> None:
+    now = clock.monotonic()
+    if now < own:
+        clock.advance(own - now)
+
+
+def _late(clock: Any, own: float) -> float:
+    late = clock.monotonic() - own
+    return late if late > 0.0 else 0.0
+
+
+def _clocked_signal(
+    layer: _Timeout, clock: Any, name: str, body: AnyCall, args: Any, kwargs: Any
+) -> Any:
+    own = clock.monotonic() + layer.seconds
+    jump: float | None = getattr(clock, "autojump", None)
+    real = layer.seconds if jump is None else min(layer.seconds, jump)
+    when = time.monotonic() + real
+    token = _deadline.enter(own)
+    try:
+        _alarm.arm(when, real)
+        result = body(*args, **kwargs)
+    except _alarm.AlarmFired as fired:
+        if fired.when != when:
+            raise
+        if jump is not None:
+            _jump(clock, own)  # still running after autojump real seconds: hanging
+        raise layer.expired(name, _late(clock, own)) from None
+    except _deadline.DeadlineReached as reached:
+        if reached.when < own:
+            raise
+        raise layer.expired(name) from None
+    finally:
+        late = _alarm.disarm(when)
+        _deadline.leave(token)
+    if late is not None or clock.monotonic() > own:
+        raise layer.expired(name, _late(clock, own))
+    return result
+
+
+async def _clocked_async(
     layer: _Timeout, clock: Any, name: str, call: AsyncCall, args: Any, kwargs: Any
 ) -> Any:
     own = clock.monotonic() + layer.seconds
     token = _deadline.enter(own)
+    budget = asyncio.timeout(layer.seconds)  # on the loop's clock (virtual under fake_clock)
     try:
-        result = await call(*args, **kwargs)
+        async with budget:
+            result = await call(*args, **kwargs)
+    except TimeoutError as error:
+        if budget.expired():
+            raise layer.expired(name) from error
+        raise
     except _deadline.DeadlineReached as reached:
         if reached.when < own:
             raise
@@ -194,5 +367,8 @@ async def _virtual_async(
     finally:
         _deadline.leave(token)
     if clock.monotonic() > own:
-        raise layer.expired(name)
+        raise layer.expired(name, _late(clock, own))
     return result
+
+
+_alarm.protect(_clocked_signal.__code__)

@@ -137,6 +137,8 @@ def exception_types(
         raise ConfigError(parameter, value, allowed)
     for kind in types:
         if not isinstance(kind, type) or not issubclass(kind, BaseException):
+            if kind is not value:  # name the odd one out of a tuple
+                allowed = f"{allowed}; {kind!r} is not an exception type"
             raise ConfigError(parameter, value, allowed)
         if not issubclass(kind, Exception):
             raise ConfigError(

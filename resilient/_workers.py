@@ -1,32 +1,64 @@
 """A small bounded thread pool that releases its caller at a deadline.
 
 ``ThreadPoolExecutor`` builds a ``Future`` and a ``Condition`` per call; here a call
-costs one lock and a direct hand-off to an idle worker, about half the latency. A call
-whose caller gave up keeps running (Python cannot stop a thread): it is counted as
-*abandoned* until it ends, it still occupies its worker, and the pool never grows past
-``max_workers``. Idle workers exit after ``idle_timeout`` seconds, so an idle process
-holds no threads.
+costs one lock and a direct hand-off to an idle worker. A call whose caller gave up
+keeps running (Python cannot stop a thread): it is counted as *abandoned* until it ends,
+it still occupies its worker, and the pool never grows past ``max_workers``. Idle
+workers exit after ``idle_timeout`` seconds, so an idle process holds no threads.
+
+When every worker is busy, calls wait in a queue. A queued call whose deadline passes
+before a worker takes it never runs: it is counted as *expired*, and its function,
+arguments and context are dropped at once. Each decorated function holds at most
+``Share.limit`` workers and queue places at a time (abandoned calls included), so one
+dependency that hangs cannot take every worker from the others; a call past that limit
+is refused at once (counted as *refused*).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from _thread import allocate_lock
 from collections import deque
 from collections.abc import Callable
 from contextvars import Context
 from typing import Any, NamedTuple
 
-__all__ = ["PoolStats", "WorkerPool"]
+__all__ = ["ABANDONED", "EXPIRED", "REFUSED", "PoolStats", "Share", "WorkerPool"]
+
+# What ``run`` returns instead of a result (objects no call can return):
+ABANDONED: Any = object()  # the deadline passed while the call ran; it keeps running
+EXPIRED: Any = object()  # the deadline passed while the call waited for a worker: never ran
+REFUSED: Any = object()  # the function already holds its share of workers: never queued
 
 
 class PoolStats(NamedTuple):
-    """A snapshot of the pool: threads alive, idle among them, abandoned calls running."""
+    """A snapshot of the pool.
+
+    ``workers`` threads alive, ``idle`` among them; ``abandoned`` calls still running
+    after their caller gave up (they started); ``queued`` calls waiting for a worker;
+    ``expired`` calls whose deadline passed before they started (they never ran), and
+    ``refused`` calls of a function already holding its share of workers, both counted
+    since the process started.
+    """
 
     max_workers: int
     workers: int
     idle: int
     abandoned: int
+    queued: int = 0
+    expired: int = 0
+    refused: int = 0
+
+
+class Share:
+    """How many workers (and queue places) one decorated function may hold at once."""
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
 
 
 class _Job:
@@ -34,25 +66,37 @@ class _Job:
         "args",
         "call",
         "context",
+        "deadline",
         "done",
         "error",
         "finished",
         "gave_up",
         "kwargs",
         "result",
+        "share",
+        "started",
     )
 
-    def __init__(self, context: Context, call: Callable[..., Any], args: Any, kwargs: Any) -> None:
-        self.context = context
-        self.call = call
+    def __init__(
+        self, context: Context, call: Callable[..., Any], args: Any, kwargs: Any, share: Share
+    ) -> None:
+        self.context: Context | None = context
+        self.call: Callable[..., Any] | None = call
         self.args = args
         self.kwargs = kwargs
+        self.share = share
         self.done = allocate_lock()
         self.done.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
         self.finished = False
         self.gave_up = False
+        self.started = True  # a queued job is marked not started until a worker takes it
+        self.deadline = 0.0  # set for queued jobs only
+
+    def drop(self) -> None:
+        """Release everything the call would have used: it will never run."""
+        self.context = self.call = self.args = self.kwargs = None
 
 
 class _Worker:
@@ -77,61 +121,180 @@ class WorkerPool:
         self._pending: deque[_Job] = deque()  # jobs waiting for a worker when all are busy
         self._workers = 0
         self._abandoned = 0
+        self._queued = 0
+        self._expired = 0
+        self._refused = 0
 
     def run(
-        self, context: Context, call: Callable[..., Any], args: Any, kwargs: Any, timeout: float
-    ) -> tuple[bool, Any]:
-        """Run ``call`` in ``context`` on a worker; return ``(finished, result)``.
+        self,
+        context: Context,
+        call: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+        timeout: float,
+        share: Share,
+    ) -> Any:
+        """Run ``call`` in ``context`` on a worker and return its result.
 
-        ``finished`` is false when ``timeout`` passed first; the call's own exception is
-        raised in the caller's thread.
+        Returns ``ABANDONED`` or ``EXPIRED`` when ``timeout`` passed first (while the call
+        ran, or before it started) and ``REFUSED`` when ``share`` is used up; the call's
+        own exception is raised in the caller's thread.
+        ``timeout`` must be at most ``threading.TIMEOUT_MAX``.
         """
-        job = _Job(context, call, args, kwargs)
+        job = _Job(context, call, args, kwargs, share)
         worker = None
         with self._lock:
+            if share.held >= share.limit:
+                self._refused += 1
+                return REFUSED
+            share.held += 1
             if self._idle:
                 worker = self._idle.pop()
                 worker.job = job
             elif self._workers < self.max_workers:
-                self._workers += 1
-                threading.Thread(
-                    target=self._work, args=(_Worker(job),), name="resilient-timeout", daemon=True
-                ).start()
+                self._start(job)
             else:
+                job.started = False
+                job.deadline = time.monotonic() + timeout
                 self._pending.append(job)
+                self._queued += 1
         if worker is not None:
             worker.wake.release()
         if not job.done.acquire(True, timeout):
             with self._lock:
                 if not job.finished:
                     job.gave_up = True
-                    self._abandoned += 1
-                    return False, None
+                    if job.started:
+                        self._abandoned += 1
+                        return ABANDONED
+                    self._expire(job)  # still queued: it will never run
+                    return EXPIRED
         if job.error is not None:
             error, job.error = job.error, None
             raise error
-        return True, job.result
+        return job.result
+
+    def submit(
+        self,
+        context: Context,
+        call: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+        timeout: float,
+        share: Share,
+    ) -> _Job | None:
+        """``run`` in two steps, for callers that wait their own way: start the call.
+
+        Returns the job to wait on (its ``done`` lock), or ``None`` when ``share`` is used
+        up; pass the job to ``collect`` once the wait is over.
+        """
+        job = _Job(context, call, args, kwargs, share)
+        worker = None
+        with self._lock:
+            if share.held >= share.limit:
+                self._refused += 1
+                return None
+            share.held += 1
+            if self._idle:
+                worker = self._idle.pop()
+                worker.job = job
+            elif self._workers < self.max_workers:
+                self._start(job)
+            else:
+                job.started = False
+                job.deadline = time.monotonic() + timeout
+                self._pending.append(job)
+                self._queued += 1
+        if worker is not None:
+            worker.wake.release()
+        return job
+
+    def collect(self, job: _Job, finished: bool) -> Any:
+        """The second step: the result, ``ABANDONED`` or ``EXPIRED``, or the call's error."""
+        if not finished:
+            with self._lock:
+                if not job.finished:
+                    job.gave_up = True
+                    if job.started:
+                        self._abandoned += 1
+                        return ABANDONED
+                    self._expire(job)
+                    return EXPIRED
+        if job.error is not None:
+            error, job.error = job.error, None
+            raise error
+        return job.result
 
     def stats(self) -> PoolStats:
-        """How many threads exist, how many are idle, how many run abandoned calls."""
+        """Threads, idle threads, abandoned, queued, expired and refused calls."""
         with self._lock:
-            return PoolStats(self.max_workers, self._workers, len(self._idle), self._abandoned)
+            return PoolStats(
+                self.max_workers,
+                self._workers,
+                len(self._idle),
+                self._abandoned,
+                self._queued,
+                self._expired,
+                self._refused,
+            )
+
+    def _start(self, job: _Job) -> None:
+        """Under the lock: a new worker thread for ``job`` (nothing held if it cannot start)."""
+        self._workers += 1
+        try:
+            threading.Thread(
+                target=self._work, args=(_Worker(job),), name="resilient-timeout", daemon=True
+            ).start()
+        except BaseException:  # "can't start new thread": the caller gets the error
+            self._workers -= 1
+            job.share.held -= 1
+            raise
+
+    def _expire(self, job: _Job) -> None:
+        """Under the lock: a queued job that will never run gives back what it held."""
+        job.drop()
+        job.result = EXPIRED
+        job.finished = True
+        job.share.held -= 1
+        self._queued -= 1
+        self._expired += 1
+
+    def _next(self) -> _Job | None:
+        """Under the lock: the next queued job whose deadline has not passed."""
+        pending = self._pending
+        now = None
+        while pending:
+            job = pending.popleft()
+            if job.finished:
+                continue  # its caller gave up and already counted it
+            now = time.monotonic() if now is None else now
+            if now >= job.deadline:
+                self._expire(job)
+                job.done.release()  # its caller wakes and reports the timeout
+                continue
+            job.started = True
+            self._queued -= 1
+            return job
+        return None
 
     def _work(self, me: _Worker) -> None:
         lock = self._lock
         job = me.job
         while True:
-            if not job.gave_up:
+            call, context = job.call, job.context
+            if call is not None and context is not None and not job.gave_up:
                 try:
-                    job.result = job.context.run(job.call, *job.args, **job.kwargs)
+                    job.result = context.run(call, *job.args, **job.kwargs)
                 except BaseException as error:  # handed to the caller's thread, never lost
                     job.error = error
+            job.drop()
             with lock:
                 job.finished = True
+                job.share.held -= 1
                 if job.gave_up:
                     self._abandoned -= 1
                     job.error = job.result = None
-                next_job = self._pending.popleft() if self._pending else None
+                next_job = self._next() if self._pending else None
                 if next_job is None:
                     self._idle.append(me)
             job.done.release()

@@ -36,11 +36,19 @@ class TimeoutExceededError(ResilienceError, TimeoutError):
     """A call ran past its time budget.
 
     A subclass of the builtin ``TimeoutError``, so ``except TimeoutError`` catches it.
-    ``name`` is the function, ``seconds`` the budget it had.
+    ``name`` is the function, ``seconds`` the budget it had. ``late_by`` is how many
+    seconds after the deadline the caller was released when that was measured (``None``
+    when the timeout fired on time), and ``reason`` says why it came that late, when it
+    came late enough to need a reason (C code holding the GIL, a blocking C call).
     """
 
     # No Python __init__: the exception is built in C, the values live in ``args`` and the
-    # message is formatted only when read. These errors are raised on hot paths.
+    # message is formatted only when read. These errors are raised on hot paths. (Being an
+    # OSError, it keeps only two ``args``: a late error sets ``late_by`` and ``reason`` as
+    # attributes, which pickle with the instance's ``__dict__``.)
+    late_by: float | None = None
+    reason: str | None = None
+
     if TYPE_CHECKING:
 
         def __init__(self, name: str, seconds: float) -> None: ...
@@ -62,7 +70,13 @@ class TimeoutExceededError(ResilienceError, TimeoutError):
         self.args = (self.args[0], value, *self.args[2:])
 
     def __str__(self) -> str:
-        return f"{self.name} did not finish within {self.seconds:g}s"
+        message = f"{self.name} did not finish within {self.seconds:g}s"
+        late, reason = self.late_by, self.reason
+        if reason is None:
+            return message
+        if late is not None:
+            message += f"; the caller was released {late:.3g}s after the deadline"
+        return f"{message}: {reason}"
 
 
 class CircuitOpenError(ResilienceError):

@@ -1,9 +1,10 @@
 """``resilient.http``: an HTTP client for hostile networks, on httpx (``pip install
 'resilient-toolkit[http]'``).
 
-``Client`` and ``AsyncClient`` send every request with the seed's timeouts
+``Client`` and ``AsyncClient`` send every request with per-phase timeouts
 (``RequestConfig`` presets, cut to the enclosing ``@resilient.timeout`` deadline),
-retries for idempotent requests that honour ``Retry-After``, a circuit breaker per host,
+retries for idempotent requests that honour ``Retry-After`` (up to the retry config's
+``max_retry_after``), a circuit breaker per host,
 an ``X-Correlation-ID`` and ``X-Tenant-ID``, and they recognise captive portals and
 content-filter block pages instead of handing their HTML to your JSON parser.
 """

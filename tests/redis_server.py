@@ -1,7 +1,10 @@
 """A real ``redis-server`` on a free loopback port, for the Redis store tests.
 
 ``redis_server`` is one server shared by the whole session (tests keep apart by key
-prefix); ``own_redis_server`` is a fresh one a test may kill and restart. Both run with
+prefix); ``own_redis_server`` is a fresh one a test may kill and restart;
+``replica_redis_server`` is a read-only replica (of a master that is not there: it serves
+reads and refuses every write until ``REPLICAOF NO ONE``). ``acl_url`` adds a user with
+given ACL rules and gives the URL that logs in as it. All run with
 ``--save '' --appendonly no`` (nothing on disk, so a restart loses every key, as a crashed
 cache would) and are stopped by their pid. Without ``redis-server`` on the PATH or the
 ``redis`` package, the tests that need them skip and say why.
@@ -98,10 +101,11 @@ class RedisServer:
         return self
 
     def ping(self) -> bool:
+        """Whether the server answers (a refusal to a client without a password counts)."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
                 conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
+                return conn.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -116,10 +120,10 @@ class RedisServer:
             pass
         process.wait(START_TIMEOUT)
 
-    def client(self) -> object:
+    def client(self, **options: Any) -> object:
         import redis
 
-        return redis.Redis.from_url(self.url)
+        return redis.Redis.from_url(self.url, **options)
 
 
 _shared: RedisServer | None = None
@@ -159,6 +163,35 @@ def own_redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture
+def replica_redis_server() -> Iterator[RedisServer]:
+    """A read-only replica whose master never answers: reads work, writes get READONLY."""
+    why = missing()
+    if why is not None:
+        pytest.skip(why)
+    server = RedisServer("--replicaof", "127.0.0.1", str(free_port())).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def acl_url(server: RedisServer, *rules: str) -> str:
+    """The URL of a new user of ``server`` with the ACL ``rules`` (``on`` and a password
+    are added), e.g. ``acl_url(server, "~*", "&*", "+@all", "-evalsha")``."""
+    user = f"u{uuid.uuid4().hex[:8]}"
+    client: Any = server.client()
+    client.execute_command("ACL", "SETUSER", user, "on", ">pw", *rules)
+    client.close()
+    return f"redis://{user}:pw@127.0.0.1:{server.port}/0"
+
+
+def command_calls(client: Any) -> dict[str, int]:
+    """Calls per command so far on the server of ``client`` (``INFO commandstats``)."""
+    stats = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
 
 
 # --- the worker of the multi-process tests ----------------------------------------------

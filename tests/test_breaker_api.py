@@ -739,3 +739,111 @@ async def test_call_and_acall_still_take_what_they_can_guard(clock: FakeClock) -
     assert await b.acall(AsyncCallable(), 6) == 6
     assert await b.acall(lambda: answer(7)) == 7
     assert b.failures == 0
+
+
+# --- call() checks what other callables return; admit/record/withdraw ---------------------
+
+
+class GeneratorMaker:
+    """A callable object whose plain ``__call__`` hands back a generator."""
+
+    def __call__(self, n: int) -> Any:
+        return numbers(n)
+
+
+class CoroutineMaker:
+    """A callable object whose plain ``__call__`` hands back a coroutine."""
+
+    def __call__(self, n: int) -> Any:
+        return answer(n)
+
+
+@pytest.mark.parametrize(
+    ("target", "what"),
+    [
+        (GeneratorMaker(), "a generator"),
+        (CoroutineMaker(), "a coroutine.*acall"),
+        (functools.partial(anumbers), "an async generator"),
+    ],
+    ids=["generator", "coroutine", "async-generator"],
+)
+def test_call_refuses_a_callable_that_returns_what_it_cannot_guard(
+    clock: FakeClock, target: Any, what: str
+) -> None:
+    """A callable returning a generator, coroutine or async generator: TypeError, nothing
+    counted, the returned object closed (no 'never awaited' warning)."""
+    b = CircuitBreaker("returns-unguarded", BreakerConfig(failure_threshold=1))
+    seen: list[Any] = []
+    b.add_listener(seen.append)
+    for _ in range(3):
+        with pytest.raises(TypeError, match=rf"call\(\) cannot guard .*returned {what}"):
+            b.call(target, 3)
+    assert b.failures == 0
+    assert b.state is BreakerMode.CLOSED
+    assert [e for e in seen if not isinstance(e, CallRecorded)] == []
+    assert not any(isinstance(e, CallRecorded) and e.outcome != "ignored" for e in seen)
+
+
+def test_call_refuses_a_returned_generator_in_half_open_without_taking_the_probe(
+    clock: FakeClock,
+) -> None:
+    """Half-open, a callable object returning a generator leaves the probe to the next call."""
+    b, seen = watched(clock)
+    with pytest.raises(TypeError, match="generator"):
+        b.call(GeneratorMaker(), 3)
+    assert [type(e) for e in seen] == [BreakerHalfOpened]  # the time was up: no call counted
+    seen.clear()
+    assert_nothing_counted(b, seen)
+
+
+def test_withdraw_frees_a_probe_silently_unlike_a_cancellation(clock: FakeClock) -> None:
+    """admit + withdraw leaves no event and no count; admit + record(cancel) says 'ignored'."""
+    b, seen = watched(clock)
+    permit = b.admit()
+    assert permit.probe
+    seen.clear()  # the half-open transition itself
+    b.withdraw(permit)
+    assert seen == []
+    assert b.snapshot().probes == ()
+    assert b.state is BreakerMode.HALF_OPEN
+    permit = b.admit()
+    seen.clear()
+    b.record(permit, asyncio.CancelledError())
+    assert [type(e) for e in seen] == [CallRecorded]
+    assert seen[0].outcome == "ignored"
+    assert b.snapshot().probes == ()
+    b.record(b.admit(), None, "fine")
+    assert b.state is BreakerMode.CLOSED
+
+
+async def test_async_admit_record_and_withdraw_count_like_acall(clock: FakeClock) -> None:
+    """aadmit/arecord count a failure and a success; awithdraw counts nothing."""
+    b = CircuitBreaker("steps", BreakerConfig(failure_threshold=2))
+    await b.arecord(await b.aadmit(), BoomError())
+    assert b.failures == 1
+    await b.awithdraw(await b.aadmit())
+    assert b.failures == 1
+    await b.arecord(await b.aadmit(), BoomError())
+    assert b.opened
+    with pytest.raises(CircuitOpenError):
+        await b.aadmit()
+
+
+class AsyncGeneratorMaker:
+    """A callable object whose plain ``__call__`` hands back an async generator."""
+
+    def __call__(self, n: int) -> Any:
+        return anumbers(n)
+
+
+async def test_acall_refuses_a_callable_that_returns_a_generator_uncounted(
+    clock: FakeClock,
+) -> None:
+    """acall() given a callable returning an async generator: TypeError, no failure counted."""
+    b = CircuitBreaker("areturns-unguarded", BreakerConfig(failure_threshold=1))
+    for target in (AsyncGeneratorMaker(), GeneratorMaker()):
+        with pytest.raises(TypeError, match=r"acall\(\) cannot guard .*returned an? (async )?gen"):
+            await b.acall(target, 3)
+    assert b.failures == 0
+    assert b.state is BreakerMode.CLOSED
+    assert await b.acall(functools.partial(answer, 4)) == 4

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -312,3 +314,55 @@ def test_an_argument_whose_hash_raises_returns_the_result() -> None:
     with pytest.warns(ResilienceWarning, match="no hash today"):
         answer = guarded(argument)
     assert answer == ("result", (argument,), None)
+
+
+def test_a_warning_made_an_error_on_the_success_path_keeps_the_result(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With warnings as errors, an uncacheable call that succeeds returns its result, logged."""
+    calls: list[list[int]] = []
+
+    @fallback("fallback", cache=True)
+    def call(items: list[int]) -> str:
+        calls.append(items)
+        return "real"
+
+    with caplog.at_level(logging.WARNING, logger="resilient"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert call([1, 2]) == "real"
+        assert call([3]) == "real"
+    assert calls == [[1, 2], [3]]
+    (record,) = [r for r in caplog.records if "not hashable" in r.getMessage()]
+    assert "ResilienceWarning" in record.getMessage()
+    assert "key=" in record.getMessage()
+
+
+async def test_a_warning_made_an_error_on_the_async_success_path_keeps_the_result() -> None:
+    """The async wrapper also returns the result when the cache's warning is an error."""
+
+    @fallback("fallback", cache=True)
+    async def call(items: list[int]) -> str:
+        return "real"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert await call([1, 2]) == "real"
+
+
+def test_a_hash_error_that_cannot_be_printed_keeps_the_result() -> None:
+    """An argument whose __hash__ raises an unprintable error: the result still arrives."""
+
+    class UnprintableError(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("str broke")
+
+    class Odd:
+        def __hash__(self) -> int:
+            raise UnprintableError("no hash")
+
+    @fallback(cache=True)
+    def call(value: Odd) -> str:
+        return "real"
+
+    with pytest.warns(ResilienceWarning, match="UnprintableError"):
+        assert call(Odd()) == "real"

@@ -253,3 +253,112 @@ def test_rejected_result_with_only_an_empty_cache_is_returned() -> None:
 
     assert answer(1) == "degraded"
     assert last_fallback() is None
+
+
+def test_on_types_are_checked_by_the_shared_validation() -> None:
+    """fallback(on=...) names the offending BaseException-only type, as retry and breaker do."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        fallback("x", on=(ValueError, KeyboardInterrupt))
+    assert caught.value.parameter == "on"
+    assert "KeyboardInterrupt is not one" in caught.value.allowed
+    with pytest.raises(resilient.ConfigError) as alone:
+        fallback("x", on=SystemExit)
+    assert alone.value.parameter == "on"
+    assert "SystemExit is not one" in alone.value.allowed
+
+
+def test_a_non_type_among_on_types_is_named() -> None:
+    """fallback(on=(ValueError, 3)) says that 3 is not an exception type."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        fallback("x", on=(ValueError, 3))
+    assert caught.value.parameter == "on"
+    assert "3 is not an exception type" in caught.value.allowed
+
+
+class UnprintableError(Exception):
+    """An exception whose ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str broke")
+
+
+def unprintable(*args: object) -> bool:
+    raise UnprintableError("hidden")
+
+
+def test_on_predicate_raising_an_unprintable_error_lets_the_calls_error_through() -> None:
+    """on= raising an exception with a broken __str__: the caller gets the call's own error."""
+    original = ConnectionError("down")
+    with pytest.raises(ConnectionError) as caught:
+        fallback("x", on=unprintable)(failing(original))()
+    assert caught.value is original
+    assert "UnprintableError('hidden')" in original.__notes__[0]
+
+
+async def test_on_predicate_raising_an_unprintable_error_async() -> None:
+    """The async wrapper also keeps the call's error when on= raises an unprintable error."""
+    original = ConnectionError("down")
+
+    async def call() -> str:
+        raise original
+
+    with pytest.raises(ConnectionError) as caught:
+        await fallback("x", on=unprintable)(call)()
+    assert caught.value is original
+
+
+def test_a_fallback_raising_an_unprintable_error_keeps_the_calls_error() -> None:
+    """A failing fallback whose error cannot be printed: the call's error arrives, noted."""
+    original = ConnectionError("down")
+    with pytest.raises(ConnectionError) as caught:
+        fallback(unprintable)(failing(original))()
+    assert caught.value is original
+    assert "fallback[0]: UnprintableError: UnprintableError('hidden')" in original.__notes__[0]
+
+
+def test_a_raising_on_predicate_with_varying_messages_keeps_one_note() -> None:
+    """A shared error through an on= raising a new message each time keeps one, the latest."""
+    shared = ConnectionError("shared")
+    count = 0
+
+    def on(error: BaseException) -> bool:
+        nonlocal count
+        count += 1
+        raise ValueError(f"boom {count}")
+
+    guarded = fallback("x", on=on)(failing(shared))
+    for _ in range(1000):
+        with pytest.raises(ConnectionError):
+            guarded()
+    (note,) = shared.__notes__
+    assert "boom 1000" in note
+
+
+def test_a_failing_fallback_with_varying_messages_keeps_one_note() -> None:
+    """A shared error whose fallback fails with a new message each time keeps one note."""
+    shared = ConnectionError("shared")
+    count = 0
+
+    def answer() -> str:
+        nonlocal count
+        count += 1
+        raise KeyError(f"cold {count}")
+
+    guarded = fallback(answer)(failing(shared))
+    for _ in range(1000):
+        with pytest.raises(ConnectionError):
+            guarded()
+    (note,) = shared.__notes__
+    assert "cold 1000" in note
+
+
+def test_a_rejected_result_note_stays_one_on_a_shared_fallback_error() -> None:
+    """when= rejecting results of varying types keeps one note on a shared fallback error."""
+    shared = KeyError("cold")
+    results = iter([1, "a", 2.0, None, (), [], {}] * 10)
+    guarded = fallback(failing(shared), when=lambda result: True)(lambda: next(results))
+    for _ in range(70):
+        with pytest.raises(KeyError):
+            guarded()
+    (note,) = shared.__notes__
+    assert "when= rejected the result (a dict)" in note

@@ -17,6 +17,7 @@ import resilient
 from resilient import correlation
 from resilient.exceptions import CircuitOpenError, ConfigError, TimeoutExceededError
 from resilient.http import (
+    AsyncClient,
     Client,
     HostUnavailableError,
     HTTPStatusError,
@@ -465,3 +466,40 @@ def test_repr_shows_the_configuration_and_breakers(server: ScriptedServer, clien
     assert "config='standard'" in text
     assert "tenant_id='tenant-123'" in text
     assert f"'127.0.0.1:{server.port}' CLOSED" in text
+
+
+# --- Retry-After is honoured up to max_retry_after ----------------------------------------
+
+
+@pytest.mark.parametrize("kind", [Client, AsyncClient])
+async def test_a_retry_after_beyond_max_retry_after_ends_the_retries(
+    clock: FakeClock, server: ScriptedServer, kind: type[Client | AsyncClient]
+) -> None:
+    """With budget to spare, a 100 s ``Retry-After`` over a 5 s cap is not waited: one try."""
+    server.script("/a", Answer(503, headers={"Retry-After": "100"}), json_answer({"ok": 1}))
+    config = RequestConfig(total=1000.0, retry=resilient.RetryConfig(max_retry_after=5.0))
+    client = kind(server.url, config=config, verify=TLS)
+
+    async def get() -> object:
+        return await client.get("/a") if isinstance(client, AsyncClient) else client.get("/a")
+
+    try:
+        with pytest.raises(HTTPStatusError) as caught:
+            await get()
+    finally:
+        await client.aclose() if isinstance(client, AsyncClient) else client.close()
+    assert clock.sleeps == []
+    assert server.hits("/a") == 1
+    assert caught.value.retry_after == 100.0
+    assert "max_retry_after=5s" in caught.value.__notes__[0]
+
+
+def test_a_retry_after_within_max_retry_after_is_waited_in_full(
+    clock: FakeClock, server: ScriptedServer
+) -> None:
+    """A ``Retry-After`` at the cap is waited as asked (``max_delay`` does not cut it)."""
+    server.script("/a", Answer(503, headers={"Retry-After": "5"}), json_answer({"ok": 1}))
+    retry = resilient.RetryConfig(max_delay=1.0, max_retry_after=5.0)
+    with Client(server.url, config=RequestConfig(total=60.0, retry=retry), verify=TLS) as client:
+        assert client.get("/a").json() == {"ok": 1}
+    assert clock.sleeps == [5.0]

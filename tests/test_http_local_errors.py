@@ -277,3 +277,138 @@ async def _close(client: Client | AsyncClient) -> None:
         await client.aclose()
     else:
         client.close()
+
+
+# --- only known local errors are local; a transport's own errors still count --------------
+
+
+class VendorFaultError(Exception):
+    """An error type a third-party transport raises for a fault of the remote side."""
+
+
+class FlakyTransport(httpx.BaseTransport):
+    """The real loopback transport, raising ``VendorFaultError`` for the first ``faults`` calls."""
+
+    def __init__(self, faults: int) -> None:
+        self.inner = httpx.HTTPTransport(verify=TLS)
+        self.faults = faults
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.faults:
+            self.faults -= 1
+            raise VendorFaultError("upstream proxy refused")
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncFlakyTransport(httpx.AsyncBaseTransport):
+    """The async twin of ``FlakyTransport``."""
+
+    def __init__(self, faults: int) -> None:
+        self.inner = httpx.AsyncHTTPTransport(verify=TLS)
+        self.faults = faults
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.faults:
+            self.faults -= 1
+            raise VendorFaultError("upstream proxy refused")
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def flaky_client(kind: str, server: ScriptedServer, faults: int, **options: Any) -> Any:
+    """A client whose transport fails ``faults`` times, on a breaker two failures open."""
+    breaker = resilient.BreakerConfig(failure_threshold=2)
+    if kind == "sync":
+        return Client(server.url, breaker=breaker, transport=FlakyTransport(faults), **options)
+    return AsyncClient(
+        server.url, breaker=breaker, transport=AsyncFlakyTransport(faults), **options
+    )
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_an_unknown_error_from_the_transport_counts_against_the_host(
+    clock: FakeClock, server: ScriptedServer, kind: str
+) -> None:
+    """A transport's own error type reaches the caller unchanged and opens the breaker."""
+    server.script("/a", json_answer({"ok": 1}))
+    client = flaky_client(kind, server, faults=5)
+    try:
+        for _ in range(2):
+            with pytest.raises(VendorFaultError):
+                await send(client, "/a")
+        with pytest.raises(HostUnavailableError):
+            await send(client, "/a")
+        assert host_breaker(server).opened
+        assert server.hits("/a") == 0
+    finally:
+        await _close(client)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_an_error_from_an_auth_flow_never_counts_even_beside_a_flaky_transport(
+    clock: FakeClock, server: ScriptedServer, kind: str
+) -> None:
+    """With the transport shimmed, an auth flow's own error still stays the caller's."""
+    server.script("/a", json_answer({"ok": 1}))
+    client = flaky_client(kind, server, faults=0)
+
+    def auth(request: httpx.Request) -> httpx.Request:
+        raise VendorFaultError("token cache corrupt")
+
+    try:
+        for _ in range(5):
+            with pytest.raises(VendorFaultError, match="token cache"):
+                await send(client, "/a", auth=auth)
+        assert host_breaker(server).failures == 0
+        assert (await send(client, "/a")).json() == {"ok": 1}
+    finally:
+        await _close(client)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("when", ["request", "response"])
+async def test_an_error_from_an_event_hook_never_counts(
+    clock: FakeClock, server: ScriptedServer, kind: str, when: str
+) -> None:
+    """A request or response hook that raises: the caller gets its error; the host is fine."""
+    server.script("/a", json_answer({"ok": 1}))
+    problem = RuntimeError("hook bug")
+
+    def hook(_: object) -> None:
+        raise problem
+
+    async def ahook(_: object) -> None:
+        raise problem
+
+    hooks = {when: [hook if kind == "sync" else ahook]}
+    client = flaky_client(kind, server, faults=0, event_hooks=hooks)
+    try:
+        for _ in range(5):
+            with pytest.raises(RuntimeError) as caught:
+                await send(client, "/a")
+            assert caught.value is problem
+    finally:
+        await _close(client)
+    assert host_breaker(server).failures == 0
+    assert not host_breaker(server).opened
+
+
+async def test_an_unsendable_header_is_refused_before_the_breaker_is_asked(
+    clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
+) -> None:
+    """A CR/LF header fails in preparation: the breaker sees no call and emits no event."""
+    server.script("/a", json_answer({"ok": 1}))
+    await send(client, "/a")
+    seen: list[object] = []
+    host_breaker(server).add_listener(seen.append)
+    for headers in ({"X-Trace": "a\r\nInjected: 1"}, [("X-Trace", "\x00")], {"X-A\n": "v"}):
+        with pytest.raises(LocalRequestError) as caught:
+            await send(client, "/a", headers=headers)
+        assert isinstance(caught.value.__cause__, httpx.LocalProtocolError)
+    assert seen == []
+    assert server.hits("/a") == 1

@@ -273,6 +273,15 @@ def test_a_breaker_dict_takes_breaker_config_fields() -> None:
     assert config == resilient.BreakerConfig.database.replace(reset_timeout=5)
 
 
+def test_a_toml_array_gives_the_name_and_preset_form_of_a_breaker(tmp_path: Path) -> None:
+    """breaker = ["p-arr", "database"] in a file is the (name, preset) pair, as in Python."""
+    file = tmp_path / "policies.toml"
+    file.write_text('[policies.db]\nbreaker = ["p-arr", "database"]\n')
+    step = load_policies(file)["db"].describe()[0]
+    assert step["name"] == "p-arr"
+    assert step["config"] == resilient.BreakerConfig.database
+
+
 def test_a_long_extends_chain_loads_without_recursion() -> None:
     """A 1,200-deep chain of extends loads; every policy inherits the deepest step."""
     tables: dict[str, object] = {f"p{i}": {"extends": f"p{i + 1}"} for i in range(1200)}

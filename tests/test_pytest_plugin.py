@@ -117,6 +117,59 @@ def test_async_tests_get_virtual_event_loop_time(pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=2)
 
 
+def test_timeouts_under_fake_clock_behave_as_in_production(pytester: pytest.Pytester) -> None:
+    """Under fake_clock the body is stopped at the virtual deadline: no side effect after."""
+    result = run(
+        pytester,
+        """
+        import asyncio, threading, time
+        import pytest
+        import resilient
+
+        async def test_async_body_is_cancelled_at_45s(fake_clock):
+            after = []
+
+            @resilient.timeout(45)
+            async def generate():
+                await asyncio.sleep(60)
+                after.append("side effect")
+
+            with pytest.raises(resilient.TimeoutExceededError):
+                await generate()
+            assert fake_clock.monotonic() == 45
+            assert after == []
+
+        async def test_async_call_that_never_answers_times_out(fake_clock):
+            @resilient.timeout(45)
+            async def never():
+                await asyncio.Event().wait()
+
+            # the outer guard is virtual too: it only ends a call that hangs
+            with pytest.raises(resilient.TimeoutExceededError):
+                await asyncio.wait_for(never(), 100)
+            assert fake_clock.monotonic() == 45
+
+        @pytest.mark.parametrize("strategy", ["thread", "signal"])
+        def test_sync_call_that_never_answers_times_out(fake_clock, strategy):
+            gate = threading.Event()
+
+            @resilient.timeout(45, strategy=strategy)
+            def never():
+                gate.wait(2)
+
+            started = time.perf_counter()
+            try:
+                with pytest.raises(resilient.TimeoutExceededError):
+                    never()
+            finally:
+                gate.set()
+            assert time.perf_counter() - started < 1
+            assert fake_clock.monotonic() == 45
+        """,
+    )
+    result.assert_outcomes(passed=4)
+
+
 def test_plugin_start_up_cost() -> None:
     """Loading the plugin adds well under 20 ms to a session: it imports nothing heavy."""
     code = (

@@ -78,7 +78,7 @@ def run_script(
     script: Any, key: str, events: list[tuple[Event, float]], config: BreakerConfig
 ) -> list[tuple[BreakerState, Decision]]:
     """Apply ``events`` (with their times) in one script call; each one's answer."""
-    args = ["60000", "", "lua-test", *_lua.rules_args(config), "", "", ""]
+    args = ["60000", "", "lua-test", *_lua.rules_args(config), "", "", "", ""]
     for event, now in events:
         args += [str(event.kind), str(event.ticket), _lua.number(event.duration)]
         args.append(_lua.number(now))
@@ -162,3 +162,21 @@ def test_a_state_round_trips_through_its_encoding() -> None:
         buckets=((-3, 1, 0, 1), (170000000000, 4, 2, 0)),
     )
     assert _lua.decode([*_lua.encode(state), "12"]) == (state, 12)
+
+
+def test_a_script_run_past_its_deadline_changes_nothing(script: Any) -> None:
+    """A script that reaches the server after its deadline answers "late" and writes
+    nothing; one within it applies its event."""
+    key = f"{unique_prefix()}:{{lua}}:state"
+    config = BreakerConfig(failure_threshold=1)
+    seconds, micros = script.registered_client.time()
+    now_us = seconds * 1_000_000 + micros
+    head = ["60000", "", "lua-test", *_lua.rules_args(config), "", "", ""]
+    assert len(head) == _lua.DEADLINE_ARG
+    event = [str(Kind.FAILURE), "0", "0", ""]
+    reply = script(keys=[key], args=[*head, str(now_us - 1), *event])
+    assert _lua.as_text(reply[1]) == "late"
+    assert script.registered_client.exists(key) == 0
+    reply = script(keys=[key], args=[*head, str(now_us + 60_000_000), *event])
+    assert _lua.decode(reply[6:16])[0].mode is BreakerMode.OPEN
+    assert script.registered_client.hget(key, "mode") == b"open"

@@ -344,3 +344,119 @@ def test_an_error_whose_notes_are_not_a_list_still_reaches_the_caller(clock: Fak
         failing()
     assert caught.value is odd
     assert odd.__notes__ == ("set by hand",)
+
+
+# --- failures that cannot be printed, varying messages, odd notes -----------------------
+
+
+class UnprintableError(Exception):
+    """An exception whose ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str broke")
+
+
+def unprintable_hook(*args: object) -> bool:
+    """A user hook raising an exception whose message cannot be printed."""
+    raise UnprintableError("hidden")
+
+
+def test_an_on_predicate_raising_an_unprintable_error_keeps_the_callers_error(
+    clock: FakeClock,
+) -> None:
+    """on= raising an exception with a broken __str__: the call's own error reaches the caller."""
+    flaky = Flaky(5)
+    decorated = resilient.retry(on=unprintable_hook, initial_delay=0)(flaky)
+    with pytest.raises(ConnectionError) as caught:
+        decorated()
+    assert caught.value is flaky.errors[0]
+    (note,) = caught.value.__notes__
+    assert "UnprintableError('hidden')" in note
+
+
+def test_an_on_retry_raising_an_unprintable_error_keeps_the_callers_error(
+    clock: FakeClock,
+) -> None:
+    """on_retry raising an exception with a broken __str__: the retries go on, the error arrives."""
+    flaky = Flaky(10)
+    decorated = resilient.retry(attempts=3, initial_delay=0, on_retry=unprintable_hook)(flaky)
+    with pytest.raises(ConnectionError) as caught:
+        decorated()
+    assert caught.value is flaky.errors[-1]
+    assert flaky.calls == 3
+    assert any("on_retry" in note and "UnprintableError" in note for note in caught.value.__notes__)
+
+
+async def test_async_on_retry_raising_an_unprintable_error_keeps_the_callers_error(
+    clock: FakeClock,
+) -> None:
+    """The async loop also survives an on_retry failure whose message cannot be printed."""
+
+    @resilient.retry(attempts=2, initial_delay=0, on_retry=unprintable_hook)
+    async def failing() -> None:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError, match="down"):
+        await failing()
+
+
+def test_an_on_predicate_with_varying_messages_keeps_one_note(clock: FakeClock) -> None:
+    """A shared error through a raising on= whose message changes each time keeps one note."""
+    shared = ConnectionError("shared")
+    count = 0
+
+    def on(error: BaseException) -> bool:
+        nonlocal count
+        count += 1
+        raise ValueError(f"boom {count}")
+
+    @resilient.retry(attempts=2, initial_delay=0, on=on)
+    def failing() -> None:
+        raise shared
+
+    for _ in range(1000):
+        with pytest.raises(ConnectionError):
+            failing()
+    (note,) = shared.__notes__
+    assert "boom 1000" in note
+
+
+def test_an_on_retry_with_varying_messages_keeps_two_notes(clock: FakeClock) -> None:
+    """A shared error through a raising on_retry whose message changes keeps two notes."""
+    shared = ConnectionError("shared")
+    count = 0
+
+    def on_retry(attempt: int, error: BaseException, delay: float) -> None:
+        nonlocal count
+        count += 1
+        raise ValueError(f"boom {count}")
+
+    @resilient.retry(attempts=2, initial_delay=0, on_retry=on_retry)
+    def failing() -> None:
+        raise shared
+
+    for _ in range(1000):
+        with pytest.raises(ConnectionError):
+            failing()
+    assert len(shared.__notes__) == 2  # the give-up note and the latest on_retry note
+    assert "boom 1000" in shared.__notes__[-1]
+
+
+@pytest.mark.parametrize("odd_note", [1, None, b"bytes"])
+def test_a_note_that_is_not_a_string_does_not_break_the_give_up(
+    clock: FakeClock, odd_note: object
+) -> None:
+    """An error carrying a non-string note set by hand still reaches the caller, noted."""
+
+    @resilient.retry(attempts=2, initial_delay=0)
+    def failing() -> None:
+        error = ConnectionError("real")
+        error.__notes__ = [odd_note]  # type: ignore[list-item]
+        raise error
+
+    with pytest.raises(ConnectionError) as caught:
+        failing()
+    assert caught.value.args == ("real",)
+    notes = caught.value.__notes__
+    assert notes[0] == odd_note
+    assert "gave up" in notes[1]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import resilient
-from resilient._workers import WorkerPool
+from resilient._workers import EXPIRED, Share, WorkerPool
 from resilient.testing import FakeClock
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -91,6 +91,22 @@ def test_nested_timeouts_share_the_earliest_deadline(clock: FakeClock) -> None:
     assert seen == [4.0]
     assert "outer" in str(caught.value)  # the outer budget is the one that ran out
     assert clock.monotonic() == 5.0
+
+
+def test_remaining_is_zero_once_the_deadline_has_passed(clock: FakeClock) -> None:
+    """Past the deadline no budget is left: remaining() is 0.0, never a positive number."""
+    seen: list[float | None] = []
+
+    @resilient.timeout(5, strategy="signal")
+    def overrun() -> None:
+        seen.append(resilient.remaining())
+        clock.advance(7)
+        seen.append(resilient.remaining())
+
+    with pytest.raises(resilient.TimeoutExceededError):
+        overrun()
+    assert seen == [5.0, 0.0]
+    assert resilient.remaining() is None
 
 
 def test_remaining_is_none_without_a_deadline(clock: FakeClock) -> None:
@@ -289,7 +305,7 @@ def _catch(fn: object) -> BaseException | None:
 def test_idle_workers_exit() -> None:
     """A pool whose workers sit idle past idle_timeout holds no threads."""
     pool = WorkerPool(max_workers=2, idle_timeout=0.01)
-    assert pool.run(contextvars.copy_context(), lambda: 7, (), {}, 1.0) == (True, 7)
+    assert pool.run(contextvars.copy_context(), lambda: 7, (), {}, 1.0, Share(2)) == 7
     for _ in range(500):
         if pool.stats().workers == 0:
             break
@@ -302,18 +318,21 @@ def test_saturated_pool_queues_until_a_worker_frees() -> None:
     """Past max_workers, calls wait for a worker instead of starting more threads."""
     pool = WorkerPool(max_workers=1, idle_timeout=1.0)
     gate = threading.Event()
-    results: list[tuple[bool, object]] = []
+    results: list[object] = []
+    share = Share(2)
     first = threading.Thread(
         target=lambda: results.append(
-            pool.run(contextvars.copy_context(), gate.wait, (2,), {}, 2.0)
+            pool.run(contextvars.copy_context(), gate.wait, (2,), {}, 2.0, share)
         )
     )
     first.start()
-    assert pool.run(contextvars.copy_context(), lambda: 1, (), {}, 0.01) == (False, None)
+    while pool.stats().workers == 0 or pool.stats().idle == 1:
+        time.sleep(0.001)
+    assert pool.run(contextvars.copy_context(), lambda: 1, (), {}, 0.01, share) is EXPIRED
     assert pool.stats().workers == 1
     gate.set()
     first.join()
-    assert results == [(True, True)]
+    assert results == [True]
 
 
 @pytest.mark.parametrize(
@@ -322,9 +341,9 @@ def test_saturated_pool_queues_until_a_worker_frees() -> None:
         (0, "thread", "seconds"),
         (-1, "thread", "seconds"),
         (float("nan"), "thread", "seconds"),
-        ("eternity", "thread", "timeout"),
+        ("eternity", "thread", "seconds"),
         (1, "process", "strategy"),
-        ("1", "thread", "timeout"),
+        ("1", "thread", "seconds"),
     ],
 )
 def test_bad_arguments_fail_at_decoration(seconds: object, strategy: str, parameter: str) -> None:

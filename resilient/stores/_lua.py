@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUDGET",
+    "DEADLINE_ARG",
     "FIELDS",
+    "PROBE",
     "SET_FLAG",
     "TRANSITION",
     "as_text",
@@ -48,6 +50,9 @@ FIELDS = (
     "version",
 )
 """The hash fields of a breaker, in the order the scripts read and return them."""
+
+DEADLINE_ARG = 19
+"""Where ``TRANSITION``'s deadline is among its arguments (``ARGV[20]``)."""
 
 
 def number(value: float | int) -> str:
@@ -118,15 +123,21 @@ def encode(state: BreakerState) -> list[str]:
 #          of process ids scored by when their own breaker reopens
 # ARGV     1 idle expiry in ms, 2 channel ("" = publish nothing), 3 breaker name,
 #          4..16 the rules (see _RULES; "" = None), 17..19 for "hint" events: this
-#          process's id, the quorum, seconds its own breaker stays open; then from 20,
-#          four per event: kind, ticket, duration, now ("" = the server's TIME)
+#          process's id, the quorum, seconds its own breaker stays open; 20 the
+#          deadline, in the server's microseconds ("" = none); then from 21, four per
+#          event: kind, ticket, duration, now ("" = the server's TIME)
 # returns  server time, version of the final state, then for each event in order:
-#          verdict, ticket, retry_after ("" = None), prior mode, the ten state fields
+#          verdict, ticket, retry_after ("" = None), prior mode, the ten state fields;
+#          the version is negative for a breaker never written (its initial state, as of
+#          the server time); past the deadline: server time, "late", and nothing changed
 #
 # Events are applied one after the other, as transition would apply them; the state is
 # written (and published) once, after the last. "hint" is not one of transition's
 # events: a process whose own breaker tripped says so, and when a quorum of processes
 # have live hints, the shared breaker opens for everyone (as _circuit._open opens it).
+# A script that reaches the server after its caller stopped waiting (a server frozen
+# and thawed, a long network stall) changes nothing: the caller has already applied
+# its events locally, and applying them again later would count them twice.
 TRANSITION = r"""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local key = KEYS[1]
@@ -164,6 +175,8 @@ local t = redis.call('TIME')
 local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local server_now = micros / 1000000
 local now = server_now
+local deadline = tonumber(ARGV[20])
+if deadline ~= nil and micros > deadline then return {num(server_now), 'late'} end
 
 local function parse_probes(s)
   local out = {}
@@ -394,7 +407,7 @@ end
 local out = {num(server_now), ''}
 local N = S
 local enc = old
-local i = 20
+local i = 21
 while ARGV[i] ~= nil do
   kind, ticket, duration = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if ARGV[i + 3] == '' then now = server_now else now = tonumber(ARGV[i + 3]) end
@@ -425,10 +438,20 @@ if changed then
   redis.call('HSET', key, 'mode', enc[1], 'gen', enc[2], 'failures', enc[3],
              'successes', enc[4], 'opened_at', enc[5], 'open_until', enc[6], 'trips', enc[7],
              'probes', enc[8], 'window', enc[9], 'buckets', enc[10], 'version', num(version))
-  -- Idle breakers expire; an open one not before it would have reopened; manual modes
-  -- (force_open, disable) are an operator's decision and never expire.
+  -- Idle breakers expire; an open one not before it would have reopened, a half-open
+  -- one not before its last probe's lease ends, one counting in a time window not
+  -- before that window has passed; manual modes (force_open, disable) are an
+  -- operator's decision and never expire.
   local ms = key_ttl
+  if R.window_duration ~= nil and #N.buckets > 0 then ms = ms + R.window_duration * 1000 end
   if N.mode == 'open' and N.open_until > now then ms = ms + (N.open_until - now) * 1000 end
+  if N.mode == 'half_open' then
+    for _, p in ipairs(N.probes) do
+      if p[2] > now and key_ttl + (p[2] - now) * 1000 > ms then
+        ms = key_ttl + (p[2] - now) * 1000
+      end
+    end
+  end
   if N.mode == 'forced_open' or N.mode == 'disabled' or ms > 1e15 then
     redis.call('PERSIST', key)
   else
@@ -440,9 +463,18 @@ if changed then
   end
 end
 
-if not raw[11] and not changed then version = micros end  -- never written: as of now
+if not raw[11] and not changed then version = -micros end  -- never written
 out[2] = num(version)
 return out
+"""
+
+# KEYS[1] a key of this store's own; ARGV 1 who asks, 2 the channel. Runs a script that
+# writes and publishes, as the transitions do: it fails when Redis is read-only, refuses
+# scripts, or denies this user the store's keys or channel.
+PROBE = r"""
+redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000)
+redis.call('PUBLISH', ARGV[2], 'p|')
+return 1
 """
 
 # KEYS[1] the flag's key; ARGV 1 value ("" with ARGV[2] == "0": delete), 2 "1" to set,

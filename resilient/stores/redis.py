@@ -15,10 +15,13 @@ as Redis delivers a pub/sub message (well under a millisecond on one network). T
 listener also re-reads every breaker it holds every ``cache_ttl`` seconds (default 1 s),
 so while Redis answers, a cell is never more than ``cache_ttl + 0.05 + timeout`` seconds
 behind the shared state, even should a message be lost; when the subscription breaks,
-it is renewed and everything re-read. Until a stale cell catches up, a process may let
-through calls the fleet has stopped, at most those it starts in that window, and the
-first failure it reports brings back the fleet's state: past an open breaker, a process
-makes at most one call per concurrent caller.
+it is renewed and everything re-read. A message is only a hint that a breaker changed:
+the listener reads the state from Redis itself (one round trip for all the messages that
+arrived together), so a message published by anyone else (forged, replayed, malformed)
+never sets a state. Until a stale cell catches up, a process may let through calls the
+fleet has stopped, at most those it starts in that window, and the first failure it
+reports brings back the fleet's state: past an open breaker, a process makes at most one
+call per concurrent caller.
 
 When Redis is unreachable, slow or restarting. No call waits more than ``timeout``
 (default 50 ms) for Redis, and no call sees a Redis error. The first error starts an
@@ -26,8 +29,26 @@ outage: one warning line is logged, and every breaker carries on in this process
 with the same rules, from the last state it saw (``on_store_error="local"``, the default),
 or lets every call through and counts nothing (``"allow"``). Each operation served
 without Redis counts in ``store_errors_total``. The listener retries every
-``retry_interval`` seconds; when Redis answers again, the cells take the shared state
-(whatever the fleet, or a restarted and empty Redis, holds) and calls go back to it.
+``retry_interval`` seconds. A Redis that answers reads but refuses the scripts or their
+writes (a read-only replica, ``READONLY``; an ACL denial, ``NOPERM``; ``NOSCRIPT``;
+``OOM``, ``MISCONF``) is an outage too, logged once with its reason: Redis counts as back
+only once a script has written. A breaker that changed here without Redis keeps its own
+state, and applies its calls here, until Redis holds one written after that change (a
+state never written, or older, never replaces it; but a breaker that never saw Redis's
+state takes one that is not closed, which the fleet or an operator decided), or until
+its own state is closed with nothing counted; then it follows the shared state again.
+Manual operations (``reset``, ``force_open``, ``disable``) always go to Redis.
+
+An error that belongs to one breaker's keys (a key of the wrong type, a field a script
+cannot read, a name that cannot be encoded) is not an outage: that breaker goes on
+locally, one line is logged for it, and every other breaker keeps using Redis.
+
+Configuration. The store checks, when it is made, that it can run its scripts: wrong
+credentials, an ACL denial, an unknown database, a host name that does not resolve, a
+URL of another scheme or an argument that is not a client raise ``ConfigError`` at once.
+Redis being down, slow or read-only at that moment is not a configuration error: the
+store starts in an outage and recovers as above. ``check=False`` skips the round trip
+(the first use of a breaker then finds out, as an outage).
 
 Time. By default the scripts decide with the Redis server's clock (``clock="redis"``),
 so hosts whose clocks disagree still agree on when a breaker reopens; states are moved
@@ -43,6 +64,7 @@ import functools
 import inspect
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -73,6 +95,7 @@ from . import _lua
 try:
     import redis
     import redis.asyncio as aredis
+    from redis import exceptions as rx
     from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -111,6 +134,32 @@ _NO_SETINFO: dict[str, Any] = (
     if "driver_info" in inspect.signature(redis.Redis.__init__).parameters
     else {"lib_name": None, "lib_version": None}
 )
+MIN_KEY_TTL = 1.0
+"""The shortest ``key_ttl`` accepted, in seconds."""
+
+# What an error means for the store. _OUTAGE: Redis cannot be reached or used at all.
+# _REFUSED: Redis answers but refuses this store's scripts or their writes. _KEY: the
+# trouble is one breaker's keys (or one flag's, one budget's); the rest of the store works.
+_OUTAGE, _REFUSED, _KEY = "store unreachable", "store refuses writes", "key"
+_REFUSED_ERRORS = (rx.ReadOnlyError, rx.NoPermissionError, rx.NoScriptError, rx.OutOfMemoryError)
+_OUTAGE_CODES = frozenset(("LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN"))
+_REFUSED_CODES = frozenset(("READONLY", "NOPERM", "NOSCRIPT", "OOM", "MISCONF"))
+# Refusals Redis reports as plain ERR: an ACL denial met inside a script, no scripting,
+# or (Redis 6) a refusal met inside a script, quoted with its code.
+_REFUSED_TEXTS = (
+    "script can't",
+    "no permissions",
+    "unknown command",
+    "-READONLY",
+    "-NOPERM",
+    "-OOM",
+    "-MISCONF",
+)
+_UNRESOLVED = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
 
 
 class _Cell:
@@ -118,13 +167,32 @@ class _Cell:
 
     ``state`` is what calls read, lock-free: the shared state, or with ``trip="local"``
     this process's ``own`` state while the shared one is closed. ``version`` orders
-    shared states from script replies, messages and re-reads, which may arrive out of
-    order: one replaces ``shared`` only if it is newer. ``-1`` means the cell holds a
-    state of its own (new, or changed during an outage) and takes the next shared state
-    whatever its version.
+    shared states from script replies and re-reads, which may arrive out of order: one
+    replaces ``shared`` only if it is newer. ``-1`` means the cell takes the next shared
+    state whatever its version (a new cell, or one that was local and has nothing left
+    to keep).
+
+    ``local_at`` is set (to this process's monotonic time) when ``shared`` last changed
+    here without Redis: during an outage, or after an error of this breaker's keys.
+    Until Redis holds a state written after that moment, the cell keeps its own state
+    and applies its events here. ``broken`` says why this breaker's keys cannot be used
+    (``None`` when they can); ``keyless`` marks a name that can never be a Redis key.
+    ``inflight`` counts script calls under way for this breaker.
     """
 
-    __slots__ = ("config", "lock", "name", "own", "shared", "state", "version")
+    __slots__ = (
+        "broken",
+        "config",
+        "inflight",
+        "keyless",
+        "local_at",
+        "lock",
+        "name",
+        "own",
+        "shared",
+        "state",
+        "version",
+    )
 
     def __init__(self, name: str, own: BreakerState | None) -> None:
         self.name = name
@@ -134,6 +202,10 @@ class _Cell:
         self.version = -1
         self.lock = threading.Lock()
         self.config: BreakerConfig | None = None
+        self.local_at: float | None = None
+        self.broken: str | None = None
+        self.keyless = False
+        self.inflight = 0
 
     def set_shared(self, state: BreakerState) -> None:
         """Take ``state`` as the shared state (the caller holds ``lock``)."""
@@ -162,6 +234,9 @@ def _rules_of(config: BreakerConfig) -> tuple[str, ...]:
         return tuple(_lua.rules_args(config))
 
 
+_URLS = "a redis://, rediss:// or unix:// URL"
+
+
 def _sync_client(target: object, timeout: float) -> Any:
     """A client whose every command gives up after ``timeout`` and is never retried."""
     options: dict[str, Any] = {
@@ -172,7 +247,12 @@ def _sync_client(target: object, timeout: float) -> Any:
         **_NO_SETINFO,
     }
     if isinstance(target, str):
-        return redis.Redis.from_url(target, **options)
+        try:
+            return redis.Redis.from_url(target, **options)
+        except (ValueError, TypeError) as error:
+            raise ConfigError("url", _redacted(target), f"{_URLS} ({error})") from None
+    if not isinstance(target, redis.Redis | aredis.Redis) and not _client_like(target):
+        raise ConfigError("url", target, f"{_URLS}, or a redis.Redis client")
     pool = getattr(target, "connection_pool", None)
     if pool is None:
         return target  # a cluster client or a stand-in: its own timeouts apply
@@ -187,6 +267,7 @@ def _sync_client(target: object, timeout: float) -> Any:
             "password",
             "path",
             "client_name",
+            "credential_provider",
             "ssl_keyfile",
             "ssl_certfile",
             "ssl_cert_reqs",
@@ -199,6 +280,17 @@ def _sync_client(target: object, timeout: float) -> Any:
     return redis.Redis(
         connection_pool=redis.ConnectionPool(connection_class=connection_class, **kwargs)
     )
+
+
+def _client_like(target: object) -> bool:
+    """Whether ``target`` can stand for a client (a cluster client, a test's stand-in)."""
+    return all(callable(getattr(target, name, None)) for name in ("register_script", "pipeline"))
+
+
+def _redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    url = re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", url, count=1)
+    return re.sub(r"(?i)(password=)[^&#]*", r"\1***", url)
 
 
 def _describe(client: Any) -> str:
@@ -228,10 +320,17 @@ class _RedisBase:
         retry_interval: float,
         trip: Trip,
         trip_quorum: int,
+        check: bool,
     ) -> None:
         given: object = prefix
-        if not isinstance(given, str) or not prefix or "{" in prefix or "}" in prefix:
-            raise ConfigError("prefix", prefix, "a non-empty string without braces")
+        if (
+            not isinstance(given, str)
+            or not prefix
+            or "{" in prefix
+            or "}" in prefix
+            or not _encodable(prefix)
+        ):
+            raise ConfigError("prefix", prefix, "a non-empty UTF-8 string without braces")
         if clock not in ("redis", "local"):
             raise ConfigError("clock", clock, "'redis' or 'local'")
         if on_store_error not in ("local", "allow"):
@@ -244,22 +343,40 @@ class _RedisBase:
         self.timeout = _duration("timeout", timeout, allow_zero=False)
         self.cache_ttl = _duration("cache_ttl", cache_ttl, allow_zero=False)
         self.key_ttl = _duration("key_ttl", key_ttl, allow_zero=False)
+        if self.key_ttl < MIN_KEY_TTL:
+            raise ConfigError(
+                "key_ttl",
+                key_ttl,
+                f"a number of seconds >= {MIN_KEY_TTL:g} (how long an idle breaker's key "
+                "lives; an open one lives until it reopens, a half-open one until its "
+                "last probe's lease ends, time-window counts for the window, plus key_ttl)",
+            )
         self.retry_interval = _duration("retry_interval", retry_interval, allow_zero=False)
+        if not isinstance(check, bool):
+            raise ConfigError("check", check, "True or False")
         self.clock = clock
         self.on_store_error = on_store_error
+        self._shown = _redacted(client) if isinstance(client, str) else client
         self._sync = _sync_client(client, self.timeout)
         self._owns_client = self._sync is not client  # a client we made, we close
         self._source = f"{type(self).__name__} {_describe(self._sync)} prefix={prefix!r}"
         self._script = self._sync.register_script(_lua.TRANSITION)
         self._flag_script = self._sync.register_script(_lua.SET_FLAG)
         self._budget_script = self._sync.register_script(_lua.BUDGET)
+        self._probe_script = self._sync.register_script(_lua.PROBE)
+        self._probe_key = f"{prefix}:probe"
         self._budgets: weakref.WeakSet[RetryBudget] = weakref.WeakSet()
         self._channel = f"{prefix}:events"
         self._ttl_ms = str(max(1, int(self.key_ttl * 1000)))
         self._cells: dict[str, _Cell] = {}
         self._lock = threading.Lock()
         self._offset = 0.0  # the server's clock minus this process's (clock="redis")
+        # The server's clock minus time.monotonic(), once Redis has answered, taken from
+        # the start of the round trip that read it: never less than the true difference,
+        # so a deadline is never early and a state is never taken for newer than it is.
+        self._skew: float | None = None
         self._down_since: float | None = None
+        self._down_kind = _OUTAGE
         self._flag_lock = threading.Lock()
         self._flags: TTLCache[str, str | None] = TTLCache(
             maxsize=4096, ttl=self.cache_ttl, timer=time.monotonic
@@ -269,7 +386,8 @@ class _RedisBase:
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
         self.listening = threading.Event()
-        """Set once the listener has subscribed and read its cells (for tests to wait on)."""
+        """Set once the listener has subscribed, read its cells and found Redis writable
+        (for tests to wait on)."""
         self._unread: set[str] = set()  # cells created inside an event loop, not yet read
         self._closed = False
         self._id = _process_id()
@@ -301,7 +419,8 @@ class _RedisBase:
         """The cell holding the state of ``name``, read from Redis when first asked for.
 
         Inside a running event loop the read is left to the listener thread (a few
-        milliseconds), so the loop never blocks on it.
+        milliseconds), so the loop never blocks on it. A name that cannot be a Redis key
+        (it does not encode as UTF-8) gets a cell that never leaves this process.
         """
         cell = self._cells.get(name)
         if cell is not None:
@@ -311,6 +430,10 @@ class _RedisBase:
             if cell is not None:
                 return cell
             cell = self._cells[name] = _Cell(name, _OWN if self.trip == "local" else None)
+        if not _encodable(name):
+            cell.keyless = True
+            self._key_failed(cell, UnicodeError("the name does not encode as UTF-8"))
+            return cell
         if _in_event_loop() or self._down_since is not None:
             with self._lock:
                 self._unread.add(name)
@@ -332,7 +455,8 @@ class _RedisBase:
 
     @property
     def reachable(self) -> bool:
-        """Whether Redis answered the last time it was asked (no outage in progress)."""
+        """Whether Redis answered the last time it was asked and accepts this store's
+        writes (no outage in progress; a read-only Redis is an outage)."""
         return self._down_since is None
 
     # --- transitions -------------------------------------------------------------------
@@ -349,15 +473,62 @@ class _RedisBase:
             if tripped:
                 self._hint(cell, own, now)
             return own, decision
-        if self._down_since is not None:
+        if self._local(cell, event):
             return self._fallback(cell, event, now, config)
         args = [*self._args(name, config), *self._event_args(event, now)]
+        _begin(cell)
         try:
-            reply = self._script(keys=self._script_keys(name), args=args)
-        except Exception as error:  # whatever went wrong, the caller must not see it
-            self._failed(error)
+            reply = self._call(cell, args)
+            if reply is not None:
+                results = self._accept(cell, reply, (now + _config.state.now()) / 2, config)
+                if results:
+                    return results[0]
             return self._fallback(cell, event, now, config)
-        return self._accept(cell, reply, (now + _config.state.now()) / 2, config)[0]
+        finally:
+            _end(cell)
+
+    def _local(self, cell: _Cell, event: Event) -> bool:
+        """Whether ``event`` is applied here: during an outage, for a breaker whose keys
+        cannot be used, and for the calls of one holding a state of its own (a manual
+        operation, meant for the fleet, goes to Redis)."""
+        if self._down_since is not None or cell.broken is not None:
+            return True
+        return cell.local_at is not None and event.kind in _CALLS
+
+    def _call(self, cell: _Cell, args: list[str]) -> list[Any] | None:
+        """One script call for ``cell``: the reply, or ``None`` when Redis did not apply
+        it (the error is dealt with: an outage, or trouble of this breaker alone)."""
+        for _ in range(2):
+            sent = time.monotonic()
+            try:
+                reply: list[Any] = self._script(keys=self._script_keys(cell.name), args=args)
+            except Exception as error:  # whatever went wrong, the caller must not see it
+                self._failed(error, cell)
+                return None
+            if not self._late(reply, sent, args):
+                return reply
+        self._failed(TimeoutError("Redis ran the script after its deadline twice"), cell)
+        return None
+
+    def _late(self, reply: list[Any], sent: float, args: list[str]) -> bool:
+        """Learn the server's clock from ``reply``; whether the script found its deadline
+        past. A reply that came back in time says the deadline was misjudged (the
+        server's clock moved): ``args`` gets one judged anew, for one more try."""
+        try:
+            self._skew = float(_lua.as_text(reply[0])) - sent
+            late = _lua.as_text(reply[1]) == "late"
+        except (ValueError, TypeError, IndexError):
+            return False  # not a reply of this script: _accept finds out
+        if late:
+            args[_lua.DEADLINE_ARG] = self._deadline()
+        return late
+
+    def _deadline(self) -> str:
+        """When a script sent now must have run, in the server's microseconds."""
+        skew = self._skew
+        if skew is None:
+            return ""
+        return str(int((time.monotonic() + skew + self.timeout) * 1_000_000))
 
     def _script_keys(self, name: str) -> tuple[str, ...]:
         if self.trip == "fleet":
@@ -368,7 +539,7 @@ class _RedisBase:
         self, name: str, config: BreakerConfig, hint: tuple[str, ...] = ("",) * 3
     ) -> list[str]:
         """The script's arguments before the events (see ``_lua.TRANSITION``)."""
-        return [self._ttl_ms, self._channel, name, *_rules_of(config), *hint]
+        return [self._ttl_ms, self._channel, name, *_rules_of(config), *hint, self._deadline()]
 
     def _event_args(self, event: Event, now: float, kind: str = "") -> tuple[str, ...]:
         return (
@@ -382,7 +553,17 @@ class _RedisBase:
         self, cell: _Cell, reply: list[Any], now: float, config: BreakerConfig
     ) -> list[tuple[BreakerState, Decision]]:
         """The script's answers to each event; the cell takes the last state. ``now`` is
-        this process's time while the script ran (for ``clock="redis"``)."""
+        this process's time while the script ran (for ``clock="redis"``). None, when the
+        reply holds a state no script could have written: that breaker goes on locally."""
+        try:
+            return self._read_reply(cell, reply, now, config)
+        except (ValueError, TypeError, IndexError) as error:  # a state no script wrote
+            self._key_failed(cell, error)
+            return []
+
+    def _read_reply(
+        self, cell: _Cell, reply: list[Any], now: float, config: BreakerConfig
+    ) -> list[tuple[BreakerState, Decision]]:
         text = _lua.as_text
         if self.clock == "redis":
             self._offset = float(text(reply[0])) - now
@@ -398,7 +579,8 @@ class _RedisBase:
             )
             results.append((state, decision))
         if results:
-            self._adopt(cell, results[-1][0], int(float(text(reply[1]))), converted=True)
+            version = int(float(text(reply[1])))  # negative: never written
+            self._adopt(cell, results[-1][0], abs(version), written=version >= 0, converted=True)
         return results
 
     # --- trip="local": this process counts, a quorum of processes opens the fleet --------
@@ -418,7 +600,7 @@ class _RedisBase:
 
     def _hint_args(self, cell: _Cell, own: BreakerState, now: float) -> list[str] | None:
         """The script's arguments for telling the fleet this process's breaker tripped."""
-        if self._down_since is not None or cell.config is None:
+        if self._down_since is not None or cell.broken is not None or cell.config is None:
             _count_error()
             return None
         hint = (self._id, str(self.trip_quorum), _lua.number(own.open_until - now))
@@ -433,13 +615,15 @@ class _RedisBase:
         args = self._hint_args(cell, own, now)
         if args is None or cell.config is None:
             return
+        _begin(cell)
         try:
-            reply = self._script(keys=self._script_keys(cell.name), args=args)
-        except Exception as error:
-            self._failed(error)
-            _count_error()
-            return
-        self._accept(cell, reply, now, cell.config)
+            reply = self._call(cell, args)
+            if reply is None:
+                _count_error()
+                return
+            self._accept(cell, reply, now, cell.config)
+        finally:
+            _end(cell)
 
     def _to_local(self, state: BreakerState, config: BreakerConfig | None) -> BreakerState:
         """``state`` moved from the server's clock to this process's."""
@@ -458,27 +642,55 @@ class _RedisBase:
         )
 
     def _adopt(
-        self, cell: _Cell, state: BreakerState, version: int, *, converted: bool = False
+        self,
+        cell: _Cell,
+        state: BreakerState,
+        version: int,
+        *,
+        written: bool = True,
+        converted: bool = False,
     ) -> None:
+        """Take ``state`` (at ``version``, the server's microseconds when it was written)
+        if it is newer than what the cell holds. A cell holding its own state takes only
+        a state written after its own last change, or, if it never saw Redis's, one that
+        is not closed (what the fleet or an operator decided, which it could not know)."""
         if not converted:
             state = self._to_local(state, cell.config)
         with cell.lock:
-            if version > cell.version or cell.version < 0:
-                cell.set_shared(state)
-                cell.version = version
+            local_at = cell.local_at
+            if local_at is not None:
+                if not written:
+                    return
+                skew = self._skew
+                newer = skew is not None and version / 1_000_000 - skew > local_at
+                if not newer and (cell.version >= 0 or state.mode is _CLOSED):
+                    return
+                cell.local_at = None
+            elif version <= cell.version and cell.version >= 0:
+                return
+            cell.set_shared(state)
+            cell.version = version
 
     def _fallback(
         self, cell: _Cell, event: Event, now: float, config: BreakerConfig
     ) -> tuple[BreakerState, Decision]:
         """The event applied without Redis: this process's own breaker, same rules."""
-        _count_error()
+        up = self._down_since is None and cell.broken is None
+        if not up:
+            _count_error()  # Redis is not used but would have been
         with cell.lock:
             state = cell.shared
-            cell.version = -1  # the next shared state replaces this one, whatever it is
             if self.on_store_error == "local":
+                before = state
                 state, decision = transition(state, event, now, config)
-                cell.set_shared(state)
+                if state != before:
+                    cell.set_shared(state)
+                    if up and _settled(state):  # back to closed, nothing counted: follow Redis
+                        cell.local_at, cell.version = None, -1
+                    else:
+                        cell.local_at = time.monotonic()
                 return state, decision
+            cell.version = -1  # the next shared state replaces this one, whatever it is
             prior = state.mode
             if prior is not _CLOSED or state.failures:
                 cell.set_shared(BreakerState(gen=state.gen + 1))
@@ -490,7 +702,10 @@ class _RedisBase:
     # --- reading everything, and the listener --------------------------------------------
 
     def _reload(self, names: list[str]) -> None:
-        """Read the shared state of ``names`` in one round trip (raises on trouble)."""
+        """Read the shared state of ``names`` in one round trip (raises when Redis cannot
+        be read; trouble with one breaker's key is that breaker's alone)."""
+        cells = self._cells
+        names = [n for n in names if (c := cells.get(n)) is not None and not c.keyless]
         if not names:
             return
         pipe = self._sync.pipeline(transaction=False)
@@ -499,20 +714,45 @@ class _RedisBase:
             pipe.hmget(key(name), _lua.FIELDS)
         pipe.time()
         now = _config.state.now
-        before = now()
-        replies = pipe.execute()
+        started, before = time.monotonic(), now()
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except Exception as error:
+            if _kind_of(error) != _KEY:
+                raise
+            if len(names) == 1:  # this key alone cannot even be sent
+                self._key_failed(cells[names[0]], error)
+            else:
+                for name in names:  # one at a time, so one bad key hides no other
+                    self._reload([name])
+            return
         after = now()
-        seconds, micros = replies[-1]
+        clock = replies[-1]
+        if isinstance(clock, Exception):
+            raise clock
+        seconds, micros = clock
         server_us = int(seconds) * 1_000_000 + int(micros)
+        self._skew = server_us / 1_000_000 - started
         if self.clock == "redis":
             self._offset = server_us / 1_000_000 - (before + after) / 2
         for name, values in zip(names, replies, strict=False):
-            cell = self._cells.get(name)
+            cell = cells.get(name)
             if cell is None:
                 continue
-            state, version = _lua.decode(values)
+            if isinstance(values, Exception):
+                if _kind_of(values) != _KEY:
+                    raise values
+                self._key_failed(cell, values)
+                continue
+            try:
+                state, version = _lua.decode(values)
+            except (ValueError, TypeError, IndexError) as error:  # fields no script wrote
+                self._key_failed(cell, error)
+                continue
+            cell.broken = None  # readable again: the next event tries Redis
+            written = values[10] is not None
             # A breaker never written (or expired) is the initial state as of now.
-            self._adopt(cell, state, version if values[10] is not None else server_us)
+            self._adopt(cell, state, version if written else server_us, written=written)
 
     def _ensure_watcher(self) -> None:
         if self._closed:
@@ -530,10 +770,12 @@ class _RedisBase:
             self._watcher.start()
 
     def _watch(self, stop: threading.Event) -> None:
-        """The listener: copy published changes into the cells, re-read them every
-        ``cache_ttl`` seconds, and during an outage, retry until Redis answers."""
+        """The listener: re-read the breakers that messages say changed, re-read them all
+        every ``cache_ttl`` seconds, and during an outage, retry until Redis answers and
+        accepts a script's writes."""
         pubsub: Any = None
         next_read = 0.0
+        hints: dict[str, tuple[int, float]] = {}
         while not stop.is_set():
             try:
                 if self._down_since is not None and pubsub is not None:
@@ -547,16 +789,19 @@ class _RedisBase:
                     pubsub.subscribe(self._channel)
                     self._reload(list(self._cells))
                     if self._down_since is not None:
+                        self._probe()  # raises while Redis refuses writes
                         self._recovered()
                         # Read again: cells changed by calls served locally until now.
                         self._reload(list(self._cells))
                     self._sync_budgets()
                     self.listening.set()
                     next_read = time.monotonic() + self.cache_ttl
-                message = pubsub.get_message(timeout=_POLL)
+                message = pubsub.get_message(timeout=0.001 if hints else _POLL)
                 while message is not None:
-                    self._on_message(message.get("data"))
+                    self._on_message(message.get("data"), hints)
                     message = pubsub.get_message(timeout=0.0)
+                if hints:
+                    self._reload(self._due(hints))
                 if self._unread:
                     with self._lock:
                         unread, self._unread = list(self._unread), set()
@@ -568,43 +813,119 @@ class _RedisBase:
             except Exception as error:
                 if stop.is_set():
                     break  # closed under our feet: not an outage
-                self._failed(error)
                 if pubsub is not None:
                     _close_quietly(pubsub)
                     pubsub = None
+                if not self._failed(error) and stop.wait(self.retry_interval):
+                    break  # not an outage, yet the loop failed: never spin on it
         if pubsub is not None:
             _close_quietly(pubsub)
 
-    def _on_message(self, data: object) -> None:
-        if not isinstance(data, bytes | str):
+    def _on_message(self, data: object, hints: dict[str, tuple[int, float]]) -> None:
+        """Note what a message says changed; never take a state from it (anyone allowed
+        to publish could have sent it)."""
+        try:
+            text = data.decode() if isinstance(data, bytes) else data
+        except UnicodeDecodeError:
             return
-        text = data.decode() if isinstance(data, bytes) else data
+        if not isinstance(text, str):
+            return
         if text.startswith("s|"):
             parts = text.split("|", 12)
             cell = self._cells.get(parts[-1])
-            if cell is not None and len(parts) == 13:
-                state, _ = _lua.decode(parts[2:12])
-                self._adopt(cell, state, int(float(parts[1])))
+            if cell is None or len(parts) != 13:
+                return
+            try:
+                version = int(parts[1])
+            except ValueError:
+                return
+            if version > cell.version:
+                seen = hints.get(cell.name)
+                hints[cell.name] = (max(version, seen[0] if seen else 0), time.monotonic())
         elif text.startswith("f|"):
             with self._flag_lock:
                 self._flags.pop(text[2:], None)
 
+    def _due(self, hints: dict[str, tuple[int, float]]) -> list[str]:
+        """The breakers to re-read for ``hints`` (taken out of it). A breaker with a
+        script call of this process under way waits for its reply, which may be the
+        very change announced, for at most ``timeout`` plus a poll."""
+        due: list[str] = []
+        patience = self.timeout + _POLL
+        now = time.monotonic()
+        for name, (version, seen) in list(hints.items()):
+            cell = self._cells.get(name)
+            if cell is not None and cell.version < version:
+                if cell.inflight and now - seen < patience:
+                    continue
+                due.append(name)
+            del hints[name]
+        return due
+
     # --- outages -------------------------------------------------------------------------
 
-    def _failed(self, error: BaseException) -> None:
-        """Redis did not answer: start an outage (once) and let the listener retry."""
+    def _failed(self, error: BaseException, cell: _Cell | None = None) -> bool:
+        """Deal with an error of Redis; whether it is an outage of the whole store.
+
+        An outage (Redis unreachable, or refusing this store's scripts or their writes)
+        is logged once and retried by the listener. Trouble with one key is that
+        breaker's (``cell``) alone, or the flag's or budget's that was asked for.
+        """
+        kind = _kind_of(error)
+        if kind == _KEY:
+            if cell is not None:
+                self._key_failed(cell, error)
+            else:
+                digest.report("key unusable", self._source, f"{_reason(error)}; skipped")
+            return False
         with self._lock:
-            if self._down_since is not None:
-                return
-            self._down_since = time.monotonic()
+            if self._down_since is not None and self._down_kind == kind:
+                return True
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+            self._down_kind = kind
             cells = len(self._cells)
+        until = "Redis answers again" if kind == _OUTAGE else "Redis accepts writes again"
         digest.report(
-            "store unreachable",
+            kind,
             self._source,
-            f"{type(error).__name__}: {error}; {cells} breaker(s) go on with local state "
-            f"(on_store_error={self.on_store_error!r}) until Redis answers again",
+            f"{_reason(error)}; {cells} breaker(s) go on with local state "
+            f"(on_store_error={self.on_store_error!r}) until {until}",
         )
         self._ensure_watcher()
+        return True
+
+    def _key_failed(self, cell: _Cell, error: BaseException) -> None:
+        """One breaker's keys cannot be used: it goes on locally, the store does not."""
+        cell.broken = _reason(error)
+        digest.report(
+            "breaker state unusable in Redis",
+            f"{self._source} breaker {cell.name!r}",
+            f"{cell.broken}; this breaker goes on with local state, the others use Redis",
+        )
+
+    def _probe(self) -> None:
+        """Run a script that writes and publishes (raises unless Redis lets it)."""
+        self._probe_script(
+            keys=(self._probe_key,), args=(self._id, self._channel), client=self._sync
+        )
+
+    def _check(self, check: bool) -> None:
+        """The check made when the store is made: a configuration error raises
+        ``ConfigError``; Redis down, slow or read-only starts an outage."""
+        if not check or _async_client_like(self._sync):  # no blocking call to make on it
+            return
+        try:
+            self._probe()
+        except Exception as error:
+            problem = _config_problem(error, self.prefix, self._channel)
+            if problem is None:
+                self._failed(error)
+                return
+            self._closed = True
+            if self._owns_client:
+                self._sync.close()
+            raise ConfigError("url", self._shown, problem) from error
 
     def _recovered(self) -> None:
         with self._lock:
@@ -612,6 +933,10 @@ class _RedisBase:
             pending, self._pending_flags = self._pending_flags, {}
         if since is None:
             return
+        for cell in list(self._cells.values()):
+            with cell.lock:  # nothing of its own left to keep: follow Redis again
+                if cell.local_at is not None and cell.broken is None and _settled(cell.shared):
+                    cell.local_at, cell.version = None, -1
         for key, value in pending.items():
             self._write_flag(key, value)
         logger.info(
@@ -632,7 +957,13 @@ class _RedisBase:
         for budget in list(self._budgets):
             calls, retries = budget.take_unsynced(max(3 * self.cache_ttl, 1.0))
             args = (str(calls), str(retries), _lua.number(budget.window))
-            reply = self._budget_script(keys=(self._budget_key(budget.name),), args=args)
+            try:
+                reply = self._budget_script(keys=(self._budget_key(budget.name),), args=args)
+            except Exception as error:
+                if _kind_of(error) != _KEY:
+                    raise
+                self._failed(error)  # this budget's key alone: logged, the others go on
+                continue
             budget.synced(int(reply[0]), int(reply[1]))
 
     # --- flags (degradation overrides) ----------------------------------------------------
@@ -726,9 +1057,18 @@ class RedisStore(_RedisBase):
 
     ``prefix`` namespaces every key (``<prefix>:{<name>}:state``); ``timeout`` bounds
     every Redis command a call may wait for; ``cache_ttl`` is how often the listener
-    re-reads what it holds; ``key_ttl`` is how long an idle breaker's key lives (an open
-    one lives until it would reopen, plus ``key_ttl``); ``retry_interval`` is how often
-    Redis is retried during an outage.
+    re-reads what it holds; ``key_ttl`` (at least ``MIN_KEY_TTL``, 1 s) is how long an
+    idle breaker's key lives (an open one lives until it would reopen, a half-open one
+    until its last probe's lease ends, counts in a time window for the whole window, plus
+    ``key_ttl``: no state is cut short);
+    ``retry_interval`` is how often Redis is retried during an outage.
+
+    When made, the store runs one script that writes (a few milliseconds; at most
+    ``timeout`` per round trip): wrong credentials, an ACL that denies the store's
+    commands, keys (``<prefix>:*``) or channel (``<prefix>:events``), an unknown database
+    or a host name that does not resolve raise ``ConfigError``; Redis down or read-only
+    starts an outage instead. ``check=False`` skips it, for applications that must start
+    whatever the state of Redis (the first use then finds out, as an outage).
     """
 
     def __init__(
@@ -744,6 +1084,7 @@ class RedisStore(_RedisBase):
         retry_interval: float = 1.0,
         trip: Trip = "fleet",
         trip_quorum: int = 2,
+        check: bool = True,
     ) -> None:
         super().__init__(
             url,
@@ -756,7 +1097,9 @@ class RedisStore(_RedisBase):
             retry_interval=retry_interval,
             trip=trip,
             trip_quorum=trip_quorum,
+            check=check,
         )
+        self._check(check)
 
 
 class AsyncRedisStore(_RedisBase):
@@ -767,6 +1110,10 @@ class AsyncRedisStore(_RedisBase):
     which blocks for at most ``timeout``. Given a URL, the store opens one asyncio client
     per event loop it meets; given a ``redis.asyncio.Redis``, it uses that client in its
     own loop. ``await store.aclose()`` (or ``close()``) releases the connections.
+
+    The check made when the store is made (see ``RedisStore``; ``check=False`` skips it)
+    runs in the constructor, through a blocking connection with the same settings: made
+    inside a running event loop, the store blocks it for that one round trip.
     """
 
     def __init__(
@@ -782,7 +1129,11 @@ class AsyncRedisStore(_RedisBase):
         retry_interval: float = 1.0,
         trip: Trip = "fleet",
         trip_quorum: int = 2,
+        check: bool = True,
     ) -> None:
+        given: object = url  # checked at run time too: annotations are not enforced
+        if not isinstance(given, str | aredis.Redis) and not _async_client_like(given):
+            raise ConfigError("url", url, f"{_URLS}, or a redis.asyncio.Redis client")
         super().__init__(
             url,
             prefix=prefix,
@@ -794,6 +1145,7 @@ class AsyncRedisStore(_RedisBase):
             retry_interval=retry_interval,
             trip=trip,
             trip_quorum=trip_quorum,
+            check=check,
         )
         self._url = url if isinstance(url, str) else None
         self._given = None if isinstance(url, str) else url
@@ -801,6 +1153,7 @@ class AsyncRedisStore(_RedisBase):
         # Per (loop, breaker) while a script call is in flight: the events waiting for it.
         self._batches: dict[tuple[asyncio.AbstractEventLoop, str], list[Any]] = {}
         self._orphans: list[Any] = []  # clients of a parent process, kept from collection
+        self._check(check)
 
     def _aclient(self) -> tuple[Any, Any]:
         """The asyncio client of the running loop, and the script registered on it."""
@@ -838,7 +1191,7 @@ class AsyncRedisStore(_RedisBase):
             if tripped:
                 await self._ahint(cell, own, now)
             return own, decision
-        if self._down_since is not None:
+        if self._local(cell, event):
             return self._fallback(cell, event, now, config)
         loop = asyncio.get_running_loop()
         key = (loop, name)
@@ -882,37 +1235,55 @@ class AsyncRedisStore(_RedisBase):
     async def _send(
         self, cell: _Cell, events: list[tuple[Event, float]], config: BreakerConfig
     ) -> list[tuple[BreakerState, Decision]]:
-        """Apply ``events`` in order in one script call (locally during an outage)."""
-        if self._down_since is None:
+        """Apply ``events`` in order in one script call (locally during an outage, or
+        while the breaker holds a state of its own)."""
+        if not any(self._local(cell, event) for event, _ in events):
             args = self._args(cell.name, config)
             for event, now in events:
                 args.extend(self._event_args(event, now))
+            _begin(cell)
+            try:
+                reply = await self._acall(cell, args)
+                if reply is not None:
+                    now = (events[0][1] + _config.state.now()) / 2
+                    results = self._accept(cell, reply, now, config)
+                    if len(results) == len(events):
+                        return results
+            finally:
+                _end(cell)
+        return [self._fallback(cell, event, now, config) for event, now in events]
+
+    async def _acall(self, cell: _Cell, args: list[str]) -> list[Any] | None:
+        """``_call`` on the running loop's asyncio client."""
+        for _ in range(2):
+            sent = time.monotonic()
             try:
                 client, script = self._aclient()
                 async with asyncio.timeout(self.timeout):
-                    reply = await script(
+                    reply: list[Any] = await script(
                         keys=self._script_keys(cell.name), args=args, client=client
                     )
             except Exception as error:  # TimeoutError included: the caller must not see it
-                self._failed(error)
-            else:
-                now = (events[0][1] + _config.state.now()) / 2
-                return self._accept(cell, reply, now, config)
-        return [self._fallback(cell, event, now, config) for event, now in events]
+                self._failed(error, cell)
+                return None
+            if not self._late(reply, sent, args):
+                return reply
+        self._failed(TimeoutError("Redis ran the script after its deadline twice"), cell)
+        return None
 
     async def _ahint(self, cell: _Cell, own: BreakerState, now: float) -> None:
         args = self._hint_args(cell, own, now)
         if args is None or cell.config is None:
             return
+        _begin(cell)
         try:
-            client, script = self._aclient()
-            async with asyncio.timeout(self.timeout):
-                reply = await script(keys=self._script_keys(cell.name), args=args, client=client)
-        except Exception as error:
-            self._failed(error)
-            _count_error()
-            return
-        self._accept(cell, reply, now, cell.config)
+            reply = await self._acall(cell, args)
+            if reply is None:
+                _count_error()
+                return
+            self._accept(cell, reply, now, cell.config)
+        finally:
+            _end(cell)
 
     def _forget_closed_loops(self) -> None:
         for loop in [loop for loop in self._aclients if loop.is_closed()]:
@@ -1003,6 +1374,126 @@ def _drop_connections(client: Any) -> None:
             except Exception:
                 pass
         connection._writer = connection._reader = None
+
+
+def _begin(cell: _Cell) -> None:
+    with cell.lock:
+        cell.inflight += 1
+
+
+def _end(cell: _Cell) -> None:
+    with cell.lock:
+        cell.inflight -= 1
+
+
+def _settled(state: BreakerState) -> bool:
+    """Whether ``state`` is closed with nothing counted that a shared state could lose."""
+    return (
+        state.mode is _CLOSED
+        and not state.failures
+        and "f" not in state.window.lower()
+        and "S" not in state.window
+        and not any(failed or slow for _, _, failed, slow in state.buckets)
+    )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeError:
+        return False
+    return True
+
+
+def _async_client_like(target: object) -> bool:
+    """Whether ``target`` can stand for an asyncio client (e.g. an asyncio cluster client)."""
+    execute = getattr(target, "execute_command", None)
+    return _client_like(target) and inspect.iscoroutinefunction(execute)
+
+
+def _code(error: BaseException) -> str:
+    """The error code Redis sent (``READONLY``, ``NOPERM``, ``WRONGTYPE``...), or ``""``."""
+    code = getattr(error, "status_code", None)
+    if isinstance(code, str) and code:
+        return code
+    for kind, name in (
+        (rx.ReadOnlyError, "READONLY"),
+        (rx.NoPermissionError, "NOPERM"),
+        (rx.NoScriptError, "NOSCRIPT"),
+        (rx.OutOfMemoryError, "OOM"),
+        (rx.BusyLoadingError, "LOADING"),
+    ):
+        if isinstance(error, kind):
+            return name
+    if isinstance(error, rx.ResponseError):
+        first = str(error).split(" ", 1)[0]
+        if first.isupper() and first.isalpha():
+            return first
+    return ""
+
+
+def _reason(error: BaseException) -> str:
+    """``error`` for a log line: its Redis error code first, when it has one."""
+    code = _code(error)
+    name = type(error).__name__
+    return f"{code} ({name}: {error})" if code else f"{name}: {error}"
+
+
+def _kind_of(error: BaseException) -> str:
+    """What ``error`` means for the store: ``_OUTAGE``, ``_REFUSED`` or ``_KEY``.
+
+    Only what Redis says of a command on its keys (``WRONGTYPE``, a script's error on the
+    state it read, ``MOVED``...) and a name or value that cannot be sent are one key's
+    trouble; anything else (timeouts, closed connections, the unexpected) is an outage.
+    """
+    if isinstance(error, _REFUSED_ERRORS):
+        return _REFUSED
+    if isinstance(error, rx.ResponseError):
+        code = _code(error)
+        if code in _OUTAGE_CODES:
+            return _OUTAGE
+        if code in _REFUSED_CODES or any(t in str(error) for t in _REFUSED_TEXTS):
+            return _REFUSED
+        return _KEY
+    if isinstance(error, UnicodeError | rx.DataError):
+        return _KEY
+    return _OUTAGE
+
+
+def _config_problem(error: BaseException, prefix: str, channel: str) -> str | None:
+    """What a configuration must be, when ``error`` shows this one is wrong (``None``
+    when it may pass: Redis down, slow or read-only for a while)."""
+    said = f"Redis said: {_reason(error)}"
+    text = str(error)
+    if isinstance(error, rx.AuthenticationError):
+        return f"credentials the server accepts ({said})"
+    if isinstance(error, rx.ResponseError) and "DB index" in text:
+        return f"a database number the server has ({said})"
+    if isinstance(error, rx.NoPermissionError) or (
+        isinstance(error, rx.ResponseError) and "script can't" in text
+    ):
+        return (
+            f"a user allowed to run EVALSHA and SCRIPT LOAD, on keys {prefix}:* and "
+            f"channel {channel} ({said})"
+        )
+    if isinstance(error, rx.ResponseError) and "unknown command" in text:
+        return f"a Redis server that runs Lua scripts ({said})"
+    if isinstance(error, rx.ConnectionError) and _unresolved(error):
+        return f"a host name that resolves ({said})"
+    return None
+
+
+def _unresolved(error: BaseException) -> bool:
+    """Whether ``error`` comes from a host name that does not exist (not from a name
+    server that did not answer, which may pass)."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, socket.gaierror):
+            return seen.errno in _UNRESOLVED
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _after_fork_in_child() -> None:

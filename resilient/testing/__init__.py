@@ -19,10 +19,20 @@ __all__ = ["FakeClock", "disabled", "instant", "reset", "use_clock"]
 
 
 class FakeClock:
-    """A clock that only moves when told to, or when something sleeps on it."""
+    """A clock that only moves when told to, or when something sleeps on it.
 
-    def __init__(self, start: float = 0.0) -> None:
+    ``autojump`` (real seconds, off by default): a sync ``@timeout`` call still running
+    after that long, without having finished or reached its deadline on this clock, is
+    taken as waiting on something that will not answer in the test: the clock jumps to
+    the call's deadline and the timeout fires there, as it would in production. The
+    pytest plugin's ``fake_clock`` sets it to 0.1 s.
+    """
+
+    def __init__(self, start: float = 0.0, *, autojump: float | None = None) -> None:
         self._now = float(start)
+        self.autojump = (
+            None if autojump is None else _validate.required_duration("autojump", autojump)
+        )
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
         """Every sleep asked of this clock, in seconds, in order."""

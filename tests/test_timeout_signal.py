@@ -1,0 +1,199 @@
+"""@timeout(strategy="signal"): alarms that land in the wrapper's own bookkeeping."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+import pytest
+
+import resilient
+from resilient import _alarm
+
+
+@pytest.fixture
+def alarm_blocked() -> Iterator[None]:
+    """SIGALRM held back by the OS for the test, so only simulated deliveries happen."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+
+
+def _deliver_at_every_line(after_body: bool) -> Any:
+    """A trace function handing SIGALRM to the handler between two lines, as CPython does.
+
+    With ``after_body`` it starts once the decorated function has returned (the disarm
+    step); otherwise it delivers only until the body starts (the arm step).
+    """
+    state = {"body_returned": False, "in_body": False, "deliveries": 0}
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code.co_name == "body_of_the_call":
+            state["in_body"] = event != "return"
+            if event == "return":
+                state["body_returned"] = True
+            return tracer
+        if after_body:
+            deliver = state["body_returned"]
+        else:
+            deliver = not state["in_body"] and not state["body_returned"]
+        if event == "line" and deliver:
+            state["deliveries"] += 1
+            _alarm._on_alarm(signal.SIGALRM, frame)
+        return tracer
+
+    tracer.state = state  # type: ignore[attr-defined]
+    return tracer
+
+
+@pytest.mark.parametrize("after_body", [True, False], ids=["disarm step", "arm step"])
+@pytest.mark.usefixtures("alarm_blocked")
+def test_alarm_in_the_bookkeeping_never_escapes(
+    monkeypatch: pytest.MonkeyPatch, after_body: bool
+) -> None:
+    """An alarm handled at any line of the arm or disarm step gives the result or a timeout.
+
+    The internal AlarmFired never reaches the caller and the deadline is forgotten.
+    """
+    monkeypatch.setattr(_alarm, "_EARLY", 1e9)  # every deadline in force counts as reached
+
+    @resilient.timeout(5, strategy="signal")
+    def body_of_the_call() -> int:
+        return 1
+
+    tracer = _deliver_at_every_line(after_body)
+    outcome: object
+    previous = sys.gettrace()  # a coverage tracer, when one runs
+    sys.settrace(tracer)
+    try:
+        outcome = body_of_the_call()
+    except BaseException as error:
+        outcome = error
+    finally:
+        sys.settrace(previous)
+    leftover = list(_alarm._active)
+    _alarm._active.clear()  # never leave a deadline to later tests, even when failing
+    assert tracer.state["deliveries"] > 0
+    assert outcome == 1 or isinstance(outcome, resilient.TimeoutExceededError), outcome
+    assert leftover == []
+
+
+@pytest.mark.usefixtures("alarm_blocked")
+def test_no_alarm_is_raised_outside_a_decorated_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After calls whose alarms came in the disarm step, an alarm in other code does nothing."""
+    monkeypatch.setattr(_alarm, "_EARLY", 1e9)
+
+    @resilient.timeout(5, strategy="signal")
+    def body_of_the_call() -> int:
+        return 1
+
+    previous = sys.gettrace()
+    for _ in range(3):
+        sys.settrace(_deliver_at_every_line(after_body=True))
+        try:
+            body_of_the_call()
+        except BaseException:
+            pass
+        finally:
+            sys.settrace(previous)
+    try:
+        _alarm._armed_for = time.monotonic()  # as if our timer had just fired
+        _alarm._on_alarm(signal.SIGALRM, sys._getframe())  # in the test's own code
+    finally:
+        _alarm._active.clear()
+
+
+@pytest.mark.realtime
+def test_calls_ending_at_their_deadline_get_a_result_or_a_timeout() -> None:
+    """Busy loops lasting their budget to within 20 µs: result or timeout, nothing else."""
+    budget = 0.002
+
+    @resilient.timeout(budget, strategy="signal")
+    def spin(seconds: float) -> float:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+        return seconds
+
+    outcomes: dict[str, int] = {}
+    for index in range(400):
+        seconds = budget - 2e-5 + (index % 21) * 2e-6
+        try:
+            spin(seconds)
+            kind = "result"
+        except resilient.TimeoutExceededError:
+            kind = "timeout"
+        except BaseException as error:  # the bug: anything else reaching the caller
+            kind = type(error).__name__
+            _alarm._active.clear()
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+    assert set(outcomes) <= {"result", "timeout"}, outcomes
+    assert _alarm._active == []
+    end = time.perf_counter() + 0.01  # a pending timer fires in plain code: harmless
+    while time.perf_counter() < end:
+        pass
+
+
+@pytest.mark.realtime
+def test_nested_inner_timeout_then_the_outer_still_fires() -> None:
+    """An inner signal timeout that fired leaves the enclosing one armed."""
+
+    @resilient.timeout(0.03, strategy="signal")
+    def outer() -> None:
+        with pytest.raises(resilient.TimeoutExceededError):
+            inner()
+        while True:
+            pass
+
+    @resilient.timeout(0.005, strategy="signal")
+    def inner() -> None:
+        while True:
+            pass
+
+    started = time.perf_counter()
+    with pytest.raises(resilient.TimeoutExceededError, match="outer"):
+        outer()
+    assert time.perf_counter() - started < 0.5
+
+
+def test_signal_strategy_clears_its_deadline_after_return() -> None:
+    """After a call returns, or raises, no deadline of it stays registered or published."""
+
+    @resilient.timeout(5, strategy="signal")
+    def ok() -> float | None:
+        return resilient.remaining()
+
+    @resilient.timeout(5, strategy="signal")
+    def fails() -> None:
+        raise ValueError("mine")
+
+    left = ok()
+    assert left is not None
+    assert 4 < left <= 5
+    with pytest.raises(ValueError, match="mine"):
+        fails()
+    assert _alarm._active == []
+    assert resilient.remaining() is None
+
+
+@pytest.mark.realtime
+def test_signal_strategy_says_when_c_code_delayed_the_alarm() -> None:
+    """A body in C code at its deadline stops when C returns; the error says how late, and why."""
+
+    @resilient.timeout(0.002, strategy="signal")
+    def compute() -> int:
+        return sum(range(2_000_000))  # C code: no signal handler runs until it returns
+
+    with pytest.raises(resilient.TimeoutExceededError) as caught:
+        compute()
+    late = caught.value.late_by
+    assert late is not None
+    assert late >= 0.01
+    assert "C code" in str(caught.value)
+    assert f"released {late:.3g}s after the deadline" in str(caught.value)
