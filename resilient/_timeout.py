@@ -26,6 +26,7 @@ from .exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from .metrics._names import TIMEOUTS
 from .metrics._protocol import MetricsSink
 from .presets import Timeouts
+from .telemetry import count_error
 from .typing import Seconds
 
 __all__ = ["Strategy", "timeout", "timeout_pool_stats"]
@@ -118,6 +119,8 @@ class _Timeout(Layer):
         emit = self.emitter or _config.state.emit
         if emit is not None:
             emit.increment(TIMEOUTS, (("policy", name),))
+        else:
+            count_error(TIMEOUTS, (("policy", name),))  # the health report sees it
         error = TimeoutExceededError(name, self.seconds)
         if late is not None and late >= _NOTABLE:
             error.late_by = late

@@ -21,6 +21,7 @@ from resilient._registry import CircuitBreakerRegistry
 from resilient.asgi import HealthApp, HealthMiddleware, health_app
 from resilient.exceptions import ConfigError
 from resilient.metrics import MemorySink
+from resilient.testing import FakeClock
 
 TOKEN = "a-long-operator-token-42"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -450,3 +451,20 @@ def test_reading_health_evicts_idle_breakers(clock: Any) -> None:
     assert registry.idle_timeout is not None
     clock.advance(registry.idle_timeout)
     assert HealthApp().check()[1]["summary"]["circuits"] == 0
+
+
+async def test_timeouts_reach_the_report_with_metrics_off(clock: FakeClock) -> None:
+    """No sink: twelve ``@timeout`` expiries make the report ``degraded``, not healthy."""
+    assert resilient.configuration().metrics is None
+
+    @resilient.timeout(1)
+    async def generate() -> None:
+        await clock.asleep(5)
+
+    for _ in range(12):
+        with pytest.raises(resilient.TimeoutExceededError):
+            await generate()
+    report = telemetry.generate_report()
+    assert report["errors_by_type"] == {"timeout": 12}
+    assert report["summary"]["health_status"] == "degraded"
+    assert report["summary"]["latency_measured"] is False
