@@ -131,7 +131,9 @@ ROWS = [
     ok(Row(BreakerConfig, "probe_timeout", 0)),
     ok(Row(BreakerConfig, "record", 3)),
     ok(Row(BreakerConfig, "record", SystemExit)),
+    ok(Row(BreakerConfig, "record", (ValueError, KeyboardInterrupt), ("KeyboardInterrupt",))),
     ok(Row(BreakerConfig, "ignore", "ValueError")),
+    ok(Row(BreakerConfig, "ignore", (ValueError, SystemExit), ("SystemExit",))),
     ok(Row(BreakerConfig, "failure_result", 3)),
     # CircuitBreaker and create_circuit_breaker
     ok(Row(CircuitBreaker, "name", 3)),
