@@ -7,10 +7,9 @@ report, and keeps the gauge (so a sink installed later starts from the right val
 
 from __future__ import annotations
 
-from . import _config
 from ._circuit import BreakerMode
 from .metrics._names import CALLS_REJECTED, CIRCUIT_BREAKER_OPENS, OPEN_CIRCUITS
-from .telemetry import count_error, set_gauge, window
+from .telemetry import count, set_gauge, window
 
 __all__ = ["changed", "created", "forget", "rejected"]
 
@@ -28,19 +27,11 @@ def forget(names: list[str]) -> None:
 
 
 def changed(name: str, prior: BreakerMode, mode: BreakerMode) -> None:
-    emit = _config.state.emit
     if mode is BreakerMode.OPEN:
-        if emit is not None:
-            emit.increment(CIRCUIT_BREAKER_OPENS, (("breaker", name),))
-        else:
-            count_error(CIRCUIT_BREAKER_OPENS, (("breaker", name),))
+        count(CIRCUIT_BREAKER_OPENS, (("breaker", name),))
     if (prior in _OPEN_MODES) != (mode in _OPEN_MODES):
         set_gauge(OPEN_CIRCUITS, 1 if mode in _OPEN_MODES else 0, breaker=name)
 
 
 def rejected(name: str) -> None:
-    emit = _config.state.emit
-    if emit is not None:
-        emit.increment(CALLS_REJECTED, (("breaker", name),))
-    else:
-        count_error(CALLS_REJECTED, (("breaker", name),))
+    count(CALLS_REJECTED, (("breaker", name),))

@@ -10,9 +10,12 @@
 The public body is a summary of fixed size (status, level, counts): no breaker names,
 hosts or reasons. A request carrying ``Authorization: Bearer <token>`` with the configured
 ``token`` gets the detail, bounded to the ``limit`` most severe breakers. ``HEAD`` gets the
-status and headers without a body. The report is built in a worker thread, one build at a
-time per event loop shared by every request waiting for it, so thousands of breakers never
-hold up the event loop.
+status and headers without a body. The report is built on the app's own thread (not the
+event loop's default executor, which the application's ``to_thread`` work uses), one
+build at a time shared by every request waiting for it, and answers every request for
+``CACHE_SECONDS`` (1 s) after it started: with thousands of breakers, a load balancer
+polling often costs one build a second and never holds up the event loop. The thread
+is started for a build and ends with it, so an idle app holds none.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from concurrent.futures import Future
 from heapq import nsmallest
 from typing import Any, Final
 
@@ -29,6 +34,7 @@ from ._logs import digest
 from .exceptions import ConfigError
 
 __all__ = [
+    "CACHE_SECONDS",
     "DEFAULT_LIMIT",
     "ASGIApp",
     "HealthApp",
@@ -60,22 +66,38 @@ _JSON: Final = (b"content-type", b"application/json")
 _NO_STORE: Final = (b"cache-control", b"no-store")
 _ALIVE: Final = json.dumps({"status": "alive"}).encode()
 
+CACHE_SECONDS: Final = 1.0
+"""How long (on the configured clock) one built report answers requests after its build
+started: readiness may lag a breaker's change by up to this much."""
+
 Result = tuple[bool, bytes, bytes]
 """Readiness, the public body and the detailed body, encoded."""
+
+_generation = [0]
+"""Bumped by ``resilient.testing.reset()``: a report cached before it is stale."""
+
+
+@_config.on_reset
+def _forget_reports() -> None:
+    _generation[0] += 1
 
 
 class HealthApp:
     """An ASGI app answering liveness (``/live``) and readiness (``/ready``, and its root).
 
     ``critical`` names the breakers whose opening makes the app not ready (for example
-    ``("payments-db", "db.internal:5432")``); a breaker whose configuration has a true
-    ``critical`` attribute counts too, and so does an unavailable ``Feature(...,
-    critical=True)``. ``fail_on`` lists health statuses (``"degraded"``, ``"unhealthy"``,
-    ``"critical"``) that also fail readiness; by default none does, so an error storm or
-    an open breaker behind a feature designed to degrade never takes every instance out
-    at once. ``token`` turns on the detailed body for requests carrying it as a bearer
-    token (compared in constant time); without one the detail is off. ``services`` names
-    breakers the detail lists whatever their state; ``limit`` bounds every list in it.
+    ``("payments-db", "db.internal:5432")``); a breaker marked ``critical=True``
+    (``breaker(name, critical=True)``, ``CircuitBreaker(name, critical=True)``) counts
+    too, and so does an unavailable ``Feature(..., critical=True)``. The
+    ``BreakerConfig.critical`` preset only sets thresholds: a breaker using it is not
+    critical unless named or marked. ``fail_on`` lists health statuses (``"degraded"``,
+    ``"unhealthy"``, ``"critical"``) that also fail readiness; by default none does, so
+    an error storm or an open breaker behind a feature designed to degrade never takes
+    every instance out at once. ``token`` turns on the detailed body for requests
+    carrying it as a bearer token (compared in constant time): a wrong bearer token gets
+    401, another scheme (``Basic`` credentials a proxy forwards) or none gets the public
+    body; without a ``token`` the detail is off. ``services`` names breakers the detail
+    lists whatever their state; ``limit`` bounds every list in it.
 
     Route to it (``Route("/health", health_app)``), mount it (``/health/``, ``/health/live``
     and ``/health/ready``; Starlette answers ``/health`` itself with a redirect before the
@@ -109,7 +131,11 @@ class HealthApp:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
             raise ConfigError("limit", limit, "an integer from 1 to 10000")
         self.limit = limit
-        self._pending: dict[int, asyncio.Future[Result]] = {}
+        self._lock = threading.Lock()
+        self._cached: tuple[float, int, Result] | None = None
+        """When the cached result stops answering, the reset generation, the result."""
+        self._building: Future[Result] | None = None
+        """The build under way, shared by every request waiting for it."""
 
     # --- what it says ------------------------------------------------------------------
 
@@ -129,7 +155,7 @@ class HealthApp:
         for breaker in registry:
             state = breaker.state.value
             counts[state] = counts.get(state, 0) + 1
-            critical = breaker.name in named or getattr(breaker.config, "critical", False) is True
+            critical = breaker.critical or breaker.name in named
             if critical and state in _OPEN:
                 critical_open.append(breaker.name)
             ranked.append((-_SEVERITY.get(state, 1), 0 if critical else 1, breaker.name, state))
@@ -201,7 +227,7 @@ class HealthApp:
             "open_circuits": open_names,
             "circuits": {name: state for _, _, name, state in top},
             "circuits_omitted": len(ranked) - len(top),
-            "services": {name: states.get(name, "unknown") for name in wanted},
+            "services": {name: states.get(name) or _unlisted(registry, name) for name in wanted},
             "window_seconds": window.seconds,
             "errors_by_type": dict(list(errors_by_type.items())[:limit]),
             "latency_ms": {
@@ -225,21 +251,54 @@ class HealthApp:
         return ready, _dump(public), _dump(detail)
 
     async def _result(self) -> Result:
-        """The current result: one build per event loop at a time, shared by every waiter."""
+        """The cached result, else the one being built (a build started if none is)."""
+        found = self._cached_or_building()
+        if not isinstance(found, Future):
+            return found
         loop = asyncio.get_running_loop()
-        key = id(loop)
-        pending = self._pending.get(key)
-        if pending is None or pending.get_loop() is not loop:  # a closed loop's id reused
-            pending = self._pending[key] = loop.run_in_executor(None, self._encoded)
+        waiter: asyncio.Future[Result] = loop.create_future()
 
-            def settled(done: asyncio.Future[Result]) -> None:
-                if self._pending.get(key) is done:
-                    del self._pending[key]
-                if not done.cancelled():
-                    done.exception()  # retrieved, even when every waiter has gone
+        def built(done: Future[Result]) -> None:  # on the build's thread, or here if done
+            try:
+                loop.call_soon_threadsafe(_pass_on, done, waiter)
+            except RuntimeError:  # the loop closed while the report was built
+                pass
 
-            pending.add_done_callback(settled)
-        return await asyncio.shield(pending)
+        found.add_done_callback(built)
+        return await waiter  # a waiter that gives up cancels only its own future
+
+    def _cached_or_building(self) -> Result | Future[Result]:
+        with self._lock:
+            cached = self._cached
+            if (
+                cached is not None
+                and cached[1] == _generation[0]
+                and _config.state.now() < cached[0]
+            ):
+                return cached[2]
+            building = self._building
+            if building is None:
+                building = self._building = Future()
+                threading.Thread(
+                    target=self._build, args=(building,), name="resilient-health", daemon=True
+                ).start()
+            return building
+
+    def _build(self, building: Future[Result]) -> None:
+        """Build one result on this thread, cache it and hand it to its waiters."""
+        generation = _generation[0]
+        expires = _config.state.now() + CACHE_SECONDS
+        try:
+            result = self._encoded()
+        except BaseException as error:  # every waiter gets it; this thread just ends
+            with self._lock:
+                self._building = None
+            building.set_exception(error)
+            return
+        with self._lock:
+            self._cached = (expires, generation, result)
+            self._building = None
+        building.set_result(result)
 
     # --- serving -------------------------------------------------------------------------
 
@@ -367,8 +426,25 @@ def _bearer(scope: Scope) -> bytes | None:
             raw = bytes(value)
             if raw[: len(_BEARER)].lower() == _BEARER:
                 return raw[len(_BEARER) :].strip()
-            return raw
+            return None  # another scheme (a proxy's Basic credentials): not ours to refuse
     return None
+
+
+def _unlisted(registry: Any, name: str) -> str:
+    """The state of a breaker the registry no longer lists: ``closed`` if it was evicted
+    (idle, so closed), ``unknown`` if there is no breaker of that name."""
+    return "closed" if registry._evicted.get(name) is not None else "unknown"
+
+
+def _pass_on(done: Future[Result], waiter: asyncio.Future[Result]) -> None:
+    """Hand a finished build to one waiting request, unless that request gave up."""
+    if waiter.done():
+        return
+    error = done.exception()
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(done.result())
 
 
 def _reason(circuits: int, features: int, status: str | None) -> str:

@@ -22,15 +22,26 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 from . import _config, _deadline, _validate, correlation
-from ._health import ASGIApp, HealthApp, HealthMiddleware, Message, Receive, Scope, Send, health_app
+from ._health import (
+    CACHE_SECONDS,
+    ASGIApp,
+    HealthApp,
+    HealthMiddleware,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    health_app,
+)
 from ._logs import digest
 from .exceptions import ConfigError, TimeoutExceededError
 from .metrics._names import TIMEOUTS
 from .presets import Timeouts
-from .telemetry import count_error
+from .telemetry import count
 from .typing import Seconds
 
 __all__ = [
+    "CACHE_SECONDS",
     "ASGIApp",
     "CorrelationIdMiddleware",
     "HealthApp",
@@ -192,12 +203,7 @@ class RequestTimeoutMiddleware:
 
     @staticmethod
     def _count(path: str) -> None:
-        emit = _state.emit
-        tags = (("policy", f"asgi:{path}"),)
-        if emit is not None:
-            emit.increment(TIMEOUTS, tags)
-        else:
-            count_error(TIMEOUTS, tags)  # the health report sees timeouts with metrics off
+        count(TIMEOUTS, (("policy", f"asgi:{path}"),))  # seen by the health report too
 
     def __repr__(self) -> str:
         return f"<RequestTimeoutMiddleware timeout={self.timeout!r} routes={self.routes!r}>"

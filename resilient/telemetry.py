@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _config
 from .metrics._names import (
@@ -41,9 +41,13 @@ from .metrics._names import (
 )
 from .metrics._protocol import Tags
 
+if TYPE_CHECKING:
+    from ._emit import Emitter
+
 __all__ = [
     "HealthStatus",
     "TelemetryWindow",
+    "count",
     "count_error",
     "generate_report",
     "record_fallback",
@@ -133,8 +137,11 @@ def add_circuit_source(source: Callable[[], dict[str, str]]) -> None:
     _circuit_sources.append(source)
 
 
-def _emit_counter(name: str, tags: Tags, value: float = 1) -> None:
-    emit = _config.state.emit
+def count(name: str, tags: Tags = (), value: float = 1, emitter: Emitter | None = None) -> None:
+    """Count ``value`` of counter ``name``: through ``emitter`` (default: the configured
+    one), which feeds the telemetry window too, or with metrics off in the window alone,
+    so the health report sees it either way."""
+    emit = emitter or _config.state.emit
     if emit is not None:
         emit.increment(name, tags, value)
     else:
@@ -160,22 +167,22 @@ def record_request_latency(endpoint: str, ms: float) -> None:
 
 def record_http_error(kind: str, endpoint: str = "") -> None:
     """Count one HTTP error of ``kind`` (timeout, connect, 5xx, captive_portal...)."""
-    _emit_counter(CLIENT_HTTP_ERRORS, (("type", kind), ("endpoint", endpoint)))
+    count(CLIENT_HTTP_ERRORS, (("type", kind), ("endpoint", endpoint)))
 
 
 def record_retry_attempt(policy: str = "") -> None:
     """Count one retry (not a first attempt)."""
-    _emit_counter(RETRY_ATTEMPTS, (("policy", policy),))
+    count(RETRY_ATTEMPTS, (("policy", policy),))
 
 
 def record_fallback(policy: str = "") -> None:
     """Count one fallback answer."""
-    _emit_counter(FALLBACKS_USED, (("policy", policy),))
+    count(FALLBACKS_USED, (("policy", policy),))
 
 
 def record_sync(success: bool, items: int = 1) -> None:
     """Count items an offline queue synced (``sync_success_total``) or failed to."""
-    _emit_counter(SYNC_SUCCESS if success else SYNC_FAILURES, (), items)
+    count(SYNC_SUCCESS if success else SYNC_FAILURES, (), items)
 
 
 def set_gauge(name: str, value: float, **tags: str) -> None:

@@ -401,3 +401,21 @@ def test_fastapi_endpoints_work_under_the_middleware() -> None:
         response = http.get("/hang", headers={"X-Correlation-ID": "fastapi-1"})
         assert response.status_code == 504
         assert response.json()["correlation_id"] == "fastapi-1"
+
+
+def test_count_goes_through_the_emitter_or_else_the_window() -> None:
+    """``telemetry.count`` counts in the configured sink with metrics on (and the window
+    through it), through an emitter passed to it, and in the window alone with them off."""
+    from resilient._emit import emitter_for
+    from resilient.metrics import MemorySink
+
+    telemetry.count("timeouts_total", (("policy", "off"),))
+    assert telemetry.window.totals["timeouts_total"] == 1
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+    telemetry.count("timeouts_total", (("policy", "on"),))
+    own = MemorySink()
+    telemetry.count("fallbacks_used_total", (), 2, emitter=emitter_for(own))
+    assert sink.counter("timeouts_total", policy="on") == 1
+    assert own.counter("fallbacks_used_total") == 2
+    assert sink.counter("fallbacks_used_total") == 0

@@ -8,7 +8,6 @@ import hmac
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 import resilient
 from resilient import BreakerConfig, CircuitBreaker, DegradationLevel, Feature, telemetry
 from resilient._degradation import DegradationService
+from resilient._health import CACHE_SECONDS
 from resilient._registry import CircuitBreakerRegistry
 from resilient.asgi import HealthApp, HealthMiddleware, health_app
 from resilient.exceptions import ConfigError
@@ -40,13 +40,6 @@ async def get(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
         return await client.request(method, path, headers=headers)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CriticalConfig(BreakerConfig):
-    """A breaker configuration carrying the ``critical`` flag the health app reads."""
-
-    critical: bool = True
 
 
 # --- liveness and readiness ---------------------------------------------------------------
@@ -78,26 +71,29 @@ async def test_liveness_answers_while_readiness_fails() -> None:
         assert response.json()["reason"] == "1 critical circuit(s) open"
 
 
-async def test_a_critical_breaker_fails_readiness_until_it_closes() -> None:
+async def test_a_critical_breaker_fails_readiness_until_it_closes(clock: FakeClock) -> None:
     """A breaker named in ``critical`` fails readiness while open, not after ``reset()``."""
     breaker = opened("payments-db")
     app = HealthApp(critical=["payments-db", "never-made"])
     assert (await get(app, "/health/ready")).status_code == 503
     breaker.reset()
+    clock.advance(CACHE_SECONDS)
     response = await get(app, "/health/ready")
     assert response.status_code == 200
     assert response.json()["summary"]["critical_open_circuits"] == 0
 
 
-async def test_a_breaker_config_with_a_critical_flag_fails_readiness() -> None:
-    """A configuration whose ``critical`` attribute is true makes its breaker critical."""
-    opened("ledger", CriticalConfig(failure_threshold=2))
+async def test_a_breaker_marked_critical_fails_readiness(clock: FakeClock) -> None:
+    """``breaker(name, critical=True)`` makes its breaker critical without naming it."""
+    resilient.breaker("ledger", BreakerConfig(failure_threshold=2), critical=True)
+    opened("ledger")
     assert (await get(health_app, "/health")).status_code == 503
     CircuitBreakerRegistry.instance.get("ledger").reset()
+    clock.advance(CACHE_SECONDS)
     assert (await get(health_app, "/health")).status_code == 200
 
 
-async def test_a_critical_feature_unavailable_fails_readiness() -> None:
+async def test_a_critical_feature_unavailable_fails_readiness(clock: FakeClock) -> None:
     """``Feature(critical=True)`` unavailable: 503; a feature that is not critical: 200."""
     service = DegradationService.instance
     checkout = Feature("checkout", depends_on=("payments",), critical=True)
@@ -108,6 +104,7 @@ async def test_a_critical_feature_unavailable_fails_readiness() -> None:
     assert response.json()["degradation"]["level"] == "minor"
     opened("payments")
     assert service.why_unavailable(checkout) == "circuit 'payments' is open"
+    clock.advance(CACHE_SECONDS)
     response = await get(health_app, "/health")
     assert response.status_code == 503
     assert response.json()["summary"]["critical_unavailable_features"] == 1
@@ -350,7 +347,7 @@ async def test_the_report_is_built_off_the_event_loop_once_for_every_waiter(
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert len(threads) == 1
     assert threads[0] != threading.get_ident()
-    assert app._pending == {}
+    assert app._building is None
 
 
 async def test_a_check_that_fails_answers_503_and_is_logged(

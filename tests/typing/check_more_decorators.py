@@ -95,3 +95,12 @@ assert_type(polite("u"), str)
 def settle(breaker: resilient.CircuitBreaker) -> None:
     permit = breaker.admit()
     breaker.withdraw(permit)
+
+
+@resilient.breaker("ledger-db", resilient.BreakerConfig.critical, critical=True)
+def book(entry: str) -> int:
+    return len(entry)
+
+
+assert_type(book("e"), int)
+assert_type(resilient.CircuitBreaker("ledger-db", critical=True).critical, bool)
