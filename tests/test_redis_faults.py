@@ -429,7 +429,7 @@ def test_a_password_missing_raises_when_the_store_is_made(
     client: Any = own_redis_server.client()
     client.config_set("requirepass", "s3cret")
     # redis-py 5.0 words it "Authentication required", newer releases quote Redis's NOAUTH.
-    with pytest.raises(ConfigError, match="NOAUTH|Authentication required"):
+    with pytest.raises(ConfigError, match=r"NOAUTH|Authentication required"):
         RedisStore(own_redis_server.url)
 
 
