@@ -115,3 +115,24 @@ def test_a_mounted_health_app_serves_its_probes() -> None:
         for path in ("/health/", "/health/live", "/health/ready"):
             assert http.get(path, follow_redirects=False).status_code == 200, path
         assert http.get("/health/nope").status_code == 404
+
+
+def test_over_the_wire_the_public_answer_is_a_summary_and_the_token_opens_the_detail() -> None:
+    """Through uvicorn: no names or hosts without the token, the detail with it, a wrong
+    bearer token refused, another scheme (a proxy's Basic) given the public summary."""
+    token = "s3cret-token-for-ops-0123"
+    app = FastAPI()
+    app.add_middleware(HealthMiddleware, health=HealthApp(critical=["wire-payments"], token=token))
+    CircuitBreakerRegistry.instance.get_or_create("wire-payments").force_open()
+    with UvicornServer(app) as running, httpx.Client(base_url=running.url, verify=TLS) as http:
+        public = http.get("/health")
+        assert public.status_code == 503
+        assert "wire-payments" not in public.text
+        detail = http.get("/health", headers={"Authorization": f"Bearer {token}"})
+        assert detail.status_code == 503
+        assert "wire-payments" in detail.text
+        wrong = http.get("/health", headers={"Authorization": "Bearer not-the-token-at-all"})
+        assert wrong.status_code == 401
+        basic = http.get("/health", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        assert basic.status_code == 503
+        assert "wire-payments" not in basic.text
