@@ -191,6 +191,7 @@ class _Timeout(Layer):
         state = _config.state
         get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
         monotonic, run = time.monotonic, _pool.run
+        abandoned, expired, refused, crowded = ABANDONED, EXPIRED, REFUSED, CROWDED
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             if entry is not None and state.active:
@@ -207,10 +208,10 @@ class _Timeout(Layer):
                 reset_deadline(token)
             if (
                 monotonic() > when
-                or result is ABANDONED
-                or result is EXPIRED
-                or result is REFUSED
-                or result is CROWDED
+                or result is abandoned
+                or result is expired
+                or result is refused
+                or result is crowded
             ):
                 raise layer.unfinished(name, result, when)
             return result

@@ -84,6 +84,7 @@ class _Job:
         "share",
         "started",
     )
+    deadline: float  # set for queued jobs only
 
     def __init__(
         self, context: Context, call: Callable[..., Any], args: Any, kwargs: Any, share: Share
@@ -100,7 +101,6 @@ class _Job:
         self.finished = False
         self.gave_up = False
         self.started = True  # a queued job is marked not started until a worker takes it
-        self.deadline = 0.0  # set for queued jobs only
 
     def drop(self) -> None:
         """Release everything the call would have used: it will never run."""
