@@ -27,7 +27,7 @@ from .exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from .metrics._names import TIMEOUTS
 from .metrics._protocol import MetricsSink
 from .presets import Timeouts
-from .telemetry import count_error
+from .telemetry import count
 from .typing import Seconds
 
 __all__ = ["Strategy", "timeout", "timeout_pool_stats"]
@@ -130,11 +130,9 @@ class _Timeout(Layer):
         when it is long enough to matter; ``why`` says why it was late, or why the call
         never ran.
         """
-        emit = self.emitter or _config.state.emit
-        if emit is not None:
-            emit.increment(TIMEOUTS, (("policy", name),))
-        else:
-            count_error(TIMEOUTS, (("policy", name),))  # the health report sees it
+        count(
+            TIMEOUTS, (("policy", name),), emitter=self.emitter
+        )  # health sees it, metrics off too
         error = TimeoutExceededError(name, self.seconds)
         if late is not None and late >= _NOTABLE:
             error.late_by = late
