@@ -130,9 +130,8 @@ class _Timeout(Layer):
         when it is long enough to matter; ``why`` says why it was late, or why the call
         never ran.
         """
-        count(
-            TIMEOUTS, (("policy", name),), emitter=self.emitter
-        )  # health sees it, metrics off too
+        # Counted with metrics off too, so the health report sees it.
+        count(TIMEOUTS, (("policy", name),), emitter=self.emitter)
         error = TimeoutExceededError(name, self.seconds)
         if late is not None and late >= _NOTABLE:
             error.late_by = late
