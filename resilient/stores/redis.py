@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import inspect
 import logging
 import os
@@ -95,6 +96,9 @@ from . import _lua
 try:
     import redis
     import redis.asyncio as aredis
+    import redis.asyncio.cluster as acluster
+    import redis.cluster as rcluster
+    import redis.connection
     from redis import exceptions as rx
     from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import NoBackoff
@@ -234,52 +238,183 @@ def _rules_of(config: BreakerConfig) -> tuple[str, ...]:
         return tuple(_lua.rules_args(config))
 
 
-_URLS = "a redis://, rediss:// or unix:// URL"
+_URLS = "a redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// URL"
+_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+# Connection settings a client of one kind may pass on to one of another kind.
+_PORTABLE = (
+    "username",
+    "password",
+    "client_name",
+    "credential_provider",
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_check_hostname",
+)
+
+
+def _options(timeout: float) -> dict[str, Any]:
+    """Connection settings under which a command gives up after ``timeout``, untried."""
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        **_NO_SETINFO,
+    }
 
 
 def _sync_client(target: object, timeout: float) -> Any:
     """A client whose every command gives up after ``timeout`` and is never retried."""
-    options: dict[str, Any] = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),
-        "retry_on_timeout": False,
-        **_NO_SETINFO,
-    }
+    options: dict[str, Any] = {**_options(timeout), "retry_on_timeout": False}
     if isinstance(target, str):
         try:
+            if target.startswith(_CLUSTER_SCHEMES):
+                return _Cluster.from_url(target, timeout)
             return redis.Redis.from_url(target, **options)
         except (ValueError, TypeError) as error:
             raise ConfigError("url", _redacted(target), f"{_URLS} ({error})") from None
+    if isinstance(target, rcluster.RedisCluster | acluster.RedisCluster):
+        return _Cluster.like(target, timeout)
     if not isinstance(target, redis.Redis | aredis.Redis) and not _client_like(target):
         raise ConfigError("url", target, f"{_URLS}, or a redis.Redis client")
     pool = getattr(target, "connection_pool", None)
     if pool is None:
-        return target  # a cluster client or a stand-in: its own timeouts apply
+        return target  # a test's stand-in: its own timeouts apply
     kwargs = {**pool.connection_kwargs, **options}
     connection_class = getattr(redis, pool.connection_class.__name__, redis.Connection)
     if not isinstance(target, redis.Redis):  # an asyncio client: the sync twin of its class
-        allowed = (
-            "host",
-            "port",
-            "db",
-            "username",
-            "password",
-            "path",
-            "client_name",
-            "credential_provider",
-            "ssl_keyfile",
-            "ssl_certfile",
-            "ssl_cert_reqs",
-            "ssl_ca_certs",
-            "ssl_check_hostname",
-        )
+        allowed = ("host", "port", "db", "path", *_PORTABLE)
         kwargs = {k: v for k, v in kwargs.items() if k in allowed or k in options}
     else:
         connection_class = pool.connection_class
     return redis.Redis(
         connection_pool=redis.ConnectionPool(connection_class=connection_class, **kwargs)
     )
+
+
+def _plain_url(url: str) -> str:
+    """``redis+cluster://...`` as the ``redis://...`` URL redis-py's cluster client reads."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.replace('+cluster', '')}://{rest}"
+
+
+class _Cluster:
+    """A blocking Redis Cluster client, made on first use (a store can be made while the
+    cluster is down: it starts in an outage), with the store's timeout on every node
+    and no retries of its own (the store decides what a failure means).
+
+    Scripts run with ``EVALSHA`` on the node owning their keys' slot (``EVAL`` the first
+    time a node has not seen them). Subscriptions go to any live node, replicas
+    included: a plain ``PUBLISH`` reaches every node of a cluster.
+    """
+
+    def __init__(self, make: Any, where: str) -> None:
+        self._make = make
+        self.where = where
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._turn = 0  # which node the next subscription tries first
+
+    @classmethod
+    def from_url(cls, url: str, timeout: float) -> _Cluster:
+        plain = _plain_url(url)
+        parsed = redis.connection.parse_url(plain)  # type: ignore[no-untyped-call]
+        where = f"cluster {parsed.get('host', '?')}:{parsed.get('port', 6379)}"
+
+        def make() -> Any:
+            return rcluster.RedisCluster.from_url(
+                plain, require_full_coverage=False, **_options(timeout)
+            )
+
+        return cls(make, where)
+
+    @classmethod
+    def like(cls, given: Any, timeout: float) -> _Cluster:
+        """The blocking twin of a cluster client (sync or asyncio): its nodes and
+        credentials, this store's timeouts."""
+        startup = getattr(given, "startup_nodes", None) or []
+        if isinstance(startup, dict):
+            startup = list(startup.values())
+        nodes = [(n.host, n.port) for n in [*given.get_nodes(), *startup]]
+        manager = getattr(given, "nodes_manager", None)
+        kwargs = getattr(manager, "connection_kwargs", None) or getattr(
+            given, "connection_kwargs", {}
+        )
+        portable = {k: v for k, v in kwargs.items() if k in _PORTABLE and v is not None}
+        where = f"cluster {nodes[0][0]}:{nodes[0][1]}" if nodes else "cluster"
+
+        def make() -> Any:
+            startup = [rcluster.ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
+            return rcluster.RedisCluster(
+                startup_nodes=startup,
+                require_full_coverage=False,
+                **portable,
+                **_options(timeout),
+            )
+
+        return cls(make, where)
+
+    def client(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()
+                client = self._client
+        return client
+
+    def register_script(self, source: str) -> _ClusterScript:
+        return _ClusterScript(self, source)
+
+    def pipeline(self, transaction: bool = False) -> Any:
+        return self.client().pipeline(transaction=transaction)
+
+    def get(self, key: str) -> Any:
+        return self.client().get(key)
+
+    def subscribe(self, channel: str) -> Any:
+        """A subscription to ``channel`` on the first node that takes it, starting from a
+        different node each time (a dead or frozen node is skipped)."""
+        client = self.client()
+        nodes = client.get_nodes()
+        error: BaseException = rx.ConnectionError("no cluster node known")
+        for i in range(len(nodes)):
+            node = nodes[(self._turn + i) % len(nodes)]
+            pubsub = client.pubsub(node=node, ignore_subscribe_messages=True)
+            try:
+                client.execute_command("PING", target_nodes=node)  # a frozen node fails here
+                pubsub.subscribe(channel)
+            except Exception as failed:
+                error = failed
+                _close_quietly(pubsub)
+                continue
+            self._turn += i + 1
+            return pubsub
+        self._turn += 1
+        raise error
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+class _ClusterScript:
+    """A Lua script run on the cluster node owning its keys' slot."""
+
+    def __init__(self, cluster: _Cluster, source: str) -> None:
+        self.cluster = cluster
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, keys: Any = (), args: Any = (), client: Any = None) -> Any:
+        real = self.cluster.client()
+        try:
+            return real.evalsha(self.sha, len(keys), *keys, *args)
+        except rx.NoScriptError:  # this node has not seen it yet: send it whole once
+            return real.eval(self.source, len(keys), *keys, *args)
 
 
 def _client_like(target: object) -> bool:
@@ -295,6 +430,8 @@ def _redacted(url: str) -> str:
 
 def _describe(client: Any) -> str:
     """``host:port/db`` of a client, never its password."""
+    if isinstance(client, _Cluster):
+        return client.where
     pool = getattr(client, "connection_pool", None)
     kwargs = getattr(pool, "connection_kwargs", {})
     if "path" in kwargs:
@@ -358,6 +495,7 @@ class _RedisBase:
         self.on_store_error = on_store_error
         self._shown = _redacted(client) if isinstance(client, str) else client
         self._sync = _sync_client(client, self.timeout)
+        self._cluster = isinstance(self._sync, _Cluster)
         self._owns_client = self._sync is not client  # a client we made, we close
         self._source = f"{type(self).__name__} {_describe(self._sync)} prefix={prefix!r}"
         self._script = self._sync.register_script(_lua.TRANSITION)
@@ -375,6 +513,7 @@ class _RedisBase:
         # the start of the round trip that read it: never less than the true difference,
         # so a deadline is never early and a state is never taken for newer than it is.
         self._skew: float | None = None
+        self._skew_low: float | None = None  # the same, from the end of the round trip
         self._down_since: float | None = None
         self._down_kind = _OUTAGE
         self._flag_lock = threading.Lock()
@@ -397,21 +536,23 @@ class _RedisBase:
 
     def key(self, name: str) -> str:
         """The hash holding breaker ``name``: ``<prefix>:{<name>}:state`` (one Cluster slot
-        per breaker: every key of a breaker carries the same ``{name}`` hash tag)."""
-        return f"{self.prefix}:{{{name}}}:state"
+        per breaker: every key of a breaker carries the same ``{name}`` hash tag). A name
+        that cannot be a hash tag as it is (empty, or holding ``}``) is written
+        ``<prefix>:%{<name, with % and } percent-encoded>}:state``."""
+        return f"{self.prefix}:{_tagged(name)}:state"
 
     def keys(self, name: str) -> list[str]:
         """Every key breaker ``name`` may use (the trip hints only with ``trip="local"``)."""
         return [self.key(name), self._hints_key(name)]
 
     def _hints_key(self, name: str) -> str:
-        return f"{self.prefix}:{{{name}}}:hints"
+        return f"{self.prefix}:{_tagged(name)}:hints"
 
     def _flag_key(self, key: str) -> str:
         return f"{self.prefix}:flag:{key}"
 
     def _budget_key(self, name: str) -> str:
-        return f"{self.prefix}:{{budget:{name}}}:counts"
+        return f"{self.prefix}:{_tagged('budget:' + name)}:counts"
 
     # --- cells -------------------------------------------------------------------------
 
@@ -515,7 +656,8 @@ class _RedisBase:
         past. A reply that came back in time says the deadline was misjudged (the
         server's clock moved): ``args`` gets one judged anew, for one more try."""
         try:
-            self._skew = float(_lua.as_text(reply[0])) - sent
+            server = float(_lua.as_text(reply[0]))
+            self._skew, self._skew_low = server - sent, server - time.monotonic()
             late = _lua.as_text(reply[1]) == "late"
         except (ValueError, TypeError, IndexError):
             return False  # not a reply of this script: _accept finds out
@@ -708,11 +850,15 @@ class _RedisBase:
         names = [n for n in names if (c := cells.get(n)) is not None and not c.keyless]
         if not names:
             return
+        cluster = self._cluster
+        if cluster and self._skew_low is None:
+            self._probe()  # learns the server's clock
         pipe = self._sync.pipeline(transaction=False)
         key = self.key
         for name in names:
             pipe.hmget(key(name), _lua.FIELDS)
-        pipe.time()
+        if not cluster:  # a cluster pipeline takes only commands on keys
+            pipe.time()
         now = _config.state.now
         started, before = time.monotonic(), now()
         try:
@@ -727,12 +873,21 @@ class _RedisBase:
                     self._reload([name])
             return
         after = now()
-        clock = replies[-1]
-        if isinstance(clock, Exception):
-            raise clock
-        seconds, micros = clock
-        server_us = int(seconds) * 1_000_000 + int(micros)
-        self._skew = server_us / 1_000_000 - started
+        if cluster:
+            # The server's clock as last learned from a script's reply (every script
+            # returns it): the nodes of a cluster keep one time, give or take NTP.
+            # The lower bound, so that a breaker never written is never taken for newer
+            # than a state a script writes afterwards.
+            low = self._skew_low
+            assert low is not None
+            server_us = int((started + low) * 1_000_000)
+        else:
+            clock = replies[-1]
+            if isinstance(clock, Exception):
+                raise clock
+            seconds, micros = clock
+            server_us = int(seconds) * 1_000_000 + int(micros)
+            self._skew = server_us / 1_000_000 - started
         if self.clock == "redis":
             self._offset = server_us / 1_000_000 - (before + after) / 2
         for name, values in zip(names, replies, strict=False):
@@ -785,8 +940,7 @@ class _RedisBase:
                     if self._down_since is not None and stop.wait(self.retry_interval):
                         break
                     # Subscribe first, then read: a change made in between is not missed.
-                    pubsub = self._sync.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(self._channel)
+                    pubsub = self._subscribe()
                     self._reload(list(self._cells))
                     if self._down_since is not None:
                         self._probe()  # raises while Redis refuses writes
@@ -796,10 +950,19 @@ class _RedisBase:
                     self._sync_budgets()
                     self.listening.set()
                     next_read = time.monotonic() + self.cache_ttl
-                message = pubsub.get_message(timeout=0.001 if hints else _POLL)
-                while message is not None:
-                    self._on_message(message.get("data"), hints)
-                    message = pubsub.get_message(timeout=0.0)
+                try:
+                    message = pubsub.get_message(timeout=0.001 if hints else _POLL)
+                    while message is not None:
+                        self._on_message(message.get("data"), hints)
+                        message = pubsub.get_message(timeout=0.0)
+                except Exception:
+                    if not self._cluster:
+                        raise
+                    # One node of a cluster went away: subscribe on another and read
+                    # everything again (the first failed read starts an outage).
+                    _close_quietly(pubsub)
+                    pubsub = None
+                    continue
                 if hints:
                     self._reload(self._due(hints))
                 if self._unread:
@@ -820,6 +983,15 @@ class _RedisBase:
                     break  # not an outage, yet the loop failed: never spin on it
         if pubsub is not None:
             _close_quietly(pubsub)
+
+    def _subscribe(self) -> Any:
+        """A subscription to this store's channel (on any live node of a cluster)."""
+        sync = self._sync
+        if isinstance(sync, _Cluster):
+            return sync.subscribe(self._channel)
+        pubsub = sync.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self._channel)
+        return pubsub
 
     def _on_message(self, data: object, hints: dict[str, tuple[int, float]]) -> None:
         """Note what a message says changed; never take a state from it (anyone allowed
@@ -905,10 +1077,17 @@ class _RedisBase:
         )
 
     def _probe(self) -> None:
-        """Run a script that writes and publishes (raises unless Redis lets it)."""
-        self._probe_script(
+        """Run a script that writes and publishes (raises unless Redis lets it); learn
+        the server's clock from its reply."""
+        sent = time.monotonic()
+        reply = self._probe_script(
             keys=(self._probe_key,), args=(self._id, self._channel), client=self._sync
         )
+        try:
+            server = int(reply[0]) + int(reply[1]) / 1_000_000
+        except (TypeError, ValueError, IndexError):
+            return  # a stand-in's reply
+        self._skew, self._skew_low = server - sent, server - time.monotonic()
 
     def _check(self, check: bool) -> None:
         """The check made when the store is made: a configuration error raises
@@ -1073,7 +1252,7 @@ class RedisStore(_RedisBase):
 
     def __init__(
         self,
-        url: str | redis.Redis,
+        url: str | redis.Redis | rcluster.RedisCluster,
         *,
         prefix: str = "resilient",
         timeout: float = 0.05,
@@ -1118,7 +1297,7 @@ class AsyncRedisStore(_RedisBase):
 
     def __init__(
         self,
-        url: str | aredis.Redis,
+        url: str | aredis.Redis | acluster.RedisCluster,
         *,
         prefix: str = "resilient",
         timeout: float = 0.05,
@@ -1132,8 +1311,14 @@ class AsyncRedisStore(_RedisBase):
         check: bool = True,
     ) -> None:
         given: object = url  # checked at run time too: annotations are not enforced
-        if not isinstance(given, str | aredis.Redis) and not _async_client_like(given):
-            raise ConfigError("url", url, f"{_URLS}, or a redis.asyncio.Redis client")
+        if not isinstance(given, str | aredis.Redis | acluster.RedisCluster) and not (
+            _async_client_like(given)
+        ):
+            raise ConfigError(
+                "url",
+                url,
+                f"{_URLS}, or a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster client",
+            )
         super().__init__(
             url,
             prefix=prefix,
@@ -1165,13 +1350,18 @@ class AsyncRedisStore(_RedisBase):
                 client = self._given
             else:
                 assert self._url is not None
-                client = aredis.Redis.from_url(
-                    self._url,
-                    socket_timeout=self.timeout,
-                    socket_connect_timeout=self.timeout,
-                    retry=AsyncRetry(NoBackoff(), 0),
+                options: dict[str, Any] = {
+                    "socket_timeout": self.timeout,
+                    "socket_connect_timeout": self.timeout,
+                    "retry": AsyncRetry(NoBackoff(), 0),
                     **_NO_SETINFO,
-                )
+                }
+                if self._cluster:
+                    client = acluster.RedisCluster.from_url(
+                        _plain_url(self._url), require_full_coverage=False, **options
+                    )
+                else:
+                    client = aredis.Redis.from_url(self._url, **options)
             found = self._aclients[loop] = (client, client.register_script(_lua.TRANSITION))
         return found
 
@@ -1395,6 +1585,18 @@ def _settled(state: BreakerState) -> bool:
         and "S" not in state.window
         and not any(failed or slow for _, _, failed, slow in state.buckets)
     )
+
+
+def _tagged(name: str) -> str:
+    """``{name}``: a Redis Cluster hash tag that is all of ``name``, so every key made
+    with it lands on one slot. Redis takes the tag from the first ``{`` to the first
+    ``}`` after it, so a name holding ``}`` (or an empty one, whose tag would be empty
+    and not count) is percent-encoded and marked with a leading ``%``, which no plain
+    tag has: two names never share a key."""
+    if name and "}" not in name:
+        return f"{{{name}}}"
+    escaped = name.replace("%", "%25").replace("}", "%7D") or "%"
+    return f"%{{{escaped}}}"
 
 
 def _encodable(text: str) -> bool:

@@ -1,0 +1,176 @@
+"""RedisStore and AsyncRedisStore on a real Redis Cluster (3 masters, 3 replicas): the
+URL form and client forms, one slot per breaker whatever its name, pub/sub across nodes.
+
+Two stores with one prefix stand for two processes of a fleet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from redis_cluster import RedisCluster, missing, redis_cluster  # noqa: F401 - fixtures
+from redis_server import unique_prefix
+from strategies import BoomError
+
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
+
+if missing() is None:
+    import redis.asyncio.cluster as acluster
+    import redis.cluster as rcluster
+    from redis.crc import key_slot
+
+    from resilient.stores.redis import AsyncRedisStore, RedisStore
+
+THREE = BreakerConfig(failure_threshold=3, reset_timeout=30.0)
+WAIT = 5.0  # seconds a test waits for something that should take milliseconds
+ODD_NAMES = ["}svc", "{", "}", "{}", "a{b}c", "ünïcødé", "%7D", "svc"]
+
+
+@pytest.fixture
+def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:  # noqa: F811
+    """``make(**options)``: a store on the shared cluster; one prefix per test, closed at
+    the end."""
+    made: list[Any] = []
+    prefix = unique_prefix()
+
+    def factory(kind: Any = None, url: Any = None, **options: Any) -> Any:
+        options.setdefault("prefix", prefix)
+        store = (kind or RedisStore)(url or redis_cluster.url, **options)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        store.close()
+
+
+def eventually(check: Callable[[], bool], timeout: float = WAIT) -> bool:
+    """Poll ``check`` until it holds (real time: a cluster is on the other end)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def fail(b: CircuitBreaker, times: int = 1) -> None:
+    for _ in range(times):
+        with pytest.raises((BoomError, CircuitOpenError)):
+            b.call(_boom)
+
+
+def _boom() -> None:
+    raise BoomError
+
+
+def test_a_cluster_url_shares_breakers_across_processes(make: Callable[..., Any]) -> None:
+    """redis+cluster:// discovers the cluster from one node; breakers on every master
+    open for a second store through the cluster (written, and announced over pub/sub)."""
+    here, there = make(), make()
+    names = [f"svc{i}" for i in range(12)]  # spread over the three masters
+    for name in names:
+        fail(CircuitBreaker(name, THREE, store=here), 3)
+    assert here.reachable
+    assert eventually(lambda: all(there.get(n).mode is BreakerMode.OPEN for n in names))
+    assert there.reachable
+    assert len({key_slot(here.key(n).encode()) for n in names}) > 3
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_odd_names_keep_every_key_on_one_slot(make: Callable[..., Any], name: str) -> None:
+    """A breaker named with braces, percent signs or non-ASCII letters keeps all its keys
+    on one slot: with trip="local" (two keys per script) it still opens the fleet."""
+    a, b = make(trip="local", trip_quorum=2), make(trip="local", trip_quorum=2)
+    assert len({key_slot(k.encode()) for k in a.keys(name)}) == 1
+    fail(CircuitBreaker(name, THREE, store=a), 3)
+    fail(CircuitBreaker(name, THREE, store=b), 3)
+    assert a.reachable
+    assert b.reachable
+    assert eventually(lambda: a.get(name).mode is BreakerMode.OPEN)
+
+
+def test_odd_names_never_share_a_key(make: Callable[..., Any]) -> None:
+    """Names that differ give keys that differ, even once percent-encoded."""
+    store = make()
+    names = [*ODD_NAMES, "%", "%25", "%7D}", "}%7D", ""]
+    assert len({store.key(n) for n in names}) == len(names)
+
+
+def test_a_cluster_client_is_accepted(
+    make: Callable[..., Any],
+    redis_cluster: RedisCluster,  # noqa: F811
+) -> None:
+    """RedisStore(redis.cluster.RedisCluster(...)) uses the cluster (with its own
+    timeouts: the client given is left alone)."""
+    given = rcluster.RedisCluster(host="127.0.0.1", port=redis_cluster.ports[1])
+    try:
+        store = make(url=given)
+        b = CircuitBreaker("svc", THREE, store=store)
+        fail(b, 3)
+        assert store.reachable
+        raw: Any = given.hget(store.key("svc"), "mode")
+        assert raw == b"open"
+    finally:
+        given.close()
+
+
+async def test_an_asyncio_cluster_url_and_client_are_used_in_the_loop(
+    make: Callable[..., Any],
+    redis_cluster: RedisCluster,  # noqa: F811
+) -> None:
+    """AsyncRedisStore on a redis+cluster:// URL, and on a redis.asyncio cluster client,
+    applies transitions in the event loop; a blocking store of the fleet sees them."""
+    given = acluster.RedisCluster(host="127.0.0.1", port=redis_cluster.ports[2])
+    watcher = make()
+    try:
+        for i, target in enumerate((redis_cluster.url, given)):
+            store = make(AsyncRedisStore, url=target)
+            b = CircuitBreaker(f"async{i}", THREE, store=store)
+            for _ in range(3):
+                with pytest.raises(BoomError):
+                    await b.acall(_aboom)
+            assert b.state is BreakerMode.OPEN
+            assert store.reachable
+            watcher.get(f"async{i}")
+            ok = await asyncio.to_thread(
+                eventually, lambda i=i: watcher.get(f"async{i}").mode is BreakerMode.OPEN
+            )
+            assert ok
+            await store.aclose()
+    finally:
+        await given.aclose()
+
+
+async def _aboom() -> None:
+    raise BoomError
+
+
+def test_a_listener_subscribes_once_on_one_node(
+    make: Callable[..., Any],
+    redis_cluster: RedisCluster,  # noqa: F811
+) -> None:
+    """The listener of a cluster store holds one subscription, on one node, for the
+    whole cluster."""
+    store = make()
+    CircuitBreaker("svc", THREE, store=store)
+    assert store.listening.wait(WAIT)
+    client = redis_cluster.client()
+    try:
+
+        def subscribers() -> int:
+            total = 0
+            for node in client.get_nodes():
+                counts = node.redis_connection.execute_command(
+                    "PUBSUB NUMSUB", f"{store.prefix}:events"
+                )
+                total += sum(int(count) for _, count in counts)
+            return total
+
+        assert eventually(lambda: subscribers() == 1)
+    finally:
+        client.close()
