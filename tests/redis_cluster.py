@@ -53,6 +53,16 @@ def _free_cluster_port(taken: set[int]) -> int:
     raise RuntimeError("no free pair of ports for a cluster node")
 
 
+def _complete(reply: bytes) -> bool:
+    """Whether ``reply`` is one whole RESP reply (a bulk string read to its end)."""
+    if not reply.endswith(b"\r\n"):
+        return False
+    if not reply.startswith(b"$"):
+        return True
+    header, _, body = reply.partition(b"\r\n")
+    return len(body) >= int(header[1:]) + 2
+
+
 class RedisCluster:
     """Six ``redis-server --cluster-enabled yes`` processes joined into one cluster."""
 
@@ -117,6 +127,8 @@ class RedisCluster:
                 f"nodes-{port}.conf",
                 "--cluster-node-timeout",
                 str(NODE_TIMEOUT_MS),
+                "--repl-diskless-sync-delay",
+                "0",
                 "--save",
                 "",
                 "--appendonly",
@@ -132,9 +144,9 @@ class RedisCluster:
         )
 
     def _ping(self, port: int) -> bool:
-        return self._ask(port, "PING").startswith("+PONG")
+        return self.ask(port, "PING").startswith("+PONG")
 
-    def _ask(self, port: int, *command: str) -> str:
+    def ask(self, port: int, *command: str) -> str:
         """One command to one node, as raw RESP text ("" when it does not answer)."""
         wire = f"*{len(command)}\r\n" + "".join(f"${len(c)}\r\n{c}\r\n" for c in command)
         try:
@@ -144,17 +156,25 @@ class RedisCluster:
                 while True:
                     chunk = conn.recv(65536)
                     chunks += chunk
-                    if not chunk or chunks.endswith(b"\r\n"):
+                    if not chunk or _complete(chunks):
                         break
                 return chunks.decode(errors="replace")
         except OSError:
             return ""
 
+    def serves(self, key: str) -> bool:
+        """Whether a live, unfrozen master serves ``key``'s slot now."""
+        try:
+            self.master_of(key)
+        except LookupError:
+            return False
+        return True
+
     def masters(self) -> list[int]:
         """The ports of the live masters that serve slots."""
         found = []
         for port in self.live():
-            nodes = self._ask(port, "CLUSTER", "NODES")
+            nodes = self.ask(port, "CLUSTER", "NODES")
             for line in nodes.splitlines():
                 fields = line.split()
                 if len(fields) > 8 and "myself" in fields[2] and "master" in fields[2]:
@@ -172,7 +192,7 @@ class RedisCluster:
         for port in self.masters():
             if port in self.frozen:
                 continue
-            for line in self._ask(port, "CLUSTER", "NODES").splitlines():
+            for line in self.ask(port, "CLUSTER", "NODES").splitlines():
                 fields = line.split()
                 if len(fields) > 8 and "myself" in fields[2]:
                     for part in fields[8:]:
@@ -182,11 +202,15 @@ class RedisCluster:
         raise LookupError(f"no master serves slot {slot}")
 
     def wait_healthy(self, deadline: float | None = None) -> None:
-        """Wait until every live node says the cluster is ok and agrees on 3 masters."""
+        """Wait until every live node says the cluster is ok and every replica has synced
+        with its master (a replica that never synced would not take over)."""
         deadline = deadline or time.monotonic() + START_TIMEOUT
         while True:
-            states = [self._ask(p, "CLUSTER", "INFO") for p in self.live() if p not in self.frozen]
-            if states and all("cluster_state:ok" in s for s in states):
+            ports = [p for p in self.live() if p not in self.frozen]
+            states = [self.ask(p, "CLUSTER", "INFO") for p in ports]
+            roles = [self.ask(p, "INFO", "replication") for p in ports]
+            synced = sum("master_link_status:up" in r for r in roles) == len(self.ports) // 2
+            if states and synced and all("cluster_state:ok" in s for s in states):
                 return
             if time.monotonic() > deadline:
                 self.stop()

@@ -12,7 +12,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from redis_cluster import RedisCluster, missing, redis_cluster  # noqa: F401 - fixtures
+from redis_cluster import (  # noqa: F401 - fixtures
+    RedisCluster,
+    missing,
+    own_redis_cluster,
+    redis_cluster,
+)
 from redis_server import unique_prefix
 from strategies import BoomError
 
@@ -174,3 +179,88 @@ def test_a_listener_subscribes_once_on_one_node(
         assert eventually(lambda: subscribers() == 1)
     finally:
         client.close()
+
+
+# --- a node frozen or killed -------------------------------------------------------------
+
+
+@pytest.mark.realtime
+def test_a_frozen_master_stalls_no_caller_beyond_the_timeout(
+    make: Callable[..., Any],
+    redis_cluster: RedisCluster,  # noqa: F811
+) -> None:
+    """With the master of a breaker's slot frozen (SIGSTOP), no call waits longer than
+    the store's timeout (plus scheduling slack) and no Redis error reaches a caller."""
+    store = make(timeout=0.05)
+    b = CircuitBreaker("svc", BreakerConfig(failure_threshold=10_000), store=store)
+    assert store.listening.wait(WAIT)
+    victim = redis_cluster.master_of(store.key("svc"))
+    worst, calls = 0.0, 0
+    redis_cluster.freeze(victim)
+    try:
+        deadline = time.monotonic() + 0.6  # shorter than the node timeout: no failover
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            fail(b)
+            worst = max(worst, time.perf_counter() - started)
+            calls += 1
+    finally:
+        redis_cluster.thaw(victim)
+    redis_cluster.wait_healthy()
+    assert calls > 10
+    assert worst < 0.05 + 0.015
+    assert not store.reachable
+    assert eventually(lambda: store.reachable, timeout=10)
+
+
+@pytest.mark.cluster
+def test_a_killed_master_loses_no_open_state_and_the_fleet_reconverges(
+    own_redis_cluster: RedisCluster,  # noqa: F811
+) -> None:
+    """kill -9 of the master holding an open breaker: callers see only the breaker's own
+    rejections, the promoted replica still holds the open state, every store is back on
+    Redis within a retry interval of the failover, and a reset reaches every store."""
+    url = own_redis_cluster.url
+    prefix = unique_prefix()
+    retry = 0.5
+    a = RedisStore(url, prefix=prefix, retry_interval=retry)
+    b = RedisStore(url, prefix=prefix, retry_interval=retry)
+    try:
+        here = CircuitBreaker("svc", THREE, store=a)
+        there = CircuitBreaker("svc", THREE, store=b)
+        fail(here, 3)
+        assert eventually(lambda: b.get("svc").mode is BreakerMode.OPEN)
+        victim = own_redis_cluster.master_of(a.key("svc"))
+        assert own_redis_cluster.ask(victim, "WAIT", "1", "2000").startswith(":1")
+        killed = time.monotonic()
+        own_redis_cluster.kill(victim)
+        errors: list[BaseException] = []
+        failover = back = None
+        while time.monotonic() - killed < 15:
+            for breaker in (here, there):
+                try:
+                    breaker.call(_boom)
+                except CircuitOpenError:
+                    pass
+                except BaseException as error:  # any other error is a defect
+                    errors.append(error)
+            if failover is None and own_redis_cluster.serves(a.key("svc")):
+                failover = time.monotonic() - killed
+            if failover is not None and a.reachable and b.reachable:
+                back = time.monotonic() - killed
+                break
+            time.sleep(0.01)
+        assert errors == []
+        assert failover is not None
+        assert back is not None
+        assert back - failover <= retry + 0.5, (failover, back)
+        fresh = RedisStore(url, prefix=prefix)
+        try:
+            assert fresh.get("svc").mode is BreakerMode.OPEN  # kept by the promoted replica
+        finally:
+            fresh.close()
+        here.reset()
+        assert eventually(lambda: b.get("svc").mode is BreakerMode.CLOSED)
+    finally:
+        a.close()
+        b.close()

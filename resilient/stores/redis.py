@@ -381,9 +381,14 @@ class _Cluster:
         error: BaseException = rx.ConnectionError("no cluster node known")
         for i in range(len(nodes)):
             node = nodes[(self._turn + i) % len(nodes)]
+            connection = node.redis_connection
+            if connection is None:
+                continue
             pubsub = client.pubsub(node=node, ignore_subscribe_messages=True)
             try:
-                client.execute_command("PING", target_nodes=node)  # a frozen node fails here
+                # Straight to the node: a frozen one fails here, and the cluster client
+                # does not go and rediscover the cluster over one dead node.
+                connection.ping()
                 pubsub.subscribe(channel)
             except Exception as failed:
                 error = failed
@@ -393,6 +398,16 @@ class _Cluster:
             return pubsub
         self._turn += 1
         raise error
+
+    def refresh(self) -> None:
+        """Learn again which node serves which slot (after a failover), quietly."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            client.nodes_manager.initialize()
+        except Exception:
+            pass  # the next command finds out, and says why
 
     def close(self) -> None:
         with self._lock:
@@ -937,8 +952,11 @@ class _RedisBase:
                     _close_quietly(pubsub)
                     pubsub = None
                 if pubsub is None:
-                    if self._down_since is not None and stop.wait(self.retry_interval):
-                        break
+                    if self._down_since is not None:
+                        if stop.wait(self.retry_interval):
+                            break
+                        if isinstance(self._sync, _Cluster):
+                            self._sync.refresh()  # a replica may have taken over
                     # Subscribe first, then read: a change made in between is not missed.
                     pubsub = self._subscribe()
                     self._reload(list(self._cells))
