@@ -135,6 +135,7 @@ async def test_an_asyncio_cluster_url_and_client_are_used_in_the_loop(
     try:
         for i, target in enumerate((redis_cluster.url, given)):
             store = make(AsyncRedisStore, url=target)
+            assert await store.aconnect()
             b = CircuitBreaker(f"async{i}", THREE, store=store)
             for _ in range(3):
                 with pytest.raises(BoomError):

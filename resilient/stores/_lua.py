@@ -425,11 +425,14 @@ while ARGV[i] ~= nil do
   i = i + 4
 end
 
+-- Only a change of state is announced (mode, generation, open times, probes): counts
+-- (failures, successes, window, buckets) travel in the replies of the scripts that
+-- changed them.
 local changed, notify = false, false
 for i = 1, 10 do
   if enc[i] ~= old[i] then
     changed = true
-    if i < 9 then notify = true end  -- window and bucket counts alone are not announced
+    if i ~= 3 and i ~= 4 and i < 9 then notify = true end
   end
 end
 local version = tonumber(old[11])

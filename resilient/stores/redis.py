@@ -71,6 +71,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from cachetools import TTLCache
@@ -85,6 +86,7 @@ from .._circuit import (
     Event,
     Kind,
     Verdict,
+    is_idle,
     transition,
 )
 from .._logs import digest
@@ -121,6 +123,8 @@ OnStoreError = Literal["local", "allow"]
 Trip = Literal["fleet", "local"]
 
 _CLOSED, _OPEN = BreakerMode.CLOSED, BreakerMode.OPEN
+_WAITING = frozenset((BreakerMode.OPEN, BreakerMode.HALF_OPEN))
+_REJECT = Verdict.REJECT
 _ACQUIRE = Kind.ACQUIRE
 _CALLS = frozenset((Kind.ACQUIRE, Kind.SUCCESS, Kind.FAILURE, Kind.RELEASE))
 # With trip="local", this process's own states count from here: their tickets never
@@ -181,10 +185,12 @@ class _Cell:
     Until Redis holds a state written after that moment, the cell keeps its own state
     and applies its events here. ``broken`` says why this breaker's keys cannot be used
     (``None`` when they can); ``keyless`` marks a name that can never be a Redis key.
-    ``inflight`` counts script calls under way for this breaker.
+    ``inflight`` counts script calls under way for this breaker; ``recent`` says it
+    was used through the store since the listener's last periodic re-read.
     """
 
     __slots__ = (
+        "__weakref__",
         "broken",
         "config",
         "inflight",
@@ -193,6 +199,7 @@ class _Cell:
         "lock",
         "name",
         "own",
+        "recent",
         "shared",
         "state",
         "version",
@@ -210,6 +217,7 @@ class _Cell:
         self.broken: str | None = None
         self.keyless = False
         self.inflight = 0
+        self.recent = True  # used through the store since the listener last re-read it
 
     def set_shared(self, state: BreakerState) -> None:
         """Take ``state`` as the shared state (the caller holds ``lock``)."""
@@ -522,6 +530,10 @@ class _RedisBase:
         self._channel = f"{prefix}:events"
         self._ttl_ms = str(max(1, int(self.key_ttl * 1000)))
         self._cells: dict[str, _Cell] = {}
+        # Cells let go of while idle (``release``): kept while a breaker holds them, found
+        # again by name, updated by messages, never re-read periodically.
+        self._loose: weakref.WeakValueDictionary[str, _Cell] = weakref.WeakValueDictionary()
+        self._released = 0  # since the containers were last compacted
         self._lock = threading.Lock()
         self._offset = 0.0  # the server's clock minus this process's (clock="redis")
         # The server's clock minus time.monotonic(), once Redis has answered, taken from
@@ -585,7 +597,13 @@ class _RedisBase:
             cell = self._cells.get(name)
             if cell is not None:
                 return cell
-            cell = self._cells[name] = _Cell(name, _OWN if self.trip == "local" else None)
+            cell = self._loose.pop(name, None)
+            if cell is None:
+                cell = _Cell(name, _OWN if self.trip == "local" else None)
+            cell.recent = True
+            self._cells[name] = cell
+        if cell.keyless:
+            return cell
         if not _encodable(name):
             cell.keyless = True
             self._key_failed(cell, UnicodeError("the name does not encode as UTF-8"))
@@ -604,6 +622,47 @@ class _RedisBase:
     def get(self, name: str) -> BreakerState:
         """The state of ``name`` as this process knows it (the initial state if unused)."""
         return self.cell(name).state
+
+    def release(self, names: Iterable[str]) -> int:
+        """Let go of the cells of ``names`` whose state is idle; return how many.
+
+        Idle means closed with nothing counted, nothing of this process's own to keep and
+        no script call under way. A released cell is no longer re-read by the listener;
+        it lives on while a breaker still holds it (messages still update it, and
+        ``cell(name)`` finds it again and re-reads it); otherwise its memory is freed.
+        The registry calls this for the breakers it evicts while idle.
+        """
+        released = 0
+        with self._lock:
+            cells = self._cells
+            for name in names:
+                cell = cells.get(name)
+                if cell is None:
+                    continue
+                with cell.lock:
+                    own = cell.own
+                    if (
+                        not is_idle(cell.shared)
+                        or (own is not None and not is_idle(own))
+                        or cell.local_at is not None
+                        or cell.inflight
+                    ):
+                        continue
+                    del cells[name]
+                    self._loose[name] = cell
+                released += 1
+                cell = None  # the last reference held here: an unheld cell goes now
+            self._released += released
+            if self._released and self._released >= len(self._cells):
+                # Dicts keep their size after deletions: a copy gives the memory back.
+                self._cells = dict(cells)
+                self._loose = weakref.WeakValueDictionary(self._loose)
+                self._released = 0
+        return released
+
+    def _held(self, name: str) -> _Cell | None:
+        """The cell of ``name``, listed or released but still held, if any."""
+        return self._cells.get(name) or self._loose.get(name)
 
     def names(self) -> list[str]:
         """The names of the breakers this process holds, sorted."""
@@ -631,6 +690,11 @@ class _RedisBase:
             return own, decision
         if self._local(cell, event):
             return self._fallback(cell, event, now, config)
+        cell.recent = True
+        if event.kind is _ACQUIRE and cell.state.mode in _WAITING:
+            refused = _refused_here(cell.state, event, now, config)
+            if refused is not None:
+                return refused
         args = [*self._args(name, config), *self._event_args(event, now)]
         _begin(cell)
         try:
@@ -861,8 +925,8 @@ class _RedisBase:
     def _reload(self, names: list[str]) -> None:
         """Read the shared state of ``names`` in one round trip (raises when Redis cannot
         be read; trouble with one breaker's key is that breaker's alone)."""
-        cells = self._cells
-        names = [n for n in names if (c := cells.get(n)) is not None and not c.keyless]
+        held = self._held
+        names = [n for n in names if (c := held(n)) is not None and not c.keyless]
         if not names:
             return
         cluster = self._cluster
@@ -882,7 +946,9 @@ class _RedisBase:
             if _kind_of(error) != _KEY:
                 raise
             if len(names) == 1:  # this key alone cannot even be sent
-                self._key_failed(cells[names[0]], error)
+                only = held(names[0])
+                if only is not None:
+                    self._key_failed(only, error)
             else:
                 for name in names:  # one at a time, so one bad key hides no other
                     self._reload([name])
@@ -906,7 +972,7 @@ class _RedisBase:
         if self.clock == "redis":
             self._offset = server_us / 1_000_000 - (before + after) / 2
         for name, values in zip(names, replies, strict=False):
-            cell = cells.get(name)
+            cell = held(name)
             if cell is None:
                 continue
             if isinstance(values, Exception):
@@ -988,7 +1054,7 @@ class _RedisBase:
                         unread, self._unread = list(self._unread), set()
                     self._reload(unread)
                 if time.monotonic() >= next_read:
-                    self._reload(list(self._cells))
+                    self._reload(self._due_periodically())
                     self._sync_budgets()
                     next_read = time.monotonic() + self.cache_ttl
             except Exception as error:
@@ -1022,7 +1088,7 @@ class _RedisBase:
             return
         if text.startswith("s|"):
             parts = text.split("|", 12)
-            cell = self._cells.get(parts[-1])
+            cell = self._held(parts[-1])
             if cell is None or len(parts) != 13:
                 return
             try:
@@ -1036,6 +1102,19 @@ class _RedisBase:
             with self._flag_lock:
                 self._flags.pop(text[2:], None)
 
+    def _due_periodically(self) -> list[str]:
+        """The breakers the listener re-reads every ``cache_ttl``: those used through
+        the store since the last time, and those not idle. An idle closed breaker that
+        no call has reported to the store is kept fresh by messages alone (and re-read
+        with every other one whenever the subscription is renewed), so the cost of this
+        stays with the breakers in use, not with every breaker ever used."""
+        due = []
+        for cell in list(self._cells.values()):
+            if cell.recent or not is_idle(cell.state):
+                cell.recent = False
+                due.append(cell.name)
+        return due
+
     def _due(self, hints: dict[str, tuple[int, float]]) -> list[str]:
         """The breakers to re-read for ``hints`` (taken out of it). A breaker with a
         script call of this process under way waits for its reply, which may be the
@@ -1044,7 +1123,7 @@ class _RedisBase:
         patience = self.timeout + _POLL
         now = time.monotonic()
         for name, (version, seen) in list(hints.items()):
-            cell = self._cells.get(name)
+            cell = self._held(name)
             if cell is not None and cell.version < version:
                 if cell.inflight and now - seen < patience:
                     continue
@@ -1353,6 +1432,9 @@ class AsyncRedisStore(_RedisBase):
         self._url = url if isinstance(url, str) else None
         self._given = None if isinstance(url, str) else url
         self._aclients: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
+        # Per loop: a cluster client learning the cluster's nodes (in the background, so
+        # that a call cut short by its timeout does not cut the learning short too).
+        self._ready: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = {}
         # Per (loop, breaker) while a script call is in flight: the events waiting for it.
         self._batches: dict[tuple[asyncio.AbstractEventLoop, str], list[Any]] = {}
         self._orphans: list[Any] = []  # clients of a parent process, kept from collection
@@ -1401,6 +1483,11 @@ class AsyncRedisStore(_RedisBase):
             return own, decision
         if self._local(cell, event):
             return self._fallback(cell, event, now, config)
+        cell.recent = True
+        if event.kind is _ACQUIRE and cell.state.mode in _WAITING:
+            refused = _refused_here(cell.state, event, now, config)
+            if refused is not None:
+                return refused
         loop = asyncio.get_running_loop()
         key = (loop, name)
         waiting = self._batches.get(key)
@@ -1468,6 +1555,7 @@ class AsyncRedisStore(_RedisBase):
             try:
                 client, script = self._aclient()
                 async with asyncio.timeout(self.timeout):
+                    await self._connected(client)
                     reply: list[Any] = await script(
                         keys=self._script_keys(cell.name), args=args, client=client
                     )
@@ -1478,6 +1566,33 @@ class AsyncRedisStore(_RedisBase):
                 return reply
         self._failed(TimeoutError("Redis ran the script after its deadline twice"), cell)
         return None
+
+    async def _connected(self, client: Any) -> None:
+        """Wait until a cluster client knows the cluster's nodes (started once per loop;
+        a call that stops waiting leaves it going)."""
+        if not isinstance(client, acluster.RedisCluster) or not getattr(client, "_initialize", 1):
+            return
+        loop = asyncio.get_running_loop()
+        task = self._ready.get(loop)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._ready[loop] = loop.create_task(client.initialize())
+            task.add_done_callback(_retrieved)
+        await asyncio.shield(task)
+
+    async def aconnect(self) -> bool:
+        """Connect the running loop's client now (a cluster client also learns the
+        cluster's nodes, several round trips), so that the first call needing Redis does
+        not spend its ``timeout`` on it. Waits at most ``max(timeout, 1 s)``; returns
+        whether Redis answered (if not, an outage starts, as for any call)."""
+        client, _ = self._aclient()
+        try:
+            async with asyncio.timeout(max(self.timeout, 1.0)):
+                await self._connected(client)
+                await client.ping()
+        except Exception as error:  # the caller must not see it
+            self._failed(error)
+            return False
+        return True
 
     async def _ahint(self, cell: _Cell, own: BreakerState, now: float) -> None:
         args = self._hint_args(cell, own, now)
@@ -1494,6 +1609,8 @@ class AsyncRedisStore(_RedisBase):
             _end(cell)
 
     def _forget_closed_loops(self) -> None:
+        for loop in [loop for loop in self._ready if loop.is_closed()]:
+            del self._ready[loop]
         for loop in [loop for loop in self._aclients if loop.is_closed()]:
             client, _ = self._aclients.pop(loop)
             _drop_connections(client)
@@ -1517,12 +1634,20 @@ class AsyncRedisStore(_RedisBase):
             else:
                 loop.call_soon_threadsafe(_close_later, loop, client)
         self._aclients.clear()
+        self._ready.clear()
         super().close()
 
     def _after_fork(self) -> None:
         self._orphans.extend(self._aclients.values())
         self._aclients = {}
+        self._ready = {}
         super()._after_fork()
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """Mark a background task's failure as seen (the next call finds out again)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _close_later(loop: asyncio.AbstractEventLoop, client: Any) -> None:
@@ -1592,6 +1717,18 @@ def _begin(cell: _Cell) -> None:
 def _end(cell: _Cell) -> None:
     with cell.lock:
         cell.inflight -= 1
+
+
+def _refused_here(
+    state: BreakerState, event: Event, now: float, config: BreakerConfig
+) -> tuple[BreakerState, Decision] | None:
+    """The rejection of a call the state already refuses (open, or half-open with every
+    probe's lease taken, as the messages of the fleet say), with no round trip; ``None``
+    when it may be admitted, which only Redis can grant."""
+    after, decision = transition(state, event, now, config)
+    if decision.verdict is _REJECT and after.mode is state.mode:
+        return state, decision
+    return None
 
 
 def _settled(state: BreakerState) -> bool:
