@@ -137,6 +137,7 @@ async def test_an_asyncio_cluster_url_and_client_are_used_in_the_loop(
             store = make(AsyncRedisStore, url=target)
             assert await store.aconnect()
             b = CircuitBreaker(f"async{i}", THREE, store=store)
+            assert store.listening.wait(WAIT)  # a blocking twin listens, never the asyncio client
             for _ in range(3):
                 with pytest.raises(BoomError):
                     await b.acall(_aboom)
@@ -193,7 +194,7 @@ def test_a_frozen_master_stalls_no_caller_beyond_the_timeout(
     """With the master of a breaker's slot frozen (SIGSTOP), no call waits longer than
     the store's timeout (plus scheduling slack) and no Redis error reaches a caller."""
     store = make(timeout=0.05)
-    b = CircuitBreaker("svc", BreakerConfig(failure_threshold=10_000), store=store)
+    b = CircuitBreaker("svc", BreakerConfig(failure_threshold=10**9), store=store)
     assert store.listening.wait(WAIT)
     victim = redis_cluster.master_of(store.key("svc"))
     worst, calls = 0.0, 0
@@ -265,3 +266,47 @@ def test_a_killed_master_loses_no_open_state_and_the_fleet_reconverges(
     finally:
         a.close()
         b.close()
+
+
+def test_a_sentinel_client_is_refused_with_a_reason() -> None:
+    """A client managed by Sentinel (master_for) raises ConfigError naming ``url``: the
+    store would not follow Sentinel's failover."""
+    from redis.sentinel import Sentinel
+
+    from resilient.exceptions import ConfigError
+
+    client = Sentinel([("127.0.0.1", 1)]).master_for("mymaster")
+    with pytest.raises(ConfigError, match="Sentinel") as raised:
+        RedisStore(client, check=False)
+    assert raised.value.parameter == "url"
+
+
+@pytest.mark.realtime
+async def test_a_frozen_master_stalls_no_async_caller_beyond_the_timeout(
+    make: Callable[..., Any],
+    redis_cluster: RedisCluster,  # noqa: F811
+) -> None:
+    """AsyncRedisStore on a cluster whose master of a breaker's slot is frozen: no call
+    waits longer than the timeout (plus scheduling slack), no Redis error reaches it."""
+    store = make(AsyncRedisStore)
+    assert await store.aconnect()
+    b = CircuitBreaker("svc", BreakerConfig(failure_threshold=10**9), store=store)
+    assert store.listening.wait(WAIT)
+    victim = redis_cluster.master_of(store.key("svc"))
+    worst, calls = 0.0, 0
+    redis_cluster.freeze(victim)
+    try:
+        deadline = time.monotonic() + 0.6  # shorter than the node timeout: no failover
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            with pytest.raises(BoomError):
+                await b.acall(_aboom)
+            worst = max(worst, time.perf_counter() - started)
+            calls += 1
+    finally:
+        redis_cluster.thaw(victim)
+    await asyncio.to_thread(redis_cluster.wait_healthy)
+    assert calls > 10
+    assert worst < 0.05 + 0.015
+    assert await asyncio.to_thread(eventually, lambda: store.reachable, 10)
+    await store.aclose()

@@ -1,21 +1,27 @@
 """``RedisStore`` and ``AsyncRedisStore``: breaker state shared by every process and host.
 
+Where. One Redis server (``redis://``, ``rediss://``, ``unix://`` or a ``redis.Redis``),
+or a Redis Cluster (``redis+cluster://`` any node, or a cluster client, sync or asyncio):
+every key of a breaker carries one hash tag, so each script runs on one slot.
+
 What a call costs. A breaker reads its state from a local cell, never from Redis, so a
-success on a healthy closed breaker makes no round trip. A failure, a success that ends a
-run of failures, a manual operation: each is one script call (``EVALSHA``) that applies
-the breaker's rules atomically on the server and returns the new state; a half-open
-probe is two (its permit, its outcome). ``AsyncRedisStore`` sends the events of
-concurrent tasks on one breaker together in one script call. Every change a script makes
-(but for rate-window counts) is published, and each process's listener thread copies it
-into its cells. Rate-window rules (``failure_rate``, slow calls) record every call, so
-with them every call is a script call.
+success on a healthy closed breaker makes no round trip, and a call the cell already
+refuses (open, or half-open with every probe leased elsewhere) makes none either. A
+failure, a success that ends a run of failures, a manual operation: each is one script
+call (``EVALSHA``) that applies the breaker's rules atomically on the server and returns
+the new state; a half-open probe is two (its permit, its outcome). ``AsyncRedisStore``
+sends the events of concurrent tasks on one breaker together in one script call. Every
+change of state a script makes (mode, open times, probes; not counts, which travel in
+the replies) is published, and each process's listener thread copies it into its cells.
+Rate-window rules (``failure_rate``, slow calls) record every call, so with them every
+call is a script call.
 
 How stale a cell can be. A change made anywhere reaches every listening process as fast
 as Redis delivers a pub/sub message (well under a millisecond on one network). The
-listener also re-reads every breaker it holds every ``cache_ttl`` seconds (default 1 s),
-so while Redis answers, a cell is never more than ``cache_ttl + 0.05 + timeout`` seconds
-behind the shared state, even should a message be lost; when the subscription breaks,
-it is renewed and everything re-read. A message is only a hint that a breaker changed:
+listener also re-reads, every ``cache_ttl`` seconds (default 1 s), the breakers used
+through the store since its last pass and those not closed; an idle closed breaker
+follows messages alone. When the subscription breaks, it is renewed (on a cluster, on
+another node) and everything re-read. A message is only a hint that a breaker changed:
 the listener reads the state from Redis itself (one round trip for all the messages that
 arrived together), so a message published by anyone else (forged, replayed, malformed)
 never sets a state. Until a stale cell catches up, a process may let through calls the
@@ -289,6 +295,13 @@ def _sync_client(target: object, timeout: float) -> Any:
     pool = getattr(target, "connection_pool", None)
     if pool is None:
         return target  # a test's stand-in: its own timeouts apply
+    if "Sentinel" in type(pool).__name__:
+        raise ConfigError(
+            "url",
+            target,
+            f"{_URLS}, or a redis.Redis client not managed by Sentinel (Sentinel's "
+            "failover is not followed: give the master's URL, or use Redis Cluster)",
+        )
     kwargs = {**pool.connection_kwargs, **options}
     connection_class = getattr(redis, pool.connection_class.__name__, redis.Connection)
     if not isinstance(target, redis.Redis):  # an asyncio client: the sync twin of its class
@@ -1689,6 +1702,9 @@ def _drop_connections(client: Any) -> None:
         *getattr(pool, "_available_connections", ()),
         *getattr(pool, "_in_use_connections", ()),
     ]
+    if isinstance(client, acluster.RedisCluster):  # each node keeps its own connections
+        for node in client.get_nodes():
+            connections.extend(getattr(node, "_connections", ()))
     for connection in connections:
         writer = getattr(connection, "_writer", None)
         if writer is None:
