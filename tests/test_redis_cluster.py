@@ -220,16 +220,22 @@ def test_a_killed_master_loses_no_open_state_and_the_fleet_reconverges(
     own_redis_cluster: RedisCluster,  # noqa: F811
 ) -> None:
     """kill -9 of the master holding an open breaker: callers see only the breaker's own
-    rejections, the promoted replica still holds the open state, every store is back on
-    Redis within a retry interval of the failover, and a reset reaches every store."""
+    rejections (and a closed breaker on that slot, its own failures, never waiting past
+    the timeout), the promoted replica still holds the open state, every store is back
+    on Redis within a retry interval of the failover, and a reset reaches every store."""
     url = own_redis_cluster.url
     prefix = unique_prefix()
     retry = 0.5
     a = RedisStore(url, prefix=prefix, retry_interval=retry)
     b = RedisStore(url, prefix=prefix, retry_interval=retry)
+    c = RedisStore(url, prefix=unique_prefix(), retry_interval=retry)
     try:
         here = CircuitBreaker("svc", THREE, store=a)
         there = CircuitBreaker("svc", THREE, store=b)
+        # The same name under another prefix: the same slot, a breaker that stays closed.
+        closed = CircuitBreaker("svc", BreakerConfig(failure_threshold=10**9), store=c)
+        fail(closed)
+        assert c.reachable
         fail(here, 3)
         assert eventually(lambda: b.get("svc").mode is BreakerMode.OPEN)
         victim = own_redis_cluster.master_of(a.key("svc"))
@@ -238,6 +244,7 @@ def test_a_killed_master_loses_no_open_state_and_the_fleet_reconverges(
         own_redis_cluster.kill(victim)
         errors: list[BaseException] = []
         failover = back = None
+        worst = 0.0
         while time.monotonic() - killed < 15:
             for breaker in (here, there):
                 try:
@@ -246,6 +253,10 @@ def test_a_killed_master_loses_no_open_state_and_the_fleet_reconverges(
                     pass
                 except BaseException as error:  # any other error is a defect
                     errors.append(error)
+            started = time.perf_counter()
+            with pytest.raises(BoomError):
+                closed.call(_boom)
+            worst = max(worst, time.perf_counter() - started)
             if failover is None and own_redis_cluster.serves(a.key("svc")):
                 failover = time.monotonic() - killed
             if failover is not None and a.reachable and b.reachable:
@@ -253,6 +264,7 @@ def test_a_killed_master_loses_no_open_state_and_the_fleet_reconverges(
                 break
             time.sleep(0.01)
         assert errors == []
+        assert worst < 0.05 + 0.015
         assert failover is not None
         assert back is not None
         assert back - failover <= retry + 0.5, (failover, back)
@@ -266,6 +278,7 @@ def test_a_killed_master_loses_no_open_state_and_the_fleet_reconverges(
     finally:
         a.close()
         b.close()
+        c.close()
 
 
 def test_a_sentinel_client_is_refused_with_a_reason() -> None:
