@@ -1,0 +1,981 @@
+"""What both Redis stores share: cells, the listener thread, outages, flags, budgets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from cachetools import TTLCache
+
+from ... import _config, _validate
+from ..._circuit import (
+    BUCKETS,
+    BreakerMode,
+    BreakerState,
+    Decision,
+    Event,
+    Kind,
+    Verdict,
+    is_idle,
+    transition,
+)
+from ..._logs import digest
+from ..._validate import required_duration as _duration
+from ...exceptions import ConfigError
+from ...metrics._names import STORE_ERRORS
+from .. import _lua
+
+if TYPE_CHECKING:
+    from ..._breaker_config import BreakerConfig
+    from ..._budget import RetryBudget
+
+from ._cells import (
+    _ACQUIRE,
+    _CALLS,
+    _CLOSED,
+    _OPEN,
+    _OWN,
+    _WAITING,
+    _begin,
+    _Cell,
+    _encodable,
+    _end,
+    _refused_here,
+    _rules_of,
+    _settled,
+    _tagged,
+)
+from ._clients import (
+    _async_client_like,
+    _close_quietly,
+    _Cluster,
+    _describe,
+    _redacted,
+    _sync_client,
+)
+from ._errors import (
+    _KEY,
+    _OUTAGE,
+    _config_problem,
+    _kind_of,
+    _reason,
+)
+
+logger = logging.getLogger("resilient")
+
+
+ClockSource = Literal["redis", "local"]
+
+
+OnStoreError = Literal["local", "allow"]
+
+
+Trip = Literal["fleet", "local"]
+
+
+_POLL = 0.05
+"""Seconds the listener waits for a message before it looks at its other work."""
+
+
+_TAGS = (("store", "redis"),)
+
+
+_live_stores: weakref.WeakSet[_RedisBase] = weakref.WeakSet()
+
+
+MIN_KEY_TTL = 1.0
+"""The shortest ``key_ttl`` accepted, in seconds."""
+
+
+class _RedisBase:
+    """What both stores share: cells, the listener thread, outages, flags."""
+
+    def __init__(
+        self,
+        client: object,
+        *,
+        prefix: str,
+        timeout: float,
+        cache_ttl: float,
+        key_ttl: float,
+        clock: ClockSource,
+        on_store_error: OnStoreError,
+        retry_interval: float,
+        trip: Trip,
+        trip_quorum: int,
+        check: bool,
+    ) -> None:
+        given: object = prefix
+        if (
+            not isinstance(given, str)
+            or not prefix
+            or "{" in prefix
+            or "}" in prefix
+            or not _encodable(prefix)
+        ):
+            raise ConfigError("prefix", prefix, "a non-empty UTF-8 string without braces")
+        if clock not in ("redis", "local"):
+            raise ConfigError("clock", clock, "'redis' or 'local'")
+        if on_store_error not in ("local", "allow"):
+            raise ConfigError("on_store_error", on_store_error, "'local' or 'allow'")
+        if trip not in ("fleet", "local"):
+            raise ConfigError("trip", trip, "'fleet' or 'local'")
+        self.trip = trip
+        self.trip_quorum = _validate.integer("trip_quorum", trip_quorum, minimum=1)
+        self.prefix = prefix
+        self.timeout = _duration("timeout", timeout, allow_zero=False)
+        self.cache_ttl = _duration("cache_ttl", cache_ttl, allow_zero=False)
+        self.key_ttl = _duration("key_ttl", key_ttl, allow_zero=False)
+        if self.key_ttl < MIN_KEY_TTL:
+            raise ConfigError(
+                "key_ttl",
+                key_ttl,
+                f"a number of seconds >= {MIN_KEY_TTL:g} (how long an idle breaker's key "
+                "lives; an open one lives until it reopens, a half-open one until its "
+                "last probe's lease ends, time-window counts for the window, plus key_ttl)",
+            )
+        self.retry_interval = _duration("retry_interval", retry_interval, allow_zero=False)
+        if not isinstance(check, bool):
+            raise ConfigError("check", check, "True or False")
+        self.clock = clock
+        self.on_store_error = on_store_error
+        self._shown = _redacted(client) if isinstance(client, str) else client
+        self._sync = _sync_client(client, self.timeout)
+        self._cluster = isinstance(self._sync, _Cluster)
+        self._owns_client = self._sync is not client  # a client we made, we close
+        self._source = f"{type(self).__name__} {_describe(self._sync)} prefix={prefix!r}"
+        self._script = self._sync.register_script(_lua.TRANSITION)
+        self._flag_script = self._sync.register_script(_lua.SET_FLAG)
+        self._budget_script = self._sync.register_script(_lua.BUDGET)
+        self._probe_script = self._sync.register_script(_lua.PROBE)
+        self._probe_key = f"{prefix}:probe"
+        self._budgets: weakref.WeakSet[RetryBudget] = weakref.WeakSet()
+        self._channel = f"{prefix}:events"
+        self._ttl_ms = str(max(1, int(self.key_ttl * 1000)))
+        self._cells: dict[str, _Cell] = {}
+        # Cells let go of while idle (``release``): kept while a breaker holds them, found
+        # again by name, updated by messages, never re-read periodically.
+        self._loose: weakref.WeakValueDictionary[str, _Cell] = weakref.WeakValueDictionary()
+        self._released = 0  # since the containers were last compacted
+        self._lock = threading.Lock()
+        self._offset = 0.0  # the server's clock minus this process's (clock="redis")
+        # The server's clock minus time.monotonic(), once Redis has answered, taken from
+        # the start of the round trip that read it: never less than the true difference,
+        # so a deadline is never early and a state is never taken for newer than it is.
+        self._skew: float | None = None
+        self._skew_low: float | None = None  # the same, from the end of the round trip
+        self._down_since: float | None = None
+        self._down_kind = _OUTAGE
+        self._flag_lock = threading.Lock()
+        self._flags: TTLCache[str, str | None] = TTLCache(
+            maxsize=4096, ttl=self.cache_ttl, timer=time.monotonic
+        )
+        self._known_flags: dict[str, str | None] = {}
+        self._pending_flags: dict[str, str | None] = {}
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.listening = threading.Event()
+        """Set once the listener has subscribed, read its cells and found Redis writable
+        (for tests to wait on)."""
+        self._unread: set[str] = set()  # cells created inside an event loop, not yet read
+        self._closed = False
+        self._id = _process_id()
+        _live_stores.add(self)
+
+    # --- keys --------------------------------------------------------------------------
+
+    def key(self, name: str) -> str:
+        """The hash holding breaker ``name``: ``<prefix>:{<name>}:state`` (one Cluster slot
+        per breaker: every key of a breaker carries the same ``{name}`` hash tag). A name
+        that cannot be a hash tag as it is (empty, or holding ``}``) is written
+        ``<prefix>:%{<name, with % and } percent-encoded>}:state``."""
+        return f"{self.prefix}:{_tagged(name)}:state"
+
+    def keys(self, name: str) -> list[str]:
+        """Every key breaker ``name`` may use (the trip hints only with ``trip="local"``)."""
+        return [self.key(name), self._hints_key(name)]
+
+    def _hints_key(self, name: str) -> str:
+        return f"{self.prefix}:{_tagged(name)}:hints"
+
+    def _flag_key(self, key: str) -> str:
+        return f"{self.prefix}:flag:{key}"
+
+    def _budget_key(self, name: str) -> str:
+        return f"{self.prefix}:{_tagged('budget:' + name)}:counts"
+
+    # --- cells -------------------------------------------------------------------------
+
+    def cell(self, name: str) -> _Cell:
+        """The cell holding the state of ``name``, read from Redis when first asked for.
+
+        Inside a running event loop the read is left to the listener thread (a few
+        milliseconds), so the loop never blocks on it. A name that cannot be a Redis key
+        (it does not encode as UTF-8) gets a cell that never leaves this process.
+        """
+        cell = self._cells.get(name)
+        if cell is not None:
+            return cell
+        with self._lock:
+            cell = self._cells.get(name)
+            if cell is not None:
+                return cell
+            cell = self._loose.pop(name, None)
+            if cell is None:
+                cell = _Cell(name, _OWN if self.trip == "local" else None)
+            cell.recent = True
+            self._cells[name] = cell
+        if cell.keyless:
+            return cell
+        if not _encodable(name):
+            cell.keyless = True
+            self._key_failed(cell, UnicodeError("the name does not encode as UTF-8"))
+            return cell
+        if _in_event_loop() or self._down_since is not None:
+            with self._lock:
+                self._unread.add(name)
+        else:
+            try:
+                self._reload([name])
+            except Exception as error:
+                self._failed(error)
+        self._ensure_watcher()
+        return cell
+
+    def get(self, name: str) -> BreakerState:
+        """The state of ``name`` as this process knows it (the initial state if unused)."""
+        return self.cell(name).state
+
+    def release(self, names: Iterable[str]) -> int:
+        """Let go of the cells of ``names`` whose state is idle; return how many.
+
+        Idle means closed with nothing counted, nothing of this process's own to keep and
+        no script call under way. A released cell is no longer re-read by the listener;
+        it lives on while a breaker still holds it (messages still update it, and
+        ``cell(name)`` finds it again and re-reads it); otherwise its memory is freed.
+        The registry calls this for the breakers it evicts while idle.
+        """
+        released = 0
+        with self._lock:
+            cells = self._cells
+            for name in names:
+                cell = cells.get(name)
+                if cell is None:
+                    continue
+                with cell.lock:
+                    own = cell.own
+                    if (
+                        not is_idle(cell.shared)
+                        or (own is not None and not is_idle(own))
+                        or cell.local_at is not None
+                        or cell.inflight
+                    ):
+                        continue
+                    del cells[name]
+                    self._loose[name] = cell
+                released += 1
+                cell = None  # the last reference held here: an unheld cell goes now
+            self._released += released
+            if self._released and self._released >= len(self._cells):
+                # Dicts keep their size after deletions: a copy gives the memory back.
+                self._cells = dict(cells)
+                self._loose = weakref.WeakValueDictionary(self._loose)
+                self._released = 0
+        return released
+
+    def _held(self, name: str) -> _Cell | None:
+        """The cell of ``name``, listed or released but still held, if any."""
+        return self._cells.get(name) or self._loose.get(name)
+
+    def names(self) -> list[str]:
+        """The names of the breakers this process holds, sorted."""
+        return sorted(self._cells)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether Redis answered the last time it was asked and accepts this store's
+        writes (no outage in progress; a read-only Redis is an outage)."""
+        return self._down_since is None
+
+    # --- transitions -------------------------------------------------------------------
+
+    def apply(
+        self, name: str, event: Event, now: float, config: BreakerConfig
+    ) -> tuple[BreakerState, Decision]:
+        """Apply ``event`` to the shared state of ``name`` in one script call (or, during
+        an outage, to this process's own copy); return the result."""
+        cell = self._cells.get(name) or self.cell(name)
+        cell.config = config
+        if cell.own is not None and event.kind in _CALLS and cell.shared.mode is _CLOSED:
+            own, decision, tripped = self._apply_own(cell, event, now, config)
+            if tripped:
+                self._hint(cell, own, now)
+            return own, decision
+        if self._local(cell, event):
+            return self._fallback(cell, event, now, config)
+        cell.recent = True
+        if event.kind is _ACQUIRE and cell.state.mode in _WAITING:
+            refused = _refused_here(cell.state, event, now, config)
+            if refused is not None:
+                return refused
+        args = [*self._args(name, config), *self._event_args(event, now)]
+        _begin(cell)
+        try:
+            reply = self._call(cell, args)
+            if reply is not None:
+                results = self._accept(cell, reply, (now + _config.state.now()) / 2, config)
+                if results:
+                    return results[0]
+            return self._fallback(cell, event, now, config)
+        finally:
+            _end(cell)
+
+    def _local(self, cell: _Cell, event: Event) -> bool:
+        """Whether ``event`` is applied here: during an outage, for a breaker whose keys
+        cannot be used, and for the calls of one holding a state of its own (a manual
+        operation, meant for the fleet, goes to Redis)."""
+        if self._down_since is not None or cell.broken is not None:
+            return True
+        return cell.local_at is not None and event.kind in _CALLS
+
+    def _call(self, cell: _Cell, args: list[str]) -> list[Any] | None:
+        """One script call for ``cell``: the reply, or ``None`` when Redis did not apply
+        it (the error is dealt with: an outage, or trouble of this breaker alone)."""
+        for _ in range(2):
+            sent = time.monotonic()
+            try:
+                reply: list[Any] = self._script(keys=self._script_keys(cell.name), args=args)
+            except Exception as error:  # whatever went wrong, the caller must not see it
+                self._failed(error, cell)
+                return None
+            if not self._late(reply, sent, args):
+                return reply
+        self._failed(TimeoutError("Redis ran the script after its deadline twice"), cell)
+        return None
+
+    def _late(self, reply: list[Any], sent: float, args: list[str]) -> bool:
+        """Learn the server's clock from ``reply``; whether the script found its deadline
+        past. A reply that came back in time says the deadline was misjudged (the
+        server's clock moved): ``args`` gets one judged anew, for one more try."""
+        try:
+            server = float(_lua.as_text(reply[0]))
+            self._skew, self._skew_low = server - sent, server - time.monotonic()
+            late = _lua.as_text(reply[1]) == "late"
+        except (ValueError, TypeError, IndexError):
+            return False  # not a reply of this script: _accept finds out
+        if late:
+            args[_lua.DEADLINE_ARG] = self._deadline()
+        return late
+
+    def _deadline(self) -> str:
+        """When a script sent now must have run, in the server's microseconds."""
+        skew = self._skew
+        if skew is None:
+            return ""
+        return str(int((time.monotonic() + skew + self.timeout) * 1_000_000))
+
+    def _script_keys(self, name: str) -> tuple[str, ...]:
+        if self.trip == "fleet":
+            return (self.key(name),)
+        return (self.key(name), self._hints_key(name))
+
+    def _args(
+        self, name: str, config: BreakerConfig, hint: tuple[str, ...] = ("",) * 3
+    ) -> list[str]:
+        """The script's arguments before the events (see ``_lua.TRANSITION``)."""
+        return [self._ttl_ms, self._channel, name, *_rules_of(config), *hint, self._deadline()]
+
+    def _event_args(self, event: Event, now: float, kind: str = "") -> tuple[str, ...]:
+        return (
+            kind or str(event.kind),
+            str(event.ticket),
+            _lua.number(event.duration),
+            "" if self.clock == "redis" else _lua.number(now),
+        )
+
+    def _accept(
+        self, cell: _Cell, reply: list[Any], now: float, config: BreakerConfig
+    ) -> list[tuple[BreakerState, Decision]]:
+        """The script's answers to each event; the cell takes the last state. ``now`` is
+        this process's time while the script ran (for ``clock="redis"``). None, when the
+        reply holds a state no script could have written: that breaker goes on locally."""
+        try:
+            return self._read_reply(cell, reply, now, config)
+        except (ValueError, TypeError, IndexError) as error:  # a state no script wrote
+            self._key_failed(cell, error)
+            return []
+
+    def _read_reply(
+        self, cell: _Cell, reply: list[Any], now: float, config: BreakerConfig
+    ) -> list[tuple[BreakerState, Decision]]:
+        text = _lua.as_text
+        if self.clock == "redis":
+            self._offset = float(text(reply[0])) - now
+        results = []
+        for start in range(2, len(reply), 14):
+            verdict, ticket, retry_after, prior = (text(v) for v in reply[start : start + 4])
+            state = self._to_local(_lua.decode(reply[start + 4 : start + 14])[0], config)
+            decision = Decision(
+                Verdict(verdict),
+                int(float(ticket)),
+                float(retry_after) if retry_after else None,
+                BreakerMode(prior),
+            )
+            results.append((state, decision))
+        if results:
+            version = int(float(text(reply[1])))  # negative: never written
+            self._adopt(cell, results[-1][0], abs(version), written=version >= 0, converted=True)
+        return results
+
+    # --- trip="local": this process counts, a quorum of processes opens the fleet --------
+
+    def _apply_own(
+        self, cell: _Cell, event: Event, now: float, config: BreakerConfig
+    ) -> tuple[BreakerState, Decision, bool]:
+        """The event applied to this process's own state; whether it just tripped."""
+        with cell.lock:
+            before = cell.own
+            assert before is not None
+            own, decision = transition(before, event, now, config)
+            cell.own = own
+            if cell.shared.mode is _CLOSED:
+                cell.state = own
+        return own, decision, before.mode is _CLOSED and own.mode is _OPEN
+
+    def _hint_args(self, cell: _Cell, own: BreakerState, now: float) -> list[str] | None:
+        """The script's arguments for telling the fleet this process's breaker tripped."""
+        if self._down_since is not None or cell.broken is not None or cell.config is None:
+            _count_error()
+            return None
+        hint = (self._id, str(self.trip_quorum), _lua.number(own.open_until - now))
+        return [
+            *self._args(cell.name, cell.config, hint),
+            *self._event_args(Event(Kind.ACQUIRE), now, "hint"),
+        ]
+
+    def _hint(self, cell: _Cell, own: BreakerState, now: float) -> None:
+        """Tell the fleet this process's breaker tripped (one script call); with a quorum
+        of live hints the shared breaker opens, and the reply brings it here."""
+        args = self._hint_args(cell, own, now)
+        if args is None or cell.config is None:
+            return
+        _begin(cell)
+        try:
+            reply = self._call(cell, args)
+            if reply is None:
+                _count_error()
+                return
+            self._accept(cell, reply, now, cell.config)
+        finally:
+            _end(cell)
+
+    def _to_local(self, state: BreakerState, config: BreakerConfig | None) -> BreakerState:
+        """``state`` moved from the server's clock to this process's."""
+        off = self._offset
+        if not off:
+            return state
+        buckets = state.buckets
+        if buckets and config is not None and config.window_duration:
+            shift = round(off * BUCKETS / config.window_duration)
+            buckets = tuple((i - shift, c, f, s) for i, c, f, s in buckets)
+        return state._replace(
+            opened_at=state.opened_at - off,
+            open_until=state.open_until - off,
+            probes=tuple((t, e - off) for t, e in state.probes),
+            buckets=buckets,
+        )
+
+    def _adopt(
+        self,
+        cell: _Cell,
+        state: BreakerState,
+        version: int,
+        *,
+        written: bool = True,
+        converted: bool = False,
+    ) -> None:
+        """Take ``state`` (at ``version``, the server's microseconds when it was written)
+        if it is newer than what the cell holds. A cell holding its own state takes only
+        a state written after its own last change, or, if it never saw Redis's, one that
+        is not closed (what the fleet or an operator decided, which it could not know)."""
+        if not converted:
+            state = self._to_local(state, cell.config)
+        with cell.lock:
+            local_at = cell.local_at
+            if local_at is not None:
+                if not written:
+                    return
+                skew = self._skew
+                newer = skew is not None and version / 1_000_000 - skew > local_at
+                if not newer and (cell.version >= 0 or state.mode is _CLOSED):
+                    return
+                cell.local_at = None
+            elif version <= cell.version and cell.version >= 0:
+                return
+            cell.set_shared(state)
+            cell.version = version
+
+    def _fallback(
+        self, cell: _Cell, event: Event, now: float, config: BreakerConfig
+    ) -> tuple[BreakerState, Decision]:
+        """The event applied without Redis: this process's own breaker, same rules."""
+        up = self._down_since is None and cell.broken is None
+        if not up:
+            _count_error()  # Redis is not used but would have been
+        with cell.lock:
+            state = cell.shared
+            if self.on_store_error == "local":
+                before = state
+                state, decision = transition(state, event, now, config)
+                if state != before:
+                    cell.set_shared(state)
+                    if up and _settled(state):  # back to closed, nothing counted: follow Redis
+                        cell.local_at, cell.version = None, -1
+                    else:
+                        cell.local_at = time.monotonic()
+                return state, decision
+            cell.version = -1  # the next shared state replaces this one, whatever it is
+            prior = state.mode
+            if prior is not _CLOSED or state.failures:
+                cell.set_shared(BreakerState(gen=state.gen + 1))
+            state = cell.state
+            if event.kind is _ACQUIRE:
+                return state, Decision(Verdict.ALLOW, state.gen, prior=prior)
+            return state, Decision(Verdict.DONE, prior=prior)
+
+    # --- reading everything, and the listener --------------------------------------------
+
+    def _reload(self, names: list[str]) -> None:
+        """Read the shared state of ``names`` in one round trip (raises when Redis cannot
+        be read; trouble with one breaker's key is that breaker's alone)."""
+        held = self._held
+        names = [n for n in names if (c := held(n)) is not None and not c.keyless]
+        if not names:
+            return
+        cluster = self._cluster
+        if cluster and self._skew_low is None:
+            self._probe()  # learns the server's clock
+        pipe = self._sync.pipeline(transaction=False)
+        key = self.key
+        for name in names:
+            pipe.hmget(key(name), _lua.FIELDS)
+        if not cluster:  # a cluster pipeline takes only commands on keys
+            pipe.time()
+        now = _config.state.now
+        started, before = time.monotonic(), now()
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except Exception as error:
+            if _kind_of(error) != _KEY:
+                raise
+            if len(names) == 1:  # this key alone cannot even be sent
+                only = held(names[0])
+                if only is not None:
+                    self._key_failed(only, error)
+            else:
+                for name in names:  # one at a time, so one bad key hides no other
+                    self._reload([name])
+            return
+        after = now()
+        if cluster:
+            # The server's clock as last learned from a script's reply (every script
+            # returns it): the nodes of a cluster keep one time, give or take NTP.
+            # The lower bound, so that a breaker never written is never taken for newer
+            # than a state a script writes afterwards.
+            low = self._skew_low
+            assert low is not None
+            server_us = int((started + low) * 1_000_000)
+        else:
+            clock = replies[-1]
+            if isinstance(clock, Exception):
+                raise clock
+            seconds, micros = clock
+            server_us = int(seconds) * 1_000_000 + int(micros)
+            self._skew = server_us / 1_000_000 - started
+        if self.clock == "redis":
+            self._offset = server_us / 1_000_000 - (before + after) / 2
+        for name, values in zip(names, replies, strict=False):
+            cell = held(name)
+            if cell is None:
+                continue
+            if isinstance(values, Exception):
+                if _kind_of(values) != _KEY:
+                    raise values
+                self._key_failed(cell, values)
+                continue
+            try:
+                state, version = _lua.decode(values)
+            except (ValueError, TypeError, IndexError) as error:  # fields no script wrote
+                self._key_failed(cell, error)
+                continue
+            cell.broken = None  # readable again: the next event tries Redis
+            written = values[10] is not None
+            # A breaker never written (or expired) is the initial state as of now.
+            self._adopt(cell, state, version if written else server_us, written=written)
+
+    def _ensure_watcher(self) -> None:
+        if self._closed:
+            return
+        with self._lock:
+            if self._watcher is not None and self._watcher.is_alive():
+                return
+            self._stop = threading.Event()
+            self._watcher = threading.Thread(
+                target=self._watch,
+                args=(self._stop,),
+                name=f"resilient-redis-{self.prefix}",
+                daemon=True,
+            )
+            self._watcher.start()
+
+    def _watch(self, stop: threading.Event) -> None:
+        """The listener: re-read the breakers that messages say changed, re-read them all
+        every ``cache_ttl`` seconds, and during an outage, retry until Redis answers and
+        accepts a script's writes."""
+        pubsub: Any = None
+        next_read = 0.0
+        hints: dict[str, tuple[int, float]] = {}
+        while not stop.is_set():
+            try:
+                if self._down_since is not None and pubsub is not None:
+                    _close_quietly(pubsub)
+                    pubsub = None
+                if pubsub is None:
+                    if self._down_since is not None:
+                        if stop.wait(self.retry_interval):
+                            break
+                        if isinstance(self._sync, _Cluster):
+                            self._sync.refresh()  # a replica may have taken over
+                    # Subscribe first, then read: a change made in between is not missed.
+                    pubsub = self._subscribe()
+                    self._reload(list(self._cells))
+                    if self._down_since is not None:
+                        self._probe()  # raises while Redis refuses writes
+                        self._recovered()
+                        # Read again: cells changed by calls served locally until now.
+                        self._reload(list(self._cells))
+                    self._sync_budgets()
+                    self.listening.set()
+                    next_read = time.monotonic() + self.cache_ttl
+                try:
+                    message = pubsub.get_message(timeout=0.001 if hints else _POLL)
+                    while message is not None:
+                        self._on_message(message.get("data"), hints)
+                        message = pubsub.get_message(timeout=0.0)
+                except Exception:
+                    if not self._cluster:
+                        raise
+                    # One node of a cluster went away: subscribe on another and read
+                    # everything again (the first failed read starts an outage).
+                    _close_quietly(pubsub)
+                    pubsub = None
+                    continue
+                if hints:
+                    self._reload(self._due(hints))
+                if self._unread:
+                    with self._lock:
+                        unread, self._unread = list(self._unread), set()
+                    self._reload(unread)
+                if time.monotonic() >= next_read:
+                    self._reload(self._due_periodically())
+                    self._sync_budgets()
+                    next_read = time.monotonic() + self.cache_ttl
+            except Exception as error:
+                if stop.is_set():
+                    break  # closed under our feet: not an outage
+                if pubsub is not None:
+                    _close_quietly(pubsub)
+                    pubsub = None
+                if not self._failed(error) and stop.wait(self.retry_interval):
+                    break  # not an outage, yet the loop failed: never spin on it
+        if pubsub is not None:
+            _close_quietly(pubsub)
+
+    def _subscribe(self) -> Any:
+        """A subscription to this store's channel (on any live node of a cluster)."""
+        sync = self._sync
+        if isinstance(sync, _Cluster):
+            return sync.subscribe(self._channel)
+        pubsub = sync.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self._channel)
+        return pubsub
+
+    def _on_message(self, data: object, hints: dict[str, tuple[int, float]]) -> None:
+        """Note what a message says changed; never take a state from it (anyone allowed
+        to publish could have sent it)."""
+        try:
+            text = data.decode() if isinstance(data, bytes) else data
+        except UnicodeDecodeError:
+            return
+        if not isinstance(text, str):
+            return
+        if text.startswith("s|"):
+            parts = text.split("|", 12)
+            cell = self._held(parts[-1])
+            if cell is None or len(parts) != 13:
+                return
+            try:
+                version = int(parts[1])
+            except ValueError:
+                return
+            if version > cell.version:
+                seen = hints.get(cell.name)
+                hints[cell.name] = (max(version, seen[0] if seen else 0), time.monotonic())
+        elif text.startswith("f|"):
+            with self._flag_lock:
+                self._flags.pop(text[2:], None)
+
+    def _due_periodically(self) -> list[str]:
+        """The breakers the listener re-reads every ``cache_ttl``: those used through
+        the store since the last time, and those not idle. An idle closed breaker that
+        no call has reported to the store is kept fresh by messages alone (and re-read
+        with every other one whenever the subscription is renewed), so the cost of this
+        stays with the breakers in use, not with every breaker ever used."""
+        due = []
+        for cell in list(self._cells.values()):
+            if cell.recent or not is_idle(cell.state):
+                cell.recent = False
+                due.append(cell.name)
+        return due
+
+    def _due(self, hints: dict[str, tuple[int, float]]) -> list[str]:
+        """The breakers to re-read for ``hints`` (taken out of it). A breaker with a
+        script call of this process under way waits for its reply, which may be the
+        very change announced, for at most ``timeout`` plus a poll."""
+        due: list[str] = []
+        patience = self.timeout + _POLL
+        now = time.monotonic()
+        for name, (version, seen) in list(hints.items()):
+            cell = self._held(name)
+            if cell is not None and cell.version < version:
+                if cell.inflight and now - seen < patience:
+                    continue
+                due.append(name)
+            del hints[name]
+        return due
+
+    # --- outages -------------------------------------------------------------------------
+
+    def _failed(self, error: BaseException, cell: _Cell | None = None) -> bool:
+        """Deal with an error of Redis; whether it is an outage of the whole store.
+
+        An outage (Redis unreachable, or refusing this store's scripts or their writes)
+        is logged once and retried by the listener. Trouble with one key is that
+        breaker's (``cell``) alone, or the flag's or budget's that was asked for.
+        """
+        kind = _kind_of(error)
+        if kind == _KEY:
+            if cell is not None:
+                self._key_failed(cell, error)
+            else:
+                digest.report("key unusable", self._source, f"{_reason(error)}; skipped")
+            return False
+        with self._lock:
+            if self._down_since is not None and self._down_kind == kind:
+                return True
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+            self._down_kind = kind
+            cells = len(self._cells)
+        until = "Redis answers again" if kind == _OUTAGE else "Redis accepts writes again"
+        digest.report(
+            kind,
+            self._source,
+            f"{_reason(error)}; {cells} breaker(s) go on with local state "
+            f"(on_store_error={self.on_store_error!r}) until {until}",
+        )
+        self._ensure_watcher()
+        return True
+
+    def _key_failed(self, cell: _Cell, error: BaseException) -> None:
+        """One breaker's keys cannot be used: it goes on locally, the store does not."""
+        cell.broken = _reason(error)
+        digest.report(
+            "breaker state unusable in Redis",
+            f"{self._source} breaker {cell.name!r}",
+            f"{cell.broken}; this breaker goes on with local state, the others use Redis",
+        )
+
+    def _probe(self) -> None:
+        """Run a script that writes and publishes (raises unless Redis lets it); learn
+        the server's clock from its reply."""
+        sent = time.monotonic()
+        reply = self._probe_script(
+            keys=(self._probe_key,), args=(self._id, self._channel), client=self._sync
+        )
+        try:
+            server = int(reply[0]) + int(reply[1]) / 1_000_000
+        except (TypeError, ValueError, IndexError):
+            return  # a stand-in's reply
+        self._skew, self._skew_low = server - sent, server - time.monotonic()
+
+    def _check(self, check: bool) -> None:
+        """The check made when the store is made: a configuration error raises
+        ``ConfigError``; Redis down, slow or read-only starts an outage."""
+        if not check or _async_client_like(self._sync):  # no blocking call to make on it
+            return
+        try:
+            self._probe()
+        except Exception as error:
+            problem = _config_problem(error, self.prefix, self._channel)
+            if problem is None:
+                self._failed(error)
+                return
+            self._closed = True
+            if self._owns_client:
+                self._sync.close()
+            raise ConfigError("url", self._shown, problem) from error
+
+    def _recovered(self) -> None:
+        with self._lock:
+            since, self._down_since = self._down_since, None
+            pending, self._pending_flags = self._pending_flags, {}
+        if since is None:
+            return
+        for cell in list(self._cells.values()):
+            with cell.lock:  # nothing of its own left to keep: follow Redis again
+                if cell.local_at is not None and cell.broken is None and _settled(cell.shared):
+                    cell.local_at, cell.version = None, -1
+        for key, value in pending.items():
+            self._write_flag(key, value)
+        logger.info(
+            "%s: Redis answers again after %.1fs; breakers follow the shared state",
+            self._source,
+            time.monotonic() - since,
+        )
+
+    # --- retry budgets -------------------------------------------------------------------
+
+    def track_budget(self, budget: RetryBudget) -> None:
+        """Share ``budget`` with every process using this Redis: the listener adds this
+        process's counts to the fleet's every ``cache_ttl`` and brings back the totals."""
+        self._budgets.add(budget)
+        self._ensure_watcher()
+
+    def _sync_budgets(self) -> None:
+        for budget in list(self._budgets):
+            calls, retries = budget.take_unsynced(max(3 * self.cache_ttl, 1.0))
+            args = (str(calls), str(retries), _lua.number(budget.window))
+            try:
+                reply = self._budget_script(keys=(self._budget_key(budget.name),), args=args)
+            except Exception as error:
+                if _kind_of(error) != _KEY:
+                    raise
+                self._failed(error)  # this budget's key alone: logged, the others go on
+                continue
+            budget.synced(int(reply[0]), int(reply[1]))
+
+    # --- flags (degradation overrides) ----------------------------------------------------
+
+    def get_flag(self, key: str) -> str | None:
+        """A named flag shared by every process using this Redis (e.g. a feature switched
+        off); cached for ``cache_ttl`` seconds and dropped from the cache when it changes."""
+        with self._flag_lock:
+            try:
+                return self._flags[key]
+            except KeyError:
+                pass
+        if self._down_since is None:
+            try:
+                raw = self._sync.get(self._flag_key(key))
+            except Exception as error:
+                self._failed(error)
+            else:
+                value = raw.decode() if isinstance(raw, bytes) else raw
+                with self._flag_lock:
+                    self._flags[key] = value
+                    self._known_flags[key] = value
+                self._ensure_watcher()  # its messages drop changed flags from the cache
+                return value
+        _count_error()
+        with self._flag_lock:
+            return self._known_flags.get(key)
+
+    def set_flag(self, key: str, value: str | None) -> None:
+        """Set the flag ``key`` for every process, or remove it with ``None``. During an
+        outage it applies here at once and is written when Redis is back."""
+        with self._flag_lock:
+            self._flags[key] = value
+            self._known_flags[key] = value
+        if self._down_since is None and self._write_flag(key, value):
+            return
+        _count_error()
+        with self._lock:
+            self._pending_flags[key] = value
+
+    def _write_flag(self, key: str, value: str | None) -> bool:
+        args = ["" if value is None else value, "0" if value is None else "1", self._channel, key]
+        try:
+            self._flag_script(keys=(self._flag_key(key),), args=args, client=self._sync)
+        except Exception as error:
+            self._failed(error)
+            return False
+        return True
+
+    # --- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the listener and drop the connections (the store is not used after this)."""
+        self._closed = True
+        self._stop.set()
+        if self._owns_client:
+            try:
+                self._sync.close()
+            except Exception:
+                pass
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = _describe(self._sync)
+        status = "up" if self._down_since is None else "unreachable"
+        return (
+            f"<{type(self).__name__} {where} prefix={self.prefix!r} "
+            f"breakers={len(self._cells)} {status}>"
+        )
+
+    def _after_fork(self) -> None:
+        self._id = _process_id()
+        self._watcher = None
+        self._stop = threading.Event()
+        if self._cells and not self._closed:
+            self._ensure_watcher()
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _process_id() -> str:
+    """Who this process is among the fleet's trip hints: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _count_error() -> None:
+    emit = _config.state.emit
+    if emit is not None:
+        emit.increment(STORE_ERRORS, _TAGS)
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_live_stores):
+        store._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
