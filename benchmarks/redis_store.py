@@ -526,13 +526,15 @@ def _frozen_stall(backend: Any, seconds: float = 0.6) -> float:
     return worst
 
 
-def _ten_thousand(url: str | None) -> tuple[float, float]:
+def _ten_thousand(url: str | None) -> tuple[float, float, float]:
     """With 10,000 breakers held: the process's CPU share while idle (the listener's),
-    and the worst healthy call among calls spread over all of them (``url=None``: a
-    MemoryStore, for reference: what the interpreter alone costs)."""
+    the worst healthy call among calls spread over all of them (``url=None``: a
+    MemoryStore, for reference: what the interpreter alone costs), and how long a
+    breaker opened by another process took to reach this one (pub/sub staleness)."""
     import resilient
 
-    store: Any = resilient.MemoryStore() if url is None else _store(url)
+    prefix = _prefix()
+    store: Any = resilient.MemoryStore() if url is None else _store(url, prefix=prefix)
     config = resilient.BreakerConfig()
     calls = [resilient.CircuitBreaker(f"b{i}", config, store=store)(plain) for i in range(10_000)]
     if url is not None:
@@ -549,9 +551,18 @@ def _ten_thousand(url: str | None) -> tuple[float, float]:
         calls[i % 10_000]()
         worst = max(worst, time.perf_counter() - started)
         i += 1
+    stale = float("nan")
     if url is not None:
+        other = _store(url, prefix=prefix)
+        opener = resilient.CircuitBreaker(
+            "b5000", resilient.BreakerConfig(failure_threshold=1), store=other
+        )
+        started = time.perf_counter()
+        _swallow(opener(_boom))()
+        _wait(lambda: store.get("b5000").mode.value == "open")
+        stale = time.perf_counter() - started
         store.close()
-    return share, worst
+    return share, worst, stale
 
 
 def _failover_window(backend: _Cluster) -> tuple[float, float]:
@@ -616,8 +627,8 @@ class FleetScenario(Scenario):
             healthy = _healthy_trips(backend)
             rejected = _rejected_trips(backend)
             stall = _frozen_stall(backend)
-            share, worst = _ten_thousand(backend.url)
-            _, reference = _ten_thousand(None)
+            share, worst, stale = _ten_thousand(backend.url)
+            _, reference, _ = _ten_thousand(None)
             figures = [
                 f"reached {reached}",
                 f"probes {probes}",
@@ -625,7 +636,8 @@ class FleetScenario(Scenario):
                 f"rejected-during-probe {rejected:.4f} rt/call",
                 f"stall {stall * 1000:.1f} ms",
                 f"10k idle CPU {share * 100:.1f} %, worst healthy {worst * 1000:.2f} ms "
-                f"(MemoryStore: {reference * 1000:.2f} ms)",
+                f"(MemoryStore: {reference * 1000:.2f} ms), a change reaches it in "
+                f"{stale * 1000:.1f} ms",
             ]
             ok = ok and reached <= 5 + FLEET and probes == 3 and healthy <= 0.01
             ok = ok and rejected <= 0.01 and stall <= 0.055
