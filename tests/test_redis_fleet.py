@@ -57,6 +57,7 @@ def run_workers(
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
+        client.close()
 
 
 def test_a_fleet_stops_calling_at_the_threshold(redis_server: RedisServer) -> None:  # noqa: F811
