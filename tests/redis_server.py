@@ -227,14 +227,17 @@ def _rendezvous(client: Any, prefix: str) -> None:
         raise SystemExit("never released")
 
 
-def worker_failing(url: str, prefix: str, threads: str, calls: str) -> dict[str, Any]:
-    """``threads`` threads make ``calls`` calls each to a function that always fails."""
+def worker_failing(
+    url: str, prefix: str, threads: str, calls: str, timeout: str = "0.05"
+) -> dict[str, Any]:
+    """``threads`` threads make ``calls`` calls each to a function that always fails
+    (``timeout``: the store's)."""
     import threading
 
     from resilient import BreakerConfig, CircuitBreaker, CircuitOpenError
     from resilient.stores.redis import RedisStore
 
-    store = RedisStore(url, prefix=prefix)
+    store = RedisStore(url, prefix=prefix, timeout=float(timeout))
     config = BreakerConfig(failure_threshold=FLEET_THRESHOLD, reset_timeout=3600)
     breaker = CircuitBreaker("fleet", config, store=store)
     store.listening.wait(10)
