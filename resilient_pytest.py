@@ -61,19 +61,25 @@ def _resilient_fresh_state(request: pytest.FixtureRequest) -> Iterator[None]:
 def fake_clock() -> Iterator[FakeClock]:
     """A ``FakeClock`` driving every decorator, and asyncio's time in this thread.
 
-    A sync ``@timeout`` call still running after 0.1 s of real time is taken as hanging:
-    the clock jumps to its deadline (``FakeClock.autojump``).
+    A sync ``@timeout`` call that spends 0.5 s of real time without using the CPU is
+    taken as hanging: the clock jumps to its deadline (``FakeClock.autojump``). The event
+    loop waits as long for work in its executor threads or on sockets before it jumps.
     """
     from resilient.testing import FakeClock, use_clock
 
-    clock = FakeClock(autojump=0.1)
+    clock = FakeClock(autojump=_AUTOJUMP)
     with use_clock(clock), _virtual_loop_time(clock):
         yield clock
 
 
+_AUTOJUMP = 0.5  # real seconds
+
+
 class _Jump:
     """Patches asyncio so that, in one thread, the loop reads the fake clock and, when it
-    would block waiting for a timer with no I/O ready, advances the clock instead."""
+    would block waiting for a timer, advances the clock instead: at once when nothing but
+    a timer can wake it, else after ``clock.autojump`` real seconds with nothing ready
+    (work in executor threads, such as ``asyncio.to_thread``, or sockets to watch)."""
 
     def __init__(self, clock: FakeClock) -> None:
         import asyncio.base_events
@@ -85,6 +91,8 @@ class _Jump:
         self.selector_class: Any = selectors.DefaultSelector
         self.real_time: Any = self.loop_class.time
         self.real_select = self.selector_class.select
+        self.real_run_in_executor = self.loop_class.run_in_executor
+        self.in_executor = 0  # executor calls of this thread's loop not finished yet
 
     def __enter__(self) -> None:
         jump = self
@@ -98,17 +106,33 @@ class _Jump:
         def select(selector: Any, timeout: float | None = None) -> Any:
             if threading.get_ident() != jump.owner or timeout is None or timeout <= 0:
                 return jump.real_select(selector, timeout)
-            ready = jump.real_select(selector, 0)
+            wait = 0.0
+            if jump.in_executor or len(selector.get_map()) > 1:  # more than the loop's wake-up
+                patience = jump.clock.autojump
+                wait = timeout if patience is None else min(timeout, patience)
+            ready = jump.real_select(selector, wait)
             if not ready:
                 jump.clock.advance(timeout)  # every task waits on a timer: jump to it
             return ready
 
+        def finished(future: Any) -> None:
+            jump.in_executor -= 1
+
+        def run_in_executor(loop: Any, executor: Any, func: Any, *args: Any) -> Any:
+            future = jump.real_run_in_executor(loop, executor, func, *args)
+            if threading.get_ident() == jump.owner:
+                jump.in_executor += 1
+                future.add_done_callback(finished)
+            return future
+
         self.loop_class.time = time  # type: ignore[method-assign, assignment]
         self.selector_class.select = select
+        self.loop_class.run_in_executor = run_in_executor  # type: ignore[method-assign, assignment]
 
     def __exit__(self, *exc: object) -> None:
         self.loop_class.time = self.real_time  # type: ignore[method-assign]
         self.selector_class.select = self.real_select
+        self.loop_class.run_in_executor = self.real_run_in_executor  # type: ignore[method-assign]
 
 
 def _virtual_loop_time(clock: FakeClock) -> _Jump:

@@ -1,4 +1,5 @@
-"""Redis store scenarios: Redis commands per decorated call, and healthy-path latency.
+"""Redis store scenarios: Redis commands per decorated call, healthy-path latency, and
+the targets of a fleet of processes on one server and on a Redis Cluster.
 
 (Not ``redis.py``: benchmarks/ is first on ``sys.path``, so that name would hide the
 redis package.)
@@ -11,6 +12,8 @@ script call itself: "commands" is everything Redis executed, "round trips" what 
 client sent (for resilient, the EVALSHA calls; pybreaker sends plain commands).
 pybreaker's ``CircuitRedisStorage`` does the same work beside it: a healthy call, a
 failing call on a breaker that stays closed, and one successful half-open probe.
+The fleet scenario starts a 6-node cluster (3 masters, 3 replicas) with the tests'
+fixture (tests/redis_cluster.py; needs redis-cli too) and the tests' worker processes.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from _harness import (
+    REPO_ROOT,
     Impl,
     Options,
     Row,
@@ -225,8 +229,9 @@ class CommandsScenario(Scenario):
             "stays closed; probe: one successful half-open call",
             "commands = all that Redis ran (INFO commandstats, script internals included);"
             " round trips = what the client sent",
-            "resilient also re-reads its breakers once per cache_ttl (1 s) per process "
-            "(one pipeline: HMGET per breaker + TIME), whatever the call rate",
+            "resilient also re-reads, once per cache_ttl (1 s) per process, the breakers "
+            "used through the store since the last pass and those not closed (one "
+            "pipeline: HMGET per breaker + TIME on one server)",
         ]
         try:
             client = _client()
@@ -307,3 +312,341 @@ register(
     ),
     CommandsScenario(),
 )
+
+
+# --------------------------------------------------------------------------
+# 3. fleet targets, on one server and on a Redis Cluster (3 masters, 3 replicas)
+
+FLEET = 16
+_cluster: Any = None
+
+
+def _tests_on_path() -> None:
+    """The fixtures of tests/ (servers, cluster, the fleet's worker) are reused here."""
+    import sys
+
+    tests = str(REPO_ROOT / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+
+
+def _start_cluster() -> Any:
+    global _cluster
+    if _cluster is None:
+        _tests_on_path()
+        import redis_cluster
+
+        why = redis_cluster.missing()
+        if why is not None:
+            raise ImportError(why)
+        _cluster = redis_cluster.RedisCluster().start()
+        atexit.register(_stop_cluster)
+    return _cluster
+
+
+def _stop_cluster() -> None:
+    for store in _stores:
+        store.close()
+    if _cluster is not None:
+        _cluster.stop()
+
+
+class _Single:
+    """The run's single server, shaped like the test cluster (url, client, freeze)."""
+
+    def __init__(self) -> None:
+        self.url = server_url()
+
+    def client(self) -> Any:
+        return _client()
+
+    def masters(self) -> list[Any]:
+        return [_client()]
+
+    def freeze(self) -> Callable[[], None]:
+        assert _server is not None
+        pid = _server[0].pid
+        os.kill(pid, signal.SIGSTOP)
+        return lambda: os.kill(pid, signal.SIGCONT)
+
+
+class _Cluster:
+    def __init__(self) -> None:
+        self.cluster = _start_cluster()
+        self.url = self.cluster.url
+
+    def client(self) -> Any:
+        return self.cluster.client()
+
+    def masters(self) -> list[Any]:
+        import redis
+
+        return [redis.Redis(host="127.0.0.1", port=p) for p in self.cluster.masters()]
+
+    def freeze_for(self, key: str) -> Callable[[], None]:
+        port = self.cluster.master_of(key)
+        self.cluster.freeze(port)
+
+        def thaw() -> None:
+            self.cluster.thaw(port)
+            self.cluster.wait_healthy()
+
+        return thaw
+
+
+def _calls(nodes: list[Any], command: str) -> int:
+    return sum(commandstats(node).get(command, 0) for node in nodes)
+
+
+def _store(url: str, **options: Any) -> Any:
+    from resilient.stores.redis import RedisStore
+
+    store = RedisStore(url, prefix=options.pop("prefix", None) or _prefix(), **options)
+    _stores.append(store)
+    return store
+
+
+def _reached(backend: Any) -> int:
+    """Calls that reached a dead service before all 16 processes rejected (threshold 5)."""
+    _tests_on_path()
+    from test_redis_fleet import run_workers
+
+    results = run_workers(backend, _prefix(), "failing", "1", "40", processes=FLEET)
+    return sum(int(r["reached"]) for r in results)
+
+
+def _probes(backend: Any) -> int:
+    """Probes let through in one half-open round by 16 processes x 20 tasks (limit 3)."""
+    _tests_on_path()
+    from test_redis_fleet import run_workers
+
+    import resilient
+
+    prefix = _prefix()
+    config = resilient.BreakerConfig(
+        failure_threshold=1,
+        reset_timeout=0.2,
+        half_open_max_calls=3,
+        success_threshold=3,
+        probe_timeout=30,
+    )
+    store = _store(backend.url, prefix=prefix)
+    breaker = resilient.CircuitBreaker("herd", config, store=store)
+    _swallow(breaker(_boom))()
+    entered: list[int] = []
+
+    def release(client: Any) -> None:
+        deadline = time.monotonic() + 60
+        while client.llen(f"{prefix}:settled") < FLEET and time.monotonic() < deadline:
+            time.sleep(0.01)
+        entered.append(int(client.llen(f"{prefix}:entered")))
+        client.set(f"{prefix}:release", 1)
+
+    time.sleep(0.25)
+    run_workers(backend, prefix, "herd", "20", "0.5", between=release, processes=FLEET)
+    return entered[0]
+
+
+def _healthy_trips(backend: Any, calls: int = 5000) -> float:
+    import resilient
+
+    store = _store(backend.url)
+    breaker = resilient.CircuitBreaker("svc", resilient.BreakerConfig(), store=store)
+    store.listening.wait(5)
+    ok = breaker(plain)
+    ok()
+    nodes = backend.masters()
+    before = _calls(nodes, "evalsha")
+    for _ in range(calls):
+        ok()
+    return (_calls(nodes, "evalsha") - before) / calls
+
+
+def _rejected_trips(backend: Any, calls: int = 2000) -> float:
+    """EVALSHA per call rejected here while another process holds the only probe."""
+    import resilient
+    from resilient.testing import FakeClock, use_clock
+
+    config = resilient.BreakerConfig(failure_threshold=1, reset_timeout=30.0)
+    prefix = _prefix()
+    here_store = _store(backend.url, prefix=prefix, clock="local")
+    there_store = _store(backend.url, prefix=prefix, clock="local")
+    nodes = backend.masters()
+    clock = FakeClock()
+    spent: list[float] = []
+    with use_clock(clock):
+        here = resilient.CircuitBreaker("svc", config, store=here_store)
+        there = resilient.CircuitBreaker("svc", config, store=there_store)
+        _swallow(here(_boom))()
+        _wait(lambda: there_store.get("svc").mode.value == "open")
+        clock.advance(31.0)
+
+        def probe() -> int:
+            _wait(lambda: there_store.get("svc").mode.value == "half_open")
+            rejected = _swallow(there(plain))
+            before = _calls(nodes, "evalsha")
+            for _ in range(calls):
+                rejected()
+            spent.append((_calls(nodes, "evalsha") - before) / calls)
+            return 1
+
+        here(probe)()
+    return spent[0]
+
+
+def _wait(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _frozen_stall(backend: Any, seconds: float = 0.6) -> float:
+    """The longest a failing call waited while the master of its slot was frozen."""
+    import resilient
+
+    store = _store(backend.url)
+    breaker = resilient.CircuitBreaker(
+        "svc", resilient.BreakerConfig(failure_threshold=10**9), store=store
+    )
+    store.listening.wait(5)
+    failing = _swallow(breaker(_boom))
+    failing()
+    key = store.key("svc")
+    thaw = backend.freeze() if isinstance(backend, _Single) else backend.freeze_for(key)
+    worst = 0.0
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            failing()
+            worst = max(worst, time.perf_counter() - started)
+    finally:
+        thaw()
+    _wait(lambda: store.reachable, 10)
+    return worst
+
+
+def _ten_thousand(url: str | None) -> tuple[float, float, float]:
+    """With 10,000 breakers held: the process's CPU share while idle (the listener's),
+    the worst healthy call among calls spread over all of them (``url=None``: a
+    MemoryStore, for reference: what the interpreter alone costs), and how long a
+    breaker opened by another process took to reach this one (pub/sub staleness)."""
+    import resilient
+
+    prefix = _prefix()
+    store: Any = resilient.MemoryStore() if url is None else _store(url, prefix=prefix)
+    config = resilient.BreakerConfig()
+    calls = [resilient.CircuitBreaker(f"b{i}", config, store=store)(plain) for i in range(10_000)]
+    if url is not None:
+        store.listening.wait(30)
+        time.sleep(2.5)  # past the first periodic passes, which read what was just made
+    cpu, wall = time.process_time(), time.monotonic()
+    time.sleep(2.0)
+    share = (time.process_time() - cpu) / (time.monotonic() - wall)
+    worst = 0.0
+    deadline = time.monotonic() + 2.0
+    i = 0
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        calls[i % 10_000]()
+        worst = max(worst, time.perf_counter() - started)
+        i += 1
+    stale = float("nan")
+    if url is not None:
+        other = _store(url, prefix=prefix)
+        opener = resilient.CircuitBreaker(
+            "b5000", resilient.BreakerConfig(failure_threshold=1), store=other
+        )
+        started = time.perf_counter()
+        _swallow(opener(_boom))()
+        _wait(lambda: store.get("b5000").mode.value == "open")
+        stale = time.perf_counter() - started
+        store.close()
+    return share, worst, stale
+
+
+def _failover_window(backend: _Cluster) -> tuple[float, float]:
+    """kill -9 of the master of an open breaker's slot: seconds until a replica serves
+    the slot, and until the store is back on Redis (the local-only window)."""
+    import resilient
+
+    store = _store(backend.url, retry_interval=1.0)
+    breaker = resilient.CircuitBreaker(
+        "svc", resilient.BreakerConfig(failure_threshold=10**9), store=store
+    )
+    failing = _swallow(breaker(_boom))  # every failure is a script call while Redis is up
+    failing()
+    key = store.key("svc")
+    cluster = backend.cluster
+    port = cluster.master_of(key)
+    cluster.ask(port, "WAIT", "1", "2000")
+    killed = time.monotonic()
+    cluster.kill(port)
+    failover = back = float("nan")
+    while time.monotonic() - killed < 20:
+        failing()
+        if failover != failover and cluster.serves(key):
+            failover = time.monotonic() - killed
+        if store.reachable and failover == failover:
+            back = time.monotonic() - killed
+            break
+        time.sleep(0.01)
+    return failover, back
+
+
+class FleetScenario(Scenario):
+    """The targets of a fleet sharing breakers, on one server and on a cluster."""
+
+    name = "redis: fleet targets (single node and cluster)"
+
+    def run(self, opts: Options) -> ScenarioResult:
+        rows: list[Row] = []
+        notes = [
+            f"{FLEET} processes; reached: calls that reached a dead service before every "
+            "process rejected (threshold 5; target <= 5 + processes in flight)",
+            "probes: let through in one half-open round by 16 processes x 20 tasks "
+            "(half_open_max_calls=3; store timeout 0.5 s so that 16 busy processes on a "
+            "small machine cause no outage of their own)",
+            "round trips per healthy call and per call rejected while another process "
+            "holds the probe: EVALSHA counted by INFO commandstats on every master",
+            "stall: longest failing call while the (master) server was frozen (SIGSTOP) "
+            "for 0.6 s (store timeout 50 ms)",
+            "10k: CPU share of the process idle with 10,000 breakers, worst healthy call",
+            "failover: kill -9 of the master of an open breaker's slot "
+            "(--cluster-node-timeout 2000, retry_interval 1 s)",
+        ]
+        ok = True
+        for label, make in (("single node", _Single), ("cluster", _Cluster)):
+            try:
+                backend: Any = make()
+            except ImportError as error:
+                rows.append(Row(f"resilient {label}", "ours", status=f"not installed: {error}"))
+                continue
+            reached = _reached(backend)
+            probes = _probes(backend)
+            healthy = _healthy_trips(backend)
+            rejected = _rejected_trips(backend)
+            stall = _frozen_stall(backend)
+            share, worst, stale = _ten_thousand(backend.url)
+            _, reference, _ = _ten_thousand(None)
+            figures = [
+                f"reached {reached}",
+                f"probes {probes}",
+                f"healthy {healthy:.4f} rt/call",
+                f"rejected-during-probe {rejected:.4f} rt/call",
+                f"stall {stall * 1000:.1f} ms",
+                f"10k idle CPU {share * 100:.1f} %, worst healthy {worst * 1000:.2f} ms "
+                f"(MemoryStore: {reference * 1000:.2f} ms), a change reaches it in "
+                f"{stale * 1000:.1f} ms",
+            ]
+            ok = ok and reached <= 5 + FLEET and probes == 3 and healthy <= 0.01
+            ok = ok and rejected <= 0.01 and stall <= 0.055
+            if isinstance(backend, _Cluster):
+                failover, back = _failover_window(backend)
+                figures.append(f"failover {failover:.2f} s, back on Redis {back:.2f} s")
+            rows.append(Row(f"resilient {label}", "ours", status="; ".join(figures)))
+        text = "reached <= 21, probes == 3, <= 0.01 rt/call, stall <= 55 ms"
+        return ScenarioResult(self.name, rows, TargetResult(text, "PASS" if ok else "FAIL"), notes)
+
+
+register(FleetScenario())

@@ -14,6 +14,10 @@ interrupted; if the call has come back, its wrapper reads the note from ``disarm
 reports a timeout. So the internal ``AlarmFired`` never reaches the caller, and a
 deadline is never left behind to fire in code outside any ``@timeout``.
 
+A deadline may have a *patience* (``patient``): asked when the deadline passes, it can
+give the body more time (the test clock's autojump lets a body that keeps computing run);
+the deadline then fires that much later, unless asked again and extended again.
+
 Our handler is installed on first use and stays; a ``SIGALRM`` that we did not ask for
 is passed on to the handler that was there before. The timer is cleared at interpreter
 exit: once Python's handlers are gone, a pending ``SIGALRM`` would kill the process.
@@ -25,10 +29,11 @@ import atexit
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
-__all__ = ["AlarmFired", "arm", "disarm", "on_main_thread", "protect"]
+__all__ = ["AlarmFired", "arm", "disarm", "on_main_thread", "patient", "protect"]
 
 _MAIN = threading.main_thread().ident
 _EARLY = 1e-3  # a timer firing this close before a deadline counts as reaching it
@@ -37,6 +42,8 @@ _LONGEST = 1e6  # setitimer overflows past ~2**31 s; a longer wait is re-armed o
 _active: list[float] = []  # deadlines (time.monotonic) of the calls in force
 _late: dict[float, float] = {}  # deadlines found passed -> seconds late when last seen
 _raised: set[float] = set()  # deadlines already raised in their body (raised once only)
+_patience: dict[float, Callable[[], float | None]] = {}  # deadline -> more time, if any
+_postponed: dict[float, float] = {}  # deadline -> when it now fires, given more time
 _armed_for: float | None = None  # when the interval timer will fire, if we set it
 _previous: Any = None
 _installed = False
@@ -82,6 +89,16 @@ def disarm(when: float) -> float | None:
     return None
 
 
+def patient(when: float, more: Callable[[], float | None] | None) -> None:
+    """Ask ``more`` when the deadline ``when`` passes: seconds to let the body run on,
+    or ``None`` to fire. ``None`` for ``more`` forgets it (after ``disarm``)."""
+    if more is None:
+        _patience.pop(when, None)
+        _postponed.pop(when, None)
+    else:
+        _patience[when] = more
+
+
 def protect(*codes: CodeType) -> None:
     """Mark ``codes`` as bookkeeping: an alarm arriving while they run is deferred."""
     _BOOKKEEPING.update(codes)
@@ -117,20 +134,26 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     if not _active:
         return
     now = time.monotonic()
-    due: float | None = None
-    later: float | None = None
-    for when in _active:
-        if when in _raised:
-            continue
-        if when - now <= _EARLY:
-            if due is None or when < due:
-                due = when
-        elif later is None or when < later:
-            later = when
-    if due is None:
-        if later is not None:
-            _set_timer(later, later - now)
-        return
+    while True:
+        due: float | None = None
+        later: float | None = None
+        for when in _active:
+            if when in _raised:
+                continue
+            fires = _postponed.get(when, when) if _postponed else when
+            if fires - now <= _EARLY:
+                if due is None or when < due:
+                    due = when
+            elif later is None or fires < later:
+                later = fires
+        if due is None:
+            if later is not None:
+                _set_timer(later, later - now)
+            return
+        more = _patience[due]() if due in _patience else None
+        if more is None:
+            break
+        _postponed[due] = now + more  # the body still works: look again later
     late = now - due if now > due else 0.0
     _late[due] = late
     if frame is not None and frame.f_code in _BOOKKEEPING:
@@ -142,4 +165,9 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise AlarmFired(due, late)
 
 
-_BOOKKEEPING: set[CodeType] = {arm.__code__, disarm.__code__, _set_timer.__code__}
+_BOOKKEEPING: set[CodeType] = {
+    arm.__code__,
+    disarm.__code__,
+    patient.__code__,
+    _set_timer.__code__,
+}

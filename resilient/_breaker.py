@@ -13,10 +13,11 @@ from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR
 from types import AsyncGeneratorType, CodeType, CoroutineType, GeneratorType, TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
+from ._breaker_config import BreakerConfig
 from ._breaker_core import BreakerCore, Permit, Store, default_store, read_clock
 from ._circuit import BreakerMode, BreakerState, Event, Kind, window_counts
 from ._wrapping import apply, code_flags, name_of, refuse_generator
-from .exceptions import CircuitOpenError
+from .exceptions import CircuitOpenError, ConfigError
 
 __all__ = ["CircuitBreaker", "Store", "default_store"]
 
@@ -48,9 +49,28 @@ class CircuitBreaker(BreakerCore):
     a process-wide ``MemoryStore``), so breakers sharing a name and a store share a
     state. ``resilient.breaker`` and ``CircuitBreakerRegistry`` hand out one breaker per
     name; constructing one directly does not register it.
+
+    ``critical=True`` marks a breaker the service cannot do without: while it is open,
+    the health endpoint reports the process not ready (see ``resilient.asgi.HealthApp``).
+    It changes nothing about how calls are guarded.
     """
 
-    __slots__ = ()
+    __slots__ = ("critical",)
+
+    def __init__(
+        self,
+        name: str,
+        config: BreakerConfig | None = None,
+        *,
+        store: Store | None = None,
+        critical: bool = False,
+    ) -> None:
+        flag: object = critical  # checked at run time: annotations are not enforced
+        if not isinstance(flag, bool):
+            raise ConfigError("critical", critical, "True or False")
+        super().__init__(name, config, store=store)
+        self.critical = critical
+        """Whether readiness fails while this breaker is open (read by the health app)."""
 
     # --- state -------------------------------------------------------------------------
 

@@ -160,6 +160,7 @@ def breaker(
     config: BreakerConfig | str | None = None,
     *,
     store: StateStore | AsyncStateStore | None = None,
+    critical: bool = False,
 ) -> Decorator:
     """Guard a function with the circuit breaker called ``name``.
 
@@ -167,7 +168,16 @@ def breaker(
     decorators naming the same breaker share it, and claiming a name with a different
     ``config`` or ``store`` raises ``ConfigError``. ``config`` is a ``BreakerConfig`` or
     a preset name (default ``"standard"``: 5 failures, 30 s).
+
+    ``critical=True`` marks the breaker one the service cannot do without: while it is
+    open, the health endpoint answers "not ready" (``resilient.asgi.HealthApp``). One
+    decorator saying so is enough for every decorator sharing the name; ``False`` (the
+    default) leaves the mark as it is. The ``BreakerConfig.critical`` preset only sets
+    thresholds (3 failures, 15 s): it does not make a breaker critical for readiness.
     """
+    flag: object = critical  # checked at run time: annotations are not enforced
+    if not isinstance(flag, bool):
+        raise ConfigError("critical", critical, "True or False")
     if isinstance(config, str):
         config = BreakerConfig.get(config)
     elif config is None:
@@ -178,25 +188,33 @@ def breaker(
         check_name(name)  # checked at run time too: annotations are not enforced
     registry = CircuitBreakerRegistry.instance
     if name is not None:
-        return Decorator(BreakerLayer(registry.get_or_create(name, config, store=store)))
-    return _NamedOnUse(registry, config, store)
+        found = registry.get_or_create(name, config, store=store)
+        if critical:
+            found.critical = True
+        return Decorator(BreakerLayer(found))
+    return _NamedOnUse(registry, config, store, critical)
 
 
 class _NamedOnUse(Decorator):
     """``@breaker()`` without a name: each decorated function gets ``module.qualname``."""
 
-    __slots__ = ("_config", "_registry", "_store")
+    __slots__ = ("_config", "_critical", "_registry", "_store")
 
-    def __init__(self, registry: CircuitBreakerRegistry, config: BreakerConfig, store: Any) -> None:
+    def __init__(
+        self, registry: CircuitBreakerRegistry, config: BreakerConfig, store: Any, critical: bool
+    ) -> None:
         super().__init__(_Unnamed(config))
         self._registry = registry
         self._config = config
         self._store = store
+        self._critical = critical
 
     def __call__(self, fn: Any) -> Any:
         target = fn.__func__ if isinstance(fn, classmethod | staticmethod) else fn
         name = default_name(target)
         found = self._registry.get_or_create(name, self._config, store=self._store)
+        if self._critical:
+            found.critical = True
         return apply(BreakerLayer(found), fn)
 
 

@@ -1,16 +1,15 @@
 """What breakers report: trips, rejections and the ``open_circuits`` gauge.
 
 Called on transitions and rejections only, never on a closed breaker's calls; with
-metrics off, only the telemetry window's gauge is kept (so a sink installed later
-starts from the right value).
+metrics off, the telemetry window still counts trips and rejections for the health
+report, and keeps the gauge (so a sink installed later starts from the right value).
 """
 
 from __future__ import annotations
 
-from . import _config
 from ._circuit import BreakerMode
 from .metrics._names import CALLS_REJECTED, CIRCUIT_BREAKER_OPENS, OPEN_CIRCUITS
-from .telemetry import set_gauge, window
+from .telemetry import count, set_gauge, window
 
 __all__ = ["changed", "created", "forget", "rejected"]
 
@@ -28,14 +27,11 @@ def forget(names: list[str]) -> None:
 
 
 def changed(name: str, prior: BreakerMode, mode: BreakerMode) -> None:
-    emit = _config.state.emit
-    if emit is not None and mode is BreakerMode.OPEN:
-        emit.increment(CIRCUIT_BREAKER_OPENS, (("breaker", name),))
+    if mode is BreakerMode.OPEN:
+        count(CIRCUIT_BREAKER_OPENS, (("breaker", name),))
     if (prior in _OPEN_MODES) != (mode in _OPEN_MODES):
         set_gauge(OPEN_CIRCUITS, 1 if mode in _OPEN_MODES else 0, breaker=name)
 
 
 def rejected(name: str) -> None:
-    emit = _config.state.emit
-    if emit is not None:
-        emit.increment(CALLS_REJECTED, (("breaker", name),))
+    count(CALLS_REJECTED, (("breaker", name),))

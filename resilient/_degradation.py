@@ -62,12 +62,18 @@ _TABLE = {
 
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """A capability that depends on some breakers; unavailable, it degrades the app to ``level``."""
+    """A capability that depends on some breakers; unavailable, it degrades the app to ``level``.
+
+    ``critical=True`` marks a feature the app cannot serve its core job without: while it
+    is unavailable, the health endpoint's readiness check fails (503), so a load balancer
+    stops sending traffic. Other features only raise the degradation level.
+    """
 
     name: str
     depends_on: tuple[str, ...] = ()
     level: DegradationLevel = DegradationLevel.moderate
     description: str = ""
+    critical: bool = False
 
     def __post_init__(self) -> None:
         # Checked at run time too: annotations are not enforced.
@@ -88,6 +94,9 @@ class Feature:
         description: object = self.description
         if not isinstance(description, str):
             raise ConfigError("description", description, "a string")
+        critical: object = self.critical
+        if not isinstance(critical, bool):
+            raise ConfigError("critical", critical, "True or False")
 
 
 class Features:
@@ -311,9 +320,15 @@ async def _maybe_await(value: Any) -> Any:
 
 
 def _health_level() -> DegradationLevel:
-    from .telemetry import HealthStatus, generate_report
+    from .telemetry import generate_report
 
-    status = generate_report(services=())["summary"]["health_status"]
+    return level_for_health(generate_report(services=())["summary"]["health_status"])
+
+
+def level_for_health(status: str) -> DegradationLevel:
+    """The level a health status raises the app to: unhealthy is moderate, degraded minor."""
+    from .telemetry import HealthStatus
+
     if status == HealthStatus.UNHEALTHY:
         return DegradationLevel.moderate
     if status == HealthStatus.DEGRADED:

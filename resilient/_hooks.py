@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from . import _config
 from .metrics._names import HOOK_ERRORS
 
 __all__ = [
@@ -99,15 +98,10 @@ def hook_failed(
     if error is not None:
         add_note_once(error, hook_note(role, source, failure), replaces=hook_prefix(role, source))
     from ._logs import digest
-    from .telemetry import window
+    from .telemetry import count
 
     digest.report(f"{role} raised", source, describe_failure(failure))
-    tags = (("name", source), ("hook", role))
-    emit = _config.state.emit
-    if emit is not None:
-        emit.increment(HOOK_ERRORS, tags)
-    else:
-        window.increment(HOOK_ERRORS, 1, tags)
+    count(HOOK_ERRORS, (("name", source), ("hook", role)))
 
 
 def safe_predicate(

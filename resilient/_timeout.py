@@ -11,6 +11,7 @@ a user's clock) the same strategies run and the deadline is a time on that clock
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from contextvars import copy_context
 from threading import TIMEOUT_MAX
@@ -20,12 +21,13 @@ from typing import Any, Literal
 from . import _alarm, _config, _deadline, _validate
 from ._clock import SYSTEM_CLOCK
 from ._emit import Emitter, emitter_for
-from ._workers import ABANDONED, EXPIRED, REFUSED, PoolStats, Share, WorkerPool
+from ._workers import ABANDONED, CROWDED, EXPIRED, REFUSED, PoolStats, Share, WorkerPool
 from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from .metrics._names import TIMEOUTS
 from .metrics._protocol import MetricsSink
 from .presets import Timeouts
+from .telemetry import count
 from .typing import Seconds
 
 __all__ = ["Strategy", "timeout", "timeout_pool_stats"]
@@ -33,7 +35,8 @@ __all__ = ["Strategy", "timeout", "timeout_pool_stats"]
 Strategy = Literal["thread", "signal"]
 
 _POOL_SIZE = 64
-_pool = WorkerPool(_POOL_SIZE)
+_DEFAULT_SHARE = 8  # abandoned calls one function may leave running before it is refused
+_pool = WorkerPool(_POOL_SIZE)  # a quarter of it stays for functions that are not hanging
 _NOTABLE = 0.01  # released this much past the deadline or more: say why
 _IN_C = (
     "the call was in C code (a blocking call or a long computation), which a signal "
@@ -52,8 +55,17 @@ def _in_c(late: float) -> str | None:
 
 def _refused(limit: int) -> str:
     return (
-        f"it was not started: {limit} earlier calls of it still hold pool threads "
-        f"(max_threads={limit}), for example calls that hang past their deadline"
+        f"it was not started: {limit} earlier calls of it are still running past their "
+        f"deadline and hold pool threads (max_threads={limit})"
+    )
+
+
+def _crowded(pool: WorkerPool) -> str:
+    return (
+        "it was not started: earlier calls of it are still running past their deadline, "
+        f"and such calls already hold {pool.max_workers - pool.reserve} of the pool's "
+        f"{pool.max_workers} threads; the other {pool.reserve} are kept for functions "
+        "that are not hanging"
     )
 
 
@@ -61,7 +73,8 @@ def timeout_pool_stats() -> PoolStats:
     """The pool behind ``strategy="thread"``: threads, idle threads, calls still running
     after their caller gave up (``abandoned``), calls waiting for a thread (``queued``),
     and, since start-up, calls that never started before their deadline (``expired``) and
-    calls refused because their function held ``max_threads`` threads (``refused``)."""
+    calls refused because their function had too many calls running past their deadline
+    (``refused``)."""
     return _pool.stats()
 
 
@@ -69,7 +82,7 @@ def timeout(
     seconds: Seconds | str,
     *,
     strategy: Strategy = "thread",
-    max_threads: int = 32,
+    max_threads: int = _DEFAULT_SHARE,
     metrics: MetricsSink | None = None,
 ) -> Decorator:
     """Fail a call with ``TimeoutExceededError`` once it runs past ``seconds``.
@@ -77,10 +90,10 @@ def timeout(
     ``seconds`` is a number, a ``timedelta`` or a preset name from ``Timeouts``
     (``"quick"``, ``"standard"``, ``"heavy"``, ``"ai_operation"``). ``strategy`` chooses
     how a sync call is bounded; async calls are always cancelled by the event loop.
-    ``max_threads`` (thread strategy) is how many of the pool's 64 threads and queue
-    places one function may hold at once, counting calls still running after their
-    caller gave up: past it, a call is refused at once with ``TimeoutExceededError``
-    (its ``reason`` says so), so one hanging dependency cannot starve the others.
+    ``max_threads`` (thread strategy) is how many of the pool's 64 threads one function
+    may leave running past their deadline (abandoned): with that many, its next call is
+    refused at once with ``TimeoutExceededError`` (its ``reason`` says so), so one
+    hanging dependency cannot starve the others. Calls running on time never count.
     ``metrics`` overrides the configured sink for this function (``timeouts_total``).
     """
     budget = Timeouts.get(seconds, parameter="seconds") if isinstance(seconds, str) else seconds
@@ -99,7 +112,9 @@ class _Timeout(Layer):
     __slots__ = ("emitter", "max_threads", "seconds", "shares", "strategy")
     kind = "timeout"
 
-    def __init__(self, seconds: float, strategy: Strategy, max_threads: int = 32) -> None:
+    def __init__(
+        self, seconds: float, strategy: Strategy, max_threads: int = _DEFAULT_SHARE
+    ) -> None:
         self.seconds = seconds
         self.strategy = strategy
         self.max_threads = max_threads
@@ -115,9 +130,8 @@ class _Timeout(Layer):
         when it is long enough to matter; ``why`` says why it was late, or why the call
         never ran.
         """
-        emit = self.emitter or _config.state.emit
-        if emit is not None:
-            emit.increment(TIMEOUTS, (("policy", name),))
+        # Counted with metrics off too, so the health report sees it.
+        count(TIMEOUTS, (("policy", name),), emitter=self.emitter)
         error = TimeoutExceededError(name, self.seconds)
         if late is not None and late >= _NOTABLE:
             error.late_by = late
@@ -131,7 +145,7 @@ class _Timeout(Layer):
             "seconds": self.seconds,
             "strategy": self.strategy,
         }
-        if self.max_threads != 32:
+        if self.max_threads != _DEFAULT_SHARE:
             described["max_threads"] = self.max_threads
         return described
 
@@ -174,6 +188,7 @@ class _Timeout(Layer):
         state = _config.state
         get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
         monotonic, run = time.monotonic, _pool.run
+        abandoned, expired, refused, crowded = ABANDONED, EXPIRED, REFUSED, CROWDED
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             if entry is not None and state.active:
@@ -188,7 +203,13 @@ class _Timeout(Layer):
                 result = run(copy_context(), call, args, kwargs, wait, share)
             finally:
                 reset_deadline(token)
-            if monotonic() > when or result is ABANDONED or result is EXPIRED or result is REFUSED:
+            if (
+                monotonic() > when
+                or result is abandoned
+                or result is expired
+                or result is refused
+                or result is crowded
+            ):
                 raise layer.unfinished(name, result, when)
             return result
 
@@ -198,6 +219,8 @@ class _Timeout(Layer):
         """The error for a thread-strategy call that did not come back by its deadline."""
         if result is REFUSED:
             return self.expired(name, None, _refused(self.max_threads))
+        if result is CROWDED:
+            return self.expired(name, None, _crowded(_pool))
         late = time.monotonic() - when
         if result is EXPIRED:
             return self.expired(name, late, _QUEUED)
@@ -258,11 +281,14 @@ def _in_python_frame(call: AnyCall) -> AnyCall:
 # Under a clock other than the system clock (a FakeClock, a user's clock) the deadline is
 # a time on that clock: the timeout fires when that clock reaches it, and a call seen to
 # come back after it is a timeout too. A FakeClock's sleep that reaches the deadline stops
-# there (DeadlineReached); a clock with an ``autojump`` (the pytest plugin's fake_clock)
-# jumps to the deadline of a sync call still running after that many real seconds, as the
-# plugin's event loop jumps to the next timer when every task waits.
+# there (DeadlineReached). A clock with an ``autojump`` (the pytest plugin's fake_clock)
+# jumps to the deadline of a sync call that spent that many real seconds without using
+# the CPU (waiting on something that will not answer in the test), as the plugin's event
+# loop jumps to the next timer when every task waits; a call that keeps computing is let
+# run. A clock that cannot be moved (no ``advance``) is taken to be real time.
 
-_SLICE = 0.005  # real seconds between two looks at a clock we cannot wait on
+_SLICE = 0.005  # real seconds between two looks at a clock another thread may move
+_BUSY = 0.02  # a body using this share of a window's real time on the CPU is working
 
 
 def _clocked_thread(
@@ -271,12 +297,19 @@ def _clocked_thread(
     own = clock.monotonic() + layer.seconds
     token = _deadline.enter(own)
     try:
-        wait = min(layer.seconds, TIMEOUT_MAX)
-        job = _pool.submit(copy_context(), call, args, kwargs, wait, share)
-        if job is None:
-            result = REFUSED
+        body = _Tracked(call)
+        job = _pool.submit(
+            copy_context(), body, args, kwargs, min(layer.seconds, TIMEOUT_MAX), share
+        )
+        if job is REFUSED or job is CROWDED:
+            result = job
         else:
-            result = _pool.collect(job, _wait_on_clock(clock, job.done, own))
+            try:
+                finished = _wait_on_clock(clock, job.done, own, body)
+            except BaseException:  # KeyboardInterrupt while waiting: the call is given up
+                _pool.give_up(job)
+                raise
+            result = _pool.collect(job, finished)
     except _deadline.DeadlineReached as reached:
         if reached.when < own:
             raise  # an enclosing deadline
@@ -285,6 +318,8 @@ def _clocked_thread(
         _deadline.leave(token)
     if result is REFUSED:
         raise layer.expired(name, None, _refused(layer.max_threads))
+    if result is CROWDED:
+        raise layer.expired(name, None, _crowded(_pool))
     if result is EXPIRED:
         raise layer.expired(name, _late(clock, own), _QUEUED)
     if result is ABANDONED or clock.monotonic() > own:
@@ -292,19 +327,58 @@ def _clocked_thread(
     return result
 
 
-def _wait_on_clock(clock: Any, done: Any, own: float) -> bool:
+class _Tracked:
+    """Runs the call and notes the thread it runs on, whose CPU time the caller reads."""
+
+    __slots__ = ("call", "thread")
+
+    def __init__(self, call: AnyCall) -> None:
+        self.call = call
+        self.thread: int | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.thread = threading.get_ident()
+        return self.call(*args, **kwargs)
+
+
+def _thread_cpu(thread: int | None) -> float | None:
+    """CPU seconds used by ``thread`` so far, or ``None`` where the platform cannot say."""
+    if thread is None:
+        return None
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread))
+    except (AttributeError, OSError, OverflowError, ValueError):
+        return None
+
+
+def _wait_on_clock(clock: Any, done: Any, own: float, body: _Tracked) -> bool:
     """Wait for ``done`` until ``clock`` reaches ``own``; true when it was released."""
+    if not hasattr(clock, "advance"):  # real time: wait on it in real time
+        while True:
+            left = own - clock.monotonic()
+            if left <= 0:
+                return bool(done.acquire(False))
+            if done.acquire(True, min(left, TIMEOUT_MAX)):
+                return True
     jump: float | None = getattr(clock, "autojump", None)
-    started = time.monotonic()
+    window = time.monotonic()
+    cpu = _thread_cpu(body.thread)
     while True:
         left = own - clock.monotonic()
         if left <= 0:
             return bool(done.acquire(False))
         if done.acquire(True, min(left, _SLICE)):
             return True
-        if jump is not None and time.monotonic() - started >= jump:
-            _jump(clock, own)
-            return bool(done.acquire(False))
+        if jump is None:
+            continue
+        if cpu is None:
+            cpu = _thread_cpu(body.thread)  # the call may have just started
+        if time.monotonic() - window >= jump:
+            now = _thread_cpu(body.thread)
+            if now is None or cpu is None or now - cpu < jump * _BUSY:
+                _jump(clock, own)  # no CPU used for a whole window: it hangs
+                return bool(done.acquire(False))
+            window, cpu = time.monotonic(), now  # it computes: let it run another window
 
 
 def _jump(clock: Any, own: float) -> None:
@@ -318,6 +392,22 @@ def _late(clock: Any, own: float) -> float:
     return late if late > 0.0 else 0.0
 
 
+class _Patience:
+    """Asked by the alarm handler when a window ends: more real seconds for a body on
+    this (the main) thread that used the CPU during the window, else ``None``."""
+
+    __slots__ = ("cpu", "window")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.cpu = time.thread_time()
+
+    def __call__(self) -> float | None:
+        now = time.thread_time()
+        used, self.cpu = now - self.cpu, now
+        return self.window if used >= self.window * _BUSY else None
+
+
 def _clocked_signal(
     layer: _Timeout, clock: Any, name: str, body: AnyCall, args: Any, kwargs: Any
 ) -> Any:
@@ -327,13 +417,15 @@ def _clocked_signal(
     when = time.monotonic() + real
     token = _deadline.enter(own)
     try:
+        if jump is not None:
+            _alarm.patient(when, _Patience(real))
         _alarm.arm(when, real)
         result = body(*args, **kwargs)
     except _alarm.AlarmFired as fired:
         if fired.when != when:
             raise
         if jump is not None:
-            _jump(clock, own)  # still running after autojump real seconds: hanging
+            _jump(clock, own)  # no CPU used for autojump real seconds: hanging
         raise layer.expired(name, _late(clock, own)) from None
     except _deadline.DeadlineReached as reached:
         if reached.when < own:
@@ -341,6 +433,8 @@ def _clocked_signal(
         raise layer.expired(name) from None
     finally:
         late = _alarm.disarm(when)
+        if jump is not None:
+            _alarm.patient(when, None)
         _deadline.leave(token)
     if late is not None or clock.monotonic() > own:
         raise layer.expired(name, _late(clock, own))

@@ -9,36 +9,46 @@ bare ASGI callable:
   carrying the correlation ID once the handler runs past it;
 - ``CorrelationIdMiddleware`` takes ``X-Correlation-ID`` from the request (or makes one),
   makes it current for the handler and its logs, and returns it on the response;
-- ``health_app`` serves the telemetry health report and the degradation level as JSON.
+- ``health_app`` (``HealthApp``) answers liveness and readiness probes with a public
+  summary, and the detail to operators holding its token; ``HealthMiddleware`` serves it
+  at ``/health`` in front of the app's routing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import Any, Final
+from collections.abc import Iterable, Mapping
+from typing import Final
 
 from . import _config, _deadline, _validate, correlation
+from ._health import (
+    CACHE_SECONDS,
+    ASGIApp,
+    HealthApp,
+    HealthMiddleware,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    health_app,
+)
 from ._logs import digest
 from .exceptions import ConfigError, TimeoutExceededError
 from .metrics._names import TIMEOUTS
 from .presets import Timeouts
+from .telemetry import count
 from .typing import Seconds
 
 __all__ = [
+    "CACHE_SECONDS",
     "ASGIApp",
     "CorrelationIdMiddleware",
     "HealthApp",
+    "HealthMiddleware",
     "RequestTimeoutMiddleware",
     "health_app",
 ]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _HEADER: Final = correlation.HEADER.lower().encode("latin-1")
 _state = _config.state
@@ -193,9 +203,7 @@ class RequestTimeoutMiddleware:
 
     @staticmethod
     def _count(path: str) -> None:
-        emit = _state.emit
-        if emit is not None:
-            emit.increment(TIMEOUTS, (("policy", f"asgi:{path}"),))
+        count(TIMEOUTS, (("policy", f"asgi:{path}"),))  # seen by the health report too
 
     def __repr__(self) -> str:
         return f"<RequestTimeoutMiddleware timeout={self.timeout!r} routes={self.routes!r}>"
@@ -258,82 +266,3 @@ class CorrelationIdMiddleware:
 
     def __repr__(self) -> str:
         return f"<CorrelationIdMiddleware trust_incoming={self.trust_incoming}>"
-
-
-class HealthApp:
-    """An ASGI app answering ``GET /health`` with the health report and degradation level.
-
-    200 while the status is healthy or degraded, 503 when unhealthy or critical (so a
-    load balancer takes the instance out). ``services`` names the breakers to list
-    (default: all known). Route to it (Starlette: ``Route("/health", health_app)``),
-    mount it, or serve it alone; it answers its ``path`` and the root of its mount point.
-    """
-
-    def __init__(self, *, services: Iterable[str] | None = None, path: str = "/health") -> None:
-        given: object = path
-        if not isinstance(given, str) or not given.startswith("/"):
-            raise ConfigError("path", path, "a path starting with '/'")
-        if isinstance(services, str):
-            raise ConfigError("services", services, "a collection of breaker names, or None")
-        self.services = None if services is None else tuple(services)
-        self.path = path.rstrip("/") or "/"
-
-    def report(self) -> dict[str, Any]:
-        """The telemetry report plus a ``degradation`` section."""
-        from ._degradation import DegradationService, Features
-        from .telemetry import generate_report
-
-        report = generate_report(self.services)
-        service = DegradationService.instance
-        level = service.level
-        unavailable = {}
-        for feature in Features.all():
-            reason = service.why_unavailable(feature)
-            if reason is not None:
-                unavailable[feature.name] = reason
-        report["degradation"] = {
-            "level": level.name,
-            "description": level.description,
-            "ui_impact": level.ui_impact,
-            "unavailable_features": unavailable,
-        }
-        return report
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if kind != "http":
-            return
-        path: str = scope.get("path", "")
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        if path.rstrip("/") not in ("", self.path.rstrip("/")):
-            await _send_json(send, 404, {"error": "not_found", "path": scope.get("path", "")})
-            return
-        if scope.get("method", "GET") not in ("GET", "HEAD"):
-            await _send_json(send, 405, {"error": "method_not_allowed"}, [(b"allow", b"GET, HEAD")])
-            return
-        report = self.report()
-        status = report["summary"]["health_status"]
-        code = 200 if status in ("healthy", "degraded") else 503
-        await _send_json(send, code, report, [(b"cache-control", b"no-store")])
-
-    def __repr__(self) -> str:
-        return f"<HealthApp path={self.path!r} services={self.services!r}>"
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-health_app = HealthApp()
-"""The health endpoint with default settings: ``app.mount("/health", health_app)``."""

@@ -11,6 +11,12 @@ metrics=...)``); the ``record_*`` functions feed it by hand. ``generate_report``
 "Errors" and "latency" cover the last ``window`` seconds (default 5 minutes), or the last
 ``max_samples`` calls when more happened; errors are ``client_http_errors_total``,
 ``timeouts_total`` and ``sync_failures_total``.
+
+With metrics off, errors still reach the window: the failure paths (a timeout raised, an
+HTTP error, a call an open breaker rejected) call ``count_error``, which costs nothing on
+the success path. Latency needs a clock read around every call, so it is measured only
+while metrics are on (or recorded by hand): otherwise the report says
+``latency_measured: false`` and ``requests: null`` rather than implying it is fine.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _config
 from .metrics._names import (
@@ -35,9 +41,14 @@ from .metrics._names import (
 )
 from .metrics._protocol import Tags
 
+if TYPE_CHECKING:
+    from ._emit import Emitter
+
 __all__ = [
     "HealthStatus",
     "TelemetryWindow",
+    "count",
+    "count_error",
     "generate_report",
     "record_fallback",
     "record_http_error",
@@ -46,6 +57,7 @@ __all__ = [
     "record_sync",
     "set_gauge",
     "window",
+    "window_figures",
 ]
 
 
@@ -125,12 +137,22 @@ def add_circuit_source(source: Callable[[], dict[str, str]]) -> None:
     _circuit_sources.append(source)
 
 
-def _emit_counter(name: str, tags: Tags, value: float = 1) -> None:
-    emit = _config.state.emit
+def count(name: str, tags: Tags = (), value: float = 1, emitter: Emitter | None = None) -> None:
+    """Count ``value`` of counter ``name``: through ``emitter`` (default: the configured
+    one), which feeds the telemetry window too, or with metrics off in the window alone,
+    so the health report sees it either way."""
+    emit = emitter or _config.state.emit
     if emit is not None:
         emit.increment(name, tags, value)
     else:
         window.increment(name, value, tags)
+
+
+def count_error(name: str, tags: Tags = ()) -> None:
+    """Count one failure-path event (``timeouts_total``, ``calls_rejected_total``...) in the
+    telemetry window, for code running with no emitter: with metrics on, the emitter
+    feeds the window already, so callers call this only when they have none."""
+    window.increment(name, 1, tags)
 
 
 def record_request_latency(endpoint: str, ms: float) -> None:
@@ -145,22 +167,22 @@ def record_request_latency(endpoint: str, ms: float) -> None:
 
 def record_http_error(kind: str, endpoint: str = "") -> None:
     """Count one HTTP error of ``kind`` (timeout, connect, 5xx, captive_portal...)."""
-    _emit_counter(CLIENT_HTTP_ERRORS, (("type", kind), ("endpoint", endpoint)))
+    count(CLIENT_HTTP_ERRORS, (("type", kind), ("endpoint", endpoint)))
 
 
 def record_retry_attempt(policy: str = "") -> None:
     """Count one retry (not a first attempt)."""
-    _emit_counter(RETRY_ATTEMPTS, (("policy", policy),))
+    count(RETRY_ATTEMPTS, (("policy", policy),))
 
 
 def record_fallback(policy: str = "") -> None:
     """Count one fallback answer."""
-    _emit_counter(FALLBACKS_USED, (("policy", policy),))
+    count(FALLBACKS_USED, (("policy", policy),))
 
 
 def record_sync(success: bool, items: int = 1) -> None:
     """Count items an offline queue synced (``sync_success_total``) or failed to."""
-    _emit_counter(SYNC_SUCCESS if success else SYNC_FAILURES, (), items)
+    count(SYNC_SUCCESS if success else SYNC_FAILURES, (), items)
 
 
 def set_gauge(name: str, value: float, **tags: str) -> None:
@@ -193,18 +215,12 @@ def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
     ``services`` names breakers whose state the report should list (all known ones when
     omitted); an open breaker anywhere makes the status critical.
     """
-    now = _config.state.now()
-    since = now - window.seconds
-    latencies = sorted(ms for at, ms in list(window.latencies) if at >= since)
-    errors_by_type: dict[str, float] = {}
-    for at, kind, value in list(window.errors):
-        if at >= since:
-            errors_by_type[kind] = errors_by_type.get(kind, 0) + value
+    latencies, errors_by_type, measured = window_figures()
     total_errors = sum(errors_by_type.values())
     p95 = _percentile(latencies, 0.95)
     circuits = _circuits()
     open_circuits = sorted(name for name, state in circuits.items() if state in _OPEN)
-    status, reason = _status(total_errors, p95, open_circuits)
+    status, reason = _status(total_errors, p95, open_circuits, measured)
     wanted = list(services) if services is not None else sorted(circuits)
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -214,8 +230,9 @@ def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
             "reason": reason,
             "total_errors": total_errors,
             "latency_p95_ms": p95,
+            "latency_measured": measured,
             "open_circuits": len(open_circuits),
-            "requests": len(latencies),
+            "requests": len(latencies) if measured else None,
         },
         "latency_ms": {
             "count": len(latencies),
@@ -239,7 +256,24 @@ def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
 _STARTED = time.monotonic()
 
 
-def _status(errors: float, p95: float | None, open_circuits: list[str]) -> tuple[str, str]:
+def window_figures() -> tuple[list[float], dict[str, float], bool]:
+    """The window's latencies (sorted), its errors by type, and whether latency is measured.
+
+    Latency counts as measured while metrics are on, or when samples were recorded by hand.
+    """
+    since = _config.state.now() - window.seconds
+    latencies = sorted(ms for at, ms in list(window.latencies) if at >= since)
+    errors_by_type: dict[str, float] = {}
+    for at, kind, value in list(window.errors):
+        if at >= since:
+            errors_by_type[kind] = errors_by_type.get(kind, 0) + value
+    measured = _config.state.emit is not None or bool(latencies)
+    return latencies, errors_by_type, measured
+
+
+def _status(
+    errors: float, p95: float | None, open_circuits: list[str], measured: bool = True
+) -> tuple[str, str]:
     latency = p95 or 0.0
     if open_circuits:
         return HealthStatus.CRITICAL, f"circuit open: {', '.join(open_circuits)}"
@@ -251,4 +285,8 @@ def _status(errors: float, p95: float | None, open_circuits: list[str]) -> tuple
         return HealthStatus.DEGRADED, f"{errors:g} errors (10 to 50)"
     if latency >= 1000:
         return HealthStatus.DEGRADED, f"p95 latency {latency:g} ms (1000 to 2000 ms)"
+    if not measured:
+        return HealthStatus.HEALTHY, (
+            "fewer than 10 errors, no open circuit; latency not measured (metrics are off)"
+        )
     return HealthStatus.HEALTHY, "fewer than 10 errors, p95 latency under 1 s, no open circuit"

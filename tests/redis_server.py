@@ -210,6 +210,16 @@ def spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def client_of(url: str) -> Any:
+    """A plain client of ``url`` (a cluster client for ``redis+cluster://``)."""
+    import redis
+    import redis.cluster
+
+    if url.startswith("redis+cluster://"):
+        return redis.cluster.RedisCluster.from_url(url.replace("+cluster", "", 1))
+    return redis.Redis.from_url(url)
+
+
 def _rendezvous(client: Any, prefix: str) -> None:
     """Say this worker is ready, then wait for the test to release every worker at once."""
     client.rpush(f"{prefix}:ready", os.getpid())
@@ -217,16 +227,17 @@ def _rendezvous(client: Any, prefix: str) -> None:
         raise SystemExit("never released")
 
 
-def worker_failing(url: str, prefix: str, threads: str, calls: str) -> dict[str, Any]:
-    """``threads`` threads make ``calls`` calls each to a function that always fails."""
+def worker_failing(
+    url: str, prefix: str, threads: str, calls: str, timeout: str = "0.05"
+) -> dict[str, Any]:
+    """``threads`` threads make ``calls`` calls each to a function that always fails
+    (``timeout``: the store's)."""
     import threading
-
-    import redis
 
     from resilient import BreakerConfig, CircuitBreaker, CircuitOpenError
     from resilient.stores.redis import RedisStore
 
-    store = RedisStore(url, prefix=prefix)
+    store = RedisStore(url, prefix=prefix, timeout=float(timeout))
     config = BreakerConfig(failure_threshold=FLEET_THRESHOLD, reset_timeout=3600)
     breaker = CircuitBreaker("fleet", config, store=store)
     store.listening.wait(10)
@@ -252,7 +263,7 @@ def worker_failing(url: str, prefix: str, threads: str, calls: str) -> dict[str,
             with lock:
                 tally[key] += 1
 
-    _rendezvous(redis.Redis.from_url(url), prefix)
+    _rendezvous(client_of(url), prefix)
     pool = [threading.Thread(target=run) for _ in range(int(threads))]
     for thread in pool:
         thread.start()
@@ -266,12 +277,10 @@ def worker_herd(url: str, prefix: str, callers: str, timeout: str) -> dict[str, 
     """``callers`` concurrent tasks call a half-open breaker; probes wait for release."""
     import asyncio
 
-    import redis
-
     from resilient import BreakerConfig, CircuitBreaker, CircuitOpenError
     from resilient.stores.redis import AsyncRedisStore
 
-    client = redis.Redis.from_url(url)
+    client = client_of(url)
     store = AsyncRedisStore(url, prefix=prefix, timeout=float(timeout))
     config = BreakerConfig(
         failure_threshold=1,
@@ -303,6 +312,7 @@ def worker_herd(url: str, prefix: str, callers: str, timeout: str) -> dict[str, 
         tally["ok"] += 1
 
     async def main() -> None:
+        await store.aconnect()
         tasks = [asyncio.create_task(call()) for _ in range(int(callers))]
         while tally["reached"] + tally["rejected"] + tally["other"] < int(callers):  # noqa: ASYNC110
             await asyncio.sleep(0.005)

@@ -14,7 +14,7 @@ from http_servers import TLS, Answer, ScriptedServer, UvicornServer
 
 import resilient
 from resilient import correlation, fallback, telemetry
-from resilient.asgi import CorrelationIdMiddleware, HealthApp, RequestTimeoutMiddleware, health_app
+from resilient.asgi import CorrelationIdMiddleware, HealthApp, RequestTimeoutMiddleware
 from resilient.exceptions import ConfigError
 from resilient.http import Client, HTTPStatusError
 
@@ -31,6 +31,10 @@ pytestmark = pytest.mark.realtime
 
 BUDGET = 0.15
 """The default request budget of the test apps: short, so the suite stays fast."""
+
+TOKEN = "operator-token-for-tests"
+"""The health detail token of the test apps."""
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 cancelled = threading.Event()
 
@@ -82,7 +86,8 @@ def starlette_app() -> Any:
             Route("/ai/generate", generate, methods=["POST"]),
             Route("/budget", budget),
             Route("/stream", stream),
-            Route("/health", health_app),
+            Route("/health", HealthApp(token=TOKEN)),
+            Route("/strict", HealthApp(path="/strict", fail_on=("unhealthy", "critical"))),
             Mount("/status", HealthApp()),
         ]
     )
@@ -119,6 +124,14 @@ def test_a_handler_past_its_budget_gets_a_504_with_the_correlation_id(http: http
     assert body["timeout_seconds"] == BUDGET
     assert response.headers["x-correlation-id"] == "req-504"
     assert cancelled.wait(1)
+
+
+def test_a_504_counts_as_a_timeout_in_the_report_with_metrics_off(http: httpx.Client) -> None:
+    """With no sink, each request past its budget is a timeout error in the health report."""
+    assert resilient.configuration().metrics is None
+    for _ in range(2):
+        assert http.get("/slow").status_code == 504
+    assert telemetry.generate_report()["errors_by_type"] == {"timeout": 2}
 
 
 def test_a_generated_id_is_the_same_in_the_504_and_its_header(http: httpx.Client) -> None:
@@ -250,27 +263,37 @@ def test_health_is_200_while_degraded(http: httpx.Client) -> None:
 
 
 def test_health_is_503_when_unhealthy(http: httpx.Client) -> None:
-    """More than fifty errors: unhealthy, 503."""
+    """More than fifty errors: unhealthy, 503 where ``fail_on`` lists it, 200 by default."""
     for _ in range(51):
         telemetry.record_http_error("5xx", "/api/users")
-    response = http.get("/health")
+    response = http.get("/strict")
     assert response.status_code == 503
     assert response.json()["summary"]["health_status"] == "unhealthy"
+    default = http.get("/health")
+    assert default.status_code == 200
+    assert default.json()["summary"]["health_status"] == "unhealthy"
 
 
 def test_health_is_503_when_a_host_breaker_is_open(http: httpx.Client) -> None:
-    """An HTTP client's open host breaker makes the report critical."""
+    """An HTTP client's open host breaker makes the report critical; named critical, it
+    fails readiness (503), otherwise the app stays ready (200)."""
     with ScriptedServer() as upstream:
         upstream.script("/a", Answer(500))
         with Client(upstream.url, breaker="critical", verify=TLS) as client:
             for _ in range(3):
                 with pytest.raises(HTTPStatusError):
                     client.get("/a")
-        response = http.get("/health")
+        host = f"127.0.0.1:{upstream.port}"
+        with UvicornServer(HealthApp(critical=[host], token=TOKEN)) as named:
+            response = httpx.get(f"{named.url}/health", headers=AUTH, verify=TLS)
+        default = http.get("/health")
     assert response.status_code == 503
     report = response.json()
     assert report["summary"]["health_status"] == "critical"
-    assert report["open_circuits"] == [f"127.0.0.1:{upstream.port}"]
+    assert report["open_circuits"] == [host]
+    assert report["critical_open_circuits"] == [host]
+    assert default.status_code == 200
+    assert default.json()["summary"]["open_circuits"] == 1
 
 
 def test_health_reports_unavailable_features(http: httpx.Client) -> None:
@@ -279,7 +302,7 @@ def test_health_reports_unavailable_features(http: httpx.Client) -> None:
     from resilient.http import network_feature
 
     DegradationService.instance.disable(network_feature(), "captive portal (test)")
-    degradation = http.get("/health").json()["degradation"]
+    degradation = http.get("/health", headers=AUTH).json()["degradation"]
     assert degradation["level"] == "severe"
     assert degradation["unavailable_features"] == {"network": "disabled: captive portal (test)"}
 
@@ -300,8 +323,9 @@ def test_health_app_can_be_mounted(http: httpx.Client) -> None:
 
 def test_health_app_serves_alone_with_lifespan() -> None:
     """Served directly, with lifespan events on, it answers ``/health``."""
-    with UvicornServer(HealthApp(services=["ai-generate"]), lifespan="on") as alone:
-        report = httpx.get(f"{alone.url}/health", verify=TLS).json()
+    alone_app = HealthApp(services=["ai-generate"], token=TOKEN)
+    with UvicornServer(alone_app, lifespan="on") as alone:
+        report = httpx.get(f"{alone.url}/health", headers=AUTH, verify=TLS).json()
     assert report["services"] == {"ai-generate": "unknown"}
 
 
@@ -377,3 +401,21 @@ def test_fastapi_endpoints_work_under_the_middleware() -> None:
         response = http.get("/hang", headers={"X-Correlation-ID": "fastapi-1"})
         assert response.status_code == 504
         assert response.json()["correlation_id"] == "fastapi-1"
+
+
+def test_count_goes_through_the_emitter_or_else_the_window() -> None:
+    """``telemetry.count`` counts in the configured sink with metrics on (and the window
+    through it), through an emitter passed to it, and in the window alone with them off."""
+    from resilient._emit import emitter_for
+    from resilient.metrics import MemorySink
+
+    telemetry.count("timeouts_total", (("policy", "off"),))
+    assert telemetry.window.totals["timeouts_total"] == 1
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+    telemetry.count("timeouts_total", (("policy", "on"),))
+    own = MemorySink()
+    telemetry.count("fallbacks_used_total", (), 2, emitter=emitter_for(own))
+    assert sink.counter("timeouts_total", policy="on") == 1
+    assert own.counter("fallbacks_used_total") == 2
+    assert sink.counter("fallbacks_used_total") == 0

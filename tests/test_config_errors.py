@@ -115,6 +115,7 @@ ROWS = [
     ok(Row(resilient.breaker, "config", 3, ("BreakerConfig",))),
     ok(Row(resilient.breaker, "config", "ai_servce", ("did you mean 'ai_service'?",))),
     ok(Row(resilient.breaker, "store", 3, base={"name": "cfg-store"})),
+    ok(Row(resilient.breaker, "critical", "yes", ("True or False",), base={"name": "cfg-crit"})),
     # BreakerConfig
     ok(Row(BreakerConfig, "failure_threshold", 0)),
     ok(Row(BreakerConfig, "failure_rate", 1.5)),
@@ -131,12 +132,15 @@ ROWS = [
     ok(Row(BreakerConfig, "probe_timeout", 0)),
     ok(Row(BreakerConfig, "record", 3)),
     ok(Row(BreakerConfig, "record", SystemExit)),
+    ok(Row(BreakerConfig, "record", (ValueError, KeyboardInterrupt), ("KeyboardInterrupt",))),
     ok(Row(BreakerConfig, "ignore", "ValueError")),
+    ok(Row(BreakerConfig, "ignore", (ValueError, SystemExit), ("SystemExit",))),
     ok(Row(BreakerConfig, "failure_result", 3)),
     # CircuitBreaker and create_circuit_breaker
     ok(Row(CircuitBreaker, "name", 3)),
     ok(Row(CircuitBreaker, "config", "standard", base={"name": "cfg-cb"})),
     ok(Row(CircuitBreaker, "store", 3, base={"name": "cfg-cb"})),
+    ok(Row(CircuitBreaker, "critical", "yes", base={"name": "cfg-cb"})),
     ok(Row(create_circuit_breaker, "fn", 3)),
     ok(Row(create_circuit_breaker, "name", 3, base={"fn": _plain})),
     ok(Row(create_circuit_breaker, "fallback", 3, base={"fn": _plain})),
@@ -174,6 +178,7 @@ ROWS = [
     ok(Row(Feature, "depends_on", 3, base={"name": "cfg-f"})),
     ok(Row(Feature, "level", 3, base={"name": "cfg-f"})),
     ok(Row(Feature, "description", 3, base={"name": "cfg-f"})),
+    ok(Row(Feature, "critical", "yes", base={"name": "cfg-f"})),
     # policy
     ok(Row(resilient.policy, "name", 3)),
     ok(Row(resilient.policy, "timeout", -1)),

@@ -170,6 +170,31 @@ def test_timeouts_under_fake_clock_behave_as_in_production(pytester: pytest.Pyte
     result.assert_outcomes(passed=4)
 
 
+def test_async_timeout_lets_real_work_in_a_thread_finish(pytester: pytest.Pytester) -> None:
+    """Under fake_clock, @timeout over asyncio.to_thread of real work returns its result."""
+    result = run(
+        pytester,
+        """
+        import asyncio, time
+        import resilient
+
+        async def test_to_thread_work_finishes(fake_clock):
+            @resilient.timeout(10)
+            async def fetch():
+                return await asyncio.to_thread(lambda: time.sleep(0.02) or "fetched")
+
+            assert await fetch() == "fetched"
+            assert fake_clock.monotonic() < 10
+
+        async def test_virtual_sleep_beside_it_is_still_instant(fake_clock):
+            started = time.perf_counter()
+            await asyncio.sleep(60)
+            assert time.perf_counter() - started < 0.2
+        """,
+    )
+    result.assert_outcomes(passed=2)
+
+
 def test_plugin_start_up_cost() -> None:
     """Loading the plugin adds well under 20 ms to a session: it imports nothing heavy."""
     code = (

@@ -373,11 +373,12 @@ def test_a_forged_message_never_sets_a_state(
     assert here_store.listening.wait(WAIT)
     forged = BreakerState(BreakerMode.OPEN, 7, 3, 0, 0.0, 1e12, 1)
     client.publish(f"{here_store.prefix}:events", _message("99999999999999999", forged, "svc"))
-    fail(there)  # a genuine change, announced after the forged one
-    assert eventually(lambda: here.failures == 1)
+    fail(there, 2)  # counted in Redis, not announced: the forged state is not taken
     assert not here.opened
-    fail(there, 2)
+    fail(there)  # a genuine change, announced after the forged one
     assert eventually(lambda: here.opened)
+    assert here.snapshot().open_until < forged.open_until / 2  # Redis's state, not the forgery
+    assert here.snapshot().gen != forged.gen
     here.reset()
     assert not here.opened
     assert eventually(lambda: not there.opened)
@@ -398,8 +399,8 @@ def test_a_malformed_message_never_cuts_off_the_store(
     client.publish(channel, _message("not-a-number", BreakerState(), "svc"))
     client.publish(channel, "s|1|open|svc")
     client.publish(channel, b"s|\xff\xfe|")
-    fail(there)
-    assert eventually(lambda: here.failures == 1)
+    fail(there, 3)  # opens it: a change of state, announced (counts are not)
+    assert eventually(lambda: here.state is BreakerMode.OPEN)
     assert here_store.reachable
 
 
@@ -428,7 +429,8 @@ def test_a_password_missing_raises_when_the_store_is_made(
     """A server that requires a password, given none: ConfigError."""
     client: Any = own_redis_server.client()
     client.config_set("requirepass", "s3cret")
-    with pytest.raises(ConfigError, match="NOAUTH"):
+    # redis-py 5.0 words it "Authentication required", newer releases quote Redis's NOAUTH.
+    with pytest.raises(ConfigError, match=r"NOAUTH|Authentication required"):
         RedisStore(own_redis_server.url)
 
 

@@ -29,18 +29,21 @@ PROCESSES = 4
 WAIT = 30.0
 
 
-def run_workers(server: RedisServer, prefix: str, *args: str, between: Any = None) -> list[Any]:
-    """Start PROCESSES workers, release them together once all are ready, collect their
-    JSON lines; ``between(client)`` runs after the release, while they work."""
+def run_workers(
+    server: Any, prefix: str, *args: str, between: Any = None, processes: int = PROCESSES
+) -> list[Any]:
+    """Start ``processes`` workers on ``server`` (a server or a cluster), release them
+    together once all are ready, collect their JSON lines; ``between(client)`` runs after
+    the release, while they work."""
     client: Any = server.client()
-    workers = [spawn(args[0], server.url, prefix, *args[1:]) for _ in range(PROCESSES)]
+    workers = [spawn(args[0], server.url, prefix, *args[1:]) for _ in range(processes)]
     try:
         deadline = time.monotonic() + WAIT
-        while client.llen(f"{prefix}:ready") < PROCESSES:
+        while client.llen(f"{prefix}:ready") < processes:
             assert time.monotonic() < deadline, [w.poll() for w in workers]
             assert all(w.poll() is None for w in workers), [w.communicate() for w in workers]
             time.sleep(0.01)
-        client.rpush(f"{prefix}:go", *["go"] * PROCESSES)
+        client.rpush(f"{prefix}:go", *["go"] * processes)
         if between is not None:
             between(client)
         results = []
@@ -54,6 +57,7 @@ def run_workers(server: RedisServer, prefix: str, *args: str, between: Any = Non
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
+        client.close()
 
 
 def test_a_fleet_stops_calling_at_the_threshold(redis_server: RedisServer) -> None:  # noqa: F811

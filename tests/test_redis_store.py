@@ -259,7 +259,9 @@ def cluster_node() -> Iterator[Any]:
             os.remove(path)
 
 
-@pytest.mark.parametrize("name", ["svc", "ai-generate", "a:b", "with}brace", "ünï"])
+@pytest.mark.parametrize(
+    "name", ["svc", "ai-generate", "a:b", "with}brace", "ünï", "}svc", "{", "}", "{}", "%7D"]
+)
 def test_the_keys_of_one_breaker_share_a_slot(
     make: Callable[..., Any], cluster_node: Any, name: str
 ) -> None:

@@ -341,9 +341,9 @@ def test_saturated_pool_queues_until_a_worker_frees() -> None:
         (0, "thread", "seconds"),
         (-1, "thread", "seconds"),
         (float("nan"), "thread", "seconds"),
-        ("eternity", "thread", "timeout"),
+        ("eternity", "thread", "seconds"),
         (1, "process", "strategy"),
-        ("1", "thread", "timeout"),
+        ("1", "thread", "seconds"),
     ],
 )
 def test_bad_arguments_fail_at_decoration(seconds: object, strategy: str, parameter: str) -> None:

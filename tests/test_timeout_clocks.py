@@ -131,3 +131,21 @@ def test_fake_clock_rejects_a_bad_autojump() -> None:
     with pytest.raises(resilient.ConfigError) as caught:
         FakeClock(autojump=-1)
     assert caught.value.parameter == "autojump"
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("strategy", ["thread", "signal"])
+def test_a_fake_clock_lets_a_call_that_keeps_computing_finish(strategy: str) -> None:
+    """A body busy on the CPU for longer than autojump is working, not hanging: it returns."""
+    clock = FakeClock(autojump=0.02)
+
+    @resilient.timeout(30, strategy=strategy)  # type: ignore[arg-type]
+    def compute() -> str:
+        end = time.thread_time() + 0.06  # 60 ms of CPU, however loaded the machine is
+        while time.thread_time() < end:
+            pass
+        return "done"
+
+    with resilient.testing.use_clock(clock):
+        assert compute() == "done"
+    assert clock.monotonic() == 0.0

@@ -425,11 +425,14 @@ while ARGV[i] ~= nil do
   i = i + 4
 end
 
+-- Only a change of state is announced (mode, generation, open times, probes): counts
+-- (failures, successes, window, buckets) travel in the replies of the scripts that
+-- changed them.
 local changed, notify = false, false
 for i = 1, 10 do
   if enc[i] ~= old[i] then
     changed = true
-    if i < 9 then notify = true end  -- window and bucket counts alone are not announced
+    if i ~= 3 and i ~= 4 and i < 9 then notify = true end
   end
 end
 local version = tonumber(old[11])
@@ -470,11 +473,11 @@ return out
 
 # KEYS[1] a key of this store's own; ARGV 1 who asks, 2 the channel. Runs a script that
 # writes and publishes, as the transitions do: it fails when Redis is read-only, refuses
-# scripts, or denies this user the store's keys or channel.
+# scripts, or denies this user the store's keys or channel. Returns the server's TIME.
 PROBE = r"""
 redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000)
 redis.call('PUBLISH', ARGV[2], 'p|')
-return 1
+return redis.call('TIME')
 """
 
 # KEYS[1] the flag's key; ARGV 1 value ("" with ARGV[2] == "0": delete), 2 "1" to set,

@@ -21,11 +21,13 @@ __all__ = ["FakeClock", "disabled", "instant", "reset", "use_clock"]
 class FakeClock:
     """A clock that only moves when told to, or when something sleeps on it.
 
-    ``autojump`` (real seconds, off by default): a sync ``@timeout`` call still running
-    after that long, without having finished or reached its deadline on this clock, is
-    taken as waiting on something that will not answer in the test: the clock jumps to
-    the call's deadline and the timeout fires there, as it would in production. The
-    pytest plugin's ``fake_clock`` sets it to 0.1 s.
+    ``autojump`` (real seconds, off by default): a sync ``@timeout`` call that spends
+    that long without using the CPU, without having finished or reached its deadline on
+    this clock, is taken as waiting on something that will not answer in the test: the
+    clock jumps to the call's deadline and the timeout fires there, as it would in
+    production. A call that keeps computing is let run (where the platform cannot tell,
+    any call still running after that long is taken as hanging). The
+    pytest plugin's ``fake_clock`` sets it to 0.5 s.
     """
 
     def __init__(self, start: float = 0.0, *, autojump: float | None = None) -> None:

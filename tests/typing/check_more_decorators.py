@@ -59,3 +59,48 @@ def check_signatures_survive() -> None:
 async def check_awaiting() -> None:
     assert_type(await generate("p"), dict[str, str])
     assert_type(await summarize("t"), str)
+
+
+# Added for the trust fixes: per-function thread caps, honest late timeouts, the autojump
+# fake clock, byte-bounded fallback caches, retry_after caps and breaker permits.
+
+
+@resilient.timeout(2, max_threads=4)
+def capped(path: str) -> bytes:
+    return path.encode()
+
+
+assert_type(capped("x"), bytes)
+
+
+def late(error: resilient.TimeoutExceededError) -> None:
+    assert_type(error.late_by, float | None)
+    assert_type(error.reason, str | None)
+
+
+assert_type(resilient.testing.FakeClock(autojump=0.1), resilient.testing.FakeClock)
+assert_type(
+    resilient.FallbackCache(maxsize=10, max_bytes=1 << 20, sizeof=len), resilient.FallbackCache
+)
+
+
+@resilient.retry(attempts=3, max_retry_after=60.0)
+def polite(url: str) -> str:
+    return url
+
+
+assert_type(polite("u"), str)
+
+
+def settle(breaker: resilient.CircuitBreaker) -> None:
+    permit = breaker.admit()
+    breaker.withdraw(permit)
+
+
+@resilient.breaker("ledger-db", resilient.BreakerConfig.critical, critical=True)
+def book(entry: str) -> int:
+    return len(entry)
+
+
+assert_type(book("e"), int)
+assert_type(resilient.CircuitBreaker("ledger-db", critical=True).critical, bool)

@@ -1,0 +1,303 @@
+"""The clients the Redis stores talk through: one server or a Redis Cluster, every
+command bounded by the store's timeout and never retried by the client itself."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+import threading
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+import redis.asyncio.cluster as acluster
+import redis.cluster as rcluster
+import redis.connection
+from redis import exceptions as rx
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ...exceptions import ConfigError
+
+# No CLIENT SETINFO when a connection opens: two round trips less for each new connection
+# (redis-py 5 to 7 spell it lib_name=None, later versions driver_info=None).
+_NO_SETINFO: dict[str, Any] = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(redis.Redis.__init__).parameters
+    else {"lib_name": None, "lib_version": None}
+)
+
+
+_URLS = "a redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// URL"
+
+
+_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+# Connection settings a client of one kind may pass on to one of another kind.
+_PORTABLE = (
+    "username",
+    "password",
+    "client_name",
+    "credential_provider",
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_check_hostname",
+)
+
+
+def _options(timeout: float) -> dict[str, Any]:
+    """Connection settings under which a command gives up after ``timeout``, untried."""
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        **_NO_SETINFO,
+    }
+
+
+def _sync_client(target: object, timeout: float) -> Any:
+    """A client whose every command gives up after ``timeout`` and is never retried."""
+    options: dict[str, Any] = {**_options(timeout), "retry_on_timeout": False}
+    if isinstance(target, str):
+        try:
+            if target.startswith(_CLUSTER_SCHEMES):
+                return _Cluster.from_url(target, timeout)
+            return redis.Redis.from_url(target, **options)
+        except (ValueError, TypeError) as error:
+            raise ConfigError("url", _redacted(target), f"{_URLS} ({error})") from None
+    if isinstance(target, rcluster.RedisCluster | acluster.RedisCluster):
+        return _Cluster.like(target, timeout)
+    if not isinstance(target, redis.Redis | aredis.Redis) and not _client_like(target):
+        raise ConfigError("url", target, f"{_URLS}, or a redis.Redis client")
+    pool = getattr(target, "connection_pool", None)
+    if pool is None:
+        return target  # a test's stand-in: its own timeouts apply
+    if "Sentinel" in type(pool).__name__:
+        raise ConfigError(
+            "url",
+            target,
+            f"{_URLS}, or a redis.Redis client not managed by Sentinel (Sentinel's "
+            "failover is not followed: give the master's URL, or use Redis Cluster)",
+        )
+    kwargs = {**pool.connection_kwargs, **options}
+    connection_class = getattr(redis, pool.connection_class.__name__, redis.Connection)
+    if not isinstance(target, redis.Redis):  # an asyncio client: the sync twin of its class
+        allowed = ("host", "port", "db", "path", *_PORTABLE)
+        kwargs = {k: v for k, v in kwargs.items() if k in allowed or k in options}
+    else:
+        connection_class = pool.connection_class
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=connection_class, **kwargs)
+    )
+
+
+def _plain_url(url: str) -> str:
+    """``redis+cluster://...`` as the ``redis://...`` URL redis-py's cluster client reads."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.replace('+cluster', '')}://{rest}"
+
+
+class _Cluster:
+    """A blocking Redis Cluster client, made on first use (a store can be made while the
+    cluster is down: it starts in an outage), with the store's timeout on every node
+    and no retries of its own (the store decides what a failure means).
+
+    Scripts run with ``EVALSHA`` on the node owning their keys' slot (``EVAL`` the first
+    time a node has not seen them). Subscriptions go to any live node, replicas
+    included: a plain ``PUBLISH`` reaches every node of a cluster.
+    """
+
+    def __init__(self, make: Any, where: str) -> None:
+        self._make = make
+        self.where = where
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._turn = 0  # which node the next subscription tries first
+
+    @classmethod
+    def from_url(cls, url: str, timeout: float) -> _Cluster:
+        plain = _plain_url(url)
+        parsed = redis.connection.parse_url(plain)  # type: ignore[no-untyped-call]
+        where = f"cluster {parsed.get('host', '?')}:{parsed.get('port', 6379)}"
+
+        def make() -> Any:
+            return rcluster.RedisCluster.from_url(
+                plain, require_full_coverage=False, **_options(timeout)
+            )
+
+        return cls(make, where)
+
+    @classmethod
+    def like(cls, given: Any, timeout: float) -> _Cluster:
+        """The blocking twin of a cluster client (sync or asyncio): its nodes and
+        credentials, this store's timeouts."""
+        startup = getattr(given, "startup_nodes", None) or []
+        if isinstance(startup, dict):
+            startup = list(startup.values())
+        nodes = [(n.host, n.port) for n in [*given.get_nodes(), *startup]]
+        manager = getattr(given, "nodes_manager", None)
+        kwargs = getattr(manager, "connection_kwargs", None) or getattr(
+            given, "connection_kwargs", {}
+        )
+        portable = {k: v for k, v in kwargs.items() if k in _PORTABLE and v is not None}
+        where = f"cluster {nodes[0][0]}:{nodes[0][1]}" if nodes else "cluster"
+
+        def make() -> Any:
+            startup = [rcluster.ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
+            return rcluster.RedisCluster(
+                startup_nodes=startup,
+                require_full_coverage=False,
+                **portable,
+                **_options(timeout),
+            )
+
+        return cls(make, where)
+
+    def client(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()
+                client = self._client
+        return client
+
+    def register_script(self, source: str) -> _ClusterScript:
+        return _ClusterScript(self, source)
+
+    def pipeline(self, transaction: bool = False) -> Any:
+        return self.client().pipeline(transaction=transaction)
+
+    def get(self, key: str) -> Any:
+        return self.client().get(key)
+
+    def subscribe(self, channel: str) -> Any:
+        """A subscription to ``channel`` on the first node that takes it, starting from a
+        different node each time (a dead or frozen node is skipped)."""
+        client = self.client()
+        nodes = client.get_nodes()
+        error: BaseException = rx.ConnectionError("no cluster node known")
+        for i in range(len(nodes)):
+            node = nodes[(self._turn + i) % len(nodes)]
+            connection = node.redis_connection
+            if connection is None:
+                continue
+            pubsub = client.pubsub(node=node, ignore_subscribe_messages=True)
+            try:
+                # Straight to the node: a frozen one fails here, and the cluster client
+                # does not go and rediscover the cluster over one dead node.
+                connection.ping()
+                pubsub.subscribe(channel)
+            except Exception as failed:
+                error = failed
+                _close_quietly(pubsub)
+                continue
+            self._turn += i + 1
+            return pubsub
+        self._turn += 1
+        raise error
+
+    def refresh(self) -> None:
+        """Learn again which node serves which slot (after a failover), quietly."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            client.nodes_manager.initialize()
+        except Exception:
+            pass  # the next command finds out, and says why
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+class _ClusterScript:
+    """A Lua script run on the cluster node owning its keys' slot."""
+
+    def __init__(self, cluster: _Cluster, source: str) -> None:
+        self.cluster = cluster
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, keys: Any = (), args: Any = (), client: Any = None) -> Any:
+        real = self.cluster.client()
+        try:
+            return real.evalsha(self.sha, len(keys), *keys, *args)
+        except rx.NoScriptError:  # this node has not seen it yet: send it whole once
+            return real.eval(self.source, len(keys), *keys, *args)
+
+
+def _client_like(target: object) -> bool:
+    """Whether ``target`` can stand for a client (a cluster client, a test's stand-in)."""
+    return all(callable(getattr(target, name, None)) for name in ("register_script", "pipeline"))
+
+
+def _async_client_like(target: object) -> bool:
+    """Whether ``target`` can stand for an asyncio client (e.g. an asyncio cluster client)."""
+    execute = getattr(target, "execute_command", None)
+    return _client_like(target) and inspect.iscoroutinefunction(execute)
+
+
+def _redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    url = re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", url, count=1)
+    return re.sub(r"(?i)(password=)[^&#]*", r"\1***", url)
+
+
+def _describe(client: Any) -> str:
+    """``host:port/db`` of a client, never its password."""
+    if isinstance(client, _Cluster):
+        return client.where
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", {})
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']}"
+    if "host" in kwargs:
+        return f"{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+    return type(client).__name__
+
+
+def _close_quietly(pubsub: Any) -> None:
+    """Close a subscription that may already be broken."""
+    try:
+        pubsub.close()
+    except Exception:
+        pass
+
+
+def _drop_connections(client: Any) -> None:
+    """Close the sockets of an asyncio client whose event loop is already closed (its
+    own ``aclose`` needs that loop), so nothing is left open for the collector to find."""
+    pool = getattr(client, "connection_pool", None)
+    connections = [
+        *getattr(pool, "_available_connections", ()),
+        *getattr(pool, "_in_use_connections", ()),
+    ]
+    if isinstance(client, acluster.RedisCluster):  # each node keeps its own connections
+        for node in client.get_nodes():
+            connections.extend(getattr(node, "_connections", ()))
+    for connection in connections:
+        writer = getattr(connection, "_writer", None)
+        if writer is None:
+            continue
+        transport = writer.transport
+        try:
+            transport.abort()  # marks it closing; on a closed loop it cannot finish the job
+        except Exception:
+            pass
+        # ... so close the socket it still holds (asyncio's own attribute: best effort).
+        sock = getattr(transport, "_sock", None)
+        if sock is not None:
+            try:
+                sock.close()
+                transport._sock = None
+            except Exception:
+                pass
+        connection._writer = connection._reader = None

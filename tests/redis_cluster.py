@@ -1,0 +1,288 @@
+"""A real Redis Cluster (3 masters, 3 replicas) on free loopback ports, for the store tests.
+
+``redis_cluster`` is one cluster shared by the whole session (tests keep apart by key
+prefix and never hurt its nodes); ``own_redis_cluster`` is a fresh one a test may freeze
+or kill nodes of. Nodes run with ``--cluster-node-timeout 2000`` (a dead master's replica
+takes over within about 3 s) and nothing on disk, and are stopped by their pid. Without
+``redis-server``/``redis-cli`` on the PATH or the ``redis`` package, the tests that need
+them skip and say why.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis_server import missing as missing_server
+
+NODE_TIMEOUT_MS = 2000
+START_TIMEOUT = 30.0
+
+
+def missing() -> str | None:
+    """Why the cluster tests cannot run here, or ``None`` when they can."""
+    why = missing_server()
+    if why is None and shutil.which("redis-cli") is None:
+        why = "redis-cli is not on the PATH (apt-get install redis-server provides it)"
+    return why
+
+
+def _free_cluster_port(taken: set[int]) -> int:
+    """A port free on loopback whose cluster bus port (``port + 10000``) is free too."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port + 10000 >= 65536 or port in taken or port + 10000 in taken:
+            continue
+        try:
+            with socket.socket() as bus:
+                bus.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of ports for a cluster node")
+
+
+def _complete(reply: bytes) -> bool:
+    """Whether ``reply`` is one whole RESP reply (a bulk string read to its end)."""
+    if not reply.endswith(b"\r\n"):
+        return False
+    if not reply.startswith(b"$"):
+        return True
+    header, _, body = reply.partition(b"\r\n")
+    return len(body) >= int(header[1:]) + 2
+
+
+class RedisCluster:
+    """Six ``redis-server --cluster-enabled yes`` processes joined into one cluster."""
+
+    def __init__(self, masters: int = 3) -> None:
+        self.directory = tempfile.mkdtemp(prefix="resilient-cluster-")
+        taken: set[int] = set()
+        self.ports: list[int] = []
+        for _ in range(masters * 2):
+            port = _free_cluster_port(taken)
+            taken.update((port, port + 10000))
+            self.ports.append(port)
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.frozen: set[int] = set()
+
+    @property
+    def url(self) -> str:
+        """A URL that discovers the whole cluster from its first node."""
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def start(self) -> RedisCluster:
+        for port in self.ports:
+            self._start_node(port)
+        deadline = time.monotonic() + START_TIMEOUT
+        for port in self.ports:
+            while not self._ping(port):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    pytest.fail(f"redis-server (cluster node) did not start on port {port}")
+                time.sleep(0.01)
+        created = subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in self.ports),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+            check=False,
+        )
+        if created.returncode != 0:
+            self.stop()
+            pytest.fail(f"redis-cli --cluster create failed: {created.stdout[-500:]}")
+        self.wait_healthy(deadline)
+        return self
+
+    def _start_node(self, port: int) -> None:
+        self.processes[port] = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{port}.conf",
+                "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS),
+                "--repl-diskless-sync-delay",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.directory,
+        )
+
+    def _ping(self, port: int) -> bool:
+        return self.ask(port, "PING").startswith("+PONG")
+
+    def ask(self, port: int, *command: str) -> str:
+        """One command to one node, as raw RESP text ("" when it does not answer)."""
+        wire = f"*{len(command)}\r\n" + "".join(f"${len(c)}\r\n{c}\r\n" for c in command)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(wire.encode())
+                chunks = b""
+                while True:
+                    chunk = conn.recv(65536)
+                    chunks += chunk
+                    if not chunk or _complete(chunks):
+                        break
+                return chunks.decode(errors="replace")
+        except OSError:
+            return ""
+
+    def serves(self, key: str) -> bool:
+        """Whether a live, unfrozen master serves ``key``'s slot now."""
+        try:
+            self.master_of(key)
+        except LookupError:
+            return False
+        return True
+
+    def masters(self) -> list[int]:
+        """The ports of the live masters that serve slots."""
+        found = []
+        for port in self.live():
+            nodes = self.ask(port, "CLUSTER", "NODES")
+            for line in nodes.splitlines():
+                fields = line.split()
+                if len(fields) > 8 and "myself" in fields[2] and "master" in fields[2]:
+                    found.append(port)
+        return found
+
+    def live(self) -> list[int]:
+        return [p for p, proc in self.processes.items() if proc.poll() is None]
+
+    def master_of(self, key: str) -> int:
+        """The port of the master serving ``key``'s slot now."""
+        from redis.crc import key_slot
+
+        slot = key_slot(key.encode())
+        for port in self.masters():
+            if port in self.frozen:
+                continue
+            for line in self.ask(port, "CLUSTER", "NODES").splitlines():
+                fields = line.split()
+                if len(fields) > 8 and "myself" in fields[2]:
+                    for part in fields[8:]:
+                        low, _, high = part.partition("-")
+                        if low.isdigit() and int(low) <= slot <= int(high or low):
+                            return port
+        raise LookupError(f"no master serves slot {slot}")
+
+    def wait_healthy(self, deadline: float | None = None) -> None:
+        """Wait until every live node says the cluster is ok and every replica has synced
+        with its master (a replica that never synced would not take over)."""
+        deadline = deadline or time.monotonic() + START_TIMEOUT
+        while True:
+            ports = [p for p in self.live() if p not in self.frozen]
+            states = [self.ask(p, "CLUSTER", "INFO") for p in ports]
+            roles = [self.ask(p, "INFO", "replication") for p in ports]
+            synced = sum("master_link_status:up" in r for r in roles) == len(self.ports) // 2
+            if states and synced and all("cluster_state:ok" in s for s in states):
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the cluster never became healthy: {states[:1]}")
+            time.sleep(0.05)
+
+    def freeze(self, port: int) -> None:
+        """Stop a node (SIGSTOP): it keeps its sockets open and answers nothing."""
+        os.kill(self.processes[port].pid, signal.SIGSTOP)
+        self.frozen.add(port)
+
+    def thaw(self, port: int) -> None:
+        os.kill(self.processes[port].pid, signal.SIGCONT)
+        self.frozen.discard(port)
+
+    def kill(self, port: int) -> None:
+        """``kill -9`` one node: a crash."""
+        process = self.processes[port]
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(START_TIMEOUT)
+
+    def client(self, **options: Any) -> Any:
+        import redis.cluster
+
+        return redis.cluster.RedisCluster(host="127.0.0.1", port=self.ports[0], **options)
+
+    def stop(self) -> None:
+        """Stop every node by its pid (thawed first) and remove their files."""
+        for port, process in list(self.processes.items()):
+            if process.poll() is None:
+                try:
+                    if port in self.frozen:
+                        os.kill(process.pid, signal.SIGCONT)
+                    os.kill(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait(START_TIMEOUT)
+        self.processes.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_shared: RedisCluster | None = None
+
+
+def shared_cluster() -> RedisCluster:
+    """The session's cluster, started on first use (skips the test when Redis is absent)."""
+    global _shared
+    why = missing()
+    if why is not None:
+        pytest.skip(why)
+    if _shared is None or len(_shared.live()) < len(_shared.ports):
+        if _shared is not None:
+            _shared.stop()
+        _shared = RedisCluster().start()
+        atexit.register(_shared.stop)
+    return _shared
+
+
+@pytest.fixture
+def redis_cluster() -> RedisCluster:
+    """The session's cluster; use a ``unique_prefix()`` for the keys, hurt no node."""
+    return shared_cluster()
+
+
+@pytest.fixture
+def own_redis_cluster() -> Iterator[RedisCluster]:
+    """A cluster of this test's own, whose nodes it may freeze or kill."""
+    why = missing()
+    if why is not None:
+        pytest.skip(why)
+    cluster = RedisCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

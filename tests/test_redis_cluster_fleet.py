@@ -1,0 +1,99 @@
+"""Real processes sharing one Redis Cluster: a fleet-wide threshold and exactly the
+probes allowed fleet-wide, with 4 and 16 processes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from redis_cluster import RedisCluster, missing, redis_cluster  # noqa: F401 - fixtures
+from redis_server import FLEET_THRESHOLD, unique_prefix
+from strategies import BoomError
+from test_redis_fleet import run_workers
+
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker
+
+if missing() is None:
+    from resilient.stores.redis import RedisStore
+
+WAIT = 10.0
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize(("processes", "threads", "calls"), [(4, 2, 100), (16, 1, 40)])
+def test_a_fleet_on_a_cluster_stops_calling_at_the_threshold(
+    redis_cluster: RedisCluster,  # noqa: F811
+    processes: int,
+    threads: int,
+    calls: int,
+) -> None:
+    """Processes x threads callers of a dead service, sharing a breaker on a cluster:
+    the calls that reach it are the threshold plus at most one in flight per other
+    caller, and no Redis error reaches any caller. (The stores' timeout is 0.5 s: a
+    process starved of CPU by its 15 siblings would otherwise time out, go local by
+    design, and count its own threshold.)"""
+    results = run_workers(
+        redis_cluster,
+        unique_prefix(),
+        "failing",
+        str(threads),
+        str(calls),
+        "0.5",  # up to 16 busy processes on a small machine: no outage from our own load
+        processes=processes,
+    )
+    reached = sum(r["reached"] for r in results)
+    assert sum(r["other"] for r in results) == 0
+    assert sum(r["reached"] + r["rejected"] for r in results) == processes * threads * calls
+    assert FLEET_THRESHOLD <= reached <= FLEET_THRESHOLD + processes * threads - 1
+
+
+@pytest.mark.cluster
+def test_half_open_on_a_cluster_admits_exactly_the_probes_fleet_wide(
+    redis_cluster: RedisCluster,  # noqa: F811
+) -> None:
+    """16 processes x 20 concurrent tasks meet a half-open breaker on a cluster: 3
+    probes in all (half_open_max_calls), every other call rejected."""
+    processes, callers = 16, 20
+    prefix = unique_prefix()
+    config = BreakerConfig(
+        failure_threshold=1,
+        reset_timeout=0.2,
+        half_open_max_calls=3,
+        success_threshold=3,
+        probe_timeout=30,
+    )
+    with RedisStore(redis_cluster.url, prefix=prefix) as store:
+        tripper = CircuitBreaker("herd", config, store=store)
+        with pytest.raises(BoomError):
+            tripper.call(_boom)
+        assert tripper.snapshot().mode is BreakerMode.OPEN
+        entered: list[int] = []
+
+        def release_when_settled(client: Any) -> None:
+            deadline = time.monotonic() + WAIT * 2
+            while client.llen(f"{prefix}:settled") < processes:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            entered.append(client.llen(f"{prefix}:entered"))
+            client.set(f"{prefix}:release", 1)
+
+        time.sleep(max(0.0, tripper.retry_after or 0.0))  # the workers start after it anyway
+        results = run_workers(
+            redis_cluster,
+            prefix,
+            "herd",
+            str(callers),
+            "0.5",  # 16 busy processes on a small machine: no outage from our own load
+            between=release_when_settled,
+            processes=processes,
+        )
+        assert entered == [3], [(r["reached"], r["reachable"]) for r in results]
+        assert sum(r["reached"] for r in results) == 3
+        assert sum(r["ok"] for r in results) == 3
+        assert sum(r["rejected"] for r in results) == processes * callers - 3
+        assert sum(r["other"] for r in results) == 0
+
+
+def _boom() -> None:
+    raise BoomError
