@@ -69,7 +69,8 @@ def test_a_window_of_its_own_keeps_its_settings_and_its_data() -> None:
 
 def test_the_report_has_its_documented_fields(clock: FakeClock) -> None:
     """generate_report() has every documented field, a UTC timestamp and an uptime in
-    milliseconds; an idle process is healthy and says why."""
+    milliseconds; an idle process with metrics on is healthy and says why."""
+    resilient.configure(metrics=MemorySink())
     report = telemetry.generate_report()
     assert set(report) == {
         "generated_at",
@@ -88,6 +89,7 @@ def test_the_report_has_its_documented_fields(clock: FakeClock) -> None:
         "reason": "fewer than 10 errors, p95 latency under 1 s, no open circuit",
         "total_errors": 0,
         "latency_p95_ms": None,
+        "latency_measured": True,
         "open_circuits": 0,
         "requests": 0,
     }
