@@ -98,3 +98,10 @@ def test_the_report_has_its_documented_fields(clock: FakeClock) -> None:
     uptime = report["uptime_seconds"]
     assert isinstance(uptime, float)
     assert uptime == round(uptime, 3)
+
+
+def test_a_window_keeps_five_minutes_and_ten_thousand_samples_by_default() -> None:
+    """TelemetryWindow() covers the documented 300 s and keeps at most 10,000 samples."""
+    default = telemetry.TelemetryWindow()
+    assert default.seconds == 300.0
+    assert default.latencies.maxlen == default.errors.maxlen == 10_000
