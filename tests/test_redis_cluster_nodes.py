@@ -4,6 +4,7 @@ a master that dies sends only the breakers on its slots to local state."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +23,7 @@ from resilient import BreakerConfig, CircuitBreaker, CircuitOpenError
 from resilient.stores import _lua
 
 if missing() is None:
-    from resilient.stores.redis import RedisStore
+    from resilient.stores.redis import AsyncRedisStore, RedisStore
 
 MANY = BreakerConfig(failure_threshold=10**9)  # stays closed: every failure is counted
 AHEAD = 10.0  # seconds the clock of the "fast" master runs ahead of the others
@@ -35,9 +36,9 @@ def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:  # noqa: 
     made: list[Any] = []
     prefix = unique_prefix()
 
-    def factory(**options: Any) -> Any:
+    def factory(kind: Any = None, **options: Any) -> Any:
         options.setdefault("prefix", prefix)
-        store = RedisStore(redis_cluster.url, **options)
+        store = (kind or RedisStore)(redis_cluster.url, **options)
         made.append(store)
         return store
 
@@ -53,6 +54,10 @@ def fail(b: CircuitBreaker, times: int = 1) -> None:
 
 
 def _boom() -> None:
+    raise BoomError
+
+
+async def _aboom() -> None:
     raise BoomError
 
 
@@ -225,3 +230,82 @@ def test_a_dead_master_sends_only_the_breakers_on_its_slots_local(
         assert shared_failures(url, prefix, later) == 1
     finally:
         store.close()
+
+
+FROZEN_FOR = 0.6  # seconds a master stays frozen: shorter than the node timeout, no failover
+
+
+@pytest.mark.realtime
+def test_a_frozen_master_sends_only_the_breakers_on_its_slots_local(
+    make: Callable[..., Any],
+    redis_cluster: RedisCluster,  # noqa: F811
+) -> None:
+    """One master frozen (SIGSTOP): every failure of the breakers on the other masters
+    is written to Redis meanwhile, the frozen master's breaker goes on locally, and once
+    thawed the store is back on Redis for all of them."""
+    store = make(retry_interval=0.2)
+    victim = redis_cluster.master_of(store.key("svc0"))
+    others = names_on(redis_cluster, store, victim, same=False, count=2)
+    breakers = {n: CircuitBreaker(n, MANY, store=store) for n in ["svc0", *others]}
+    for b in breakers.values():
+        fail(b)
+    assert store.listening.wait(WAIT)
+    rounds, local = 0, []
+    redis_cluster.freeze(victim)
+    try:
+        deadline = time.monotonic() + FROZEN_FOR
+        while time.monotonic() < deadline:
+            for b in breakers.values():
+                fail(b)
+            rounds += 1
+            local.append(not store.reachable_for("svc0"))
+            assert all(store.reachable_for(n) for n in others)
+    finally:
+        redis_cluster.thaw(victim)
+    redis_cluster.wait_healthy()
+    assert rounds > 5
+    assert sum(local) >= rounds - 1  # from the first call that met the frozen master
+    url, prefix = redis_cluster.url, store.prefix
+    assert [shared_failures(url, prefix, n) for n in others] == [1 + rounds] * len(others)
+    assert eventually(lambda: store.reachable, timeout=10)
+    assert store.reachable_for("svc0")
+
+
+@pytest.mark.realtime
+async def test_a_frozen_master_sends_only_its_async_breakers_local(
+    make: Callable[..., Any],
+    redis_cluster: RedisCluster,  # noqa: F811
+) -> None:
+    """AsyncRedisStore with one master frozen: the breakers on the other masters keep
+    writing every failure to Redis from the event loop, the frozen master's breaker goes
+    on locally, and once thawed the store is back on Redis."""
+    store = make(AsyncRedisStore, retry_interval=0.2)
+    assert await store.aconnect()
+    victim = redis_cluster.master_of(store.key("svc0"))
+    others = names_on(redis_cluster, store, victim, same=False, count=2)
+    breakers = {n: CircuitBreaker(n, MANY, store=store) for n in ["svc0", *others]}
+    for b in breakers.values():
+        with pytest.raises(BoomError):
+            await b.acall(_aboom)
+    assert await asyncio.to_thread(store.listening.wait, WAIT)
+    rounds, local = 0, []
+    redis_cluster.freeze(victim)
+    try:
+        deadline = time.monotonic() + FROZEN_FOR
+        while time.monotonic() < deadline:
+            for b in breakers.values():
+                with pytest.raises(BoomError):
+                    await b.acall(_aboom)
+            rounds += 1
+            local.append(not store.reachable_for("svc0"))
+            assert all(store.reachable_for(n) for n in others)
+    finally:
+        redis_cluster.thaw(victim)
+    await asyncio.to_thread(redis_cluster.wait_healthy)
+    assert rounds > 5
+    assert sum(local) >= rounds - 1
+    url, prefix = redis_cluster.url, store.prefix
+    counts = [await asyncio.to_thread(shared_failures, url, prefix, n) for n in others]
+    assert counts == [1 + rounds] * len(others)
+    assert await asyncio.to_thread(eventually, lambda: store.reachable, 10)
+    await store.aclose()
