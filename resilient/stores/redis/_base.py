@@ -689,6 +689,21 @@ class _RedisBase:
             clock = self._clocks.setdefault(where, _Clock())
         return clock
 
+    def _probe_key_on(self, where: str, client: Any) -> str:
+        """A key of this store's own on a slot that master ``where`` serves (``""``
+        when it serves none)."""
+        slots = {
+            slot
+            for slot, nodes in client.nodes_manager.slots_cache.items()
+            if nodes and nodes[0].name == where
+        }
+        if slots:
+            for i in range(1 << 20):  # a few tries: each slot is as likely as another
+                key = f"{self.prefix}:{{probe:{i}}}"
+                if key_slot(key.encode()) in slots:
+                    return key
+        return ""
+
     def _node_failed(self, where: str, kind: str, error: BaseException) -> bool:
         """One cluster master failed: the breakers on its slots go on locally until it,
         or the replica taking over from it, answers; the others go on with Redis."""
@@ -721,11 +736,10 @@ class _RedisBase:
         back = []
         for where in list(self._nodes_down):
             if where in serving:
-                node = client.get_node(node_name=where)
                 try:
-                    client.get_redis_connection(node).ping()
+                    self._probe(self._probe_key_on(where, client))
                 except Exception:
-                    continue
+                    continue  # still down, or still refusing writes
             back.append(where)
         if not back:
             return
@@ -940,20 +954,20 @@ class _RedisBase:
             f"{cell.broken}; this breaker goes on with local state, the others use Redis",
         )
 
-    def _probe(self) -> None:
-        """Run a script that writes and publishes (raises unless Redis lets it); learn
-        the server's clock from its reply."""
+    def _probe(self, key: str = "") -> None:
+        """Run a script that writes and publishes (raises unless Redis lets it) on
+        ``key`` (by default the store's probe key); learn the clock of the server that
+        ran it from its reply."""
+        key = key or self._probe_key
         sent = time.monotonic()
-        reply = self._probe_script(
-            keys=(self._probe_key,), args=(self._id, self._channel), client=self._sync
-        )
+        reply = self._probe_script(keys=(key,), args=(self._id, self._channel), client=self._sync)
         try:
             server = int(reply[0]) + int(reply[1]) / 1_000_000
         except (TypeError, ValueError, IndexError):
             return  # a stand-in's reply
         clock = self._clock
         if self._cluster:
-            clock = self._node_clock(self._node_of_key(self._probe_key))
+            clock = self._node_clock(self._node_of_key(key))
         clock.skew, clock.skew_low = server - sent, server - time.monotonic()
 
     def _check(self, check: bool) -> None:
