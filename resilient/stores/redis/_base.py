@@ -366,17 +366,18 @@ class _RedisBase:
     def _call(self, cell: _Cell, args: list[str]) -> list[Any] | None:
         """One script call for ``cell``: the reply, or ``None`` when Redis did not apply
         it (the error is dealt with: an outage, or trouble of this breaker alone)."""
-        clock = self._clock_of(cell)
+        where, clock = self._server_of(cell)
         for _ in range(2):
             sent = time.monotonic()
             try:
                 reply: list[Any] = self._script(keys=self._script_keys(cell.name), args=args)
             except Exception as error:  # whatever went wrong, the caller must not see it
-                self._failed(error, cell)
+                self._failed(error, cell, where)
                 return None
             if not self._late(clock, reply, sent, args):
                 return reply
-        self._failed(TimeoutError("Redis ran the script after its deadline twice"), cell)
+        late = TimeoutError("Redis ran the script after its deadline twice")
+        self._failed(late, cell, where)
         return None
 
     def _late(self, clock: _Clock, reply: list[Any], sent: float, args: list[str]) -> bool:
@@ -676,6 +677,15 @@ class _RedisBase:
             return ""
         node = self._node_of_slot(key_slot(key.encode()))
         return "" if node is None else str(node.name)
+
+    def _server_of(self, cell: _Cell) -> tuple[str, _Clock]:
+        """The name of the cluster master serving ``cell`` (``""`` on one server) and
+        its clock, taken before a call: a failure is that master's even if the client
+        learns another layout meanwhile."""
+        if not self._cluster:
+            return "", self._clock
+        where = self._node_name(cell)
+        return where, self._node_clock(where)
 
     def _clock_of(self, cell: _Cell) -> _Clock:
         """The clock of the server running ``cell``'s scripts."""

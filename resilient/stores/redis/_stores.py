@@ -278,7 +278,7 @@ class AsyncRedisStore(_RedisBase):
 
     async def _acall(self, cell: _Cell, args: list[str]) -> list[Any] | None:
         """``_call`` on the running loop's asyncio client."""
-        clock = self._clock_of(cell)
+        where, clock = self._server_of(cell)
         for _ in range(2):
             sent = time.monotonic()
             try:
@@ -289,11 +289,12 @@ class AsyncRedisStore(_RedisBase):
                         keys=self._script_keys(cell.name), args=args, client=client
                     )
             except Exception as error:  # TimeoutError included: the caller must not see it
-                self._failed(error, cell)
+                self._failed(error, cell, where)
                 return None
             if not self._late(clock, reply, sent, args):
                 return reply
-        self._failed(TimeoutError("Redis ran the script after its deadline twice"), cell)
+        late = TimeoutError("Redis ran the script after its deadline twice")
+        self._failed(late, cell, where)
         return None
 
     async def _connected(self, client: Any) -> None:
