@@ -288,6 +288,7 @@ def _in_python_frame(call: AnyCall) -> AnyCall:
 # run. A clock that cannot be moved (no ``advance``) is taken to be real time.
 
 _SLICE = 0.005  # real seconds between two looks at a clock another thread may move
+_START = 1.0  # real seconds a body may take to start before its call is taken to hang
 _BUSY = 0.02  # a body using this share of a window's real time on the CPU is working
 
 
@@ -328,21 +329,32 @@ def _clocked_thread(
 
 
 class _Tracked:
-    """Runs the call and notes the thread it runs on, whose CPU time the caller reads."""
+    """Runs the call and notes the thread it runs on, whose activity the caller reads."""
 
-    __slots__ = ("call", "thread")
+    __slots__ = ("call", "native", "thread")
 
     def __init__(self, call: AnyCall) -> None:
         self.call = call
         self.thread: int | None = None
+        self.native: int | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.thread = threading.get_ident()
+        self.native = threading.get_native_id()
         return self.call(*args, **kwargs)
 
 
-def _thread_cpu(thread: int | None) -> float | None:
-    """CPU seconds used by ``thread`` so far, or ``None`` where the platform cannot say."""
+def _active_seconds(thread: int | None, native: int | None) -> float | None:
+    """Seconds ``thread`` spent on a CPU or waiting for one (runnable, but the machine was
+    busy) so far; CPU time alone where the platform keeps no scheduler statistics, and
+    ``None`` where it cannot say. A thread blocked on a lock or a socket adds to neither."""
+    if native is not None:
+        try:
+            with open(f"/proc/self/task/{native}/schedstat", "rb") as stats:
+                on_cpu, runnable = stats.read().split()[:2]
+            return (int(on_cpu) + int(runnable)) / 1e9
+        except (OSError, ValueError):
+            pass
     if thread is None:
         return None
     try:
@@ -362,7 +374,7 @@ def _wait_on_clock(clock: Any, done: Any, own: float, body: _Tracked) -> bool:
                 return True
     jump: float | None = getattr(clock, "autojump", None)
     window = time.monotonic()
-    cpu = _thread_cpu(body.thread)
+    active = _active_seconds(body.thread, body.native)
     while True:
         left = own - clock.monotonic()
         if left <= 0:
@@ -371,14 +383,19 @@ def _wait_on_clock(clock: Any, done: Any, own: float, body: _Tracked) -> bool:
             return True
         if jump is None:
             continue
-        if cpu is None:
-            cpu = _thread_cpu(body.thread)  # the call may have just started
+        if active is None:
+            active = _active_seconds(body.thread, body.native)
+            if active is not None:  # it has just started: its first window starts now
+                window = time.monotonic()
+                continue
+            if body.thread is None and time.monotonic() - window < max(jump, _START):
+                continue  # not started yet: a busy machine, or queued behind hung calls
         if time.monotonic() - window >= jump:
-            now = _thread_cpu(body.thread)
-            if now is None or cpu is None or now - cpu < jump * _BUSY:
-                _jump(clock, own)  # no CPU used for a whole window: it hangs
+            now = _active_seconds(body.thread, body.native)
+            if now is None or active is None or now - active < jump * _BUSY:
+                _jump(clock, own)  # neither running nor runnable for a whole window: it hangs
                 return bool(done.acquire(False))
-            window, cpu = time.monotonic(), now  # it computes: let it run another window
+            window, active = time.monotonic(), now  # it works: let it run another window
 
 
 def _jump(clock: Any, own: float) -> None:
@@ -394,17 +411,22 @@ def _late(clock: Any, own: float) -> float:
 
 class _Patience:
     """Asked by the alarm handler when a window ends: more real seconds for a body on
-    this (the main) thread that used the CPU during the window, else ``None``."""
+    this (the main) thread that was running or runnable during the window, else ``None``."""
 
-    __slots__ = ("cpu", "window")
+    __slots__ = ("active", "native", "window")
 
     def __init__(self, window: float) -> None:
         self.window = window
-        self.cpu = time.thread_time()
+        self.native = threading.get_native_id()
+        self.active = self._now()
+
+    def _now(self) -> float:
+        active = _active_seconds(None, self.native)
+        return time.thread_time() if active is None else active
 
     def __call__(self) -> float | None:
-        now = time.thread_time()
-        used, self.cpu = now - self.cpu, now
+        now = self._now()
+        used, self.active = now - self.active, now
         return self.window if used >= self.window * _BUSY else None
 
 

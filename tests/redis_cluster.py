@@ -66,7 +66,10 @@ def _complete(reply: bytes) -> bool:
 class RedisCluster:
     """Six ``redis-server --cluster-enabled yes`` processes joined into one cluster."""
 
-    def __init__(self, masters: int = 3) -> None:
+    def __init__(self, masters: int = 3, *, full_coverage: bool = True) -> None:
+        # full_coverage=False: the masters left serve their slots while another master's
+        # are uncovered (cluster-require-full-coverage no), instead of CLUSTERDOWN.
+        self.full_coverage = full_coverage
         self.directory = tempfile.mkdtemp(prefix="resilient-cluster-")
         taken: set[int] = set()
         self.ports: list[int] = []
@@ -137,6 +140,8 @@ class RedisCluster:
                 "no",
                 "--loglevel",
                 "warning",
+                "--cluster-require-full-coverage",
+                "yes" if self.full_coverage else "no",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

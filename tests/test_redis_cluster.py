@@ -323,3 +323,56 @@ async def test_a_frozen_master_stalls_no_async_caller_beyond_the_timeout(
     assert worst < 0.05 + 0.015
     assert await asyncio.to_thread(eventually, lambda: store.reachable, 10)
     await store.aclose()
+
+
+def test_a_dead_master_costs_a_caller_one_attempt_and_no_rediscovery(
+    make: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call whose slot's master refuses connections tries that master once and fails
+    at once: no retry, and learning the cluster again is left to the listener (never
+    done on the caller's thread)."""
+    import socket
+    import threading
+
+    store = make(retry_interval=60.0)  # the listener stays out of the way meanwhile
+    b = CircuitBreaker("svc", BreakerConfig(failure_threshold=10**9), store=store)
+    fail(b)
+    assert store.listening.wait(WAIT)
+    assert store.reachable
+    client = store._sync.client()
+    node = client.get_node_from_key(store.key("svc"))
+    pool = client.get_redis_connection(node).connection_pool
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_port = int(probe.getsockname()[1])
+    # The master's connections now go to a dead port (as after kill -9 of it).
+    monkeypatch.setitem(pool.connection_kwargs, "port", dead_port)
+    pool.reset()
+    attempts: list[object] = []
+    get_connection = pool.get_connection
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(args)
+        return get_connection(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "get_connection", counted)
+    rediscovered: list[str] = []
+    initialize = client.nodes_manager.initialize
+
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        rediscovered.append(threading.current_thread().name)
+        return initialize(*args, **kwargs)
+
+    monkeypatch.setattr(client.nodes_manager, "initialize", noted)
+    try:
+        started = time.perf_counter()
+        fail(b)
+        took = time.perf_counter() - started
+        assert not store.reachable
+        assert len(attempts) == 1, attempts
+        assert threading.current_thread().name not in rediscovered
+        assert took < 0.05 + 0.015
+    finally:
+        monkeypatch.undo()
+        pool.reset()

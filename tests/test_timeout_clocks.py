@@ -149,3 +149,29 @@ def test_a_fake_clock_lets_a_call_that_keeps_computing_finish(strategy: str) -> 
     with resilient.testing.use_clock(clock):
         assert compute() == "done"
     assert clock.monotonic() == 0.0
+
+
+@pytest.mark.realtime
+def test_a_body_that_starts_late_gets_its_own_window_before_any_jump() -> None:
+    """A worker scheduled late (a loaded machine) is not a hanging call: the window that
+    decides starts when the body starts, and a body that then computes finishes."""
+    from resilient._timeout import _Tracked, _wait_on_clock
+
+    clock = FakeClock(autojump=0.02)
+    done = threading.Lock()
+    done.acquire()
+
+    def compute() -> None:
+        end = time.thread_time() + 0.06
+        while time.thread_time() < end:
+            pass
+        done.release()
+
+    body = _Tracked(compute)
+    late = threading.Timer(0.06, body)  # starts after three whole windows
+    late.start()
+    try:
+        assert _wait_on_clock(clock, done, 30.0, body) is True
+    finally:
+        late.join()
+    assert clock.monotonic() == 0.0

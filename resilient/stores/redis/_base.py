@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from cachetools import TTLCache
+from redis.crc import key_slot
 
 from ... import _config, _validate
 from ..._circuit import (
@@ -166,13 +167,15 @@ class _RedisBase:
         self._loose: weakref.WeakValueDictionary[str, _Cell] = weakref.WeakValueDictionary()
         self._released = 0  # since the containers were last compacted
         self._lock = threading.Lock()
-        self._offset = 0.0  # the server's clock minus this process's (clock="redis")
-        # The server's clock minus time.monotonic(), once Redis has answered, taken from
-        # the start of the round trip that read it: never less than the true difference,
-        # so a deadline is never early and a state is never taken for newer than it is.
-        self._skew: float | None = None
-        self._skew_low: float | None = None  # the same, from the end of the round trip
+        # The server's clock as this process sees it: one server's, or on a cluster one
+        # per master (each master keeps its own clock), keyed by the node's name.
+        self._clock = _Clock()
+        self._clocks: dict[str, _Clock] = {}
         self._down_since: float | None = None
+        # On a cluster, the masters that failed, by name, and when: only the breakers on
+        # their slots go on locally; the listener retries them every retry_interval.
+        self._nodes_down: dict[str, float] = {}
+        self._nodes_retry = 0.0
         self._down_kind = _OUTAGE
         self._flag_lock = threading.Lock()
         self._flags: TTLCache[str, str | None] = TTLCache(
@@ -302,8 +305,20 @@ class _RedisBase:
     @property
     def reachable(self) -> bool:
         """Whether Redis answered the last time it was asked and accepts this store's
-        writes (no outage in progress; a read-only Redis is an outage)."""
-        return self._down_since is None
+        writes (no outage in progress; a read-only Redis is an outage). On a cluster,
+        whether every master this store used answered: while one does not, only the
+        breakers on its slots go on locally (``reachable_for``)."""
+        return self._down_since is None and not self._nodes_down
+
+    def reachable_for(self, name: str) -> bool:
+        """Whether breaker ``name`` uses Redis now: no outage of the store, nor of the
+        cluster master serving its slot, nor trouble with its own keys."""
+        cell = self._held(name)
+        if self._down_since is not None or not _encodable(name):
+            return False
+        if cell is not None and cell.broken is not None:
+            return False
+        return not self._nodes_down or self._node_of_key(self.key(name)) not in self._nodes_down
 
     # --- transitions -------------------------------------------------------------------
 
@@ -326,7 +341,7 @@ class _RedisBase:
             refused = _refused_here(cell.state, event, now, config)
             if refused is not None:
                 return refused
-        args = [*self._args(name, config), *self._event_args(event, now)]
+        args = [*self._args(cell, config), *self._event_args(event, now)]
         _begin(cell)
         try:
             reply = self._call(cell, args)
@@ -344,40 +359,46 @@ class _RedisBase:
         operation, meant for the fleet, goes to Redis)."""
         if self._down_since is not None or cell.broken is not None:
             return True
+        if self._nodes_down and self._node_name(cell) in self._nodes_down:
+            return True
         return cell.local_at is not None and event.kind in _CALLS
 
     def _call(self, cell: _Cell, args: list[str]) -> list[Any] | None:
         """One script call for ``cell``: the reply, or ``None`` when Redis did not apply
         it (the error is dealt with: an outage, or trouble of this breaker alone)."""
+        where, clock = self._server_of(cell)
         for _ in range(2):
             sent = time.monotonic()
             try:
                 reply: list[Any] = self._script(keys=self._script_keys(cell.name), args=args)
             except Exception as error:  # whatever went wrong, the caller must not see it
-                self._failed(error, cell)
+                self._failed(error, cell, where)
                 return None
-            if not self._late(reply, sent, args):
+            if not self._late(clock, reply, sent, args):
                 return reply
-        self._failed(TimeoutError("Redis ran the script after its deadline twice"), cell)
+        late = TimeoutError("Redis ran the script after its deadline twice")
+        self._failed(late, cell, where)
         return None
 
-    def _late(self, reply: list[Any], sent: float, args: list[str]) -> bool:
-        """Learn the server's clock from ``reply``; whether the script found its deadline
-        past. A reply that came back in time says the deadline was misjudged (the
-        server's clock moved): ``args`` gets one judged anew, for one more try."""
+    def _late(self, clock: _Clock, reply: list[Any], sent: float, args: list[str]) -> bool:
+        """Learn the clock of the server that ran the script (``clock``) from ``reply``;
+        whether the script found its deadline past. A reply that came back in time says
+        the deadline was misjudged (the server's clock moved): ``args`` gets one judged
+        anew, for one more try."""
         try:
             server = float(_lua.as_text(reply[0]))
-            self._skew, self._skew_low = server - sent, server - time.monotonic()
+            clock.skew, clock.skew_low = server - sent, server - time.monotonic()
             late = _lua.as_text(reply[1]) == "late"
         except (ValueError, TypeError, IndexError):
             return False  # not a reply of this script: _accept finds out
         if late:
-            args[_lua.DEADLINE_ARG] = self._deadline()
+            args[_lua.DEADLINE_ARG] = self._deadline(clock)
         return late
 
-    def _deadline(self) -> str:
-        """When a script sent now must have run, in the server's microseconds."""
-        skew = self._skew
+    def _deadline(self, clock: _Clock) -> str:
+        """When a script sent now must have run, in the microseconds of the server whose
+        clock is ``clock``."""
+        skew = clock.skew
         if skew is None:
             return ""
         return str(int((time.monotonic() + skew + self.timeout) * 1_000_000))
@@ -388,10 +409,12 @@ class _RedisBase:
         return (self.key(name), self._hints_key(name))
 
     def _args(
-        self, name: str, config: BreakerConfig, hint: tuple[str, ...] = ("",) * 3
+        self, cell: _Cell, config: BreakerConfig, hint: tuple[str, ...] = ("",) * 3
     ) -> list[str]:
-        """The script's arguments before the events (see ``_lua.TRANSITION``)."""
-        return [self._ttl_ms, self._channel, name, *_rules_of(config), *hint, self._deadline()]
+        """The script's arguments before the events (see ``_lua.TRANSITION``); the
+        deadline is in the clock of the server that runs it."""
+        deadline = self._deadline(self._clock_of(cell))
+        return [self._ttl_ms, self._channel, cell.name, *_rules_of(config), *hint, deadline]
 
     def _event_args(self, event: Event, now: float, kind: str = "") -> tuple[str, ...]:
         return (
@@ -417,12 +440,13 @@ class _RedisBase:
         self, cell: _Cell, reply: list[Any], now: float, config: BreakerConfig
     ) -> list[tuple[BreakerState, Decision]]:
         text = _lua.as_text
+        clock = self._clock_of(cell)
         if self.clock == "redis":
-            self._offset = float(text(reply[0])) - now
+            clock.offset = float(text(reply[0])) - now
         results = []
         for start in range(2, len(reply), 14):
             verdict, ticket, retry_after, prior = (text(v) for v in reply[start : start + 4])
-            state = self._to_local(_lua.decode(reply[start + 4 : start + 14])[0], config)
+            state = _to_local(_lua.decode(reply[start + 4 : start + 14])[0], config, clock)
             decision = Decision(
                 Verdict(verdict),
                 int(float(ticket)),
@@ -452,12 +476,12 @@ class _RedisBase:
 
     def _hint_args(self, cell: _Cell, own: BreakerState, now: float) -> list[str] | None:
         """The script's arguments for telling the fleet this process's breaker tripped."""
-        if self._down_since is not None or cell.broken is not None or cell.config is None:
+        if self._local(cell, Event(Kind.RESET)) or cell.config is None:
             _count_error()
             return None
         hint = (self._id, str(self.trip_quorum), _lua.number(own.open_until - now))
         return [
-            *self._args(cell.name, cell.config, hint),
+            *self._args(cell, cell.config, hint),
             *self._event_args(Event(Kind.ACQUIRE), now, "hint"),
         ]
 
@@ -477,22 +501,6 @@ class _RedisBase:
         finally:
             _end(cell)
 
-    def _to_local(self, state: BreakerState, config: BreakerConfig | None) -> BreakerState:
-        """``state`` moved from the server's clock to this process's."""
-        off = self._offset
-        if not off:
-            return state
-        buckets = state.buckets
-        if buckets and config is not None and config.window_duration:
-            shift = round(off * BUCKETS / config.window_duration)
-            buckets = tuple((i - shift, c, f, s) for i, c, f, s in buckets)
-        return state._replace(
-            opened_at=state.opened_at - off,
-            open_until=state.open_until - off,
-            probes=tuple((t, e - off) for t, e in state.probes),
-            buckets=buckets,
-        )
-
     def _adopt(
         self,
         cell: _Cell,
@@ -506,14 +514,15 @@ class _RedisBase:
         if it is newer than what the cell holds. A cell holding its own state takes only
         a state written after its own last change, or, if it never saw Redis's, one that
         is not closed (what the fleet or an operator decided, which it could not know)."""
+        clock = self._clock_of(cell)
         if not converted:
-            state = self._to_local(state, cell.config)
+            state = _to_local(state, cell.config, clock)
         with cell.lock:
             local_at = cell.local_at
             if local_at is not None:
                 if not written:
                     return
-                skew = self._skew
+                skew = clock.skew
                 newer = skew is not None and version / 1_000_000 - skew > local_at
                 if not newer and (cell.version >= 0 or state.mode is _CLOSED):
                     return
@@ -528,6 +537,8 @@ class _RedisBase:
     ) -> tuple[BreakerState, Decision]:
         """The event applied without Redis: this process's own breaker, same rules."""
         up = self._down_since is None and cell.broken is None
+        if up and self._nodes_down:
+            up = self._node_name(cell) not in self._nodes_down
         if not up:
             _count_error()  # Redis is not used but would have been
         with cell.lock:
@@ -555,20 +566,40 @@ class _RedisBase:
 
     def _reload(self, names: list[str]) -> None:
         """Read the shared state of ``names`` in one round trip (raises when Redis cannot
-        be read; trouble with one breaker's key is that breaker's alone)."""
+        be read; trouble with one breaker's key is that breaker's alone). On a cluster,
+        one round trip per master, each read with that master's clock; a master that
+        fails is that master's outage alone, and the breakers of a master already known
+        down are left until it is back."""
         held = self._held
         names = [n for n in names if (c := held(n)) is not None and not c.keyless]
         if not names:
             return
-        cluster = self._cluster
-        if cluster and self._skew_low is None:
-            self._probe()  # learns the server's clock
-        pipe = self._sync.pipeline(transaction=False)
+        if not self._cluster:
+            self._read(self._sync, names, self._clock)
+            return
+        client = self._sync.client()
+        groups: dict[str, tuple[Any, list[str]]] = {}
+        for name in names:
+            cell = held(name)
+            node = None if cell is None else self._node_of(cell)
+            if node is None:  # no master known for its slot: the next refresh finds one
+                continue
+            if node.name not in self._nodes_down:
+                groups.setdefault(node.name, (node, []))[1].append(name)
+        for where, (node, group) in groups.items():
+            try:
+                self._read(client.get_redis_connection(node), group, self._node_clock(where))
+            except Exception as error:
+                self._failed(error, node=where)
+
+    def _read(self, client: Any, names: list[str], clock: _Clock) -> None:
+        """``_reload`` of ``names`` from one server (``client``), whose clock is ``clock``."""
+        held = self._held
+        pipe = client.pipeline(transaction=False)
         key = self.key
         for name in names:
             pipe.hmget(key(name), _lua.FIELDS)
-        if not cluster:  # a cluster pipeline takes only commands on keys
-            pipe.time()
+        pipe.time()
         now = _config.state.now
         started, before = time.monotonic(), now()
         try:
@@ -582,31 +613,26 @@ class _RedisBase:
                     self._key_failed(only, error)
             else:
                 for name in names:  # one at a time, so one bad key hides no other
-                    self._reload([name])
+                    self._read(client, [name], clock)
             return
         after = now()
-        if cluster:
-            # The server's clock as last learned from a script's reply (every script
-            # returns it): the nodes of a cluster keep one time, give or take NTP.
-            # The lower bound, so that a breaker never written is never taken for newer
-            # than a state a script writes afterwards.
-            low = self._skew_low
-            assert low is not None
-            server_us = int((started + low) * 1_000_000)
-        else:
-            clock = replies[-1]
-            if isinstance(clock, Exception):
-                raise clock
-            seconds, micros = clock
-            server_us = int(seconds) * 1_000_000 + int(micros)
-            self._skew = server_us / 1_000_000 - started
+        server = replies[-1]
+        if isinstance(server, Exception):
+            raise server
+        seconds, micros = server
+        server_us = int(seconds) * 1_000_000 + int(micros)
+        clock.skew = server_us / 1_000_000 - started
         if self.clock == "redis":
-            self._offset = server_us / 1_000_000 - (before + after) / 2
+            clock.offset = server_us / 1_000_000 - (before + after) / 2
+        moved = False
         for name, values in zip(names, replies, strict=False):
             cell = held(name)
             if cell is None:
                 continue
             if isinstance(values, Exception):
+                if str(values).startswith(("MOVED", "ASK")):
+                    moved = True  # its slot has moved on: read it where it lives next time
+                    continue
                 if _kind_of(values) != _KEY:
                     raise values
                 self._key_failed(cell, values)
@@ -620,6 +646,131 @@ class _RedisBase:
             written = values[10] is not None
             # A breaker never written (or expired) is the initial state as of now.
             self._adopt(cell, state, version if written else server_us, written=written)
+        if moved and isinstance(self._sync, _Cluster):
+            self._sync.refresh()
+
+    # --- cluster masters: one clock and one outage each ----------------------------------
+
+    def _node_of(self, cell: _Cell) -> Any:
+        """The cluster master serving ``cell``'s slot now, as the client last learned
+        (``None`` before the client knows the cluster)."""
+        slot = cell.slot
+        if slot < 0:
+            slot = cell.slot = key_slot(self.key(cell.name).encode())
+        return self._node_of_slot(slot)
+
+    def _node_of_slot(self, slot: int) -> Any:
+        client = getattr(self._sync, "_client", None)
+        if client is None:
+            return None
+        found = client.nodes_manager.slots_cache.get(slot)
+        return found[0] if found else None
+
+    def _node_name(self, cell: _Cell) -> str:
+        """The name (``host:port``) of the master serving ``cell``'s slot, or ``""``."""
+        node = self._node_of(cell)
+        return "" if node is None else str(node.name)
+
+    def _node_of_key(self, key: str) -> str:
+        """The name of the master serving ``key``, or ``""`` (always, on one server)."""
+        if not self._cluster:
+            return ""
+        node = self._node_of_slot(key_slot(key.encode()))
+        return "" if node is None else str(node.name)
+
+    def _server_of(self, cell: _Cell) -> tuple[str, _Clock]:
+        """The name of the cluster master serving ``cell`` (``""`` on one server) and
+        its clock, taken before a call: a failure is that master's even if the client
+        learns another layout meanwhile."""
+        if not self._cluster:
+            return "", self._clock
+        where = self._node_name(cell)
+        return where, self._node_clock(where)
+
+    def _clock_of(self, cell: _Cell) -> _Clock:
+        """The clock of the server running ``cell``'s scripts."""
+        if not self._cluster:
+            return self._clock
+        return self._node_clock(self._node_name(cell))
+
+    def _node_clock(self, where: str) -> _Clock:
+        clock = self._clocks.get(where)
+        if clock is None:
+            clock = self._clocks.setdefault(where, _Clock())
+        return clock
+
+    def _probe_key_on(self, where: str, client: Any) -> str:
+        """A key of this store's own on a slot that master ``where`` serves (``""``
+        when it serves none)."""
+        slots = {
+            slot
+            for slot, nodes in client.nodes_manager.slots_cache.items()
+            if nodes and nodes[0].name == where
+        }
+        if slots:
+            for i in range(1 << 20):  # a few tries: each slot is as likely as another
+                key = f"{self.prefix}:{{probe:{i}}}"
+                if key_slot(key.encode()) in slots:
+                    return key
+        return ""
+
+    def _node_failed(self, where: str, kind: str, error: BaseException) -> bool:
+        """One cluster master failed: the breakers on its slots go on locally until it,
+        or the replica taking over from it, answers; the others go on with Redis."""
+        with self._lock:
+            if where in self._nodes_down:
+                return True
+            if not self._nodes_down:
+                self._nodes_retry = time.monotonic() + self.retry_interval
+            self._nodes_down[where] = time.monotonic()
+        until = "it or its replica answers" if kind == _OUTAGE else "it accepts writes again"
+        digest.report(
+            kind,
+            f"{self._source} node {where}",
+            f"{_reason(error)}; the breakers on its slots go on with local state "
+            f"(on_store_error={self.on_store_error!r}) until {until}, the others use Redis",
+        )
+        self._ensure_watcher()
+        return True
+
+    def _retry_nodes(self) -> None:
+        """Ask the masters that failed again (after learning anew which node serves which
+        slot): one that answers, or serves no slot any more (its replica took over), is
+        back, and the breakers on its former slots follow Redis again."""
+        sync = self._sync
+        if not isinstance(sync, _Cluster):
+            return
+        sync.refresh()
+        client = sync.client()
+        serving = {nodes[0].name for nodes in client.nodes_manager.slots_cache.values() if nodes}
+        back = []
+        for where in list(self._nodes_down):
+            if where in serving:
+                try:
+                    self._probe(self._probe_key_on(where, client))
+                except Exception:
+                    continue  # still down, or still refusing writes
+            back.append(where)
+        if not back:
+            return
+        with self._lock:
+            since = min(self._nodes_down.pop(where) for where in back)
+        names = []
+        for cell in list(self._cells.values()):
+            if self._nodes_down and self._node_name(cell) in self._nodes_down:
+                continue
+            names.append(cell.name)
+            with cell.lock:  # nothing of its own left to keep: follow Redis again
+                if cell.local_at is not None and cell.broken is None and _settled(cell.shared):
+                    cell.local_at, cell.version = None, -1
+        self._reload(names)
+        logger.info(
+            "%s: cluster node(s) %s answer again after %.1fs; their breakers follow the "
+            "shared state",
+            self._source,
+            ", ".join(back),
+            time.monotonic() - since,
+        )
 
     def _ensure_watcher(self) -> None:
         if self._closed:
@@ -684,6 +835,9 @@ class _RedisBase:
                     with self._lock:
                         unread, self._unread = list(self._unread), set()
                     self._reload(unread)
+                if self._nodes_down and time.monotonic() >= self._nodes_retry:
+                    self._nodes_retry = time.monotonic() + self.retry_interval
+                    self._retry_nodes()
                 if time.monotonic() >= next_read:
                     self._reload(self._due_periodically())
                     self._sync_budgets()
@@ -764,8 +918,9 @@ class _RedisBase:
 
     # --- outages -------------------------------------------------------------------------
 
-    def _failed(self, error: BaseException, cell: _Cell | None = None) -> bool:
-        """Deal with an error of Redis; whether it is an outage of the whole store.
+    def _failed(self, error: BaseException, cell: _Cell | None = None, node: str = "") -> bool:
+        """Deal with an error of Redis; whether it is an outage (of the whole store, or
+        on a cluster of the master that failed: ``node``, or the one serving ``cell``).
 
         An outage (Redis unreachable, or refusing this store's scripts or their writes)
         is logged once and retried by the listener. Trouble with one key is that
@@ -778,6 +933,11 @@ class _RedisBase:
             else:
                 digest.report("key unusable", self._source, f"{_reason(error)}; skipped")
             return False
+        if self._cluster:
+            if not node and cell is not None:
+                node = self._node_name(cell)
+            if node:
+                return self._node_failed(node, kind, error)
         with self._lock:
             if self._down_since is not None and self._down_kind == kind:
                 return True
@@ -804,18 +964,21 @@ class _RedisBase:
             f"{cell.broken}; this breaker goes on with local state, the others use Redis",
         )
 
-    def _probe(self) -> None:
-        """Run a script that writes and publishes (raises unless Redis lets it); learn
-        the server's clock from its reply."""
+    def _probe(self, key: str = "") -> None:
+        """Run a script that writes and publishes (raises unless Redis lets it) on
+        ``key`` (by default the store's probe key); learn the clock of the server that
+        ran it from its reply."""
+        key = key or self._probe_key
         sent = time.monotonic()
-        reply = self._probe_script(
-            keys=(self._probe_key,), args=(self._id, self._channel), client=self._sync
-        )
+        reply = self._probe_script(keys=(key,), args=(self._id, self._channel), client=self._sync)
         try:
             server = int(reply[0]) + int(reply[1]) / 1_000_000
         except (TypeError, ValueError, IndexError):
             return  # a stand-in's reply
-        self._skew, self._skew_low = server - sent, server - time.monotonic()
+        clock = self._clock
+        if self._cluster:
+            clock = self._node_clock(self._node_of_key(key))
+        clock.skew, clock.skew_low = server - sent, server - time.monotonic()
 
     def _check(self, check: bool) -> None:
         """The check made when the store is made: a configuration error raises
@@ -827,7 +990,7 @@ class _RedisBase:
         except Exception as error:
             problem = _config_problem(error, self.prefix, self._channel)
             if problem is None:
-                self._failed(error)
+                self._failed(error, node=self._node_of_key(self._probe_key))
                 return
             self._closed = True
             if self._owns_client:
@@ -862,14 +1025,19 @@ class _RedisBase:
 
     def _sync_budgets(self) -> None:
         for budget in list(self._budgets):
+            key = self._budget_key(budget.name)
+            if self._nodes_down and self._node_of_key(key) in self._nodes_down:
+                continue  # its cluster master is down: counted here until it is back
             calls, retries = budget.take_unsynced(max(3 * self.cache_ttl, 1.0))
             args = (str(calls), str(retries), _lua.number(budget.window))
             try:
-                reply = self._budget_script(keys=(self._budget_key(budget.name),), args=args)
+                reply = self._budget_script(keys=(key,), args=args)
             except Exception as error:
-                if _kind_of(error) != _KEY:
+                where = self._node_of_key(key)
+                if _kind_of(error) != _KEY and not where:
                     raise
-                self._failed(error)  # this budget's key alone: logged, the others go on
+                # This budget's key alone, or its cluster master: the others go on.
+                self._failed(error, node=where)
                 continue
             budget.synced(int(reply[0]), int(reply[1]))
 
@@ -883,11 +1051,11 @@ class _RedisBase:
                 return self._flags[key]
             except KeyError:
                 pass
-        if self._down_since is None:
+        if self._down_since is None and not self._flag_down(key):
             try:
                 raw = self._sync.get(self._flag_key(key))
             except Exception as error:
-                self._failed(error)
+                self._failed(error, node=self._node_of_key(self._flag_key(key)))
             else:
                 value = raw.decode() if isinstance(raw, bytes) else raw
                 with self._flag_lock:
@@ -905,7 +1073,7 @@ class _RedisBase:
         with self._flag_lock:
             self._flags[key] = value
             self._known_flags[key] = value
-        if self._down_since is None and self._write_flag(key, value):
+        if self._down_since is None and not self._flag_down(key) and self._write_flag(key, value):
             return
         _count_error()
         with self._lock:
@@ -916,9 +1084,13 @@ class _RedisBase:
         try:
             self._flag_script(keys=(self._flag_key(key),), args=args, client=self._sync)
         except Exception as error:
-            self._failed(error)
+            self._failed(error, node=self._node_of_key(self._flag_key(key)))
             return False
         return True
+
+    def _flag_down(self, key: str) -> bool:
+        """Whether the cluster master serving flag ``key`` is down."""
+        return bool(self._nodes_down) and self._node_of_key(self._flag_key(key)) in self._nodes_down
 
     # --- lifetime ------------------------------------------------------------------------
 
@@ -940,7 +1112,7 @@ class _RedisBase:
 
     def __repr__(self) -> str:
         where = _describe(self._sync)
-        status = "up" if self._down_since is None else "unreachable"
+        status = "up" if self.reachable else "unreachable"
         return (
             f"<{type(self).__name__} {where} prefix={self.prefix!r} "
             f"breakers={len(self._cells)} {status}>"
@@ -952,6 +1124,41 @@ class _RedisBase:
         self._stop = threading.Event()
         if self._cells and not self._closed:
             self._ensure_watcher()
+
+
+class _Clock:
+    """A server's clock as this process sees it.
+
+    ``skew`` is the server's clock minus ``time.monotonic()``, once the server has
+    answered, taken from the start of the round trip that read it: never less than the
+    true difference, so a deadline is never early and a state is never taken for newer
+    than it is; ``skew_low`` is the same from the end of the round trip. ``offset`` is
+    the server's clock minus this process's (``clock="redis"``).
+    """
+
+    __slots__ = ("offset", "skew", "skew_low")
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.skew: float | None = None
+        self.skew_low: float | None = None
+
+
+def _to_local(state: BreakerState, config: BreakerConfig | None, clock: _Clock) -> BreakerState:
+    """``state`` moved from the clock of the server that wrote it to this process's."""
+    off = clock.offset
+    if not off:
+        return state
+    buckets = state.buckets
+    if buckets and config is not None and config.window_duration:
+        shift = round(off * BUCKETS / config.window_duration)
+        buckets = tuple((i - shift, c, f, s) for i, c, f, s in buckets)
+    return state._replace(
+        opened_at=state.opened_at - off,
+        open_until=state.open_until - off,
+        probes=tuple((t, e - off) for t, e in state.probes),
+        buckets=buckets,
+    )
 
 
 def _in_event_loop() -> bool:

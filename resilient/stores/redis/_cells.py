@@ -59,7 +59,8 @@ class _Cell:
     and applies its events here. ``broken`` says why this breaker's keys cannot be used
     (``None`` when they can); ``keyless`` marks a name that can never be a Redis key.
     ``inflight`` counts script calls under way for this breaker; ``recent`` says it
-    was used through the store since the listener's last periodic re-read.
+    was used through the store since the listener's last periodic re-read; ``slot`` is
+    its keys' Redis Cluster slot (``-1`` until a cluster store needs it).
     """
 
     __slots__ = (
@@ -74,6 +75,7 @@ class _Cell:
         "own",
         "recent",
         "shared",
+        "slot",
         "state",
         "version",
     )
@@ -91,6 +93,7 @@ class _Cell:
         self.keyless = False
         self.inflight = 0
         self.recent = True  # used through the store since the listener last re-read it
+        self.slot = -1  # its keys' Redis Cluster slot, once a cluster store asked for it
 
     def set_shared(self, state: BreakerState) -> None:
         """Take ``state`` as the shared state (the caller holds ``lock``)."""

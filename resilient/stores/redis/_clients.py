@@ -135,11 +135,14 @@ class _Cluster:
     def like(cls, given: Any, timeout: float) -> _Cluster:
         """The blocking twin of a cluster client (sync or asyncio): its nodes and
         credentials, this store's timeouts."""
-        startup = getattr(given, "startup_nodes", None) or []
-        if isinstance(startup, dict):
-            startup = list(startup.values())
-        nodes = [(n.host, n.port) for n in [*given.get_nodes(), *startup]]
         manager = getattr(given, "nodes_manager", None)
+        # An asyncio client knows no node before its first command; its startup nodes
+        # are its own (redis-py 6 and later) or its nodes manager's (redis-py 5).
+        startup: list[Any] = []
+        for holder in (given, manager):
+            found = getattr(holder, "startup_nodes", None) or []
+            startup.extend(found.values() if isinstance(found, dict) else found)
+        nodes = list(dict.fromkeys((n.host, n.port) for n in [*given.get_nodes(), *startup]))
         kwargs = getattr(manager, "connection_kwargs", None) or getattr(
             given, "connection_kwargs", {}
         )
@@ -169,11 +172,26 @@ class _Cluster:
     def register_script(self, source: str) -> _ClusterScript:
         return _ClusterScript(self, source)
 
-    def pipeline(self, transaction: bool = False) -> Any:
-        return self.client().pipeline(transaction=transaction)
+    def pipeline(self, transaction: bool = False) -> _NodePipeline:
+        return _NodePipeline(self)
 
     def get(self, key: str) -> Any:
-        return self.client().get(key)
+        return self.on_node(key, "GET", key)
+
+    def on_node(self, key: str, *command: Any) -> Any:
+        """``command`` sent straight to the master owning ``key``'s slot: one round trip
+        bounded by the store's timeout. A failure is raised at once; learning the
+        cluster again is the listener's job (``refresh``), never the caller's (redis-py
+        5 rediscovers the cluster and retries on the caller's thread). A redirection
+        (slots moved) goes through the cluster client, which follows it and learns
+        the new owner."""
+        real = self.client()
+        node = real.get_node_from_key(key)
+        connection = node.redis_connection or real.get_redis_connection(node)
+        try:
+            return connection.execute_command(*command)
+        except (rx.MovedError, rx.AskError, rx.TryAgainError):
+            return real.execute_command(*command)
 
     def subscribe(self, channel: str) -> Any:
         """A subscription to ``channel`` on the first node that takes it, starting from a
@@ -218,6 +236,45 @@ class _Cluster:
             client.close()
 
 
+class _NodePipeline:
+    """Commands on keys, sent in one pipeline per master owning their slots (each round
+    trip bounded by the store's timeout, never retried; no ``ClusterPipeline``, whose
+    redis-py 5 rediscovers the cluster and retries, and whose redis-py 6.0 to 6.2 warn
+    on every use). A reply saying a slot moved is asked again through the cluster
+    client, which follows the redirection."""
+
+    def __init__(self, cluster: _Cluster) -> None:
+        self.cluster = cluster
+        self.commands: list[tuple[Any, ...]] = []
+
+    def hmget(self, key: str, fields: Any) -> None:
+        self.commands.append(("HMGET", key, *fields))
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        real = self.cluster.client()
+        commands = self.commands
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for i, command in enumerate(commands):
+            node = real.get_node_from_key(command[1])
+            groups.setdefault(node.name, (node, []))[1].append(i)
+        replies: list[Any] = [None] * len(commands)
+        for node, positions in groups.values():
+            connection = node.redis_connection or real.get_redis_connection(node)
+            pipe = connection.pipeline(transaction=False)
+            for i in positions:
+                pipe.execute_command(*commands[i])
+            for i, reply in zip(positions, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(reply, rx.MovedError | rx.AskError | rx.TryAgainError):
+                    try:
+                        reply = real.execute_command(*commands[i])
+                    except Exception as error:
+                        reply = error
+                if raise_on_error and isinstance(reply, Exception):
+                    raise reply
+                replies[i] = reply
+        return replies
+
+
 class _ClusterScript:
     """A Lua script run on the cluster node owning its keys' slot."""
 
@@ -227,11 +284,13 @@ class _ClusterScript:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     def __call__(self, keys: Any = (), args: Any = (), client: Any = None) -> Any:
-        real = self.cluster.client()
+        if not keys:
+            return self.cluster.client().evalsha(self.sha, 0, *args)
+        on_node = self.cluster.on_node
         try:
-            return real.evalsha(self.sha, len(keys), *keys, *args)
+            return on_node(keys[0], "EVALSHA", self.sha, len(keys), *keys, *args)
         except rx.NoScriptError:  # this node has not seen it yet: send it whole once
-            return real.eval(self.source, len(keys), *keys, *args)
+            return on_node(keys[0], "EVAL", self.source, len(keys), *keys, *args)
 
 
 def _client_like(target: object) -> bool:

@@ -261,7 +261,7 @@ class AsyncRedisStore(_RedisBase):
         """Apply ``events`` in order in one script call (locally during an outage, or
         while the breaker holds a state of its own)."""
         if not any(self._local(cell, event) for event, _ in events):
-            args = self._args(cell.name, config)
+            args = self._args(cell, config)
             for event, now in events:
                 args.extend(self._event_args(event, now))
             _begin(cell)
@@ -278,6 +278,7 @@ class AsyncRedisStore(_RedisBase):
 
     async def _acall(self, cell: _Cell, args: list[str]) -> list[Any] | None:
         """``_call`` on the running loop's asyncio client."""
+        where, clock = self._server_of(cell)
         for _ in range(2):
             sent = time.monotonic()
             try:
@@ -288,11 +289,12 @@ class AsyncRedisStore(_RedisBase):
                         keys=self._script_keys(cell.name), args=args, client=client
                     )
             except Exception as error:  # TimeoutError included: the caller must not see it
-                self._failed(error, cell)
+                self._failed(error, cell, where)
                 return None
-            if not self._late(reply, sent, args):
+            if not self._late(clock, reply, sent, args):
                 return reply
-        self._failed(TimeoutError("Redis ran the script after its deadline twice"), cell)
+        late = TimeoutError("Redis ran the script after its deadline twice")
+        self._failed(late, cell, where)
         return None
 
     async def _connected(self, client: Any) -> None:
