@@ -554,6 +554,63 @@ def test_events_follow_the_life_cycle(clock: FakeClock) -> None:
     ]
 
 
+def test_listeners_see_the_probe_admitted_once_and_the_call_beside_it_rejected(
+    clock: FakeClock,
+) -> None:
+    """Admission announces open -> half-open once; a call refused beside the probe, nothing."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("sync-probe", BreakerConfig(failure_threshold=1, reset_timeout=10))
+    b.add_listener(seen.append)
+    with pytest.raises(BoomError):
+        b.call(fail)
+    clock.advance(10)
+
+    def probe() -> int:
+        with pytest.raises(CircuitOpenError):
+            b.call(fail)
+        clock.advance(2)
+        return 1
+
+    assert b.call(probe) == 1
+    assert seen == [
+        CallRecorded("sync-probe", "failure", 0.0, False),
+        BreakerOpened("sync-probe", failures=1, retry_after=10.0, trips=1),
+        BreakerHalfOpened("sync-probe"),
+        CallRejected("sync-probe", 60.0),
+        CallRecorded("sync-probe", "success", 2.0, True),
+        BreakerClosed("sync-probe"),
+    ]
+
+
+async def test_async_listeners_see_the_probe_admitted_once_and_the_call_beside_it_rejected(
+    clock: FakeClock,
+) -> None:
+    """Async admission announces open -> half-open once; a call refused beside it, nothing."""
+    seen: list[BreakerEvent] = []
+    resilient.add_listener(seen.append)
+    b = CircuitBreaker("async-probe", BreakerConfig(failure_threshold=1, reset_timeout=10))
+    with pytest.raises(BoomError):
+        await b.acall(afail)
+    clock.advance(10)
+
+    async def probe() -> int:
+        with pytest.raises(CircuitOpenError):
+            await b.acall(afail)
+        clock.advance(2)
+        return 1
+
+    assert await b.acall(probe) == 1
+    resilient.remove_listener(seen.append)
+    assert seen == [
+        CallRecorded("async-probe", "failure", 0.0, False),
+        BreakerOpened("async-probe", failures=1, retry_after=10.0, trips=1),
+        BreakerHalfOpened("async-probe"),
+        CallRejected("async-probe", 60.0),
+        CallRecorded("async-probe", "success", 2.0, True),
+        BreakerClosed("async-probe"),
+    ]
+
+
 async def test_global_listeners_see_every_breaker(clock: FakeClock) -> None:
     """add_listener() listens to all breakers, decorated sync and async alike."""
     seen: list[BreakerEvent] = []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+import tenacity
 
 import resilient
 from resilient.metrics import MemorySink
@@ -153,3 +156,40 @@ def test_breaker_reports_trips_rejections_and_the_gauge(clock: FakeClock, sink: 
     assert report["services"] == {"metrics-db": "open"}
     resilient.get_breaker("metrics-db").reset()
     assert sink.gauge_value("open_circuits", breaker="metrics-db") == 0
+
+
+def test_retry_with_tenacity_strategies_records_latency(clock: FakeClock, sink: MemorySink) -> None:
+    """A @retry with tenacity strategies goes through the observation step, sync and async."""
+
+    @resilient.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_fixed(1))
+    def fine() -> int:
+        clock.advance(0.5)
+        return 1
+
+    @resilient.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_fixed(1))
+    async def afine() -> int:
+        clock.advance(0.25)
+        return 2
+
+    assert fine() == 1
+    assert asyncio.run(afine()) == 2
+    assert sink.timings("request_latency_ms", policy=f"{__name__}.{fine.__qualname__}") == [500.0]
+    assert sink.timings("request_latency_ms", policy=f"{__name__}.{afine.__qualname__}") == [250.0]
+
+
+async def test_async_windowed_result_trip_counts_the_open(
+    clock: FakeClock, sink: MemorySink
+) -> None:
+    """An async windowed breaker tripped by bad results counts the open and sets the gauge."""
+    config = resilient.BreakerConfig(
+        failure_rate=0.5, window_size=4, minimum_calls=2, failure_result=lambda r: r is None
+    )
+
+    @resilient.breaker("metrics-results", config)
+    async def lookup() -> None:
+        return None
+
+    for _ in range(2):
+        assert await lookup() is None
+    assert sink.counter("circuit_breaker_opens_total", breaker="metrics-results") == 1
+    assert sink.gauge_value("open_circuits", breaker="metrics-results") == 1

@@ -197,3 +197,26 @@ def test_signal_strategy_says_when_c_code_delayed_the_alarm() -> None:
     assert late >= 0.01
     assert "C code" in str(caught.value)
     assert f"released {late:.3g}s after the deadline" in str(caught.value)
+
+
+@pytest.mark.realtime
+def test_a_builtin_under_the_signal_strategy_is_stopped_at_its_deadline() -> None:
+    """A builtin under the signal strategy is interrupted at its deadline, not when it returns."""
+    nap = resilient.timeout(0.02, strategy="signal")(time.sleep)
+    started = time.perf_counter()
+    with pytest.raises(resilient.TimeoutExceededError):
+        nap(0.3)
+    assert time.perf_counter() - started < 0.2
+
+
+@pytest.mark.realtime
+def test_a_builtin_that_overruns_in_c_says_how_late_and_why() -> None:
+    """A builtin held in C past its deadline raises with late_by set and a reason naming C code."""
+    total = resilient.timeout(0.002, strategy="signal")(sum)
+    with pytest.raises(resilient.TimeoutExceededError) as caught:
+        total(range(2_000_000))
+    late = caught.value.late_by
+    assert late is not None
+    assert late > 0
+    assert caught.value.reason is not None
+    assert "C code" in caught.value.reason
