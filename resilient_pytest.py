@@ -92,6 +92,7 @@ class _Jump:
         self.real_time: Any = self.loop_class.time
         self.real_select = self.selector_class.select
         self.real_run_in_executor = self.loop_class.run_in_executor
+        self.real_shutdown = self.loop_class.shutdown_default_executor
         self.in_executor = 0  # executor calls of this thread's loop not finished yet
 
     def __enter__(self) -> None:
@@ -125,14 +126,27 @@ class _Jump:
                 future.add_done_callback(finished)
             return future
 
+        async def shutdown_default_executor(loop: Any, *args: Any, **kwargs: Any) -> None:
+            # The executor's threads are joined by a thread that wakes the loop when done:
+            # work the loop waits for, like a call in the executor.
+            if threading.get_ident() != jump.owner:
+                return await jump.real_shutdown(loop, *args, **kwargs)
+            jump.in_executor += 1
+            try:
+                return await jump.real_shutdown(loop, *args, **kwargs)
+            finally:
+                jump.in_executor -= 1
+
         self.loop_class.time = time  # type: ignore[method-assign, assignment]
         self.selector_class.select = select
         self.loop_class.run_in_executor = run_in_executor  # type: ignore[method-assign, assignment]
+        self.loop_class.shutdown_default_executor = shutdown_default_executor  # type: ignore[method-assign, assignment]
 
     def __exit__(self, *exc: object) -> None:
         self.loop_class.time = self.real_time  # type: ignore[method-assign]
         self.selector_class.select = self.real_select
         self.loop_class.run_in_executor = self.real_run_in_executor  # type: ignore[method-assign]
+        self.loop_class.shutdown_default_executor = self.real_shutdown  # type: ignore[method-assign]
 
 
 def _virtual_loop_time(clock: FakeClock) -> _Jump:

@@ -392,7 +392,12 @@ def _wait_on_clock(clock: Any, done: Any, own: float, body: _Tracked) -> bool:
                 continue  # not started yet: a busy machine, or queued behind hung calls
         if time.monotonic() - window >= jump:
             now = _active_seconds(body.thread, body.native)
+            if now is None and active is not None:  # its thread has just ended: look again
+                active, window = None, time.monotonic()
+                continue
             if now is None or active is None or now - active < jump * _BUSY:
+                if done.acquire(False):
+                    return True  # it finished as the window closed
                 _jump(clock, own)  # neither running nor runnable for a whole window: it hangs
                 return bool(done.acquire(False))
             window, active = time.monotonic(), now  # it works: let it run another window
