@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,37 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT = 10.0
 FLEET_THRESHOLD = 5
+
+
+WAIT = 5.0  # seconds a test waits for something that should take milliseconds
+
+
+def eventually(check: Callable[[], bool], timeout: float = WAIT) -> bool:
+    """Poll ``check`` until it holds (real time: a server is on the other end)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def fail(b: Any, times: int = 1) -> None:
+    """Make ``times`` failing calls through breaker ``b`` (each fails or is rejected)."""
+    from strategies import BoomError
+
+    from resilient import CircuitOpenError
+
+    for _ in range(times):
+        with pytest.raises((BoomError, CircuitOpenError)):
+            b.call(boom)
+
+
+def boom() -> None:
+    """A call that fails."""
+    from strategies import BoomError
+
+    raise BoomError
 
 
 def free_port() -> int:

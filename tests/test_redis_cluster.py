@@ -18,7 +18,7 @@ from redis_cluster import (  # noqa: F401 - fixtures
     own_redis_cluster,
     redis_cluster,
 )
-from redis_server import unique_prefix
+from redis_server import boom, eventually, fail, unique_prefix
 from strategies import BoomError
 
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
@@ -51,26 +51,6 @@ def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:  # noqa: 
     yield factory
     for store in made:
         store.close()
-
-
-def eventually(check: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``check`` until it holds (real time: a cluster is on the other end)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
-def fail(b: CircuitBreaker, times: int = 1) -> None:
-    for _ in range(times):
-        with pytest.raises((BoomError, CircuitOpenError)):
-            b.call(_boom)
-
-
-def _boom() -> None:
-    raise BoomError
 
 
 def test_a_cluster_url_shares_breakers_across_processes(make: Callable[..., Any]) -> None:
@@ -248,14 +228,14 @@ def test_a_killed_master_loses_no_open_state_and_the_fleet_reconverges(
         while time.monotonic() - killed < 15:
             for breaker in (here, there):
                 try:
-                    breaker.call(_boom)
+                    breaker.call(boom)
                 except CircuitOpenError:
                     pass
                 except BaseException as error:  # any other error is a defect
                     errors.append(error)
             started = time.perf_counter()
             with pytest.raises(BoomError):
-                closed.call(_boom)
+                closed.call(boom)
             worst = max(worst, time.perf_counter() - started)
             if failover is None and own_redis_cluster.serves(a.key("svc")):
                 failover = time.monotonic() - killed

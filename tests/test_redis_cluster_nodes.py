@@ -16,10 +16,10 @@ from redis_cluster import (  # noqa: F401 - fixtures
     own_redis_cluster,
     redis_cluster,
 )
-from redis_server import unique_prefix
+from redis_server import boom, eventually, fail, unique_prefix
 from strategies import BoomError
 
-from resilient import BreakerConfig, CircuitBreaker, CircuitOpenError
+from resilient import BreakerConfig, CircuitBreaker
 from resilient.stores import _lua
 
 if missing() is None:
@@ -47,28 +47,8 @@ def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:  # noqa: 
         store.close()
 
 
-def fail(b: CircuitBreaker, times: int = 1) -> None:
-    for _ in range(times):
-        with pytest.raises((BoomError, CircuitOpenError)):
-            b.call(_boom)
-
-
-def _boom() -> None:
-    raise BoomError
-
-
 async def _aboom() -> None:
     raise BoomError
-
-
-def eventually(check: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``check`` until it holds (real time: a cluster is on the other end)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def names_on(
@@ -209,7 +189,7 @@ def test_a_dead_master_sends_only_the_breakers_on_its_slots_local(
         while not cluster.serves(store.key(dead)) and time.monotonic() - killed < 15:
             for name in [dead, *others]:
                 try:
-                    breakers[name].call(_boom)
+                    breakers[name].call(boom)
                 except BoomError:
                     pass
                 except BaseException as error:  # any other error is a defect

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from redis_cluster import missing as cluster_missing
 from redis_cluster import shared_cluster
-from redis_server import missing, shared_server, unique_prefix
-from strategies import BoomError
+from redis_server import eventually, fail, missing, shared_server, unique_prefix
 
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
 from resilient.testing import FakeClock
@@ -75,25 +74,6 @@ def make(backend: Backend) -> Iterator[Callable[..., Any]]:
     yield factory
     for store in made:
         store.close()
-
-
-def eventually(check: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
-def fail(b: CircuitBreaker, times: int = 1) -> None:
-    for _ in range(times):
-        with pytest.raises((BoomError, CircuitOpenError)):
-            b.call(_boom)
-
-
-def _boom() -> None:
-    raise BoomError
 
 
 def test_calls_rejected_while_a_probe_is_out_elsewhere_make_no_round_trip(

@@ -20,7 +20,10 @@ import pytest
 from redis_server import (  # noqa: F401 - fixtures
     RedisServer,
     acl_url,
+    boom,
     command_calls,
+    eventually,
+    fail,
     free_port,
     missing,
     own_redis_server,
@@ -68,31 +71,11 @@ def make(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:  # noqa: F8
         store.close()
 
 
-def eventually(check: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``check`` until it holds (real time: a server is on the other end)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
-
-
 def reads_after(client: Any, count: int, command: str = "hmget") -> bool:
     """Wait until the server has run ``count`` more HMGETs (the listener's re-reads), or
     of another ``command``."""
     before = command_calls(client).get(command, 0)
     return eventually(lambda: command_calls(client).get(command, 0) >= before + count)
-
-
-def fail(b: CircuitBreaker, times: int = 1) -> None:
-    for _ in range(times):
-        with pytest.raises((BoomError, CircuitOpenError)):
-            b.call(_boom)
-
-
-def _boom() -> None:
-    raise BoomError
 
 
 async def _aboom() -> None:

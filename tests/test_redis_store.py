@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 from redis_server import (  # noqa: F401 - fixtures
     RedisServer,
+    boom,
+    eventually,
+    fail,
     free_port,
     missing,
     own_redis_server,
@@ -52,26 +55,6 @@ def make(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:  # noqa: F8
     yield factory
     for store in made:
         store.close()
-
-
-def eventually(check: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``check`` until it holds (real time: a server is on the other end)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
-
-
-def fail(b: CircuitBreaker, times: int = 1) -> None:
-    for _ in range(times):
-        with pytest.raises((BoomError, CircuitOpenError)):
-            b.call(_boom)
-
-
-def _boom() -> None:
-    raise BoomError
 
 
 def commands(client: Any) -> dict[str, int]:
