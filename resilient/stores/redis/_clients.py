@@ -3,10 +3,12 @@ command bounded by the store's timeout and never retried by the client itself.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import re
 import threading
+import time
 from typing import Any
 
 import redis
@@ -293,6 +295,64 @@ class _ClusterScript:
             return on_node(keys[0], "EVAL", self.source, len(keys), *keys, *args)
 
 
+RELEARN_SECONDS = 1.0  # an asyncio cluster client learns the slots again at most this often
+
+
+class AsyncClusterScript:
+    """A Lua script run by an asyncio cluster client, sent straight to the master owning
+    its keys' slot: a failure is raised at once. Through the cluster client, one node's
+    timeout makes redis-py 5 close every node's connections and learn the cluster again,
+    which stalls the breakers on healthy masters too. A refused or broken connection
+    (the master died) has the cluster's slots learnt again in the background, at most
+    once a second, so that its replica is used once promoted; a redirection (slots
+    moved) goes through the cluster client, which follows it."""
+
+    def __init__(self, client: acluster.RedisCluster, source: str) -> None:
+        self.client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self._relearning: asyncio.Task[None] | None = None
+        self._relearnt = -RELEARN_SECONDS
+
+    async def __call__(self, keys: Any = (), args: Any = (), client: Any = None) -> Any:
+        cluster = self.client
+        if not keys:
+            return await cluster.execute_command("EVALSHA", self.sha, 0, *args)
+        node = cluster.get_node_from_key(keys[0])
+        assert node is not None  # None is for a missing replica only
+        try:
+            try:
+                return await node.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            except rx.NoScriptError:  # this node has not seen it yet: send it whole once
+                return await node.execute_command("EVAL", self.source, len(keys), *keys, *args)
+        except (rx.MovedError, rx.AskError, rx.TryAgainError):
+            return await cluster.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        except rx.ConnectionError:
+            self._relearn()
+            raise
+
+    def _relearn(self) -> None:
+        now = time.monotonic()
+        running = self._relearning is not None and not self._relearning.done()
+        if running or now - self._relearnt < RELEARN_SECONDS:
+            return
+        self._relearnt = now
+        task = asyncio.get_running_loop().create_task(self.client.nodes_manager.initialize())
+        task.add_done_callback(_seen)
+        self._relearning = task
+
+    def cancel(self) -> None:
+        """Stop a relearning still under way (the store is closing)."""
+        if self._relearning is not None:
+            self._relearning.cancel()
+
+
+def _seen(task: asyncio.Task[None]) -> None:
+    """Mark a background relearning's failure as seen (the next failure tries again)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _client_like(target: object) -> bool:
     """Whether ``target`` can stand for a client (a cluster client, a test's stand-in)."""
     return all(callable(getattr(target, name, None)) for name in ("register_script", "pipeline"))
@@ -342,6 +402,7 @@ def _drop_connections(client: Any) -> None:
     if isinstance(client, acluster.RedisCluster):  # each node keeps its own connections
         for node in client.get_nodes():
             connections.extend(getattr(node, "_connections", ()))
+        client._initialize = True  # closed: redis-py warns of a client dropped unclosed
     for connection in connections:
         writer = getattr(connection, "_writer", None)
         if writer is None:

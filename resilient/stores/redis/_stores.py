@@ -45,6 +45,7 @@ from ._cells import (
 from ._clients import (
     _NO_SETINFO,
     _URLS,
+    AsyncClusterScript,
     _async_client_like,
     _drop_connections,
     _plain_url,
@@ -190,7 +191,11 @@ class AsyncRedisStore(_RedisBase):
                     )
                 else:
                     client = aredis.Redis.from_url(self._url, **options)
-            found = self._aclients[loop] = (client, client.register_script(_lua.TRANSITION))
+            if isinstance(client, acluster.RedisCluster):
+                script: Any = AsyncClusterScript(client, _lua.TRANSITION)
+            else:
+                script = client.register_script(_lua.TRANSITION)
+            found = self._aclients[loop] = (client, script)
         return found
 
     async def aapply(
@@ -349,12 +354,16 @@ class AsyncRedisStore(_RedisBase):
         """Close the connections of the running loop's client, then everything else."""
         loop = asyncio.get_running_loop()
         found = self._aclients.pop(loop, None)
-        if found is not None and self._given is None:
-            await found[0].aclose()
+        if found is not None:
+            _stop_relearning(found[1])
+            if self._given is None:
+                await found[0].aclose()
         self.close()
 
     def close(self) -> None:
-        for loop, (client, _) in list(self._aclients.items()):
+        for loop, (client, script) in list(self._aclients.items()):
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_stop_relearning, script)
             if client is self._given:
                 continue
             if loop.is_closed():
@@ -378,6 +387,11 @@ def _retrieved(task: asyncio.Task[Any]) -> None:
     """Mark a background task's failure as seen (the next call finds out again)."""
     if not task.cancelled():
         task.exception()
+
+
+def _stop_relearning(script: Any) -> None:
+    if isinstance(script, AsyncClusterScript):
+        script.cancel()
 
 
 def _close_later(loop: asyncio.AbstractEventLoop, client: Any) -> None:
