@@ -324,7 +324,7 @@ class IdleMemoryScenario(Scenario):
     def run(self, opts: Options) -> ScenarioResult:
         import resilient
         from resilient import CircuitBreakerRegistry, MemorySink
-        from resilient._registry import SWEEP_BATCH
+        from resilient._breaker.registry import SWEEP_BATCH
         from resilient.telemetry import generate_report
         from resilient.testing import FakeClock, use_clock
 

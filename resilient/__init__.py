@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import metrics, presets, telemetry
-from ._budget import RetryBudget
-from ._clock import SystemClock
-from ._config import Configuration, configuration, configure
-from ._deadline import remaining
-from ._events import add_listener, remove_listener
-from ._lint import ResilienceWarning
 from ._policy import Description, Policy, describe, load_policies, policy
-from ._retry import RetryConfig, retry
-from ._timeout import timeout, timeout_pool_stats
-from ._workers import PoolStats
+from ._retry.budget import RetryBudget
+from ._retry.decorator import RetryConfig, retry
+from ._runtime.clock import SystemClock
+from ._runtime.config import Configuration, configuration, configure
+from ._runtime.deadline import remaining
+from ._runtime.listeners import add_listener, remove_listener
+from ._timeout.decorator import timeout, timeout_pool_stats
+from ._timeout.workers import PoolStats
+from ._wrapping.lint import ResilienceWarning
 from .exceptions import CircuitOpenError, ConfigError, ResilienceError, TimeoutExceededError
 from .metrics import FanoutSink, MemorySink, NullSink
 from .presets import Timeouts
@@ -93,9 +93,12 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from . import correlation, testing
-    from ._breaker import CircuitBreaker
-    from ._breaker_config import BreakerConfig
-    from ._breaker_events import (
+    from ._breaker.breaker import CircuitBreaker
+    from ._breaker.firing import FiringBreaker, create_circuit_breaker
+    from ._breaker.guard import breaker
+    from ._breaker.registry import CircuitBreakerRegistry, get_breaker
+    from ._circuit.config import BreakerConfig
+    from ._circuit.events import (
         BreakerClosed,
         BreakerDisabled,
         BreakerEvent,
@@ -105,8 +108,7 @@ if TYPE_CHECKING:
         CallRecorded,
         CallRejected,
     )
-    from ._breaker_layer import breaker
-    from ._circuit import BreakerMode, BreakerState
+    from ._circuit.rules import BreakerMode, BreakerState
     from ._degradation import (
         DegradationLevel,
         DegradationService,
@@ -122,13 +124,11 @@ if TYPE_CHECKING:
         fallback,
         last_fallback,
     )
-    from ._firing import FiringBreaker, create_circuit_breaker
-    from ._registry import CircuitBreakerRegistry, get_breaker
     from .metrics import LoggingSink, PrometheusSink, StatsdSink
     from .stores import MemoryStore
     from .stores.redis import AsyncRedisStore, RedisStore
 
-# Loaded on first use: defining the event dataclasses costs import time (see _events).
+# Loaded on first use: defining the event dataclasses costs import time (see _runtime.listeners).
 _LAZY = dict.fromkeys(
     (
         "BreakerClosed",
@@ -140,7 +140,7 @@ _LAZY = dict.fromkeys(
         "CallRecorded",
         "CallRejected",
     ),
-    "._breaker_events",
+    "._circuit.events",
 )
 # The batching sinks start a thread and open sockets: loaded when first named.
 _LAZY.update(dict.fromkeys(("LoggingSink", "PrometheusSink", "StatsdSink"), ".metrics"))
@@ -149,16 +149,16 @@ _LAZY.update(dict.fromkeys(("LoggingSink", "PrometheusSink", "StatsdSink"), ".me
 # ``import resilient`` stays within a few milliseconds of wrapt's own import.
 _LAZY.update(
     {
-        "BreakerConfig": "._breaker_config",
-        "BreakerMode": "._circuit",
-        "BreakerState": "._circuit",
-        "CircuitBreaker": "._breaker",
-        "CircuitBreakerRegistry": "._registry",
-        "FiringBreaker": "._firing",
+        "BreakerConfig": "._circuit.config",
+        "BreakerMode": "._circuit.rules",
+        "BreakerState": "._circuit.rules",
+        "CircuitBreaker": "._breaker.breaker",
+        "CircuitBreakerRegistry": "._breaker.registry",
+        "FiringBreaker": "._breaker.firing",
         "MemoryStore": ".stores",
-        "breaker": "._breaker_layer",
-        "create_circuit_breaker": "._firing",
-        "get_breaker": "._registry",
+        "breaker": "._breaker.guard",
+        "create_circuit_breaker": "._breaker.firing",
+        "get_breaker": "._breaker.registry",
     }
 )
 _LAZY.update(

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from . import _config
-from ._logs import digest
-from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
+from ._runtime import config as _config
+from ._runtime.logs import digest
+from ._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError
 
 __all__ = [
@@ -179,14 +179,14 @@ class DegradationService:
     def store(self) -> Any:
         if self._store is not None:
             return self._store
-        from ._breaker import default_store
+        from ._breaker.breaker import default_store
 
         return default_store()
 
     def initialize(self) -> DegradationService:
         """Start following breaker events, so level listeners hear about changes."""
         if not self._initialized:
-            from ._events import add_listener
+            from ._runtime.listeners import add_listener
 
             add_listener(self._on_breaker_event)
             self._initialized = True
@@ -215,7 +215,7 @@ class DegradationService:
         reason = self.store.get_flag(self._FLAG + found.name)
         if reason is not None:
             return f"disabled: {reason}"
-        from ._registry import CircuitBreakerRegistry
+        from ._breaker.registry import CircuitBreakerRegistry
 
         registry = CircuitBreakerRegistry.instance
         for name in found.depends_on:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from . import _config, telemetry
-from ._clock import SYSTEM_CLOCK
+from . import telemetry
+from ._runtime import config as _config
+from ._runtime.clock import SYSTEM_CLOCK
 
 PHASES = (
     ("healthy", 0.15),
@@ -199,11 +200,11 @@ def run(duration: float = 20.0, seed: int = 7, statsd: str | None = None) -> int
 
 async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> int:
     from . import add_listener, remove_listener
-    from ._breaker_config import BreakerConfig
+    from ._circuit.config import BreakerConfig
     from ._degradation import DegradationLevel, DegradationService
     from ._fallback import fallback, last_fallback
-    from ._retry import RetryConfig
-    from ._timeout import timeout
+    from ._retry.decorator import RetryConfig
+    from ._timeout.decorator import timeout
     from .http import AsyncClient, HTTPError, RequestConfig
 
     timeline = Timeline(duration)
@@ -313,7 +314,7 @@ async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> 
 
 
 def _summary(show: _Show, tally: Tally, host: str, level: str, health: str) -> None:
-    from ._registry import CircuitBreakerRegistry
+    from ._breaker.registry import CircuitBreakerRegistry
 
     registry = CircuitBreakerRegistry.instance
     state = registry.get(host).state.name if host in registry else "unknown"

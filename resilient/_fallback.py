@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, ClassVar
 
-from . import _config, _validate
-from ._emit import Emitter, emitter_for
-from ._events import dispatch, hub
-from ._hooks import add_note_once, describe_failure, hook_failed, safe_predicate
-from ._lint import ResilienceWarning
-from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
+from ._runtime import config as _config
+from ._runtime import validate as _validate
+from ._runtime.listeners import dispatch, hub
+from ._runtime.types import MetricsSink
+from ._wrapping.emit import Emitter, emitter_for
+from ._wrapping.hooks import add_note_once, describe_failure, hook_failed, safe_predicate
+from ._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
+from ._wrapping.lint import ResilienceWarning
 from .exceptions import ConfigError
 from .metrics._names import FALLBACKS_USED
-from .metrics._protocol import MetricsSink
 from .typing import ExceptionFilter
 
 __all__ = [
@@ -268,7 +269,7 @@ class _Cache:
             if error is not None:
                 add_note_once(error, f"resilient: {describe_failure(raised)}")
             else:
-                from ._logs import digest
+                from ._runtime.logs import digest
 
                 digest.report("fallback cache warning", self.name, describe_failure(raised))
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from . import _config
-from ._wrapping import Decorator, layers_of
+from ._runtime import config as _config
+from ._wrapping.layer import Decorator, layers_of
 from .exceptions import ConfigError
 from .presets import Timeouts, closest, unknown_name
 
@@ -175,15 +175,15 @@ def _check_keys(step: str, spec: Mapping[Any, Any]) -> None:
 def _keys(step: str) -> frozenset[str]:
     """The keys a step's dict may hold: its decorator's keyword parameters (and more)."""
     if step in ("timeout", "total_timeout"):
-        from ._timeout import timeout
+        from ._timeout.decorator import timeout
 
         return _keywords(timeout)
     if step == "retry":
-        from ._retry import retry
+        from ._retry.decorator import retry
 
         return _keywords(retry)
     if step == "breaker":
-        from ._breaker_layer import breaker
+        from ._breaker.guard import breaker
 
         return _keywords(breaker) | _breaker_fields()
     if step == "fallback":
@@ -205,7 +205,7 @@ def _keywords(fn: Callable[..., Any]) -> frozenset[str]:
 def _breaker_fields() -> frozenset[str]:
     import dataclasses
 
-    from ._breaker_config import BreakerConfig
+    from ._circuit.config import BreakerConfig
 
     return frozenset(f.name for f in dataclasses.fields(BreakerConfig) if f.init)
 
@@ -219,7 +219,7 @@ def _given(spec: Any, step: str) -> Decorator | None:
 
 
 def _timeout(spec: Any, fn: Any) -> Decorator:
-    from ._timeout import timeout
+    from ._timeout.decorator import timeout
 
     if (given := _given(spec, "timeout")) is not None:
         return given
@@ -240,7 +240,7 @@ def _total_timeout(spec: Any, fn: Any) -> Decorator:
 
 
 def _retry(spec: Any, fn: Any) -> Decorator:
-    from ._retry import RetryConfig, retry
+    from ._retry.decorator import RetryConfig, retry
 
     if (given := _given(spec, "retry")) is not None:
         return given
@@ -259,8 +259,8 @@ def _retry(spec: Any, fn: Any) -> Decorator:
 
 
 def _breaker(spec: Any, fn: Any) -> Decorator:
-    from ._breaker_config import BreakerConfig
-    from ._breaker_layer import breaker
+    from ._breaker.guard import breaker
+    from ._circuit.config import BreakerConfig
 
     if (given := _given(spec, "breaker")) is not None:
         return given

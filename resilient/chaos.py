@@ -18,8 +18,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from . import _config, _validate
-from ._wrapping import AnyCall, AsyncCall, Decorator, Layer
+from ._runtime import config as _config
+from ._runtime import validate as _validate
+from ._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError
 
 __all__ = ["ChaosInjected", "Injector", "inject_fault", "inject_latency", "inject_result"]
@@ -74,7 +75,7 @@ class Injector:
         emit = _config.state.emit
         if emit is not None:
             emit.increment(CHAOS_INJECTIONS, (("kind", self.kind), ("policy", policy)))
-        from ._events import dispatch, hub
+        from ._runtime.listeners import dispatch, hub
 
         if hub.active:
             dispatch((), (ChaosInjected(self.kind, policy, detail),))  # type: ignore[arg-type]

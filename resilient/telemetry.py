@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import _config
+from ._runtime import config as _config
+from ._runtime.types import Tags
 from .metrics._names import (
     CLIENT_HTTP_ERRORS,
     ERROR_COUNTERS,
@@ -39,10 +40,9 @@ from .metrics._names import (
     SYNC_SUCCESS,
     TIMEOUTS,
 )
-from .metrics._protocol import Tags
 
 if TYPE_CHECKING:
-    from ._emit import Emitter
+    from ._wrapping.emit import Emitter
 
 __all__ = [
     "HealthStatus",

@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ._breaker_config import BreakerConfig
-    from ._circuit import BreakerState, Decision, Event
+    from ._circuit.config import BreakerConfig
+    from ._circuit.rules import BreakerState, Decision, Event
 
 __all__ = [
     "AsyncStateStore",
@@ -69,7 +69,7 @@ class StateCell(Protocol):
 class StateStore(Protocol):
     """Keeps breaker states by name and applies transitions to them atomically.
 
-    ``apply`` runs ``resilient._circuit.transition`` (or the same rules, elsewhere) as
+    ``apply`` runs ``resilient._circuit.rules.transition`` (or the same rules, elsewhere) as
     one atomic step and returns the new state and the decision. It must never wait on
     I/O for long: async breakers call it directly from the event loop. A store that
     talks to a server should implement ``AsyncStateStore`` too.

@@ -406,7 +406,7 @@ def test_fastapi_endpoints_work_under_the_middleware() -> None:
 def test_count_goes_through_the_emitter_or_else_the_window() -> None:
     """``telemetry.count`` counts in the configured sink with metrics on (and the window
     through it), through an emitter passed to it, and in the window alone with them off."""
-    from resilient._emit import emitter_for
+    from resilient._wrapping.emit import emitter_for
     from resilient.metrics import MemorySink
 
     telemetry.count("timeouts_total", (("policy", "off"),))

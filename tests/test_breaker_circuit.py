@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from strategies import breaker_configs
 
 from resilient import BreakerConfig, BreakerMode, BreakerState
-from resilient._circuit import Decision, Event, Kind, Verdict, transition, window_counts
+from resilient._circuit.rules import Decision, Event, Kind, Verdict, transition, window_counts
 
 ACQUIRE = Event(Kind.ACQUIRE)
 

@@ -17,7 +17,7 @@ from resilient import (
     breaker,
     create_circuit_breaker,
 )
-from resilient._breaker_config import MAX_NAME_LENGTH
+from resilient._circuit.config import MAX_NAME_LENGTH
 from resilient.presets import BACKEND_OPERATIONS
 
 

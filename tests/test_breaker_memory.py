@@ -21,8 +21,8 @@ from resilient import (
     breaker,
     get_breaker,
 )
-from resilient._breaker_core import default_store
-from resilient._registry import DEFAULT_IDLE_TIMEOUT, SWEEP_BATCH
+from resilient._breaker.core import default_store
+from resilient._breaker.registry import DEFAULT_IDLE_TIMEOUT, SWEEP_BATCH
 from resilient.telemetry import generate_report, window
 from resilient.testing import FakeClock
 

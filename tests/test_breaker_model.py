@@ -23,7 +23,7 @@ from strategies import SLOW, BoomError, IgnoredError, breaker_options, durations
 
 import resilient
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
-from resilient._circuit import BUCKETS
+from resilient._circuit.rules import BUCKETS
 from resilient.testing import FakeClock
 from resilient.typing import StateStore
 

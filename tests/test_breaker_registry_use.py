@@ -15,7 +15,7 @@ from resilient import (
     CircuitOpenError,
     breaker,
 )
-from resilient._registry import DEFAULT_IDLE_TIMEOUT
+from resilient._breaker.registry import DEFAULT_IDLE_TIMEOUT
 from resilient.telemetry import generate_report, window
 from resilient.testing import FakeClock
 
@@ -214,7 +214,7 @@ def test_a_lookup_neither_checks_the_name_nor_reads_the_clock(
     counting_clock: _CountingClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """get_or_create() of a listed breaker in use skips the name check and the clock."""
-    import resilient._registry as module
+    import resilient._breaker.registry as module
 
     checked: list[object] = []
     real = module.check_name

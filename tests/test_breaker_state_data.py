@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilient._circuit import BreakerMode, BreakerState, is_idle
+from resilient._circuit.rules import BreakerMode, BreakerState, is_idle
 
 
 def test_to_dict_gives_plain_strings_numbers_and_lists() -> None:

@@ -329,7 +329,7 @@ def _made_and_applied(row: Row, made: list[object]) -> None:
 
 
 def _is_decorator(made: object) -> bool:
-    from resilient._wrapping import Decorator
+    from resilient._wrapping.layer import Decorator
 
     return isinstance(made, Decorator)
 

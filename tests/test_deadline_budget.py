@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 import resilient
-from resilient import _deadline
+from resilient._runtime import deadline as _deadline
 from resilient.testing import FakeClock
 
 

@@ -14,7 +14,7 @@ import pytest
 import resilient
 from resilient import ResilienceWarning
 from resilient._fallback import FallbackCache, fallback, last_fallback
-from resilient._wrapping import Decorator
+from resilient._wrapping.layer import Decorator
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 

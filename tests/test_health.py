@@ -15,10 +15,10 @@ import pytest
 
 import resilient
 from resilient import BreakerConfig, CircuitBreaker, DegradationLevel, Feature, telemetry
+from resilient._breaker.registry import CircuitBreakerRegistry
 from resilient._degradation import DegradationService
-from resilient._health import CACHE_SECONDS
-from resilient._registry import CircuitBreakerRegistry
 from resilient.asgi import HealthApp, HealthMiddleware, health_app
+from resilient.asgi._health import CACHE_SECONDS
 from resilient.exceptions import ConfigError
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
@@ -218,7 +218,7 @@ async def test_the_token_is_compared_in_constant_time(monkeypatch: pytest.Monkey
         seen.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr("resilient._health.hmac.compare_digest", compare)
+    monkeypatch.setattr("resilient.asgi._health.hmac.compare_digest", compare)
     await get(HealthApp(token=TOKEN), "/health", headers={"Authorization": "bearer   x"})
     assert seen == [(b"x", TOKEN.encode())]
 

@@ -13,9 +13,9 @@ import pytest
 
 import resilient
 from resilient import BreakerConfig, CircuitBreaker
-from resilient._health import CACHE_SECONDS
-from resilient._registry import CircuitBreakerRegistry
+from resilient._breaker.registry import CircuitBreakerRegistry
 from resilient.asgi import HealthApp, health_app
+from resilient.asgi._health import CACHE_SECONDS
 from resilient.exceptions import ConfigError
 from resilient.testing import FakeClock
 

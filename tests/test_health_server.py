@@ -11,8 +11,7 @@ import httpx
 import pytest
 from http_servers import TLS, UvicornServer
 
-from resilient._health import CACHE_SECONDS
-from resilient._registry import CircuitBreakerRegistry
+from resilient._breaker.registry import CircuitBreakerRegistry
 from resilient.asgi import (
     CorrelationIdMiddleware,
     HealthApp,
@@ -20,6 +19,7 @@ from resilient.asgi import (
     RequestTimeoutMiddleware,
     health_app,
 )
+from resilient.asgi._health import CACHE_SECONDS
 from resilient.testing import FakeClock
 
 pytest.importorskip("fastapi")

@@ -1,6 +1,6 @@
 """The shared machinery for failing user hooks: safe messages and bounded notes.
 
-Every decorator reports a hook that raises through ``resilient._hooks``; these tests pin
+Every decorator reports a hook that raises through ``resilient._wrapping.hooks``; these tests pin
 the helpers themselves and check, across decorators, that what they say about a failure
 can always be printed and never piles up on an error object seen many times.
 """
@@ -13,7 +13,13 @@ import pytest
 
 import resilient
 from resilient import BreakerConfig, CircuitBreaker
-from resilient._hooks import add_note_once, describe_failure, hook_failed, hook_note, hook_prefix
+from resilient._wrapping.hooks import (
+    add_note_once,
+    describe_failure,
+    hook_failed,
+    hook_note,
+    hook_prefix,
+)
 from resilient.testing import FakeClock
 
 

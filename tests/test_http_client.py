@@ -389,7 +389,7 @@ def test_a_trickling_body_is_cut_at_the_total_budget(server: ScriptedServer) -> 
 
 def test_no_time_left_fails_before_sending(server: ScriptedServer, client: Client) -> None:
     """A deadline already passed fails the request without touching the network."""
-    from resilient import _deadline
+    from resilient._runtime import deadline as _deadline
 
     token = _deadline.enter(time.monotonic() - 1)
     try:

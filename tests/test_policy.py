@@ -12,7 +12,7 @@ import pytest
 import resilient
 from resilient._fallback import fallback
 from resilient._policy import describe, load_policies, policy
-from resilient._wrapping import layers_of
+from resilient._wrapping.layer import layers_of
 from resilient.testing import FakeClock
 
 DATA = Path(__file__).parent / "data"

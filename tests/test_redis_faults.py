@@ -35,7 +35,7 @@ from strategies import BoomError
 
 import resilient
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError, MemorySink
-from resilient._circuit import BreakerState, Event, Kind
+from resilient._circuit.rules import BreakerState, Event, Kind
 from resilient.exceptions import ConfigError
 
 if missing() is None:

@@ -11,7 +11,7 @@ from redis_server import RedisServer, redis_server, unique_prefix  # noqa: F401 
 from strategies import breaker_options
 
 from resilient import BreakerConfig
-from resilient._circuit import (
+from resilient._circuit.rules import (
     INITIAL,
     BreakerMode,
     BreakerState,

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from redis_server import RedisServer, redis_server, unique_prefix  # noqa: F401 - a fixture
 
-from resilient import BreakerConfig, _circuit
+from resilient import BreakerConfig
+from resilient._circuit import rules as _circuit
 from resilient.stores import _lua
 
 

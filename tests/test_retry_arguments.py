@@ -8,7 +8,7 @@ import pytest
 
 import resilient
 from resilient import RetryConfig, retry
-from resilient._budget import RetryBudget
+from resilient._retry.budget import RetryBudget
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
@@ -161,9 +161,9 @@ def test_jitter_spreads_the_wait_up_and_down(monkeypatch: pytest.MonkeyPatch) ->
     """With jitter j, a random draw at the top gives (1 + j) times the wait, at the bottom
     (1 - j) times."""
     config = RetryConfig(initial_delay=2.0, max_delay=30.0, multiplier=2.0, jitter=0.5)
-    monkeypatch.setattr("resilient._retry.random", lambda: 1.0)
+    monkeypatch.setattr("resilient._retry.decorator.random", lambda: 1.0)
     assert config.delay(2) == pytest.approx(6.0)
-    monkeypatch.setattr("resilient._retry.random", lambda: 0.0)
+    monkeypatch.setattr("resilient._retry.decorator.random", lambda: 0.0)
     assert config.delay(2) == pytest.approx(2.0)
 
 

@@ -9,7 +9,7 @@ import pytest
 import tenacity
 
 import resilient
-from resilient import _validate
+from resilient._runtime import validate as _validate
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 

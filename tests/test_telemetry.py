@@ -9,7 +9,7 @@ import pytest
 
 import resilient
 from resilient import telemetry
-from resilient._logs import ErrorDigest
+from resilient._runtime.logs import ErrorDigest
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import resilient
-from resilient._workers import EXPIRED, Share, WorkerPool
+from resilient._timeout.workers import EXPIRED, Share, WorkerPool
 from resilient.testing import FakeClock
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")

@@ -155,7 +155,7 @@ def test_a_fake_clock_lets_a_call_that_keeps_computing_finish(strategy: str) -> 
 def test_a_body_that_starts_late_gets_its_own_window_before_any_jump() -> None:
     """A worker scheduled late (a loaded machine) is not a hanging call: the window that
     decides starts when the body starts, and a body that then computes finishes."""
-    from resilient._timeout import _Tracked, _wait_on_clock
+    from resilient._timeout.decorator import _Tracked, _wait_on_clock
 
     clock = FakeClock(autojump=0.02)
     done = threading.Lock()

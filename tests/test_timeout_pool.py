@@ -12,8 +12,9 @@ import weakref
 import pytest
 
 import resilient
-from resilient import _alarm, _timeout
-from resilient._workers import WorkerPool
+from resilient._timeout import alarm as _alarm
+from resilient._timeout import decorator as _timeout
+from resilient._timeout.workers import WorkerPool
 
 
 @pytest.fixture

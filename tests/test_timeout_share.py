@@ -11,8 +11,8 @@ import weakref
 import pytest
 
 import resilient
-from resilient import _timeout
-from resilient._workers import EXPIRED, Share, WorkerPool
+from resilient._timeout import decorator as _timeout
+from resilient._timeout.workers import EXPIRED, Share, WorkerPool
 from resilient.metrics import MemorySink
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import resilient
-from resilient import _alarm
+from resilient._timeout import alarm as _alarm
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import resilient
-from resilient._wrapping import Decorator, layers_of
+from resilient._wrapping.layer import Decorator, layers_of
 from resilient.testing import FakeClock
 
 pytestmark = pytest.mark.usefixtures("clock")

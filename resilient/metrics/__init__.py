@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._runtime.types import MetricsSink, Tags
 from . import _names as names
-from ._protocol import MetricsSink, Tags
 from ._simple import FanoutSink, MemorySink, NullSink
 
 if TYPE_CHECKING:

@@ -17,11 +17,11 @@ import weakref
 from collections import deque
 from random import random
 
-from .. import _validate
-from .._logs import digest
+from .._runtime import validate as _validate
+from .._runtime.logs import digest
+from .._runtime.types import Tags
 from ..exceptions import ConfigError
 from ._names import METRICS_DROPPED
-from ._protocol import Tags
 
 __all__ = ["Batch", "BufferedSink"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from .. import _validate
+from .._runtime import validate as _validate
+from .._runtime.types import Tags
 from ..exceptions import ConfigError
 from ._buffered import Batch, BufferedSink
-from ._protocol import Tags
 
 __all__ = ["LoggingSink"]
 

@@ -11,9 +11,9 @@ import re
 import threading
 from typing import Any
 
-from .._logs import digest
+from .._runtime.logs import digest
+from .._runtime.types import Tags
 from ..exceptions import ConfigError
-from ._protocol import Tags
 
 __all__ = ["PrometheusSink"]
 

@@ -6,9 +6,9 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 
-from .._logs import digest
+from .._runtime.logs import digest
+from .._runtime.types import MetricsSink, Tags
 from ..exceptions import ConfigError
-from ._protocol import MetricsSink, Tags
 
 __all__ = ["FanoutSink", "MemorySink", "NullSink"]
 

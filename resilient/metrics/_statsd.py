@@ -7,12 +7,12 @@ import socket
 import time
 from typing import Any, Final, Literal
 
-from .. import _validate
-from .._logs import digest
+from .._runtime import validate as _validate
+from .._runtime.logs import digest
+from .._runtime.types import Tags
 from ..exceptions import ConfigError
 from ._buffered import Batch, BufferedSink
 from ._names import METRICS_DROPPED
-from ._protocol import Tags
 
 __all__ = ["StatsdSink"]
 

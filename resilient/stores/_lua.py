@@ -1,6 +1,6 @@
 """The Redis side of ``RedisStore``: Lua scripts and the wire format of a breaker's state.
 
-``TRANSITION`` is ``resilient._circuit.transition`` written again in Lua, function by
+``TRANSITION`` is ``resilient._circuit.rules.transition`` written again in Lua, function by
 function and in the same order of float operations, so that a script run and a Python
 run of the same event on the same state give the same state bit for bit (the hypothesis
 test in ``tests/test_redis_lua.py`` feeds both the same sequences). Numbers cross the
@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .._breaker_config import _RULES  # in the order BreakerConfig.rules() gives them
-from .._circuit import BreakerMode, BreakerState
+from .._circuit.config import _RULES
+from .._circuit.rules import BreakerMode, BreakerState
 
 if TYPE_CHECKING:
-    from .._breaker_config import BreakerConfig
+    from .._circuit.config import BreakerConfig
 
 __all__ = [
     "BUDGET",

@@ -7,10 +7,10 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._circuit import INITIAL, BreakerState, Decision, Event, is_idle, transition
+from .._circuit.rules import INITIAL, BreakerState, Decision, Event, is_idle, transition
 
 if TYPE_CHECKING:
-    from .._breaker_config import BreakerConfig
+    from .._circuit.config import BreakerConfig
 
 __all__ = ["MemoryStore"]
 

@@ -12,7 +12,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .. import _config, _deadline, _validate
+from .._runtime import config as _config
+from .._runtime import deadline as _deadline
+from .._runtime import validate as _validate
 from ..typing import Clock
 
 __all__ = ["FakeClock", "disabled", "instant", "reset", "use_clock"]

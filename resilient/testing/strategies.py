@@ -10,8 +10,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from .._breaker_config import BreakerConfig
-from .._retry import RetryConfig
+from .._circuit.config import BreakerConfig
+from .._retry.decorator import RetryConfig
 
 __all__ = ["breaker_configs", "failure_sequences", "latencies", "retry_configs"]
 

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from cachetools import TTLCache
 from redis.crc import key_slot
 
-from ... import _config, _validate
-from ..._circuit import (
+from ..._circuit.rules import (
     BUCKETS,
     BreakerMode,
     BreakerState,
@@ -28,15 +27,17 @@ from ..._circuit import (
     is_idle,
     transition,
 )
-from ..._logs import digest
-from ..._validate import required_duration as _duration
+from ..._runtime import config as _config
+from ..._runtime import validate as _validate
+from ..._runtime.logs import digest
+from ..._runtime.validate import required_duration as _duration
 from ...exceptions import ConfigError
 from ...metrics._names import STORE_ERRORS
 from .. import _lua
 
 if TYPE_CHECKING:
-    from ..._breaker_config import BreakerConfig
-    from ..._budget import RetryBudget
+    from ..._circuit.config import BreakerConfig
+    from ..._retry.budget import RetryBudget
 
 from ._cells import (
     _ACQUIRE,

@@ -6,7 +6,7 @@ import functools
 import threading
 from typing import TYPE_CHECKING
 
-from ..._circuit import (
+from ..._circuit.rules import (
     INITIAL,
     BreakerMode,
     BreakerState,
@@ -19,7 +19,7 @@ from ..._circuit import (
 from .. import _lua
 
 if TYPE_CHECKING:
-    from ..._breaker_config import BreakerConfig
+    from ..._circuit.config import BreakerConfig
 
 
 _CLOSED, _OPEN = BreakerMode.CLOSED, BreakerMode.OPEN

@@ -13,17 +13,13 @@ import redis.cluster as rcluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
-from ... import _config
-from ..._circuit import (
-    BreakerState,
-    Decision,
-    Event,
-)
+from ..._circuit.rules import BreakerState, Decision, Event
+from ..._runtime import config as _config
 from ...exceptions import ConfigError
 from .. import _lua
 
 if TYPE_CHECKING:
-    from ..._breaker_config import BreakerConfig
+    from ..._circuit.config import BreakerConfig
 
 from ._base import (
     ClockSource,

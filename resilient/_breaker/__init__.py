@@ -1,0 +1,1 @@
+"""The circuit breaker object, its decorator, its registry and its metrics."""

@@ -1,0 +1,396 @@
+"""``CircuitBreaker``: stop calling a failing service for a while, then probe it.
+
+The common path, a closed breaker with no failures behind it, reads one state
+reference, calls the function and returns: no lock, no clock, no event. An open breaker
+rejects with one clock read. The steps live in ``_breaker_core``; this is the public face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR
+from types import AsyncGeneratorType, CodeType, CoroutineType, GeneratorType, TracebackType
+from typing import Any, Literal, ParamSpec, TypeVar, overload
+
+from .._circuit.config import BreakerConfig
+from .._circuit.rules import BreakerMode, BreakerState, Event, Kind, window_counts
+from .._wrapping.layer import apply, code_flags, name_of, refuse_generator
+from ..exceptions import CircuitOpenError, ConfigError
+from .core import BreakerCore, Permit, Store, default_store, read_clock
+
+__all__ = ["CircuitBreaker", "Store", "default_store"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_CLOSED, _OPEN, _HALF_OPEN = BreakerMode.CLOSED, BreakerMode.OPEN, BreakerMode.HALF_OPEN
+_FORCED_OPEN = BreakerMode.FORCED_OPEN
+_SUCCESS, _RELEASE = Kind.SUCCESS, Kind.RELEASE
+_ACQUIRE = Event(Kind.ACQUIRE)
+_GENERATORS = CO_GENERATOR | CO_ASYNC_GENERATOR
+_NOT_SYNC = _GENERATORS | CO_COROUTINE  # code flags of functions ``call`` cannot guard
+# What a callable without its own code (a builtin, a partial, a callable object) may
+# return that ``call`` cannot guard: its work would run after ``call`` returned.
+_UNGUARDED = (GeneratorType, CoroutineType, AsyncGeneratorType)
+_ITERATORS = (GeneratorType, AsyncGeneratorType)  # what ``acall`` cannot guard
+_REFUSED: Any = object()
+
+_held: ContextVar[tuple[tuple[CircuitBreaker, Permit], ...]] = ContextVar(
+    "resilient_breaker_permits", default=()
+)
+
+
+class CircuitBreaker(BreakerCore):
+    """Stops calling a failing service for a while, then probes it before trusting it again.
+
+    The state is kept in ``store`` under ``name`` (default: ``configure(store=...)``, else
+    a process-wide ``MemoryStore``), so breakers sharing a name and a store share a
+    state. ``resilient.breaker`` and ``CircuitBreakerRegistry`` hand out one breaker per
+    name; constructing one directly does not register it.
+
+    ``critical=True`` marks a breaker the service cannot do without: while it is open,
+    the health endpoint reports the process not ready (see ``resilient.asgi.HealthApp``).
+    It changes nothing about how calls are guarded.
+    """
+
+    __slots__ = ("critical",)
+
+    def __init__(
+        self,
+        name: str,
+        config: BreakerConfig | None = None,
+        *,
+        store: Store | None = None,
+        critical: bool = False,
+    ) -> None:
+        flag: object = critical  # checked at run time: annotations are not enforced
+        if not isinstance(flag, bool):
+            raise ConfigError("critical", critical, "True or False")
+        super().__init__(name, config, store=store)
+        self.critical = critical
+        """Whether readiness fails while this breaker is open (read by the health app)."""
+
+    # --- state -------------------------------------------------------------------------
+
+    def snapshot(self) -> BreakerState:
+        """The stored state as it is now (plain data)."""
+        self._follow_default()
+        return self._cell.state
+
+    @property
+    def state(self) -> BreakerMode:
+        """The mode a call would meet now (``HALF_OPEN`` once an open breaker's time is up)."""
+        state = self.snapshot()
+        if state.mode is _OPEN and read_clock() >= state.open_until:
+            return _HALF_OPEN
+        return state.mode
+
+    @property
+    def opened(self) -> bool:
+        """Whether calls are being rejected now (the seed's ``breaker.opened``)."""
+        return self.state in (_OPEN, _FORCED_OPEN)
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds until the next probe may go through: 0 unless open, ``None`` if forced."""
+        state = self.snapshot()
+        if state.mode is _FORCED_OPEN:
+            return None
+        if state.mode is _OPEN:
+            return max(0.0, state.open_until - read_clock())
+        return 0.0
+
+    @property
+    def failures(self) -> int:
+        """Consecutive failures recorded (kept while open)."""
+        return self.snapshot().failures
+
+    def window(self) -> tuple[int, int, int]:
+        """``(calls, failures, slow calls)`` in the rate window (zeros without one)."""
+        return window_counts(self.snapshot(), read_clock(), self.config)
+
+    # --- manual operations -------------------------------------------------------------
+
+    def force_open(self) -> None:
+        """Reject every call until ``reset()``."""
+        self._manual(Kind.FORCE_OPEN)
+
+    def reset(self) -> None:
+        """Close the breaker and forget its counts (also ends ``force_open``/``disable``)."""
+        self._manual(Kind.RESET)
+
+    def disable(self) -> None:
+        """Let every call through and count nothing until ``reset()``."""
+        self._manual(Kind.DISABLE)
+
+    def _manual(self, kind: Kind) -> None:
+        self._follow_default()
+        now = read_clock()
+        state, decision = self._transition(Event(kind), now)
+        self._announce(decision.prior, state, now)
+
+    # --- running calls -----------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call ``fn(*args, **kwargs)`` through the breaker.
+
+        A generator function, an async generator function or a coroutine function is
+        refused with ``TypeError`` and nothing is counted: their work would run after
+        ``call`` returned, unguarded (await a coroutine function with ``acall``). A plain
+        function is checked by its code flags before the call; any other callable (a
+        builtin, a partial, a callable object) by what it returns: a generator, coroutine
+        or async generator is closed, the permit is withdrawn, and ``TypeError`` follows.
+        """
+        code = getattr(fn, "__code__", None)
+        plain = type(code) is CodeType
+        if plain and code.co_flags & _NOT_SYNC:  # type: ignore[union-attr]
+            _refuse_in_call(fn)
+        try:
+            permit = self._admit_locally()
+        except CircuitOpenError:
+            if not plain:  # say what is wrong rather than that the breaker is open
+                _refuse_in_call(fn)
+            raise
+        if not isinstance(permit, Permit):
+            if not plain:  # refuse before a probe is taken or a transition announced
+                _refuse_in_call(fn)
+            permit = self._admitted(*self._transition(_ACQUIRE, permit), permit)
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as error:
+            self._report(permit, *self._classify_error(error))
+            raise
+        except BaseException:
+            self._release(permit)
+            raise
+        if not plain and isinstance(result, _UNGUARDED):
+            self.withdraw(permit)
+            _refuse_result(fn, result, "call")
+        self._report(permit, *self._classify_result(result))
+        return result
+
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Await ``fn(*args, **kwargs)`` through the breaker.
+
+        A generator or async generator function is refused with ``TypeError`` and nothing
+        is counted: its work would run after ``acall`` returned, unguarded. As in ``call``,
+        a plain function is checked by its code flags, any other callable by what it
+        returns (before it is awaited).
+        """
+        code = getattr(fn, "__code__", None)
+        plain = type(code) is CodeType
+        if plain and code.co_flags & _GENERATORS:  # type: ignore[union-attr]
+            refuse_generator(fn, "CircuitBreaker.acall() cannot guard", "pass")
+        try:
+            permit = self._admit_locally()
+        except CircuitOpenError:
+            if not plain:
+                _refuse_in_acall(fn)
+            raise
+        if not isinstance(permit, Permit):
+            if not plain:  # refuse before a probe is taken or a transition announced
+                _refuse_in_acall(fn)
+            permit = self._admitted(*await self._atransition(_ACQUIRE, permit), permit)
+        try:
+            pending: object = fn(*args, **kwargs)  # typed loosely: callers break the annotation
+            if not plain and isinstance(pending, _ITERATORS):
+                result: Any = _REFUSED
+            else:
+                result = await pending  # type: ignore[misc]
+        except Exception as error:
+            await self._areport(permit, *self._classify_error(error))
+            raise
+        except BaseException:
+            await self._areport(permit, _RELEASE, "ignored")
+            raise
+        if result is _REFUSED:
+            await self.awithdraw(permit)
+            _refuse_result(fn, pending, "acall")
+        await self._areport(permit, *self._classify_result(result))
+        return result  # type: ignore[no-any-return]
+
+    # --- one call in explicit steps -------------------------------------------------------
+
+    def admit(self) -> Permit:
+        """Take a permit for one call, as ``call`` does, or raise ``CircuitOpenError``.
+
+        For callers that must decide after the call how it counts (``resilient.http``
+        does). Settle each permit exactly once: ``record`` (the call ran) or ``withdraw``
+        (it never reached the service).
+        """
+        return self._admit()
+
+    async def aadmit(self) -> Permit:
+        """``admit`` for async code (an ``AsyncStateStore`` is awaited)."""
+        return await self._aadmit()
+
+    def record(
+        self, permit: Permit, error: BaseException | None = None, result: object = None
+    ) -> None:
+        """Settle ``permit`` as ``call`` settles a call that returned ``result`` (``error``
+        is ``None``) or raised ``error``: an ``Exception`` is judged by ``record=`` and
+        ``ignore=``, anything else (a cancellation) only frees the permit."""
+        if error is None:
+            self._report(permit, *self._classify_result(result))
+        elif isinstance(error, Exception):
+            self._report(permit, *self._classify_error(error))
+        else:
+            self._release(permit)
+
+    async def arecord(
+        self, permit: Permit, error: BaseException | None = None, result: object = None
+    ) -> None:
+        """``record`` for async code (an ``AsyncStateStore`` is awaited)."""
+        if error is None:
+            await self._areport(permit, *self._classify_result(result))
+        elif isinstance(error, Exception):
+            await self._areport(permit, *self._classify_error(error))
+        else:
+            await self._areport(permit, _RELEASE, "ignored")
+
+    def withdraw(self, permit: Permit) -> None:
+        """Give ``permit`` back uncounted: the call never reached the service.
+
+        For an error of the caller's own making, raised before anything was sent (an
+        invalid header, a failing auth hook). Nothing is recorded and no event is
+        emitted (a cancellation, by contrast, emits ``CallRecorded(outcome="ignored")``);
+        a half-open probe's slot is freed, so the next call probes instead.
+        """
+        if permit.probe:
+            now = read_clock()
+            state, decision = self._transition(Event(_RELEASE, permit.ticket, 0.0), now)
+            self._announce(decision.prior, state, now)
+
+    async def awithdraw(self, permit: Permit) -> None:
+        """``withdraw`` for async code (an ``AsyncStateStore`` is awaited)."""
+        if permit.probe:
+            now = read_clock()
+            state, decision = await self._atransition(Event(_RELEASE, permit.ticket, 0.0), now)
+            self._announce(decision.prior, state, now)
+
+    # --- as a context manager -------------------------------------------------------------
+
+    def __enter__(self) -> CircuitBreaker:
+        _held.set((*_held.get(), (self, self._admit())))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        self._settle_exit(_pop_permit(self), exc)
+        return False
+
+    def _settle_exit(self, permit: Permit, exc: BaseException | None) -> None:
+        if exc is None:
+            self._report(permit, _SUCCESS, "success")
+        elif isinstance(exc, Exception):
+            self._report(permit, *self._classify_error(exc))
+        else:
+            self._release(permit)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        _held.set((*_held.get(), (self, await self._aadmit())))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        permit = _pop_permit(self)
+        if exc is None:
+            await self._areport(permit, _SUCCESS, "success")
+        elif isinstance(exc, Exception):
+            await self._areport(permit, *self._classify_error(exc))
+        else:
+            await self._areport(permit, _RELEASE, "ignored")
+        return False
+
+    @overload
+    def __call__(self, fn: classmethod[T, P, R]) -> classmethod[T, P, R]: ...
+    @overload
+    def __call__(self, fn: staticmethod[P, R]) -> staticmethod[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
+    def __call__(self, fn: Any) -> Any:
+        """Use the breaker itself as a decorator (``@breaker_object``)."""
+        from .guard import BreakerLayer  # it imports this module
+
+        return apply(BreakerLayer(self), fn)
+
+    def __repr__(self) -> str:
+        state = self.snapshot()
+        mode = state.mode
+        parts = [f"<CircuitBreaker {self.name!r} {self.state.name}"]
+        if mode is _CLOSED:
+            if self.config.windowed:
+                calls, failed, slow = self.window()
+                parts.append(f"calls={calls} failed={failed} slow={slow}")
+            else:
+                parts.append(f"failures={state.failures}/{self.config.failure_threshold}")
+        elif mode is _OPEN:
+            left = max(0.0, state.open_until - read_clock())
+            parts.append(f"failures={state.failures} reopens_in={left:.1f}s")
+        elif mode is _HALF_OPEN:
+            config = self.config
+            parts.append(
+                f"probes={len(state.probes)}/{config.half_open_max_calls} "
+                f"successes={state.successes}/{config.success_threshold}"
+            )
+        elif mode is _FORCED_OPEN:
+            parts.append("until reset")
+        return " ".join(parts) + ">"
+
+
+def _refuse_in_call(fn: object) -> None:
+    """Raise ``TypeError`` if ``fn`` runs a generator or coroutine function (see ``call``)."""
+    flags = code_flags(fn)
+    if flags & _GENERATORS:
+        refuse_generator(fn, "CircuitBreaker.call() cannot guard", "pass")
+    if flags & CO_COROUTINE:
+        name = name_of(fn)
+        raise TypeError(
+            f"CircuitBreaker.call() cannot guard the coroutine function {name}: calling it "
+            "only creates a coroutine, which would count as a success before it ran; "
+            f"use 'await breaker.acall({name.rpartition('.')[2]}, ...)'"
+        )
+
+
+def _refuse_result(fn: object, result: object, method: str) -> None:
+    """Close what ``fn`` returned (nothing of it has run) and raise ``TypeError``."""
+    if isinstance(result, AsyncGeneratorType):
+        result.aclose().close()  # an async generator that never started: nothing to await
+        what, advice = "an async generator", "pass a function that consumes it"
+    else:
+        result.close()  # type: ignore[attr-defined]
+        if isinstance(result, CoroutineType):
+            what = "a coroutine"
+            advice = f"use 'await breaker.acall({getattr(result, '__name__', 'fn')}, ...)'"
+        else:
+            what, advice = "a generator", "pass a function that consumes it"
+    raise TypeError(
+        f"CircuitBreaker.{method}() cannot guard {name_of(fn)}: it returned {what} "
+        f"({getattr(result, '__qualname__', '?')}), whose work would run after {method}() "
+        f"returned, unguarded; {advice}"
+    )
+
+
+def _refuse_in_acall(fn: object) -> None:
+    """Raise ``TypeError`` if ``fn`` runs a generator function (see ``acall``)."""
+    if code_flags(fn) & _GENERATORS:
+        refuse_generator(fn, "CircuitBreaker.acall() cannot guard", "pass")
+
+
+def _pop_permit(breaker: CircuitBreaker) -> Permit:
+    held = _held.get()
+    for index in range(len(held) - 1, -1, -1):
+        if held[index][0] is breaker:
+            _held.set(held[:index] + held[index + 1 :])
+            return held[index][1]
+    raise RuntimeError(f"{breaker!r}: __exit__ without a matching __enter__")

@@ -1,0 +1,37 @@
+"""What breakers report: trips, rejections and the ``open_circuits`` gauge.
+
+Called on transitions and rejections only, never on a closed breaker's calls; with
+metrics off, the telemetry window still counts trips and rejections for the health
+report, and keeps the gauge (so a sink installed later starts from the right value).
+"""
+
+from __future__ import annotations
+
+from .._circuit.rules import BreakerMode
+from ..metrics._names import CALLS_REJECTED, CIRCUIT_BREAKER_OPENS, OPEN_CIRCUITS
+from ..telemetry import count, set_gauge, window
+
+__all__ = ["changed", "created", "forget", "rejected"]
+
+_OPEN_MODES = (BreakerMode.OPEN, BreakerMode.FORCED_OPEN)
+
+
+def created(name: str) -> None:
+    """A gauge reports its value when created: this breaker is not open."""
+    set_gauge(OPEN_CIRCUITS, 0, breaker=name)
+
+
+def forget(names: list[str]) -> None:
+    """These breakers were evicted while idle: the report no longer lists their gauge."""
+    window.drop_gauges(OPEN_CIRCUITS, [(("breaker", name),) for name in names])
+
+
+def changed(name: str, prior: BreakerMode, mode: BreakerMode) -> None:
+    if mode is BreakerMode.OPEN:
+        count(CIRCUIT_BREAKER_OPENS, (("breaker", name),))
+    if (prior in _OPEN_MODES) != (mode in _OPEN_MODES):
+        set_gauge(OPEN_CIRCUITS, 1 if mode in _OPEN_MODES else 0, breaker=name)
+
+
+def rejected(name: str) -> None:
+    count(CALLS_REJECTED, (("breaker", name),))

@@ -1,0 +1,1 @@
+"""``@retry`` and the retry budget shared by many processes."""

@@ -1,0 +1,2 @@
+"""What every decorated call needs at run time, and nothing above it: the clock, the
+process-wide state, deadlines, validation, rate-limited logs and the listener hub."""

@@ -1,0 +1,1 @@
+"""``@timeout``: the decorator, the signal alarm and the worker threads."""
