@@ -94,8 +94,8 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from . import correlation, testing
     from ._breaker.breaker import CircuitBreaker
+    from ._breaker.decorator import breaker
     from ._breaker.firing import FiringBreaker, create_circuit_breaker
-    from ._breaker.guard import breaker
     from ._breaker.registry import CircuitBreakerRegistry, get_breaker
     from ._circuit.config import BreakerConfig
     from ._circuit.events import (
@@ -156,7 +156,7 @@ _LAZY.update(
         "CircuitBreakerRegistry": "._breaker.registry",
         "FiringBreaker": "._breaker.firing",
         "MemoryStore": ".stores",
-        "breaker": "._breaker.guard",
+        "breaker": "._breaker.decorator",
         "create_circuit_breaker": "._breaker.firing",
         "get_breaker": "._breaker.registry",
     }

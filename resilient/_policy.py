@@ -183,7 +183,7 @@ def _keys(step: str) -> frozenset[str]:
 
         return _keywords(retry)
     if step == "breaker":
-        from ._breaker.guard import breaker
+        from ._breaker.decorator import breaker
 
         return _keywords(breaker) | _breaker_fields()
     if step == "fallback":
@@ -259,7 +259,7 @@ def _retry(spec: Any, fn: Any) -> Decorator:
 
 
 def _breaker(spec: Any, fn: Any) -> Decorator:
-    from ._breaker.guard import breaker
+    from ._breaker.decorator import breaker
     from ._circuit.config import BreakerConfig
 
     if (given := _given(spec, "breaker")) is not None:

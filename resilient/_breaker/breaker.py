@@ -2,7 +2,8 @@
 
 The common path, a closed breaker with no failures behind it, reads one state
 reference, calls the function and returns: no lock, no clock, no event. An open breaker
-rejects with one clock read. The steps live in ``_breaker_core``; this is the public face.
+rejects with one clock read. The steps live in ``core``; this is the public face, with
+the step ``@breaker`` adds to a stack (``guard_sync``/``guard_async``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from .._circuit.config import BreakerConfig
 from .._circuit.rules import BreakerMode, BreakerState, Event, Kind, window_counts
-from .._wrapping.layer import apply, code_flags, name_of, refuse_generator
+from .._runtime import config as _config
+from .._wrapping.layer import (
+    AnyCall,
+    AsyncCall,
+    Layer,
+    apply,
+    code_flags,
+    name_of,
+    refuse_generator,
+)
 from ..exceptions import CircuitOpenError, ConfigError
 from .core import BreakerCore, Permit, Store, default_store, read_clock
+from .metrics import rejected
 
-__all__ = ["CircuitBreaker", "Store", "default_store"]
+__all__ = ["BreakerLayer", "CircuitBreaker", "Store", "default_store"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -320,9 +331,128 @@ class CircuitBreaker(BreakerCore):
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
     def __call__(self, fn: Any) -> Any:
         """Use the breaker itself as a decorator (``@breaker_object``)."""
-        from .guard import BreakerLayer  # it imports this module
-
         return apply(BreakerLayer(self), fn)
+
+    # The decorator's step: what ``@breaker`` runs around each call.
+
+    def guard_sync(self, call: Callable[..., Any], entry: Callable[..., Any] | None = None) -> Any:
+        """``call`` guarded by this breaker: the closed path reads one state reference and
+        calls; anything else goes through ``call()``. ``entry`` is the observed chain,
+        taken instead while observation is on."""
+        if self.config.windowed or self.config.failure_result is not None:
+            return self._windowed_sync(call, entry)
+        b, cb_name, follows = self, self.name, self.store is None
+        settings = _config.state
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and settings.active:
+                return entry(*args, **kwargs)
+            if follows and settings.store is not b._bound:
+                b._follow_default()
+            state = b._cell.state
+            mode = state.mode
+            if mode is _CLOSED and not b._loud:
+                try:
+                    result = call(*args, **kwargs)
+                except Exception as error:
+                    b._report(b._admit_closed(state), *b._classify_error(error))
+                    raise
+                if b._cell.state.failures:  # a success ends a run of failures
+                    b._report(b._admit_closed(state), _SUCCESS, "success")
+                return result
+            if mode is _OPEN and not b._loud:
+                left = state.open_until - settings.now()
+                if left > 0.0:
+                    if settings.emit is not None:
+                        rejected(cb_name)
+                    raise CircuitOpenError(cb_name, left)
+            return b.call(call, *args, **kwargs)
+
+        return guarded
+
+    def guard_async(
+        self,
+        call: Callable[..., Awaitable[Any]],
+        entry: Callable[..., Awaitable[Any]] | None = None,
+    ) -> Any:
+        """``guard_sync`` for coroutine functions."""
+        if self.config.windowed or self.config.failure_result is not None:
+            return self._windowed_async(call, entry)
+        b, cb_name, follows = self, self.name, self.store is None
+        settings = _config.state
+
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and settings.active:
+                return await entry(*args, **kwargs)
+            if follows and settings.store is not b._bound:
+                b._follow_default()
+            state = b._cell.state
+            mode = state.mode
+            if mode is _CLOSED and not b._loud:
+                try:
+                    result = await call(*args, **kwargs)
+                except Exception as error:
+                    await b._areport(b._admit_closed(state), *b._classify_error(error))
+                    raise
+                if b._cell.state.failures:
+                    await b._areport(b._admit_closed(state), _SUCCESS, "success")
+                return result
+            if mode is _OPEN and not b._loud:
+                left = state.open_until - settings.now()
+                if left > 0.0:
+                    if settings.emit is not None:
+                        rejected(cb_name)
+                    raise CircuitOpenError(cb_name, left)
+            return await b.acall(call, *args, **kwargs)
+
+        return guarded
+
+    def _windowed_sync(self, call: Callable[..., Any], entry: Callable[..., Any] | None) -> Any:
+        """Rate, slow-call and result rules judge every outcome: time it, one transition."""
+        b, follows, settings = self, self.store is None, _config.state
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and settings.active:
+                return entry(*args, **kwargs)
+            if follows and settings.store is not b._bound:
+                b._follow_default()
+            state = b._cell.state
+            if state.mode is not _CLOSED or b._loud:
+                return b.call(call, *args, **kwargs)
+            started = read_clock()
+            try:
+                result = call(*args, **kwargs)
+            except Exception as error:
+                b._report(Permit(state.gen, False, started), *b._classify_error(error))
+                raise
+            b._record(state.gen, result, started)
+            return result
+
+        return guarded
+
+    def _windowed_async(
+        self, call: Callable[..., Awaitable[Any]], entry: Callable[..., Awaitable[Any]] | None
+    ) -> Any:
+        b, follows, settings = self, self.store is None, _config.state
+
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            if entry is not None and settings.active:
+                return await entry(*args, **kwargs)
+            if follows and settings.store is not b._bound:
+                b._follow_default()
+            state = b._cell.state
+            if state.mode is not _CLOSED or b._loud:
+                return await b.acall(call, *args, **kwargs)
+            started = read_clock()
+            try:
+                result = await call(*args, **kwargs)
+            except Exception as error:
+                await b._areport(Permit(state.gen, False, started), *b._classify_error(error))
+                raise
+            await b._arecord(state.gen, result, started)
+            return result
+
+        return guarded
 
     def __repr__(self) -> str:
         state = self.snapshot()
@@ -346,6 +476,25 @@ class CircuitBreaker(BreakerCore):
         elif mode is _FORCED_OPEN:
             parts.append("until reset")
         return " ".join(parts) + ">"
+
+
+class BreakerLayer(Layer):
+    """The breaker step of a resilient stack."""
+
+    __slots__ = ("breaker",)
+    kind = "breaker"
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+
+    def describe(self) -> dict[str, object]:
+        return {"layer": self.kind, "name": self.breaker.name, "config": self.breaker.config}
+
+    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+        return self.breaker.guard_sync(call, entry)  # type: ignore[no-any-return]
+
+    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+        return self.breaker.guard_async(call, entry)  # type: ignore[no-any-return]
 
 
 def _refuse_in_call(fn: object) -> None:

@@ -10,8 +10,8 @@ from .._circuit.config import BreakerConfig
 from .._circuit.rules import BreakerMode
 from .._wrapping.layer import apply
 from ..exceptions import ConfigError
-from .breaker import CircuitBreaker, Store
-from .guard import BreakerLayer, default_name
+from .breaker import BreakerLayer, CircuitBreaker, Store
+from .decorator import default_name
 from .registry import CircuitBreakerRegistry
 
 __all__ = ["FiringBreaker", "create_circuit_breaker"]
