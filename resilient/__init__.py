@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import metrics, presets, telemetry
+from ._configure import Configuration, configuration, configure
 from ._policy import Description, Policy, describe, load_policies, policy
 from ._retry.budget import RetryBudget
 from ._retry.decorator import RetryConfig, retry
 from ._runtime.clock import SystemClock
-from ._runtime.config import Configuration, configuration, configure
 from ._runtime.deadline import remaining
 from ._runtime.listeners import add_listener, remove_listener
 from ._timeout.decorator import timeout, timeout_pool_stats

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from . import telemetry
-from ._runtime import config as _config
+from ._configure import configuration, configure
 from ._runtime.clock import SYSTEM_CLOCK
 
 PHASES = (
@@ -185,15 +185,15 @@ def run(duration: float = 20.0, seed: int = 7, statsd: str | None = None) -> int
 
     memory = MemorySink()
     remote = StatsdSink(target[0], target[1], prefix="resilient_demo") if target else None
-    saved = _config.configuration()
+    saved = configuration()
     saved_window = telemetry.window.seconds
-    _config.configure(clock=SYSTEM_CLOCK, metrics=FanoutSink(memory, remote) if remote else memory)
+    configure(clock=SYSTEM_CLOCK, metrics=FanoutSink(memory, remote) if remote else memory)
     telemetry.window.seconds = max(1.0, duration / 6)  # so health recovers within the run
     try:
         return asyncio.run(_drive(duration, seed, target))
     finally:
         telemetry.window.seconds = saved_window
-        _config.configure(clock=saved.clock, metrics=saved.metrics)
+        configure(clock=saved.clock, metrics=saved.metrics)
         if remote is not None:
             remote.close()
 

@@ -26,10 +26,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._runtime import config as _config
-from ._runtime.types import Tags
+from ._runtime.types import Emit, Tags
 from .metrics._names import (
     CLIENT_HTTP_ERRORS,
     ERROR_COUNTERS,
@@ -40,9 +40,6 @@ from .metrics._names import (
     SYNC_SUCCESS,
     TIMEOUTS,
 )
-
-if TYPE_CHECKING:
-    from ._wrapping.emit import Emitter
 
 __all__ = [
     "HealthStatus",
@@ -137,7 +134,7 @@ def add_circuit_source(source: Callable[[], dict[str, str]]) -> None:
     _circuit_sources.append(source)
 
 
-def count(name: str, tags: Tags = (), value: float = 1, emitter: Emitter | None = None) -> None:
+def count(name: str, tags: Tags = (), value: float = 1, emitter: Emit | None = None) -> None:
     """Count ``value`` of counter ``name``: through ``emitter`` (default: the configured
     one), which feeds the telemetry window too, or with metrics off in the window alone,
     so the health report sees it either way."""

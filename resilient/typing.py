@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from ._circuit.config import BreakerConfig
-    from ._circuit.rules import BreakerState, Decision, Event
+from ._circuit.store import AsyncStateStore, StateCell, StateStore
+from ._runtime.types import Clock, ExceptionFilter, OnRetry, Seconds
 
 __all__ = [
     "AsyncStateStore",
@@ -19,83 +14,3 @@ __all__ = [
     "StateCell",
     "StateStore",
 ]
-
-Seconds = float | int | timedelta
-"""A duration: seconds as a number, or a ``timedelta``."""
-
-ExceptionFilter = (
-    type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
-)
-"""Which errors a decorator reacts to: exception types, or a predicate on the error."""
-
-OnRetry = Callable[[int, BaseException, float], object]
-"""``on_retry(attempt, error, delay)``: ``attempt`` is the number of the attempt that failed."""
-
-
-@runtime_checkable
-class Clock(Protocol):
-    """Where every decorator reads time and sleeps, so tests can swap in a fake."""
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes backwards."""
-        ...
-
-    def sleep(self, seconds: float) -> None:
-        """Block the calling thread for ``seconds``."""
-        ...
-
-    async def asleep(self, seconds: float) -> None:
-        """Suspend the calling task for ``seconds``."""
-        ...
-
-
-# --- circuit breaker state stores -------------------------------------------------------
-
-
-@runtime_checkable
-class StateCell(Protocol):
-    """Where a breaker reads its state without a lock: one attribute, replaced whole.
-
-    Reading ``state`` must never block or do I/O: it is on every call's path.
-    """
-
-    @property
-    def state(self) -> BreakerState:
-        """The latest state known for the breaker's name."""
-        ...
-
-
-@runtime_checkable
-class StateStore(Protocol):
-    """Keeps breaker states by name and applies transitions to them atomically.
-
-    ``apply`` runs ``resilient._circuit.rules.transition`` (or the same rules, elsewhere) as
-    one atomic step and returns the new state and the decision. It must never wait on
-    I/O for long: async breakers call it directly from the event loop. A store that
-    talks to a server should implement ``AsyncStateStore`` too.
-    """
-
-    def cell(self, name: str) -> StateCell:
-        """The cell holding the state of ``name`` (created on first use)."""
-        ...
-
-    def apply(
-        self, name: str, event: Event, now: float, config: BreakerConfig
-    ) -> tuple[BreakerState, Decision]:
-        """Apply ``event`` to the state of ``name`` atomically; return the result."""
-        ...
-
-
-@runtime_checkable
-class AsyncStateStore(Protocol):
-    """The async twin of ``StateStore``, for stores whose transitions involve I/O."""
-
-    def cell(self, name: str) -> StateCell:
-        """The cell holding the last state seen for ``name``."""
-        ...
-
-    async def aapply(
-        self, name: str, event: Event, now: float, config: BreakerConfig
-    ) -> tuple[BreakerState, Decision]:
-        """Apply ``event`` to the state of ``name`` atomically; return the result."""
-        ...

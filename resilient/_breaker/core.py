@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .._circuit.config import BreakerConfig, check_name
 from .._circuit.rules import BreakerMode, BreakerState, Decision, Event, Kind, Verdict
+from .._circuit.store import AsyncStateStore, StateCell, StateStore
 from .._runtime import config as _config
 from .._runtime import listeners as _events
 from .._runtime.listeners import Listener
 from .._wrapping.hooks import safe_predicate
 from ..exceptions import CircuitOpenError, ConfigError
 from ..stores.memory import MemoryStore
-from ..typing import AsyncStateStore, StateCell, StateStore
 from . import metrics as _breaker_metrics
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .._circuit.config import BreakerConfig, check_name
+from .._circuit.store import AsyncStateStore, StateStore
 from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, apply
 from ..exceptions import ConfigError
-from ..typing import AsyncStateStore, StateStore
 from .breaker import BreakerLayer
 from .registry import CircuitBreakerRegistry
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .._runtime import validate as _validate
+from .._runtime.types import ExceptionFilter
 from ..exceptions import ConfigError
 from ..presets import BACKEND_OPERATIONS
-from ..typing import ExceptionFilter
 
 __all__ = ["MAX_NAME_LENGTH", "BreakerConfig", "check_name"]
 

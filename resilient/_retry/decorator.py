@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
-from .._runtime.types import MetricsSink
+from .._runtime.types import ExceptionFilter, MetricsSink, OnRetry, Seconds
 from .._wrapping.emit import Emitter, emitter_for
 from .._wrapping.hooks import add_note_once, hook_failed, hook_note, hook_prefix
 from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
 from ..exceptions import CircuitOpenError, ConfigError
 from ..metrics._names import RETRY_ATTEMPTS
-from ..typing import ExceptionFilter, OnRetry, Seconds
 
 if TYPE_CHECKING:
     from .budget import RetryBudget

@@ -22,14 +22,13 @@ from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
 from .._runtime.clock import SYSTEM_CLOCK
-from .._runtime.types import MetricsSink
+from .._runtime.types import MetricsSink, Seconds
 from .._wrapping.emit import Emitter, emitter_for
 from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
 from ..exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from ..metrics._names import TIMEOUTS
 from ..presets import Timeouts
 from ..telemetry import count
-from ..typing import Seconds
 from . import alarm as _alarm
 from .workers import ABANDONED, CROWDED, EXPIRED, REFUSED, PoolStats, Share, WorkerPool
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .._configure import configure
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
@@ -73,11 +74,11 @@ class FakeClock:
 def use_clock(clock: Clock) -> Iterator[Clock]:
     """Install ``clock`` as the default for the block, then put the previous one back."""
     previous = _config.state.clock
-    _config.configure(clock=clock)
+    configure(clock=clock)
     try:
         yield clock
     finally:
-        _config.configure(clock=previous)
+        configure(clock=previous)
 
 
 def reset() -> None:

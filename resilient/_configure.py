@@ -1,0 +1,60 @@
+"""``configure()``: the process-wide defaults (clock, metrics sink, state store)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ._circuit.store import AsyncStateStore, StateStore
+from ._runtime.clock import SYSTEM_CLOCK
+from ._runtime.config import state
+from ._runtime.types import Clock, MetricsSink
+from ._wrapping.emit import Emitter
+from .exceptions import ConfigError
+
+__all__ = ["Configuration", "configuration", "configure"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Configuration:
+    """A snapshot of the defaults every decorator uses unless told otherwise."""
+
+    clock: Clock = SYSTEM_CLOCK
+    metrics: MetricsSink | None = None
+    store: object | None = None
+
+
+_UNSET: object = object()
+
+
+def configure(
+    *, clock: Clock | None = None, metrics: object = _UNSET, store: object = _UNSET
+) -> Configuration:
+    """Set the process-wide defaults; parameters left out keep their current value.
+
+    ``metrics`` is a sink (``StatsdSink``, ``MemorySink``, ``NullSink``...), or ``None`` to
+    switch recording off entirely (the default: decorated calls then read no clock).
+    """
+    if clock is not None:
+        if not isinstance(clock, Clock):
+            raise ConfigError("clock", clock, "an object with monotonic(), sleep() and asleep()")
+        state.clock = clock
+        state.now = time.monotonic if clock is SYSTEM_CLOCK else clock.monotonic
+    if metrics is not _UNSET:
+        if metrics is not None and not isinstance(metrics, MetricsSink):
+            raise ConfigError(
+                "metrics", metrics, "a sink with increment(), gauge(), timing() and flush()"
+            )
+        state.metrics = metrics
+        state.emit = None if metrics is None else Emitter(metrics)
+        state.refresh()
+    if store is not _UNSET:
+        if store is not None and not isinstance(store, StateStore | AsyncStateStore):
+            raise ConfigError("store", store, "a state store (MemoryStore, RedisStore...) or None")
+        state.store = store
+    return configuration()
+
+
+def configuration() -> Configuration:
+    """The defaults in force now."""
+    return Configuration(clock=state.clock, metrics=state.metrics, store=state.store)
