@@ -20,7 +20,8 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from ._runtime import config as _config
 from ._runtime import validate as _validate
-from ._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
+from ._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, set_context_probe
+from ._wrapping.observe import active_chaos
 from .exceptions import ConfigError
 
 __all__ = ["ChaosInjected", "Injector", "inject_fault", "inject_latency", "inject_result"]
@@ -132,7 +133,7 @@ class Injector:
         _config.state.refresh()
 
 
-_active: ContextVar[tuple[Injector, ...]] = ContextVar("resilient_chaos", default=())
+_active: ContextVar[tuple[Injector, ...]] = active_chaos
 
 
 class _ChaosLayer(Layer):
@@ -178,7 +179,8 @@ class _ChaosLayer(Layer):
 
 
 CONTEXT_PROBE = _ChaosLayer(None)
-"""The innermost step added while a chaos context manager is active (see ``_observe``)."""
+"""The innermost step added while a chaos context manager is active (see ``_wrapping.observe``)."""
+set_context_probe(CONTEXT_PROBE)
 
 
 def inject_fault(

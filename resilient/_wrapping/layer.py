@@ -226,6 +226,15 @@ def _chain(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: str
     return call
 
 
+_context_probe: list[Layer] = []  # resilient.chaos's step for its context managers
+
+
+def set_context_probe(layer: Layer) -> None:
+    """Make ``layer`` the innermost step of every function called under a chaos context
+    manager (``resilient.chaos`` sets it when imported: nothing else needs it)."""
+    _context_probe[:] = [layer]
+
+
 def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: str) -> AnyCall:
     """The chain of layer functions around ``target``, with the one observation step.
 
@@ -234,7 +243,6 @@ def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: s
     observation is on. With a per-decorator metrics override the step always runs, as an
     ordinary outer function.
     """
-    from ..chaos import CONTEXT_PROBE
     from .observe import observe_async, observe_sync
 
     inner = _chain(layers[1:], target, is_async, name)
@@ -244,7 +252,7 @@ def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: s
     override = next((layer.emitter for layer in layers if layer.emitter is not None), None)
 
     def chaotic() -> AnyCall:  # built on first use under a chaos context manager
-        return _chain((*layers, CONTEXT_PROBE), target, is_async, name)
+        return _chain((*layers, *_context_probe), target, is_async, name)
 
     observe = observe_async if is_async else observe_sync
     observed = observe(plain, target, (("policy", name),), override, chaotic)

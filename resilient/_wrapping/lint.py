@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Protocol
 
 from .._runtime import config as _config
-from .layer import Layer
 
 __all__ = ["ResilienceWarning", "check_stack"]
 
 
 class ResilienceWarning(UserWarning):
     """A stack of decorators that cannot do what it seems to say."""
+
+
+class Layer(Protocol):
+    """What the checks read of a step: its kind and its settings."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def describe(self) -> dict[str, object]: ...
 
 
 _warned: set[tuple[str, str]] = set()

@@ -9,14 +9,17 @@ the undecorated function directly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from .._runtime import config as _config
 from .._runtime.types import Tags
-from ..chaos import _active as active_chaos
 from .emit import Emitter
 
-__all__ = ["observe_async", "observe_sync"]
+__all__ = ["active_chaos", "observe_async", "observe_sync"]
+
+active_chaos: ContextVar[tuple[Any, ...]] = ContextVar("resilient_chaos", default=())
+"""The chaos injectors entered as context managers in this context (``resilient.chaos``)."""
 
 
 def observe_sync(
