@@ -199,11 +199,11 @@ def run(duration: float = 20.0, seed: int = 7, statsd: str | None = None) -> int
 
 
 async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> int:
-    from . import add_listener, remove_listener
     from ._circuit.config import BreakerConfig
     from ._degradation import DegradationLevel, DegradationService
     from ._fallback import fallback, last_fallback
     from ._retry.decorator import RetryConfig
+    from ._runtime.listeners import add_listener, remove_listener
     from ._timeout.decorator import timeout
     from .http import AsyncClient, HTTPError, RequestConfig
 
