@@ -98,16 +98,6 @@ if TYPE_CHECKING:
     from ._breaker.firing import FiringBreaker, create_circuit_breaker
     from ._breaker.registry import CircuitBreakerRegistry, get_breaker
     from ._circuit.config import BreakerConfig
-    from ._circuit.events import (
-        BreakerClosed,
-        BreakerDisabled,
-        BreakerEvent,
-        BreakerForcedOpen,
-        BreakerHalfOpened,
-        BreakerOpened,
-        CallRecorded,
-        CallRejected,
-    )
     from ._circuit.rules import BreakerMode, BreakerState
     from ._degradation import (
         DegradationLevel,
@@ -123,6 +113,16 @@ if TYPE_CHECKING:
         FallbackUsed,
         fallback,
         last_fallback,
+    )
+    from ._runtime.events import (
+        BreakerClosed,
+        BreakerDisabled,
+        BreakerEvent,
+        BreakerForcedOpen,
+        BreakerHalfOpened,
+        BreakerOpened,
+        CallRecorded,
+        CallRejected,
     )
     from .metrics import LoggingSink, PrometheusSink, StatsdSink
     from .stores import MemoryStore
@@ -140,7 +140,7 @@ _LAZY = dict.fromkeys(
         "CallRecorded",
         "CallRejected",
     ),
-    "._circuit.events",
+    "._runtime.events",
 )
 # The batching sinks start a thread and open sockets: loaded when first named.
 _LAZY.update(dict.fromkeys(("LoggingSink", "PrometheusSink", "StatsdSink"), ".metrics"))

@@ -22,7 +22,7 @@ from ..stores.memory import MemoryStore
 from . import metrics as _breaker_metrics
 
 if TYPE_CHECKING:
-    from .._circuit.events import BreakerEvent
+    from .._runtime.events import BreakerEvent
 
 __all__ = ["BreakerCore", "Permit", "Store", "default_store", "read_clock"]
 
@@ -196,7 +196,7 @@ class BreakerCore:
         _breaker_metrics.changed(self.name, prior, mode)
         if not self._loud:
             return
-        from .._circuit import events as ev
+        from .._runtime import events as ev
 
         name = self.name
         event: BreakerEvent
@@ -217,7 +217,7 @@ class BreakerCore:
     def _reject(self, retry_after: float | None) -> CircuitOpenError:
         _breaker_metrics.rejected(self.name)
         if self._loud:
-            from .._circuit.events import CallRejected
+            from .._runtime.events import CallRejected
 
             self._emit(CallRejected(self.name, retry_after))
         return CircuitOpenError(self.name, retry_after)
@@ -338,7 +338,7 @@ class BreakerCore:
     def _recorded(self, permit: Permit, outcome: Outcome, now: float) -> None:
         started = permit.started
         duration = now - started if started is not None else 0.0
-        from .._circuit.events import CallRecorded
+        from .._runtime.events import CallRecorded
 
         self._emit(CallRecorded(self.name, outcome, duration, permit.probe))
 

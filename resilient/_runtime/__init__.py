@@ -1,2 +1,3 @@
 """What every decorated call needs at run time, and nothing above it: the clock, the
-process-wide state, deadlines, validation, rate-limited logs and the listener hub."""
+process-wide state, deadlines, validation, rate-limited logs, the events and the hub
+that hands them to listeners."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from .._circuit.events import BreakerEvent
+    from .events import BreakerEvent
 
 __all__ = [
     "Listener",
