@@ -1,4 +1,4 @@
-"""The seed's telemetry: a sliding window of latencies and errors, and the health report.
+"""Telemetry: a sliding window of latencies and errors, and the health report built on it.
 
 Every decorated call feeds the window while metrics are on (``resilient.configure(
 metrics=...)``); the ``record_*`` functions feed it by hand. ``generate_report`` reads it:
@@ -13,7 +13,7 @@ metrics=...)``); the ``record_*`` functions feed it by hand. ``generate_report``
 ``timeouts_total`` and ``sync_failures_total``.
 
 With metrics off, errors still reach the window: the failure paths (a timeout raised, an
-HTTP error, a call an open breaker rejected) call ``count_error``, which costs nothing on
+HTTP error, a call an open breaker rejected) call ``count``, which costs nothing on
 the success path. Latency needs a clock read around every call, so it is measured only
 while metrics are on (or recorded by hand): otherwise the report says
 ``latency_measured: false`` and ``requests: null`` rather than implying it is fine.
@@ -59,7 +59,7 @@ __all__ = [
 
 
 class HealthStatus:
-    """The four statuses of the seed, as plain strings (they go into JSON)."""
+    """The four health statuses, as plain strings (they go into JSON)."""
 
     HEALTHY = "healthy"
     DEGRADED = "degraded"
@@ -153,7 +153,7 @@ def count_error(name: str, tags: Tags = ()) -> None:
 
 
 def record_request_latency(endpoint: str, ms: float) -> None:
-    """Record one request's latency (the seed's ``recordRequestLatency``)."""
+    """Record one request's latency, in milliseconds, under ``endpoint``."""
     tags = (("endpoint", endpoint),)
     emit = _config.state.emit
     if emit is not None:
@@ -207,7 +207,7 @@ def _circuits() -> dict[str, str]:
 
 
 def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
-    """A JSON-serialisable health report with the seed's status rules.
+    """A JSON-serialisable health report, by the status rules at the top of this module.
 
     ``services`` names breakers whose state the report should list (all known ones when
     omitted); an open breaker anywhere makes the status critical.

@@ -1,9 +1,8 @@
 """Aggregated error logging: one line per kind of trouble per window, never one per call.
 
-The seed's best practice ("aggregate errors, don't spam"): the first error of a kind from a
-source is logged at once; repeats inside the window are only counted; when the window ends
-one line says how many were folded in, and when a window passes with none, a recovery
-line says the trouble stopped.
+The first error of a kind from a source is logged at once; repeats inside the window are
+only counted; when the window ends one line says how many were folded in, and when a
+window passes with none, a recovery line says the trouble stopped.
 """
 
 from __future__ import annotations

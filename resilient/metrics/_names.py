@@ -1,4 +1,4 @@
-"""Metric names, exactly as the seed design names them, plus resilient's own."""
+"""The names of every metric resilient records (dashboards and alerts rely on them)."""
 
 from __future__ import annotations
 
