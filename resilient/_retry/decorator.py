@@ -214,6 +214,7 @@ class _Retry(Layer):
         "on",
         "on_retry",
         "stop",
+        "strategies",
         "tenacity",
         "wait",
         "wait_cap",
@@ -237,7 +238,9 @@ class _Retry(Layer):
         self.wait = wait
         self.capped = capped
         self.wait_cap = wait_cap
-        self.tenacity = stop is not None or wait is not None or isinstance(on, _TenacityRetry)
+        self.strategies = stop is not None or wait is not None
+        """Whether tenacity ``stop``/``wait`` strategies replace the cap or the schedule."""
+        self.tenacity = self.strategies or isinstance(on, _TenacityRetry)
         """Whether tenacity strategies read a ``RetryCallState`` (then each call notes
         when its first attempt starts, as tenacity does)."""
         self.emitter: Emitter | None = None
@@ -248,12 +251,16 @@ class _Retry(Layer):
 
     def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
         layer, state = self, _config.state
+        prefix = f"resilient.retry gave up on {name} "
+        planner = _StrategyPlan if self.strategies else _Plan
 
         def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
-            plan = _Plan(layer, name, call, args, kwargs, start)
+            plan = planner(layer, name, prefix, call, args, kwargs, start)
             clock = state.clock
             while True:
-                decision = plan.decide(failure, clock.monotonic(), _get_deadline())
+                when = _get_deadline()  # the time matters only when there is a deadline
+                now = 0.0 if when is None else clock.monotonic()
+                decision = plan.decide(failure, now, when)
                 if isinstance(decision, GiveUp):
                     raise plan.failed(failure, decision)
                 delay = decision.seconds
@@ -297,12 +304,16 @@ class _Retry(Layer):
 
     def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
         layer, state = self, _config.state
+        prefix = f"resilient.retry gave up on {name} "
+        planner = _StrategyPlan if self.strategies else _Plan
 
         async def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
-            plan = _Plan(layer, name, call, args, kwargs, start)
+            plan = planner(layer, name, prefix, call, args, kwargs, start)
             clock = state.clock
             while True:
-                decision = plan.decide(failure, clock.monotonic(), _get_deadline())
+                when = _get_deadline()  # the time matters only when there is a deadline
+                now = 0.0 if when is None else clock.monotonic()
+                decision = plan.decide(failure, now, when)
                 if isinstance(decision, GiveUp):
                     raise plan.failed(failure, decision)
                 delay = decision.seconds
@@ -347,8 +358,8 @@ class _Retry(Layer):
 
 class _Plan(RetryPlan):
     """``@retry``'s decisions for one call: the shared core (attempts, waits, deadline,
-    the note) with this decorator's own rules around it: the ``on`` filter, tenacity
-    ``stop``/``wait`` strategies and the retry budget.
+    the note) with this decorator's own rules around it: the ``on`` filter and the retry
+    budget (``_StrategyPlan`` adds tenacity ``stop``/``wait`` strategies).
 
     Acts only in ``retrying``, which the loops call before each wait (``on_retry``,
     the ``retry_attempts_total`` count).
@@ -357,15 +368,17 @@ class _Plan(RetryPlan):
     __slots__ = ("hook_note", "layer", "name", "state")
 
     def __init__(
-        self, layer: _Retry, name: str, call: AnyCall, args: Any, kwargs: Any, start: float | None
+        self,
+        layer: _Retry,
+        name: str,
+        prefix: str,
+        call: AnyCall,
+        args: Any,
+        kwargs: Any,
+        start: float | None,
     ) -> None:
-        RetryPlan.__init__(
-            self,
-            layer.config,
-            f"resilient.retry gave up on {name} ",
-            capped=layer.capped,
-            instant=_config.state.instant,  # resilient.testing.instant(): cap, no waits
-        )
+        # instant: resilient.testing.instant() caps the attempts and makes waits zero.
+        RetryPlan.__init__(self, layer.config, prefix, layer.capped, _config.state.instant)
         self.layer = layer
         self.name = name
         self.hook_note: str | None = None
@@ -423,6 +436,13 @@ class _Plan(RetryPlan):
             hook_failed("on", self.name, failure, error)
             return False
 
+
+class _StrategyPlan(_Plan):
+    """A ``_Plan`` whose waits and end come from tenacity ``wait``/``stop`` strategies."""
+
+    __slots__ = ()
+    strategies = True
+
     def stop(self, error: Exception, delay: float) -> GiveUp | None:
         """Whether the ``stop`` strategy ends the retries; one that raises ends them."""
         strategy = self.layer.stop
@@ -440,6 +460,8 @@ class _Plan(RetryPlan):
         return None
 
     def backoff(self, error: Exception) -> float | GiveUp:
+        """The ``wait`` strategy's wait (capped by ``max_delay`` when given); one that
+        raises, or asks for an impossible wait, ends the retries."""
         layer = self.layer
         if layer.wait is None:
             return layer.config.delay(self.attempt)

@@ -15,12 +15,12 @@ carries the note the error gets: the reason and, when asked, the errors met on t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from .._runtime.validate import MAX_SECONDS
 from .._wrapping.hooks import add_note_once
 
-__all__ = ["NOT_RETRYABLE", "GiveUp", "RetryPlan", "Schedule", "Sleep", "attempts"]
+__all__ = ["NOT_RETRYABLE", "NO_WAIT", "GiveUp", "RetryPlan", "Schedule", "Sleep", "attempts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,9 @@ class GiveUp:
 
 NOT_RETRYABLE = GiveUp()
 """The answer for an error that is never retried (raised as it is, without a note)."""
+
+NO_WAIT = Sleep(0.0)
+"""The answer for a retry without a wait (made once: it is the common answer in tests)."""
 
 
 class Schedule(Protocol):
@@ -71,16 +74,20 @@ class RetryPlan:
     with the failures met (``": ValueError, ConnectionError x2"``). ``capped=False`` drops
     the ``attempts`` cap (a strategy of the caller's stops the retries instead);
     ``instant`` (``resilient.testing.instant()``) caps the attempts at that number and
-    makes every wait zero.
+    makes every wait zero. A subclass may replace ``backoff`` and ``stop`` with strategies
+    of its own (and set ``strategies``).
     """
 
     __slots__ = ("attempt", "config", "instant", "limit", "prefix", "runs")
+
+    strategies: ClassVar[bool] = False
+    """Whether ``backoff`` and ``stop`` are a subclass's own and must be asked (otherwise
+    the schedule's wait is read directly: one call less per failure)."""
 
     def __init__(
         self,
         config: Schedule,
         prefix: str,
-        *,
         capped: bool = True,
         instant: int | None = None,
         list_errors: bool = True,
@@ -115,13 +122,29 @@ class RetryPlan:
             return self.give_up(f"after {attempts(attempt)}")
         delay = 0.0
         if not self.instant:
-            wait = self.wait(error)
-            if isinstance(wait, GiveUp):
-                return wait
-            delay = wait
-        stop = self.stop(error, delay)
-        if stop is not None:
-            return stop
+            # An error's retry_after (seconds, as a server's Retry-After says) replaces the
+            # schedule's wait when it is at most max_retry_after; a longer one ends it all.
+            hinted = getattr(error, "retry_after", None)
+            if (
+                hinted is not None
+                and isinstance(hinted, int | float)
+                and not isinstance(hinted, bool)
+                and hinted >= 0
+            ):
+                if hinted > self.config.max_retry_after:
+                    return self._too_long(hinted)
+                delay = float(hinted)
+            elif self.strategies:
+                wait = self.backoff(error)
+                if isinstance(wait, GiveUp):
+                    return wait
+                delay = wait
+            else:
+                delay = self.config.delay(attempt)
+        if self.strategies:
+            stop = self.stop(error, delay)
+            if stop is not None:
+                return stop
         if deadline is not None:
             left = deadline - now
             if delay >= left:
@@ -129,32 +152,25 @@ class RetryPlan:
                     f"after {attempts(attempt)}, as a {delay:.3g}s wait does not fit in "
                     f"the {max(left, 0.0):.3g}s left before the deadline"
                 )
-        return Sleep(delay)
-
-    def wait(self, error: Exception) -> float | GiveUp:
-        """The wait before the next attempt: the error's ``retry_after`` (seconds, as a
-        server's ``Retry-After`` says) when it is at most ``max_retry_after``, a give-up
-        when it is longer, else the backoff schedule's."""
-        hinted = getattr(error, "retry_after", None)
-        if isinstance(hinted, int | float) and not isinstance(hinted, bool) and hinted >= 0:
-            most = self.config.max_retry_after
-            if hinted > most:
-                asked = f"a {hinted:.3g}s" if hinted <= MAX_SECONDS else "an endless"
-                return self.give_up(
-                    f"after {attempts(self.attempt)}, as the error asks for {asked} wait, "
-                    f"longer than max_retry_after={most:g}s"
-                )
-            return float(hinted)
-        return self.backoff(error)
+        return Sleep(delay) if delay else NO_WAIT
 
     def backoff(self, error: Exception) -> float | GiveUp:
-        """The schedule's wait after this attempt (jitter included)."""
+        """The wait after this attempt when the error names none: the schedule's (jitter
+        included), or, in a subclass with ``strategies``, its own (or a give-up)."""
         return self.config.delay(self.attempt)
 
     def stop(self, error: Exception, delay: float) -> GiveUp | None:
-        """A reason to stop before waiting ``delay``; none here (callers with a stop
-        strategy of their own say so)."""
+        """A reason to stop before waiting ``delay``: asked only with ``strategies``, of a
+        subclass that has a stop strategy of its own."""
         return None
+
+    def _too_long(self, hinted: float) -> GiveUp:
+        most = self.config.max_retry_after
+        asked = f"a {hinted:.3g}s" if hinted <= MAX_SECONDS else "an endless"
+        return self.give_up(
+            f"after {attempts(self.attempt)}, as the error asks for {asked} wait, "
+            f"longer than max_retry_after={most:g}s"
+        )
 
     def give_up(self, why: str) -> GiveUp:
         """The give-up saying ``why``, as its note reads."""

@@ -319,7 +319,7 @@ class ClientCore:
         """The shared retry core for one request, from its first failure on: the config's
         attempts and backoff, ``Retry-After`` up to ``max_retry_after``, the request's
         deadline and the give-up note (``resilient.testing.instant()`` applies)."""
-        return RetryPlan(exchange.config.retry, _GAVE_UP, instant=_state.instant, list_errors=False)
+        return RetryPlan(exchange.config.retry, _GAVE_UP, True, _state.instant, False)
 
     def decide(self, error: HTTPError, exchange: Exchange, plan: RetryPlan) -> Sleep | GiveUp:
         """After a failed attempt: HTTP's own rules (which errors, methods and bodies may be
