@@ -392,11 +392,9 @@ class _Plan(RetryPlan):
         if isinstance(error, CircuitOpenError) or not self._wanted(error):
             return NOT_RETRYABLE
         decision = RetryPlan.decide(self, error, now, deadline)
-        if isinstance(decision, GiveUp):
-            return decision
         budget = self.layer.budget
-        if budget is not None and not budget.allow_retry():  # never waits on I/O
-            return self.give_up("with the retry budget spent")
+        if budget is not None and isinstance(decision, Sleep) and not budget.allow_retry():
+            return self.give_up("with the retry budget spent")  # allow_retry never waits on I/O
         return decision
 
     def retrying(self, error: Exception, delay: float) -> None:
