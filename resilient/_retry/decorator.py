@@ -1,8 +1,9 @@
 """``@retry``: attempt a call again after failures, with exponential backoff and jitter.
 
-The happy path is a plain call inside ``try``. Everything else (the backoff schedule,
-tenacity strategies, the deadline check) starts after the first failure, in a small
-per-call ``_Plan`` that only *decides*; the sync and async loops only *act* on it.
+The happy path is a plain call inside ``try``. Everything else starts after the first
+failure, in a small per-call ``_Plan``: the shared retry core (``plan.RetryPlan``:
+attempts, waits, deadline, the note) with this decorator's own rules around it. It
+answers ``Sleep(seconds)`` or ``GiveUp(reason)``; the sync and async loops act on that.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from random import random
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
@@ -23,11 +24,14 @@ from .._wrapping.hooks import add_note_once, hook_failed, hook_note, hook_prefix
 from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
 from ..exceptions import CircuitOpenError, ConfigError
 from ..metrics._names import RETRY_ATTEMPTS
+from .plan import NOT_RETRYABLE, GiveUp, RetryPlan, Sleep, attempts
 
 if TYPE_CHECKING:
     from .budget import RetryBudget
 
 __all__ = ["RetryConfig", "retry"]
+
+_get_deadline = _deadline.get
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,6 +214,7 @@ class _Retry(Layer):
         "on",
         "on_retry",
         "stop",
+        "strategies",
         "tenacity",
         "wait",
         "wait_cap",
@@ -233,7 +238,9 @@ class _Retry(Layer):
         self.wait = wait
         self.capped = capped
         self.wait_cap = wait_cap
-        self.tenacity = stop is not None or wait is not None or isinstance(on, _TenacityRetry)
+        self.strategies = stop is not None or wait is not None
+        """Whether tenacity ``stop``/``wait`` strategies replace the cap or the schedule."""
+        self.tenacity = self.strategies or isinstance(on, _TenacityRetry)
         """Whether tenacity strategies read a ``RetryCallState`` (then each call notes
         when its first attempt starts, as tenacity does)."""
         self.emitter: Emitter | None = None
@@ -244,12 +251,20 @@ class _Retry(Layer):
 
     def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
         layer, state = self, _config.state
+        prefix = f"resilient.retry gave up on {name} "
+        planner = _StrategyPlan if self.strategies else _Plan
 
         def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
-            plan = _Plan(layer, name, call, args, kwargs, start)
+            plan = planner(layer, name, prefix, call, args, kwargs, start)
             clock = state.clock
             while True:
-                delay = plan.after(failure)  # raises when giving up
+                when = _get_deadline()  # the time matters only when there is a deadline
+                now = 0.0 if when is None else clock.monotonic()
+                decision = plan.decide(failure, now, when)
+                if isinstance(decision, GiveUp):
+                    raise plan.failed(failure, decision)
+                delay = decision.seconds
+                plan.retrying(failure, delay)
                 if delay:
                     clock.sleep(delay)
                 try:
@@ -289,12 +304,20 @@ class _Retry(Layer):
 
     def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
         layer, state = self, _config.state
+        prefix = f"resilient.retry gave up on {name} "
+        planner = _StrategyPlan if self.strategies else _Plan
 
         async def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
-            plan = _Plan(layer, name, call, args, kwargs, start)
+            plan = planner(layer, name, prefix, call, args, kwargs, start)
             clock = state.clock
             while True:
-                delay = plan.after(failure)
+                when = _get_deadline()  # the time matters only when there is a deadline
+                now = 0.0 if when is None else clock.monotonic()
+                decision = plan.decide(failure, now, when)
+                if isinstance(decision, GiveUp):
+                    raise plan.failed(failure, decision)
+                delay = decision.seconds
+                plan.retrying(failure, delay)
                 if delay:
                     await clock.asleep(delay)
                 try:
@@ -333,68 +356,70 @@ class _Retry(Layer):
         return budgeted
 
 
-class _Plan:
-    """The decisions of one retried call: whether to go on, and how long to wait first.
+class _Plan(RetryPlan):
+    """``@retry``'s decisions for one call: the shared core (attempts, waits, deadline,
+    the note) with this decorator's own rules around it: the ``on`` filter and the retry
+    budget (``_StrategyPlan`` adds tenacity ``stop``/``wait`` strategies).
 
-    Every way out raises the call's own error, with a note saying why (one note per
-    function: an error object raised again carries the latest, not a growing list).
+    Acts only in ``retrying``, which the loops call before each wait (``on_retry``,
+    the ``retry_attempts_total`` count).
     """
 
-    __slots__ = ("attempt", "errors", "hook_note", "layer", "name", "state")
+    __slots__ = ("hook_note", "layer", "name", "state")
 
     def __init__(
-        self, layer: _Retry, name: str, call: AnyCall, args: Any, kwargs: Any, start: float | None
+        self,
+        layer: _Retry,
+        name: str,
+        prefix: str,
+        call: AnyCall,
+        args: Any,
+        kwargs: Any,
+        start: float | None,
     ) -> None:
+        # instant: resilient.testing.instant() caps the attempts and makes waits zero.
+        RetryPlan.__init__(self, layer.config, prefix, layer.capped, _config.state.instant)
         self.layer = layer
         self.name = name
-        self.attempt = 0
-        self.errors: list[list[Any]] = []
-        """``[type name, how many in a row]`` per run of failures, for the give-up note."""
         self.hook_note: str | None = None
         """What the first failing ``on_retry`` raised, noted on the error if it is raised."""
         self.state = _tenacity_state(layer, call, args, kwargs, start)
 
-    def after(self, error: Exception) -> float:
-        """Seconds to wait before the next attempt; re-raises ``error`` when giving up."""
-        layer, config = self.layer, self.layer.config
-        self.attempt += 1
-        kind, errors = type(error).__name__, self.errors
-        if errors and errors[-1][0] == kind:
-            errors[-1][1] += 1
-        else:
-            errors.append([kind, 1])
+    def decide(self, error: Exception, now: float, deadline: float | None) -> Sleep | GiveUp:
         state = self.state
         if state is not None:
-            _record_outcome(state, self.attempt, error)
+            _record_outcome(state, self.attempt + 1, error)
         if isinstance(error, CircuitOpenError) or not self._wanted(error):
-            self._raise(error)
-        instant = _config.state.instant  # resilient.testing.instant(): cap, no waits
-        if (layer.capped and self.attempt >= config.attempts) or (
-            instant is not None and self.attempt >= instant
-        ):
-            self._give_up(error, f"after {self.attempt} attempts")
-        delay = 0.0 if instant is not None else self._delay(error)
-        if layer.stop is not None and self._stop(error, delay):
-            self._give_up(error, f"after {self.attempt} attempts (its stop strategy said so)")
-        left = _deadline.remaining()
-        if left is not None and delay >= left:
-            self._give_up(error, f"{left:.3g}s before the deadline, short of a {delay:.3g}s wait")
-        budget = layer.budget
-        if budget is not None and not budget.allow_retry():  # never waits on I/O
-            self._give_up(error, "with the retry budget spent")
+            return NOT_RETRYABLE
+        decision = RetryPlan.decide(self, error, now, deadline)
+        budget = self.layer.budget
+        if budget is not None and isinstance(decision, Sleep) and not budget.allow_retry():
+            return self.give_up("with the retry budget spent")  # allow_retry never waits on I/O
+        return decision
+
+    def retrying(self, error: Exception, delay: float) -> None:
+        """Before waiting ``delay``: run ``on_retry`` and count the retry."""
+        layer = self.layer
         if layer.on_retry is not None:
             try:
                 layer.on_retry(self.attempt, error, delay)
-            except Exception as failure:  # the retry goes on; see _raise
+            except Exception as failure:  # the retry goes on; see failed
                 hook_failed("on_retry", self.name, failure)
                 if self.hook_note is None:
                     self.hook_note = hook_note("on_retry", self.name, failure)
         emit = layer.emitter or _config.state.emit
         if emit is not None:
             emit.increment(RETRY_ATTEMPTS, (("policy", self.name),))
+        state = self.state
         if state is not None:
             state.idle_for += delay
-        return delay
+
+    def failed(self, error: Exception, decision: GiveUp) -> Exception:
+        """``error``, noted with why the retries ended (and a failed ``on_retry``)."""
+        self.note(error, decision)
+        if self.hook_note is not None:
+            add_note_once(error, self.hook_note, replaces=hook_prefix("on_retry", self.name))
+        return error
 
     def _wanted(self, error: Exception) -> bool:
         """Whether ``on`` asks for a retry; a predicate that raises says no."""
@@ -409,53 +434,46 @@ class _Plan:
             hook_failed("on", self.name, failure, error)
             return False
 
-    def _stop(self, error: Exception, delay: float) -> bool:
+
+class _StrategyPlan(_Plan):
+    """A ``_Plan`` whose waits and end come from tenacity ``wait``/``stop`` strategies."""
+
+    __slots__ = ()
+    strategies = True
+
+    def stop(self, error: Exception, delay: float) -> GiveUp | None:
         """Whether the ``stop`` strategy ends the retries; one that raises ends them."""
+        strategy = self.layer.stop
+        if strategy is None:
+            return None
         state = self.state
         state.upcoming_sleep = delay  # what tenacity's stop_before_delay adds to the time spent
         try:
-            return bool(self.layer.stop(state))  # type: ignore[misc]  # checked by the caller
+            stopped = bool(strategy(state))
         except Exception as failure:
             hook_failed("stop", self.name, failure, error)
-            return True
+            stopped = True
+        if stopped:
+            return self.give_up(f"after {attempts(self.attempt)} (its stop strategy said so)")
+        return None
 
-    def _delay(self, error: Exception) -> float:
-        layer, config = self.layer, self.layer.config
-        hinted = getattr(error, "retry_after", None)
-        if isinstance(hinted, int | float) and not isinstance(hinted, bool) and hinted >= 0:
-            if hinted > config.max_retry_after:
-                asked = f"a {hinted:.3g}s" if hinted <= _validate.MAX_SECONDS else "an endless"
-                self._give_up(
-                    error,
-                    f"as the error asks for {asked} wait, longer than "
-                    f"max_retry_after={config.max_retry_after:g}s",
-                )
-            return float(hinted)
+    def backoff(self, error: Exception) -> float | GiveUp:
+        """The ``wait`` strategy's wait (capped by ``max_delay`` when given); one that
+        raises, or asks for an impossible wait, ends the retries."""
+        layer = self.layer
         if layer.wait is None:
-            return config.delay(self.attempt)
+            return layer.config.delay(self.attempt)
         try:
             delay = float(layer.wait(self.state))
         except Exception as failure:
             hook_failed("wait", self.name, failure, error)
-            self._give_up(error, f"after {self.attempt} attempts (its wait strategy failed)")
+            return self.give_up(f"after {attempts(self.attempt)} (its wait strategy failed)")
         cap = layer.wait_cap
         if cap is not None and delay > cap:
             return cap
         if not delay <= _validate.MAX_SECONDS:  # also NaN: no clock can sleep that
-            self._give_up(error, f"as its wait strategy asked for an impossible {delay:g}s wait")
+            return self.give_up(f"as its wait strategy asked for an impossible {delay:g}s wait")
         return delay if delay > 0.0 else 0.0
-
-    def _give_up(self, error: Exception, why: str) -> NoReturn:
-        # The same error object raised again keeps only its latest story.
-        prefix = f"resilient.retry gave up on {self.name} "
-        runs = ", ".join(kind if count == 1 else f"{kind} x{count}" for kind, count in self.errors)
-        add_note_once(error, f"{prefix}{why}: {runs}", replaces=prefix)
-        self._raise(error)
-
-    def _raise(self, error: Exception) -> NoReturn:
-        if self.hook_note is not None:
-            add_note_once(error, self.hook_note, replaces=hook_prefix("on_retry", self.name))
-        raise error
 
 
 def _tenacity_state(

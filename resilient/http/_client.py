@@ -16,6 +16,7 @@ import httpx
 
 from .. import correlation
 from .._circuit.config import BreakerConfig
+from .._retry.plan import GiveUp
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from ..exceptions import CircuitOpenError
@@ -150,10 +151,15 @@ class Client(ClientCore):
             return self._once(exchange)
         except HTTPError as error:
             failure = error
-        attempt = 1
+        plan = self.retry_plan(exchange)
         while True:
-            _state.clock.sleep(self.wait_before_retry(failure, exchange, attempt))
-            attempt += 1
+            decision = self.decide(failure, exchange, plan)
+            if isinstance(decision, GiveUp):
+                raise self.give_up(failure, plan, decision)
+            delay = decision.seconds
+            self.retrying(failure, exchange, plan, delay)
+            if delay:
+                _state.clock.sleep(delay)
             exchange.request.extensions["timeout"] = exchange.config.clamped(
                 exchange.deadline - _state.now()
             )
@@ -333,10 +339,15 @@ class AsyncClient(ClientCore):
             return await self._once(exchange)
         except HTTPError as error:
             failure = error
-        attempt = 1
+        plan = self.retry_plan(exchange)
         while True:
-            await _state.clock.asleep(self.wait_before_retry(failure, exchange, attempt))
-            attempt += 1
+            decision = self.decide(failure, exchange, plan)
+            if isinstance(decision, GiveUp):
+                raise self.give_up(failure, plan, decision)
+            delay = decision.seconds
+            self.retrying(failure, exchange, plan, delay)
+            if delay:
+                await _state.clock.asleep(delay)
             exchange.request.extensions["timeout"] = exchange.config.clamped(
                 exchange.deadline - _state.now()
             )

@@ -11,13 +11,14 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import httpx
 
 from .. import correlation, telemetry
 from .._breaker.breaker import CircuitBreaker
 from .._circuit.config import BreakerConfig
+from .._retry.plan import NOT_RETRYABLE, GiveUp, RetryPlan, Sleep
 from .._runtime import config as _config
 from .._runtime.logs import digest
 from ..exceptions import CircuitOpenError, ConfigError
@@ -53,6 +54,7 @@ _get_correlation = correlation._current.get
 _new_correlation = correlation.new
 _sendable = correlation._sendable
 _state = _config.state
+_GAVE_UP = "resilient.http gave up "
 
 
 class ClientCore:
@@ -312,51 +314,52 @@ class ClientCore:
 
     # --- retrying ----------------------------------------------------------------------
 
-    def wait_before_retry(self, error: HTTPError, exchange: Exchange, attempt: int) -> float:
-        """Seconds to wait before attempt ``attempt + 1``; raises ``error`` when giving up."""
-        request, config = exchange.request, exchange.config
-        if not self._retryable(error, config):
-            raise error
+    @staticmethod
+    def retry_plan(exchange: Exchange) -> RetryPlan:
+        """The shared retry core for one request, from its first failure on: the config's
+        attempts and backoff, ``Retry-After`` up to ``max_retry_after``, the request's
+        deadline and the give-up note (``resilient.testing.instant()`` applies)."""
+        return RetryPlan(exchange.config.retry, _GAVE_UP, True, _state.instant, False)
+
+    def decide(self, error: HTTPError, exchange: Exchange, plan: RetryPlan) -> Sleep | GiveUp:
+        """After a failed attempt: HTTP's own rules (which errors, methods and bodies may be
+        sent again), then the shared core's answer for the time left."""
+        request = exchange.request
+        if not self._retryable(error, exchange.config):
+            return NOT_RETRYABLE
         method = request.method
         if method not in IDEMPOTENT_METHODS and "idempotency-key" not in request.headers:
-            _give_up(
-                error,
-                f"did not retry: {method} is not idempotent "
-                "(send an Idempotency-Key header to allow retries)",
+            return GiveUp(
+                f"resilient.http did not retry: {method} is not idempotent "
+                "(send an Idempotency-Key header to allow retries)"
             )
         if not isinstance(request.stream, httpx.ByteStream):
-            _give_up(error, "did not retry: the request body is a stream")
-        if attempt >= config.retry.attempts:
-            _give_up(error, f"gave up after {attempt} attempts")
-        hinted = getattr(error, "retry_after", None)
-        if hinted is None:
-            delay = config.retry.delay(attempt)
-        elif hinted > config.retry.max_retry_after:
-            _give_up(
-                error,
-                f"gave up after {attempt} attempt(s): the host asks for a {hinted:.3g}s wait, "
-                f"longer than max_retry_after={config.retry.max_retry_after:g}s",
-            )
-        else:
-            delay = hinted
-        left = exchange.deadline - _state.now()
-        if delay >= left:
-            _give_up(
-                error,
-                f"gave up after {attempt} attempt(s): a {delay:.3g}s wait "
-                f"does not fit in the {max(left, 0.0):.3g}s left",
-            )
+            return GiveUp("resilient.http did not retry: the request body is a stream")
+        return plan.decide(error, _state.now(), exchange.deadline)
+
+    @staticmethod
+    def retrying(error: HTTPError, exchange: Exchange, plan: RetryPlan, delay: float) -> None:
+        """Before waiting ``delay``: log the retry and count it (``retry_attempts_total``)."""
+        request = exchange.request
         logger.info(
             "%s %s: attempt %d failed (%s); retrying in %.3gs",
-            method,
+            request.method,
             request.url,
-            attempt,
+            plan.attempt,
             error.detail,
             delay,
             extra={"correlation_id": error.correlation_id},
         )
         telemetry.record_retry_attempt(f"http:{exchange.host.name}")
-        return delay
+
+    @staticmethod
+    def give_up(error: HTTPError, plan: RetryPlan, decision: GiveUp) -> HTTPError:
+        """``error``, noted and logged with why it is not retried (again)."""
+        why = decision.reason
+        if why is not None:
+            plan.note(error, decision)
+            logger.info("%s (%s)", error, why, extra={"correlation_id": error.correlation_id})
+        return error
 
     @staticmethod
     def _retryable(error: HTTPError, config: RequestConfig) -> bool:
@@ -434,12 +437,6 @@ def _check_options(engine: type, options: dict[str, Any]) -> None:
         if key not in known:
             hint = closest(key, [*known, "tenant_id", "config", "breaker"])
             raise ConfigError(key, value, f"a parameter of {engine.__name__}{hint}")
-
-
-def _give_up(error: HTTPError, why: str) -> NoReturn:
-    error.add_note(f"resilient.http {why}")
-    logger.info("%s (%s)", error, why, extra={"correlation_id": error.correlation_id})
-    raise error
 
 
 _PHASES: dict[type[Exception], str] = {
