@@ -21,12 +21,22 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Final
 
-__all__ = ["HEADER", "CorrelationIdFilter", "current", "is_valid", "new", "use"]
+__all__ = [
+    "CONTEXT",
+    "HEADER",
+    "CorrelationIdFilter",
+    "current",
+    "is_sendable",
+    "is_valid",
+    "new",
+    "use",
+]
 
 HEADER: Final = "X-Correlation-ID"
 """The header that carries the ID between services."""
 
-_current: ContextVar[str | None] = ContextVar("resilient_correlation_id", default=None)
+CONTEXT: ContextVar[str | None] = ContextVar("resilient_correlation_id", default=None)
+"""The context variable holding the ID (``current()`` reads it; ``use()`` sets it)."""
 
 # A seeded Random is ~10x cheaper than uuid4 and the ID is for tracing, not for secrets.
 # Reseeded in a forked child, or parent and child would hand out the same IDs.
@@ -34,13 +44,13 @@ _random = random.Random(os.urandom(16))
 os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 
 _VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
-_sendable = re.compile(r"[!-~]{1,128}").fullmatch
+is_sendable = re.compile(r"[!-~]{1,128}").fullmatch
 """Whether an ID may go out in a header as it is (visible ASCII, 1-128 characters)."""
 
 
 def current() -> str | None:
     """The correlation ID of the current context, or ``None`` outside any request."""
-    return _current.get()
+    return CONTEXT.get()
 
 
 def new() -> str:
@@ -60,11 +70,11 @@ def is_valid(value: str) -> bool:
 def use(correlation_id: str | None = None) -> Iterator[str]:
     """Make ``correlation_id`` (a new one when ``None``) current inside the block."""
     value = new() if correlation_id is None else correlation_id
-    token = _current.set(value)
+    token = CONTEXT.set(value)
     try:
         yield value
     finally:
-        _current.reset(token)
+        CONTEXT.reset(token)
 
 
 class CorrelationIdFilter(logging.Filter):
@@ -81,5 +91,5 @@ class CorrelationIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "correlation_id", None) is None:
-            record.correlation_id = _current.get() or self.default
+            record.correlation_id = CONTEXT.get() or self.default
         return True

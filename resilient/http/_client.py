@@ -36,8 +36,8 @@ __all__ = ["AsyncClient", "Client"]
 
 _state = _config.state
 _get_deadline = _deadline.get
-_set_correlation = correlation._current.set
-_reset_correlation = correlation._current.reset
+_set_correlation = correlation.CONTEXT.set
+_reset_correlation = correlation.CONTEXT.reset
 _DEFAULT: Final[Any] = httpx.USE_CLIENT_DEFAULT
 # Statuses that count as the host failing (and are worth retrying when configured so).
 _FAILING = frozenset(range(500, 600)) - {501, 505, 511} | {408, 429}

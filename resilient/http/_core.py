@@ -50,9 +50,9 @@ __all__ = ["ClientCore"]
 logger = logging.getLogger("resilient.http")
 
 _CORRELATION = correlation.HEADER
-_get_correlation = correlation._current.get
+_get_correlation = correlation.CONTEXT.get
 _new_correlation = correlation.new
-_sendable = correlation._sendable
+_sendable = correlation.is_sendable
 _state = _config.state
 _GAVE_UP = "resilient.http gave up "
 
