@@ -205,7 +205,7 @@ async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> 
     from ._retry.decorator import RetryConfig
     from ._runtime.listeners import add_listener, remove_listener
     from ._timeout.decorator import timeout
-    from .http import AsyncClient, HTTPError, RequestConfig
+    from .http import AsyncClient, RequestConfig, RequestFailedError
 
     timeline = Timeline(duration)
     scale = timeline.scale
@@ -289,7 +289,7 @@ async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> 
                 else:
                     error = used.error
                     why = type(error).__name__ if error is not None else "rejected result"
-                    if isinstance(error, HTTPError):
+                    if isinstance(error, RequestFailedError):
                         tally.errors[error.kind] += 1
                         why = f"{why} ({error.detail})"
                     elif error is not None:

@@ -425,13 +425,13 @@ def test_http_errors_reach_the_report_with_metrics_off(clock: Any) -> None:
     """No sink: twelve 500s from a real server on loopback make the report ``degraded``."""
     from http_servers import TLS, Answer, ScriptedServer
 
-    from resilient.http import Client, HTTPStatusError
+    from resilient.http import Client, ResponseStatusError
 
     with ScriptedServer() as upstream:
         upstream.script("/boom", Answer(500))
         with Client(upstream.url, breaker=None, verify=TLS) as client:
             for _ in range(12):
-                with pytest.raises(HTTPStatusError):
+                with pytest.raises(ResponseStatusError):
                     client.get("/boom", config="quick")
     summary = telemetry.generate_report()["summary"]
     assert upstream.hits("/boom") == 12  # a 500 is not retried

@@ -23,8 +23,8 @@ from resilient.http import (
     AsyncClient,
     Client,
     HostUnavailableError,
-    HTTPStatusError,
     LocalRequestError,
+    ResponseStatusError,
 )
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
@@ -122,7 +122,7 @@ async def test_the_replacement_id_is_current_while_the_request_runs(
 ) -> None:
     """The error of a request sent with a replaced ID names the ID the server saw."""
     server.script("/a", Answer(404))
-    with correlation.use("bad id"), pytest.raises(HTTPStatusError) as caught:
+    with correlation.use("bad id"), pytest.raises(ResponseStatusError) as caught:
         await send(client, "/a")
     assert caught.value.correlation_id == server.received[0].headers["x-correlation-id"]
     assert HEX32.fullmatch(caught.value.correlation_id)
@@ -203,7 +203,7 @@ async def test_a_local_error_frees_a_half_open_probe(
     """In half-open, a local error neither closes nor reopens: the next real call probes."""
     server.script("/a", Answer(500))
     for _ in range(5):
-        with pytest.raises(HTTPStatusError):
+        with pytest.raises(ResponseStatusError):
             await send(client, "/a")
     with pytest.raises(HostUnavailableError):
         await send(client, "/a")
@@ -223,7 +223,7 @@ async def test_a_real_host_failure_still_counts(
     """The other side of the rule: five 500s still open the breaker."""
     server.script("/a", Answer(500))
     for _ in range(5):
-        with pytest.raises(HTTPStatusError):
+        with pytest.raises(ResponseStatusError):
             await send(client, "/a")
     with pytest.raises(HostUnavailableError):
         await send(client, "/a")
