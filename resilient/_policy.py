@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from ._runtime import config as _config
 from ._wrapping.layer import Decorator, layers_of
 from .exceptions import ConfigError
-from .presets import Timeouts, closest, unknown_name
+from .presets import Timeouts, closest, lookup, unknown_name
 
 __all__ = ["Description", "Policy", "describe", "load_policies", "policy"]
 
@@ -293,9 +293,7 @@ def _breaker(spec: Any, fn: Any) -> Decorator:
 
 def _preset(kind: Any, parameter: str, name: str) -> Any:
     """The preset ``kind.name``; the error suggests the closest preset name."""
-    if name not in kind.names:
-        raise unknown_name(parameter, name, kind.names, f"a {kind.__name__}")
-    return kind.get(name)
+    return lookup(kind, name, parameter)
 
 
 def _fallback(spec: Any, fn: Any) -> Decorator:

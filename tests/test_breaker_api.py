@@ -399,7 +399,7 @@ def test_a_name_claimed_with_another_config_or_store_is_an_error() -> None:
 def test_registry_presets_and_lookup() -> None:
     """The seed's CircuitBreakerRegistry.instance.ai_service / .standard / .critical."""
     registry = CircuitBreakerRegistry.instance
-    assert registry.ai_service.config is BreakerConfig.ai_service
+    assert registry.ai_service.config is BreakerConfig.ai_operation
     assert registry.standard.config is BreakerConfig.standard
     assert registry.critical.config is BreakerConfig.critical
     assert registry.ai_service is registry.get("ai_service")

@@ -45,7 +45,7 @@ async def test_fire_with_a_preset_and_a_fallback(clock: FakeClock) -> None:
     ai_breaker = create_circuit_breaker(
         generate,
         name="ai-generate",
-        config=BreakerConfig.ai_service,
+        config=BreakerConfig.ai_operation,
         fallback=lambda *args: {"text": "AI is temporarily unavailable"},
     )
     assert inspect.iscoroutinefunction(ai_breaker.fire)

@@ -113,7 +113,7 @@ ROWS = [
     ok(Row(resilient.breaker, "name", 3)),
     ok(Row(resilient.breaker, "name", "")),
     ok(Row(resilient.breaker, "config", 3, ("BreakerConfig",))),
-    ok(Row(resilient.breaker, "config", "ai_servce", ("did you mean 'ai_service'?",))),
+    ok(Row(resilient.breaker, "config", "ai_operaton", ("did you mean 'ai_operation'?",))),
     ok(Row(resilient.breaker, "store", 3, base={"name": "cfg-store"})),
     ok(Row(resilient.breaker, "critical", "yes", ("True or False",), base={"name": "cfg-crit"})),
     # BreakerConfig

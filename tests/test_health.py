@@ -47,7 +47,7 @@ async def get(
 
 async def test_an_open_breaker_behind_a_degradable_feature_keeps_the_app_ready() -> None:
     """``ai_service`` open: still 200 (ready), the body shows the level it degrades to."""
-    opened("ai_service", BreakerConfig.ai_service)
+    opened("ai_service", BreakerConfig.ai_operation)
     response = await get(health_app, "/health")
     assert response.status_code == 200
     body = response.json()
@@ -400,7 +400,7 @@ async def test_the_health_body_says_latency_is_not_measured() -> None:
 
 def test_the_detail_is_json_ready() -> None:
     """``report()`` serialises to JSON as it is."""
-    opened("ai_service", BreakerConfig.ai_service)
+    opened("ai_service", BreakerConfig.ai_operation)
     report = HealthApp().report()
     assert json.loads(json.dumps(report))["open_circuits"] == ["ai_service"]
 

@@ -285,7 +285,7 @@ class CircuitBreakerRegistry:
     @property
     def ai_service(self) -> CircuitBreaker:
         """The breaker ``"ai_service"`` (3 failures, 60 s)."""
-        return self.get_or_create("ai_service", BreakerConfig.ai_service)
+        return self.get_or_create("ai_service", BreakerConfig.ai_operation)
 
     @property
     def critical(self) -> CircuitBreaker:
