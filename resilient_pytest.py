@@ -212,7 +212,7 @@ class Breakers:
         self[name].reset()
 
     def state(self, name: str) -> str:
-        return str(self[name].state.name.lower())
+        return str(self[name].mode.name.lower())
 
     def names(self) -> list[str]:
         import resilient

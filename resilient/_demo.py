@@ -317,7 +317,7 @@ def _summary(show: _Show, tally: Tally, host: str, level: str, health: str) -> N
     from ._breaker.registry import CircuitBreakerRegistry
 
     registry = CircuitBreakerRegistry.instance
-    state = registry.get(host).state.name if host in registry else "unknown"
+    state = registry.get(host).mode.name if host in registry else "unknown"
     latencies = sorted(tally.latencies)
     p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else 0.0
     fallbacks = sum(tally.fallbacks.values())

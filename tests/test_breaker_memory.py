@@ -116,7 +116,7 @@ def test_an_evicted_breaker_that_is_still_held_keeps_one_state(clock: FakeClock)
     for _ in range(2):
         with pytest.raises(ConnectionError):
             call(True)
-    assert twin.state is BreakerMode.OPEN  # one cell: the twin sees the trip
+    assert twin.mode is BreakerMode.OPEN  # one cell: the twin sees the trip
     assert registry.names() == ["held"]  # its state changed: listed again
     report = generate_report()
     assert report["open_circuits"] == ["held"]

@@ -56,7 +56,7 @@ async def test_fire_with_a_preset_and_a_fallback(clock: FakeClock) -> None:
     assert len(prompts) == 3  # the fourth fire was rejected and fell back without calling
     assert ai_breaker.opened
     assert ai_breaker.breaker is get_breaker("ai-generate")
-    assert ai_breaker.state is BreakerMode.OPEN
+    assert ai_breaker.mode is BreakerMode.OPEN
 
 
 async def test_async_fallback_is_awaited(clock: FakeClock) -> None:

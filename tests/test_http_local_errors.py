@@ -210,10 +210,10 @@ async def test_a_local_error_frees_a_half_open_probe(
     clock.advance(30.0)
     with pytest.raises(LocalRequestError):
         await send(client, "/a", headers={"X-Trace": "\n"})
-    assert host_breaker(server).state is resilient.BreakerMode.HALF_OPEN
+    assert host_breaker(server).mode is resilient.BreakerMode.HALF_OPEN
     server.script("/a", json_answer({"ok": 1}))
     assert (await send(client, "/a")).json() == {"ok": 1}
-    assert host_breaker(server).state is resilient.BreakerMode.CLOSED
+    assert host_breaker(server).mode is resilient.BreakerMode.CLOSED
     assert server.hits("/a") == 6
 
 

@@ -47,8 +47,19 @@ class FiringBreaker(Generic[P, R]):
         return self.breaker.opened
 
     @property
+    def mode(self) -> BreakerMode:
+        """The mode a call would meet now (the breaker's ``mode``)."""
+        return self.breaker.mode
+
+    @property
     def state(self) -> BreakerMode:
-        return self.breaker.state
+        """Deprecated: ``mode``."""
+        import warnings
+
+        warnings.warn(
+            "FiringBreaker.state is deprecated: use .mode", DeprecationWarning, stacklevel=2
+        )
+        return self.breaker.mode
 
     def __repr__(self) -> str:
         return f"<FiringBreaker {self.breaker!r}>"

@@ -341,7 +341,7 @@ _config.on_reset(_reset)
 def _states() -> dict[str, str]:
     registry = CircuitBreakerRegistry.instance
     registry._maybe_sweep(_config.state.now())
-    return {b.name: b.state.name.lower() for b in registry}
+    return {b.name: b.mode.name.lower() for b in registry}
 
 
 telemetry.add_circuit_source(_states)  # open breakers make the health report critical
