@@ -26,13 +26,13 @@ from resilient import (
     CallRecorded,
     CallRejected,
     CircuitBreaker,
-    CircuitBreakerRegistry,
     CircuitOpenError,
     ConfigError,
-    MemoryStore,
     breaker,
     get_breaker,
 )
+from resilient.compat import CircuitBreakerRegistry
+from resilient.stores import MemoryStore
 from resilient.testing import FakeClock
 
 THREE = BreakerConfig(failure_threshold=3, reset_timeout=60)
@@ -394,18 +394,6 @@ def test_a_name_claimed_with_another_config_or_store_is_an_error() -> None:
     with pytest.raises(ConfigError) as caught:
         breaker("claimed", THREE, store=MemoryStore())
     assert caught.value.parameter == "store"
-
-
-def test_registry_presets_and_lookup() -> None:
-    """The seed's CircuitBreakerRegistry.instance.ai_service / .standard / .critical."""
-    registry = CircuitBreakerRegistry.instance
-    assert registry.ai_service.config is BreakerConfig.ai_operation
-    assert registry.standard.config is BreakerConfig.standard
-    assert registry.critical.config is BreakerConfig.critical
-    assert registry.ai_service is registry.get("ai_service")
-    assert registry.names() == ["ai_service", "critical", "standard"]
-    with pytest.raises(KeyError, match="ai_service, critical, standard"):
-        get_breaker("nope")
 
 
 def test_registry_register_refuses_a_second_breaker_for_a_name() -> None:

@@ -9,15 +9,9 @@ from typing import Any
 
 import pytest
 
-from resilient import (
-    BreakerConfig,
-    CircuitBreaker,
-    CircuitBreakerRegistry,
-    ConfigError,
-    breaker,
-    create_circuit_breaker,
-)
+from resilient import BreakerConfig, CircuitBreaker, ConfigError, breaker
 from resilient._circuit.config import MAX_NAME_LENGTH
+from resilient.compat import CircuitBreakerRegistry, create_circuit_breaker
 from resilient.presets import BACKEND_OPERATIONS
 
 

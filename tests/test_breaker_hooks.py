@@ -13,7 +13,8 @@ import logging
 import pytest
 
 import resilient
-from resilient import BreakerConfig, BreakerMode, CircuitBreaker, MemorySink, breaker
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, breaker
+from resilient.metrics import MemorySink
 from resilient.telemetry import window
 from resilient.testing import FakeClock
 

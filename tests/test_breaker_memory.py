@@ -10,19 +10,12 @@ import weakref
 import pytest
 
 import resilient
-from resilient import (
-    BreakerConfig,
-    BreakerMode,
-    CircuitBreaker,
-    CircuitBreakerRegistry,
-    ConfigError,
-    MemorySink,
-    MemoryStore,
-    breaker,
-    get_breaker,
-)
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, ConfigError, breaker, get_breaker
 from resilient._breaker.core import default_store
 from resilient._breaker.registry import DEFAULT_IDLE_TIMEOUT, SWEEP_BATCH
+from resilient.compat import CircuitBreakerRegistry
+from resilient.metrics import MemorySink
+from resilient.stores import MemoryStore
 from resilient.telemetry import generate_report, window
 from resilient.testing import FakeClock
 

@@ -12,9 +12,9 @@ from resilient import (
     BreakerOpened,
     CallRecorded,
     CircuitBreaker,
-    MemorySink,
     breaker,
 )
+from resilient.metrics import MemorySink
 from resilient.telemetry import generate_report, window
 from resilient.testing import FakeClock
 

@@ -295,7 +295,7 @@ async def test_head_gets_the_status_without_a_body() -> None:
 def many_breakers(count: int, open_every: int) -> None:
     """``count`` breakers, every ``open_every``-th forced open, in a store of their own (the
     default store keeps its cells for the whole session)."""
-    resilient.configure(store=resilient.MemoryStore())
+    resilient.configure(store=resilient.stores.MemoryStore())
     registry = CircuitBreakerRegistry.instance
     config = BreakerConfig.external_api
     for index in range(count):

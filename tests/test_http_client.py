@@ -293,7 +293,7 @@ def test_one_breaker_per_host_opens_and_rejects_without_sending(
     assert error.name == f"127.0.0.1:{server.port}"
     assert error.retry_after == pytest.approx(30.0)
     assert error.correlation_id in str(error)
-    assert resilient.CircuitBreakerRegistry.instance.get(error.name).opened
+    assert resilient.compat.CircuitBreakerRegistry.instance.get(error.name).opened
 
 
 def test_client_errors_do_not_trip_the_breaker(clock: FakeClock, server: ScriptedServer) -> None:
@@ -303,7 +303,9 @@ def test_client_errors_do_not_trip_the_breaker(clock: FakeClock, server: Scripte
         for _ in range(5):
             with pytest.raises(ResponseStatusError):
                 client.get("/missing")
-    assert not resilient.CircuitBreakerRegistry.instance.get(f"127.0.0.1:{server.port}").opened
+    assert not resilient.compat.CircuitBreakerRegistry.instance.get(
+        f"127.0.0.1:{server.port}"
+    ).opened
 
 
 def test_clients_of_one_host_share_its_breaker(clock: FakeClock, server: ScriptedServer) -> None:

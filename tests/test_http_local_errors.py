@@ -56,7 +56,7 @@ async def send(client: Client | AsyncClient, url: str, **kwargs: Any) -> httpx.R
 
 
 def host_breaker(server: ScriptedServer) -> resilient.CircuitBreaker:
-    return resilient.CircuitBreakerRegistry.instance.get(f"127.0.0.1:{server.port}")
+    return resilient.compat.CircuitBreakerRegistry.instance.get(f"127.0.0.1:{server.port}")
 
 
 # --- correlation IDs ----------------------------------------------------------------------
@@ -162,7 +162,7 @@ async def test_an_unsupported_protocol_is_the_caller_s_error(
         with pytest.raises(LocalRequestError) as caught:
             await send(client, "ftp://files.example/report.csv")
         assert isinstance(caught.value.__cause__, httpx.UnsupportedProtocol)
-    assert "files.example" not in resilient.CircuitBreakerRegistry.instance
+    assert "files.example" not in resilient.compat.CircuitBreakerRegistry.instance
 
 
 @pytest.mark.parametrize("kind", [Client, AsyncClient])

@@ -34,9 +34,10 @@ from redis_server import (  # noqa: F401 - fixtures
 from strategies import BoomError
 
 import resilient
-from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError, MemorySink
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
 from resilient._circuit.rules import BreakerState, Event, Kind
 from resilient.exceptions import ConfigError
+from resilient.metrics import MemorySink
 
 if missing() is None:
     import redis

@@ -29,8 +29,9 @@ from redis_server import (  # noqa: F401 - fixtures
 from strategies import BoomError
 
 import resilient
-from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError, MemorySink
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
 from resilient._degradation import DegradationService, Feature, Features
+from resilient.metrics import MemorySink
 
 if missing() is None:
     from resilient.stores.redis import AsyncRedisStore, RedisStore
