@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics, presets, telemetry
 from ._configure import Configuration, configuration, configure
-from ._policy import Description, Policy, describe, load_policies, policy
-from ._retry.budget import RetryBudget
 from ._retry.decorator import RetryConfig, retry
 from ._runtime.clock import SystemClock
 from ._runtime.deadline import remaining
@@ -115,6 +113,8 @@ if TYPE_CHECKING:
         fallback,
         last_fallback,
     )
+    from ._policy import Description, Policy, describe, load_policies, policy
+    from ._retry.budget import RetryBudget
 
 # Loaded on first use: defining the event dataclasses costs import time (see _runtime.listeners).
 _LAZY = dict.fromkeys(
@@ -149,6 +149,11 @@ _LAZY.update(
         "._fallback",
     )
 )
+# Policies (their parser, the TOML loader) and the shared retry budget: when first named.
+_LAZY.update(
+    dict.fromkeys(("Description", "Policy", "describe", "load_policies", "policy"), "._policy")
+)
+_LAZY["RetryBudget"] = "._retry.budget"
 _LAZY.update(
     dict.fromkeys(
         (

@@ -77,3 +77,18 @@ def test_import_resilient_does_not_load_the_breaker_or_compat() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_import_resilient_leaves_policies_and_the_retry_budget_for_later() -> None:
+    """``import resilient`` loads neither the policy parser nor the retry budget; naming
+    ``resilient.policy`` or ``resilient.RetryBudget`` loads them."""
+    code = (
+        "import resilient, sys\n"
+        "print(sorted(m for m in ('resilient._policy', 'resilient._retry.budget') "
+        "if m in sys.modules))\n"
+        "print(resilient.policy.__module__, resilient.RetryBudget.__module__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.splitlines() == ["[]", "resilient._policy resilient._retry.budget"]
