@@ -7,7 +7,7 @@ retries; ``critical``, ``database``, ``external_api``, ``file_processing`` break
 ``lookup(kind, name)`` finds a preset of any kind (``Timeouts``, ``RetryConfig``,
 ``BreakerConfig``, ``resilient.http.RequestConfig``) by name; so does each kind's
 ``get(name)``. The names used before (``ai_service``, ``ai_llm``, ``health_check``,
-``api_call``, ``content_download``) still work, with a ``DeprecationWarning`` naming the
+``api_call``, ``content_download``) still work where they were used, with a warning naming the
 new one. This module also holds the tables the presets are built from.
 """
 
@@ -32,14 +32,17 @@ __all__ = [
 
 V = TypeVar("V")
 
-RENAMED: Final[Mapping[str, str]] = {
-    "ai_service": "ai_operation",
-    "ai_llm": "ai_operation",
-    "health_check": "quick",
-    "api_call": "standard",
-    "content_download": "heavy",
+RENAMED: Final[Mapping[str, Mapping[str, str]]] = {
+    "BreakerConfig": {"ai_service": "ai_operation", "ai_llm": "ai_operation"},
+    "CLIENT_TIMEOUTS": {
+        "health_check": "quick",
+        "api_call": "standard",
+        "content_download": "heavy",
+    },
+    "BACKEND_OPERATIONS": {"ai_llm": "ai_operation"},
 }
-"""Preset names used before, and the name each one has now (accepted with a warning)."""
+"""Preset names used before, by where they were used, and the name each one has now
+(accepted there with a warning)."""
 
 
 def _warn_renamed(old: str, new: str, spelled: str, stacklevel: int) -> None:
@@ -72,15 +75,15 @@ def lookup(kind: Any, name: object, parameter: str = "config", accepts: str = ""
     """The preset of ``kind`` called ``name`` (``kind.<name>``).
 
     ``kind`` is a class with a ``names`` tuple (``Timeouts``, ``RetryConfig``,
-    ``BreakerConfig``, ``RequestConfig``). A name used before (see ``RENAMED``) gives the
-    preset it is now called, with a ``DeprecationWarning``; any other unknown name raises
+    ``BreakerConfig``, ``RequestConfig``). A name ``kind`` used before (see ``RENAMED``)
+    gives the preset it is now called, with a ``DeprecationWarning``; any other name raises
     ``ConfigError`` naming ``parameter``, saying what is allowed (``accepts``, default
     ``a <kind>``, or one of the names) and the closest name.
     """
     names: tuple[str, ...] = kind.names
     if name not in names:
-        new = RENAMED.get(name) if isinstance(name, str) else None
-        if new is None or new not in names:
+        new = RENAMED.get(kind.__name__, {}).get(name) if isinstance(name, str) else None
+        if new is None:
             raise unknown_name(parameter, name, names, accepts or f"a {kind.__name__}")
         _warn_renamed(str(name), new, f"{kind.__name__}.{new}", stacklevel=2)
         name = new
@@ -97,12 +100,12 @@ class RenamedPreset(Generic[V]):
         self.old = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        if name not in RENAMED:
-            raise TypeError(f"{name!r} is not a former preset name (see RENAMED)")
+        if name not in RENAMED.get(owner.__name__, {}):
+            raise TypeError(f"{name!r} is not a former {owner.__name__} preset (see RENAMED)")
         self.old = name
 
     def __get__(self, instance: object, owner: type) -> V:
-        new = RENAMED[self.old]
+        new = RENAMED[owner.__name__][self.old]
         _warn_renamed(self.old, new, f"{owner.__name__}.{new}", stacklevel=2)
         found: V = getattr(owner, new)
         return found
@@ -151,8 +154,8 @@ class _Table(Mapping[str, V], Generic[V]):
         try:
             return self._rows[key]
         except KeyError:
-            new = RENAMED.get(key)
-            if new is None or new not in self._rows:
+            new = RENAMED[self._name].get(key)
+            if new is None:
                 raise
         _warn_renamed(key, new, f"{self._name}[{new!r}]", stacklevel=2)
         return self._rows[new]

@@ -55,6 +55,7 @@ def test_one_vocabulary_across_preset_kinds() -> None:
     breaker, a request and a table preset, and no kind keeps a former name."""
     from resilient import RetryConfig
 
+    former = {old for renamed in RENAMED.values() for old in renamed}
     kinds: list[object] = [Timeouts, RetryConfig, BreakerConfig]
     try:
         from resilient.http import RequestConfig
@@ -65,11 +66,12 @@ def test_one_vocabulary_across_preset_kinds() -> None:
     for kind in kinds:
         names: tuple[str, ...] = kind.names  # type: ignore[attr-defined]
         assert "ai_operation" in names, kind
-        assert not set(names) & set(RENAMED), kind
+        assert not set(names) & former, kind
         for name in names:
             assert lookup(kind, name) is getattr(kind, name)
     assert set(CLIENT_TIMEOUTS) == set(Timeouts.names)
-    assert not set(BACKEND_OPERATIONS) & set(RENAMED)
+    assert not set(BACKEND_OPERATIONS) & former
+    assert not set(CLIENT_TIMEOUTS) & former
 
 
 def test_lookup_refuses_an_unknown_name_naming_the_parameter() -> None:
@@ -82,3 +84,12 @@ def test_lookup_refuses_an_unknown_name_naming_the_parameter() -> None:
 
 def _plain() -> str:
     return "ok"
+
+
+@pytest.mark.parametrize(
+    ("kind", "old"), [(Timeouts, "api_call"), (Timeouts, "ai_service"), (BreakerConfig, "api_call")]
+)
+def test_a_former_name_is_accepted_only_where_it_was_used(kind: object, old: str) -> None:
+    """A former name counts only for the kind that had it: elsewhere it is refused as ever."""
+    with pytest.raises(resilient.ConfigError):
+        lookup(kind, old)
