@@ -201,9 +201,9 @@ class Breakers:
     """Open, close and inspect circuit breakers by name."""
 
     def __getitem__(self, name: str) -> Any:
-        import resilient
+        from resilient.compat import CircuitBreakerRegistry
 
-        return resilient.CircuitBreakerRegistry.instance.get_or_create(name)
+        return CircuitBreakerRegistry.instance.get_or_create(name)
 
     def open(self, name: str) -> None:
         self[name].force_open()
@@ -212,12 +212,12 @@ class Breakers:
         self[name].reset()
 
     def state(self, name: str) -> str:
-        return str(self[name].state.name.lower())
+        return str(self[name].mode.name.lower())
 
     def names(self) -> list[str]:
-        import resilient
+        from resilient.compat import CircuitBreakerRegistry
 
-        return resilient.CircuitBreakerRegistry.instance.names()
+        return CircuitBreakerRegistry.instance.names()
 
 
 @pytest.fixture

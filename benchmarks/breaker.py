@@ -323,8 +323,9 @@ class IdleMemoryScenario(Scenario):
 
     def run(self, opts: Options) -> ScenarioResult:
         import resilient
-        from resilient import CircuitBreakerRegistry, MemorySink
         from resilient._breaker.registry import SWEEP_BATCH
+        from resilient.compat import CircuitBreakerRegistry
+        from resilient.metrics import MemorySink
         from resilient.telemetry import generate_report
         from resilient.testing import FakeClock, use_clock
 

@@ -116,7 +116,7 @@ def _healthy_ours(store: str) -> Fn:
 
     config = resilient.BreakerConfig(failure_threshold=1_000_000)
     if store == "memory":
-        chosen: Any = resilient.MemoryStore()
+        chosen: Any = resilient.stores.MemoryStore()
     else:
         from resilient.stores.redis import AsyncRedisStore, RedisStore
 
@@ -138,7 +138,9 @@ def _amemory() -> Fn:
     import resilient
 
     config = resilient.BreakerConfig(failure_threshold=1_000_000)
-    breaker = resilient.CircuitBreaker("bench-amemory", config, store=resilient.MemoryStore())
+    breaker = resilient.CircuitBreaker(
+        "bench-amemory", config, store=resilient.stores.MemoryStore()
+    )
     return breaker(aplain)  # type: ignore[no-any-return]
 
 
@@ -534,7 +536,7 @@ def _ten_thousand(url: str | None) -> tuple[float, float, float]:
     import resilient
 
     prefix = _prefix()
-    store: Any = resilient.MemoryStore() if url is None else _store(url, prefix=prefix)
+    store: Any = resilient.stores.MemoryStore() if url is None else _store(url, prefix=prefix)
     config = resilient.BreakerConfig()
     calls = [resilient.CircuitBreaker(f"b{i}", config, store=store)(plain) for i in range(10_000)]
     if url is not None:

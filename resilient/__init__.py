@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics, presets, telemetry
 from ._configure import Configuration, configuration, configure
-from ._policy import Description, Policy, describe, load_policies, policy
-from ._retry.budget import RetryBudget
 from ._retry.decorator import RetryConfig, retry
 from ._runtime.clock import SystemClock
 from ._runtime.deadline import remaining
@@ -15,12 +13,16 @@ from ._runtime.listeners import add_listener, remove_listener
 from ._timeout.decorator import timeout, timeout_pool_stats
 from ._timeout.workers import PoolStats
 from ._wrapping.lint import ResilienceWarning
-from .exceptions import CircuitOpenError, ConfigError, ResilienceError, TimeoutExceededError
-from .metrics import FanoutSink, MemorySink, NullSink
+from .exceptions import (
+    CircuitOpenError,
+    ConfigError,
+    FeatureUnavailableError,
+    ResilienceError,
+    TimeoutExceededError,
+)
 from .presets import Timeouts
 
 __all__ = [
-    "AsyncRedisStore",
     "BreakerClosed",
     "BreakerConfig",
     "BreakerDisabled",
@@ -33,7 +35,6 @@ __all__ = [
     "CallRecorded",
     "CallRejected",
     "CircuitBreaker",
-    "CircuitBreakerRegistry",
     "CircuitOpenError",
     "ConfigError",
     "Configuration",
@@ -43,24 +44,15 @@ __all__ = [
     "FallbackCache",
     "FallbackResponses",
     "FallbackUsed",
-    "FanoutSink",
     "Feature",
     "FeatureUnavailableError",
     "Features",
-    "FiringBreaker",
-    "LoggingSink",
-    "MemorySink",
-    "MemoryStore",
-    "NullSink",
     "Policy",
     "PoolStats",
-    "PrometheusSink",
-    "RedisStore",
     "ResilienceError",
     "ResilienceWarning",
     "RetryBudget",
     "RetryConfig",
-    "StatsdSink",
     "SystemClock",
     "TimeoutExceededError",
     "Timeouts",
@@ -69,7 +61,6 @@ __all__ = [
     "configuration",
     "configure",
     "correlation",
-    "create_circuit_breaker",
     "degradable",
     "describe",
     "fallback",
@@ -92,11 +83,10 @@ __all__ = [
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from . import correlation, testing
+    from . import correlation, stores, testing
     from ._breaker.breaker import CircuitBreaker
     from ._breaker.decorator import breaker
-    from ._breaker.firing import FiringBreaker, create_circuit_breaker
-    from ._breaker.registry import CircuitBreakerRegistry, get_breaker
+    from ._breaker.registry import get_breaker
     from ._circuit.config import BreakerConfig
     from ._circuit.rules import BreakerMode, BreakerState
     from ._degradation import (
@@ -104,7 +94,6 @@ if TYPE_CHECKING:
         DegradationService,
         Feature,
         Features,
-        FeatureUnavailableError,
         degradable,
     )
     from ._fallback import (
@@ -114,6 +103,8 @@ if TYPE_CHECKING:
         fallback,
         last_fallback,
     )
+    from ._policy import Description, Policy, describe, load_policies, policy
+    from ._retry.budget import RetryBudget
     from ._runtime.events import (
         BreakerClosed,
         BreakerDisabled,
@@ -124,9 +115,6 @@ if TYPE_CHECKING:
         CallRecorded,
         CallRejected,
     )
-    from .metrics import LoggingSink, PrometheusSink, StatsdSink
-    from .stores import MemoryStore
-    from .stores.redis import AsyncRedisStore, RedisStore
 
 # Loaded on first use: defining the event dataclasses costs import time (see _runtime.listeners).
 _LAZY = dict.fromkeys(
@@ -142,8 +130,6 @@ _LAZY = dict.fromkeys(
     ),
     "._runtime.events",
 )
-# The batching sinks start a thread and open sockets: loaded when first named.
-_LAZY.update(dict.fromkeys(("LoggingSink", "PrometheusSink", "StatsdSink"), ".metrics"))
 # The circuit breaker, fallbacks and degradation (dataclasses, enums, presets validated
 # when built) load when first named too:
 # ``import resilient`` stays within a few milliseconds of wrapt's own import.
@@ -153,11 +139,7 @@ _LAZY.update(
         "BreakerMode": "._circuit.rules",
         "BreakerState": "._circuit.rules",
         "CircuitBreaker": "._breaker.breaker",
-        "CircuitBreakerRegistry": "._breaker.registry",
-        "FiringBreaker": "._breaker.firing",
-        "MemoryStore": ".stores",
         "breaker": "._breaker.decorator",
-        "create_circuit_breaker": "._breaker.firing",
         "get_breaker": "._breaker.registry",
     }
 )
@@ -167,26 +149,40 @@ _LAZY.update(
         "._fallback",
     )
 )
+# Policies (their parser, the TOML loader) and the shared retry budget: when first named.
+_LAZY.update(
+    dict.fromkeys(("Description", "Policy", "describe", "load_policies", "policy"), "._policy")
+)
+_LAZY["RetryBudget"] = "._retry.budget"
 _LAZY.update(
     dict.fromkeys(
         (
             "DegradationLevel",
             "DegradationService",
             "Feature",
-            "FeatureUnavailableError",
             "Features",
             "degradable",
         ),
         "._degradation",
     )
 )
-# The Redis stores import redis-py: loaded when first named.
-_LAZY.update(dict.fromkeys(("AsyncRedisStore", "RedisStore"), ".stores.redis"))
+# Names with one home elsewhere, still answered here for one release with a warning.
+_MOVED = dict.fromkeys(
+    ("CircuitBreakerRegistry", "FiringBreaker", "create_circuit_breaker"), "compat"
+)
+_MOVED.update(
+    dict.fromkeys(
+        ("FanoutSink", "LoggingSink", "MemorySink", "NullSink", "PrometheusSink", "StatsdSink"),
+        "metrics",
+    )
+)
+_MOVED.update(dict.fromkeys(("AsyncRedisStore", "MemoryStore", "RedisStore"), "stores"))
 
 
 def __getattr__(name: str) -> Any:
-    # resilient.testing is only for tests: load it on first use, not on every import.
-    if name in ("testing", "correlation"):
+    # Subpackages load on first use, not on every import (resilient.testing is only for
+    # tests; the stores and the compat API load the breaker).
+    if name in ("compat", "correlation", "stores", "testing"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
@@ -194,6 +190,17 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        home = f"{__name__}.{_MOVED[name]}"
+        warnings.warn(
+            f"{__name__}.{name} is deprecated: use {home}.{name} (from {home} import {name})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(home), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from ._runtime import config as _config
 from ._runtime.logs import digest
 from ._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
-from .exceptions import ConfigError
+from .exceptions import ConfigError, FeatureUnavailableError
 
 __all__ = [
     "DegradationLevel",
@@ -139,15 +139,6 @@ class Features:
 
 Features._reset()
 _config.on_reset(Features._reset)
-
-
-class FeatureUnavailableError(Exception):
-    """Raised by ``@degradable`` without a fallback while its feature is unavailable."""
-
-    def __init__(self, feature: str, reason: str) -> None:
-        self.feature = feature
-        self.reason = reason
-        super().__init__(f"feature {feature!r} is unavailable: {reason}")
 
 
 LevelListener = Callable[[DegradationLevel, DegradationLevel], object]

@@ -205,7 +205,7 @@ async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> 
     from ._retry.decorator import RetryConfig
     from ._runtime.listeners import add_listener, remove_listener
     from ._timeout.decorator import timeout
-    from .http import AsyncClient, HTTPError, RequestConfig
+    from .http import AsyncClient, RequestConfig, RequestFailedError
 
     timeline = Timeline(duration)
     scale = timeline.scale
@@ -289,7 +289,7 @@ async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> 
                 else:
                     error = used.error
                     why = type(error).__name__ if error is not None else "rejected result"
-                    if isinstance(error, HTTPError):
+                    if isinstance(error, RequestFailedError):
                         tally.errors[error.kind] += 1
                         why = f"{why} ({error.detail})"
                     elif error is not None:
@@ -317,7 +317,7 @@ def _summary(show: _Show, tally: Tally, host: str, level: str, health: str) -> N
     from ._breaker.registry import CircuitBreakerRegistry
 
     registry = CircuitBreakerRegistry.instance
-    state = registry.get(host).state.name if host in registry else "unknown"
+    state = registry.get(host).mode.name if host in registry else "unknown"
     latencies = sorted(tally.latencies)
     p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else 0.0
     fallbacks = sum(tally.fallbacks.values())

@@ -1,25 +1,58 @@
-"""The seed design's tables, as data: timeouts, client timeouts, backend operations.
+"""Named presets: one vocabulary, one lookup.
 
-``RetryConfig`` and (later) ``BreakerConfig`` presets live beside their configuration
-classes; this module holds the tables that several decorators read.
+Every kind of preset uses the same words for the same kind of work: ``quick`` (health
+checks, cheap reads), ``standard`` (most calls), ``heavy`` (downloads, bulk work) and
+``ai_operation`` (LLM calls), plus words a kind has on its own (``patient`` and ``never``
+retries; ``critical``, ``database``, ``external_api``, ``file_processing`` breakers).
+``lookup(kind, name)`` finds a preset of any kind (``Timeouts``, ``RetryConfig``,
+``BreakerConfig``, ``resilient.http.RequestConfig``) by name; so does each kind's
+``get(name)``. The names used before (``ai_service``, ``ai_llm``, ``health_check``,
+``api_call``, ``content_download``) still work where they were used, with a warning naming the
+new one. This module also holds the tables the presets are built from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import ClassVar, Final, NamedTuple
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
 
 from .exceptions import ConfigError
 
 __all__ = [
     "BACKEND_OPERATIONS",
     "CLIENT_TIMEOUTS",
+    "RENAMED",
     "BackendOperation",
     "ClientTimeout",
     "Timeouts",
     "closest",
+    "lookup",
     "unknown_name",
 ]
+
+V = TypeVar("V")
+
+RENAMED: Final[Mapping[str, Mapping[str, str]]] = {
+    "BreakerConfig": {"ai_service": "ai_operation", "ai_llm": "ai_operation"},
+    "CLIENT_TIMEOUTS": {
+        "health_check": "quick",
+        "api_call": "standard",
+        "content_download": "heavy",
+    },
+    "BACKEND_OPERATIONS": {"ai_llm": "ai_operation"},
+}
+"""Preset names used before, by where they were used, and the name each one has now
+(accepted there with a warning)."""
+
+
+def _warn_renamed(old: str, new: str, spelled: str, stacklevel: int) -> None:
+    import warnings  # only for a deprecated name: ``import resilient`` stays light
+
+    warnings.warn(
+        f"the preset name {old!r} is deprecated: use {new!r} ({spelled})",
+        DeprecationWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def closest(word: object, choices: Iterable[str]) -> str:
@@ -38,8 +71,48 @@ def unknown_name(parameter: str, name: object, names: Iterable[str], kind: str) 
     return ConfigError(parameter, name, f"{kind} or one of {known}{closest(name, known)}")
 
 
+def lookup(kind: Any, name: object, parameter: str = "config", accepts: str = "") -> Any:
+    """The preset of ``kind`` called ``name`` (``kind.<name>``).
+
+    ``kind`` is a class with a ``names`` tuple (``Timeouts``, ``RetryConfig``,
+    ``BreakerConfig``, ``RequestConfig``). A name ``kind`` used before (see ``RENAMED``)
+    gives the preset it is now called, with a ``DeprecationWarning``; any other name raises
+    ``ConfigError`` naming ``parameter``, saying what is allowed (``accepts``, default
+    ``a <kind>``, or one of the names) and the closest name.
+    """
+    names: tuple[str, ...] = kind.names
+    if name not in names:
+        new = RENAMED.get(kind.__name__, {}).get(name) if isinstance(name, str) else None
+        if new is None:
+            raise unknown_name(parameter, name, names, accepts or f"a {kind.__name__}")
+        _warn_renamed(str(name), new, f"{kind.__name__}.{new}", stacklevel=2)
+        name = new
+    return getattr(kind, str(name))
+
+
+class RenamedPreset(Generic[V]):
+    """A class attribute that still answers to a preset's former name, with a warning:
+    ``ai_service = RenamedPreset[BreakerConfig]()`` in a class body."""
+
+    __slots__ = ("old",)
+
+    def __init__(self) -> None:
+        self.old = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if name not in RENAMED.get(owner.__name__, {}):
+            raise TypeError(f"{name!r} is not a former {owner.__name__} preset (see RENAMED)")
+        self.old = name
+
+    def __get__(self, instance: object, owner: type) -> V:
+        new = RENAMED[owner.__name__][self.old]
+        _warn_renamed(self.old, new, f"{owner.__name__}.{new}", stacklevel=2)
+        found: V = getattr(owner, new)
+        return found
+
+
 class Timeouts:
-    """Per-call time budgets, in seconds (the seed's request configs)."""
+    """Per-call time budgets, in seconds."""
 
     quick: Final = 5.0
     """Health checks, simple GETs."""
@@ -56,9 +129,7 @@ class Timeouts:
     def get(cls, name: str, *, parameter: str = "timeout") -> float:
         """The budget called ``name``; ``ConfigError`` naming ``parameter`` for an unknown name,
         with the closest preset name when there is one."""
-        if name not in cls.names:
-            raise unknown_name(parameter, name, cls.names, "a number of seconds")
-        return float(getattr(cls, name))
+        return float(lookup(cls, name, parameter, "a number of seconds"))
 
 
 class ClientTimeout(NamedTuple):
@@ -70,13 +141,48 @@ class ClientTimeout(NamedTuple):
     total: float
 
 
-CLIENT_TIMEOUTS: Final = {
-    "health_check": ClientTimeout("Health check", connect=3.0, receive=5.0, total=5.0),
-    "api_call": ClientTimeout("API call", connect=5.0, receive=10.0, total=10.0),
-    "content_download": ClientTimeout("Content download", connect=5.0, receive=30.0, total=30.0),
-    "ai_operation": ClientTimeout("AI operation", connect=5.0, receive=45.0, total=45.0),
-}
-"""The seed's client table: connect / receive / total per operation."""
+class _Table(Mapping[str, V], Generic[V]):
+    """A read-only table by preset name that still answers to former names, with a warning."""
+
+    __slots__ = ("_name", "_rows")
+
+    def __init__(self, name: str, rows: dict[str, V]) -> None:
+        self._name = name
+        self._rows = rows
+
+    def __getitem__(self, key: str) -> V:
+        try:
+            return self._rows[key]
+        except KeyError:
+            new = RENAMED[self._name].get(key)
+            if new is None:
+                raise
+        _warn_renamed(key, new, f"{self._name}[{new!r}]", stacklevel=2)
+        return self._rows[new]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows  # the current names only, as iteration lists them
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return repr(self._rows)
+
+
+CLIENT_TIMEOUTS: Final = _Table(
+    "CLIENT_TIMEOUTS",
+    {
+        "quick": ClientTimeout("Health check", connect=3.0, receive=5.0, total=5.0),
+        "standard": ClientTimeout("API call", connect=5.0, receive=10.0, total=10.0),
+        "heavy": ClientTimeout("Content download", connect=5.0, receive=30.0, total=30.0),
+        "ai_operation": ClientTimeout("AI operation", connect=5.0, receive=45.0, total=45.0),
+    },
+)
+"""Client timeouts: connect / receive / total per kind of operation."""
 
 
 class BackendOperation(NamedTuple):
@@ -87,10 +193,13 @@ class BackendOperation(NamedTuple):
     failure_threshold: int
 
 
-BACKEND_OPERATIONS: Final = {
-    "database": BackendOperation("Database query", timeout=5.0, failure_threshold=3),
-    "external_api": BackendOperation("External API", timeout=15.0, failure_threshold=5),
-    "ai_llm": BackendOperation("AI/LLM call", timeout=45.0, failure_threshold=3),
-    "file_processing": BackendOperation("File processing", timeout=60.0, failure_threshold=5),
-}
-"""The seed's backend table: timeout and circuit threshold per operation."""
+BACKEND_OPERATIONS: Final = _Table(
+    "BACKEND_OPERATIONS",
+    {
+        "database": BackendOperation("Database query", timeout=5.0, failure_threshold=3),
+        "external_api": BackendOperation("External API", timeout=15.0, failure_threshold=5),
+        "ai_operation": BackendOperation("AI/LLM call", timeout=45.0, failure_threshold=3),
+        "file_processing": BackendOperation("File processing", timeout=60.0, failure_threshold=5),
+    },
+)
+"""Backend budgets: timeout and circuit threshold per kind of operation."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from resilient import MemoryStore
+from resilient.stores import MemoryStore
 from resilient.typing import StateStore
 
 STORES = [

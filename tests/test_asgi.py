@@ -16,7 +16,7 @@ import resilient
 from resilient import correlation, fallback, telemetry
 from resilient.asgi import CorrelationIdMiddleware, HealthApp, RequestTimeoutMiddleware
 from resilient.exceptions import ConfigError
-from resilient.http import Client, HTTPStatusError
+from resilient.http import Client, ResponseStatusError
 
 starlette = pytest.importorskip("starlette")
 fastapi = pytest.importorskip("fastapi")
@@ -281,7 +281,7 @@ def test_health_is_503_when_a_host_breaker_is_open(http: httpx.Client) -> None:
         upstream.script("/a", Answer(500))
         with Client(upstream.url, breaker="critical", verify=TLS) as client:
             for _ in range(3):
-                with pytest.raises(HTTPStatusError):
+                with pytest.raises(ResponseStatusError):
                     client.get("/a")
         host = f"127.0.0.1:{upstream.port}"
         with UvicornServer(HealthApp(critical=[host], token=TOKEN)) as named:

@@ -26,13 +26,13 @@ from resilient import (
     CallRecorded,
     CallRejected,
     CircuitBreaker,
-    CircuitBreakerRegistry,
     CircuitOpenError,
     ConfigError,
-    MemoryStore,
     breaker,
     get_breaker,
 )
+from resilient.compat import CircuitBreakerRegistry
+from resilient.stores import MemoryStore
 from resilient.testing import FakeClock
 
 THREE = BreakerConfig(failure_threshold=3, reset_timeout=60)
@@ -47,7 +47,7 @@ async def afail() -> None:
 
 
 def trip(b: CircuitBreaker) -> None:
-    while b.state is BreakerMode.CLOSED:
+    while b.mode is BreakerMode.CLOSED:
         with pytest.raises(BoomError):
             b.call(fail)
 
@@ -70,7 +70,7 @@ def test_opens_after_threshold_then_probes_then_closes(clock: FakeClock) -> None
         with pytest.raises(BoomError):
             svc(False)
     b = get_breaker("svc")
-    assert b.state is BreakerMode.OPEN
+    assert b.mode is BreakerMode.OPEN
     assert b.opened
     with pytest.raises(CircuitOpenError) as caught:
         svc(True)
@@ -81,10 +81,10 @@ def test_opens_after_threshold_then_probes_then_closes(clock: FakeClock) -> None
         svc(True)
     assert caught.value.retry_after == pytest.approx(0.5)
     clock.advance(0.5)
-    assert b.state is BreakerMode.HALF_OPEN
+    assert b.mode is BreakerMode.HALF_OPEN
     assert not b.opened
     assert svc(True) == "fine"
-    assert b.state is BreakerMode.CLOSED
+    assert b.mode is BreakerMode.CLOSED
     assert len(calls) == 4
 
 
@@ -106,10 +106,10 @@ async def test_async_life_cycle(clock: FakeClock) -> None:
     clock.advance(60)
     with pytest.raises(BoomError):
         await asvc(False)  # the probe fails: open again
-    assert get_breaker("asvc").state is BreakerMode.OPEN
+    assert get_breaker("asvc").mode is BreakerMode.OPEN
     clock.advance(60)
     assert await asvc(True) == "fine"
-    assert get_breaker("asvc").state is BreakerMode.CLOSED
+    assert get_breaker("asvc").mode is BreakerMode.CLOSED
 
 
 async def test_one_breaker_guards_sync_and_async_functions(clock: FakeClock) -> None:
@@ -130,7 +130,7 @@ async def test_one_breaker_guards_sync_and_async_functions(clock: FakeClock) -> 
         await async_side()
     clock.advance(60)
     assert await async_side() == "ok"
-    assert get_breaker("shared").state is BreakerMode.CLOSED
+    assert get_breaker("shared").mode is BreakerMode.CLOSED
 
 
 def test_a_success_resets_the_consecutive_count(clock: FakeClock) -> None:
@@ -147,7 +147,7 @@ def test_a_success_resets_the_consecutive_count(clock: FakeClock) -> None:
             flaky()
         except BoomError:
             pass
-    assert get_breaker("flaky").state is BreakerMode.CLOSED
+    assert get_breaker("flaky").mode is BreakerMode.CLOSED
     assert get_breaker("flaky").failures == 2
 
 
@@ -182,7 +182,7 @@ def test_ignored_errors_neither_add_nor_reset(clock: FakeClock) -> None:
 
         with pytest.raises(error):
             b.call(raise_it)
-    assert b.state is BreakerMode.OPEN
+    assert b.mode is BreakerMode.OPEN
 
 
 def test_errors_not_recorded_count_as_successes(clock: FakeClock) -> None:
@@ -195,7 +195,7 @@ def test_errors_not_recorded_count_as_successes(clock: FakeClock) -> None:
 
         with pytest.raises(error):
             b.call(raise_it)
-    assert (b.state, b.failures) == (BreakerMode.CLOSED, 2)
+    assert (b.mode, b.failures) == (BreakerMode.CLOSED, 2)
 
 
 def test_failure_result_counts_returned_values(clock: FakeClock) -> None:
@@ -224,10 +224,10 @@ def test_exits_never_count_and_free_the_probe(
 
     with pytest.raises(exit_error):
         b.call(leave)
-    assert b.state is BreakerMode.HALF_OPEN
+    assert b.mode is BreakerMode.HALF_OPEN
     assert b.snapshot().probes == ()
     assert b.call(lambda: "probe") == "probe"
-    assert b.state is BreakerMode.CLOSED
+    assert b.mode is BreakerMode.CLOSED
 
 
 async def test_cancellation_never_counts_and_frees_the_probe(clock: FakeClock) -> None:
@@ -244,7 +244,7 @@ async def test_cancellation_never_counts_and_frees_the_probe(clock: FakeClock) -
     with pytest.raises(asyncio.CancelledError):
         await task
     b = get_breaker("cancel")
-    assert (b.state, b.failures) == (BreakerMode.CLOSED, 0)
+    assert (b.mode, b.failures) == (BreakerMode.CLOSED, 0)
     b.force_open()
     b.reset()
     with pytest.raises(BoomError):
@@ -256,7 +256,7 @@ async def test_cancellation_never_counts_and_frees_the_probe(clock: FakeClock) -
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert (b.state, b.snapshot().probes) == (BreakerMode.HALF_OPEN, ())
+    assert (b.mode, b.snapshot().probes) == (BreakerMode.HALF_OPEN, ())
 
 
 # --- the ways in -----------------------------------------------------------------------
@@ -322,14 +322,14 @@ def test_force_open_disable_reset(clock: FakeClock) -> None:
     assert caught.value.retry_after is None
     assert b.retry_after is None
     clock.advance(1e6)
-    assert b.state is BreakerMode.FORCED_OPEN
+    assert b.mode is BreakerMode.FORCED_OPEN
     b.disable()
     for _ in range(5):
         with pytest.raises(BoomError):
             b.call(fail)
-    assert b.state is BreakerMode.DISABLED
+    assert b.mode is BreakerMode.DISABLED
     b.reset()
-    assert (b.state, b.failures, b.retry_after) == (BreakerMode.CLOSED, 0, 0.0)
+    assert (b.mode, b.failures, b.retry_after) == (BreakerMode.CLOSED, 0, 0.0)
 
 
 def test_repr_shows_name_state_and_time_to_next_probe(clock: FakeClock) -> None:
@@ -394,18 +394,6 @@ def test_a_name_claimed_with_another_config_or_store_is_an_error() -> None:
     with pytest.raises(ConfigError) as caught:
         breaker("claimed", THREE, store=MemoryStore())
     assert caught.value.parameter == "store"
-
-
-def test_registry_presets_and_lookup() -> None:
-    """The seed's CircuitBreakerRegistry.instance.ai_service / .standard / .critical."""
-    registry = CircuitBreakerRegistry.instance
-    assert registry.ai_service.config is BreakerConfig.ai_service
-    assert registry.standard.config is BreakerConfig.standard
-    assert registry.critical.config is BreakerConfig.critical
-    assert registry.ai_service is registry.get("ai_service")
-    assert registry.names() == ["ai_service", "critical", "standard"]
-    with pytest.raises(KeyError, match="ai_service, critical, standard"):
-        get_breaker("nope")
 
 
 def test_registry_register_refuses_a_second_breaker_for_a_name() -> None:
@@ -709,7 +697,7 @@ def watched(clock: FakeClock, failure_threshold: int = 1) -> tuple[CircuitBreake
     with pytest.raises(BoomError):
         b.call(fail)
     clock.advance(1)
-    assert b.state is BreakerMode.HALF_OPEN
+    assert b.mode is BreakerMode.HALF_OPEN
     seen: list[Any] = []
     b.add_listener(seen.append)
     return b, seen
@@ -718,10 +706,10 @@ def watched(clock: FakeClock, failure_threshold: int = 1) -> tuple[CircuitBreake
 def assert_nothing_counted(b: CircuitBreaker, seen: list[Any]) -> None:
     """No event, no failure, no probe taken: the next call is still the probe."""
     assert seen == []
-    assert b.state is BreakerMode.HALF_OPEN
+    assert b.mode is BreakerMode.HALF_OPEN
     assert b.snapshot().probes == ()
     assert b.call(lambda: "probe") == "probe"
-    assert b.state is BreakerMode.CLOSED
+    assert b.mode is BreakerMode.CLOSED
 
 
 @GENERATORS
@@ -836,7 +824,7 @@ def test_call_refuses_a_callable_that_returns_what_it_cannot_guard(
         with pytest.raises(TypeError, match=rf"call\(\) cannot guard .*returned {what}"):
             b.call(target, 3)
     assert b.failures == 0
-    assert b.state is BreakerMode.CLOSED
+    assert b.mode is BreakerMode.CLOSED
     assert [e for e in seen if not isinstance(e, CallRecorded)] == []
     assert not any(isinstance(e, CallRecorded) and e.outcome != "ignored" for e in seen)
 
@@ -862,7 +850,7 @@ def test_withdraw_frees_a_probe_silently_unlike_a_cancellation(clock: FakeClock)
     b.withdraw(permit)
     assert seen == []
     assert b.snapshot().probes == ()
-    assert b.state is BreakerMode.HALF_OPEN
+    assert b.mode is BreakerMode.HALF_OPEN
     permit = b.admit()
     seen.clear()
     b.record(permit, asyncio.CancelledError())
@@ -870,7 +858,7 @@ def test_withdraw_frees_a_probe_silently_unlike_a_cancellation(clock: FakeClock)
     assert seen[0].outcome == "ignored"
     assert b.snapshot().probes == ()
     b.record(b.admit(), None, "fine")
-    assert b.state is BreakerMode.CLOSED
+    assert b.mode is BreakerMode.CLOSED
 
 
 async def test_async_admit_record_and_withdraw_count_like_acall(clock: FakeClock) -> None:
@@ -902,5 +890,5 @@ async def test_acall_refuses_a_callable_that_returns_a_generator_uncounted(
         with pytest.raises(TypeError, match=r"acall\(\) cannot guard .*returned an? (async )?gen"):
             await b.acall(target, 3)
     assert b.failures == 0
-    assert b.state is BreakerMode.CLOSED
+    assert b.mode is BreakerMode.CLOSED
     assert await b.acall(functools.partial(answer, 4)) == 4

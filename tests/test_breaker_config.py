@@ -9,15 +9,9 @@ from typing import Any
 
 import pytest
 
-from resilient import (
-    BreakerConfig,
-    CircuitBreaker,
-    CircuitBreakerRegistry,
-    ConfigError,
-    breaker,
-    create_circuit_breaker,
-)
+from resilient import BreakerConfig, CircuitBreaker, ConfigError, breaker
 from resilient._circuit.config import MAX_NAME_LENGTH
+from resilient.compat import CircuitBreakerRegistry, create_circuit_breaker
 from resilient.presets import BACKEND_OPERATIONS
 
 
@@ -35,11 +29,10 @@ def test_defaults_are_the_seed_standard() -> None:
     ("name", "threshold", "reset_timeout"),
     [
         ("standard", 5, 30.0),
-        ("ai_service", 3, 60.0),
+        ("ai_operation", 3, 60.0),
         ("critical", 3, 15.0),
         ("database", 3, 30.0),
         ("external_api", 5, 30.0),
-        ("ai_llm", 3, 60.0),
         ("file_processing", 5, 30.0),
     ],
 )
@@ -55,9 +48,9 @@ def test_presets(name: str, threshold: int, reset_timeout: float) -> None:
 def test_unknown_preset_names_the_known_ones() -> None:
     """A typo in a preset name says which names exist."""
     with pytest.raises(ConfigError) as caught:
-        BreakerConfig.get("ai-service")
+        BreakerConfig.get("ai-operation")
     assert caught.value.parameter == "config"
-    assert "ai_service" in caught.value.allowed
+    assert "ai_operation" in caught.value.allowed
 
 
 @pytest.mark.parametrize(

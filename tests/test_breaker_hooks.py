@@ -13,7 +13,8 @@ import logging
 import pytest
 
 import resilient
-from resilient import BreakerConfig, BreakerMode, CircuitBreaker, MemorySink, breaker
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, breaker
+from resilient.metrics import MemorySink
 from resilient.telemetry import window
 from resilient.testing import FakeClock
 
@@ -53,7 +54,7 @@ def test_a_raising_record_predicate_keeps_the_callers_error_and_counts_a_failure
             assert len(notes) == 1
             assert "record= predicate" in notes[0]
             assert "LookupError: predicate bug" in notes[0]
-    assert resilient.get_breaker("rec").state is BreakerMode.OPEN  # counted as failures
+    assert resilient.get_breaker("rec").mode is BreakerMode.OPEN  # counted as failures
     assert sink.counter("hook_errors_total", hook="record= predicate") == 3
     assert sink.series()["hook_errors_total"] == [{"name": "rec", "hook": "record= predicate"}]
     assert sum("predicate bug" in r.getMessage() for r in caplog.records) == 1
@@ -66,7 +67,7 @@ def test_a_raising_ignore_predicate_ignores_nothing(clock: FakeClock) -> None:
         with pytest.raises(ConnectionError) as caught:
             b.call(refused)
         assert any("ignore= predicate" in note for note in _notes(caught.value))
-    assert b.state is BreakerMode.OPEN
+    assert b.mode is BreakerMode.OPEN
     assert window.totals["hook_errors_total"] == 2  # metrics off: the window counts
 
 
@@ -85,8 +86,8 @@ def test_a_raising_failure_result_predicate_returns_the_result_as_a_success(
     b = CircuitBreaker("res-direct", config)
     assert [answer() for _ in range(3)] == [42, 42, 42]
     assert b.call(lambda: 7) == 7
-    assert resilient.get_breaker("res").state is BreakerMode.CLOSED
-    assert b.state is BreakerMode.CLOSED
+    assert resilient.get_breaker("res").mode is BreakerMode.CLOSED
+    assert b.mode is BreakerMode.CLOSED
     assert sink.counter("hook_errors_total", hook="failure_result= predicate") == 4
 
 
@@ -122,12 +123,12 @@ async def test_async_predicates_that_raise_keep_the_callers_error(clock: FakeClo
         with pytest.raises(ConnectionError) as caught:
             await call()
         assert any("record= predicate" in note for note in _notes(caught.value))
-    assert resilient.get_breaker("arec").state is BreakerMode.OPEN
+    assert resilient.get_breaker("arec").mode is BreakerMode.OPEN
     assert await answer() == 5
     b = CircuitBreaker("acall", BreakerConfig(failure_threshold=1, ignore=broken_predicate))
     with pytest.raises(ConnectionError):
         await b.acall(arefused)
-    assert b.state is BreakerMode.OPEN
+    assert b.mode is BreakerMode.OPEN
 
 
 def test_one_shared_error_collects_one_note(clock: FakeClock) -> None:

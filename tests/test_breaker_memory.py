@@ -10,19 +10,12 @@ import weakref
 import pytest
 
 import resilient
-from resilient import (
-    BreakerConfig,
-    BreakerMode,
-    CircuitBreaker,
-    CircuitBreakerRegistry,
-    ConfigError,
-    MemorySink,
-    MemoryStore,
-    breaker,
-    get_breaker,
-)
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, ConfigError, breaker, get_breaker
 from resilient._breaker.core import default_store
 from resilient._breaker.registry import DEFAULT_IDLE_TIMEOUT, SWEEP_BATCH
+from resilient.compat import CircuitBreakerRegistry
+from resilient.metrics import MemorySink
+from resilient.stores import MemoryStore
 from resilient.telemetry import generate_report, window
 from resilient.testing import FakeClock
 
@@ -116,7 +109,7 @@ def test_an_evicted_breaker_that_is_still_held_keeps_one_state(clock: FakeClock)
     for _ in range(2):
         with pytest.raises(ConnectionError):
             call(True)
-    assert twin.state is BreakerMode.OPEN  # one cell: the twin sees the trip
+    assert twin.mode is BreakerMode.OPEN  # one cell: the twin sees the trip
     assert registry.names() == ["held"]  # its state changed: listed again
     report = generate_report()
     assert report["open_circuits"] == ["held"]

@@ -8,14 +8,9 @@ from collections.abc import Callable, Coroutine, Iterator
 import pytest
 
 import resilient
-from resilient import (
-    BreakerConfig,
-    CircuitBreaker,
-    CircuitBreakerRegistry,
-    CircuitOpenError,
-    breaker,
-)
+from resilient import BreakerConfig, CircuitBreaker, CircuitOpenError, breaker
 from resilient._breaker.registry import DEFAULT_IDLE_TIMEOUT
+from resilient.compat import CircuitBreakerRegistry
 from resilient.telemetry import generate_report, window
 from resilient.testing import FakeClock
 

@@ -12,9 +12,9 @@ from resilient import (
     BreakerOpened,
     CallRecorded,
     CircuitBreaker,
-    MemorySink,
     breaker,
 )
+from resilient.metrics import MemorySink
 from resilient.telemetry import generate_report, window
 from resilient.testing import FakeClock
 
@@ -35,7 +35,7 @@ def test_a_sync_windowed_trip_by_a_returned_result_is_announced(clock: FakeClock
     assert sink.gauge_value("open_circuits", breaker="results") == 0
     answer()
     answer()
-    assert resilient.get_breaker("results").state is BreakerMode.OPEN
+    assert resilient.get_breaker("results").mode is BreakerMode.OPEN
     assert sink.counter("circuit_breaker_opens_total", breaker="results") == 1
     assert sink.gauge_value("open_circuits", breaker="results") == 1
     assert generate_report()["open_circuits"] == ["results"]
@@ -85,7 +85,7 @@ def test_a_removed_breaker_listener_hears_nothing_more(clock: FakeClock) -> None
     assert b.call(lambda: 2) == 2
     with pytest.raises(ConnectionError):
         b.call(_refuse)
-    assert b.state is BreakerMode.OPEN
+    assert b.mode is BreakerMode.OPEN
     assert [type(e) for e in heard] == [CallRecorded]
     b.remove_listener(heard.append)  # not registered any more: no error
 

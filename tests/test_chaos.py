@@ -34,7 +34,7 @@ def test_seed_chaos_breaker_opens_after_failures(clock: FakeClock) -> None:
     def failing() -> None:
         raise RuntimeError("Test failure")
 
-    breaker = resilient.create_circuit_breaker(failing, name="test", failure_threshold=3)
+    breaker = resilient.compat.create_circuit_breaker(failing, name="test", failure_threshold=3)
     for _ in range(3):
         with pytest.raises(RuntimeError):
             breaker.fire()
@@ -118,7 +118,7 @@ def test_disabled_injectors_do_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_injection_is_an_event_and_a_metric(clock: FakeClock) -> None:
     """Listeners get ChaosInjected; chaos_injections_total counts by kind."""
-    sink = resilient.MemorySink()
+    sink = resilient.metrics.MemorySink()
     resilient.configure(metrics=sink)
     events: list[object] = []
     resilient.add_listener(events.append)

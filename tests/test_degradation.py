@@ -23,7 +23,7 @@ ai = Features.ai_assistant
 
 
 def open_breaker(name: str) -> None:
-    resilient.CircuitBreakerRegistry.instance.get_or_create(name).force_open()
+    resilient.compat.CircuitBreakerRegistry.instance.get_or_create(name).force_open()
 
 
 def test_levels_carry_the_seed_table() -> None:

@@ -47,7 +47,7 @@ async def get(
 
 async def test_an_open_breaker_behind_a_degradable_feature_keeps_the_app_ready() -> None:
     """``ai_service`` open: still 200 (ready), the body shows the level it degrades to."""
-    opened("ai_service", BreakerConfig.ai_service)
+    opened("ai_service", BreakerConfig.ai_operation)
     response = await get(health_app, "/health")
     assert response.status_code == 200
     body = response.json()
@@ -295,7 +295,7 @@ async def test_head_gets_the_status_without_a_body() -> None:
 def many_breakers(count: int, open_every: int) -> None:
     """``count`` breakers, every ``open_every``-th forced open, in a store of their own (the
     default store keeps its cells for the whole session)."""
-    resilient.configure(store=resilient.MemoryStore())
+    resilient.configure(store=resilient.stores.MemoryStore())
     registry = CircuitBreakerRegistry.instance
     config = BreakerConfig.external_api
     for index in range(count):
@@ -400,7 +400,7 @@ async def test_the_health_body_says_latency_is_not_measured() -> None:
 
 def test_the_detail_is_json_ready() -> None:
     """``report()`` serialises to JSON as it is."""
-    opened("ai_service", BreakerConfig.ai_service)
+    opened("ai_service", BreakerConfig.ai_operation)
     report = HealthApp().report()
     assert json.loads(json.dumps(report))["open_circuits"] == ["ai_service"]
 
@@ -425,13 +425,13 @@ def test_http_errors_reach_the_report_with_metrics_off(clock: Any) -> None:
     """No sink: twelve 500s from a real server on loopback make the report ``degraded``."""
     from http_servers import TLS, Answer, ScriptedServer
 
-    from resilient.http import Client, HTTPStatusError
+    from resilient.http import Client, ResponseStatusError
 
     with ScriptedServer() as upstream:
         upstream.script("/boom", Answer(500))
         with Client(upstream.url, breaker=None, verify=TLS) as client:
             for _ in range(12):
-                with pytest.raises(HTTPStatusError):
+                with pytest.raises(ResponseStatusError):
                     client.get("/boom", config="quick")
     summary = telemetry.generate_report()["summary"]
     assert upstream.hits("/boom") == 12  # a 500 is not retried

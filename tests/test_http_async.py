@@ -16,12 +16,12 @@ from resilient.exceptions import CircuitOpenError
 from resilient.http import (
     AsyncClient,
     CaptivePortalError,
+    ConnectionFailedError,
     ContentFilteredError,
     HostUnavailableError,
-    HTTPStatusError,
     HTTPTimeoutError,
-    NetworkError,
     RequestConfig,
+    ResponseStatusError,
 )
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
@@ -74,7 +74,7 @@ async def test_post_is_not_retried(
 ) -> None:
     """A POST without an ``Idempotency-Key`` is sent once."""
     server.script("/a", Answer(502), json_answer({}))
-    with pytest.raises(HTTPStatusError):
+    with pytest.raises(ResponseStatusError):
         await client.post("/a", json={"x": 1})
     assert server.hits("/a") == 1
 
@@ -96,7 +96,7 @@ async def test_the_breaker_opens_for_the_host(clock: FakeClock, server: Scripted
         server.url, breaker=resilient.BreakerConfig.critical, verify=TLS
     ) as client:
         for _ in range(3):
-            with pytest.raises(HTTPStatusError):
+            with pytest.raises(ResponseStatusError):
                 await client.get("/a")
         with pytest.raises(HostUnavailableError) as caught:
             await client.get("/a")
@@ -105,11 +105,11 @@ async def test_the_breaker_opens_for_the_host(clock: FakeClock, server: Scripted
 
 
 async def test_a_refused_connection_is_a_network_error(clock: FakeClock) -> None:
-    """Nothing listening: ``NetworkError`` after the configured attempts."""
+    """Nothing listening: ``ConnectionFailedError`` after the configured attempts."""
     from http_servers import free_port
 
     async with AsyncClient(f"http://127.0.0.1:{free_port()}", verify=TLS) as client:
-        with pytest.raises(NetworkError) as caught:
+        with pytest.raises(ConnectionFailedError) as caught:
             await client.get("/a", config=RequestConfig.quick)
     assert caught.value.__notes__ == ["resilient.http gave up after 2 attempts"]
 

@@ -19,11 +19,11 @@ from resilient.exceptions import CircuitOpenError, ConfigError, TimeoutExceededE
 from resilient.http import (
     AsyncClient,
     Client,
+    ConnectionFailedError,
     HostUnavailableError,
-    HTTPStatusError,
     HTTPTimeoutError,
-    NetworkError,
     RequestConfig,
+    ResponseStatusError,
     parse_retry_after,
 )
 from resilient.metrics import MemorySink
@@ -143,9 +143,9 @@ def test_transient_statuses_are_retried(
 
 
 def test_500_is_not_retried(clock: FakeClock, server: ScriptedServer, client: Client) -> None:
-    """A plain 500 fails at once with ``HTTPStatusError``; the request is not repeated."""
+    """A plain 500 fails at once with ``ResponseStatusError``; the request is not repeated."""
     server.script("/a", Answer(500))
-    with pytest.raises(HTTPStatusError) as caught:
+    with pytest.raises(ResponseStatusError) as caught:
         client.get("/a")
     assert caught.value.status_code == 500
     assert caught.value.kind == "5xx"
@@ -162,12 +162,12 @@ def test_a_reset_connection_is_retried(
 
 
 def test_a_refused_connection_gives_up_with_the_correlation_id(clock: FakeClock) -> None:
-    """Nothing listening: three attempts, then ``NetworkError`` naming the request and its ID."""
+    """Nothing listening: three attempts, then ``ConnectionFailedError`` with the request ID."""
     url = f"http://127.0.0.1:{free_port()}"
     with (
         Client(url, verify=TLS) as client,
         correlation.use("cid-1"),
-        pytest.raises(NetworkError) as caught,
+        pytest.raises(ConnectionFailedError) as caught,
     ):
         client.get("/a")
     error = caught.value
@@ -184,7 +184,7 @@ def test_post_is_not_retried_without_an_idempotency_key(
 ) -> None:
     """A POST failing with 503 is not repeated: it may have had an effect."""
     server.script("/a", Answer(503), json_answer({"ok": 1}))
-    with pytest.raises(HTTPStatusError) as caught:
+    with pytest.raises(ResponseStatusError) as caught:
         client.post("/a", json={})
     assert server.hits("/a") == 1
     assert "not idempotent" in caught.value.__notes__[0]
@@ -205,7 +205,7 @@ def test_a_retry_after_past_the_deadline_gives_up_at_once(
 ) -> None:
     """A server asking for 60 s when 10 s remain gets the error now, with the hint on it."""
     server.script("/a", Answer(503, headers={"Retry-After": "60"}))
-    with pytest.raises(HTTPStatusError) as caught:
+    with pytest.raises(ResponseStatusError) as caught:
         client.get("/a")
     assert clock.sleeps == []
     assert caught.value.retry_after == 60.0
@@ -283,7 +283,7 @@ def test_one_breaker_per_host_opens_and_rejects_without_sending(
     server.script("/a", Answer(500))
     with Client(server.url, verify=TLS) as client:
         for _ in range(5):
-            with pytest.raises(HTTPStatusError):
+            with pytest.raises(ResponseStatusError):
                 client.get("/a")
         with pytest.raises(HostUnavailableError) as caught:
             client.get("/a")
@@ -293,7 +293,7 @@ def test_one_breaker_per_host_opens_and_rejects_without_sending(
     assert error.name == f"127.0.0.1:{server.port}"
     assert error.retry_after == pytest.approx(30.0)
     assert error.correlation_id in str(error)
-    assert resilient.CircuitBreakerRegistry.instance.get(error.name).opened
+    assert resilient.compat.CircuitBreakerRegistry.instance.get(error.name).opened
 
 
 def test_client_errors_do_not_trip_the_breaker(clock: FakeClock, server: ScriptedServer) -> None:
@@ -301,9 +301,11 @@ def test_client_errors_do_not_trip_the_breaker(clock: FakeClock, server: Scripte
     server.script("/missing", Answer(404))
     with Client(server.url, verify=TLS, breaker=resilient.BreakerConfig.critical) as client:
         for _ in range(5):
-            with pytest.raises(HTTPStatusError):
+            with pytest.raises(ResponseStatusError):
                 client.get("/missing")
-    assert not resilient.CircuitBreakerRegistry.instance.get(f"127.0.0.1:{server.port}").opened
+    assert not resilient.compat.CircuitBreakerRegistry.instance.get(
+        f"127.0.0.1:{server.port}"
+    ).opened
 
 
 def test_clients_of_one_host_share_its_breaker(clock: FakeClock, server: ScriptedServer) -> None:
@@ -315,7 +317,7 @@ def test_clients_of_one_host_share_its_breaker(clock: FakeClock, server: Scripte
         Client(server.url, verify=TLS, breaker=config) as two,
     ):
         for _ in range(3):
-            with pytest.raises(HTTPStatusError):
+            with pytest.raises(ResponseStatusError):
                 one.get("/a")
         with pytest.raises(HostUnavailableError):
             two.get("/a")
@@ -326,7 +328,7 @@ def test_no_breaker_when_asked(clock: FakeClock, server: ScriptedServer) -> None
     server.script("/a", Answer(500))
     with Client(server.url, verify=TLS, breaker=None) as client:
         for _ in range(8):
-            with pytest.raises(HTTPStatusError):
+            with pytest.raises(ResponseStatusError):
                 client.get("/a")
     assert server.hits("/a") == 8
 
@@ -343,7 +345,7 @@ def test_metrics_errors_latency_and_active_requests(
     server.script("/a", Answer(503), json_answer({}))
     server.script("/missing", Answer(404))
     client.get("/a")
-    with pytest.raises(HTTPStatusError):
+    with pytest.raises(ResponseStatusError):
         client.get("/missing")
     assert sink.counter("client_http_errors_total", type="5xx") == 1
     assert sink.counter("client_http_errors_total", type="4xx") == 1
@@ -484,7 +486,7 @@ async def test_a_retry_after_beyond_max_retry_after_ends_the_retries(
         return await client.get("/a") if isinstance(client, AsyncClient) else client.get("/a")
 
     try:
-        with pytest.raises(HTTPStatusError) as caught:
+        with pytest.raises(ResponseStatusError) as caught:
             await get()
     finally:
         await client.aclose() if isinstance(client, AsyncClient) else client.close()

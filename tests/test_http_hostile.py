@@ -15,8 +15,8 @@ from resilient.http import (
     CaptivePortalError,
     Client,
     ContentFilteredError,
-    HTTPError,
-    HTTPStatusError,
+    RequestFailedError,
+    ResponseStatusError,
     network_feature,
 )
 from resilient.metrics import MemorySink
@@ -169,9 +169,9 @@ def test_451_and_anonymous_html_403_are_filtered(server: ScriptedServer, client:
 
 
 def test_the_api_s_own_403_is_a_status_error(server: ScriptedServer, client: Client) -> None:
-    """A JSON 403 from the API itself stays an ordinary ``HTTPStatusError``."""
+    """A JSON 403 from the API itself stays an ordinary ``ResponseStatusError``."""
     server.script("/admin", json_answer({"error": "forbidden"}, status=403))
-    with pytest.raises(HTTPStatusError) as caught:
+    with pytest.raises(ResponseStatusError) as caught:
         client.get("/admin")
     assert not isinstance(caught.value, ContentFilteredError)
 
@@ -208,6 +208,6 @@ def test_errors_survive_pickling(server: ScriptedServer, client: Client) -> None
     with pytest.raises(CaptivePortalError) as caught:
         client.get("/a")
     copy = pickle.loads(pickle.dumps(caught.value))
-    assert isinstance(copy, HTTPError)
+    assert isinstance(copy, RequestFailedError)
     assert str(copy) == str(caught.value)
     assert copy.correlation_id == caught.value.correlation_id

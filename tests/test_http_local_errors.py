@@ -23,8 +23,8 @@ from resilient.http import (
     AsyncClient,
     Client,
     HostUnavailableError,
-    HTTPStatusError,
     LocalRequestError,
+    ResponseStatusError,
 )
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
@@ -56,7 +56,7 @@ async def send(client: Client | AsyncClient, url: str, **kwargs: Any) -> httpx.R
 
 
 def host_breaker(server: ScriptedServer) -> resilient.CircuitBreaker:
-    return resilient.CircuitBreakerRegistry.instance.get(f"127.0.0.1:{server.port}")
+    return resilient.compat.CircuitBreakerRegistry.instance.get(f"127.0.0.1:{server.port}")
 
 
 # --- correlation IDs ----------------------------------------------------------------------
@@ -122,7 +122,7 @@ async def test_the_replacement_id_is_current_while_the_request_runs(
 ) -> None:
     """The error of a request sent with a replaced ID names the ID the server saw."""
     server.script("/a", Answer(404))
-    with correlation.use("bad id"), pytest.raises(HTTPStatusError) as caught:
+    with correlation.use("bad id"), pytest.raises(ResponseStatusError) as caught:
         await send(client, "/a")
     assert caught.value.correlation_id == server.received[0].headers["x-correlation-id"]
     assert HEX32.fullmatch(caught.value.correlation_id)
@@ -162,7 +162,7 @@ async def test_an_unsupported_protocol_is_the_caller_s_error(
         with pytest.raises(LocalRequestError) as caught:
             await send(client, "ftp://files.example/report.csv")
         assert isinstance(caught.value.__cause__, httpx.UnsupportedProtocol)
-    assert "files.example" not in resilient.CircuitBreakerRegistry.instance
+    assert "files.example" not in resilient.compat.CircuitBreakerRegistry.instance
 
 
 @pytest.mark.parametrize("kind", [Client, AsyncClient])
@@ -203,17 +203,17 @@ async def test_a_local_error_frees_a_half_open_probe(
     """In half-open, a local error neither closes nor reopens: the next real call probes."""
     server.script("/a", Answer(500))
     for _ in range(5):
-        with pytest.raises(HTTPStatusError):
+        with pytest.raises(ResponseStatusError):
             await send(client, "/a")
     with pytest.raises(HostUnavailableError):
         await send(client, "/a")
     clock.advance(30.0)
     with pytest.raises(LocalRequestError):
         await send(client, "/a", headers={"X-Trace": "\n"})
-    assert host_breaker(server).state is resilient.BreakerMode.HALF_OPEN
+    assert host_breaker(server).mode is resilient.BreakerMode.HALF_OPEN
     server.script("/a", json_answer({"ok": 1}))
     assert (await send(client, "/a")).json() == {"ok": 1}
-    assert host_breaker(server).state is resilient.BreakerMode.CLOSED
+    assert host_breaker(server).mode is resilient.BreakerMode.CLOSED
     assert server.hits("/a") == 6
 
 
@@ -223,7 +223,7 @@ async def test_a_real_host_failure_still_counts(
     """The other side of the rule: five 500s still open the breaker."""
     server.script("/a", Answer(500))
     for _ in range(5):
-        with pytest.raises(HTTPStatusError):
+        with pytest.raises(ResponseStatusError):
             await send(client, "/a")
     with pytest.raises(HostUnavailableError):
         await send(client, "/a")

@@ -9,7 +9,7 @@ import pytest
 
 import resilient
 from resilient._retry.plan import NOT_RETRYABLE, GiveUp, RetryPlan, Sleep
-from resilient.http import AsyncClient, Client, HTTPStatusError, RequestConfig
+from resilient.http import AsyncClient, Client, RequestConfig, ResponseStatusError
 from resilient.testing import FakeClock
 
 URL = "http://api.test"
@@ -54,7 +54,7 @@ def test_instant_mode_caps_the_clients_attempts_without_waiting(clock: FakeClock
     with (
         client(handler) as http,
         resilient.testing.instant(2),
-        pytest.raises(HTTPStatusError) as caught,
+        pytest.raises(ResponseStatusError) as caught,
     ):
         http.get("/a")
     assert len(handler.seen) == 2  # type: ignore[attr-defined]
@@ -68,7 +68,7 @@ async def test_instant_mode_caps_the_async_clients_attempts_without_waiting(
     """The async client honours ``instant()`` the same way."""
     handler = answering(503, 503, 503)
     async with async_client(handler) as http:
-        with resilient.testing.instant(2), pytest.raises(HTTPStatusError) as caught:
+        with resilient.testing.instant(2), pytest.raises(ResponseStatusError) as caught:
             await http.get("/a")
     assert len(handler.seen) == 2  # type: ignore[attr-defined]
     assert clock.sleeps == []
@@ -83,7 +83,7 @@ def test_a_too_long_retry_after_gives_the_same_reason_in_retry_and_the_client(
     handler = answering(503, headers={"Retry-After": "100"})
     with (
         client(handler, config=RequestConfig(retry=retry)) as http,
-        pytest.raises(HTTPStatusError) as by_client,
+        pytest.raises(ResponseStatusError) as by_client,
     ):
         http.get("/a")
 
@@ -106,7 +106,7 @@ def test_a_wait_past_the_deadline_gives_the_same_reason_in_retry_and_the_client(
     handler = answering(503, headers={"Retry-After": "8"})
     with (
         client(handler, config=RequestConfig(total=6.0)) as http,
-        pytest.raises(HTTPStatusError) as by_client,
+        pytest.raises(ResponseStatusError) as by_client,
     ):
         http.get("/a")
 

@@ -71,7 +71,7 @@ def test_toml_policy_equals_the_hand_written_stack(clock: FakeClock) -> None:
 
     @fallback(ai_unavailable)
     @resilient.retry("standard", jitter=0.0)
-    @resilient.breaker("ai-generate", "ai_service")
+    @resilient.breaker("ai-generate", "ai_operation")
     @resilient.timeout("ai_operation")
     def by_hand(fail: bool) -> dict[str, str]:
         if fail:
@@ -208,7 +208,7 @@ def test_a_typo_in_a_file_names_the_file_policy_and_key(tmp_path: Path) -> None:
         ({"timeout": {"seconds": "heavey"}}, "timeout.seconds", "heavy"),
         ({"retry": "standrad"}, "retry", "standard"),
         ({"retry": {"config": "patiant"}}, "retry.config", "patient"),
-        ({"breaker": ("p-preset", "ai_servce")}, "breaker", "ai_service"),
+        ({"breaker": ("p-preset", "ai_operaton")}, "breaker", "ai_operation"),
         ({"breaker": {"name": "p-preset", "config": "databse"}}, "breaker.config", "database"),
     ],
 )

@@ -83,7 +83,7 @@ def test_fixtures_and_markers(pytester: pytest.Pytester) -> None:
             assert work() == "direct"
 
         def test_state_is_fresh_again():
-            assert resilient.CircuitBreakerRegistry.instance.names() == []
+            assert resilient.compat.CircuitBreakerRegistry.instance.names() == []
         """,
     )
     result.assert_outcomes(passed=5)

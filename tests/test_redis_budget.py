@@ -10,9 +10,10 @@ import pytest
 from redis_server import RedisServer, missing, redis_server, unique_prefix  # noqa: F401
 from strategies import BoomError
 
-from resilient import ConfigError, MemoryStore, retry
+from resilient import ConfigError, retry
 from resilient._retry.budget import RetryBudget
 from resilient._runtime import config as _config
+from resilient.stores import MemoryStore
 from resilient.testing import FakeClock
 
 

@@ -121,7 +121,7 @@ async def test_an_asyncio_cluster_url_and_client_are_used_in_the_loop(
             for _ in range(3):
                 with pytest.raises(BoomError):
                     await b.acall(_aboom)
-            assert b.state is BreakerMode.OPEN
+            assert b.mode is BreakerMode.OPEN
             assert store.reachable
             watcher.get(f"async{i}")
             ok = await asyncio.to_thread(

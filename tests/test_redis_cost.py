@@ -125,7 +125,7 @@ def test_only_changes_of_state_are_announced(make: Callable[..., Any], backend: 
     assert b.failures == 2
     assert backend.calls("publish") == before
     fail(b)
-    assert b.state is BreakerMode.OPEN
+    assert b.mode is BreakerMode.OPEN
     assert backend.calls("publish") == before + 1
 
 
@@ -159,6 +159,6 @@ def test_released_breakers_leave_the_cache_and_are_found_again(
     assert here.release(["idle", "counting", "unknown"]) == 1
     assert here.names() == ["counting"]
     fail(CircuitBreaker("idle", THREE, store=there), 3)
-    assert eventually(lambda: idle.state is BreakerMode.OPEN)  # held: messages still reach it
+    assert eventually(lambda: idle.mode is BreakerMode.OPEN)  # held: messages still reach it
     assert here.get("idle").mode is BreakerMode.OPEN
     assert here.names() == ["counting", "idle"]

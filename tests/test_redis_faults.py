@@ -34,9 +34,10 @@ from redis_server import (  # noqa: F401 - fixtures
 from strategies import BoomError
 
 import resilient
-from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError, MemorySink
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
 from resilient._circuit.rules import BreakerState, Event, Kind
 from resilient.exceptions import ConfigError
+from resilient.metrics import MemorySink
 
 if missing() is None:
     import redis
@@ -383,7 +384,7 @@ def test_a_malformed_message_never_cuts_off_the_store(
     client.publish(channel, "s|1|open|svc")
     client.publish(channel, b"s|\xff\xfe|")
     fail(there, 3)  # opens it: a change of state, announced (counts are not)
-    assert eventually(lambda: here.state is BreakerMode.OPEN)
+    assert eventually(lambda: here.mode is BreakerMode.OPEN)
     assert here_store.reachable
 
 
@@ -529,14 +530,14 @@ def test_a_store_made_while_redis_is_down_listens_once_redis_is_writable(
         store = RedisStore(own_redis_server.url, prefix=prefix, retry_interval=0.01, timeout=0.02)
         b = CircuitBreaker("svc", THREE, store=store)
         assert not store.reachable
-        assert b.state is BreakerMode.CLOSED  # nothing read yet
+        assert b.mode is BreakerMode.CLOSED  # nothing read yet
         fail(b)
     finally:
         os.kill(pid, signal.SIGCONT)
     try:
         assert store.listening.wait(WAIT)
         assert store.reachable
-        assert b.state is BreakerMode.FORCED_OPEN
+        assert b.mode is BreakerMode.FORCED_OPEN
     finally:
         store.close()
     assert client.hget(store.key("svc"), "mode") == b"forced_open"

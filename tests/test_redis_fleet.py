@@ -23,7 +23,8 @@ from redis_server import (  # noqa: F401 - fixtures
 from strategies import BoomError
 
 import resilient
-from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError, MemorySink
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
+from resilient.metrics import MemorySink
 
 PROCESSES = 4
 WAIT = 30.0

@@ -29,8 +29,9 @@ from redis_server import (  # noqa: F401 - fixtures
 from strategies import BoomError
 
 import resilient
-from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError, MemorySink
+from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
 from resilient._degradation import DegradationService, Feature, Features
+from resilient.metrics import MemorySink
 
 if missing() is None:
     from resilient.stores.redis import AsyncRedisStore, RedisStore
@@ -160,12 +161,12 @@ def test_manual_operations_are_fleet_wide(make: Callable[..., Any]) -> None:
     here, there = CircuitBreaker("svc", THREE, store=a), CircuitBreaker("svc", THREE, store=b)
     assert b.listening.wait(WAIT)
     here.force_open()
-    assert eventually(lambda: there.state is BreakerMode.FORCED_OPEN)
+    assert eventually(lambda: there.mode is BreakerMode.FORCED_OPEN)
     here.disable()
-    assert eventually(lambda: there.state is BreakerMode.DISABLED)
+    assert eventually(lambda: there.mode is BreakerMode.DISABLED)
     fail(there, 5)  # disabled: nothing is counted
     there.reset()
-    assert eventually(lambda: here.state is BreakerMode.CLOSED and here.failures == 0)
+    assert eventually(lambda: here.mode is BreakerMode.CLOSED and here.failures == 0)
 
 
 def test_degradation_overrides_are_fleet_wide(make: Callable[..., Any]) -> None:

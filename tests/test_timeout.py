@@ -361,9 +361,9 @@ def test_presets_hold_the_seed_values() -> None:
         resilient.Timeouts.heavy,
         resilient.Timeouts.ai_operation,
     ) == (5.0, 10.0, 30.0, 45.0)
-    health = resilient.presets.CLIENT_TIMEOUTS["health_check"]
+    health = resilient.presets.CLIENT_TIMEOUTS["quick"]
     assert (health.connect, health.receive, health.total) == (3.0, 5.0, 5.0)
-    ai = resilient.presets.BACKEND_OPERATIONS["ai_llm"]
+    ai = resilient.presets.BACKEND_OPERATIONS["ai_operation"]
     assert (ai.timeout, ai.failure_threshold) == (45.0, 3)
     assert resilient.timeout("heavy").layer.describe()["seconds"] == 30.0
 

@@ -91,17 +91,33 @@ class CircuitBreaker(BreakerCore):
         return self._cell.state
 
     @property
-    def state(self) -> BreakerMode:
-        """The mode a call would meet now (``HALF_OPEN`` once an open breaker's time is up)."""
+    def mode(self) -> BreakerMode:
+        """The mode a call would meet now (``HALF_OPEN`` once an open breaker's time is up).
+
+        ``snapshot()`` gives the whole stored ``BreakerState`` (its ``mode`` stays ``OPEN``
+        until a call or a probe moves it)."""
         state = self.snapshot()
         if state.mode is _OPEN and read_clock() >= state.open_until:
             return _HALF_OPEN
         return state.mode
 
     @property
+    def state(self) -> BreakerMode:
+        """Deprecated: the ``BreakerMode`` is ``mode``, the whole state ``snapshot()``."""
+        import warnings
+
+        warnings.warn(
+            "CircuitBreaker.state is deprecated: use .mode for the BreakerMode "
+            "(.snapshot() for the whole BreakerState)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.mode
+
+    @property
     def opened(self) -> bool:
         """Whether calls are being rejected now (the seed's ``breaker.opened``)."""
-        return self.state in (_OPEN, _FORCED_OPEN)
+        return self.mode in (_OPEN, _FORCED_OPEN)
 
     @property
     def retry_after(self) -> float | None:
@@ -457,7 +473,7 @@ class CircuitBreaker(BreakerCore):
     def __repr__(self) -> str:
         state = self.snapshot()
         mode = state.mode
-        parts = [f"<CircuitBreaker {self.name!r} {self.state.name}"]
+        parts = [f"<CircuitBreaker {self.name!r} {self.mode.name}"]
         if mode is _CLOSED:
             if self.config.windowed:
                 calls, failed, slow = self.window()

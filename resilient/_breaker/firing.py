@@ -1,4 +1,6 @@
-"""The seed's TypeScript API: ``create_circuit_breaker(fn, ...)`` and ``.fire(*args)``."""
+"""The TypeScript-style API: ``create_circuit_breaker(fn, ...)`` and ``.fire(*args)``.
+
+Public through ``resilient.compat``."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ R = TypeVar("R")
 
 
 class FiringBreaker(Generic[P, R]):
-    """A function bound to a breaker, as the seed's TypeScript ``createCircuitBreaker`` returns."""
+    """A function bound to a breaker, as TypeScript's ``createCircuitBreaker`` returns."""
 
     __slots__ = ("_guarded", "breaker", "fallback", "fire")
 
@@ -47,8 +49,19 @@ class FiringBreaker(Generic[P, R]):
         return self.breaker.opened
 
     @property
+    def mode(self) -> BreakerMode:
+        """The mode a call would meet now (the breaker's ``mode``)."""
+        return self.breaker.mode
+
+    @property
     def state(self) -> BreakerMode:
-        return self.breaker.state
+        """Deprecated: ``mode``."""
+        import warnings
+
+        warnings.warn(
+            "FiringBreaker.state is deprecated: use .mode", DeprecationWarning, stacklevel=2
+        )
+        return self.breaker.mode
 
     def __repr__(self) -> str:
         return f"<FiringBreaker {self.breaker!r}>"

@@ -285,7 +285,7 @@ class CircuitBreakerRegistry:
     @property
     def ai_service(self) -> CircuitBreaker:
         """The breaker ``"ai_service"`` (3 failures, 60 s)."""
-        return self.get_or_create("ai_service", BreakerConfig.ai_service)
+        return self.get_or_create("ai_service", BreakerConfig.ai_operation)
 
     @property
     def critical(self) -> CircuitBreaker:
@@ -341,7 +341,7 @@ _config.on_reset(_reset)
 def _states() -> dict[str, str]:
     registry = CircuitBreakerRegistry.instance
     registry._maybe_sweep(_config.state.now())
-    return {b.name: b.state.name.lower() for b in registry}
+    return {b.name: b.mode.name.lower() for b in registry}
 
 
 telemetry.add_circuit_source(_states)  # open breakers make the health report critical

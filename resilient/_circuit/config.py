@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from .._runtime import validate as _validate
 from .._runtime.types import ExceptionFilter
 from ..exceptions import ConfigError
-from ..presets import BACKEND_OPERATIONS
+from ..presets import BACKEND_OPERATIONS, RenamedPreset, lookup
 
 __all__ = ["MAX_NAME_LENGTH", "BreakerConfig", "check_name"]
 
@@ -119,27 +119,27 @@ class BreakerConfig:
 
     standard: ClassVar[BreakerConfig]
     """The default: open after 5 consecutive failures, probe after 30 s."""
-    ai_service: ClassVar[BreakerConfig]
-    """AI services: 3 failures, 60 s."""
+    ai_operation: ClassVar[BreakerConfig]
+    """LLM and other AI calls: 3 failures, 60 s."""
     critical: ClassVar[BreakerConfig]
     """Critical paths that must recover fast: 3 failures, 15 s."""
     database: ClassVar[BreakerConfig]
     """Database queries (backend table): 3 failures, 30 s."""
     external_api: ClassVar[BreakerConfig]
     """External APIs (backend table): 5 failures, 30 s."""
-    ai_llm: ClassVar[BreakerConfig]
-    """AI/LLM calls (backend table): 3 failures, 60 s like ``ai_service``."""
     file_processing: ClassVar[BreakerConfig]
     """File processing (backend table): 5 failures, 30 s."""
     names: ClassVar[tuple[str, ...]] = (
         "standard",
-        "ai_service",
+        "ai_operation",
         "critical",
         "database",
         "external_api",
-        "ai_llm",
         "file_processing",
     )
+    # Former names of ``ai_operation`` (deprecated). Not annotated: not dataclass fields.
+    ai_service = RenamedPreset["BreakerConfig"]()
+    ai_llm = RenamedPreset["BreakerConfig"]()
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__
@@ -219,12 +219,9 @@ class BreakerConfig:
 
     @classmethod
     def get(cls, name: str) -> BreakerConfig:
-        """The preset called ``name``; ``ConfigError`` for an unknown name."""
-        if name not in cls.names:
-            from ..presets import unknown_name
-
-            raise unknown_name("config", name, cls.names, "a BreakerConfig")
-        preset: BreakerConfig = getattr(cls, name)
+        """The preset called ``name`` (``resilient.presets.lookup``); ``ConfigError`` for an
+        unknown name."""
+        preset: BreakerConfig = lookup(cls, name)
         return preset
 
     def replace(self, **changes: Any) -> BreakerConfig:
@@ -253,7 +250,7 @@ class BreakerConfig:
 
 
 BreakerConfig.standard = BreakerConfig(failure_threshold=5, reset_timeout=30.0)
-BreakerConfig.ai_service = BreakerConfig(failure_threshold=3, reset_timeout=60.0)
+BreakerConfig.ai_operation = BreakerConfig(failure_threshold=3, reset_timeout=60.0)
 BreakerConfig.critical = BreakerConfig(failure_threshold=3, reset_timeout=15.0)
 
 
@@ -264,5 +261,4 @@ def _backend(operation: str, reset_timeout: float) -> BreakerConfig:
 
 BreakerConfig.database = _backend("database", 30.0)
 BreakerConfig.external_api = _backend("external_api", 30.0)
-BreakerConfig.ai_llm = _backend("ai_llm", 60.0)
 BreakerConfig.file_processing = _backend("file_processing", 30.0)

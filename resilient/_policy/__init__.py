@@ -10,8 +10,8 @@ what the user wrote: ``retry.attemps`` (with the closest valid key), ``breaker``
 ``breaker=-1``, and the file and policy for a policy loaded from a file.
 """
 
-from .describe import Description, describe
+from .declare import Policy, policy
+from .description import Description, describe
 from .load import load_policies
-from .policy import Policy, policy
 
 __all__ = ["Description", "Policy", "describe", "load_policies", "policy"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..exceptions import ConfigError
 from ..presets import closest
-from .policy import Policy, named
+from .declare import Policy, named
 from .steps import BUILDERS, ORDER, build
 
 __all__ = ["load_policies"]

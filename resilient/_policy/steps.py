@@ -8,7 +8,7 @@ from typing import Any
 
 from .._wrapping.layer import Decorator
 from ..exceptions import ConfigError
-from ..presets import Timeouts, closest, unknown_name
+from ..presets import Timeouts, closest, lookup
 
 __all__ = ["BUILDERS", "ORDER", "as_written", "build"]
 
@@ -178,9 +178,7 @@ def _breaker(spec: Any, fn: Any) -> Decorator:
 
 def _preset(kind: Any, parameter: str, name: str) -> Any:
     """The preset ``kind.name``; the error suggests the closest preset name."""
-    if name not in kind.names:
-        raise unknown_name(parameter, name, kind.names, f"a {kind.__name__}")
-    return kind.get(name)
+    return lookup(kind, name, parameter)
 
 
 def _fallback(spec: Any, fn: Any) -> Decorator:

@@ -153,7 +153,7 @@ class HealthApp:
         ranked: list[tuple[int, int, str, str]] = []
         critical_open: list[str] = []
         for breaker in registry:
-            state = breaker.state.value
+            state = breaker.mode.value
             counts[state] = counts.get(state, 0) + 1
             critical = breaker.critical or breaker.name in named
             if critical and state in _OPEN:

@@ -11,6 +11,8 @@ content-filter block pages instead of handing their HTML to your JSON parser.
 
 from __future__ import annotations
 
+from typing import Any
+
 try:
     import httpx as _httpx  # noqa: F401 - fail here, with the fix, when the extra is missing
 except ImportError as error:  # pragma: no cover - depends on the installation
@@ -18,18 +20,18 @@ except ImportError as error:  # pragma: no cover - depends on the installation
         "resilient.http needs httpx: pip install 'resilient-toolkit[http]'"
     ) from error
 
-from ._client import AsyncClient, Client
-from ._config import IDEMPOTENT_METHODS, RETRY_STATUSES, RequestConfig
-from ._errors import (
+from ..exceptions import (
     CaptivePortalError,
+    ConnectionFailedError,
     ContentFilteredError,
     HostUnavailableError,
-    HTTPError,
-    HTTPStatusError,
     HTTPTimeoutError,
     LocalRequestError,
-    NetworkError,
+    RequestFailedError,
+    ResponseStatusError,
 )
+from ._client import AsyncClient, Client
+from ._config import IDEMPOTENT_METHODS, RETRY_STATUSES, RequestConfig
 from ._exchange import parse_retry_after
 from ._hostile import FILTER_MARKERS, network_feature
 
@@ -40,14 +42,36 @@ __all__ = [
     "AsyncClient",
     "CaptivePortalError",
     "Client",
+    "ConnectionFailedError",
     "ContentFilteredError",
-    "HTTPError",
-    "HTTPStatusError",
     "HTTPTimeoutError",
     "HostUnavailableError",
     "LocalRequestError",
-    "NetworkError",
     "RequestConfig",
+    "RequestFailedError",
+    "ResponseStatusError",
     "network_feature",
     "parse_retry_after",
 ]
+
+# httpx has errors of these names, unrelated to ours: one release behind a warning.
+_RENAMED = {
+    "HTTPError": "RequestFailedError",
+    "HTTPStatusError": "ResponseStatusError",
+    "NetworkError": "ConnectionFailedError",
+}
+
+
+def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import warnings
+
+    warnings.warn(
+        f"resilient.http.{name} is deprecated (httpx has an unrelated error of that name): "
+        f"use resilient.http.{new}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[new]

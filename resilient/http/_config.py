@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 from .._retry.decorator import RetryConfig
 from .._runtime import validate as _validate
 from ..exceptions import ConfigError
-from ..presets import CLIENT_TIMEOUTS, unknown_name
+from ..presets import CLIENT_TIMEOUTS, lookup
 
 _C = TypeVar("_C")
 
@@ -113,9 +113,9 @@ def _preset(key: str, retry: RetryConfig) -> RequestConfig:
     return RequestConfig(connect=row.connect, receive=row.receive, total=row.total, retry=retry)
 
 
-RequestConfig.quick = _preset("health_check", RetryConfig.quick)
-RequestConfig.standard = _preset("api_call", RetryConfig.standard)
-RequestConfig.heavy = _preset("content_download", RetryConfig.standard)
+RequestConfig.quick = _preset("quick", RetryConfig.quick)
+RequestConfig.standard = _preset("standard", RetryConfig.standard)
+RequestConfig.heavy = _preset("heavy", RetryConfig.standard)
 RequestConfig.ai_operation = _preset("ai_operation", RetryConfig.ai_operation)
 
 
@@ -131,10 +131,7 @@ def resolve(config: object, parameter: str = "config") -> RequestConfig:
 def preset_of(kind: type[_C], name: str, parameter: str) -> _C:
     """The preset ``kind.<name>``; ``ConfigError`` naming ``parameter`` (with the closest
     preset name when one is close) for a name ``kind`` does not have."""
-    names: tuple[str, ...] = getattr(kind, "names")  # noqa: B009 - every preset class has one
-    if name not in names:
-        raise unknown_name(parameter, name, names, f"a {kind.__name__}")
-    preset: _C = getattr(kind, name)
+    preset: _C = lookup(kind, name, parameter)
     return preset
 
 

@@ -229,7 +229,7 @@ def _circuit_states() -> dict[str, str]:
     from .._breaker.registry import CircuitBreakerRegistry
 
     registry = CircuitBreakerRegistry.instance
-    return {name: registry.get(name).state.value for name in sorted(_watched) if name in registry}
+    return {name: registry.get(name).mode.value for name in sorted(_watched) if name in registry}
 
 
 telemetry.add_circuit_source(_circuit_states)

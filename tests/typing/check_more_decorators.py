@@ -19,7 +19,7 @@ def query(sql: str, *, limit: int = 10) -> list[str]:
 
 @resilient.fallback({"text": "offline"})
 @resilient.retry("standard")
-@resilient.breaker("typing-ai", resilient.BreakerConfig.ai_service)
+@resilient.breaker("typing-ai", resilient.BreakerConfig.ai_operation)
 @resilient.timeout("ai_operation")
 async def generate(prompt: str) -> dict[str, str]:
     return {"text": prompt}
@@ -30,7 +30,9 @@ def hint(question: str) -> str:
     return question
 
 
-ai = resilient.policy(timeout="ai_operation", retry="standard", breaker=("typing-p", "ai_service"))
+ai = resilient.policy(
+    timeout="ai_operation", retry="standard", breaker=("typing-p", "ai_operation")
+)
 
 
 @ai

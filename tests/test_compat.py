@@ -1,4 +1,5 @@
-"""Parity with the seed's TypeScript and Dart breaker APIs."""
+"""``resilient.compat``: the TypeScript-style breaker API (``create_circuit_breaker``, ``.fire()``,
+``.opened``, ``CircuitBreakerRegistry.instance``), and its old spellings."""
 
 from __future__ import annotations
 
@@ -7,15 +8,8 @@ import inspect
 import pytest
 from strategies import BoomError
 
-from resilient import (
-    BreakerConfig,
-    BreakerMode,
-    CircuitBreakerRegistry,
-    CircuitOpenError,
-    ConfigError,
-    create_circuit_breaker,
-    get_breaker,
-)
+from resilient import BreakerConfig, BreakerMode, CircuitOpenError, ConfigError, get_breaker
+from resilient.compat import CircuitBreakerRegistry, create_circuit_breaker
 from resilient.testing import FakeClock
 
 
@@ -45,7 +39,7 @@ async def test_fire_with_a_preset_and_a_fallback(clock: FakeClock) -> None:
     ai_breaker = create_circuit_breaker(
         generate,
         name="ai-generate",
-        config=BreakerConfig.ai_service,
+        config=BreakerConfig.ai_operation,
         fallback=lambda *args: {"text": "AI is temporarily unavailable"},
     )
     assert inspect.iscoroutinefunction(ai_breaker.fire)
@@ -56,7 +50,7 @@ async def test_fire_with_a_preset_and_a_fallback(clock: FakeClock) -> None:
     assert len(prompts) == 3  # the fourth fire was rejected and fell back without calling
     assert ai_breaker.opened
     assert ai_breaker.breaker is get_breaker("ai-generate")
-    assert ai_breaker.state is BreakerMode.OPEN
+    assert ai_breaker.mode is BreakerMode.OPEN
 
 
 async def test_async_fallback_is_awaited(clock: FakeClock) -> None:
@@ -129,3 +123,43 @@ def test_dart_registry(clock: FakeClock) -> None:
         ai_breaker.call(lambda: "result")
     assert caught.value.retry_after == 60.0
     assert CircuitBreakerRegistry.instance.open_names() == ["ai_service"]
+
+
+def test_registry_presets_and_lookup() -> None:
+    """The seed's CircuitBreakerRegistry.instance.ai_service / .standard / .critical."""
+    registry = CircuitBreakerRegistry.instance
+    assert registry.ai_service.config is BreakerConfig.ai_operation
+    assert registry.standard.config is BreakerConfig.standard
+    assert registry.critical.config is BreakerConfig.critical
+    assert registry.ai_service is registry.get("ai_service")
+    assert registry.names() == ["ai_service", "critical", "standard"]
+    with pytest.raises(KeyError, match="ai_service, critical, standard"):
+        get_breaker("nope")
+
+
+@pytest.mark.parametrize(
+    "name", ["CircuitBreakerRegistry", "FiringBreaker", "create_circuit_breaker"]
+)
+def test_the_old_main_namespace_spelling_warns_and_gives_the_compat_object(name: str) -> None:
+    """``resilient.<name>`` still works for one release, warning that it lives in compat."""
+    import resilient
+    import resilient.compat
+
+    with pytest.warns(DeprecationWarning, match=f"resilient.compat.{name}") as record:
+        found = getattr(resilient, name)
+    assert found is getattr(resilient.compat, name)
+    assert record[0].filename == __file__  # the warning points at the caller's line
+
+
+def test_firing_breaker_mode_and_the_deprecated_state(clock: FakeClock) -> None:
+    """``FiringBreaker.mode`` is the breaker's mode; ``.state`` says the same with a warning."""
+
+    def fails() -> None:
+        raise BoomError("down")
+
+    fb = create_circuit_breaker(fails, name="fb-mode", failure_threshold=1)
+    with pytest.raises(BoomError):
+        fb.fire()
+    assert fb.mode is BreakerMode.OPEN
+    with pytest.warns(DeprecationWarning, match=r"\.mode"):
+        assert fb.state is BreakerMode.OPEN
