@@ -1,11 +1,12 @@
-"""Fail when a module of the package reads another module's private names.
+"""Fail when a module of the package reads or writes another unit's private names.
 
-A private name (one leading underscore, not a dunder) read as ``something._name`` must be
-defined in the module that reads it: as a function, class, module variable, class
-attribute, slot or ``self._name`` assignment there. ``self._name`` and ``cls._name`` are
-the object's own (a subclass reading its base's attributes included). A module reaching
-into another's internals makes both harder to change; give the other module a public
-name for what is needed instead.
+A unit is one subpackage folder (``_breaker/``, ``stores/redis/``...: its modules work
+together and share their private names), or one module at the package's top. A private
+name (one leading underscore, not a dunder) used as ``something._name`` must be defined
+in the unit that uses it: as a function, class, variable, class attribute, slot or
+``self._name`` assignment there. ``self._name`` and ``cls._name`` are the object's own (a
+subclass using its base's attributes included). A unit reaching into another's
+internals makes both harder to change; give the other a public name instead.
 
 Usage: python .ci/private_access.py [PACKAGE_DIR]   (default: resilient)
 """
@@ -56,7 +57,12 @@ def defined_in(tree: ast.Module) -> set[str]:
             names.add(node.name)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("self", "cls")
+        ):
             names.add(node.attr)
         elif isinstance(node, ast.alias):
             names.add(node.asname or node.name.rpartition(".")[2])
@@ -67,9 +73,8 @@ def defined_in(tree: ast.Module) -> set[str]:
     return {name for name in names if name.startswith("_")}
 
 
-def violations(path: Path) -> list[str]:
+def violations(path: Path, own: set[str]) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
-    own = defined_in(tree)
     found = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute):
@@ -79,17 +84,23 @@ def violations(path: Path) -> list[str]:
             continue
         if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
             continue
-        found.append(f"{path}:{node.lineno}: reads {ast.unparse(node)} (defined elsewhere)")
+        found.append(f"{path}:{node.lineno}: uses {ast.unparse(node)} (defined in another unit)")
     return found
 
 
 def main() -> int:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "resilient")
-    found = [line for path in sorted(root.rglob("*.py")) for line in violations(path)]
+    units: dict[Path, list[Path]] = {}
+    for path in sorted(root.rglob("*.py")):
+        units.setdefault(path if path.parent == root else path.parent, []).append(path)
+    found = []
+    for paths in units.values():
+        own = set().union(*(defined_in(ast.parse(p.read_text(), str(p))) for p in paths))
+        found.extend(line for path in paths for line in violations(path, own))
     for line in found:
         print(line)
     if found:
-        print(f"{len(found)} read(s) of another module's private names", file=sys.stderr)
+        print(f"{len(found)} use(s) of another unit's private names", file=sys.stderr)
         return 1
     return 0
 

@@ -118,7 +118,7 @@ class CircuitBreakerRegistry:
                 else:
                     created = False
             if created:
-                self._maybe_sweep(now)
+                self.sweep_if_due(now)
                 return found
         elif found._watcher is self:  # watched: a lookup is a use, note when
             self._looked_up(found)
@@ -195,13 +195,18 @@ class CircuitBreakerRegistry:
         mode = breaker._cell.state.mode
         telemetry.set_gauge(OPEN_CIRCUITS, 1 if mode in _OPEN_MODES else 0, breaker=name)
 
-    def _maybe_sweep(self, now: float) -> None:
+    def sweep_if_due(self, now: float) -> None:
+        """Evict idle breakers (a batch at most) if a sweep is due at ``now``."""
         timeout = self._idle_timeout
         if timeout is None:
             return
         due = self._next_sweep
         if now >= due or now < due - timeout:  # due, or the clock was replaced
             self.evict_idle(at_most=SWEEP_BATCH)
+
+    def was_evicted(self, name: str) -> bool:
+        """Whether a breaker of that name was evicted (idle) and is still alive."""
+        return self._evicted.get(name) is not None
 
     def evict_idle(self, idle_for: float | None = None, *, at_most: int | None = None) -> int:
         """Evict the breakers idle and unused for ``idle_for`` seconds (default
@@ -340,7 +345,7 @@ _config.on_reset(_reset)
 
 def _states() -> dict[str, str]:
     registry = CircuitBreakerRegistry.instance
-    registry._maybe_sweep(_config.state.now())
+    registry.sweep_if_due(_config.state.now())
     return {b.name: b.mode.name.lower() for b in registry}
 
 

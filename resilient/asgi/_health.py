@@ -147,7 +147,7 @@ class HealthApp:
         from ..telemetry import _percentile, _status, window, window_figures
 
         registry = CircuitBreakerRegistry.instance
-        registry._maybe_sweep(_config.state.now())  # reading health evicts idle breakers
+        registry.sweep_if_due(_config.state.now())  # reading health evicts idle breakers
         named = self.critical
         counts = dict.fromkeys(_SEVERITY, 0)
         ranked: list[tuple[int, int, str, str]] = []
@@ -433,7 +433,7 @@ def _bearer(scope: Scope) -> bytes | None:
 def _unlisted(registry: Any, name: str) -> str:
     """The state of a breaker the registry no longer lists: ``closed`` if it was evicted
     (idle, so closed), ``unknown`` if there is no breaker of that name."""
-    return "closed" if registry._evicted.get(name) is not None else "unknown"
+    return "closed" if registry.was_evicted(name) else "unknown"
 
 
 def _pass_on(done: Future[Result], waiter: asyncio.Future[Result]) -> None:
