@@ -34,7 +34,7 @@ T = TypeVar("T")
 
 
 class DegradationLevel(enum.IntEnum):
-    """How degraded the app is, from the seed's table (ordered: compare with ``<``)."""
+    """How degraded the app is, from fully working to offline (ordered: compare with ``<``)."""
 
     none = 0
     minor = 1
@@ -100,7 +100,7 @@ class Feature:
 
 
 class Features:
-    """The known features by name; ``Features.ai_assistant`` is the seed's example."""
+    """The known features by name (``Features.ai_assistant``...)."""
 
     ai_assistant: ClassVar[Feature] = Feature(
         "ai_assistant",
@@ -145,7 +145,7 @@ LevelListener = Callable[[DegradationLevel, DegradationLevel], object]
 
 
 class DegradationService:
-    """Which features are available, and how degraded the app is (the seed's service).
+    """Which features are available, and how degraded the app is.
 
     ``DegradationService.instance`` is the process-wide one. Overrides made with
     ``disable``/``enable`` live in the state store (``configure(store=...)``), so every

@@ -116,7 +116,7 @@ class CircuitBreaker(BreakerCore):
 
     @property
     def opened(self) -> bool:
-        """Whether calls are being rejected now (the seed's ``breaker.opened``)."""
+        """Whether calls are being rejected now (open or forced open)."""
         return self.mode in (_OPEN, _FORCED_OPEN)
 
     @property

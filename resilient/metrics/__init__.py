@@ -1,7 +1,7 @@
 """Metrics sinks: where every decorator's counters, gauges and timings go.
 
-Install one with ``resilient.configure(metrics=...)``; the names are the seed's
-(``retry_attempts_total``, ``request_latency_ms``...), listed in ``resilient.metrics.names``.
+Install one with ``resilient.configure(metrics=...)``; every metric's name
+(``retry_attempts_total``, ``request_latency_ms``...) is listed in ``resilient.metrics.names``.
 """
 
 from __future__ import annotations
