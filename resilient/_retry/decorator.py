@@ -242,7 +242,7 @@ class _Retry(Layer):
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, **dataclasses.asdict(self.config)}
 
-    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         layer, state = self, _config.state
 
         def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
@@ -258,8 +258,6 @@ class _Retry(Layer):
                     failure = error
 
         def retrying(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return entry(*args, **kwargs)
             try:
                 return call(*args, **kwargs)
             except Exception as error:
@@ -267,8 +265,6 @@ class _Retry(Layer):
             return again(failure, args, kwargs, None)
 
         def retrying_timed(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return entry(*args, **kwargs)
             start = state.clock.monotonic()  # tenacity's stop_after_delay counts from here
             try:
                 return call(*args, **kwargs)
@@ -287,7 +283,7 @@ class _Retry(Layer):
 
         return budgeted
 
-    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
         layer, state = self, _config.state
 
         async def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
@@ -303,8 +299,6 @@ class _Retry(Layer):
                     failure = error
 
         async def retrying(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return await entry(*args, **kwargs)
             try:
                 return await call(*args, **kwargs)
             except Exception as error:
@@ -312,8 +306,6 @@ class _Retry(Layer):
             return await again(failure, args, kwargs, None)
 
         async def retrying_timed(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return await entry(*args, **kwargs)
             start = state.clock.monotonic()
             try:
                 return await call(*args, **kwargs)
