@@ -19,7 +19,6 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from pathlib import Path
 from types import ModuleType
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -407,6 +406,7 @@ def _tables(source: object) -> tuple[str, dict[Any, Any]]:
     if not isinstance(source, str | os.PathLike):
         raise ConfigError("source", source, "a path to a TOML file or a dict of policies")
     import tomllib  # only here: most programs never load policies from a file
+    from pathlib import Path
 
     path = Path(source)
     origin = str(path)

@@ -10,7 +10,6 @@ a user's clock) the same strategies run and the deadline is a time on that clock
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from contextvars import copy_context
@@ -152,6 +151,8 @@ class _Timeout(Layer):
         return described
 
     def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+        import asyncio  # here: only coroutine functions need it, and they load it anyway
+
         layer, seconds = self, self.seconds
         state = _config.state
         # Inlined deadline bookkeeping: this path is measured against a bare asyncio.timeout.
@@ -467,6 +468,8 @@ def _clocked_signal(
 async def _clocked_async(
     layer: _Timeout, clock: Any, name: str, call: AsyncCall, args: Any, kwargs: Any
 ) -> Any:
+    import asyncio
+
     own = clock.monotonic() + layer.seconds
     token = _deadline.enter(own)
     budget = asyncio.timeout(layer.seconds)  # on the loop's clock (virtual under fake_clock)

@@ -1,4 +1,4 @@
-"""The one place that turns a stack of layers into a wrapper (and the only user of wrapt).
+"""The one place that turns a stack of layers into a wrapper.
 
 A *layer* is one resilience step (a retry, a timeout...). ``apply`` composes layers into
 one chain of small closures when the decorator is applied, choosing the sync or async
@@ -13,20 +13,17 @@ no layer knows about observation.
 Plain functions, and the functions inside ``classmethod``/``staticmethod``, get the
 composed chain itself as their wrapper (the cheapest callable Python has, and it binds
 as a method like any function). Other callables (callable objects, builtins, partials,
-custom descriptors) are wrapped with ``wrapt.FunctionWrapper``, which preserves their
-binding behaviour at the price of about 0.4 µs per call.
+custom descriptors) are wrapped with wrapt's ``FunctionWrapper`` (``proxy``, loaded with
+the first such callable), which preserves their binding at about 0.4 µs per call.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from types import CodeType, FunctionType, MethodType
+from types import CodeType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast, overload
-
-import wrapt
 
 from .switch import entry, pick
 
@@ -116,18 +113,17 @@ class Decorator:
         return repr(self.layer)
 
 
-if TYPE_CHECKING:
-    _FunctionWrapper = wrapt.FunctionWrapper[Any, Any]
-else:
-    # wrapt's type hints make its classes generic, but only its newest releases allow
-    # subscripting them at run time, so the base a running program sees is the plain class.
-    _FunctionWrapper = wrapt.FunctionWrapper
+_proxy: ModuleType | None = None
+"""``resilient._wrapping.proxy`` (and wrapt), imported with the first callable object."""
 
 
-class _CallableWrapper(_FunctionWrapper):
-    """wrapt's proxy for callables that are not plain functions; keeps their binding."""
+def _load_proxy() -> ModuleType:
+    global _proxy
+    if _proxy is None:
+        from . import proxy
 
-    _self_resilient_stack: _Stack
+        _proxy = proxy
+    return _proxy
 
 
 def apply(layer: Layer, target: Any) -> Any:
@@ -154,6 +150,8 @@ def refuse_generator(target: object, refusal: str, use: str) -> None:
     so no retry, timeout or breaker would see its work or its errors. ``refusal`` starts
     the message (``"resilient.retry cannot decorate"``); ``use`` is the verb of the advice.
     """
+    import inspect  # here, not at import: ``import resilient`` stays light
+
     if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
         raise TypeError(
             f"{refusal} the generator function {name_of(target)}: a generator's work "
@@ -172,14 +170,14 @@ def layers_of(fn: object) -> tuple[Layer, ...]:
         # ``__func__`` (and ``isinstance``) to what it wraps, e.g. a bound method.
         if type(fn) is MethodType:
             stack = _stack_of(fn.__func__)
-        elif type(fn) is wrapt.BoundFunctionWrapper:
+        elif _proxy is not None and type(fn) is _proxy.BoundFunctionWrapper:
             stack = _stack_of(getattr(fn, "_self_parent", None))
     return stack.layers if stack is not None else ()
 
 
 def _stack_of(target: object) -> _Stack | None:
-    if type(target) is _CallableWrapper:
-        return target._self_resilient_stack
+    if _proxy is not None and type(target) is _proxy.CallableWrapper:
+        return target._self_resilient_stack  # type: ignore[attr-defined, no-any-return]
     if type(target) is FunctionType:
         stack: _Stack | None = target.__dict__.get("__resilient_stack__")
         # functools.wraps copies __dict__, so another library's wrapper of a resilient
@@ -210,6 +208,8 @@ def code_flags(target: object) -> int:
 
 def is_async_callable(target: object) -> bool:
     """Whether calling ``target`` gives an awaitable: an ``async def`` or async ``__call__``."""
+    import inspect
+
     if inspect.iscoroutinefunction(target):
         return True
     call = getattr(type(target), "__call__", None)  # noqa: B004 - looking for async __call__
@@ -289,6 +289,4 @@ def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> 
             return chain(*args, **kwargs)
         return pick(*_compose(layers, wrapped, is_async, name))(*args, **kwargs)
 
-    wrapper = _CallableWrapper(target, bound_call)
-    wrapper._self_resilient_stack = stack
-    return wrapper
+    return _load_proxy().wrap(target, bound_call, stack)
