@@ -7,6 +7,7 @@ step first, including calls of functions decorated before the switch was turned.
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 import resilient
 from resilient._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, layers_of
+from resilient.chaos import inject_result
 from resilient.testing import FakeClock
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -115,8 +117,6 @@ def test_testing_disabled_and_chaos_reach_functions_decorated_before() -> None:
     with resilient.testing.disabled():
         assert counted() == "real"
     assert layer.calls == 0
-    from resilient.chaos import inject_result
-
     with inject_result("canned", enabled=True):
         assert counted() == "canned"
     assert layer.calls == 1
@@ -267,4 +267,25 @@ def test_a_bound_callable_object_is_observed_per_call() -> None:
     assert Holder().method() == "bound to Holder"
     resilient.configure(metrics=None)
     assert Holder().method() == "bound to Holder"
+    assert len(sink.timings("request_latency_ms")) == 1
+
+
+class Partial(Counting):
+    """A layer that returns a callable object rather than a function."""
+
+    __slots__ = ()
+
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+        return functools.partial(super().wrap_sync(call, name))
+
+
+def test_a_layer_returning_a_callable_object_is_switched_too() -> None:
+    """A layer's callable object (not a function) still runs plain, then observed."""
+    layer = Partial()
+    work = Decorator(layer)(lambda: 5)
+    assert work() == 5
+    sink = resilient.MemorySink()
+    resilient.configure(metrics=sink)
+    assert work() == 5
+    assert layer.calls == 2
     assert len(sink.timings("request_latency_ms")) == 1

@@ -62,7 +62,7 @@ class _Codes:
         return self.jump
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entered if a finalizer run by the collector switches
 _codes: weakref.WeakKeyDictionary[FunctionType, _Codes] = weakref.WeakKeyDictionary()
 _templates: dict[tuple[int, bool], CodeType] = {}
 
@@ -99,7 +99,9 @@ _config.on_switch(_switch)
 
 def _as_function(call: AnyCall) -> FunctionType:
     """A Python function calling ``call``: what a layer returned was some other callable."""
-    if _CO_COROUTINE & getattr(getattr(call, "__code__", None), "co_flags", 0):
+    import inspect
+
+    if inspect.iscoroutinefunction(call):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             return await call(*args, **kwargs)
