@@ -387,17 +387,15 @@ class _Degradable(Layer):
             self._service()._failed(self.feature, error)
         return self.fallback.call(args, kwargs, error)
 
-    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         if self.fallback is not None and self.fallback.is_async:
             # A def cannot await it: the caller would get an un-awaited coroutine.
             raise ConfigError(
                 "fallback", self.fallback.value, f"a sync callable or a value for {name}"
             )
-        layer, state = self, _config.state
+        layer = self
 
         def gated(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return entry(*args, **kwargs)
             reason = layer._service().why_unavailable(layer.feature)
             if reason is not None:
                 return layer._answer(args, kwargs, reason, None)
@@ -408,12 +406,10 @@ class _Degradable(Layer):
 
         return gated
 
-    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
-        layer, state = self, _config.state
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+        layer = self
 
         async def gated(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return await entry(*args, **kwargs)
             reason = layer._service().why_unavailable(layer.feature)
             if reason is not None:
                 return await _maybe_await(layer._answer(args, kwargs, reason, None))

@@ -374,15 +374,13 @@ class _Fallback(Layer):
             return True
         return safe_predicate(catch, error, "on= predicate", name, default=False, error=error)
 
-    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         if any(source.is_async for source in self.sources):
             raise ConfigError("values", [s.value for s in self.sources], "sync callables for a def")
-        types, when, layer, state = self._types(), self.when, self, _config.state
+        types, when, layer = self._types(), self.when, self
         cache = self._cache_for(name)
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return entry(*args, **kwargs)
             try:
                 result = call(*args, **kwargs)
             except types as error:
@@ -401,13 +399,11 @@ class _Fallback(Layer):
 
         return guarded
 
-    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
-        types, when, layer, state = self._types(), self.when, self, _config.state
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+        types, when, layer = self._types(), self.when, self
         cache = self._cache_for(name)
 
         async def guarded(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return await entry(*args, **kwargs)
             try:
                 result = await call(*args, **kwargs)
             except types as error:

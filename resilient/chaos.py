@@ -149,12 +149,10 @@ class _ChaosLayer(Layer):
         found = self.injectors or ()
         return {"layer": self.kind, "injectors": [repr(i) for i in found]}
 
-    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
-        fixed, state = self.injectors, _config.state
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+        fixed = self.injectors
 
         def injected(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return entry(*args, **kwargs)
             for injector in fixed if fixed is not None else _active.get():
                 done, result = injector.before_sync(name)
                 if done:
@@ -163,12 +161,10 @@ class _ChaosLayer(Layer):
 
         return injected
 
-    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
-        fixed, state = self.injectors, _config.state
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+        fixed = self.injectors
 
         async def injected(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return await entry(*args, **kwargs)
             for injector in fixed if fixed is not None else _active.get():
                 done, result = await injector.before_async(name)
                 if done:

@@ -351,18 +351,15 @@ class CircuitBreaker(BreakerCore):
 
     # The decorator's step: what ``@breaker`` runs around each call.
 
-    def guard_sync(self, call: Callable[..., Any], entry: Callable[..., Any] | None = None) -> Any:
+    def guard_sync(self, call: Callable[..., Any]) -> Any:
         """``call`` guarded by this breaker: the closed path reads one state reference and
-        calls; anything else goes through ``call()``. ``entry`` is the observed chain,
-        taken instead while observation is on."""
+        calls; anything else goes through ``call()``."""
         if self.config.windowed or self.config.failure_result is not None:
-            return self._windowed_sync(call, entry)
+            return self._windowed_sync(call)
         b, cb_name, follows = self, self.name, self.store is None
         settings = _config.state
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and settings.active:
-                return entry(*args, **kwargs)
             if follows and settings.store is not b._bound:
                 b._follow_default()
             state = b._cell.state
@@ -386,20 +383,14 @@ class CircuitBreaker(BreakerCore):
 
         return guarded
 
-    def guard_async(
-        self,
-        call: Callable[..., Awaitable[Any]],
-        entry: Callable[..., Awaitable[Any]] | None = None,
-    ) -> Any:
+    def guard_async(self, call: Callable[..., Awaitable[Any]]) -> Any:
         """``guard_sync`` for coroutine functions."""
         if self.config.windowed or self.config.failure_result is not None:
-            return self._windowed_async(call, entry)
+            return self._windowed_async(call)
         b, cb_name, follows = self, self.name, self.store is None
         settings = _config.state
 
         async def guarded(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and settings.active:
-                return await entry(*args, **kwargs)
             if follows and settings.store is not b._bound:
                 b._follow_default()
             state = b._cell.state
@@ -423,13 +414,11 @@ class CircuitBreaker(BreakerCore):
 
         return guarded
 
-    def _windowed_sync(self, call: Callable[..., Any], entry: Callable[..., Any] | None) -> Any:
+    def _windowed_sync(self, call: Callable[..., Any]) -> Any:
         """Rate, slow-call and result rules judge every outcome: time it, one transition."""
         b, follows, settings = self, self.store is None, _config.state
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and settings.active:
-                return entry(*args, **kwargs)
             if follows and settings.store is not b._bound:
                 b._follow_default()
             state = b._cell.state
@@ -446,14 +435,10 @@ class CircuitBreaker(BreakerCore):
 
         return guarded
 
-    def _windowed_async(
-        self, call: Callable[..., Awaitable[Any]], entry: Callable[..., Awaitable[Any]] | None
-    ) -> Any:
+    def _windowed_async(self, call: Callable[..., Awaitable[Any]]) -> Any:
         b, follows, settings = self, self.store is None, _config.state
 
         async def guarded(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and settings.active:
-                return await entry(*args, **kwargs)
             if follows and settings.store is not b._bound:
                 b._follow_default()
             state = b._cell.state
@@ -506,11 +491,11 @@ class BreakerLayer(Layer):
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, "name": self.breaker.name, "config": self.breaker.config}
 
-    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
-        return self.breaker.guard_sync(call, entry)  # type: ignore[no-any-return]
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+        return self.breaker.guard_sync(call)  # type: ignore[no-any-return]
 
-    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
-        return self.breaker.guard_async(call, entry)  # type: ignore[no-any-return]
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+        return self.breaker.guard_async(call)  # type: ignore[no-any-return]
 
 
 def _refuse_in_call(fn: object) -> None:

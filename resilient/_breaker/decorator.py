@@ -94,10 +94,10 @@ class _Unnamed(Layer):
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, "name": None, "config": self.config}
 
-    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         raise NotImplementedError  # never applied: _NamedOnUse resolves the name first
 
-    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
         raise NotImplementedError
 
 

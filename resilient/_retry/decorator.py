@@ -249,7 +249,7 @@ class _Retry(Layer):
     def describe(self) -> dict[str, object]:
         return {"layer": self.kind, **dataclasses.asdict(self.config)}
 
-    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         layer, state = self, _config.state
         prefix = f"resilient.retry gave up on {name} "
         planner = _StrategyPlan if self.strategies else _Plan
@@ -273,8 +273,6 @@ class _Retry(Layer):
                     failure = error
 
         def retrying(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return entry(*args, **kwargs)
             try:
                 return call(*args, **kwargs)
             except Exception as error:
@@ -282,8 +280,6 @@ class _Retry(Layer):
             return again(failure, args, kwargs, None)
 
         def retrying_timed(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return entry(*args, **kwargs)
             start = state.clock.monotonic()  # tenacity's stop_after_delay counts from here
             try:
                 return call(*args, **kwargs)
@@ -302,7 +298,7 @@ class _Retry(Layer):
 
         return budgeted
 
-    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
         layer, state = self, _config.state
         prefix = f"resilient.retry gave up on {name} "
         planner = _StrategyPlan if self.strategies else _Plan
@@ -326,8 +322,6 @@ class _Retry(Layer):
                     failure = error
 
         async def retrying(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return await entry(*args, **kwargs)
             try:
                 return await call(*args, **kwargs)
             except Exception as error:
@@ -335,8 +329,6 @@ class _Retry(Layer):
             return await again(failure, args, kwargs, None)
 
         async def retrying_timed(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return await entry(*args, **kwargs)
             start = state.clock.monotonic()
             try:
                 return await call(*args, **kwargs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 __all__ = ["SYSTEM_CLOCK", "SystemClock"]
@@ -20,6 +19,8 @@ class SystemClock:
         time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
+        import asyncio  # here: a process that never awaits never loads asyncio
+
         await asyncio.sleep(seconds)
 
     def __repr__(self) -> str:

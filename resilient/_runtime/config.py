@@ -13,7 +13,7 @@ from collections.abc import Callable
 from .clock import SYSTEM_CLOCK
 from .types import Clock, Emit, MetricsSink
 
-__all__ = ["on_reset", "reset", "state"]
+__all__ = ["on_reset", "on_switch", "reset", "state"]
 
 
 class _State:
@@ -40,15 +40,27 @@ class _State:
         self.bypass = False  # resilient.testing.disabled(): decorators pass straight through
         self.instant: int | None = None  # resilient.testing.instant(): attempt cap, no waits
         self.chaos = 0  # resilient.chaos injectors active as context managers
-        self.active = False  # any of the above on: the outermost step leaves its fast path
+        self.active = False  # any of the above on: wrapped functions run their observed chain
 
     def refresh(self) -> None:
-        """Recompute ``active`` after changing what it summarises."""
-        self.active = self.emit is not None or self.bypass or self.chaos > 0
+        """Recompute ``active`` after changing what it summarises; when it changes, the
+        hooks given to :func:`on_switch` run (they switch the wrapped functions over)."""
+        active = self.emit is not None or self.bypass or self.chaos > 0
+        if active != self.active:
+            self.active = active
+            for hook in _switch_hooks:
+                hook()
 
 
 state = _State()
 _reset_hooks: list[Callable[[], None]] = []
+_switch_hooks: list[Callable[[], None]] = []
+
+
+def on_switch(hook: Callable[[], None]) -> Callable[[], None]:
+    """Register ``hook`` to run each time ``state.active`` changes (``_wrapping.switch``)."""
+    _switch_hooks.append(hook)
+    return hook
 
 
 def on_reset(hook: Callable[[], None]) -> Callable[[], None]:

@@ -10,7 +10,6 @@ a user's clock) the same strategies run and the deadline is a time on that clock
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from contextvars import copy_context
@@ -151,7 +150,9 @@ class _Timeout(Layer):
             described["max_threads"] = self.max_threads
         return described
 
-    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
+        import asyncio  # here: only coroutine functions need it, and they load it anyway
+
         layer, seconds = self, self.seconds
         state = _config.state
         # Inlined deadline bookkeeping: this path is measured against a bare asyncio.timeout.
@@ -159,8 +160,6 @@ class _Timeout(Layer):
         loop_timeout = asyncio.timeout
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return await entry(*args, **kwargs)
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
                 return await _clocked_async(layer, clock, name, call, args, kwargs)
@@ -181,9 +180,9 @@ class _Timeout(Layer):
 
         return timed
 
-    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         if self.strategy == "signal":
-            return self._wrap_signal(call, name, entry)
+            return self._wrap_signal(call, name)
         layer, seconds = self, self.seconds
         wait = min(seconds, TIMEOUT_MAX)  # a longer wait overflows; ~292 years is enough
         share = self.shares.setdefault(name, Share(min(self.max_threads, _pool.max_workers)))
@@ -193,8 +192,6 @@ class _Timeout(Layer):
         abandoned, expired, refused, crowded = ABANDONED, EXPIRED, REFUSED, CROWDED
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return entry(*args, **kwargs)
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
                 return _clocked_thread(layer, clock, share, name, call, args, kwargs)
@@ -229,7 +226,7 @@ class _Timeout(Layer):
         # abandoned, or a result that came back late
         return self.expired(name, late, _HELD_GIL if late >= _NOTABLE else None)
 
-    def _wrap_signal(self, call: AnyCall, name: str, entry: AnyCall | None) -> AnyCall:
+    def _wrap_signal(self, call: AnyCall, name: str) -> AnyCall:
         layer, seconds = self, self.seconds
         state = _config.state
         get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
@@ -240,8 +237,6 @@ class _Timeout(Layer):
         # Everything here but ``body`` is bookkeeping: an alarm arriving in this frame is
         # deferred by the handler (see ``_alarm``), never raised between two of its lines.
         def timed(*args: Any, **kwargs: Any) -> Any:
-            if entry is not None and state.active:
-                return entry(*args, **kwargs)
             if not on_main_thread():
                 raise ResilienceError(
                     f"timeout(strategy='signal') on {name} needs the main thread: signals "
@@ -473,6 +468,8 @@ def _clocked_signal(
 async def _clocked_async(
     layer: _Timeout, clock: Any, name: str, call: AsyncCall, args: Any, kwargs: Any
 ) -> Any:
+    import asyncio
+
     own = clock.monotonic() + layer.seconds
     token = _deadline.enter(own)
     budget = asyncio.timeout(layer.seconds)  # on the loop's clock (virtual under fake_clock)

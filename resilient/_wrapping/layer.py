@@ -1,4 +1,4 @@
-"""The one place that turns a stack of layers into a wrapper (and the only user of wrapt).
+"""The one place that turns a stack of layers into a wrapper.
 
 A *layer* is one resilience step (a retry, a timeout...). ``apply`` composes layers into
 one chain of small closures when the decorator is applied, choosing the sync or async
@@ -6,23 +6,26 @@ form once. Applying a layer to a function that is already wrapped does not wrap 
 wrapper: the new layer joins the existing stack and the chain is rebuilt around the
 original function, so N stacked decorators cost N steps and no extra wrapper.
 
+Each function gets two chains, the plain one and the observed one (the observation step
+of ``observe`` around the plain chain); ``switch`` decides which one a call runs, and
+no layer knows about observation.
+
 Plain functions, and the functions inside ``classmethod``/``staticmethod``, get the
-composed closure itself as their wrapper (the cheapest callable Python has, and it binds
+composed chain itself as their wrapper (the cheapest callable Python has, and it binds
 as a method like any function). Other callables (callable objects, builtins, partials,
-custom descriptors) are wrapped with ``wrapt.FunctionWrapper``, which preserves their
-binding behaviour at the price of about 0.4 µs per call.
+custom descriptors) are wrapped with wrapt's ``FunctionWrapper`` (``proxy``, loaded with
+the first such callable), which preserves their binding at about 0.4 µs per call.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from types import CodeType, FunctionType, MethodType
+from types import CodeType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast, overload
 
-import wrapt
+from .switch import entry, pick
 
 if TYPE_CHECKING:
     from .emit import Emitter
@@ -55,17 +58,15 @@ class Layer(ABC):
     """Where this layer reports, when its decorator was given ``metrics=``."""
 
     @abstractmethod
-    def wrap_sync(self, call: AnyCall, name: str, entry: AnyCall | None = None) -> AnyCall:
+    def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         """Return a new function, taking ``*args, **kwargs``, that runs ``call`` under this layer.
 
-        ``entry`` is given to the outermost layer only: while ``_config.state.active``
-        (metrics on, a testing mode), the function must hand the call to ``entry``
-        first thing (``if entry is not None and state.active: return entry(...)``).
-        That keeps the one observation step off the common path without a frame.
+        ``name`` is the wrapped function's ``module.qualname``. The function only does
+        this layer's work: timing the call, testing modes and chaos are the builder's.
         """
 
     @abstractmethod
-    def wrap_async(self, call: AsyncCall, name: str, entry: AsyncCall | None = None) -> AsyncCall:
+    def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
         """Return a new ``async def`` function (``*args, **kwargs``) awaiting ``call``."""
 
     @abstractmethod
@@ -80,13 +81,15 @@ class Layer(ABC):
 
 
 class _Stack:
-    """What a wrapper remembers: the original callable and its layers, outermost first."""
+    """What a wrapper remembers: the original callable and its layers, outermost first,
+    and its observed chain (owned here; ``switch`` refers to it weakly)."""
 
-    __slots__ = ("layers", "target")
+    __slots__ = ("layers", "observed", "target")
 
-    def __init__(self, target: AnyCall, layers: tuple[Layer, ...]) -> None:
+    def __init__(self, target: AnyCall, layers: tuple[Layer, ...], observed: AnyCall) -> None:
         self.target = target
         self.layers = layers
+        self.observed = observed
 
 
 class Decorator:
@@ -110,18 +113,17 @@ class Decorator:
         return repr(self.layer)
 
 
-if TYPE_CHECKING:
-    _FunctionWrapper = wrapt.FunctionWrapper[Any, Any]
-else:
-    # wrapt's type hints make its classes generic, but only its newest releases allow
-    # subscripting them at run time, so the base a running program sees is the plain class.
-    _FunctionWrapper = wrapt.FunctionWrapper
+_proxy: ModuleType | None = None
+"""``resilient._wrapping.proxy`` (and wrapt), imported with the first callable object."""
 
 
-class _CallableWrapper(_FunctionWrapper):
-    """wrapt's proxy for callables that are not plain functions; keeps their binding."""
+def _load_proxy() -> ModuleType:
+    global _proxy
+    if _proxy is None:
+        from . import proxy
 
-    _self_resilient_stack: _Stack
+        _proxy = proxy
+    return _proxy
 
 
 def apply(layer: Layer, target: Any) -> Any:
@@ -148,6 +150,8 @@ def refuse_generator(target: object, refusal: str, use: str) -> None:
     so no retry, timeout or breaker would see its work or its errors. ``refusal`` starts
     the message (``"resilient.retry cannot decorate"``); ``use`` is the verb of the advice.
     """
+    import inspect  # here, not at import: ``import resilient`` stays light
+
     if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
         raise TypeError(
             f"{refusal} the generator function {name_of(target)}: a generator's work "
@@ -166,14 +170,14 @@ def layers_of(fn: object) -> tuple[Layer, ...]:
         # ``__func__`` (and ``isinstance``) to what it wraps, e.g. a bound method.
         if type(fn) is MethodType:
             stack = _stack_of(fn.__func__)
-        elif type(fn) is wrapt.BoundFunctionWrapper:
+        elif _proxy is not None and type(fn) is _proxy.BoundFunctionWrapper:
             stack = _stack_of(getattr(fn, "_self_parent", None))
     return stack.layers if stack is not None else ()
 
 
 def _stack_of(target: object) -> _Stack | None:
-    if type(target) is _CallableWrapper:
-        return target._self_resilient_stack
+    if _proxy is not None and type(target) is _proxy.CallableWrapper:
+        return target._self_resilient_stack  # type: ignore[attr-defined, no-any-return]
     if type(target) is FunctionType:
         stack: _Stack | None = target.__dict__.get("__resilient_stack__")
         # functools.wraps copies __dict__, so another library's wrapper of a resilient
@@ -204,6 +208,8 @@ def code_flags(target: object) -> int:
 
 def is_async_callable(target: object) -> bool:
     """Whether calling ``target`` gives an awaitable: an ``async def`` or async ``__call__``."""
+    import inspect
+
     if inspect.iscoroutinefunction(target):
         return True
     call = getattr(type(target), "__call__", None)  # noqa: B004 - looking for async __call__
@@ -235,20 +241,17 @@ def set_context_probe(layer: Layer) -> None:
     _context_probe[:] = [layer]
 
 
-def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: str) -> AnyCall:
-    """The chain of layer functions around ``target``, with the one observation step.
+def _compose(
+    layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: str
+) -> tuple[AnyCall, AnyCall]:
+    """The plain chain of layer functions around ``target``, and the observed chain.
 
-    The outermost layer is built twice: plainly, as the inside of the observation step
-    (``_observe``), and as the function callers get, which jumps to that step only while
-    observation is on. With a per-decorator metrics override the step always runs, as an
-    ordinary outer function.
+    With a per-decorator metrics override the observation step always runs: it is
+    then both chains.
     """
     from .observe import observe_async, observe_sync
 
-    inner = _chain(layers[1:], target, is_async, name)
-    outer = layers[0]
-    wrap = outer.wrap_async if is_async else outer.wrap_sync
-    plain = wrap(inner, name)
+    plain = _chain(layers, target, is_async, name)
     override = next((layer.emitter for layer in layers if layer.emitter is not None), None)
 
     def chaotic() -> AnyCall:  # built on first use under a chaos context manager
@@ -256,16 +259,15 @@ def _compose(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: s
 
     observe = observe_async if is_async else observe_sync
     observed = observe(plain, target, (("policy", name),), override, chaotic)
-    if override is not None:
-        return observed  # type: ignore[no-any-return]
-    return wrap(inner, name, observed)
+    return (observed, observed) if override is not None else (plain, observed)
 
 
 def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> Any:
     is_async = is_async_callable(target)
     name = name_of(target)
-    chain = _compose(layers, target, is_async, name)
-    stack = _Stack(target, layers)
+    plain, observed = _compose(layers, target, is_async, name)
+    chain = observed if plain is observed else entry(plain, observed)
+    stack = _Stack(target, layers, observed)
     if type(target) is FunctionType:
         functools.update_wrapper(chain, target)
         # functools.wraps leaves the defaults out; tools that read them from the function
@@ -285,9 +287,6 @@ def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> 
         # wrapt hands over the bound callable when the target is a descriptor.
         if wrapped is target:
             return chain(*args, **kwargs)
-        run = _compose(layers, wrapped, is_async, name)
-        return run(*args, **kwargs)
+        return pick(*_compose(layers, wrapped, is_async, name))(*args, **kwargs)
 
-    wrapper = _CallableWrapper(target, bound_call)
-    wrapper._self_resilient_stack = stack
-    return wrapper
+    return _load_proxy().wrap(target, bound_call, stack)

@@ -1,9 +1,8 @@
 """The observation step of every wrapped function: time the call (``request_latency_ms``).
 
 One step per function, however many layers it has, entered only while
-``_config.state.active`` (see ``Layer.wrap_sync``): metrics off, it costs callers one
-attribute check in the outermost layer. ``resilient.testing.disabled()`` makes it call
-the undecorated function directly.
+``_config.state.active`` (``switch`` hands the calls over): metrics off, it costs callers
+nothing. ``resilient.testing.disabled()`` makes it call the undecorated function directly.
 """
 
 from __future__ import annotations

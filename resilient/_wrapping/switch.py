@@ -1,0 +1,140 @@
+"""The one place that chooses between a function's plain chain and its observed chain.
+
+Every wrapped function has two chains: the *plain* one (its layers around the target)
+and the *observed* one (the observation step of ``observe`` around the plain chain),
+which is needed only while ``state.active``: metrics on, ``resilient.testing.disabled()``
+or a chaos context manager. No layer checks for observation.
+
+The function callers get (see :func:`entry`) is a copy of the plain chain's outermost
+function: same code, same closure, so with observation off a call costs exactly what
+the plain chain costs, with no extra frame and no test. When ``state.active`` changes,
+``state.refresh()`` runs :func:`_switch`, which gives every such function, in one pass,
+either the plain code or a two-line code that hands the call to its observed chain. A
+function object keeps its identity, its binding as a method and its attributes; only
+what its call runs changes, between two calls (a call already running finishes in the
+code it started with).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from types import CodeType, FunctionType
+from typing import Any
+
+from .._runtime import config as _config
+
+__all__ = ["entry", "pick"]
+
+AnyCall = Callable[..., Any]
+
+_CO_COROUTINE = 0x0080
+_SLOT = "resilient: the observed chain"
+"""The constant of the jump template that each function's own observed chain replaces."""
+
+
+def pick(plain: AnyCall, observed: AnyCall) -> AnyCall:
+    """The chain to run now, for chains built for one call (of a bound callable object)."""
+    return observed if _config.state.active else plain
+
+
+class _Codes:
+    """A function's two codes: its plain chain's, and the jump to its observed chain."""
+
+    __slots__ = ("jump", "observed", "plain")
+
+    def __init__(self, plain: CodeType, observed: AnyCall) -> None:
+        self.plain = plain
+        # Weak: what the function's chains reach may reach the function again (a recursive
+        # closure), and a strong reference from this module would keep it alive forever.
+        self.observed = weakref.ref(observed)
+        self.jump: CodeType | None = None  # made the first time observation turns on
+
+    def current(self, active: bool) -> CodeType:
+        if not active:
+            return self.plain
+        if self.jump is None:
+            is_async = bool(self.plain.co_flags & _CO_COROUTINE)
+            template = _template(len(self.plain.co_freevars), is_async)
+            consts = tuple(self.observed if c == _SLOT else c for c in template.co_consts)
+            self.jump = template.replace(co_consts=consts)
+        return self.jump
+
+
+_lock = threading.RLock()  # re-entered if a finalizer run by the collector switches
+_codes: weakref.WeakKeyDictionary[FunctionType, _Codes] = weakref.WeakKeyDictionary()
+_templates: dict[tuple[int, bool], CodeType] = {}
+
+
+def entry(plain: AnyCall, observed: AnyCall) -> AnyCall:
+    """The function callers get: runs ``plain`` while observation is off, else ``observed``.
+
+    ``plain`` is the outermost function of the plain chain, ``observed`` the observation
+    step around it. The caller keeps ``observed`` alive as long as the returned function
+    (``layer`` stores it in the function's stack): this module holds it weakly.
+    """
+    if type(plain) is not FunctionType:
+        plain = _as_function(plain)
+    function = FunctionType(
+        plain.__code__, plain.__globals__, plain.__name__, plain.__defaults__, plain.__closure__
+    )
+    codes = _Codes(plain.__code__, observed)
+    with _lock:
+        _codes[function] = codes
+        function.__code__ = codes.current(_config.state.active)
+    return function
+
+
+def _switch() -> None:
+    """Give every wrapped function the code that ``state.active`` calls for."""
+    with _lock:
+        active = _config.state.active  # read under the lock: the last switch wins
+        for function, codes in list(_codes.items()):
+            function.__code__ = codes.current(active)
+
+
+_config.on_switch(_switch)
+
+
+def _as_function(call: AnyCall) -> FunctionType:
+    """A Python function calling ``call``: what a layer returned was some other callable."""
+    import inspect
+
+    if inspect.iscoroutinefunction(call):
+
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            return await call(*args, **kwargs)
+
+        return run_async  # type: ignore[return-value]
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return call(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def _template(free: int, is_async: bool) -> CodeType:
+    """The jump code for functions with ``free`` closure cells (a code must use exactly
+    as many as its function has): call the observed chain the slot constant refers to."""
+    key = (free, is_async)
+    template = _templates.get(key)
+    if template is None:
+        cells = [f"_{index}" for index in range(free)]
+        define, wait = ("async def", "await ") if is_async else ("def", "")
+        lines = ["def make():"]
+        if cells:
+            lines.append(f"    {' = '.join(cells)} = None")
+        lines += [
+            f"    {define} jump(*args, **kwargs):",
+            f"        step = {_SLOT!r}",
+            f"        return {wait}step()(*args, **kwargs)",
+        ]
+        if cells:
+            lines.append(f"        {', '.join(cells)}  # never reached: makes the cells free")
+        lines.append("    return jump")
+        namespace: dict[str, Any] = {}
+        exec(compile("\n".join(lines), "<resilient: observation switch>", "exec"), namespace)
+        template = namespace["make"]().__code__
+        _templates[key] = template
+    return template
