@@ -17,8 +17,9 @@ from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
 from ..typing import Clock
+from ._loop import VirtualTimeLoop
 
-__all__ = ["FakeClock", "disabled", "instant", "reset", "use_clock"]
+__all__ = ["FakeClock", "VirtualTimeLoop", "disabled", "instant", "reset", "use_clock"]
 
 
 class FakeClock:
