@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 import pytest
-from breaker_fixtures import make_store  # noqa: F401 - a fixture
 from strategies import BoomError, IgnoredError
 
 import resilient
@@ -436,7 +435,7 @@ def test_reset_forgets_names_and_states(fake_clock: FakeClock) -> None:
 
 
 def test_breakers_sharing_a_store_share_state(
-    make_store: Any,  # noqa: F811 - the fixture
+    make_store: Any,
     fake_clock: FakeClock,
 ) -> None:
     """State lives in the store under the name: two breaker objects, one state."""

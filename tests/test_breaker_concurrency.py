@@ -8,7 +8,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
-from breaker_fixtures import make_store  # noqa: F401 - a fixture
 from strategies import BoomError
 
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
@@ -72,7 +71,7 @@ def guarded(b: CircuitBreaker) -> Callable[[bool], None]:
 
 
 def test_rate_counts_are_exact_under_threads(
-    make_store: Callable[[], StateStore],  # noqa: F811
+    make_store: Callable[[], StateStore],
     fake_clock: FakeClock,
 ) -> None:
     """80,000 calls from 8 threads, 1 in 10 failing: the window counts every one exactly.
@@ -96,7 +95,7 @@ def test_rate_counts_are_exact_under_threads(
 
 
 def test_consecutive_counts_under_threads(
-    make_store: Callable[[], StateStore],  # noqa: F811
+    make_store: Callable[[], StateStore],
     fake_clock: FakeClock,
 ) -> None:
     """Each thread fails 1 call in 10; 8 threads can never line up 9 failures in a row."""
@@ -108,7 +107,7 @@ def test_consecutive_counts_under_threads(
 
 
 def test_all_failing_threads_trip_exactly_once(
-    make_store: Callable[[], StateStore],  # noqa: F811
+    make_store: Callable[[], StateStore],
     fake_clock: FakeClock,
 ) -> None:
     """Failures in flight when it trips are stale: one trip, five failures, rest rejected."""
@@ -122,7 +121,7 @@ def test_all_failing_threads_trip_exactly_once(
 
 
 def test_a_slow_call_never_delays_other_threads(
-    make_store: Callable[[], StateStore],  # noqa: F811
+    make_store: Callable[[], StateStore],
     fake_clock: FakeClock,
 ) -> None:
     """While one call is stuck, others succeed, fail and trip the breaker without waiting."""
@@ -158,7 +157,7 @@ def test_a_slow_call_never_delays_other_threads(
 
 
 def test_a_stuck_probe_rejects_others_at_once(
-    make_store: Callable[[], StateStore],  # noqa: F811
+    make_store: Callable[[], StateStore],
     fake_clock: FakeClock,
 ) -> None:
     """In half-open, calls beyond the probe are rejected immediately, not queued."""
@@ -187,7 +186,7 @@ def test_a_stuck_probe_rejects_others_at_once(
 
 
 async def test_a_thousand_tasks_in_half_open_send_exactly_the_probes(
-    make_store: Callable[[], StateStore],  # noqa: F811
+    make_store: Callable[[], StateStore],
     fake_clock: FakeClock,
 ) -> None:
     """1,000 concurrent tasks arrive in half-open: exactly half_open_max_calls get through."""

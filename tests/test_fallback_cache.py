@@ -513,7 +513,7 @@ async def test_async_cache_answers_report_their_age(fake_clock: FakeClock) -> No
     assert used.age == 42
 
 
-async def test_async_key_failures_are_counted_under_the_function(sink_on: MemorySink) -> None:
+async def test_async_key_failures_are_counted_under_the_function(sink: MemorySink) -> None:
     """Async: a raising key= is counted under the guarded function's name."""
 
     @fallback("static", cache=True, key=lambda n: 1 // n)
@@ -522,15 +522,7 @@ async def test_async_key_failures_are_counted_under_the_function(sink_on: Memory
 
     assert await lesson(0) == "lesson 0"
     name = f"{__name__}.test_async_key_failures_are_counted_under_the_function.<locals>.lesson"
-    assert {"name": name, "hook": "key= function"} in sink_on.series()["hook_errors_total"]
-
-
-@pytest.fixture
-def sink_on() -> MemorySink:
-    """A MemorySink installed as the metrics sink."""
-    installed = MemorySink()
-    resilient.configure(metrics=installed)
-    return installed
+    assert {"name": name, "hook": "key= function"} in sink.series()["hook_errors_total"]
 
 
 def test_a_warning_made_an_error_on_success_is_logged_under_the_function(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from http_servers import PORTAL_PAGE, TLS, Answer, ScriptedServer, filter_page, json_answer, running
+from http_servers import PORTAL_PAGE, TLS, Answer, ScriptedServer, filter_page, json_answer
 
 import resilient
 from resilient import correlation
@@ -25,11 +25,6 @@ from resilient.http import (
 )
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    yield from running()
 
 
 @pytest.fixture

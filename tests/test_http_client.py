@@ -11,7 +11,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
-from http_servers import TLS, Answer, ScriptedServer, free_port, json_answer, running
+from http_servers import TLS, Answer, ScriptedServer, free_port, json_answer
 
 import resilient
 from resilient import correlation
@@ -28,11 +28,6 @@ from resilient.http import (
 )
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    yield from running()
 
 
 @pytest.fixture

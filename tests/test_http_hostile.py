@@ -6,7 +6,7 @@ import pickle
 from collections.abc import Iterator
 
 import pytest
-from http_servers import PORTAL_PAGE, TLS, Answer, ScriptedServer, filter_page, json_answer, running
+from http_servers import PORTAL_PAGE, TLS, Answer, ScriptedServer, filter_page, json_answer
 
 import resilient
 from resilient import correlation
@@ -21,11 +21,6 @@ from resilient.http import (
 )
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    yield from running()
 
 
 @pytest.fixture

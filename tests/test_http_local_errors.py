@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from http_servers import TLS, Answer, ScriptedServer, json_answer, running
+from http_servers import TLS, Answer, ScriptedServer, json_answer
 
 import resilient
 from resilient import correlation
@@ -30,11 +30,6 @@ from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    yield from running()
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -12,13 +12,6 @@ from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 
-@pytest.fixture
-def sink() -> MemorySink:
-    memory = MemorySink()
-    resilient.configure(metrics=memory)
-    return memory
-
-
 def test_retry_counts_retries_not_first_attempts(fake_clock: FakeClock, sink: MemorySink) -> None:
     """Two failures then a success: two retries, one latency sample for the whole call."""
     calls = 0

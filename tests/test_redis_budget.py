@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from redis_server import RedisServer, missing, redis_server, unique_prefix  # noqa: F401
+from redis_server import RedisServer, unique_prefix
 from strategies import BoomError
 
 from resilient import ConfigError, MemoryStore, retry
@@ -109,7 +109,7 @@ def test_a_memory_store_keeps_the_budget_local(fake_clock: FakeClock) -> None:
 
 
 @pytest.fixture
-def fleet(redis_server: RedisServer) -> Iterator[Any]:  # noqa: F811
+def fleet(redis_server: RedisServer) -> Iterator[Any]:
     from resilient.stores.redis import RedisStore
 
     prefix = unique_prefix()

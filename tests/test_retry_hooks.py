@@ -14,13 +14,6 @@ from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 
-@pytest.fixture
-def sink() -> MemorySink:
-    memory = MemorySink()
-    resilient.configure(metrics=memory)
-    return memory
-
-
 def broken_hook(*args: object) -> bool:
     """A user hook or predicate with a bug in it."""
     raise RuntimeError("hook bug")
