@@ -199,3 +199,19 @@ async def test_a_timeout_under_a_virtual_time_loop_cancels_as_in_production(
         await body()
     assert seen == ["cancelled", "cleanup"]
     assert fake_clock.monotonic() == 45
+
+
+@pytest.mark.parametrize("clock", [3, "fake", object()])
+def test_a_virtual_time_loop_refuses_what_is_not_a_movable_clock(clock: object) -> None:
+    """VirtualTimeLoop(clock=...) and loop.clock = ... name the parameter and what is allowed."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        VirtualTimeLoop(clock)  # type: ignore[arg-type]
+    assert caught.value.parameter == "clock"
+    assert caught.value.value is clock
+    loop = VirtualTimeLoop()
+    try:
+        with pytest.raises(resilient.ConfigError, match="FakeClock"):
+            loop.clock = clock  # type: ignore[assignment]
+        assert loop.clock is None
+    finally:
+        loop.close()

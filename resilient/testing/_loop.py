@@ -12,7 +12,11 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, Protocol, TypeVar, TypeVarTuple, Unpack
 
+from ..exceptions import ConfigError
+
 __all__ = ["VirtualTimeLoop"]
+
+_CLOCK = "None or a clock the loop can move (monotonic(), advance(), autojump), e.g. FakeClock"
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
@@ -64,10 +68,28 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """
 
     def __init__(self, clock: _MovableClock | None = None) -> None:
-        self.clock: _MovableClock | None = clock
+        self._clock: _MovableClock | None = None
         self.executor_calls = 0
         """Calls in executor threads this loop waits for, not finished yet."""
         super().__init__(_JumpingSelector(self))
+        try:
+            self.clock = clock
+        except ConfigError:
+            self.close()
+            raise
+
+    @property
+    def clock(self) -> _MovableClock | None:
+        """The clock the loop's time follows; ``None``: real time."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: _MovableClock | None) -> None:
+        if clock is not None and not all(
+            hasattr(clock, name) for name in ("monotonic", "advance", "autojump")
+        ):
+            raise ConfigError("clock", clock, _CLOCK)
+        self._clock = clock
 
     def time(self) -> float:
         clock = self.clock
