@@ -1,7 +1,8 @@
 """The pytest plugin (entry point ``pytest11``): fixtures and markers for resilient.
 
-Fixtures: ``fake_clock`` (virtual time for every decorator; async tests also get an
-event loop whose time jumps ahead whenever every task is waiting), ``resilient_metrics``
+Fixtures: ``fake_clock`` (virtual time for every decorator; an async test that uses it
+runs on its own event loop, whose time jumps ahead whenever every task is waiting, while
+every other loop in the process keeps real time), ``resilient_metrics``
 (a memory sink with assertions), ``resilient_store`` (a fresh store), ``breakers``
 (open, close and inspect breakers by name). Markers: ``resilient_instant(attempts=2)``
 and ``resilient_disabled``. Every test starts and ends with fresh global state.
@@ -13,17 +14,20 @@ never import resilient never pays for it.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
+import types
+import weakref
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from resilient.metrics import MemorySink
-    from resilient.testing import FakeClock
+    from resilient.testing import FakeClock, VirtualTimeLoop
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "resilient_instant(attempts=2): retries without waits, attempts capped"
     )
     config.addinivalue_line("markers", "resilient_disabled: resilient decorators pass through")
+    factories = getattr(config.hook, "pytest_asyncio_loop_factories", None)
+    if config.pluginmanager.has_plugin("asyncio") and getattr(factories, "spec", None) is None:
+        _provide_event_loop_policy(config)
 
 
 @pytest.fixture(autouse=True)
@@ -59,98 +66,131 @@ def _resilient_fresh_state(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def fake_clock() -> Iterator[FakeClock]:
-    """A ``FakeClock`` driving every decorator, and asyncio's time in this thread.
+    """A ``FakeClock`` driving every decorator and, in an async test, the test's event loop.
 
     A sync ``@timeout`` call that spends 0.5 s of real time without using the CPU is
     taken as hanging: the clock jumps to its deadline (``FakeClock.autojump``). The event
-    loop waits as long for work in its executor threads or on sockets before it jumps.
+    loop of a test that uses this fixture is a ``VirtualTimeLoop``: its time is this
+    clock's, and when every task waits on a timer the clock jumps to it; it waits as long
+    for work in its executor threads or on sockets before it jumps. Every other event
+    loop, in this thread or another, keeps real time.
     """
     from resilient.testing import FakeClock, use_clock
 
     clock = FakeClock(autojump=_AUTOJUMP)
-    with use_clock(clock), _virtual_loop_time(clock):
+    with use_clock(clock), _driving_loops(clock):
         yield clock
 
 
 _AUTOJUMP = 0.5  # real seconds
 
-
-class _Jump:
-    """Patches asyncio so that, in one thread, the loop reads the fake clock and, when it
-    would block waiting for a timer, advances the clock instead: at once when nothing but
-    a timer can wake it, else after ``clock.autojump`` real seconds with nothing ready
-    (work in executor threads, such as ``asyncio.to_thread``, or sockets to watch)."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        import asyncio.base_events
-        import selectors
-
-        self.clock = clock
-        self.owner = threading.get_ident()
-        self.loop_class = asyncio.base_events.BaseEventLoop
-        self.selector_class: Any = selectors.DefaultSelector
-        self.real_time: Any = self.loop_class.time
-        self.real_select = self.selector_class.select
-        self.real_run_in_executor = self.loop_class.run_in_executor
-        self.real_shutdown = self.loop_class.shutdown_default_executor
-        self.in_executor = 0  # executor calls of this thread's loop not finished yet
-
-    def __enter__(self) -> None:
-        jump = self
-
-        def time(loop: Any) -> float:
-            if threading.get_ident() == jump.owner:
-                return jump.clock.monotonic()
-            real: float = jump.real_time(loop)
-            return real
-
-        def select(selector: Any, timeout: float | None = None) -> Any:
-            if threading.get_ident() != jump.owner or timeout is None or timeout <= 0:
-                return jump.real_select(selector, timeout)
-            wait = 0.0
-            if jump.in_executor or len(selector.get_map()) > 1:  # more than the loop's wake-up
-                patience = jump.clock.autojump
-                wait = timeout if patience is None else min(timeout, patience)
-            ready = jump.real_select(selector, wait)
-            if not ready:
-                jump.clock.advance(timeout)  # every task waits on a timer: jump to it
-            return ready
-
-        def finished(future: Any) -> None:
-            jump.in_executor -= 1
-
-        def run_in_executor(loop: Any, executor: Any, func: Any, *args: Any) -> Any:
-            future = jump.real_run_in_executor(loop, executor, func, *args)
-            if threading.get_ident() == jump.owner:
-                jump.in_executor += 1
-                future.add_done_callback(finished)
-            return future
-
-        async def shutdown_default_executor(loop: Any, *args: Any, **kwargs: Any) -> None:
-            # The executor's threads are joined by a thread that wakes the loop when done:
-            # work the loop waits for, like a call in the executor.
-            if threading.get_ident() != jump.owner:
-                return await jump.real_shutdown(loop, *args, **kwargs)
-            jump.in_executor += 1
-            try:
-                return await jump.real_shutdown(loop, *args, **kwargs)
-            finally:
-                jump.in_executor -= 1
-
-        self.loop_class.time = time  # type: ignore[method-assign, assignment]
-        self.selector_class.select = select
-        self.loop_class.run_in_executor = run_in_executor  # type: ignore[method-assign, assignment]
-        self.loop_class.shutdown_default_executor = shutdown_default_executor  # type: ignore[method-assign, assignment]
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop_class.time = self.real_time  # type: ignore[method-assign]
-        self.selector_class.select = self.real_select
-        self.loop_class.run_in_executor = self.real_run_in_executor  # type: ignore[method-assign]
-        self.loop_class.shutdown_default_executor = self.real_shutdown  # type: ignore[method-assign]
+# The event loops made for tests that use ``fake_clock``, and the clock of the test running
+# now: a loop made before its test's clock exists (by an earlier fixture) is given it then.
+_loops: weakref.WeakSet[VirtualTimeLoop] = weakref.WeakSet()
+_clocks: list[FakeClock] = []
 
 
-def _virtual_loop_time(clock: FakeClock) -> _Jump:
-    return _Jump(clock)
+@contextmanager
+def _driving_loops(clock: FakeClock) -> Iterator[None]:
+    _clocks.append(clock)
+    for loop in list(_loops):
+        if loop.clock is None:
+            loop.clock = clock
+    try:
+        yield
+    finally:
+        _clocks.remove(clock)
+        for loop in list(_loops):
+            if loop.clock is clock:
+                loop.clock = _clocks[-1] if _clocks else None
+
+
+def _virtual_time_loop() -> VirtualTimeLoop:
+    """A new event loop on the running test's fake clock (real time until it has one)."""
+    from resilient.testing import VirtualTimeLoop
+
+    loop = VirtualTimeLoop(_clocks[-1] if _clocks else None)
+    _loops.add(loop)
+    return loop
+
+
+def _policy_loop() -> Any:
+    """A new event loop from the event loop policy in force, as without any factory."""
+    import asyncio
+
+    return asyncio.new_event_loop()
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Any:
+    """pytest-asyncio 1.4+: a test that uses ``fake_clock`` runs on a ``VirtualTimeLoop``."""
+    if "fake_clock" in getattr(item, "fixturenames", ()):
+        return {"asyncio": _virtual_time_loop}
+    if len(item.ihook.pytest_asyncio_loop_factories.get_hookimpls()) > 1:
+        return None  # another plugin or a conftest chooses this test's loop
+    return {"asyncio": _policy_loop}  # pytest-asyncio wants an answer for every test
+
+
+# pytest-asyncio before 1.4 has no loop factories: it takes the event loop policy from its
+# ``event_loop_policy`` fixture, which the plugin then provides. The policy makes a
+# ``VirtualTimeLoop`` for the first loop asked for in the thread of an async test that
+# uses ``fake_clock`` (pytest-asyncio's loop for the test), and asks the policy in force
+# for every other loop.
+_virtual_next: set[int] = set()  # threads whose next new loop is an async test's own
+
+
+def _provide_event_loop_policy(config: pytest.Config) -> None:
+    # A plugin registered after pytest-asyncio: its fixture is the one tests get.
+    holder = types.ModuleType("resilient_pytest_event_loop_policy")
+    holder.event_loop_policy = pytest.fixture(  # type: ignore[attr-defined]
+        scope="session", name="event_loop_policy"
+    )(_event_loop_policy)
+    holder.pytest_runtest_setup = _expect_the_tests_loop  # type: ignore[attr-defined]
+    holder.pytest_runtest_teardown = _forget_the_tests_loop  # type: ignore[attr-defined]
+    config.pluginmanager.register(holder, holder.__name__)
+
+
+def _event_loop_policy() -> Any:
+    import asyncio
+
+    return _virtual_time_policy(asyncio.get_event_loop_policy())
+
+
+def _expect_the_tests_loop(item: pytest.Item) -> None:
+    if "fake_clock" in getattr(item, "fixturenames", ()) and inspect.iscoroutinefunction(
+        getattr(item, "obj", None)
+    ):
+        _virtual_next.add(threading.get_ident())
+
+
+def _forget_the_tests_loop(item: pytest.Item) -> None:
+    _virtual_next.discard(threading.get_ident())
+
+
+def _virtual_time_policy(base: Any) -> Any:
+    import asyncio
+
+    class VirtualTimePolicy(asyncio.AbstractEventLoopPolicy):
+        def get_event_loop(self) -> Any:
+            return base.get_event_loop()
+
+        def set_event_loop(self, loop: Any) -> None:
+            base.set_event_loop(loop)
+
+        def new_event_loop(self) -> Any:
+            thread = threading.get_ident()
+            if thread in _virtual_next:
+                _virtual_next.discard(thread)
+                return _virtual_time_loop()
+            return base.new_event_loop()
+
+        def get_child_watcher(self) -> Any:  # Python before 3.14
+            return base.get_child_watcher()
+
+        def set_child_watcher(self, watcher: Any) -> None:  # Python before 3.14
+            base.set_child_watcher(watcher)
+
+    return VirtualTimePolicy()
 
 
 class MetricsRecorder:

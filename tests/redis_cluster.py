@@ -18,7 +18,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -272,22 +271,3 @@ def shared_cluster() -> RedisCluster:
         _shared = RedisCluster().start()
         atexit.register(_shared.stop)
     return _shared
-
-
-@pytest.fixture
-def redis_cluster() -> RedisCluster:
-    """The session's cluster; use a ``unique_prefix()`` for the keys, hurt no node."""
-    return shared_cluster()
-
-
-@pytest.fixture
-def own_redis_cluster() -> Iterator[RedisCluster]:
-    """A cluster of this test's own, whose nodes it may freeze or kill."""
-    why = missing()
-    if why is not None:
-        pytest.skip(why)
-    cluster = RedisCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()

@@ -177,38 +177,6 @@ def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def redis_server() -> RedisServer:
-    """The shared server; use a ``unique_prefix()`` for the keys."""
-    return shared_server()
-
-
-@pytest.fixture
-def own_redis_server() -> Iterator[RedisServer]:
-    """A server of this test's own, free to be killed and restarted."""
-    why = missing()
-    if why is not None:
-        pytest.skip(why)
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-def replica_redis_server() -> Iterator[RedisServer]:
-    """A read-only replica whose master never answers: reads work, writes get READONLY."""
-    why = missing()
-    if why is not None:
-        pytest.skip(why)
-    server = RedisServer("--replicaof", "127.0.0.1", str(free_port())).start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
 def acl_url(server: RedisServer, *rules: str) -> str:
     """The URL of a new user of ``server`` with the ACL ``rules`` (``on`` and a password
     are added), e.g. ``acl_url(server, "~*", "&*", "+@all", "-evalsha")``."""

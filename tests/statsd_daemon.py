@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = (
     os.environ.get("RESILIENT_STATSD_JS", ""),
@@ -116,16 +114,3 @@ def running_daemon(node: str, script: str, folder: Path) -> Iterator[StatsdDaemo
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-
-
-@pytest.fixture
-def statsd_daemon(tmp_path: Path) -> Iterator[StatsdDaemon]:
-    """Start the reference daemon (``.ci/run`` installs it); skip with a reason if absent."""
-    found = find_daemon()
-    if found is None:
-        pytest.skip(
-            "the reference StatsD daemon is not installed: needs node and "
-            "`npm install --prefix .ci/node statsd` (what .ci/run does)"
-        )
-    with running_daemon(*found, tmp_path) as daemon:
-        yield daemon

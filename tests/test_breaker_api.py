@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 import pytest
-from breaker_fixtures import make_store  # noqa: F401 - a fixture
 from strategies import BoomError, IgnoredError
 
 import resilient
@@ -55,7 +54,7 @@ def trip(b: CircuitBreaker) -> None:
 # --- the life cycle -----------------------------------------------------------------------
 
 
-def test_opens_after_threshold_then_probes_then_closes(clock: FakeClock) -> None:
+def test_opens_after_threshold_then_probes_then_closes(fake_clock: FakeClock) -> None:
     """Closed -> open after 3 failures -> half-open after 60 s -> closed on a probe success."""
     calls = []
 
@@ -76,11 +75,11 @@ def test_opens_after_threshold_then_probes_then_closes(clock: FakeClock) -> None
         svc(True)
     assert (caught.value.name, caught.value.retry_after) == ("svc", 60.0)
     assert len(calls) == 3
-    clock.advance(59.5)
+    fake_clock.advance(59.5)
     with pytest.raises(CircuitOpenError) as caught:
         svc(True)
     assert caught.value.retry_after == pytest.approx(0.5)
-    clock.advance(0.5)
+    fake_clock.advance(0.5)
     assert b.mode is BreakerMode.HALF_OPEN
     assert not b.opened
     assert svc(True) == "fine"
@@ -88,7 +87,7 @@ def test_opens_after_threshold_then_probes_then_closes(clock: FakeClock) -> None
     assert len(calls) == 4
 
 
-async def test_async_life_cycle(clock: FakeClock) -> None:
+async def test_async_life_cycle(fake_clock: FakeClock) -> None:
     """The async twin: same rules, same errors, awaited."""
 
     @breaker("asvc", THREE)
@@ -103,16 +102,16 @@ async def test_async_life_cycle(clock: FakeClock) -> None:
             await asvc(False)
     with pytest.raises(CircuitOpenError):
         await asvc(True)
-    clock.advance(60)
+    fake_clock.advance(60)
     with pytest.raises(BoomError):
         await asvc(False)  # the probe fails: open again
     assert get_breaker("asvc").mode is BreakerMode.OPEN
-    clock.advance(60)
+    fake_clock.advance(60)
     assert await asvc(True) == "fine"
     assert get_breaker("asvc").mode is BreakerMode.CLOSED
 
 
-async def test_one_breaker_guards_sync_and_async_functions(clock: FakeClock) -> None:
+async def test_one_breaker_guards_sync_and_async_functions(fake_clock: FakeClock) -> None:
     """Failures of a sync function open the breaker for an async one of the same name."""
 
     @breaker("shared", THREE)
@@ -128,12 +127,12 @@ async def test_one_breaker_guards_sync_and_async_functions(clock: FakeClock) -> 
             sync_side()
     with pytest.raises(CircuitOpenError):
         await async_side()
-    clock.advance(60)
+    fake_clock.advance(60)
     assert await async_side() == "ok"
     assert get_breaker("shared").mode is BreakerMode.CLOSED
 
 
-def test_a_success_resets_the_consecutive_count(clock: FakeClock) -> None:
+def test_a_success_resets_the_consecutive_count(fake_clock: FakeClock) -> None:
     """Two failures, a success, two failures: never three in a row, so it stays closed."""
     outcomes = iter([False, False, True, False, False])
 
@@ -151,7 +150,7 @@ def test_a_success_resets_the_consecutive_count(clock: FakeClock) -> None:
     assert get_breaker("flaky").failures == 2
 
 
-async def test_async_success_resets_the_consecutive_count(clock: FakeClock) -> None:
+async def test_async_success_resets_the_consecutive_count(fake_clock: FakeClock) -> None:
     """The async hot path also ends a run of failures on success."""
     outcomes = iter([False, False, True, False, False])
 
@@ -171,7 +170,7 @@ async def test_async_success_resets_the_consecutive_count(clock: FakeClock) -> N
 # --- what counts -----------------------------------------------------------------------
 
 
-def test_ignored_errors_neither_add_nor_reset(clock: FakeClock) -> None:
+def test_ignored_errors_neither_add_nor_reset(fake_clock: FakeClock) -> None:
     """An ignored error between failures leaves the consecutive count where it was."""
     b = CircuitBreaker("ign", THREE.replace(ignore=IgnoredError))
     errors = [BoomError, IgnoredError, BoomError, IgnoredError, BoomError]
@@ -185,7 +184,7 @@ def test_ignored_errors_neither_add_nor_reset(clock: FakeClock) -> None:
     assert b.mode is BreakerMode.OPEN
 
 
-def test_errors_not_recorded_count_as_successes(clock: FakeClock) -> None:
+def test_errors_not_recorded_count_as_successes(fake_clock: FakeClock) -> None:
     """With record=BoomError, a KeyError is a success: it ends the run of failures."""
     b = CircuitBreaker("rec", THREE.replace(record=BoomError))
     for error in [BoomError, BoomError, KeyError, BoomError, BoomError]:
@@ -198,7 +197,7 @@ def test_errors_not_recorded_count_as_successes(clock: FakeClock) -> None:
     assert (b.mode, b.failures) == (BreakerMode.CLOSED, 2)
 
 
-def test_failure_result_counts_returned_values(clock: FakeClock) -> None:
+def test_failure_result_counts_returned_values(fake_clock: FakeClock) -> None:
     """failure_result turns a returned value into a failure (the value is still returned)."""
 
     @breaker("status", THREE.replace(failure_result=lambda status: status >= 500))
@@ -212,12 +211,12 @@ def test_failure_result_counts_returned_values(clock: FakeClock) -> None:
 
 @pytest.mark.parametrize("exit_error", [KeyboardInterrupt, SystemExit, GeneratorExit])
 def test_exits_never_count_and_free_the_probe(
-    clock: FakeClock, exit_error: type[BaseException]
+    fake_clock: FakeClock, exit_error: type[BaseException]
 ) -> None:
     """An exit passing through a probe is not a failure, and frees the probe's permit."""
     b = CircuitBreaker("exit", THREE)
     trip(b)
-    clock.advance(60)
+    fake_clock.advance(60)
 
     def leave() -> None:
         raise exit_error
@@ -230,7 +229,7 @@ def test_exits_never_count_and_free_the_probe(
     assert b.mode is BreakerMode.CLOSED
 
 
-async def test_cancellation_never_counts_and_frees_the_probe(clock: FakeClock) -> None:
+async def test_cancellation_never_counts_and_frees_the_probe(fake_clock: FakeClock) -> None:
     """A cancelled probe frees its permit; a cancelled closed call is not a failure."""
     gate = asyncio.Event()
 
@@ -249,7 +248,7 @@ async def test_cancellation_never_counts_and_frees_the_probe(clock: FakeClock) -
     b.reset()
     with pytest.raises(BoomError):
         await b.acall(afail)
-    clock.advance(1)
+    fake_clock.advance(1)
     task = asyncio.create_task(wait())
     await asyncio.sleep(0)
     assert len(b.snapshot().probes) == 1
@@ -262,7 +261,7 @@ async def test_cancellation_never_counts_and_frees_the_probe(clock: FakeClock) -
 # --- the ways in -----------------------------------------------------------------------
 
 
-def test_call_and_context_manager(clock: FakeClock) -> None:
+def test_call_and_context_manager(fake_clock: FakeClock) -> None:
     """b.call(fn, *args) and `with b:` go through the same rules as the decorator."""
     b = CircuitBreaker("ways", THREE)
     assert b.call(lambda x, y=0: x + y, 1, y=2) == 3
@@ -273,7 +272,7 @@ def test_call_and_context_manager(clock: FakeClock) -> None:
         pytest.fail("the body must not run")
 
 
-async def test_acall_and_async_context_manager(clock: FakeClock) -> None:
+async def test_acall_and_async_context_manager(fake_clock: FakeClock) -> None:
     """await b.acall(fn) and `async with b:` mirror the sync forms."""
     b = CircuitBreaker("aways", THREE)
 
@@ -290,7 +289,7 @@ async def test_acall_and_async_context_manager(clock: FakeClock) -> None:
             pytest.fail("the body must not run")
 
 
-def test_breaker_object_as_decorator_keeps_signature(clock: FakeClock) -> None:
+def test_breaker_object_as_decorator_keeps_signature(fake_clock: FakeClock) -> None:
     """A CircuitBreaker decorates functions and methods, keeping their signatures."""
     b = CircuitBreaker("deco", THREE)
 
@@ -313,7 +312,7 @@ def test_breaker_object_as_decorator_keeps_signature(clock: FakeClock) -> None:
 # --- manual operations, state and repr ---------------------------------------------------
 
 
-def test_force_open_disable_reset(clock: FakeClock) -> None:
+def test_force_open_disable_reset(fake_clock: FakeClock) -> None:
     """force_open rejects until reset; disable lets everything through uncounted."""
     b = CircuitBreaker("manual", BreakerConfig(failure_threshold=1))
     b.force_open()
@@ -321,7 +320,7 @@ def test_force_open_disable_reset(clock: FakeClock) -> None:
         b.call(lambda: None)
     assert caught.value.retry_after is None
     assert b.retry_after is None
-    clock.advance(1e6)
+    fake_clock.advance(1e6)
     assert b.mode is BreakerMode.FORCED_OPEN
     b.disable()
     for _ in range(5):
@@ -332,14 +331,14 @@ def test_force_open_disable_reset(clock: FakeClock) -> None:
     assert (b.mode, b.failures, b.retry_after) == (BreakerMode.CLOSED, 0, 0.0)
 
 
-def test_repr_shows_name_state_and_time_to_next_probe(clock: FakeClock) -> None:
+def test_repr_shows_name_state_and_time_to_next_probe(fake_clock: FakeClock) -> None:
     """repr says what the breaker is doing, as in the style guide."""
     b = CircuitBreaker("ai-generate", THREE)
     assert repr(b) == "<CircuitBreaker 'ai-generate' CLOSED failures=0/3>"
     trip(b)
-    clock.advance(18.8)
+    fake_clock.advance(18.8)
     assert repr(b) == "<CircuitBreaker 'ai-generate' OPEN failures=3 reopens_in=41.2s>"
-    clock.advance(41.2)
+    fake_clock.advance(41.2)
     b.call(lambda: None)
     b.force_open()
     assert repr(b) == "<CircuitBreaker 'ai-generate' FORCED_OPEN until reset>"
@@ -347,11 +346,11 @@ def test_repr_shows_name_state_and_time_to_next_probe(clock: FakeClock) -> None:
     assert repr(rate) == "<CircuitBreaker 'rate' CLOSED calls=0 failed=0 slow=0>"
 
 
-def test_window_reports_rate_counts(clock: FakeClock) -> None:
+def test_window_reports_rate_counts(fake_clock: FakeClock) -> None:
     """window() gives (calls, failures, slow calls) for rate-mode breakers."""
     b = CircuitBreaker("win", BreakerConfig(failure_rate=0.9, slow_call_duration=1))
     b.call(lambda: None)
-    b.call(lambda: clock.advance(2))
+    b.call(lambda: fake_clock.advance(2))
     with pytest.raises(BoomError):
         b.call(fail)
     assert b.window() == (3, 1, 1)
@@ -360,7 +359,7 @@ def test_window_reports_rate_counts(clock: FakeClock) -> None:
 # --- names, registry, stores ---------------------------------------------------------------
 
 
-def test_default_name_is_module_and_qualname(clock: FakeClock) -> None:
+def test_default_name_is_module_and_qualname(fake_clock: FakeClock) -> None:
     """Without a name each function gets its own breaker, called module.qualname."""
     guard = breaker()
 
@@ -405,7 +404,7 @@ def test_registry_register_refuses_a_second_breaker_for_a_name() -> None:
         registry.register(CircuitBreaker("mine"))
 
 
-def test_reset_forgets_names_and_states(clock: FakeClock) -> None:
+def test_reset_forgets_names_and_states(fake_clock: FakeClock) -> None:
     """testing.reset() frees every name and closes breakers made before it."""
 
     @breaker("before-reset", BreakerConfig(failure_threshold=1))
@@ -416,7 +415,7 @@ def test_reset_forgets_names_and_states(clock: FakeClock) -> None:
         f()
     assert get_breaker("before-reset").opened
     resilient.testing.reset()
-    resilient.configure(clock=clock)
+    resilient.configure(clock=fake_clock)
     assert "before-reset" not in CircuitBreakerRegistry.instance
     with pytest.raises(BoomError):
         f()  # the breaker is closed again: the call went through
@@ -424,8 +423,8 @@ def test_reset_forgets_names_and_states(clock: FakeClock) -> None:
 
 
 def test_breakers_sharing_a_store_share_state(
-    make_store: Any,  # noqa: F811 - the fixture
-    clock: FakeClock,
+    make_store: Any,
+    fake_clock: FakeClock,
 ) -> None:
     """State lives in the store under the name: two breaker objects, one state."""
     store = make_store()
@@ -437,7 +436,7 @@ def test_breakers_sharing_a_store_share_state(
     assert not elsewhere.opened
 
 
-def test_configured_store_is_read_at_call_time(clock: FakeClock) -> None:
+def test_configured_store_is_read_at_call_time(fake_clock: FakeClock) -> None:
     """configure(store=...) moves breakers without their own store to the new store."""
     b = CircuitBreaker("moving", BreakerConfig(failure_threshold=1))
 
@@ -456,7 +455,7 @@ def test_configured_store_is_read_at_call_time(clock: FakeClock) -> None:
     assert store.get("moving").mode is BreakerMode.OPEN
 
 
-def test_an_async_only_store_is_refused_for_sync_calls(clock: FakeClock) -> None:
+def test_an_async_only_store_is_refused_for_sync_calls(fake_clock: FakeClock) -> None:
     """A store with only aapply cannot serve a sync call, and says so."""
 
     class AsyncOnly:
@@ -495,7 +494,7 @@ def test_bad_arguments() -> None:
 # --- retry and the breaker ----------------------------------------------------------------
 
 
-def test_retry_outside_the_breaker_stops_when_it_opens(clock: FakeClock) -> None:
+def test_retry_outside_the_breaker_stops_when_it_opens(fake_clock: FakeClock) -> None:
     """Every attempt counts; once the breaker opens, retry stops at once."""
     calls = []
 
@@ -513,19 +512,19 @@ def test_retry_outside_the_breaker_stops_when_it_opens(clock: FakeClock) -> None
 # --- events --------------------------------------------------------------------------------
 
 
-def test_events_follow_the_life_cycle(clock: FakeClock) -> None:
+def test_events_follow_the_life_cycle(fake_clock: FakeClock) -> None:
     """Listeners see each outcome, the trip, rejections, the probe and the close."""
     seen: list[BreakerEvent] = []
     b = CircuitBreaker("events", BreakerConfig(failure_threshold=2, reset_timeout=10))
     b.add_listener(seen.append)
     with pytest.raises(BoomError):
         b.call(fail)
-    clock.advance(1)
+    fake_clock.advance(1)
     with pytest.raises(BoomError):
         b.call(fail)
     with pytest.raises(CircuitOpenError):
         b.call(fail)
-    clock.advance(10)
+    fake_clock.advance(10)
     b.call(lambda: None)
     b.force_open()
     b.disable()
@@ -543,7 +542,7 @@ def test_events_follow_the_life_cycle(clock: FakeClock) -> None:
 
 
 def test_listeners_see_the_probe_admitted_once_and_the_call_beside_it_rejected(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """Admission announces open -> half-open once; a call refused beside the probe, nothing."""
     seen: list[BreakerEvent] = []
@@ -551,12 +550,12 @@ def test_listeners_see_the_probe_admitted_once_and_the_call_beside_it_rejected(
     b.add_listener(seen.append)
     with pytest.raises(BoomError):
         b.call(fail)
-    clock.advance(10)
+    fake_clock.advance(10)
 
     def probe() -> int:
         with pytest.raises(CircuitOpenError):
             b.call(fail)
-        clock.advance(2)
+        fake_clock.advance(2)
         return 1
 
     assert b.call(probe) == 1
@@ -571,7 +570,7 @@ def test_listeners_see_the_probe_admitted_once_and_the_call_beside_it_rejected(
 
 
 async def test_async_listeners_see_the_probe_admitted_once_and_the_call_beside_it_rejected(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """Async admission announces open -> half-open once; a call refused beside it, nothing."""
     seen: list[BreakerEvent] = []
@@ -579,12 +578,12 @@ async def test_async_listeners_see_the_probe_admitted_once_and_the_call_beside_i
     b = CircuitBreaker("async-probe", BreakerConfig(failure_threshold=1, reset_timeout=10))
     with pytest.raises(BoomError):
         await b.acall(afail)
-    clock.advance(10)
+    fake_clock.advance(10)
 
     async def probe() -> int:
         with pytest.raises(CircuitOpenError):
             await b.acall(afail)
-        clock.advance(2)
+        fake_clock.advance(2)
         return 1
 
     assert await b.acall(probe) == 1
@@ -599,7 +598,7 @@ async def test_async_listeners_see_the_probe_admitted_once_and_the_call_beside_i
     ]
 
 
-async def test_global_listeners_see_every_breaker(clock: FakeClock) -> None:
+async def test_global_listeners_see_every_breaker(fake_clock: FakeClock) -> None:
     """add_listener() listens to all breakers, decorated sync and async alike."""
     seen: list[BreakerEvent] = []
     resilient.add_listener(seen.append)
@@ -623,7 +622,7 @@ async def test_global_listeners_see_every_breaker(clock: FakeClock) -> None:
 
 
 def test_a_failing_listener_is_logged_once_and_never_breaks_a_call(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A broken sink costs one log record, not the caller's result."""
 
@@ -714,10 +713,10 @@ def assert_nothing_counted(b: CircuitBreaker, seen: list[Any]) -> None:
 
 @GENERATORS
 def test_call_refuses_generator_functions_before_counting(
-    clock: FakeClock, target: Any, name: str
+    fake_clock: FakeClock, target: Any, name: str
 ) -> None:
     """call() given a generator or async generator function raises TypeError, counts nothing."""
-    b, seen = watched(clock)
+    b, seen = watched(fake_clock)
     pattern = rf"call\(\) cannot guard the generator function .*\b{re.escape(name)}\b.*consumes it"
     for _ in range(3):
         with pytest.raises(TypeError, match=pattern):
@@ -727,10 +726,10 @@ def test_call_refuses_generator_functions_before_counting(
 
 @GENERATORS
 async def test_acall_refuses_generator_functions_before_counting(
-    clock: FakeClock, target: Any, name: str
+    fake_clock: FakeClock, target: Any, name: str
 ) -> None:
     """acall() given a generator or async generator function raises TypeError, counts nothing."""
-    b, seen = watched(clock)
+    b, seen = watched(fake_clock)
     pattern = rf"acall\(\) cannot guard the generator function .*\b{re.escape(name)}\b"
     for _ in range(3):
         with pytest.raises(TypeError, match=pattern):
@@ -748,17 +747,17 @@ async def test_acall_refuses_generator_functions_before_counting(
     ids=["coroutine-function", "partial", "async-callable-object"],
 )
 def test_call_refuses_coroutine_functions_and_points_at_acall(
-    clock: FakeClock, target: Any, name: str
+    fake_clock: FakeClock, target: Any, name: str
 ) -> None:
     """call() given an async function raises TypeError naming acall; no coroutine is made."""
-    b, seen = watched(clock)
+    b, seen = watched(fake_clock)
     for _ in range(3):
         with pytest.raises(TypeError, match=rf"coroutine function .*\b{name}\b.*acall"):
             b.call(target, 3)
     assert_nothing_counted(b, seen)
 
 
-def test_call_refuses_misuse_even_when_open(clock: FakeClock) -> None:
+def test_call_refuses_misuse_even_when_open(fake_clock: FakeClock) -> None:
     """An open breaker reports the misuse too, rather than a CircuitOpenError that hides it."""
     b = CircuitBreaker("misuse-open", THREE)
     trip(b)
@@ -768,7 +767,7 @@ def test_call_refuses_misuse_even_when_open(clock: FakeClock) -> None:
         b.call(answer, 3)
 
 
-async def test_call_and_acall_still_take_what_they_can_guard(clock: FakeClock) -> None:
+async def test_call_and_acall_still_take_what_they_can_guard(fake_clock: FakeClock) -> None:
     """Plain functions, partials, callable objects and sync functions returning awaitables pass."""
     b = CircuitBreaker("guardable", THREE)
 
@@ -813,7 +812,7 @@ class CoroutineMaker:
     ids=["generator", "coroutine", "async-generator"],
 )
 def test_call_refuses_a_callable_that_returns_what_it_cannot_guard(
-    clock: FakeClock, target: Any, what: str
+    fake_clock: FakeClock, target: Any, what: str
 ) -> None:
     """A callable returning a generator, coroutine or async generator: TypeError, nothing
     counted, the returned object closed (no 'never awaited' warning)."""
@@ -830,10 +829,10 @@ def test_call_refuses_a_callable_that_returns_what_it_cannot_guard(
 
 
 def test_call_refuses_a_returned_generator_in_half_open_without_taking_the_probe(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """Half-open, a callable object returning a generator leaves the probe to the next call."""
-    b, seen = watched(clock)
+    b, seen = watched(fake_clock)
     with pytest.raises(TypeError, match="generator"):
         b.call(GeneratorMaker(), 3)
     assert [type(e) for e in seen] == [BreakerHalfOpened]  # the time was up: no call counted
@@ -841,9 +840,9 @@ def test_call_refuses_a_returned_generator_in_half_open_without_taking_the_probe
     assert_nothing_counted(b, seen)
 
 
-def test_withdraw_frees_a_probe_silently_unlike_a_cancellation(clock: FakeClock) -> None:
+def test_withdraw_frees_a_probe_silently_unlike_a_cancellation(fake_clock: FakeClock) -> None:
     """admit + withdraw leaves no event and no count; admit + record(cancel) says 'ignored'."""
-    b, seen = watched(clock)
+    b, seen = watched(fake_clock)
     permit = b.admit()
     assert permit.probe
     seen.clear()  # the half-open transition itself
@@ -861,7 +860,7 @@ def test_withdraw_frees_a_probe_silently_unlike_a_cancellation(clock: FakeClock)
     assert b.mode is BreakerMode.CLOSED
 
 
-async def test_async_admit_record_and_withdraw_count_like_acall(clock: FakeClock) -> None:
+async def test_async_admit_record_and_withdraw_count_like_acall(fake_clock: FakeClock) -> None:
     """aadmit/arecord count a failure and a success; awithdraw counts nothing."""
     b = CircuitBreaker("steps", BreakerConfig(failure_threshold=2))
     await b.arecord(await b.aadmit(), BoomError())
@@ -882,7 +881,7 @@ class AsyncGeneratorMaker:
 
 
 async def test_acall_refuses_a_callable_that_returns_a_generator_uncounted(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """acall() given a callable returning an async generator: TypeError, no failure counted."""
     b = CircuitBreaker("areturns-unguarded", BreakerConfig(failure_threshold=1))

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
-from breaker_fixtures import make_store  # noqa: F401 - a fixture
 from strategies import BoomError
 
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
@@ -72,8 +71,8 @@ def guarded(b: CircuitBreaker) -> Callable[[bool], None]:
 
 
 def test_rate_counts_are_exact_under_threads(
-    make_store: Callable[[], StateStore],  # noqa: F811
-    clock: FakeClock,
+    make_store: Callable[[], StateStore],
+    fake_clock: FakeClock,
 ) -> None:
     """80,000 calls from 8 threads, 1 in 10 failing: the window counts every one exactly.
 
@@ -96,8 +95,8 @@ def test_rate_counts_are_exact_under_threads(
 
 
 def test_consecutive_counts_under_threads(
-    make_store: Callable[[], StateStore],  # noqa: F811
-    clock: FakeClock,
+    make_store: Callable[[], StateStore],
+    fake_clock: FakeClock,
 ) -> None:
     """Each thread fails 1 call in 10; 8 threads can never line up 9 failures in a row."""
     b = CircuitBreaker("consecutive", BreakerConfig(failure_threshold=9), store=make_store())
@@ -108,8 +107,8 @@ def test_consecutive_counts_under_threads(
 
 
 def test_all_failing_threads_trip_exactly_once(
-    make_store: Callable[[], StateStore],  # noqa: F811
-    clock: FakeClock,
+    make_store: Callable[[], StateStore],
+    fake_clock: FakeClock,
 ) -> None:
     """Failures in flight when it trips are stale: one trip, five failures, rest rejected."""
     b = CircuitBreaker("storm", BreakerConfig(failure_threshold=5), store=make_store())
@@ -122,8 +121,8 @@ def test_all_failing_threads_trip_exactly_once(
 
 
 def test_a_slow_call_never_delays_other_threads(
-    make_store: Callable[[], StateStore],  # noqa: F811
-    clock: FakeClock,
+    make_store: Callable[[], StateStore],
+    fake_clock: FakeClock,
 ) -> None:
     """While one call is stuck, others succeed, fail and trip the breaker without waiting."""
     gate, entered = threading.Event(), threading.Event()
@@ -158,8 +157,8 @@ def test_a_slow_call_never_delays_other_threads(
 
 
 def test_a_stuck_probe_rejects_others_at_once(
-    make_store: Callable[[], StateStore],  # noqa: F811
-    clock: FakeClock,
+    make_store: Callable[[], StateStore],
+    fake_clock: FakeClock,
 ) -> None:
     """In half-open, calls beyond the probe are rejected immediately, not queued."""
     gate, entered = threading.Event(), threading.Event()
@@ -167,7 +166,7 @@ def test_a_stuck_probe_rejects_others_at_once(
     b = CircuitBreaker("probe", config, store=make_store())
     with pytest.raises(BoomError):
         b.call(lambda: (_ for _ in ()).throw(BoomError()))
-    clock.advance(10)
+    fake_clock.advance(10)
 
     def stuck_probe() -> str:
         entered.set()
@@ -187,8 +186,8 @@ def test_a_stuck_probe_rejects_others_at_once(
 
 
 async def test_a_thousand_tasks_in_half_open_send_exactly_the_probes(
-    make_store: Callable[[], StateStore],  # noqa: F811
-    clock: FakeClock,
+    make_store: Callable[[], StateStore],
+    fake_clock: FakeClock,
 ) -> None:
     """1,000 concurrent tasks arrive in half-open: exactly half_open_max_calls get through."""
     config = BreakerConfig(
@@ -207,7 +206,7 @@ async def test_a_thousand_tasks_in_half_open_send_exactly_the_probes(
 
     with pytest.raises(BoomError):
         await b.acall(_afail)
-    clock.advance(10)
+    fake_clock.advance(10)
     tasks = [asyncio.create_task(svc()) for _ in range(1000)]
     for _ in range(3):
         await asyncio.sleep(0)

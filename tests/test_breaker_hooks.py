@@ -36,7 +36,7 @@ def _notes(error: BaseException) -> list[str]:
 
 
 def test_a_raising_record_predicate_keeps_the_callers_error_and_counts_a_failure(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """record= raising: the ConnectionError reaches the caller with a note, and counts."""
     sink = MemorySink()
@@ -60,7 +60,7 @@ def test_a_raising_record_predicate_keeps_the_callers_error_and_counts_a_failure
     assert sum("predicate bug" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_a_raising_ignore_predicate_ignores_nothing(clock: FakeClock) -> None:
+def test_a_raising_ignore_predicate_ignores_nothing(fake_clock: FakeClock) -> None:
     """ignore= raising: the error is not ignored, so the default record= counts it."""
     b = CircuitBreaker("ign", BreakerConfig(failure_threshold=2, ignore=broken_predicate))
     for _ in range(2):
@@ -72,7 +72,7 @@ def test_a_raising_ignore_predicate_ignores_nothing(clock: FakeClock) -> None:
 
 
 def test_a_raising_failure_result_predicate_returns_the_result_as_a_success(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """failure_result= raising: the caller gets the result, which counts as a success."""
     sink = MemorySink()
@@ -92,7 +92,7 @@ def test_a_raising_failure_result_predicate_returns_the_result_as_a_success(
 
 
 def test_a_raising_failure_result_predicate_in_a_rate_window_counts_a_success(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """On the windowed path, a result whose predicate raised is one success in the window."""
     config = BreakerConfig(
@@ -107,7 +107,7 @@ def test_a_raising_failure_result_predicate_in_a_rate_window_counts_a_success(
     assert resilient.get_breaker("win-res").window() == (1, 0, 0)
 
 
-async def test_async_predicates_that_raise_keep_the_callers_error(clock: FakeClock) -> None:
+async def test_async_predicates_that_raise_keep_the_callers_error(fake_clock: FakeClock) -> None:
     """Async twins: record= raising keeps the error and counts; failure_result keeps results."""
 
     @breaker("arec", BreakerConfig(failure_threshold=2, record=broken_predicate))
@@ -131,7 +131,7 @@ async def test_async_predicates_that_raise_keep_the_callers_error(clock: FakeClo
     assert b.mode is BreakerMode.OPEN
 
 
-def test_one_shared_error_collects_one_note(clock: FakeClock) -> None:
+def test_one_shared_error_collects_one_note(fake_clock: FakeClock) -> None:
     """The same error instance raised many times carries the predicate's note once."""
     shared = ConnectionError("shared")
     b = CircuitBreaker("shared", BreakerConfig(failure_threshold=100, record=broken_predicate))
@@ -145,7 +145,7 @@ def test_one_shared_error_collects_one_note(clock: FakeClock) -> None:
     assert len(_notes(shared)) == 1
 
 
-def test_a_predicate_raising_keyboard_interrupt_is_not_swallowed(clock: FakeClock) -> None:
+def test_a_predicate_raising_keyboard_interrupt_is_not_swallowed(fake_clock: FakeClock) -> None:
     """Only Exception subclasses are contained: an interrupt from a predicate propagates."""
 
     def interrupted(error: BaseException) -> bool:

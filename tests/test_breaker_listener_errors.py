@@ -41,7 +41,7 @@ def test_a_raising_failure_result_predicate_is_counted_under_the_breaker() -> No
     ]
 
 
-async def test_an_async_result_judged_a_failure_opens_the_breaker(clock: object) -> None:
+async def test_an_async_result_judged_a_failure_opens_the_breaker(fake_clock: object) -> None:
     """Async: failure_result= sees each result, and results it calls failures trip the
     breaker."""
     seen: list[object] = []

@@ -33,16 +33,16 @@ def _store() -> MemoryStore:
     return store
 
 
-def test_idle_breakers_are_evicted_after_the_idle_timeout(clock: FakeClock) -> None:
+def test_idle_breakers_are_evicted_after_the_idle_timeout(fake_clock: FakeClock) -> None:
     """Unused, closed, failure-free breakers leave the registry, the store and the gauges."""
     made = [registry.get_or_create(f"host-{i}") for i in range(50)]
     refs = [weakref.ref(b) for b in made]
     del made
     assert len(registry) == 50
     assert "host-7" in _gauge_names()
-    clock.advance(IDLE - 1)
+    fake_clock.advance(IDLE - 1)
     assert len(generate_report()["services"]) == 50  # not idle long enough yet
-    clock.advance(1)
+    fake_clock.advance(1)
     report = generate_report()  # reading the report sweeps when a sweep is due
     assert report["services"] == {}
     assert len(registry) == 0
@@ -52,7 +52,7 @@ def test_idle_breakers_are_evicted_after_the_idle_timeout(clock: FakeClock) -> N
     assert [r() for r in refs] == [None] * 50  # nothing else held them: freed
 
 
-def test_breakers_with_something_to_remember_are_kept(clock: FakeClock) -> None:
+def test_breakers_with_something_to_remember_are_kept(fake_clock: FakeClock) -> None:
     """Open, forced-open, disabled, failing and windowed-failing breakers are never evicted."""
     failing = registry.get_or_create("failing", BreakerConfig(failure_threshold=5))
     opened = registry.get_or_create("opened", BreakerConfig(failure_threshold=1))
@@ -69,24 +69,24 @@ def test_breakers_with_something_to_remember_are_kept(clock: FakeClock) -> None:
             b.call(_refuse)
     forced.force_open()
     disabled.disable()
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     assert registry.evict_idle() == 1
     assert registry.names() == ["disabled", "failing", "forced", "opened", "timed", "windowed"]
     assert "fresh" not in registry.names()
     assert get_breaker("fresh") is fresh  # still held here, so still found
 
 
-def test_a_lookup_counts_as_use(clock: FakeClock) -> None:
+def test_a_lookup_counts_as_use(fake_clock: FakeClock) -> None:
     """get_or_create() resets a breaker's idle time; evict_idle(idle_for=) overrides it."""
     registry.get_or_create("used")
-    clock.advance(IDLE - 10)
+    fake_clock.advance(IDLE - 10)
     registry.get_or_create("used")
-    clock.advance(20)
+    fake_clock.advance(20)
     assert registry.evict_idle() == 0
     assert registry.evict_idle(idle_for=15) == 1
 
 
-def test_an_evicted_breaker_that_is_still_held_keeps_one_state(clock: FakeClock) -> None:
+def test_an_evicted_breaker_that_is_still_held_keeps_one_state(fake_clock: FakeClock) -> None:
     """A decorated function keeps its breaker; the name still finds the same state."""
 
     @breaker("held", BreakerConfig(failure_threshold=2))
@@ -96,13 +96,13 @@ def test_an_evicted_breaker_that_is_still_held_keeps_one_state(clock: FakeClock)
         return 1
 
     b = get_breaker("held")
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     assert registry.evict_idle() == 1
     assert "held" not in registry  # not listed...
     assert get_breaker("held") is b  # ...but found while something holds it
     assert registry.get_or_create("held") is b  # found again, listed again
     assert registry.names() == ["held"]
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     assert registry.evict_idle() == 1
     twin = CircuitBreaker("held", BreakerConfig(failure_threshold=2))
     assert call(False) == 1
@@ -116,29 +116,31 @@ def test_an_evicted_breaker_that_is_still_held_keeps_one_state(clock: FakeClock)
     assert report["summary"]["health_status"] == "critical"
 
 
-async def test_an_evicted_async_breaker_is_listed_again_when_it_trips(clock: FakeClock) -> None:
+async def test_an_evicted_async_breaker_is_listed_again_when_it_trips(
+    fake_clock: FakeClock,
+) -> None:
     """The async path relists an evicted breaker as soon as it records a failure."""
 
     @breaker("aheld", BreakerConfig(failure_threshold=1))
     async def call() -> None:
         raise ConnectionError
 
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     assert registry.evict_idle() == 1
     with pytest.raises(ConnectionError):
         await call()
     assert registry.open_names() == ["aheld"]
 
 
-def test_idle_timeout_is_configurable_and_validated(clock: FakeClock) -> None:
+def test_idle_timeout_is_configurable_and_validated(fake_clock: FakeClock) -> None:
     """idle_timeout=None keeps every breaker; bad values are ConfigErrors naming it."""
     registry.idle_timeout = None
     registry.get_or_create("kept")
-    clock.advance(100 * IDLE)
+    fake_clock.advance(100 * IDLE)
     assert registry.evict_idle() == 0
     assert generate_report()["services"] == {"kept": "closed"}
     registry.idle_timeout = 30
-    clock.advance(30)
+    fake_clock.advance(30)
     assert registry.evict_idle() == 1
     for bad in (0, -1, math.nan, "10"):
         with pytest.raises(ConfigError) as caught:
@@ -151,11 +153,11 @@ def test_idle_timeout_is_configurable_and_validated(clock: FakeClock) -> None:
     assert caught.value.parameter == "idle_for"
 
 
-def test_a_sink_installed_after_eviction_is_not_sent_evicted_gauges(clock: FakeClock) -> None:
+def test_a_sink_installed_after_eviction_is_not_sent_evicted_gauges(fake_clock: FakeClock) -> None:
     """Evicted breakers' gauges are gone: a later metrics= decoration replays none of them."""
     for i in range(20):
         registry.get_or_create(f"gone-{i}")
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     registry.evict_idle()
     sink = MemorySink()
     resilient.retry(attempts=2, metrics=sink)
@@ -182,7 +184,9 @@ def test_memory_store_releases_only_idle_cells_and_finds_held_ones_again() -> No
     assert store.names() == ["a"]
 
 
-def test_an_idle_breaker_costs_at_most_2_kb_and_eviction_gives_it_back(clock: FakeClock) -> None:
+def test_an_idle_breaker_costs_at_most_2_kb_and_eviction_gives_it_back(
+    fake_clock: FakeClock,
+) -> None:
     """5,000 idle breakers take <= 2 KB each in the process, and ~nothing once evicted."""
     registry.get_or_create("warm-up")
     generate_report()
@@ -195,7 +199,7 @@ def test_an_idle_breaker_costs_at_most_2_kb_and_eviction_gives_it_back(clock: Fa
             registry.get_or_create(f"idle-{i:05d}")
         gc.collect()
         per_breaker = (tracemalloc.get_traced_memory()[0] - base) / count
-        clock.advance(IDLE)
+        fake_clock.advance(IDLE)
         while generate_report()["services"]:  # each report's sweep evicts one batch
             pass
         gc.collect()
@@ -206,12 +210,12 @@ def test_an_idle_breaker_costs_at_most_2_kb_and_eviction_gives_it_back(clock: Fa
     assert left < 64 * 1024, f"{left} bytes left after eviction"
 
 
-def test_an_automatic_sweep_evicts_one_batch_and_the_next_goes_on(clock: FakeClock) -> None:
+def test_an_automatic_sweep_evicts_one_batch_and_the_next_goes_on(fake_clock: FakeClock) -> None:
     """A report's sweep evicts at most SWEEP_BATCH breakers, the longest-listed first."""
     count = SWEEP_BATCH + 10
     for i in range(count):
         registry.get_or_create(f"batch-{i:05d}")
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     generate_report()
     assert len(registry) == 10
     assert registry.names()[0] == f"batch-{SWEEP_BATCH:05d}"
@@ -226,7 +230,7 @@ def _refuse() -> None:
     raise ConnectionError
 
 
-def test_sweeping_while_threads_use_a_name_never_splits_its_state(clock: FakeClock) -> None:
+def test_sweeping_while_threads_use_a_name_never_splits_its_state(fake_clock: FakeClock) -> None:
     """Evictions racing lookups and failures: every breaker of a name shares one cell."""
     import threading
 

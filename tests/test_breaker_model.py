@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from breaker_fixtures import make_store  # noqa: F401 - a fixture
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -323,7 +322,7 @@ class BreakerMachine(RuleBasedStateMachine):
                 assert self.breaker.retry_after == pytest.approx(self.model.open_until - now)
 
 
-def test_breaker_agrees_with_model(make_store: Callable[[], StateStore]) -> None:  # noqa: F811
+def test_breaker_agrees_with_model(make_store: Callable[[], StateStore]) -> None:
     """Every sequence of calls, probes, time and manual operations matches the model."""
 
     class Machine(BreakerMachine):

@@ -80,7 +80,7 @@ USES = {
 
 @pytest.mark.parametrize("make", USES.values(), ids=USES.keys())
 def test_a_breaker_in_use_is_never_evicted(
-    clock: FakeClock, make: Callable[[str], Callable[[], object]]
+    fake_clock: FakeClock, make: Callable[[str], Callable[[], object]]
 ) -> None:
     """Called 100 times a minute for 12 minutes, a breaker stays listed with its gauge; an
     unused one goes."""
@@ -89,7 +89,7 @@ def test_a_breaker_in_use_is_never_evicted(
     for _minute in range(12):
         for _ in range(100):
             use()
-            clock.advance(0.6)
+            fake_clock.advance(0.6)
         generate_report()  # sweeps when due
         assert "payments" in registry
         assert _gauge("payments") == 0
@@ -98,33 +98,33 @@ def test_a_breaker_in_use_is_never_evicted(
     assert generate_report()["services"] == {"payments": "closed"}
 
 
-def test_an_idle_breaker_is_evicted_after_its_last_use(clock: FakeClock) -> None:
+def test_an_idle_breaker_is_evicted_after_its_last_use(fake_clock: FakeClock) -> None:
     """A breaker that stops being called is evicted once unused for the idle timeout, not
     before, and at most a sweep interval (a quarter of the timeout) after."""
     use = _sync_decorated("stops")
     step = IDLE / 8  # a report every step: a sweep every quarter of the idle timeout
     for _ in range(10):
         use()
-        clock.advance(step)
+        fake_clock.advance(step)
         generate_report()
     unused = step
     while unused < IDLE:
         assert "stops" in registry
-        clock.advance(step)
+        fake_clock.advance(step)
         unused += step
         generate_report()
     while unused < IDLE + IDLE / 4:
-        clock.advance(step)
+        fake_clock.advance(step)
         unused += step
         generate_report()
     assert "stops" not in registry
     assert _gauge("stops") is None
 
 
-def test_an_evicted_breaker_used_again_is_listed_with_its_gauge(clock: FakeClock) -> None:
+def test_an_evicted_breaker_used_again_is_listed_with_its_gauge(fake_clock: FakeClock) -> None:
     """The first call through an evicted breaker lists it again and brings its gauge back."""
     use = _sync_decorated("back")
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     assert registry.evict_idle() == 1
     assert "back" not in registry
     assert _gauge("back") is None
@@ -133,18 +133,18 @@ def test_an_evicted_breaker_used_again_is_listed_with_its_gauge(clock: FakeClock
     assert _gauge("back") == 0
     assert generate_report()["services"] == {"back": "closed"}
     for _ in range(3):  # used at every sweep: kept
-        clock.advance(IDLE / 2)
+        fake_clock.advance(IDLE / 2)
         assert registry.evict_idle() == 0
         assert use() == 1
     registry.evict_idle()  # the sweep after the last call marks it...
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     assert registry.evict_idle() == 1  # ...and it goes once unused for the idle timeout
 
 
-async def test_an_evicted_async_breaker_used_again_is_listed(clock: FakeClock) -> None:
+async def test_an_evicted_async_breaker_used_again_is_listed(fake_clock: FakeClock) -> None:
     """The async fast path lists an evicted breaker again on its next successful call."""
     guarded = breaker("aback")(_aok)
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     assert registry.evict_idle() == 1
     assert await guarded() == 1
     assert registry.names() == ["aback"]
@@ -152,12 +152,12 @@ async def test_an_evicted_async_breaker_used_again_is_listed(clock: FakeClock) -
 
 
 def test_an_evicted_breaker_tripped_elsewhere_is_listed_open_on_its_next_call(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """A call meeting the shared state opened by another breaker of the name (another
     process, with a shared store) lists the evicted breaker again, open."""
     use = _sync_decorated("tripped-elsewhere")
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     assert registry.evict_idle() == 1
     elsewhere = CircuitBreaker("tripped-elsewhere")  # same store, same state
     elsewhere.force_open()
@@ -168,20 +168,20 @@ def test_an_evicted_breaker_tripped_elsewhere_is_listed_open_on_its_next_call(
     assert generate_report()["summary"]["health_status"] == "critical"
 
 
-def test_calls_stay_quiet_once_their_use_is_noted(clock: FakeClock) -> None:
+def test_calls_stay_quiet_once_their_use_is_noted(fake_clock: FakeClock) -> None:
     """Only the first call after a sweep takes the full path; the rest skip the registry."""
     b = registry.get_or_create("quiet")
     assert b._loud  # watched from creation: the next call is noted
     b.call(_ok)
     assert not b._loud
-    clock.advance(IDLE / 4)
+    fake_clock.advance(IDLE / 4)
     registry.evict_idle()
     assert b._loud
     b.call(_ok)
     assert not b._loud
 
 
-def test_clearing_the_registry_leaves_its_breakers_quiet(clock: FakeClock) -> None:
+def test_clearing_the_registry_leaves_its_breakers_quiet(fake_clock: FakeClock) -> None:
     """A breaker the registry watched no longer reports to it once the registry forgot it."""
     b = registry.get_or_create("cleared")
     registry.clear()
@@ -233,7 +233,7 @@ def test_a_lookup_neither_checks_the_name_nor_reads_the_clock(
     assert caught.value.parameter == "name"
 
 
-def test_sweeps_racing_calls_never_evict_a_breaker_in_use(clock: FakeClock) -> None:
+def test_sweeps_racing_calls_never_evict_a_breaker_in_use(fake_clock: FakeClock) -> None:
     """Threads calling a breaker between sweeps keep it listed through 200 sweeps."""
     use = _sync_decorated("raced-use")
     b = registry.get_or_create("raced-use")
@@ -262,12 +262,12 @@ def test_sweeps_racing_calls_never_evict_a_breaker_in_use(clock: FakeClock) -> N
                     return any(c >= s + 2 for c, s in zip(calls, start, strict=True))
 
                 assert changed.wait_for(two_more, 10)
-            clock.advance(IDLE / 2)
+            fake_clock.advance(IDLE / 2)
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert registry.get("raced-use") is b
     registry.evict_idle()
-    clock.advance(IDLE)
+    fake_clock.advance(IDLE)
     assert registry.evict_idle() == 1  # once the calls stop, it goes

@@ -23,7 +23,7 @@ BAD_RESULT = BreakerConfig(
 )
 
 
-def test_a_sync_windowed_trip_by_a_returned_result_is_announced(clock: FakeClock) -> None:
+def test_a_sync_windowed_trip_by_a_returned_result_is_announced(fake_clock: FakeClock) -> None:
     """Results judged failures trip a rate breaker: opens counter, gauge and report agree."""
     sink = MemorySink()
     resilient.configure(metrics=sink)
@@ -42,7 +42,7 @@ def test_a_sync_windowed_trip_by_a_returned_result_is_announced(clock: FakeClock
 
 
 async def test_an_async_windowed_trip_by_a_returned_result_is_announced(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """The async twin announces the same trip."""
     sink = MemorySink()
@@ -58,7 +58,7 @@ async def test_an_async_windowed_trip_by_a_returned_result_is_announced(
     assert sink.gauge_value("open_circuits", breaker="aresults") == 1
 
 
-def test_a_windowed_trip_with_metrics_off_sets_the_windows_gauge(clock: FakeClock) -> None:
+def test_a_windowed_trip_with_metrics_off_sets_the_windows_gauge(fake_clock: FakeClock) -> None:
     """With no sink, the telemetry window's gauge follows the trip (for a sink added later)."""
 
     @breaker("quiet-results", BAD_RESULT)
@@ -73,7 +73,7 @@ def test_a_windowed_trip_with_metrics_off_sets_the_windows_gauge(clock: FakeCloc
     assert sink.gauge_value("open_circuits", breaker="quiet-results") == 1
 
 
-def test_a_removed_breaker_listener_hears_nothing_more(clock: FakeClock) -> None:
+def test_a_removed_breaker_listener_hears_nothing_more(fake_clock: FakeClock) -> None:
     """remove_listener() stops the calls, and a breaker with no listener builds no events."""
     heard: list[BreakerEvent] = []
     b = CircuitBreaker("listened", BreakerConfig(failure_threshold=1))
@@ -90,7 +90,7 @@ def test_a_removed_breaker_listener_hears_nothing_more(clock: FakeClock) -> None
     b.remove_listener(heard.append)  # not registered any more: no error
 
 
-def test_removing_one_of_two_listeners_keeps_the_other(clock: FakeClock) -> None:
+def test_removing_one_of_two_listeners_keeps_the_other(fake_clock: FakeClock) -> None:
     """Only the listener removed stops hearing; the breaker still announces to the rest."""
     first: list[BreakerEvent] = []
     second: list[BreakerEvent] = []
@@ -104,7 +104,7 @@ def test_removing_one_of_two_listeners_keeps_the_other(clock: FakeClock) -> None
     assert [type(e) for e in second] == [CallRecorded, BreakerOpened]
 
 
-def test_a_removed_global_listener_hears_nothing_more(clock: FakeClock) -> None:
+def test_a_removed_global_listener_hears_nothing_more(fake_clock: FakeClock) -> None:
     """resilient.remove_listener() stops a global listener; breakers go quiet again."""
     heard: list[BreakerEvent] = []
     b = CircuitBreaker("global-listened")

@@ -11,7 +11,7 @@ from resilient.chaos import ChaosInjected, inject_fault, inject_latency, inject_
 from resilient.testing import FakeClock
 
 
-def test_seed_chaos_ai_timeout_shows_the_fallback_hint(clock: FakeClock) -> None:
+def test_seed_chaos_ai_timeout_shows_the_fallback_hint(fake_clock: FakeClock) -> None:
     """The seed's Flutter chaos test: AI delayed 60 s, 45 s budget, the fallback hint shows."""
 
     @resilient.fallback(resilient.FallbackResponses.hint)
@@ -24,10 +24,10 @@ def test_seed_chaos_ai_timeout_shows_the_fallback_hint(clock: FakeClock) -> None
         hint = get_hint("why do leaves change colour?")
     assert hint == resilient.FallbackResponses.hint
     assert time.perf_counter() - started < 0.05
-    assert clock.monotonic() == 45
+    assert fake_clock.monotonic() == 45
 
 
-def test_seed_chaos_breaker_opens_after_failures(clock: FakeClock) -> None:
+def test_seed_chaos_breaker_opens_after_failures(fake_clock: FakeClock) -> None:
     """The seed's backend chaos test: three failures open the breaker."""
     started = time.perf_counter()
 
@@ -42,7 +42,7 @@ def test_seed_chaos_breaker_opens_after_failures(clock: FakeClock) -> None:
     assert time.perf_counter() - started < 0.05
 
 
-def test_context_faults_reach_retries_like_network_errors(clock: FakeClock) -> None:
+def test_context_faults_reach_retries_like_network_errors(fake_clock: FakeClock) -> None:
     """Inside the block the fault is injected under the retry, which retries it."""
     calls = 0
 
@@ -59,7 +59,7 @@ def test_context_faults_reach_retries_like_network_errors(clock: FakeClock) -> N
     assert fetch() == "ok"  # outside the block nothing is injected
 
 
-def test_rate_and_seed_make_injection_repeatable(clock: FakeClock) -> None:
+def test_rate_and_seed_make_injection_repeatable(fake_clock: FakeClock) -> None:
     """The same seed injects on the same calls."""
 
     def pattern(seed: int) -> list[bool]:
@@ -81,7 +81,7 @@ def test_rate_and_seed_make_injection_repeatable(clock: FakeClock) -> None:
     assert 5 < sum(first) < 30
 
 
-async def test_async_latency_and_results(clock: FakeClock) -> None:
+async def test_async_latency_and_results(fake_clock: FakeClock) -> None:
     """Async calls get latency through the clock, and canned results."""
 
     @inject_latency(2.5, enabled=True)
@@ -93,7 +93,7 @@ async def test_async_latency_and_results(clock: FakeClock) -> None:
         raise AssertionError("not called")
 
     assert await slow() == "done"
-    assert clock.monotonic() == 2.5
+    assert fake_clock.monotonic() == 2.5
     assert await fetch() == {"status": "cached"}
 
 
@@ -116,7 +116,7 @@ def test_disabled_injectors_do_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
         staged()
 
 
-def test_every_injection_is_an_event_and_a_metric(clock: FakeClock) -> None:
+def test_every_injection_is_an_event_and_a_metric(fake_clock: FakeClock) -> None:
     """Listeners get ChaosInjected; chaos_injections_total counts by kind."""
     sink = resilient.metrics.MemorySink()
     resilient.configure(metrics=sink)

@@ -13,7 +13,7 @@ from resilient.compat import CircuitBreakerRegistry, create_circuit_breaker
 from resilient.testing import FakeClock
 
 
-async def test_seed_chaos_test_opens_after_failures(clock: FakeClock) -> None:
+async def test_seed_chaos_test_opens_after_failures(fake_clock: FakeClock) -> None:
     """The seed's backend chaos test: three failing fires open the breaker."""
 
     async def always_fails() -> None:
@@ -28,7 +28,7 @@ async def test_seed_chaos_test_opens_after_failures(clock: FakeClock) -> None:
     assert failing_breaker.opened is True
 
 
-async def test_fire_with_a_preset_and_a_fallback(clock: FakeClock) -> None:
+async def test_fire_with_a_preset_and_a_fallback(fake_clock: FakeClock) -> None:
     """createCircuitBreaker(fn, {name, ...CircuitConfigs.aiService, fallback})."""
     prompts: list[str] = []
 
@@ -53,7 +53,7 @@ async def test_fire_with_a_preset_and_a_fallback(clock: FakeClock) -> None:
     assert ai_breaker.mode is BreakerMode.OPEN
 
 
-async def test_async_fallback_is_awaited(clock: FakeClock) -> None:
+async def test_async_fallback_is_awaited(fake_clock: FakeClock) -> None:
     """An async fallback for an async function is awaited, with the fire's arguments."""
 
     async def down(x: int) -> int:
@@ -66,7 +66,7 @@ async def test_async_fallback_is_awaited(clock: FakeClock) -> None:
     assert await fb.fire(4) == -4
 
 
-def test_sync_fire_follows_the_function(clock: FakeClock) -> None:
+def test_sync_fire_follows_the_function(fake_clock: FakeClock) -> None:
     """fire() is a plain call for a sync function; without fallback errors propagate."""
 
     def lookup(key: str) -> str:
@@ -80,13 +80,13 @@ def test_sync_fire_follows_the_function(clock: FakeClock) -> None:
         fb.fire("bad")
     with pytest.raises(CircuitOpenError):
         fb.fire("a")
-    clock.advance(5)
+    fake_clock.advance(5)
     assert not fb.opened
     assert fb.fire("b") == "B"
     assert repr(fb) == "<FiringBreaker <CircuitBreaker 'lookup' CLOSED failures=0/1>>"
 
 
-def test_fire_name_defaults_to_the_function(clock: FakeClock) -> None:
+def test_fire_name_defaults_to_the_function(fake_clock: FakeClock) -> None:
     """Without name= the breaker is named after the function."""
 
     def named() -> int:
@@ -112,7 +112,7 @@ def test_create_circuit_breaker_checks_its_arguments() -> None:
     )
 
 
-def test_dart_registry(clock: FakeClock) -> None:
+def test_dart_registry(fake_clock: FakeClock) -> None:
     """CircuitBreakerRegistry.instance.ai_service.call(...) as in the Flutter client."""
     ai_breaker = CircuitBreakerRegistry.instance.ai_service
     assert ai_breaker.call(lambda: "result") == "result"
@@ -151,7 +151,7 @@ def test_the_old_main_namespace_spelling_warns_and_gives_the_compat_object(name:
     assert record[0].filename == __file__  # the warning points at the caller's line
 
 
-def test_firing_breaker_mode_and_the_deprecated_state(clock: FakeClock) -> None:
+def test_firing_breaker_mode_and_the_deprecated_state(fake_clock: FakeClock) -> None:
     """``FiringBreaker.mode`` is the breaker's mode; ``.state`` says the same with a warning."""
 
     def fails() -> None:

@@ -11,11 +11,11 @@ from resilient._runtime import deadline as _deadline
 from resilient.testing import FakeClock
 
 
-def test_remaining_counts_down_to_the_deadline(clock: FakeClock) -> None:
+def test_remaining_counts_down_to_the_deadline(fake_clock: FakeClock) -> None:
     """remaining() is the seconds left on the configured clock until the deadline."""
-    token = _deadline.enter(clock.monotonic() + 10)
+    token = _deadline.enter(fake_clock.monotonic() + 10)
     try:
-        clock.advance(4)
+        fake_clock.advance(4)
         assert resilient.remaining() == pytest.approx(6)
     finally:
         _deadline.leave(token)
@@ -23,24 +23,24 @@ def test_remaining_counts_down_to_the_deadline(clock: FakeClock) -> None:
 
 
 @pytest.mark.parametrize("past", [0.0, 0.5, 30.0])
-def test_remaining_after_the_deadline_is_zero(clock: FakeClock, past: float) -> None:
+def test_remaining_after_the_deadline_is_zero(fake_clock: FakeClock, past: float) -> None:
     """remaining() is exactly 0.0 at and after the deadline, never negative or positive."""
-    token = _deadline.enter(clock.monotonic() + 1)
+    token = _deadline.enter(fake_clock.monotonic() + 1)
     try:
-        clock.advance(1 + past)
+        fake_clock.advance(1 + past)
         assert resilient.remaining() == 0.0
     finally:
         _deadline.leave(token)
 
 
-def test_a_nested_deadline_keeps_the_earlier_one(clock: FakeClock) -> None:
+def test_a_nested_deadline_keeps_the_earlier_one(fake_clock: FakeClock) -> None:
     """An inner deadline later than the outer one does not extend it; an earlier one wins."""
-    outer = _deadline.enter(clock.monotonic() + 5)
+    outer = _deadline.enter(fake_clock.monotonic() + 5)
     try:
-        inner = _deadline.enter(clock.monotonic() + 50)
+        inner = _deadline.enter(fake_clock.monotonic() + 50)
         assert resilient.remaining() == pytest.approx(5)
         _deadline.leave(inner)
-        inner = _deadline.enter(clock.monotonic() + 2)
+        inner = _deadline.enter(fake_clock.monotonic() + 2)
         assert resilient.remaining() == pytest.approx(2)
         _deadline.leave(inner)
         assert resilient.remaining() == pytest.approx(5)

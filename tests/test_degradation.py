@@ -40,7 +40,7 @@ def test_levels_carry_the_seed_table() -> None:
     assert DegradationLevel.minor < DegradationLevel.severe
 
 
-def test_feature_follows_its_breaker(clock: FakeClock) -> None:
+def test_feature_follows_its_breaker(fake_clock: FakeClock) -> None:
     """A feature whose breaker is open is unavailable; the level rises to the feature's."""
     service = DegradationService.instance.initialize()
     assert service.is_feature_available(ai)
@@ -53,7 +53,7 @@ def test_feature_follows_its_breaker(clock: FakeClock) -> None:
     assert service.level is DegradationLevel.none
 
 
-def test_every_level_is_reached_and_left(clock: FakeClock) -> None:
+def test_every_level_is_reached_and_left(fake_clock: FakeClock) -> None:
     """Features of each level degrade the app to it, and recovery brings it back to none."""
     service = DegradationService.instance
     seen: list[tuple[str, str]] = []
@@ -78,7 +78,7 @@ def test_every_level_is_reached_and_left(clock: FakeClock) -> None:
     ]
 
 
-def test_latency_pushes_the_level_to_minor(clock: FakeClock) -> None:
+def test_latency_pushes_the_level_to_minor(fake_clock: FakeClock) -> None:
     """A degraded health report (p95 of 1 to 2 s) makes the level minor."""
     for _ in range(20):
         resilient.telemetry.record_request_latency("/api", 1500)
@@ -97,7 +97,7 @@ def test_overrides_are_seen_by_a_second_service_sharing_the_store() -> None:
     assert second.is_feature_available(ai)
 
 
-def test_execute_with_fallback_sync(clock: FakeClock) -> None:
+def test_execute_with_fallback_sync(fake_clock: FakeClock) -> None:
     """Primary when available; fallback when unavailable or when the primary fails."""
     service = DegradationService.instance
     assert (
@@ -112,7 +112,7 @@ def test_execute_with_fallback_sync(clock: FakeClock) -> None:
     assert service.execute_with_fallback(ai, lambda: "hint", lambda: "canned") == "canned"
 
 
-async def test_execute_with_fallback_async(clock: FakeClock) -> None:
+async def test_execute_with_fallback_async(fake_clock: FakeClock) -> None:
     """The seed's form: await execute_with_fallback with async callables."""
 
     async def primary() -> str:
@@ -124,7 +124,7 @@ async def test_execute_with_fallback_async(clock: FakeClock) -> None:
     assert hint == FallbackResponses.hint
 
 
-def test_degradable_skips_the_call_while_unavailable(clock: FakeClock) -> None:
+def test_degradable_skips_the_call_while_unavailable(fake_clock: FakeClock) -> None:
     """The function is not called at all while its feature is unavailable."""
     calls = 0
 
@@ -140,7 +140,7 @@ def test_degradable_skips_the_call_while_unavailable(clock: FakeClock) -> None:
     assert calls == 1
 
 
-async def test_degradable_answers_failures_with_the_fallback(clock: FakeClock) -> None:
+async def test_degradable_answers_failures_with_the_fallback(fake_clock: FakeClock) -> None:
     """A failing call answers with the fallback and the failure is recorded."""
     sink = resilient.metrics.MemorySink()
     resilient.configure(metrics=sink)
@@ -153,7 +153,7 @@ async def test_degradable_answers_failures_with_the_fallback(clock: FakeClock) -
     assert sink.counter("fallbacks_used_total", policy="ai_assistant") == 1
 
 
-def test_degradable_without_fallback_raises_a_clear_error(clock: FakeClock) -> None:
+def test_degradable_without_fallback_raises_a_clear_error(fake_clock: FakeClock) -> None:
     """With no fallback, an unavailable feature raises FeatureUnavailableError."""
     DegradationService.instance.disable(ai, "rolled back")
 
@@ -165,17 +165,17 @@ def test_degradable_without_fallback_raises_a_clear_error(clock: FakeClock) -> N
         hint()
 
 
-def test_seed_chaos_scenario_ai_delayed_past_its_timeout(clock: FakeClock) -> None:
+def test_seed_chaos_scenario_ai_delayed_past_its_timeout(fake_clock: FakeClock) -> None:
     """The seed's chaos test: a 60 s AI delay under a 45 s timeout shows the fallback hint."""
 
     @fallback(FallbackResponses.hint)
     @resilient.timeout(resilient.Timeouts.ai_operation)
     def get_hint(question: str) -> str:
-        clock.sleep(60)  # the mock AI client's response delay
+        fake_clock.sleep(60)  # the mock AI client's response delay
         return "too late"
 
     assert get_hint("why is the sky blue?") == FallbackResponses.hint
-    assert clock.monotonic() == 45
+    assert fake_clock.monotonic() == 45
 
 
 def test_bad_features_are_refused() -> None:
@@ -201,7 +201,7 @@ def test_a_feature_handed_to_the_service_counts_towards_the_level() -> None:
     assert service.level is DegradationLevel.none
 
 
-def test_a_feature_given_to_degradable_is_known_by_name(clock: FakeClock) -> None:
+def test_a_feature_given_to_degradable_is_known_by_name(fake_clock: FakeClock) -> None:
     """@degradable(Feature(...)) registers the feature, so disabling it by name works."""
     exports = Feature("exports", depends_on=("export-store",), level=DegradationLevel.severe)
 
@@ -243,7 +243,7 @@ def test_an_async_fallback_on_a_sync_function_is_refused_at_decoration() -> None
     assert inspect.iscoroutinefunction(ahint)
 
 
-async def test_an_async_fallback_answers_an_async_function(clock: FakeClock) -> None:
+async def test_an_async_fallback_answers_an_async_function(fake_clock: FakeClock) -> None:
     """The async fallback of an async def is awaited when the feature is off."""
 
     async def offline() -> str:

@@ -25,7 +25,7 @@ def test_every_error_the_library_defines_is_a_resilience_error() -> None:
 
 
 def test_feature_unavailable_is_a_resilience_error_caught_by_its_old_name(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """``@degradable`` raises the one ``FeatureUnavailableError``: caught as a
     ``ResilienceError`` and by every name it was importable under."""

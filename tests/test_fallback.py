@@ -126,7 +126,7 @@ def test_result_predicate_triggers_the_fallback() -> None:
     assert used.error is None
 
 
-def test_cache_answers_with_the_last_good_result_and_its_age(clock: FakeClock) -> None:
+def test_cache_answers_with_the_last_good_result_and_its_age(fake_clock: FakeClock) -> None:
     """After a success, a failure for the same arguments answers from the cache."""
     healthy = True
 
@@ -134,10 +134,10 @@ def test_cache_answers_with_the_last_good_result_and_its_age(clock: FakeClock) -
     def lesson(n: int) -> str:
         if not healthy:
             raise ConnectionError
-        return f"lesson {n} at {clock.monotonic():g}"
+        return f"lesson {n} at {fake_clock.monotonic():g}"
 
     assert lesson(1) == "lesson 1 at 0"
-    clock.advance(42)
+    fake_clock.advance(42)
     healthy = False
     assert lesson(1) == "lesson 1 at 0"
     used = last_fallback()
@@ -145,7 +145,7 @@ def test_cache_answers_with_the_last_good_result_and_its_age(clock: FakeClock) -
     assert (used.source, used.age) == ("cache", 42)
     with pytest.raises(ConnectionError):
         lesson(2)  # never succeeded for these arguments
-    clock.advance(30)
+    fake_clock.advance(30)
     with pytest.raises(ConnectionError):
         lesson(1)  # past the TTL
 

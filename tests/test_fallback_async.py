@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import resilient
 from resilient._fallback import FallbackCache, FallbackUsed, fallback, last_fallback
 from resilient.metrics import MemorySink
-
-
-@pytest.fixture
-def sink() -> MemorySink:
-    """A MemorySink installed as the metrics sink."""
-    installed = MemorySink()
-    resilient.configure(metrics=installed)
-    return installed
 
 
 def broken(*args: object) -> bool:

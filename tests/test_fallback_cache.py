@@ -202,7 +202,7 @@ def test_max_bytes_bounds_the_memory_the_cache_keeps() -> None:
     assert len(kept_entries) == 9  # nine results of 1 MB plus headers fit, a tenth does not
 
 
-def test_max_bytes_keeps_the_most_recent_results(clock: object) -> None:
+def test_max_bytes_keeps_the_most_recent_results(fake_clock: object) -> None:
     """Under a byte bound the least recently used results are dropped first."""
     healthy = True
 
@@ -452,15 +452,15 @@ def test_a_sizeof_returning_no_size_is_logged_with_the_value(
     assert f"{name}: sizeof= function raised: TypeError: returned -3, not a size" in caplog.text
 
 
-def test_results_expire_after_ttl_under_a_byte_bound(clock: FakeClock) -> None:
+def test_results_expire_after_ttl_under_a_byte_bound(fake_clock: FakeClock) -> None:
     """With max_bytes set, a cached result still expires ttl seconds after it was stored."""
     service = Service()
     guarded = fallback(cache=FallbackCache(ttl=10, max_bytes=MB))(service)
     first = guarded(1)
     service.healthy = False
-    clock.advance(9)
+    fake_clock.advance(9)
     assert guarded(1) == first
-    clock.advance(2)
+    fake_clock.advance(2)
     with pytest.raises(ConnectionError):
         guarded(1)
 
@@ -494,7 +494,7 @@ async def test_async_calls_with_keyword_arguments_are_cached() -> None:
     assert used.source == "cache"
 
 
-async def test_async_cache_answers_report_their_age(clock: FakeClock) -> None:
+async def test_async_cache_answers_report_their_age(fake_clock: FakeClock) -> None:
     """Async: a cached answer reports how old it is in last_fallback().age."""
     healthy = True
 
@@ -505,7 +505,7 @@ async def test_async_cache_answers_report_their_age(clock: FakeClock) -> None:
         return f"lesson {n}"
 
     await lesson(1)
-    clock.advance(42)
+    fake_clock.advance(42)
     healthy = False
     assert await lesson(1) == "lesson 1"
     used = last_fallback()
@@ -513,7 +513,7 @@ async def test_async_cache_answers_report_their_age(clock: FakeClock) -> None:
     assert used.age == 42
 
 
-async def test_async_key_failures_are_counted_under_the_function(sink_on: MemorySink) -> None:
+async def test_async_key_failures_are_counted_under_the_function(sink: MemorySink) -> None:
     """Async: a raising key= is counted under the guarded function's name."""
 
     @fallback("static", cache=True, key=lambda n: 1 // n)
@@ -522,15 +522,7 @@ async def test_async_key_failures_are_counted_under_the_function(sink_on: Memory
 
     assert await lesson(0) == "lesson 0"
     name = f"{__name__}.test_async_key_failures_are_counted_under_the_function.<locals>.lesson"
-    assert {"name": name, "hook": "key= function"} in sink_on.series()["hook_errors_total"]
-
-
-@pytest.fixture
-def sink_on() -> MemorySink:
-    """A MemorySink installed as the metrics sink."""
-    installed = MemorySink()
-    resilient.configure(metrics=installed)
-    return installed
+    assert {"name": name, "hook": "key= function"} in sink.series()["hook_errors_total"]
 
 
 def test_a_warning_made_an_error_on_success_is_logged_under_the_function(

@@ -20,14 +20,6 @@ def failing(error: BaseException) -> object:
     return fail
 
 
-@pytest.fixture
-def sink() -> MemorySink:
-    """A MemorySink installed as the metrics sink."""
-    installed = MemorySink()
-    resilient.configure(metrics=installed)
-    return installed
-
-
 def test_on_predicate_chooses_which_errors_get_a_fallback() -> None:
     """fallback(on=<predicate>) answers the errors it accepts and lets the others through."""
     wanted = fallback("x", on=lambda error: isinstance(error, ConnectionError))

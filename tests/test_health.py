@@ -71,29 +71,29 @@ async def test_liveness_answers_while_readiness_fails() -> None:
         assert response.json()["reason"] == "1 critical circuit(s) open"
 
 
-async def test_a_critical_breaker_fails_readiness_until_it_closes(clock: FakeClock) -> None:
+async def test_a_critical_breaker_fails_readiness_until_it_closes(fake_clock: FakeClock) -> None:
     """A breaker named in ``critical`` fails readiness while open, not after ``reset()``."""
     breaker = opened("payments-db")
     app = HealthApp(critical=["payments-db", "never-made"])
     assert (await get(app, "/health/ready")).status_code == 503
     breaker.reset()
-    clock.advance(CACHE_SECONDS)
+    fake_clock.advance(CACHE_SECONDS)
     response = await get(app, "/health/ready")
     assert response.status_code == 200
     assert response.json()["summary"]["critical_open_circuits"] == 0
 
 
-async def test_a_breaker_marked_critical_fails_readiness(clock: FakeClock) -> None:
+async def test_a_breaker_marked_critical_fails_readiness(fake_clock: FakeClock) -> None:
     """``breaker(name, critical=True)`` makes its breaker critical without naming it."""
     resilient.breaker("ledger", BreakerConfig(failure_threshold=2), critical=True)
     opened("ledger")
     assert (await get(health_app, "/health")).status_code == 503
     CircuitBreakerRegistry.instance.get("ledger").reset()
-    clock.advance(CACHE_SECONDS)
+    fake_clock.advance(CACHE_SECONDS)
     assert (await get(health_app, "/health")).status_code == 200
 
 
-async def test_a_critical_feature_unavailable_fails_readiness(clock: FakeClock) -> None:
+async def test_a_critical_feature_unavailable_fails_readiness(fake_clock: FakeClock) -> None:
     """``Feature(critical=True)`` unavailable: 503; a feature that is not critical: 200."""
     service = DegradationService.instance
     checkout = Feature("checkout", depends_on=("payments",), critical=True)
@@ -104,14 +104,14 @@ async def test_a_critical_feature_unavailable_fails_readiness(clock: FakeClock) 
     assert response.json()["degradation"]["level"] == "minor"
     opened("payments")
     assert service.why_unavailable(checkout) == "circuit 'payments' is open"
-    clock.advance(CACHE_SECONDS)
+    fake_clock.advance(CACHE_SECONDS)
     response = await get(health_app, "/health")
     assert response.status_code == 503
     assert response.json()["summary"]["critical_unavailable_features"] == 1
     assert response.json()["reason"] == "1 critical feature(s) unavailable"
 
 
-async def test_fail_on_adds_health_statuses_to_readiness(clock: Any) -> None:
+async def test_fail_on_adds_health_statuses_to_readiness(fake_clock: Any) -> None:
     """51 errors: 200 by default (reported unhealthy), 503 with ``fail_on=("unhealthy",)``."""
     for _ in range(51):
         telemetry.record_http_error("5xx", "api")
@@ -163,7 +163,7 @@ async def test_the_token_opens_the_detail() -> None:
     assert "open_circuits" not in (await get(app, "/health")).json()
 
 
-def test_the_detail_lists_breakers_by_severity(clock: Any) -> None:
+def test_the_detail_lists_breakers_by_severity(fake_clock: Any) -> None:
     """Forced open, open, half-open, disabled, closed; critical first within a state; the
     summary counts each state."""
     registry = CircuitBreakerRegistry.instance
@@ -175,7 +175,7 @@ def test_the_detail_lists_breakers_by_severity(clock: Any) -> None:
     for name in ("c-half", "d-open", "f-open-critical"):
         with pytest.raises(ConnectionError):
             registry.get(name).call(_refuse)
-    clock.advance(10)
+    fake_clock.advance(10)
     for name in ("d-open", "f-open-critical"):
         registry.get(name).force_open()
         registry.get(name).reset()
@@ -368,7 +368,7 @@ async def test_a_check_that_fails_answers_503_and_is_logged(
 # --- errors and latency with metrics off --------------------------------------------------
 
 
-def test_counted_errors_reach_the_report_with_metrics_off(clock: Any) -> None:
+def test_counted_errors_reach_the_report_with_metrics_off(fake_clock: Any) -> None:
     """``count_error`` feeds the window: 12 timeouts with metrics off are ``degraded``."""
     assert resilient.configuration().metrics is None
     for _ in range(12):
@@ -378,7 +378,7 @@ def test_counted_errors_reach_the_report_with_metrics_off(clock: Any) -> None:
     assert summary["health_status"] == "degraded"
 
 
-def test_with_metrics_off_the_report_says_latency_is_not_measured(clock: Any) -> None:
+def test_with_metrics_off_the_report_says_latency_is_not_measured(fake_clock: Any) -> None:
     """No sink: ``latency_measured`` false and ``requests`` null; a sink: true and 0."""
     summary = telemetry.generate_report()["summary"]
     assert summary["latency_measured"] is False
@@ -405,7 +405,7 @@ def test_the_detail_is_json_ready() -> None:
     assert json.loads(json.dumps(report))["open_circuits"] == ["ai_service"]
 
 
-def test_breaker_trips_and_rejections_reach_the_report_with_metrics_off(clock: Any) -> None:
+def test_breaker_trips_and_rejections_reach_the_report_with_metrics_off(fake_clock: Any) -> None:
     """No sink: a trip and three rejected calls show in the report's counters."""
     guarded = CircuitBreaker("flaky", BreakerConfig(failure_threshold=1))
 
@@ -421,7 +421,7 @@ def test_breaker_trips_and_rejections_reach_the_report_with_metrics_off(clock: A
     assert counters == {"circuit_breaker_opens_total": 1, "calls_rejected_total": 3}
 
 
-def test_http_errors_reach_the_report_with_metrics_off(clock: Any) -> None:
+def test_http_errors_reach_the_report_with_metrics_off(fake_clock: Any) -> None:
     """No sink: twelve 500s from a real server on loopback make the report ``degraded``."""
     from http_servers import TLS, Answer, ScriptedServer
 
@@ -439,24 +439,24 @@ def test_http_errors_reach_the_report_with_metrics_off(clock: Any) -> None:
     assert summary["health_status"] == "degraded"
 
 
-def test_reading_health_evicts_idle_breakers(clock: Any) -> None:
+def test_reading_health_evicts_idle_breakers(fake_clock: Any) -> None:
     """Like the telemetry report, a health check sweeps breakers idle past ``idle_timeout``."""
     registry = CircuitBreakerRegistry.instance
     for index in range(3):
         registry.get_or_create(f"idle-{index}")
     assert HealthApp().check()[1]["summary"]["circuits"] == 3
     assert registry.idle_timeout is not None
-    clock.advance(registry.idle_timeout)
+    fake_clock.advance(registry.idle_timeout)
     assert HealthApp().check()[1]["summary"]["circuits"] == 0
 
 
-async def test_timeouts_reach_the_report_with_metrics_off(clock: FakeClock) -> None:
+async def test_timeouts_reach_the_report_with_metrics_off(fake_clock: FakeClock) -> None:
     """No sink: twelve ``@timeout`` expiries make the report ``degraded``, not healthy."""
     assert resilient.configuration().metrics is None
 
     @resilient.timeout(1)
     async def generate() -> None:
-        await clock.asleep(5)
+        await fake_clock.asleep(5)
 
     for _ in range(12):
         with pytest.raises(resilient.TimeoutExceededError):

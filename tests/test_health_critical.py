@@ -105,7 +105,7 @@ async def test_a_wrong_bearer_token_is_still_refused() -> None:
 
 
 async def test_the_report_answers_for_a_second_then_is_rebuilt(
-    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Within ``CACHE_SECONDS`` of a build, requests reuse it (one build, stale status);
     after that the next request rebuilds and sees the breaker opened meanwhile."""
@@ -120,10 +120,10 @@ async def test_the_report_answers_for_a_second_then_is_rebuilt(
     app = HealthApp(critical=["payments-db"])
     assert (await get(app)).status_code == 200
     CircuitBreakerRegistry.instance.get_or_create("payments-db").force_open()
-    clock.advance(CACHE_SECONDS / 2)
+    fake_clock.advance(CACHE_SECONDS / 2)
     assert (await get(app, "/health/ready")).status_code == 200
     assert len(builds) == 1
-    clock.advance(CACHE_SECONDS / 2)
+    fake_clock.advance(CACHE_SECONDS / 2)
     assert (await get(app)).status_code == 503
     assert len(builds) == 2
 
@@ -181,13 +181,13 @@ async def test_a_waiter_that_gives_up_leaves_the_build_to_the_others(
     assert builds == [1]
 
 
-def test_an_evicted_service_shows_closed_not_unknown(clock: FakeClock) -> None:
+def test_an_evicted_service_shows_closed_not_unknown(fake_clock: FakeClock) -> None:
     """A listed service whose breaker was evicted while idle reads ``closed``; a name with
     no breaker at all stays ``unknown``."""
     registry = CircuitBreakerRegistry.instance
     kept = registry.get_or_create("search-api")  # held here, so evicted but not collected
     assert registry.idle_timeout is not None
-    clock.advance(registry.idle_timeout)
+    fake_clock.advance(registry.idle_timeout)
     detail = HealthApp(services=["search-api", "never-made"]).report()
     assert "search-api" not in registry
     assert detail["services"] == {"search-api": "closed", "never-made": "unknown"}

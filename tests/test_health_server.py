@@ -94,7 +94,7 @@ def raw_head(port: int, path: str) -> bytes:
 
 
 def test_head_answers_without_a_body(
-    site: UvicornServer, http: httpx.Client, clock: FakeClock
+    site: UvicornServer, http: httpx.Client, fake_clock: FakeClock
 ) -> None:
     """HEAD gets the readiness status and headers, and nothing after them."""
     response = http.head("/health")
@@ -104,7 +104,7 @@ def test_head_answers_without_a_body(
     assert wire.startswith(b"HTTP/1.1 200")
     assert wire.endswith(b"\r\n\r\n")
     CircuitBreakerRegistry.instance.get_or_create("payments-db").force_open()
-    clock.advance(CACHE_SECONDS)  # the report built for the first request answers 1 s
+    fake_clock.advance(CACHE_SECONDS)  # the report built for the first request answers 1 s
     assert http.head("/health").status_code == 503
 
 

@@ -119,7 +119,9 @@ def test_add_note_once_ignores_notes_that_are_not_a_list(notes: object) -> None:
 # --- the same guarantees through each decorator ----------------------------------------
 
 
-def test_breaker_record_predicate_with_varying_messages_keeps_one_note(clock: FakeClock) -> None:
+def test_breaker_record_predicate_with_varying_messages_keeps_one_note(
+    fake_clock: FakeClock,
+) -> None:
     """A shared error through a record= raising a new message each time keeps one note."""
     shared = ConnectionError("shared")
     count = 0
@@ -141,7 +143,7 @@ def test_breaker_record_predicate_with_varying_messages_keeps_one_note(clock: Fa
 
 
 def test_breaker_record_predicate_raising_an_unprintable_error_keeps_the_callers_error(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """record= raising an exception whose message cannot be printed: the call's error arrives."""
 
@@ -160,7 +162,7 @@ def test_breaker_record_predicate_raising_an_unprintable_error_keeps_the_callers
     assert "UnprintableError" in original.__notes__[0]
 
 
-def test_all_decorators_share_the_note_format(clock: FakeClock) -> None:
+def test_all_decorators_share_the_note_format(fake_clock: FakeClock) -> None:
     """retry, fallback and breaker describe a failing hook with the same note builder."""
     errors: list[BaseException] = []
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from http_servers import PORTAL_PAGE, TLS, Answer, ScriptedServer, filter_page, json_answer, running
+from http_servers import PORTAL_PAGE, TLS, Answer, ScriptedServer, filter_page, json_answer
 
 import resilient
 from resilient import correlation
@@ -25,11 +25,6 @@ from resilient.http import (
 )
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    yield from running()
 
 
 @pytest.fixture
@@ -52,16 +47,16 @@ async def test_success_with_tenant_and_correlation(
 
 
 async def test_retry_after_is_honoured(
-    clock: FakeClock, server: ScriptedServer, client: AsyncClient
+    fake_clock: FakeClock, server: ScriptedServer, client: AsyncClient
 ) -> None:
     """``429`` with ``Retry-After: 3`` waits 3 s (virtual) and tries again."""
     server.script("/a", Answer(429, headers={"Retry-After": "3"}), json_answer({"ok": 1}))
     assert (await client.get("/a")).json() == {"ok": 1}
-    assert clock.sleeps == [3.0]
+    assert fake_clock.sleeps == [3.0]
 
 
 async def test_a_reset_connection_is_retried(
-    clock: FakeClock, server: ScriptedServer, client: AsyncClient
+    fake_clock: FakeClock, server: ScriptedServer, client: AsyncClient
 ) -> None:
     """A reset connection is retried and the second attempt answers."""
     server.script("/a", Answer(reset=True), json_answer({"ok": 1}))
@@ -70,7 +65,7 @@ async def test_a_reset_connection_is_retried(
 
 
 async def test_post_is_not_retried(
-    clock: FakeClock, server: ScriptedServer, client: AsyncClient
+    fake_clock: FakeClock, server: ScriptedServer, client: AsyncClient
 ) -> None:
     """A POST without an ``Idempotency-Key`` is sent once."""
     server.script("/a", Answer(502), json_answer({}))
@@ -89,7 +84,9 @@ async def test_hostile_answers(server: ScriptedServer, client: AsyncClient) -> N
         await client.get("/blocked")
 
 
-async def test_the_breaker_opens_for_the_host(clock: FakeClock, server: ScriptedServer) -> None:
+async def test_the_breaker_opens_for_the_host(
+    fake_clock: FakeClock, server: ScriptedServer
+) -> None:
     """Three failures open a ``critical`` breaker; the fourth request is refused locally."""
     server.script("/a", Answer(500))
     async with AsyncClient(
@@ -104,7 +101,7 @@ async def test_the_breaker_opens_for_the_host(clock: FakeClock, server: Scripted
     assert server.hits("/a") == 3
 
 
-async def test_a_refused_connection_is_a_network_error(clock: FakeClock) -> None:
+async def test_a_refused_connection_is_a_network_error(fake_clock: FakeClock) -> None:
     """Nothing listening: ``ConnectionFailedError`` after the configured attempts."""
     from http_servers import free_port
 
@@ -114,7 +111,7 @@ async def test_a_refused_connection_is_a_network_error(clock: FakeClock) -> None
     assert caught.value.__notes__ == ["resilient.http gave up after 2 attempts"]
 
 
-async def test_metrics(clock: FakeClock, server: ScriptedServer, client: AsyncClient) -> None:
+async def test_metrics(fake_clock: FakeClock, server: ScriptedServer, client: AsyncClient) -> None:
     """Async requests feed the same metrics as sync ones."""
     sink = MemorySink()
     resilient.configure(metrics=sink)

@@ -11,7 +11,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
-from http_servers import TLS, Answer, ScriptedServer, free_port, json_answer, running
+from http_servers import TLS, Answer, ScriptedServer, free_port, json_answer
 
 import resilient
 from resilient import correlation
@@ -28,11 +28,6 @@ from resilient.http import (
 )
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    yield from running()
 
 
 @pytest.fixture
@@ -110,39 +105,39 @@ def test_bodies_and_methods_reach_the_server(server: ScriptedServer, client: Cli
 
 
 def test_503_with_retry_after_seconds_is_retried_after_that_wait(
-    clock: FakeClock, server: ScriptedServer, client: Client
+    fake_clock: FakeClock, server: ScriptedServer, client: Client
 ) -> None:
     """``Retry-After: 2`` makes the client wait exactly 2 s before the next attempt."""
     server.script("/a", Answer(503, headers={"Retry-After": "2"}), json_answer({"ok": 1}))
     assert client.get("/a").json() == {"ok": 1}
-    assert clock.sleeps == [2.0]
+    assert fake_clock.sleeps == [2.0]
     assert server.hits("/a") == 2
 
 
 def test_429_with_an_http_date_is_honoured(
-    clock: FakeClock, server: ScriptedServer, client: Client
+    fake_clock: FakeClock, server: ScriptedServer, client: Client
 ) -> None:
     """A ``Retry-After`` HTTP-date is turned into the seconds until that moment."""
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=4), usegmt=True)
     server.script("/a", Answer(429, headers={"Retry-After": when}), json_answer({"ok": 1}))
     client.get("/a")
-    (waited,) = clock.sleeps
+    (waited,) = fake_clock.sleeps
     assert 2.5 < waited <= 4.0
 
 
 @pytest.mark.parametrize("status", [408, 429, 502, 503, 504])
 def test_transient_statuses_are_retried(
-    clock: FakeClock, server: ScriptedServer, client: Client, status: int
+    fake_clock: FakeClock, server: ScriptedServer, client: Client, status: int
 ) -> None:
     """408, 429, 502, 503 and 504 are retried with the config's backoff."""
     server.script("/a", Answer(status), Answer(status), json_answer({"ok": 1}))
     assert client.get("/a").status_code == 200
     assert server.hits("/a") == 3
-    assert len(clock.sleeps) == 2
-    assert 0.4 <= clock.sleeps[0] <= 0.6  # standard: 0.5 s +- 20 %
+    assert len(fake_clock.sleeps) == 2
+    assert 0.4 <= fake_clock.sleeps[0] <= 0.6  # standard: 0.5 s +- 20 %
 
 
-def test_500_is_not_retried(clock: FakeClock, server: ScriptedServer, client: Client) -> None:
+def test_500_is_not_retried(fake_clock: FakeClock, server: ScriptedServer, client: Client) -> None:
     """A plain 500 fails at once with ``ResponseStatusError``; the request is not repeated."""
     server.script("/a", Answer(500))
     with pytest.raises(ResponseStatusError) as caught:
@@ -153,7 +148,7 @@ def test_500_is_not_retried(clock: FakeClock, server: ScriptedServer, client: Cl
 
 
 def test_a_reset_connection_is_retried(
-    clock: FakeClock, server: ScriptedServer, client: Client
+    fake_clock: FakeClock, server: ScriptedServer, client: Client
 ) -> None:
     """A connection reset by the peer is retried, and the retry gets the answer."""
     server.script("/a", Answer(reset=True), json_answer({"ok": 1}))
@@ -161,7 +156,7 @@ def test_a_reset_connection_is_retried(
     assert server.hits("/a") == 2
 
 
-def test_a_refused_connection_gives_up_with_the_correlation_id(clock: FakeClock) -> None:
+def test_a_refused_connection_gives_up_with_the_correlation_id(fake_clock: FakeClock) -> None:
     """Nothing listening: three attempts, then ``ConnectionFailedError`` with the request ID."""
     url = f"http://127.0.0.1:{free_port()}"
     with (
@@ -176,11 +171,11 @@ def test_a_refused_connection_gives_up_with_the_correlation_id(clock: FakeClock)
     assert error.kind == "connect"
     assert isinstance(error, ConnectionError)
     assert error.__notes__ == ["resilient.http gave up after 3 attempts"]
-    assert len(clock.sleeps) == 2
+    assert len(fake_clock.sleeps) == 2
 
 
 def test_post_is_not_retried_without_an_idempotency_key(
-    clock: FakeClock, server: ScriptedServer, client: Client
+    fake_clock: FakeClock, server: ScriptedServer, client: Client
 ) -> None:
     """A POST failing with 503 is not repeated: it may have had an effect."""
     server.script("/a", Answer(503), json_answer({"ok": 1}))
@@ -191,7 +186,7 @@ def test_post_is_not_retried_without_an_idempotency_key(
 
 
 def test_post_with_an_idempotency_key_is_retried(
-    clock: FakeClock, server: ScriptedServer, client: Client
+    fake_clock: FakeClock, server: ScriptedServer, client: Client
 ) -> None:
     """An ``Idempotency-Key`` header makes a POST safe to send again."""
     server.script("/a", Answer(503), json_answer({"ok": 1}))
@@ -201,19 +196,19 @@ def test_post_with_an_idempotency_key_is_retried(
 
 
 def test_a_retry_after_past_the_deadline_gives_up_at_once(
-    clock: FakeClock, server: ScriptedServer, client: Client
+    fake_clock: FakeClock, server: ScriptedServer, client: Client
 ) -> None:
     """A server asking for 60 s when 10 s remain gets the error now, with the hint on it."""
     server.script("/a", Answer(503, headers={"Retry-After": "60"}))
     with pytest.raises(ResponseStatusError) as caught:
         client.get("/a")
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     assert caught.value.retry_after == 60.0
     assert "does not fit" in caught.value.__notes__[0]
 
 
 def test_the_status_error_is_retried_by_an_outer_retry_with_its_hint(
-    clock: FakeClock, server: ScriptedServer, client: Client
+    fake_clock: FakeClock, server: ScriptedServer, client: Client
 ) -> None:
     """``@resilient.retry`` around the client waits the server's ``Retry-After``."""
     server.script("/a", Answer(503, headers={"Retry-After": "30"}), json_answer({"ok": 1}))
@@ -223,7 +218,7 @@ def test_the_status_error_is_retried_by_an_outer_retry_with_its_hint(
         return client.get("/a", config=RequestConfig.quick).status_code
 
     assert fetch() == 200
-    assert clock.sleeps == [30.0]
+    assert fake_clock.sleeps == [30.0]
 
 
 def test_read_timeouts_are_retried_then_reported(server: ScriptedServer) -> None:
@@ -242,7 +237,7 @@ def test_read_timeouts_are_retried_then_reported(server: ScriptedServer) -> None
 
 
 def test_retry_log_records_carry_the_correlation_id(
-    clock: FakeClock,
+    fake_clock: FakeClock,
     server: ScriptedServer,
     client: Client,
     caplog: pytest.LogCaptureFixture,
@@ -277,7 +272,7 @@ def test_a_made_up_id_is_current_while_the_request_runs(
 
 
 def test_one_breaker_per_host_opens_and_rejects_without_sending(
-    clock: FakeClock, server: ScriptedServer
+    fake_clock: FakeClock, server: ScriptedServer
 ) -> None:
     """Five failing requests open the host's breaker; the next is refused locally."""
     server.script("/a", Answer(500))
@@ -296,7 +291,9 @@ def test_one_breaker_per_host_opens_and_rejects_without_sending(
     assert resilient.compat.CircuitBreakerRegistry.instance.get(error.name).opened
 
 
-def test_client_errors_do_not_trip_the_breaker(clock: FakeClock, server: ScriptedServer) -> None:
+def test_client_errors_do_not_trip_the_breaker(
+    fake_clock: FakeClock, server: ScriptedServer
+) -> None:
     """404s are the caller's problem, not the host's: the breaker stays closed."""
     server.script("/missing", Answer(404))
     with Client(server.url, verify=TLS, breaker=resilient.BreakerConfig.critical) as client:
@@ -308,7 +305,9 @@ def test_client_errors_do_not_trip_the_breaker(clock: FakeClock, server: Scripte
     ).opened
 
 
-def test_clients_of_one_host_share_its_breaker(clock: FakeClock, server: ScriptedServer) -> None:
+def test_clients_of_one_host_share_its_breaker(
+    fake_clock: FakeClock, server: ScriptedServer
+) -> None:
     """Two clients talking to the same host see one breaker state."""
     server.script("/a", Answer(500))
     config = resilient.BreakerConfig.critical
@@ -323,7 +322,7 @@ def test_clients_of_one_host_share_its_breaker(clock: FakeClock, server: Scripte
             two.get("/a")
 
 
-def test_no_breaker_when_asked(clock: FakeClock, server: ScriptedServer) -> None:
+def test_no_breaker_when_asked(fake_clock: FakeClock, server: ScriptedServer) -> None:
     """``breaker=None`` sends every request, however many failed."""
     server.script("/a", Answer(500))
     with Client(server.url, verify=TLS, breaker=None) as client:
@@ -337,7 +336,7 @@ def test_no_breaker_when_asked(clock: FakeClock, server: ScriptedServer) -> None
 
 
 def test_metrics_errors_latency_and_active_requests(
-    clock: FakeClock, server: ScriptedServer, client: Client
+    fake_clock: FakeClock, server: ScriptedServer, client: Client
 ) -> None:
     """Errors are counted by type, latencies timed per host, the active gauge returns to 0."""
     sink = MemorySink()
@@ -475,7 +474,7 @@ def test_repr_shows_the_configuration_and_breakers(server: ScriptedServer, clien
 
 @pytest.mark.parametrize("kind", [Client, AsyncClient])
 async def test_a_retry_after_beyond_max_retry_after_ends_the_retries(
-    clock: FakeClock, server: ScriptedServer, kind: type[Client | AsyncClient]
+    fake_clock: FakeClock, server: ScriptedServer, kind: type[Client | AsyncClient]
 ) -> None:
     """With budget to spare, a 100 s ``Retry-After`` over a 5 s cap is not waited: one try."""
     server.script("/a", Answer(503, headers={"Retry-After": "100"}), json_answer({"ok": 1}))
@@ -490,18 +489,18 @@ async def test_a_retry_after_beyond_max_retry_after_ends_the_retries(
             await get()
     finally:
         await client.aclose() if isinstance(client, AsyncClient) else client.close()
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     assert server.hits("/a") == 1
     assert caught.value.retry_after == 100.0
     assert "max_retry_after=5s" in caught.value.__notes__[0]
 
 
 def test_a_retry_after_within_max_retry_after_is_waited_in_full(
-    clock: FakeClock, server: ScriptedServer
+    fake_clock: FakeClock, server: ScriptedServer
 ) -> None:
     """A ``Retry-After`` at the cap is waited as asked (``max_delay`` does not cut it)."""
     server.script("/a", Answer(503, headers={"Retry-After": "5"}), json_answer({"ok": 1}))
     retry = resilient.RetryConfig(max_delay=1.0, max_retry_after=5.0)
     with Client(server.url, config=RequestConfig(total=60.0, retry=retry), verify=TLS) as client:
         assert client.get("/a").json() == {"ok": 1}
-    assert clock.sleeps == [5.0]
+    assert fake_clock.sleeps == [5.0]

@@ -6,7 +6,7 @@ import pickle
 from collections.abc import Iterator
 
 import pytest
-from http_servers import PORTAL_PAGE, TLS, Answer, ScriptedServer, filter_page, json_answer, running
+from http_servers import PORTAL_PAGE, TLS, Answer, ScriptedServer, filter_page, json_answer
 
 import resilient
 from resilient import correlation
@@ -21,11 +21,6 @@ from resilient.http import (
 )
 from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    yield from running()
 
 
 @pytest.fixture
@@ -50,7 +45,7 @@ def _redirect(location: str) -> Answer:
     ],
 )
 def test_captive_portals_are_recognised_and_not_retried(
-    clock: FakeClock, server: ScriptedServer, client: Client, answer: Answer, why: str
+    fake_clock: FakeClock, server: ScriptedServer, client: Client, answer: Answer, why: str
 ) -> None:
     """A cross-host redirect, HTML instead of JSON, or 511 raise ``CaptivePortalError`` once."""
     server.script("/lessons", answer)
@@ -60,7 +55,7 @@ def test_captive_portals_are_recognised_and_not_retried(
     assert caught.value.correlation_id == "cid-portal"
     assert caught.value.response is not None
     assert server.hits("/lessons") == 1
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
 
 
 def test_a_portal_redirect_names_where_it_went(server: ScriptedServer, client: Client) -> None:
@@ -123,7 +118,9 @@ def test_a_portal_is_counted_and_degrades_the_network_until_it_is_gone(
     assert service.check() == DegradationLevel.none
 
 
-def test_a_portal_does_not_trip_the_host_breaker(clock: FakeClock, server: ScriptedServer) -> None:
+def test_a_portal_does_not_trip_the_host_breaker(
+    fake_clock: FakeClock, server: ScriptedServer
+) -> None:
     """The portal is the network's doing: the host's breaker does not count it."""
     server.script("/a", Answer(511, PORTAL_PAGE, "text/html"))
     with Client(server.url, verify=TLS, breaker=resilient.BreakerConfig.critical) as client:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from http_servers import TLS, Answer, ScriptedServer, json_answer, running
+from http_servers import TLS, Answer, ScriptedServer, json_answer
 
 import resilient
 from resilient import correlation
@@ -30,11 +30,6 @@ from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    yield from running()
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -76,7 +71,7 @@ def host_breaker(server: ScriptedServer) -> resilient.CircuitBreaker:
     ],
 )
 async def test_an_invalid_current_id_is_replaced_and_the_request_succeeds(
-    clock: FakeClock,
+    fake_clock: FakeClock,
     server: ScriptedServer,
     client: Client | AsyncClient,
     invalid: str,
@@ -132,7 +127,7 @@ async def test_the_replacement_id_is_current_while_the_request_runs(
 
 
 async def test_an_invalid_header_never_trips_the_host_breaker(
-    clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
+    fake_clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
 ) -> None:
     """Ten requests with a CR/LF header fail locally; valid requests still reach the host."""
     sink = MemorySink()
@@ -147,7 +142,7 @@ async def test_an_invalid_header_never_trips_the_host_breaker(
         assert not getattr(caught.value, "__notes__", None)  # not retried: no retry note
     assert (await send(client, "/a")).json() == {"ok": 1}
     assert server.hits("/a") == 2
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     breaker = host_breaker(server)
     assert breaker.failures == 0
     assert not breaker.opened
@@ -155,7 +150,7 @@ async def test_an_invalid_header_never_trips_the_host_breaker(
 
 
 async def test_an_unsupported_protocol_is_the_caller_s_error(
-    clock: FakeClock, client: Client | AsyncClient
+    fake_clock: FakeClock, client: Client | AsyncClient
 ) -> None:
     """``ftp://`` fails as ``LocalRequestError`` and makes no breaker for its host."""
     for _ in range(6):
@@ -179,7 +174,7 @@ async def test_a_relative_url_without_a_base_url_is_a_local_error(
 
 
 async def test_an_error_from_an_auth_flow_reaches_the_caller_uncounted(
-    clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
+    fake_clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
 ) -> None:
     """The caller's own exception (here from ``auth=``) arrives unchanged; the host is fine."""
     server.script("/a", json_answer({}))
@@ -198,7 +193,7 @@ async def test_an_error_from_an_auth_flow_reaches_the_caller_uncounted(
 
 
 async def test_a_local_error_frees_a_half_open_probe(
-    clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
+    fake_clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
 ) -> None:
     """In half-open, a local error neither closes nor reopens: the next real call probes."""
     server.script("/a", Answer(500))
@@ -207,7 +202,7 @@ async def test_a_local_error_frees_a_half_open_probe(
             await send(client, "/a")
     with pytest.raises(HostUnavailableError):
         await send(client, "/a")
-    clock.advance(30.0)
+    fake_clock.advance(30.0)
     with pytest.raises(LocalRequestError):
         await send(client, "/a", headers={"X-Trace": "\n"})
     assert host_breaker(server).mode is resilient.BreakerMode.HALF_OPEN
@@ -218,7 +213,7 @@ async def test_a_local_error_frees_a_half_open_probe(
 
 
 async def test_a_real_host_failure_still_counts(
-    clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
+    fake_clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
 ) -> None:
     """The other side of the rule: five 500s still open the breaker."""
     server.script("/a", Answer(500))
@@ -332,7 +327,7 @@ def flaky_client(kind: str, server: ScriptedServer, faults: int, **options: Any)
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_an_unknown_error_from_the_transport_counts_against_the_host(
-    clock: FakeClock, server: ScriptedServer, kind: str
+    fake_clock: FakeClock, server: ScriptedServer, kind: str
 ) -> None:
     """A transport's own error type reaches the caller unchanged and opens the breaker."""
     server.script("/a", json_answer({"ok": 1}))
@@ -351,7 +346,7 @@ async def test_an_unknown_error_from_the_transport_counts_against_the_host(
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_an_error_from_an_auth_flow_never_counts_even_beside_a_flaky_transport(
-    clock: FakeClock, server: ScriptedServer, kind: str
+    fake_clock: FakeClock, server: ScriptedServer, kind: str
 ) -> None:
     """With the transport shimmed, an auth flow's own error still stays the caller's."""
     server.script("/a", json_answer({"ok": 1}))
@@ -373,7 +368,7 @@ async def test_an_error_from_an_auth_flow_never_counts_even_beside_a_flaky_trans
 @pytest.mark.parametrize("kind", ["sync", "async"])
 @pytest.mark.parametrize("when", ["request", "response"])
 async def test_an_error_from_an_event_hook_never_counts(
-    clock: FakeClock, server: ScriptedServer, kind: str, when: str
+    fake_clock: FakeClock, server: ScriptedServer, kind: str, when: str
 ) -> None:
     """A request or response hook that raises: the caller gets its error; the host is fine."""
     server.script("/a", json_answer({"ok": 1}))
@@ -399,7 +394,7 @@ async def test_an_error_from_an_event_hook_never_counts(
 
 
 async def test_an_unsendable_header_is_refused_before_the_breaker_is_asked(
-    clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
+    fake_clock: FakeClock, server: ScriptedServer, client: Client | AsyncClient
 ) -> None:
     """A CR/LF header fails in preparation: the breaker sees no call and emits no event."""
     server.script("/a", json_answer({"ok": 1}))

@@ -48,7 +48,7 @@ class BusyError(Exception):
 # --- one engine: what is now the same for @retry and the client ----------------------------
 
 
-def test_instant_mode_caps_the_clients_attempts_without_waiting(clock: FakeClock) -> None:
+def test_instant_mode_caps_the_clients_attempts_without_waiting(fake_clock: FakeClock) -> None:
     """Under ``resilient.testing.instant(2)`` the client, like ``@retry``, tries twice, no waits."""
     handler = answering(503, 503, 503)
     with (
@@ -58,12 +58,12 @@ def test_instant_mode_caps_the_clients_attempts_without_waiting(clock: FakeClock
     ):
         http.get("/a")
     assert len(handler.seen) == 2  # type: ignore[attr-defined]
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     assert caught.value.__notes__ == ["resilient.http gave up after 2 attempts"]
 
 
 async def test_instant_mode_caps_the_async_clients_attempts_without_waiting(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """The async client honours ``instant()`` the same way."""
     handler = answering(503, 503, 503)
@@ -71,12 +71,12 @@ async def test_instant_mode_caps_the_async_clients_attempts_without_waiting(
         with resilient.testing.instant(2), pytest.raises(ResponseStatusError) as caught:
             await http.get("/a")
     assert len(handler.seen) == 2  # type: ignore[attr-defined]
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     assert caught.value.__notes__ == ["resilient.http gave up after 2 attempts"]
 
 
 def test_a_too_long_retry_after_gives_the_same_reason_in_retry_and_the_client(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """A ``Retry-After`` over ``max_retry_after`` ends both engines with one wording."""
     retry = resilient.RetryConfig(max_retry_after=5.0)
@@ -96,11 +96,11 @@ def test_a_too_long_retry_after_gives_the_same_reason_in_retry_and_the_client(
     reason = "after 1 attempt, as the error asks for a 100s wait, longer than max_retry_after=5s"
     assert by_client.value.__notes__ == [f"resilient.http gave up {reason}"]
     assert by_retry.value.__notes__[0].endswith(f" {reason}: BusyError")
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
 
 
 def test_a_wait_past_the_deadline_gives_the_same_reason_in_retry_and_the_client(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """A wait that does not fit in the time left is refused by both engines in one wording."""
     handler = answering(503, headers={"Retry-After": "8"})
@@ -122,13 +122,13 @@ def test_a_wait_past_the_deadline_gives_the_same_reason_in_retry_and_the_client(
     assert by_retry.value.__notes__[0].endswith(f" {reason}: BusyError")
 
 
-def test_a_zero_wait_is_not_slept_by_the_client_as_by_retry(clock: FakeClock) -> None:
+def test_a_zero_wait_is_not_slept_by_the_client_as_by_retry(fake_clock: FakeClock) -> None:
     """With no backoff the client retries at once, with no zero-second sleep, as ``@retry`` does."""
     config = RequestConfig(retry=resilient.RetryConfig(initial_delay=0.0))
     handler = answering(503, 503)
     with client(handler, config=config) as http:
         assert http.get("/a").json() == {"n": 2}
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
 
 
 # --- what the client still decides itself -------------------------------------------------
@@ -149,7 +149,7 @@ def prepared(http: Client, method: str, **kwargs: object) -> object:
     ],
 )
 def test_the_clients_own_rules_come_before_the_core(
-    clock: FakeClock, status: int, method: str, kwargs: dict[str, object], expected: object
+    fake_clock: FakeClock, status: int, method: str, kwargs: dict[str, object], expected: object
 ) -> None:
     """Statuses, methods and bodies are HTTP's rules; what they allow gets the core's answer."""
     with client(answering()) as http:

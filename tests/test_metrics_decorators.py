@@ -12,14 +12,7 @@ from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 
-@pytest.fixture
-def sink() -> MemorySink:
-    memory = MemorySink()
-    resilient.configure(metrics=memory)
-    return memory
-
-
-def test_retry_counts_retries_not_first_attempts(clock: FakeClock, sink: MemorySink) -> None:
+def test_retry_counts_retries_not_first_attempts(fake_clock: FakeClock, sink: MemorySink) -> None:
     """Two failures then a success: two retries, one latency sample for the whole call."""
     calls = 0
 
@@ -37,12 +30,12 @@ def test_retry_counts_retries_not_first_attempts(clock: FakeClock, sink: MemoryS
     assert len(sink.timings("request_latency_ms", policy=name)) == 1
 
 
-def test_success_records_latency_only(clock: FakeClock, sink: MemorySink) -> None:
+def test_success_records_latency_only(fake_clock: FakeClock, sink: MemorySink) -> None:
     """A clean call makes one timing and no counter."""
 
     @resilient.retry()
     def fine() -> int:
-        clock.advance(0.25)
+        fake_clock.advance(0.25)
         return 1
 
     fine()
@@ -50,7 +43,7 @@ def test_success_records_latency_only(clock: FakeClock, sink: MemorySink) -> Non
     assert sink.series().keys() == {"request_latency_ms"}
 
 
-def test_stacked_decorators_record_latency_once(clock: FakeClock, sink: MemorySink) -> None:
+def test_stacked_decorators_record_latency_once(fake_clock: FakeClock, sink: MemorySink) -> None:
     """One call through three layers is one latency sample."""
 
     @resilient.retry()
@@ -63,12 +56,12 @@ def test_stacked_decorators_record_latency_once(clock: FakeClock, sink: MemorySi
     assert len(sink.timings("request_latency_ms")) == 1
 
 
-def test_timeouts_are_counted(clock: FakeClock, sink: MemorySink) -> None:
+def test_timeouts_are_counted(fake_clock: FakeClock, sink: MemorySink) -> None:
     """Every expired budget adds to timeouts_total."""
 
     @resilient.timeout(1)
     def stuck() -> None:
-        clock.sleep(5)
+        fake_clock.sleep(5)
 
     for _ in range(3):
         with pytest.raises(resilient.TimeoutExceededError):
@@ -76,13 +69,13 @@ def test_timeouts_are_counted(clock: FakeClock, sink: MemorySink) -> None:
     assert sink.counter("timeouts_total") == 3
 
 
-async def test_async_calls_report_too(clock: FakeClock, sink: MemorySink) -> None:
+async def test_async_calls_report_too(fake_clock: FakeClock, sink: MemorySink) -> None:
     """The async forms report the same metrics."""
 
     @resilient.retry(initial_delay=0, attempts=2)
     @resilient.timeout(1)
     async def stuck() -> None:
-        await clock.asleep(5)
+        await fake_clock.asleep(5)
 
     with pytest.raises(resilient.TimeoutExceededError):
         await stuck()
@@ -92,7 +85,7 @@ async def test_async_calls_report_too(clock: FakeClock, sink: MemorySink) -> Non
 
 
 def test_per_decorator_sink_overrides_the_configured_one(
-    clock: FakeClock, sink: MemorySink
+    fake_clock: FakeClock, sink: MemorySink
 ) -> None:
     """metrics= on a decorator sends that function's metrics elsewhere."""
     own = MemorySink()
@@ -109,7 +102,7 @@ def test_per_decorator_sink_overrides_the_configured_one(
     assert sink.counter("retry_attempts_total") == 0
 
 
-def test_metrics_off_records_nothing(clock: FakeClock) -> None:
+def test_metrics_off_records_nothing(fake_clock: FakeClock) -> None:
     """With metrics=None (the default) decorated calls report nothing at all."""
     resilient.configure(metrics=None)
 
@@ -124,7 +117,7 @@ def test_metrics_off_records_nothing(clock: FakeClock) -> None:
     assert resilient.telemetry.generate_report()["counters"] == {}
 
 
-def test_gauges_report_their_value_when_a_sink_is_installed(clock: FakeClock) -> None:
+def test_gauges_report_their_value_when_a_sink_is_installed(fake_clock: FakeClock) -> None:
     """A gauge set before a sink was configured is sent to it at once."""
     first = MemorySink()
     resilient.configure(metrics=first)
@@ -134,7 +127,9 @@ def test_gauges_report_their_value_when_a_sink_is_installed(clock: FakeClock) ->
     assert second.gauge_value("pending_sync_items") == 4
 
 
-def test_breaker_reports_trips_rejections_and_the_gauge(clock: FakeClock, sink: MemorySink) -> None:
+def test_breaker_reports_trips_rejections_and_the_gauge(
+    fake_clock: FakeClock, sink: MemorySink
+) -> None:
     """Trips count circuit_breaker_opens_total, rejections calls_rejected_total."""
 
     @resilient.breaker("metrics-db", resilient.BreakerConfig(failure_threshold=2))
@@ -158,17 +153,19 @@ def test_breaker_reports_trips_rejections_and_the_gauge(clock: FakeClock, sink: 
     assert sink.gauge_value("open_circuits", breaker="metrics-db") == 0
 
 
-def test_retry_with_tenacity_strategies_records_latency(clock: FakeClock, sink: MemorySink) -> None:
+def test_retry_with_tenacity_strategies_records_latency(
+    fake_clock: FakeClock, sink: MemorySink
+) -> None:
     """A @retry with tenacity strategies goes through the observation step, sync and async."""
 
     @resilient.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_fixed(1))
     def fine() -> int:
-        clock.advance(0.5)
+        fake_clock.advance(0.5)
         return 1
 
     @resilient.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_fixed(1))
     async def afine() -> int:
-        clock.advance(0.25)
+        fake_clock.advance(0.25)
         return 2
 
     assert fine() == 1
@@ -178,7 +175,7 @@ def test_retry_with_tenacity_strategies_records_latency(clock: FakeClock, sink: 
 
 
 async def test_async_windowed_result_trip_counts_the_open(
-    clock: FakeClock, sink: MemorySink
+    fake_clock: FakeClock, sink: MemorySink
 ) -> None:
     """An async windowed breaker tripped by bad results counts the open and sets the gauge."""
     config = resilient.BreakerConfig(

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 from statsd_daemon import StatsdDaemon
@@ -21,16 +20,6 @@ from resilient.metrics import (
     PrometheusSink,
     StatsdSink,
 )
-
-
-@pytest.fixture
-def udp() -> Iterator[socket.socket]:
-    """A UDP socket on loopback standing in for a StatsD daemon."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(2)
-    yield sock
-    sock.close()
 
 
 def received(sock: socket.socket) -> list[str]:

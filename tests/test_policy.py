@@ -45,7 +45,7 @@ def test_policy_costs_one_chain_like_hand_stacking() -> None:
     assert not hasattr(work.__wrapped__, "__wrapped__")  # type: ignore[attr-defined]
 
 
-async def test_policy_works_on_async_functions(clock: FakeClock) -> None:
+async def test_policy_works_on_async_functions(fake_clock: FakeClock) -> None:
     """The same policy object decorates a coroutine function."""
     calls = 0
 
@@ -59,7 +59,7 @@ async def test_policy_works_on_async_functions(clock: FakeClock) -> None:
     assert calls == 3
 
 
-def test_toml_policy_equals_the_hand_written_stack(clock: FakeClock) -> None:
+def test_toml_policy_equals_the_hand_written_stack(fake_clock: FakeClock) -> None:
     """A TOML policy describes and behaves like the same decorators written by hand."""
     load_policies(DATA / "policies.toml", imports=("test_policy",))
 

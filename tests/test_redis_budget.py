@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from redis_server import RedisServer, missing, redis_server, unique_prefix  # noqa: F401
+from redis_server import RedisServer, unique_prefix
 from strategies import BoomError
 
 from resilient import ConfigError, retry
@@ -39,7 +39,7 @@ def fail_many(failing: Any, times: int) -> None:
             failing()
 
 
-def test_retries_stay_within_the_ratio(clock: FakeClock) -> None:
+def test_retries_stay_within_the_ratio(fake_clock: FakeClock) -> None:
     """After 100 calls, a 10 % budget allows 10 retries; then each call is tried once."""
     budget = RetryBudget(0.1, window=10, min_per_second=0)
     ok, failing, reached = counting(budget)
@@ -50,7 +50,7 @@ def test_retries_stay_within_the_ratio(clock: FakeClock) -> None:
     assert reached[0] == 20 + 12
 
 
-def test_a_quiet_service_may_still_retry(clock: FakeClock) -> None:
+def test_a_quiet_service_may_still_retry(fake_clock: FakeClock) -> None:
     """min_per_second retries per second are always allowed, calls or not."""
     budget = RetryBudget(0.1, window=10, min_per_second=0.5)
     _, failing, reached = counting(budget, attempts=2)
@@ -58,18 +58,18 @@ def test_a_quiet_service_may_still_retry(clock: FakeClock) -> None:
     assert reached[0] == 10 + 6  # 0.5/s over a 10 s window, plus 10 % of the 10 calls
 
 
-def test_old_calls_leave_the_window(clock: FakeClock) -> None:
+def test_old_calls_leave_the_window(fake_clock: FakeClock) -> None:
     """Calls older than the window no longer pay for retries."""
     budget = RetryBudget(0.5, window=10, min_per_second=0)
     ok, failing, reached = counting(budget, attempts=2)
     for _ in range(100):
         ok()
-    clock.advance(60)
+    fake_clock.advance(60)
     fail_many(failing, 4)
     assert reached[0] == 4 + 2  # only the 4 new calls count: 2 retries
 
 
-async def test_async_retries_stay_within_the_budget(clock: FakeClock) -> None:
+async def test_async_retries_stay_within_the_budget(fake_clock: FakeClock) -> None:
     """Async calls are counted and their retries limited by a MemoryStore-backed budget."""
     budget = RetryBudget(0.1, window=10, min_per_second=0, store=MemoryStore())
     reached = [0]
@@ -101,7 +101,7 @@ def test_the_budget_must_be_a_retry_budget() -> None:
         retry(budget=0.1)  # type: ignore[arg-type]
 
 
-def test_a_memory_store_keeps_the_budget_local(clock: FakeClock) -> None:
+def test_a_memory_store_keeps_the_budget_local(fake_clock: FakeClock) -> None:
     """MemoryStore cannot share a budget: it stays this process's."""
     budget = RetryBudget(0.1, min_per_second=0, store=MemoryStore())
     _, failing, reached = counting(budget)
@@ -110,7 +110,7 @@ def test_a_memory_store_keeps_the_budget_local(clock: FakeClock) -> None:
 
 
 @pytest.fixture
-def fleet(redis_server: RedisServer) -> Iterator[Any]:  # noqa: F811
+def fleet(redis_server: RedisServer) -> Iterator[Any]:
     from resilient.stores.redis import RedisStore
 
     prefix = unique_prefix()

@@ -12,12 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from redis_cluster import (  # noqa: F401 - fixtures
-    RedisCluster,
-    missing,
-    own_redis_cluster,
-    redis_cluster,
-)
+from redis_cluster import RedisCluster, missing
 from redis_server import boom, eventually, fail, unique_prefix
 from strategies import BoomError
 
@@ -36,7 +31,7 @@ ODD_NAMES = ["}svc", "{", "}", "{}", "a{b}c", "ünïcødé", "%7D", "svc"]
 
 
 @pytest.fixture
-def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:  # noqa: F811
+def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:
     """``make(**options)``: a store on the shared cluster; one prefix per test, closed at
     the end."""
     made: list[Any] = []
@@ -88,7 +83,7 @@ def test_odd_names_never_share_a_key(make: Callable[..., Any]) -> None:
 
 def test_a_cluster_client_is_accepted(
     make: Callable[..., Any],
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
 ) -> None:
     """RedisStore(redis.cluster.RedisCluster(...)) uses the cluster (with its own
     timeouts: the client given is left alone)."""
@@ -106,7 +101,7 @@ def test_a_cluster_client_is_accepted(
 
 async def test_an_asyncio_cluster_url_and_client_are_used_in_the_loop(
     make: Callable[..., Any],
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
 ) -> None:
     """AsyncRedisStore on a redis+cluster:// URL, and on a redis.asyncio cluster client,
     applies transitions in the event loop; a blocking store of the fleet sees them."""
@@ -139,7 +134,7 @@ async def _aboom() -> None:
 
 def test_a_listener_subscribes_once_on_one_node(
     make: Callable[..., Any],
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
 ) -> None:
     """The listener of a cluster store holds one subscription, on one node, for the
     whole cluster."""
@@ -169,7 +164,7 @@ def test_a_listener_subscribes_once_on_one_node(
 @pytest.mark.realtime
 def test_a_frozen_master_stalls_no_caller_beyond_the_timeout(
     make: Callable[..., Any],
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
 ) -> None:
     """With the master of a breaker's slot frozen (SIGSTOP), no call waits longer than
     the store's timeout (plus scheduling slack) and no Redis error reaches a caller."""
@@ -197,7 +192,7 @@ def test_a_frozen_master_stalls_no_caller_beyond_the_timeout(
 
 @pytest.mark.cluster
 def test_a_killed_master_loses_no_open_state_and_the_fleet_reconverges(
-    own_redis_cluster: RedisCluster,  # noqa: F811
+    own_redis_cluster: RedisCluster,
 ) -> None:
     """kill -9 of the master holding an open breaker: callers see only the breaker's own
     rejections (and a closed breaker on that slot, its own failures, never waiting past
@@ -277,7 +272,7 @@ def test_a_sentinel_client_is_refused_with_a_reason() -> None:
 @pytest.mark.realtime
 async def test_a_frozen_master_stalls_no_async_caller_beyond_the_timeout(
     make: Callable[..., Any],
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
 ) -> None:
     """AsyncRedisStore on a cluster whose master of a breaker's slot is frozen: no call
     waits longer than the timeout (plus scheduling slack), no Redis error reaches it."""

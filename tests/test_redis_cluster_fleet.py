@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from redis_cluster import RedisCluster, missing, redis_cluster  # noqa: F401 - fixtures
+from redis_cluster import RedisCluster, missing
 from redis_server import FLEET_THRESHOLD, unique_prefix
 from strategies import BoomError
 from test_redis_fleet import run_workers
@@ -23,7 +23,7 @@ WAIT = 10.0
 @pytest.mark.cluster
 @pytest.mark.parametrize(("processes", "threads", "calls"), [(4, 2, 100), (16, 1, 40)])
 def test_a_fleet_on_a_cluster_stops_calling_at_the_threshold(
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
     processes: int,
     threads: int,
     calls: int,
@@ -50,7 +50,7 @@ def test_a_fleet_on_a_cluster_stops_calling_at_the_threshold(
 
 @pytest.mark.cluster
 def test_half_open_on_a_cluster_admits_exactly_the_probes_fleet_wide(
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
 ) -> None:
     """16 processes x 20 concurrent tasks meet a half-open breaker on a cluster: 3
     probes in all (half_open_max_calls), every other call rejected."""

@@ -10,12 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from redis_cluster import (  # noqa: F401 - fixtures
-    RedisCluster,
-    missing,
-    own_redis_cluster,
-    redis_cluster,
-)
+from redis_cluster import RedisCluster, missing
 from redis_server import boom, eventually, fail, unique_prefix
 from strategies import BoomError
 
@@ -31,7 +26,7 @@ WAIT = 5.0
 
 
 @pytest.fixture
-def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:  # noqa: F811
+def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:
     """``make(**options)``: a store on the shared cluster; one prefix per test."""
     made: list[Any] = []
     prefix = unique_prefix()
@@ -104,7 +99,7 @@ class FastMaster:
 
 def test_each_master_deadline_is_judged_in_its_own_clock(
     make: Callable[..., Any],
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
 ) -> None:
     """With one master's clock 10 s ahead of another's, calls alternating between a
     breaker on each never reach a script past its deadline (no "late" reply, no retry,
@@ -270,7 +265,7 @@ FROZEN_FOR = 0.6  # seconds a master stays frozen: shorter than the node timeout
 @pytest.mark.realtime
 def test_a_frozen_master_sends_only_the_breakers_on_its_slots_local(
     make: Callable[..., Any],
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
 ) -> None:
     """One master frozen (SIGSTOP): every failure of the breakers on the other masters
     is written to Redis meanwhile, the frozen master's breaker goes on locally, and once
@@ -306,7 +301,7 @@ def test_a_frozen_master_sends_only_the_breakers_on_its_slots_local(
 @pytest.mark.realtime
 async def test_a_frozen_master_sends_only_its_async_breakers_local(
     make: Callable[..., Any],
-    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster: RedisCluster,
 ) -> None:
     """AsyncRedisStore with one master frozen: the breakers on the other masters keep
     writing every failure to Redis from the event loop, the frozen master's breaker goes

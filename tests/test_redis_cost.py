@@ -77,7 +77,7 @@ def make(backend: Backend) -> Iterator[Callable[..., Any]]:
 
 
 def test_calls_rejected_while_a_probe_is_out_elsewhere_make_no_round_trip(
-    make: Callable[..., Any], backend: Backend, clock: FakeClock
+    make: Callable[..., Any], backend: Backend, fake_clock: FakeClock
 ) -> None:
     """While another process holds the only probe of a half-open breaker, 200 calls here
     are rejected from the cached state (lease and expiry known locally): at most one
@@ -87,7 +87,7 @@ def test_calls_rejected_while_a_probe_is_out_elsewhere_make_no_round_trip(
     there = CircuitBreaker("svc", THREE, store=there_store)
     fail(here, 3)
     assert eventually(lambda: there_store.get("svc").mode is BreakerMode.OPEN)
-    clock.advance(31.0)
+    fake_clock.advance(31.0)
     spent: list[int] = []
 
     def probe() -> None:

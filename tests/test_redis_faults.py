@@ -17,18 +17,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from redis_server import (  # noqa: F401 - fixtures
+from redis_server import (
     RedisServer,
     acl_url,
-    boom,
     command_calls,
     eventually,
     fail,
     free_port,
     missing,
-    own_redis_server,
-    redis_server,
-    replica_redis_server,
     unique_prefix,
 )
 from strategies import BoomError
@@ -55,7 +51,7 @@ NOWHERE = "redis://127.0.0.1:1/0"  # never connected to: the arguments fail firs
 
 
 @pytest.fixture
-def make(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:  # noqa: F811
+def make(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:
     """``make(**options)``: a store on the shared server, one prefix per test (every
     store of a test is one fleet), closed at the end."""
     made: list[Any] = []
@@ -91,7 +87,7 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_a_read_only_replica_lets_the_breaker_open_at_its_threshold(
-    replica_redis_server: RedisServer,  # noqa: F811
+    replica_redis_server: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """On a replica that serves reads and refuses writes, the failures are counted here
@@ -121,7 +117,7 @@ def test_a_read_only_replica_lets_the_breaker_open_at_its_threshold(
 
 
 def test_redis_counts_as_back_only_once_a_script_has_written(
-    replica_redis_server: RedisServer,  # noqa: F811
+    replica_redis_server: RedisServer,
 ) -> None:
     """When the replica is promoted, the store is reachable again; the local trip stands
     (Redis holds nothing newer) until a reset written to Redis closes it."""
@@ -145,7 +141,7 @@ def test_redis_counts_as_back_only_once_a_script_has_written(
 
 
 def test_an_acl_without_evalsha_lets_the_breaker_open_at_its_threshold(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A user who may read but not run scripts (check=False, so the store is made): the
@@ -172,7 +168,7 @@ def test_an_acl_without_evalsha_lets_the_breaker_open_at_its_threshold(
 
 
 def test_a_full_redis_is_an_outage_for_writes_not_a_configuration_error(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Redis at ``maxmemory`` refuses the scripts (OOM): the store is made, one line says
@@ -194,7 +190,7 @@ def test_a_full_redis_is_an_outage_for_writes_not_a_configuration_error(
 
 
 async def test_the_async_store_counts_locally_on_a_read_only_replica(
-    replica_redis_server: RedisServer,  # noqa: F811
+    replica_redis_server: RedisServer,
 ) -> None:
     """AsyncRedisStore on a read-only replica: the breaker opens at its threshold."""
     client: Any = replica_redis_server.client()
@@ -216,7 +212,7 @@ async def test_the_async_store_counts_locally_on_a_read_only_replica(
 
 def test_a_key_of_the_wrong_type_cuts_off_only_its_breaker(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A string planted at one breaker's key: that breaker counts here and opens at its
@@ -243,7 +239,7 @@ def test_a_key_of_the_wrong_type_cuts_off_only_its_breaker(
 
 def test_a_corrupt_state_cuts_off_only_its_breaker(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """A breaker hash with fields no script can read: that breaker goes on locally, the
     store stays reachable, and another breaker still writes to Redis."""
@@ -261,7 +257,7 @@ def test_a_corrupt_state_cuts_off_only_its_breaker(
 
 def test_a_name_that_cannot_be_encoded_never_cuts_off_the_store(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """A name with a lone surrogate, given to the store directly: that breaker is kept in
     this process (it opens at its threshold); the store stays reachable and others write."""
@@ -281,7 +277,7 @@ def test_a_name_that_cannot_be_encoded_never_cuts_off_the_store(
 
 async def test_the_async_store_keeps_one_bad_key_to_its_breaker(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """AsyncRedisStore: a key of the wrong type opens its breaker locally; another
     breaker's failure is written to Redis."""
@@ -303,7 +299,7 @@ async def test_the_async_store_keeps_one_bad_key_to_its_breaker(
 
 def test_a_flag_of_the_wrong_type_never_cuts_off_the_store(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """A flag key holding a hash: reading that flag gives ``None``; the store stays
     reachable and breakers keep writing to Redis."""
@@ -319,7 +315,7 @@ def test_a_flag_of_the_wrong_type_never_cuts_off_the_store(
 
 def test_a_budget_key_of_the_wrong_type_never_cuts_off_the_store(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """A shared retry budget whose key holds a string: the listener skips that budget
     and goes on; the store stays reachable and breakers keep writing to Redis."""
@@ -346,7 +342,7 @@ def _message(version: str, state: BreakerState, name: str) -> str:
 
 def test_a_forged_message_never_sets_a_state(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """``s|99999999999999999|open|...`` published by hand: the store reads the breaker
     from Redis instead, so it stays closed, takes later changes, and reset() works."""
@@ -370,7 +366,7 @@ def test_a_forged_message_never_sets_a_state(
 
 def test_a_malformed_message_never_cuts_off_the_store(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """Messages that do not parse are ignored: the store stays reachable and the next
     genuine change arrives."""
@@ -393,7 +389,7 @@ def test_a_malformed_message_never_cuts_off_the_store(
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_wrong_credentials_raise_when_the_store_is_made(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     kind: str,
 ) -> None:
     """A wrong password raises ConfigError naming ``url``, the password hidden."""
@@ -408,7 +404,7 @@ def test_wrong_credentials_raise_when_the_store_is_made(
 
 
 def test_a_password_missing_raises_when_the_store_is_made(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
 ) -> None:
     """A server that requires a password, given none: ConfigError."""
     client: Any = own_redis_server.client()
@@ -429,7 +425,7 @@ def test_a_password_missing_raises_when_the_store_is_made(
 )
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_an_acl_denial_raises_when_the_store_is_made(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     rules: tuple[str, ...],
     kind: str,
 ) -> None:
@@ -443,7 +439,7 @@ def test_an_acl_denial_raises_when_the_store_is_made(
 
 
 def test_an_unknown_database_raises_when_the_store_is_made(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """``/99`` on a server with 16 databases: ConfigError, from either store."""
     url = redis_server.url.rsplit("/", 1)[0] + "/99"
@@ -454,7 +450,7 @@ def test_an_unknown_database_raises_when_the_store_is_made(
 
 
 def test_a_given_client_with_wrong_credentials_raises(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """A redis.Redis client (sync store) or redis.asyncio.Redis client (async store)
     with a wrong password: ConfigError, the client as the value."""
@@ -514,7 +510,7 @@ def test_redis_down_at_start_is_an_outage_not_an_error(
 
 
 def test_a_store_made_while_redis_is_down_listens_once_redis_is_writable(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
 ) -> None:
     """Made during an outage, the store reads the shared state when Redis comes back:
     once ``listening`` is set, Redis is reachable and the breaker has the fleet's state
@@ -543,7 +539,7 @@ def test_a_store_made_while_redis_is_down_listens_once_redis_is_writable(
     assert client.hget(store.key("svc"), "mode") == b"forced_open"
 
 
-def test_check_false_makes_no_round_trip(redis_server: RedisServer) -> None:  # noqa: F811
+def test_check_false_makes_no_round_trip(redis_server: RedisServer) -> None:
     """``check=False``: wrong credentials do not raise; the store starts as reachable
     and the first use finds out, as an outage."""
     url = acl_url(redis_server, "~*", "&*", "+@all").replace(":pw@", ":wrong@")
@@ -633,7 +629,7 @@ def test_key_ttl_has_a_documented_minimum(make: Callable[..., Any]) -> None:
 
 def test_a_half_open_key_lives_until_its_last_probe_lease_ends(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """With ``key_ttl`` shorter than the probe lease, a half-open breaker's key still
     lives until the lease ends, plus key_ttl: a slow probe never loses the state."""
@@ -650,7 +646,7 @@ def test_a_half_open_key_lives_until_its_last_probe_lease_ends(
 
 def test_a_key_counting_in_a_time_window_lives_until_the_window_has_passed(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """With ``key_ttl`` shorter than ``window_duration``, the counts of a time window are
     kept for the whole window, plus key_ttl."""
@@ -666,7 +662,7 @@ def test_a_key_counting_in_a_time_window_lives_until_the_window_has_passed(
 
 
 def test_a_local_trip_outlives_an_outage_until_redis_holds_a_newer_state(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
 ) -> None:
     """Redis killed and restarted empty while the breaker opened here: it stays open
     (an empty Redis is not newer), rejecting calls, until a reset is written after it."""
@@ -695,7 +691,7 @@ def test_a_local_trip_outlives_an_outage_until_redis_holds_a_newer_state(
 
 
 def test_a_breaker_back_to_closed_follows_redis_again(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
 ) -> None:
     """A failure counted here during an outage keeps the breaker local after it; its
     next success leaves nothing to keep, and the failure after that is written to Redis."""
@@ -720,7 +716,7 @@ def test_a_breaker_back_to_closed_follows_redis_again(
 
 
 def test_an_older_shared_state_never_replaces_a_local_trip(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
 ) -> None:
     """Redis frozen after one failure was written: the trip made here meanwhile stands
     when it thaws, since the shared state (one failure) was written before it."""

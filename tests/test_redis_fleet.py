@@ -12,14 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from redis_server import (  # noqa: F401 - fixtures
-    FLEET_THRESHOLD,
-    RedisServer,
-    own_redis_server,
-    redis_server,
-    spawn,
-    unique_prefix,
-)
+from redis_server import FLEET_THRESHOLD, RedisServer, spawn, unique_prefix
 from strategies import BoomError
 
 import resilient
@@ -61,7 +54,7 @@ def run_workers(
         client.close()
 
 
-def test_a_fleet_stops_calling_at_the_threshold(redis_server: RedisServer) -> None:  # noqa: F811
+def test_a_fleet_stops_calling_at_the_threshold(redis_server: RedisServer) -> None:
     """4 processes x 2 threads x 100 calls to a dead service: the calls that reach it are
     the threshold plus at most one in flight per other caller."""
     threads = 2
@@ -73,7 +66,7 @@ def test_a_fleet_stops_calling_at_the_threshold(redis_server: RedisServer) -> No
 
 
 def test_half_open_admits_exactly_the_probes_fleet_wide(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """4 processes x 50 concurrent tasks meet a half-open breaker: 3 probes in all."""
     from resilient.stores.redis import RedisStore
@@ -128,7 +121,7 @@ def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 def test_redis_killed_and_restarted_mid_run(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Calls go on through a Redis crash and restart: no store error reaches a caller,

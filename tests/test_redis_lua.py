@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis_server import RedisServer, redis_server, unique_prefix  # noqa: F401 - a fixture
+from redis_server import RedisServer, unique_prefix
 from strategies import breaker_options
 
 from resilient import BreakerConfig
@@ -97,7 +97,7 @@ def run_script(
 
 
 @pytest.fixture
-def script(redis_server: RedisServer) -> Any:  # noqa: F811 - the fixture
+def script(redis_server: RedisServer) -> Any:
     import redis
 
     client = redis.Redis.from_url(redis_server.url)

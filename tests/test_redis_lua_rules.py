@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from redis_server import RedisServer, redis_server, unique_prefix  # noqa: F401 - a fixture
+from redis_server import RedisServer, unique_prefix
 
 from resilient import BreakerConfig
 from resilient._circuit import rules as _circuit
@@ -14,7 +14,7 @@ from resilient.stores import _lua
 
 
 @pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[Any]:  # noqa: F811 - the fixture
+def client(redis_server: RedisServer) -> Iterator[Any]:
     import redis
 
     connection = redis.Redis.from_url(redis_server.url)

@@ -15,17 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from redis_server import (  # noqa: F401 - fixtures
-    RedisServer,
-    boom,
-    eventually,
-    fail,
-    free_port,
-    missing,
-    own_redis_server,
-    redis_server,
-    unique_prefix,
-)
+from redis_server import RedisServer, eventually, fail, free_port, missing, unique_prefix
 from strategies import BoomError
 
 import resilient
@@ -41,7 +31,7 @@ WAIT = 5.0  # seconds a test waits for something that should take milliseconds
 
 
 @pytest.fixture
-def make(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:  # noqa: F811
+def make(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:
     """``make(**options)``: a RedisStore on the shared server; one prefix per test (all
     stores of a test are one fleet), closed at the end."""
     made: list[Any] = []
@@ -75,7 +65,7 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 
 def test_a_healthy_breaker_sends_nothing_and_a_failure_one_script(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
 ) -> None:
     """Successes on a closed breaker make no round trip; each failure is one EVALSHA."""
     store = RedisStore(own_redis_server.url, cache_ttl=60.0)
@@ -130,7 +120,7 @@ def test_failures_anywhere_count_toward_one_threshold(make: Callable[..., Any]) 
 
 def test_the_cache_is_read_again_every_cache_ttl(
     make: Callable[..., Any],
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """A change that no message announced (written by hand) shows within cache_ttl."""
     store = make(cache_ttl=0.1)
@@ -187,7 +177,7 @@ def test_degradation_overrides_are_fleet_wide(make: Callable[..., Any]) -> None:
         Features._reset()
 
 
-def test_idle_keys_expire(make: Callable[..., Any], redis_server: RedisServer) -> None:  # noqa: F811
+def test_idle_keys_expire(make: Callable[..., Any], redis_server: RedisServer) -> None:
     """An idle breaker's key lives key_ttl; an open one until it reopens plus key_ttl; a
     forced-open one until reset."""
     store = make(key_ttl=10.0)
@@ -313,7 +303,7 @@ def test_an_unreachable_redis_never_reaches_callers(
 
 
 def test_a_hung_redis_costs_at_most_the_timeout(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A server that stops answering costs one call the timeout; the next calls nothing;
@@ -349,7 +339,7 @@ def test_a_hung_redis_costs_at_most_the_timeout(
 
 
 async def test_the_async_store_never_blocks_the_loop(
-    own_redis_server: RedisServer,  # noqa: F811
+    own_redis_server: RedisServer,
 ) -> None:
     """With a hung server, an async failure waits at most the timeout while other tasks
     keep running, and the next one does not wait at all."""

@@ -29,31 +29,31 @@ class Flaky:
         return "ok"
 
 
-def test_success_path_calls_once_and_never_sleeps(clock: FakeClock) -> None:
+def test_success_path_calls_once_and_never_sleeps(fake_clock: FakeClock) -> None:
     """A call that succeeds is made exactly once and nothing waits."""
     flaky = Flaky(0)
     assert resilient.retry()(flaky)() == "ok"
     assert flaky.calls == 1
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
 
 
-def test_retries_until_success(clock: FakeClock) -> None:
+def test_retries_until_success(fake_clock: FakeClock) -> None:
     """Two failures then a success return the success after three calls."""
     flaky = Flaky(2)
     assert resilient.retry(attempts=3, jitter=0)(flaky)() == "ok"
     assert flaky.calls == 3
-    assert clock.sleeps == [0.5, 1.0]
+    assert fake_clock.sleeps == [0.5, 1.0]
 
 
-def test_seed_standard_schedule_without_jitter(clock: FakeClock) -> None:
+def test_seed_standard_schedule_without_jitter(fake_clock: FakeClock) -> None:
     """The standard preset waits 0.5 s, then doubles, and stops at 30 s."""
     flaky = Flaky(7)
     decorated = resilient.retry(resilient.RetryConfig.standard, attempts=8, jitter=0)(flaky)
     assert decorated() == "ok"
-    assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert fake_clock.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
 
 
-def test_gives_up_with_the_last_real_error_and_a_note(clock: FakeClock) -> None:
+def test_gives_up_with_the_last_real_error_and_a_note(fake_clock: FakeClock) -> None:
     """After the last attempt the caller gets the function's own last error, annotated."""
     errors = iter([ValueError("first"), KeyError("second"), ConnectionError("third")])
 
@@ -69,7 +69,7 @@ def test_gives_up_with_the_last_real_error_and_a_note(clock: FakeClock) -> None:
     assert "failing" in note
 
 
-def test_errors_outside_on_are_raised_at_once(clock: FakeClock) -> None:
+def test_errors_outside_on_are_raised_at_once(fake_clock: FakeClock) -> None:
     """An error that ``on`` does not name is not retried."""
     flaky = Flaky(1, KeyError("nope"))
     with pytest.raises(KeyError):
@@ -77,21 +77,21 @@ def test_errors_outside_on_are_raised_at_once(clock: FakeClock) -> None:
     assert flaky.calls == 1
 
 
-def test_on_accepts_a_predicate(clock: FakeClock) -> None:
+def test_on_accepts_a_predicate(fake_clock: FakeClock) -> None:
     """``on`` may be a predicate deciding from the error itself."""
     flaky = Flaky(2, ValueError("transient"))
     decorated = resilient.retry(on=lambda e: "transient" in str(e), initial_delay=0)(flaky)
     assert decorated() == "ok"
 
 
-def test_zero_delay_makes_no_sleep_call(clock: FakeClock) -> None:
+def test_zero_delay_makes_no_sleep_call(fake_clock: FakeClock) -> None:
     """A zero wait does not call the clock's sleep at all."""
     flaky = Flaky(2)
     resilient.retry(initial_delay=0)(flaky)()
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
 
 
-def test_on_retry_hook_sees_attempt_error_and_delay(clock: FakeClock) -> None:
+def test_on_retry_hook_sees_attempt_error_and_delay(fake_clock: FakeClock) -> None:
     """on_retry gets the number of the failed attempt (from 1), the error and the wait."""
     seen: list[tuple[int, str, float]] = []
     flaky = Flaky(2)
@@ -102,7 +102,7 @@ def test_on_retry_hook_sees_attempt_error_and_delay(clock: FakeClock) -> None:
     assert seen == [(1, "boom", 0.5), (2, "boom", 1.0)]
 
 
-def test_circuit_open_error_is_never_retried(clock: FakeClock) -> None:
+def test_circuit_open_error_is_never_retried(fake_clock: FakeClock) -> None:
     """An open breaker's rejection goes straight to the caller."""
     flaky = Flaky(3, resilient.CircuitOpenError("svc", 5.0))
     with pytest.raises(resilient.CircuitOpenError):
@@ -111,7 +111,9 @@ def test_circuit_open_error_is_never_retried(clock: FakeClock) -> None:
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(3), GeneratorExit()])
-def test_base_exceptions_pass_through_untouched(clock: FakeClock, error: BaseException) -> None:
+def test_base_exceptions_pass_through_untouched(
+    fake_clock: FakeClock, error: BaseException
+) -> None:
     """Interrupts and exits are never retried, counted or swallowed."""
     flaky = Flaky(3, error)
     with pytest.raises(type(error)) as caught:
@@ -121,7 +123,7 @@ def test_base_exceptions_pass_through_untouched(clock: FakeClock, error: BaseExc
     assert not getattr(error, "__notes__", None)
 
 
-async def test_cancellation_is_never_retried(clock: FakeClock) -> None:
+async def test_cancellation_is_never_retried(fake_clock: FakeClock) -> None:
     """asyncio.CancelledError escapes after a single attempt."""
     calls = 0
 
@@ -136,7 +138,7 @@ async def test_cancellation_is_never_retried(clock: FakeClock) -> None:
     assert calls == 1
 
 
-def test_retry_after_sets_the_next_delay(clock: FakeClock) -> None:
+def test_retry_after_sets_the_next_delay(fake_clock: FakeClock) -> None:
     """An error carrying ``retry_after`` dictates the wait, even one longer than max_delay."""
 
     class ThrottledError(Exception):
@@ -153,10 +155,10 @@ def test_retry_after_sets_the_next_delay(clock: FakeClock) -> None:
         return "ok"
 
     assert throttled() == "ok"
-    assert clock.sleeps == [7.0, 100.0]  # max_delay caps our own schedule, not the server's
+    assert fake_clock.sleeps == [7.0, 100.0]  # max_delay caps our own schedule, not the server's
 
 
-def test_never_starts_a_wait_past_the_deadline(clock: FakeClock) -> None:
+def test_never_starts_a_wait_past_the_deadline(fake_clock: FakeClock) -> None:
     """Inside a 1 s timeout, a 2 s wait is not started: the last error comes at once."""
     flaky = Flaky(5)
 
@@ -167,12 +169,12 @@ def test_never_starts_a_wait_past_the_deadline(clock: FakeClock) -> None:
 
     with pytest.raises(ConnectionError) as caught:
         call()
-    assert clock.sleeps == [0.4]  # 0.4 fits, the next 0.8 would end past the 1.0 s deadline
+    assert fake_clock.sleeps == [0.4]  # 0.4 fits, the next 0.8 would end past the 1.0 s deadline
     assert flaky.calls == 2
     assert "deadline" in caught.value.__notes__[0]
 
 
-async def test_async_retry_sleeps_on_the_clock(clock: FakeClock) -> None:
+async def test_async_retry_sleeps_on_the_clock(fake_clock: FakeClock) -> None:
     """The async form waits through the clock's asleep and returns the success."""
     calls = 0
 
@@ -185,10 +187,10 @@ async def test_async_retry_sleeps_on_the_clock(clock: FakeClock) -> None:
         return "ok"
 
     assert await flaky() == "ok"
-    assert clock.sleeps == [0.5, 1.0]
+    assert fake_clock.sleeps == [0.5, 1.0]
 
 
-def test_tenacity_strategies_are_accepted(clock: FakeClock) -> None:
+def test_tenacity_strategies_are_accepted(fake_clock: FakeClock) -> None:
     """tenacity stop, wait and retry objects drive the loop after the first failure."""
     flaky = Flaky(10, OSError("io"))
     decorated = resilient.retry(
@@ -199,10 +201,10 @@ def test_tenacity_strategies_are_accepted(clock: FakeClock) -> None:
     with pytest.raises(OSError, match="io"):
         decorated()
     assert flaky.calls == 4
-    assert clock.sleeps == [2.0, 2.0, 2.0]
+    assert fake_clock.sleeps == [2.0, 2.0, 2.0]
 
 
-def test_tenacity_stop_after_delay_uses_the_configured_clock(clock: FakeClock) -> None:
+def test_tenacity_stop_after_delay_uses_the_configured_clock(fake_clock: FakeClock) -> None:
     """stop_after_delay measures time on resilient's clock, so fake time counts."""
     flaky = Flaky(100)
     decorated = resilient.retry(stop=tenacity.stop_after_delay(10), wait=tenacity.wait_fixed(3))(
@@ -210,7 +212,7 @@ def test_tenacity_stop_after_delay_uses_the_configured_clock(clock: FakeClock) -
     )
     with pytest.raises(ConnectionError):
         decorated()
-    assert clock.sleeps == [3.0, 3.0, 3.0, 3.0]
+    assert fake_clock.sleeps == [3.0, 3.0, 3.0, 3.0]
 
 
 def test_concurrent_calls_do_not_share_attempts() -> None:
@@ -267,11 +269,11 @@ def test_bad_arguments_fail_at_decoration(kwargs: dict[str, object], parameter: 
     assert repr(next(iter(kwargs.values()))) in str(caught.value)
 
 
-def test_durations_accept_timedelta(clock: FakeClock) -> None:
+def test_durations_accept_timedelta(fake_clock: FakeClock) -> None:
     """initial_delay may be a timedelta."""
     flaky = Flaky(1)
     resilient.retry(initial_delay=timedelta(milliseconds=250), jitter=0)(flaky)()
-    assert clock.sleeps == [0.25]
+    assert fake_clock.sleeps == [0.25]
 
 
 @pytest.mark.parametrize("name", resilient.RetryConfig.names)
@@ -336,19 +338,19 @@ def test_every_preset_is_pinned() -> None:
     assert set(PRESETS) == set(resilient.RetryConfig.names)
 
 
-def test_quick_preset_schedule_without_jitter(clock: FakeClock) -> None:
+def test_quick_preset_schedule_without_jitter(fake_clock: FakeClock) -> None:
     """RetryConfig.quick waits 0.1 s once, then gives up after its 2 attempts."""
     flaky = Flaky(5)
     with pytest.raises(ConnectionError):
         resilient.retry("quick", jitter=0)(flaky)()
-    assert clock.sleeps == [0.1]
+    assert fake_clock.sleeps == [0.1]
     assert flaky.calls == 2
 
 
-def test_ai_operation_preset_schedule_without_jitter(clock: FakeClock) -> None:
+def test_ai_operation_preset_schedule_without_jitter(fake_clock: FakeClock) -> None:
     """RetryConfig.ai_operation waits 2 s, then 4 s, over its 3 attempts."""
     flaky = Flaky(5)
     with pytest.raises(ConnectionError):
         resilient.retry("ai_operation", jitter=0)(flaky)()
-    assert clock.sleeps == [2.0, 4.0]
+    assert fake_clock.sleeps == [2.0, 4.0]
     assert flaky.calls == 3

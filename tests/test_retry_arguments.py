@@ -37,7 +37,7 @@ def flaky_async() -> tuple[Any, list[tuple[Any, ...]]]:
 )
 @pytest.mark.parametrize("metrics", [False, True], ids=["metrics-off", "metrics-on"])
 async def test_every_async_attempt_gets_the_arguments(
-    clock: FakeClock, options: dict[str, Any], metrics: bool
+    fake_clock: FakeClock, options: dict[str, Any], metrics: bool
 ) -> None:
     """Each attempt of an async retried call receives the positional and keyword arguments,
     with or without metrics, a tenacity wait or a retry budget."""
@@ -51,7 +51,7 @@ async def test_every_async_attempt_gets_the_arguments(
     assert seen == [(3, "b"), (3, "b")]
 
 
-async def test_an_async_tenacity_strategy_sees_the_call(clock: FakeClock) -> None:
+async def test_an_async_tenacity_strategy_sees_the_call(fake_clock: FakeClock) -> None:
     """A tenacity wait in async code sees the function, its arguments and the attempt."""
     seen: list[tuple[Any, ...]] = []
 
@@ -112,7 +112,7 @@ def test_an_unknown_retry_preset_says_what_is_allowed() -> None:
 )
 @pytest.mark.parametrize("metrics", [False, True], ids=["metrics-off", "metrics-on"])
 def test_every_sync_attempt_gets_the_arguments(
-    clock: FakeClock, options: dict[str, Any], metrics: bool
+    fake_clock: FakeClock, options: dict[str, Any], metrics: bool
 ) -> None:
     """Each attempt of a sync retried call receives the positional and keyword arguments,
     with or without metrics, a tenacity wait or a retry budget."""
@@ -133,7 +133,7 @@ def test_every_sync_attempt_gets_the_arguments(
     assert seen == [(3, "b"), (3, "b")]
 
 
-def test_a_sync_tenacity_strategy_sees_the_call(clock: FakeClock) -> None:
+def test_a_sync_tenacity_strategy_sees_the_call(fake_clock: FakeClock) -> None:
     """A tenacity wait sees the function, its arguments, the attempt, and no upcoming
     sleep yet (as tenacity's own state starts)."""
     seen: list[tuple[Any, ...]] = []
@@ -167,7 +167,7 @@ def test_jitter_spreads_the_wait_up_and_down(monkeypatch: pytest.MonkeyPatch) ->
     assert config.delay(2) == pytest.approx(2.0)
 
 
-def test_a_retry_after_of_zero_retries_at_once(clock: FakeClock) -> None:
+def test_a_retry_after_of_zero_retries_at_once(fake_clock: FakeClock) -> None:
     """An error saying retry_after=0 is retried with no wait, whatever the schedule says."""
     calls = 0
 
@@ -182,10 +182,10 @@ def test_a_retry_after_of_zero_retries_at_once(clock: FakeClock) -> None:
         return "ok"
 
     assert retry(attempts=2, initial_delay=5, jitter=0)(fetch)() == "ok"
-    assert clock.monotonic() == 0
+    assert fake_clock.monotonic() == 0
 
 
-def test_a_raising_on_retry_is_counted_under_the_function(clock: FakeClock) -> None:
+def test_a_raising_on_retry_is_counted_under_the_function(fake_clock: FakeClock) -> None:
     """A failing on_retry hook is counted as hook_errors_total of the retried function."""
     sink = MemorySink()
     resilient.configure(metrics=sink)

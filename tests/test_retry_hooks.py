@@ -14,13 +14,6 @@ from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 
-@pytest.fixture
-def sink() -> MemorySink:
-    memory = MemorySink()
-    resilient.configure(metrics=memory)
-    return memory
-
-
 def broken_hook(*args: object) -> bool:
     """A user hook or predicate with a bug in it."""
     raise RuntimeError("hook bug")
@@ -50,7 +43,9 @@ def name_of(fn: object) -> str:
 # --- on_retry ----------------------------------------------------------------------------
 
 
-def test_a_failing_on_retry_does_not_stop_the_retry(clock: FakeClock, sink: MemorySink) -> None:
+def test_a_failing_on_retry_does_not_stop_the_retry(
+    fake_clock: FakeClock, sink: MemorySink
+) -> None:
     """on_retry raising: the retry goes on, succeeds, and the failure is counted."""
     flaky = Flaky(2)
 
@@ -64,7 +59,7 @@ def test_a_failing_on_retry_does_not_stop_the_retry(clock: FakeClock, sink: Memo
 
 
 def test_a_failing_on_retry_leaves_the_callers_error_with_a_note(
-    clock: FakeClock, sink: MemorySink, caplog: pytest.LogCaptureFixture
+    fake_clock: FakeClock, sink: MemorySink, caplog: pytest.LogCaptureFixture
 ) -> None:
     """After the last attempt the caller gets the call's own last error, noted and logged."""
     flaky = Flaky(10)
@@ -80,7 +75,7 @@ def test_a_failing_on_retry_leaves_the_callers_error_with_a_note(
     assert [r for r in caplog.records if "hook bug" in r.getMessage()]  # logged once at least
 
 
-async def test_async_failing_on_retry_keeps_the_callers_error(clock: FakeClock) -> None:
+async def test_async_failing_on_retry_keeps_the_callers_error(fake_clock: FakeClock) -> None:
     """The async loop also carries on past a failing on_retry and raises the call's error."""
     calls = 0
 
@@ -100,7 +95,7 @@ async def test_async_failing_on_retry_keeps_the_callers_error(clock: FakeClock) 
 # --- predicates and strategies ---------------------------------------------------------
 
 
-def test_a_failing_on_predicate_means_do_not_retry(clock: FakeClock, sink: MemorySink) -> None:
+def test_a_failing_on_predicate_means_do_not_retry(fake_clock: FakeClock, sink: MemorySink) -> None:
     """on=<predicate> raising: no retry, the call's error propagates with a note."""
     flaky = Flaky(5)
     decorated = resilient.retry(on=broken_hook, initial_delay=0)(flaky)
@@ -114,7 +109,7 @@ def test_a_failing_on_predicate_means_do_not_retry(clock: FakeClock, sink: Memor
     assert sink.counter("hook_errors_total", hook="on") == 1
 
 
-async def test_async_failing_on_predicate_means_do_not_retry(clock: FakeClock) -> None:
+async def test_async_failing_on_predicate_means_do_not_retry(fake_clock: FakeClock) -> None:
     """The async loop treats a raising on= predicate as "do not retry" too."""
     calls = 0
 
@@ -130,7 +125,7 @@ async def test_async_failing_on_predicate_means_do_not_retry(clock: FakeClock) -
     assert "hook bug" in caught.value.__notes__[0]
 
 
-def test_a_failing_tenacity_retry_strategy_means_do_not_retry(clock: FakeClock) -> None:
+def test_a_failing_tenacity_retry_strategy_means_do_not_retry(fake_clock: FakeClock) -> None:
     """on=tenacity.retry_if_exception(<raising>) keeps the call's error, unretried."""
     flaky = Flaky(5)
     decorated = resilient.retry(on=tenacity.retry_if_exception(broken_hook))(flaky)
@@ -141,7 +136,7 @@ def test_a_failing_tenacity_retry_strategy_means_do_not_retry(clock: FakeClock) 
 
 
 def test_a_failing_stop_strategy_ends_the_retries_with_the_callers_error(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """stop=<raising callable> gives up with the call's error and a note."""
     flaky = Flaky(5)
@@ -155,7 +150,7 @@ def test_a_failing_stop_strategy_ends_the_retries_with_the_callers_error(
 
 
 def test_a_failing_wait_strategy_ends_the_retries_with_the_callers_error(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """wait=<raising callable> gives up with the call's error and a note."""
     flaky = Flaky(5)
@@ -163,11 +158,11 @@ def test_a_failing_wait_strategy_ends_the_retries_with_the_callers_error(
     with pytest.raises(ConnectionError) as caught:
         decorated()
     assert caught.value is flaky.errors[0]
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     assert any("the wait of" in note for note in caught.value.__notes__)
 
 
-def test_interrupts_from_hooks_still_propagate(clock: FakeClock) -> None:
+def test_interrupts_from_hooks_still_propagate(fake_clock: FakeClock) -> None:
     """A hook raising KeyboardInterrupt is not swallowed."""
 
     def interrupted(*args: object) -> None:
@@ -180,7 +175,7 @@ def test_interrupts_from_hooks_still_propagate(clock: FakeClock) -> None:
 # --- bounded notes -----------------------------------------------------------------------
 
 
-def test_one_error_raised_again_1000_times_keeps_bounded_notes(clock: FakeClock) -> None:
+def test_one_error_raised_again_1000_times_keeps_bounded_notes(fake_clock: FakeClock) -> None:
     """A shared error instance through @retry 1,000 times carries one give-up note."""
     shared = ConnectionError("shared")
 
@@ -194,7 +189,7 @@ def test_one_error_raised_again_1000_times_keeps_bounded_notes(clock: FakeClock)
     assert len(shared.__notes__) == 2  # the give-up note and the on_retry note
 
 
-def test_varying_give_up_reasons_still_keep_one_note(clock: FakeClock) -> None:
+def test_varying_give_up_reasons_still_keep_one_note(fake_clock: FakeClock) -> None:
     """Give-up notes whose text changes each time (deadline left) replace each other."""
     shared = ConnectionError("shared")
     step = [0.0]
@@ -202,7 +197,7 @@ def test_varying_give_up_reasons_still_keep_one_note(clock: FakeClock) -> None:
     @resilient.timeout(10)
     @resilient.retry(attempts=5, initial_delay=4, jitter=0)
     def failing() -> None:
-        clock.advance(step[0])
+        fake_clock.advance(step[0])
         raise shared
 
     for rounds in range(200):
@@ -213,7 +208,7 @@ def test_varying_give_up_reasons_still_keep_one_note(clock: FakeClock) -> None:
     assert "deadline" in shared.__notes__[0]
 
 
-def test_a_failing_predicate_on_a_shared_error_adds_one_note(clock: FakeClock) -> None:
+def test_a_failing_predicate_on_a_shared_error_adds_one_note(fake_clock: FakeClock) -> None:
     """A raising on= predicate notes a shared error once, however often it passes."""
     shared = ConnectionError("shared")
 
@@ -227,7 +222,7 @@ def test_a_failing_predicate_on_a_shared_error_adds_one_note(clock: FakeClock) -
     assert len(shared.__notes__) == 1
 
 
-def test_other_notes_on_the_error_are_kept(clock: FakeClock) -> None:
+def test_other_notes_on_the_error_are_kept(fake_clock: FakeClock) -> None:
     """Replacing its own older give-up note, @retry leaves the user's notes alone."""
     shared = ConnectionError("shared")
     shared.add_note("user note")
@@ -243,7 +238,7 @@ def test_other_notes_on_the_error_are_kept(clock: FakeClock) -> None:
     assert len(shared.__notes__) == 2
 
 
-async def test_async_give_up_keeps_its_note(clock: FakeClock) -> None:
+async def test_async_give_up_keeps_its_note(fake_clock: FakeClock) -> None:
     """The async loop gives up with the call's last error and the note listing the attempts."""
     errors = iter([ValueError("first"), KeyError("second"), ConnectionError("third")])
 
@@ -260,7 +255,7 @@ async def test_async_give_up_keeps_its_note(clock: FakeClock) -> None:
     )
 
 
-async def test_async_deadline_give_up_keeps_its_note(clock: FakeClock) -> None:
+async def test_async_deadline_give_up_keeps_its_note(fake_clock: FakeClock) -> None:
     """Inside an async timeout, the wait that does not fit ends with a deadline note."""
 
     @resilient.timeout(1.0)
@@ -315,7 +310,7 @@ def test_exception_types_refuses_everything_else(value: object) -> None:
     assert caught.value.value is value
 
 
-def test_the_give_up_note_stays_short_however_many_attempts(clock: FakeClock) -> None:
+def test_the_give_up_note_stays_short_however_many_attempts(fake_clock: FakeClock) -> None:
     """10,000 failed attempts of one kind are listed as one run, not 10,000 names."""
     calls = 0
 
@@ -331,7 +326,9 @@ def test_the_give_up_note_stays_short_however_many_attempts(clock: FakeClock) ->
     assert note.endswith("after 10000 attempts: ValueError, ConnectionError x9999")
 
 
-def test_an_error_whose_notes_are_not_a_list_still_reaches_the_caller(clock: FakeClock) -> None:
+def test_an_error_whose_notes_are_not_a_list_still_reaches_the_caller(
+    fake_clock: FakeClock,
+) -> None:
     """An error with a tuple ``__notes__`` (which takes no notes) is raised as it is."""
     odd = ConnectionError("odd")
     odd.__notes__ = ("set by hand",)  # type: ignore[assignment]
@@ -362,7 +359,7 @@ def unprintable_hook(*args: object) -> bool:
 
 
 def test_an_on_predicate_raising_an_unprintable_error_keeps_the_callers_error(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """on= raising an exception with a broken __str__: the call's own error reaches the caller."""
     flaky = Flaky(5)
@@ -375,7 +372,7 @@ def test_an_on_predicate_raising_an_unprintable_error_keeps_the_callers_error(
 
 
 def test_an_on_retry_raising_an_unprintable_error_keeps_the_callers_error(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """on_retry raising an exception with a broken __str__: the retries go on, the error arrives."""
     flaky = Flaky(10)
@@ -388,7 +385,7 @@ def test_an_on_retry_raising_an_unprintable_error_keeps_the_callers_error(
 
 
 async def test_async_on_retry_raising_an_unprintable_error_keeps_the_callers_error(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """The async loop also survives an on_retry failure whose message cannot be printed."""
 
@@ -400,7 +397,7 @@ async def test_async_on_retry_raising_an_unprintable_error_keeps_the_callers_err
         await failing()
 
 
-def test_an_on_predicate_with_varying_messages_keeps_one_note(clock: FakeClock) -> None:
+def test_an_on_predicate_with_varying_messages_keeps_one_note(fake_clock: FakeClock) -> None:
     """A shared error through a raising on= whose message changes each time keeps one note."""
     shared = ConnectionError("shared")
     count = 0
@@ -421,7 +418,7 @@ def test_an_on_predicate_with_varying_messages_keeps_one_note(clock: FakeClock) 
     assert "boom 1000" in note
 
 
-def test_an_on_retry_with_varying_messages_keeps_two_notes(clock: FakeClock) -> None:
+def test_an_on_retry_with_varying_messages_keeps_two_notes(fake_clock: FakeClock) -> None:
     """A shared error through a raising on_retry whose message changes keeps two notes."""
     shared = ConnectionError("shared")
     count = 0
@@ -444,7 +441,7 @@ def test_an_on_retry_with_varying_messages_keeps_two_notes(clock: FakeClock) -> 
 
 @pytest.mark.parametrize("odd_note", [1, None, b"bytes"])
 def test_a_note_that_is_not_a_string_does_not_break_the_give_up(
-    clock: FakeClock, odd_note: object
+    fake_clock: FakeClock, odd_note: object
 ) -> None:
     """An error carrying a non-string note set by hand still reaches the caller, noted."""
 

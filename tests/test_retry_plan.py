@@ -235,7 +235,7 @@ def test_a_retry_after_above_the_cap_always_gives_up(
 # --- @retry runs on the core --------------------------------------------------------------
 
 
-def test_retry_notes_the_cores_retry_after_reason(clock: FakeClock) -> None:
+def test_retry_notes_the_cores_retry_after_reason(fake_clock: FakeClock) -> None:
     """``@retry`` gives up on a too-long ``retry_after`` with the core's reason and note."""
 
     @resilient.retry(max_retry_after=5.0)
@@ -249,4 +249,4 @@ def test_retry_notes_the_cores_retry_after_reason(clock: FakeClock) -> None:
         " after 1 attempt, as the error asks for a 100s wait, longer than "
         "max_retry_after=5s: BusyError"
     )
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []

@@ -31,7 +31,7 @@ def always_failing(error: Exception | None = None) -> tuple[list[int], Callable[
 
 
 def test_tenacity_wait_exponential_is_not_capped_by_our_default_max_delay(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """wait_exponential() with a plain on= gives tenacity's 1, 2, ..., 32, 64 s, not 30 s."""
     calls, fn = always_failing()
@@ -40,43 +40,43 @@ def test_tenacity_wait_exponential_is_not_capped_by_our_default_max_delay(
     )
     with pytest.raises(ConnectionError):
         decorated()
-    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+    assert fake_clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
     assert calls[0] == 8
 
 
-def test_an_explicit_max_delay_caps_a_tenacity_wait(clock: FakeClock) -> None:
+def test_an_explicit_max_delay_caps_a_tenacity_wait(fake_clock: FakeClock) -> None:
     """wait= together with max_delay= is capped at that max_delay."""
     _, fn = always_failing()
     decorated = resilient.retry(attempts=6, max_delay=5, wait=tenacity.wait_exponential())(fn)
     with pytest.raises(ConnectionError):
         decorated()
-    assert clock.sleeps == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert fake_clock.sleeps == [1.0, 2.0, 4.0, 5.0, 5.0]
 
 
-def test_a_preset_max_delay_does_not_cap_a_tenacity_wait(clock: FakeClock) -> None:
+def test_a_preset_max_delay_does_not_cap_a_tenacity_wait(fake_clock: FakeClock) -> None:
     """A preset's max_delay belongs to its own schedule: wait= is used as given."""
     _, fn = always_failing()
     decorated = resilient.retry("quick", attempts=3, wait=tenacity.wait_fixed(10))(fn)
     with pytest.raises(ConnectionError):
         decorated()
-    assert clock.sleeps == [10.0, 10.0]
+    assert fake_clock.sleeps == [10.0, 10.0]
 
 
-def test_retry_after_beyond_max_delay_is_honoured(clock: FakeClock) -> None:
+def test_retry_after_beyond_max_delay_is_honoured(fake_clock: FakeClock) -> None:
     """An error's retry_after=120 waits 120 s under the standard preset (max_delay 30 s)."""
     calls, fn = always_failing(ThrottledError(120))
     with pytest.raises(ThrottledError):
         resilient.retry(attempts=2)(fn)()
-    assert clock.sleeps == [120.0]
+    assert fake_clock.sleeps == [120.0]
     assert calls[0] == 2
 
 
-def test_retry_after_beyond_max_retry_after_ends_the_retries(clock: FakeClock) -> None:
+def test_retry_after_beyond_max_retry_after_ends_the_retries(fake_clock: FakeClock) -> None:
     """A retry_after longer than max_retry_after is not waited: the error comes at once."""
     calls, fn = always_failing(ThrottledError(3600))
     with pytest.raises(ThrottledError) as caught:
         resilient.retry(attempts=5, max_retry_after=600)(fn)()
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     assert calls[0] == 1
     (note,) = caught.value.__notes__
     assert "3.6e+03s wait" in note
@@ -87,7 +87,7 @@ def test_retry_after_beyond_max_retry_after_ends_the_retries(clock: FakeClock) -
     "retry_after", [10**400, float("inf"), 2e9], ids=["int-beyond-float", "inf", "2e9"]
 )
 def test_an_endless_retry_after_keeps_the_callers_error(
-    clock: FakeClock, retry_after: float
+    fake_clock: FakeClock, retry_after: float
 ) -> None:
     """A retry_after too large for a float or a clock ends the retries with the call's error."""
     error = ThrottledError(0)
@@ -100,21 +100,21 @@ def test_an_endless_retry_after_keeps_the_callers_error(
     assert "max_retry_after=300s" in caught.value.__notes__[0]
 
 
-def test_retry_after_up_to_max_retry_after_is_waited_in_full(clock: FakeClock) -> None:
+def test_retry_after_up_to_max_retry_after_is_waited_in_full(fake_clock: FakeClock) -> None:
     """A retry_after equal to max_retry_after is waited exactly."""
     _, fn = always_failing(ThrottledError(600))
     with pytest.raises(ThrottledError):
         resilient.retry(attempts=2, max_retry_after=600)(fn)()
-    assert clock.sleeps == [600.0]
+    assert fake_clock.sleeps == [600.0]
 
 
-def test_retry_after_never_waits_past_the_deadline(clock: FakeClock) -> None:
+def test_retry_after_never_waits_past_the_deadline(fake_clock: FakeClock) -> None:
     """Inside a 60 s timeout, a 120 s retry_after is not started."""
     calls, fn = always_failing(ThrottledError(120))
     decorated = resilient.timeout(60)(resilient.retry(attempts=3)(fn))
     with pytest.raises(ThrottledError) as caught:
         decorated()
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     assert calls[0] == 1
     assert "deadline" in caught.value.__notes__[0]
 
@@ -125,14 +125,14 @@ def test_default_max_retry_after_is_documented_value() -> None:
     assert resilient.retry().layer.describe()["max_retry_after"] == 300.0
 
 
-def test_stop_after_delay_counts_from_the_start_of_the_first_attempt(clock: FakeClock) -> None:
+def test_stop_after_delay_counts_from_the_start_of_the_first_attempt(fake_clock: FakeClock) -> None:
     """A 30 s first attempt uses up 30 s of stop_after_delay(60), as in tenacity."""
     calls = [0]
 
     def slow_then_fast() -> None:
         calls[0] += 1
         if calls[0] == 1:
-            clock.advance(30)
+            fake_clock.advance(30)
         raise ConnectionError
 
     decorated = resilient.retry(stop=tenacity.stop_after_delay(60), wait=tenacity.wait_fixed(10))(
@@ -142,11 +142,11 @@ def test_stop_after_delay_counts_from_the_start_of_the_first_attempt(clock: Fake
         decorated()
     # failures at 30, 40, 50, 60 s: the one at 60 s is past the limit
     assert calls[0] == 4
-    assert clock.monotonic() == 60.0
+    assert fake_clock.monotonic() == 60.0
 
 
 async def test_async_stop_after_delay_counts_from_the_start_of_the_first_attempt(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """The async loop also counts stop_after_delay from the first attempt's start."""
     calls = [0]
@@ -154,7 +154,7 @@ async def test_async_stop_after_delay_counts_from_the_start_of_the_first_attempt
     async def slow_then_fast() -> None:
         calls[0] += 1
         if calls[0] == 1:
-            clock.advance(30)
+            fake_clock.advance(30)
         raise ConnectionError
 
     decorated = resilient.retry(stop=tenacity.stop_after_delay(60), wait=tenacity.wait_fixed(10))(
@@ -163,14 +163,14 @@ async def test_async_stop_after_delay_counts_from_the_start_of_the_first_attempt
     with pytest.raises(ConnectionError):
         await decorated()
     assert calls[0] == 4
-    assert clock.monotonic() == 60.0
+    assert fake_clock.monotonic() == 60.0
 
 
 @pytest.mark.skipif(
     not hasattr(tenacity, "stop_before_delay"), reason="tenacity < 8.3 has no stop_before_delay"
 )
 def test_stop_before_delay_stops_when_the_next_wait_would_cross_the_limit(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """stop_before_delay(60) with 10 s waits never sleeps past 60 s from the start."""
     calls, fn = always_failing()
@@ -181,12 +181,12 @@ def test_stop_before_delay_stops_when_the_next_wait_would_cross_the_limit(
     with pytest.raises(ConnectionError) as caught:
         decorated()
     # failures at 0, 10, ..., 50 s; at 50 s the next 10 s wait would reach the limit
-    assert clock.sleeps == [10.0] * 5
+    assert fake_clock.sleeps == [10.0] * 5
     assert calls[0] == 6
     assert "stop strategy" in caught.value.__notes__[0]
 
 
-def test_a_stop_strategy_sees_the_upcoming_wait(clock: FakeClock) -> None:
+def test_a_stop_strategy_sees_the_upcoming_wait(fake_clock: FakeClock) -> None:
     """A stop callable reads the wait about to happen in upcoming_sleep, as in tenacity."""
     seen: list[float] = []
 
@@ -198,7 +198,7 @@ def test_a_stop_strategy_sees_the_upcoming_wait(clock: FakeClock) -> None:
     with pytest.raises(ConnectionError):
         resilient.retry(stop=stop, wait=tenacity.wait_incrementing(start=1, increment=2))(fn)()
     assert seen == [1.0, 3.0, 5.0]
-    assert clock.sleeps == [1.0, 3.0]
+    assert fake_clock.sleeps == [1.0, 3.0]
 
 
 def test_huge_delays_are_refused_at_decoration() -> None:
@@ -230,7 +230,7 @@ def test_out_of_range_durations_fail_at_decoration(
     assert caught.value.parameter == parameter
 
 
-def test_the_largest_allowed_delays_keep_the_callers_error(clock: FakeClock) -> None:
+def test_the_largest_allowed_delays_keep_the_callers_error(fake_clock: FakeClock) -> None:
     """At the 1e9 s maximum with a huge multiplier the schedule stays finite and capped."""
     _, fn = always_failing()
     decorated = resilient.retry(
@@ -238,24 +238,24 @@ def test_the_largest_allowed_delays_keep_the_callers_error(clock: FakeClock) -> 
     )(fn)
     with pytest.raises(ConnectionError):
         decorated()
-    assert len(clock.sleeps) == 3
-    assert all(0 <= delay <= 1e9 for delay in clock.sleeps)
+    assert len(fake_clock.sleeps) == 3
+    assert all(0 <= delay <= 1e9 for delay in fake_clock.sleeps)
 
 
 def test_a_wait_strategy_asking_for_an_impossible_wait_gives_up_with_the_callers_error(
-    clock: FakeClock,
+    fake_clock: FakeClock,
 ) -> None:
     """A wait= that grows past what a clock can sleep ends the retries with the call's error."""
     calls, fn = always_failing()
     decorated = resilient.retry(attempts=100, wait=tenacity.wait_exponential(multiplier=1e8))(fn)
     with pytest.raises(ConnectionError) as caught:
         decorated()
-    assert clock.sleeps == [1e8, 2e8, 4e8, 8e8]
+    assert fake_clock.sleeps == [1e8, 2e8, 4e8, 8e8]
     assert calls[0] == 5
     assert "impossible" in caught.value.__notes__[0]
 
 
-async def test_async_tenacity_wait_with_plain_on(clock: FakeClock) -> None:
+async def test_async_tenacity_wait_with_plain_on(fake_clock: FakeClock) -> None:
     """The async loop also feeds attempt numbers to a tenacity wait behind a plain on=."""
     calls = [0]
 
@@ -268,23 +268,23 @@ async def test_async_tenacity_wait_with_plain_on(clock: FakeClock) -> None:
     )
     with pytest.raises(ConnectionError):
         await decorated()
-    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    assert fake_clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
 
 
-def test_a_negative_wait_from_a_strategy_means_no_wait(clock: FakeClock) -> None:
+def test_a_negative_wait_from_a_strategy_means_no_wait(fake_clock: FakeClock) -> None:
     """A wait= callable returning a negative number retries at once, without sleeping."""
     calls, fn = always_failing()
     with pytest.raises(ConnectionError):
         resilient.retry(attempts=3, wait=lambda state: -5.0)(fn)()
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     assert calls[0] == 3
 
 
-def test_a_nan_wait_from_a_strategy_gives_up_with_the_callers_error(clock: FakeClock) -> None:
+def test_a_nan_wait_from_a_strategy_gives_up_with_the_callers_error(fake_clock: FakeClock) -> None:
     """A wait= callable returning NaN ends the retries; the caller gets its own error."""
     calls, fn = always_failing()
     with pytest.raises(ConnectionError) as caught:
         resilient.retry(attempts=3, wait=lambda state: float("nan"))(fn)()
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     assert calls[0] == 1
     assert "impossible nan" in caught.value.__notes__[0]

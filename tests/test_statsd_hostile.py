@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import socket
-from collections.abc import Iterator
 
 import pytest
 from statsd_daemon import StatsdDaemon
@@ -17,16 +16,6 @@ from statsd_daemon import StatsdDaemon
 import resilient
 from resilient.exceptions import ConfigError
 from resilient.metrics import LoggingSink, StatsdSink
-
-
-@pytest.fixture
-def udp() -> Iterator[socket.socket]:
-    """A UDP socket on loopback standing in for a StatsD daemon."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-    sock.bind(("127.0.0.1", 0))
-    yield sock
-    sock.close()
 
 
 def datagrams(sock: socket.socket) -> list[bytes]:

@@ -23,7 +23,7 @@ def errors(count: int) -> None:
     ("count", "status"),
     [(0, "healthy"), (9, "healthy"), (10, "degraded"), (50, "degraded"), (51, "unhealthy")],
 )
-def test_error_count_boundaries(clock: FakeClock, count: int, status: str) -> None:
+def test_error_count_boundaries(fake_clock: FakeClock, count: int, status: str) -> None:
     """9 errors are healthy, 10 to 50 degraded, 51 unhealthy."""
     errors(count)
     report = telemetry.generate_report()
@@ -35,7 +35,7 @@ def test_error_count_boundaries(clock: FakeClock, count: int, status: str) -> No
     ("ms", "status"),
     [(999, "healthy"), (1000, "degraded"), (2000, "degraded"), (2001, "unhealthy")],
 )
-def test_latency_boundaries(clock: FakeClock, ms: float, status: str) -> None:
+def test_latency_boundaries(fake_clock: FakeClock, ms: float, status: str) -> None:
     """p95 under 1 s is healthy, 1 to 2 s degraded, over 2 s unhealthy."""
     for _ in range(20):
         telemetry.record_request_latency("/api/users", ms)
@@ -44,7 +44,7 @@ def test_latency_boundaries(clock: FakeClock, ms: float, status: str) -> None:
     assert report["latency_ms"]["p95"] == ms
 
 
-def test_p95_ignores_the_slowest_five_percent(clock: FakeClock) -> None:
+def test_p95_ignores_the_slowest_five_percent(fake_clock: FakeClock) -> None:
     """One slow request in a hundred does not make the service degraded."""
     for _ in range(99):
         telemetry.record_request_latency("/api", 100)
@@ -55,7 +55,7 @@ def test_p95_ignores_the_slowest_five_percent(clock: FakeClock) -> None:
     assert report["latency_ms"]["p99"] == 100
 
 
-def test_one_open_circuit_is_critical(clock: FakeClock) -> None:
+def test_one_open_circuit_is_critical(fake_clock: FakeClock) -> None:
     """Any open breaker makes the status critical, whatever the other figures."""
     telemetry.add_circuit_source(lambda: {"ai-service": "open", "db": "closed"})
     try:
@@ -67,20 +67,20 @@ def test_one_open_circuit_is_critical(clock: FakeClock) -> None:
     assert report["services"] == {"ai-service": "open"}
 
 
-def test_the_window_slides(clock: FakeClock) -> None:
+def test_the_window_slides(fake_clock: FakeClock) -> None:
     """Errors older than the window no longer count."""
     errors(60)
     assert telemetry.generate_report()["summary"]["health_status"] == "unhealthy"
-    clock.advance(299)
+    fake_clock.advance(299)
     errors(5)
     assert telemetry.generate_report()["summary"]["total_errors"] == 65
-    clock.advance(2)
+    fake_clock.advance(2)
     report = telemetry.generate_report()
     assert report["summary"]["total_errors"] == 5
     assert report["summary"]["health_status"] == "healthy"
 
 
-def test_report_is_json_and_says_why(clock: FakeClock) -> None:
+def test_report_is_json_and_says_why(fake_clock: FakeClock) -> None:
     """The report serialises to JSON and names the rule that decided."""
     errors(12)
     report = json.loads(json.dumps(telemetry.generate_report()))
@@ -88,13 +88,13 @@ def test_report_is_json_and_says_why(clock: FakeClock) -> None:
     assert "12 errors" in report["summary"]["reason"]
 
 
-def test_decorated_calls_feed_the_window(clock: FakeClock) -> None:
+def test_decorated_calls_feed_the_window(fake_clock: FakeClock) -> None:
     """With metrics on, every decorated call's latency reaches the report."""
     resilient.configure(metrics=MemorySink())
 
     @resilient.timeout(10)
     def slow() -> None:
-        clock.sleep(1.5)
+        fake_clock.sleep(1.5)
 
     for _ in range(3):
         slow()
@@ -105,7 +105,7 @@ def test_decorated_calls_feed_the_window(clock: FakeClock) -> None:
 
 
 def test_digest_folds_repeats_and_says_when_they_stop(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """First error logged at once, repeats counted into one line, then a recovery line."""
     digest = ErrorDigest(window=60)
@@ -113,9 +113,9 @@ def test_digest_folds_repeats_and_says_when_they_stop(
         for _ in range(100):
             digest.report("store error", "breaker ai", "connection refused")
         assert len(caplog.records) == 1
-        clock.advance(61)
+        fake_clock.advance(61)
         digest.tick()
-        clock.advance(61)
+        fake_clock.advance(61)
         digest.tick()
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
@@ -125,7 +125,7 @@ def test_digest_folds_repeats_and_says_when_they_stop(
     ]
 
 
-def test_sync_and_gauges_reach_the_sink(clock: FakeClock) -> None:
+def test_sync_and_gauges_reach_the_sink(fake_clock: FakeClock) -> None:
     """record_sync and set_gauge go through the configured sink and into the report."""
     sink = MemorySink()
     resilient.configure(metrics=sink)
@@ -140,7 +140,7 @@ def test_sync_and_gauges_reach_the_sink(clock: FakeClock) -> None:
     assert report["gauges"] == {"pending_sync_items": 7}
 
 
-def test_percentiles_pick_the_nearest_rank(clock: FakeClock) -> None:
+def test_percentiles_pick_the_nearest_rank(fake_clock: FakeClock) -> None:
     """Over latencies 1..100 ms, p50 is 50, p95 95, p99 99 and max 100 (nearest rank)."""
     for ms in range(100, 0, -1):  # out of order: the report sorts
         telemetry.record_request_latency("/api", ms)
@@ -153,36 +153,38 @@ def test_percentiles_pick_the_nearest_rank(clock: FakeClock) -> None:
     assert (latency["p50"], latency["p95"], latency["max"]) == (20, 30, 30)
 
 
-def test_an_empty_window_reports_no_latency(clock: FakeClock) -> None:
+def test_an_empty_window_reports_no_latency(fake_clock: FakeClock) -> None:
     """Without samples, every latency figure is None and the count is 0."""
     latency = telemetry.generate_report()["latency_ms"]
     assert latency == {"count": 0, "p50": None, "p95": None, "p99": None, "max": None}
 
 
-def test_the_latency_window_keeps_a_sample_exactly_window_seconds_old(clock: FakeClock) -> None:
+def test_the_latency_window_keeps_a_sample_exactly_window_seconds_old(
+    fake_clock: FakeClock,
+) -> None:
     """A sample exactly ``window`` seconds old still counts; one a moment older does not."""
     telemetry.record_request_latency("/api", 1500)
-    clock.advance(telemetry.window.seconds)
+    fake_clock.advance(telemetry.window.seconds)
     report = telemetry.generate_report()
     assert report["latency_ms"]["count"] == 1
     assert report["summary"]["requests"] == 1
     assert report["summary"]["health_status"] == "degraded"
-    clock.advance(0.001)
+    fake_clock.advance(0.001)
     report = telemetry.generate_report()
     assert report["latency_ms"]["count"] == 0
     assert report["summary"]["health_status"] == "healthy"
 
 
-def test_the_error_window_keeps_an_error_exactly_window_seconds_old(clock: FakeClock) -> None:
+def test_the_error_window_keeps_an_error_exactly_window_seconds_old(fake_clock: FakeClock) -> None:
     """An error exactly ``window`` seconds old still counts; a moment later it is gone."""
     errors(10)
-    clock.advance(telemetry.window.seconds)
+    fake_clock.advance(telemetry.window.seconds)
     assert telemetry.generate_report()["summary"]["total_errors"] == 10
-    clock.advance(0.001)
+    fake_clock.advance(0.001)
     assert telemetry.generate_report()["summary"]["total_errors"] == 0
 
 
-def test_counters_and_gauges_reach_the_report_with_no_sink(clock: FakeClock) -> None:
+def test_counters_and_gauges_reach_the_report_with_no_sink(fake_clock: FakeClock) -> None:
     """With metrics off, the report still shows counters (summed) and gauges (last value)."""
     assert resilient.configuration().metrics is None
     telemetry.record_retry_attempt("standard")

@@ -8,7 +8,9 @@ from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 
-def test_a_recorded_latency_reaches_the_sink_tagged_with_its_endpoint(clock: FakeClock) -> None:
+def test_a_recorded_latency_reaches_the_sink_tagged_with_its_endpoint(
+    fake_clock: FakeClock,
+) -> None:
     """record_request_latency sends the timing to the sink under its endpoint, and the
     report counts it as of the moment it was recorded."""
     sink = MemorySink()
@@ -16,14 +18,14 @@ def test_a_recorded_latency_reaches_the_sink_tagged_with_its_endpoint(clock: Fak
     telemetry.record_request_latency("lessons", 120.0)
     assert sink.timings("request_latency_ms", endpoint="lessons") == [120.0]
     assert sink.series()["request_latency_ms"] == [{"endpoint": "lessons"}]
-    clock.advance(telemetry.window.seconds)
+    fake_clock.advance(telemetry.window.seconds)
     latency = telemetry.generate_report()["latency_ms"]
     assert (latency["count"], latency["p50"]) == (1, 120.0)
-    clock.advance(1)
+    fake_clock.advance(1)
     assert telemetry.generate_report()["latency_ms"]["count"] == 0
 
 
-def test_a_recorded_latency_without_a_sink_is_in_the_report(clock: FakeClock) -> None:
+def test_a_recorded_latency_without_a_sink_is_in_the_report(fake_clock: FakeClock) -> None:
     """With metrics off, recorded latencies still feed the report's window."""
     telemetry.record_request_latency("lessons", 80.0)
     telemetry.record_request_latency("lessons", 40.0)
@@ -45,7 +47,9 @@ def test_http_errors_retries_and_fallbacks_reach_the_sink_with_their_tags() -> N
     assert series["fallbacks_used_total"] == [{"policy": ""}]
 
 
-def test_an_error_counter_without_a_type_is_reported_under_its_own_name(clock: FakeClock) -> None:
+def test_an_error_counter_without_a_type_is_reported_under_its_own_name(
+    fake_clock: FakeClock,
+) -> None:
     """An HTTP error counted with no type tag appears under the counter's name."""
     telemetry.window.increment("client_http_errors_total")
     assert telemetry.generate_report()["errors_by_type"] == {"client_http_errors_total": 1}
@@ -67,7 +71,7 @@ def test_a_window_of_its_own_keeps_its_settings_and_its_data() -> None:
     assert own.gauges == {("open_circuits", (("breaker", "b"),)): 1}
 
 
-def test_the_report_has_its_documented_fields(clock: FakeClock) -> None:
+def test_the_report_has_its_documented_fields(fake_clock: FakeClock) -> None:
     """generate_report() has every documented field, a UTC timestamp and an uptime in
     milliseconds; an idle process with metrics on is healthy and says why."""
     resilient.configure(metrics=MemorySink())

@@ -8,7 +8,7 @@ import resilient
 from resilient.testing import FakeClock, disabled, instant
 
 
-def test_instant_caps_attempts_and_skips_waits(clock: FakeClock) -> None:
+def test_instant_caps_attempts_and_skips_waits(fake_clock: FakeClock) -> None:
     """Under instant(), a 5-attempt retry makes 2 attempts and never sleeps."""
     calls = 0
 
@@ -21,14 +21,14 @@ def test_instant_caps_attempts_and_skips_waits(clock: FakeClock) -> None:
     with instant(attempts=2), pytest.raises(ConnectionError):
         failing()
     assert calls == 2
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
     calls = 0
     with pytest.raises(ConnectionError):
         failing()
     assert calls == 5  # back to normal after the block
 
 
-def test_disabled_calls_the_function_directly(clock: FakeClock) -> None:
+def test_disabled_calls_the_function_directly(fake_clock: FakeClock) -> None:
     """Under disabled(), no retry, no timeout: the bare function runs once."""
     calls = 0
 
@@ -37,7 +37,7 @@ def test_disabled_calls_the_function_directly(clock: FakeClock) -> None:
     def slow_and_failing() -> None:
         nonlocal calls
         calls += 1
-        clock.sleep(5)
+        fake_clock.sleep(5)
         raise ConnectionError
 
     with disabled(), pytest.raises(ConnectionError) as caught:
@@ -48,12 +48,12 @@ def test_disabled_calls_the_function_directly(clock: FakeClock) -> None:
         slow_and_failing()
 
 
-async def test_disabled_works_for_coroutines(clock: FakeClock) -> None:
+async def test_disabled_works_for_coroutines(fake_clock: FakeClock) -> None:
     """The async form bypasses the stack too."""
 
     @resilient.timeout(1)
     async def slow() -> str:
-        await clock.asleep(5)
+        await fake_clock.asleep(5)
         return "done"
 
     with disabled():

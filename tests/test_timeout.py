@@ -19,88 +19,88 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 # Virtual time: a FakeClock drives deadlines, nothing waits.
 
 
-async def test_async_sixty_second_delay_under_45s_budget(clock: FakeClock) -> None:
+async def test_async_sixty_second_delay_under_45s_budget(fake_clock: FakeClock) -> None:
     """The seed's chaos case: a 60 s delay under a 45 s timeout fails at 45 s, instantly."""
 
     @resilient.timeout(resilient.Timeouts.ai_operation)
     async def generate() -> str:
-        await clock.asleep(60)
+        await fake_clock.asleep(60)
         return "late"
 
     started = time.perf_counter()
     with pytest.raises(resilient.TimeoutExceededError) as caught:
         await generate()
     assert time.perf_counter() - started < 0.5
-    assert clock.monotonic() == 45.0
+    assert fake_clock.monotonic() == 45.0
     assert caught.value.seconds == 45.0
     assert "generate" in str(caught.value)
 
 
-def test_sync_sixty_second_delay_under_45s_budget(clock: FakeClock) -> None:
+def test_sync_sixty_second_delay_under_45s_budget(fake_clock: FakeClock) -> None:
     """The same in sync code, with the thread strategy."""
 
     @resilient.timeout("ai_operation")
     def generate() -> str:
-        clock.sleep(60)
+        fake_clock.sleep(60)
         return "late"
 
     with pytest.raises(resilient.TimeoutExceededError):
         generate()
-    assert clock.monotonic() == 45.0
+    assert fake_clock.monotonic() == 45.0
 
 
-def test_virtual_call_that_finishes_in_time_returns(clock: FakeClock) -> None:
+def test_virtual_call_that_finishes_in_time_returns(fake_clock: FakeClock) -> None:
     """A call that sleeps less than its budget returns its result."""
 
     @resilient.timeout(10, strategy="signal")
     def quick() -> str:
-        clock.sleep(9.5)
+        fake_clock.sleep(9.5)
         return "done"
 
     assert quick() == "done"
 
 
-def test_virtual_call_that_overran_its_budget_fails(clock: FakeClock) -> None:
+def test_virtual_call_that_overran_its_budget_fails(fake_clock: FakeClock) -> None:
     """A call whose virtual duration passed the budget fails even if it returned."""
 
     @resilient.timeout(1)
     def slow() -> str:
-        clock.advance(2)
+        fake_clock.advance(2)
         return "too late"
 
     with pytest.raises(resilient.TimeoutExceededError):
         slow()
 
 
-def test_nested_timeouts_share_the_earliest_deadline(clock: FakeClock) -> None:
+def test_nested_timeouts_share_the_earliest_deadline(fake_clock: FakeClock) -> None:
     """An inner budget longer than the outer one is cut to the outer deadline."""
     seen: list[float | None] = []
 
     @resilient.timeout(5)
     def outer() -> None:
-        clock.advance(1)
+        fake_clock.advance(1)
         inner()
 
     @resilient.timeout(30)
     def inner() -> None:
         seen.append(resilient.remaining())
-        clock.sleep(60)
+        fake_clock.sleep(60)
 
     with pytest.raises(resilient.TimeoutExceededError) as caught:
         outer()
     assert seen == [4.0]
     assert "outer" in str(caught.value)  # the outer budget is the one that ran out
-    assert clock.monotonic() == 5.0
+    assert fake_clock.monotonic() == 5.0
 
 
-def test_remaining_is_zero_once_the_deadline_has_passed(clock: FakeClock) -> None:
+def test_remaining_is_zero_once_the_deadline_has_passed(fake_clock: FakeClock) -> None:
     """Past the deadline no budget is left: remaining() is 0.0, never a positive number."""
     seen: list[float | None] = []
 
     @resilient.timeout(5, strategy="signal")
     def overrun() -> None:
         seen.append(resilient.remaining())
-        clock.advance(7)
+        fake_clock.advance(7)
         seen.append(resilient.remaining())
 
     with pytest.raises(resilient.TimeoutExceededError):
@@ -109,17 +109,17 @@ def test_remaining_is_zero_once_the_deadline_has_passed(clock: FakeClock) -> Non
     assert resilient.remaining() is None
 
 
-def test_remaining_is_none_without_a_deadline(clock: FakeClock) -> None:
+def test_remaining_is_none_without_a_deadline(fake_clock: FakeClock) -> None:
     """Outside any timeout there is no budget."""
     assert resilient.remaining() is None
 
 
-def test_fake_sleep_records_and_advances(clock: FakeClock) -> None:
+def test_fake_sleep_records_and_advances(fake_clock: FakeClock) -> None:
     """Sleeps on the fake clock advance time at once and are recorded."""
-    clock.sleep(1.5)
-    clock.advance(0.5)
-    assert clock.monotonic() == 2.0
-    assert clock.sleeps == [1.5]
+    fake_clock.sleep(1.5)
+    fake_clock.advance(0.5)
+    assert fake_clock.monotonic() == 2.0
+    assert fake_clock.sleeps == [1.5]
 
 
 def test_use_clock_restores_the_previous_clock() -> None:

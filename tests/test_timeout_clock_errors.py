@@ -14,13 +14,15 @@ from resilient.testing import FakeClock, use_clock
 
 
 @pytest.mark.parametrize("strategy", ["thread", "signal"])
-def test_a_sync_call_seen_back_late_is_a_timeout_naming_it(clock: FakeClock, strategy: str) -> None:
+def test_a_sync_call_seen_back_late_is_a_timeout_naming_it(
+    fake_clock: FakeClock, strategy: str
+) -> None:
     """A call that returns with the clock past its deadline raises TimeoutExceededError
     naming the function, late by what the clock says."""
 
     @timeout(45, strategy=strategy)
     def grade() -> str:
-        clock.advance(45.5)
+        fake_clock.advance(45.5)
         return "too late"
 
     with pytest.raises(TimeoutExceededError) as caught:
@@ -33,28 +35,28 @@ def test_a_sync_call_seen_back_late_is_a_timeout_naming_it(clock: FakeClock, str
 
 @pytest.mark.parametrize("strategy", ["thread", "signal"])
 def test_a_sleep_reaching_the_deadline_is_a_timeout_naming_the_function(
-    clock: FakeClock, strategy: str
+    fake_clock: FakeClock, strategy: str
 ) -> None:
     """A clock sleep that reaches the deadline ends the call with an error naming it."""
 
     @timeout(45, strategy=strategy)
     def grade() -> str:
-        clock.sleep(60)
+        fake_clock.sleep(60)
         return "never"
 
     with pytest.raises(TimeoutExceededError) as caught:
         grade()
     assert caught.value.name.endswith(".<locals>.grade")
-    assert clock.monotonic() == 45
+    assert fake_clock.monotonic() == 45
 
 
-async def test_an_async_call_seen_back_late_is_a_timeout_naming_it(clock: FakeClock) -> None:
+async def test_an_async_call_seen_back_late_is_a_timeout_naming_it(fake_clock: FakeClock) -> None:
     """An async call that returns with the clock past its deadline is a timeout, late by
     what the clock says."""
 
     @timeout(45)
     async def grade() -> str:
-        clock.advance(46)
+        fake_clock.advance(46)
         return "too late"
 
     with pytest.raises(TimeoutExceededError) as caught:
@@ -64,7 +66,7 @@ async def test_an_async_call_seen_back_late_is_a_timeout_naming_it(clock: FakeCl
 
 
 @pytest.mark.realtime
-async def test_an_async_call_past_its_budget_names_the_function(clock: FakeClock) -> None:
+async def test_an_async_call_past_its_budget_names_the_function(fake_clock: FakeClock) -> None:
     """Under a custom clock an async call still waiting when the event loop's timeout
     fires is cancelled, and the error names the function."""
 

@@ -24,7 +24,7 @@ import resilient
 from resilient._wrapping.layer import Decorator, layers_of
 from resilient.testing import FakeClock
 
-pytestmark = pytest.mark.usefixtures("clock")
+pytestmark = pytest.mark.usefixtures("fake_clock")
 
 MISSING = object()
 STALL = 5.0  # virtual seconds a stalling attempt sleeps, past the 1 s timeout below
@@ -503,7 +503,7 @@ async def test_layers_reachable_from_every_handle(context: Context, is_async: bo
 
 @every_context
 async def test_stacked_retry_over_timeout(
-    context: Context, is_async: bool, clock: FakeClock
+    context: Context, is_async: bool, fake_clock: FakeClock
 ) -> None:
     """Retry over timeout: both layers run, outermost first, around one wrapper of the original."""
     retry, timeout = retry_twice(), resilient.timeout(1)
@@ -516,26 +516,28 @@ async def test_stacked_retry_over_timeout(
     for handle in case.handles:
         assert layers_of(handle) == (retry.layer, timeout.layer)
 
-    flaky.stall_on = clock
+    flaky.stall_on = fake_clock
     for call in case.calls:
         flaky.calls.clear()
         flaky.fail = 1
-        started = clock.monotonic()
+        started = fake_clock.monotonic()
         assert await outcome(call.invoke(), is_async) == call.returns
         assert flaky.calls == [call.sees, call.sees]  # timed out once, then retried
-        assert clock.monotonic() == started + 1  # the stall was cut at the 1 s deadline
+        assert fake_clock.monotonic() == started + 1  # the stall was cut at the 1 s deadline
 
 
 @every_context
-async def test_timeout_fires_in_context(context: Context, is_async: bool, clock: FakeClock) -> None:
+async def test_timeout_fires_in_context(
+    context: Context, is_async: bool, fake_clock: FakeClock
+) -> None:
     """A body that overruns its 1 s timeout is cut at the deadline with TimeoutExceededError."""
     flaky = Flaky()
     case = context(Recorder(resilient.timeout(1)), flaky, is_async)
-    flaky.stall_on = clock
+    flaky.stall_on = fake_clock
     flaky.fail = 1
     with pytest.raises(resilient.TimeoutExceededError, match="did not finish within 1s"):
         await outcome(case.calls[0].invoke(), is_async)
-    assert clock.monotonic() == 1
+    assert fake_clock.monotonic() == 1
 
 
 @every_context
@@ -577,10 +579,10 @@ def test_stacking_merges_into_one_chain() -> None:
     assert fetch(3) == 3
 
 
-def test_first_decorated_function_stays_usable(clock: FakeClock) -> None:
+def test_first_decorated_function_stays_usable(fake_clock: FakeClock) -> None:
     """After a timeout is stacked on a retried function, the retried one still has no timeout."""
     flaky = Flaky()
-    flaky.stall_on = clock
+    flaky.stall_on = fake_clock
     retry, timeout = retry_twice(), resilient.timeout(1)
 
     def fetch(x: int) -> tuple[object, ...]:
@@ -592,7 +594,7 @@ def test_first_decorated_function_stays_usable(clock: FakeClock) -> None:
 
     flaky.fail = 1
     assert first(1) == (1,)  # no timeout: the stall runs its full length
-    assert clock.monotonic() == STALL
+    assert fake_clock.monotonic() == STALL
     flaky.fail = 1
     with pytest.raises(resilient.TimeoutExceededError):
         second(2)

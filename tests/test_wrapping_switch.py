@@ -22,7 +22,7 @@ from resilient._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, laye
 from resilient.chaos import inject_result
 from resilient.testing import FakeClock
 
-pytestmark = pytest.mark.usefixtures("clock")
+pytestmark = pytest.mark.usefixtures("fake_clock")
 
 
 class Counting(Layer):
@@ -56,12 +56,14 @@ def policy_of(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
-def test_a_layer_without_observation_code_is_timed_when_metrics_are_on(clock: FakeClock) -> None:
+def test_a_layer_without_observation_code_is_timed_when_metrics_are_on(
+    fake_clock: FakeClock,
+) -> None:
     """A layer whose wrap_sync takes only (call, name) gets its calls timed under metrics."""
     layer = Counting()
 
     def work() -> int:
-        clock.advance(0.25)
+        fake_clock.advance(0.25)
         return 1
 
     counted = Decorator(layer)(work)
@@ -72,12 +74,12 @@ def test_a_layer_without_observation_code_is_timed_when_metrics_are_on(clock: Fa
     assert sink.timings("request_latency_ms", policy=policy_of(work)) == [250.0]
 
 
-async def test_an_async_layer_without_observation_code_is_timed(clock: FakeClock) -> None:
+async def test_an_async_layer_without_observation_code_is_timed(fake_clock: FakeClock) -> None:
     """The async twin: an async layer unaware of observation is timed under metrics."""
     layer = Counting()
 
     async def work() -> int:
-        clock.advance(0.5)
+        fake_clock.advance(0.5)
         return 2
 
     counted = Decorator(layer)(work)

@@ -2,7 +2,9 @@
 
 ``FakeClock`` never waits: sleeps move its time forward at once and are recorded, and a
 sleep that reaches the current deadline stops there so the ``@timeout`` fires, which
-tests a 60 s delay under a 45 s budget instantly.
+tests a 60 s delay under a 45 s budget instantly. ``VirtualTimeLoop`` is an asyncio event
+loop on such a clock: ``asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(clock))``
+runs ``await asyncio.sleep(60)`` at once, and leaves every other loop on real time.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
 from ..typing import Clock
+from ._loop import VirtualTimeLoop
 
-__all__ = ["FakeClock", "disabled", "instant", "reset", "use_clock"]
+__all__ = ["FakeClock", "VirtualTimeLoop", "disabled", "instant", "reset", "use_clock"]
 
 
 class FakeClock:
