@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from cachetools import TTLCache
@@ -34,6 +33,7 @@ from ..._runtime.validate import required_duration as _duration
 from ...exceptions import ConfigError
 from ...metrics._names import STORE_ERRORS
 from .. import _lua
+from .._table import CellTable
 
 if TYPE_CHECKING:
     from ..._circuit.config import BreakerConfig
@@ -97,7 +97,7 @@ MIN_KEY_TTL = 1.0
 """The shortest ``key_ttl`` accepted, in seconds."""
 
 
-class _RedisBase:
+class _RedisBase(CellTable[_Cell]):
     """What both stores share: cells, the listener thread, outages, flags."""
 
     def __init__(
@@ -115,6 +115,7 @@ class _RedisBase:
         trip_quorum: int,
         check: bool,
     ) -> None:
+        super().__init__()
         given: object = prefix
         if (
             not isinstance(given, str)
@@ -162,12 +163,6 @@ class _RedisBase:
         self._budgets: weakref.WeakSet[RetryBudget] = weakref.WeakSet()
         self._channel = f"{prefix}:events"
         self._ttl_ms = str(max(1, int(self.key_ttl * 1000)))
-        self._cells: dict[str, _Cell] = {}
-        # Cells let go of while idle (``release``): kept while a breaker holds them, found
-        # again by name, updated by messages, never re-read periodically.
-        self._loose: weakref.WeakValueDictionary[str, _Cell] = weakref.WeakValueDictionary()
-        self._released = 0  # since the containers were last compacted
-        self._lock = threading.Lock()
         # The server's clock as this process sees it: one server's, or on a cluster one
         # per master (each master keeps its own clock), keyed by the node's name.
         self._clock = _Clock()
@@ -228,15 +223,11 @@ class _RedisBase:
         cell = self._cells.get(name)
         if cell is not None:
             return cell
-        with self._lock:
-            cell = self._cells.get(name)
-            if cell is not None:
-                return cell
-            cell = self._loose.pop(name, None)
-            if cell is None:
-                cell = _Cell(name, _OWN if self.trip == "local" else None)
-            cell.recent = True
-            self._cells[name] = cell
+        own = _OWN if self.trip == "local" else None
+        cell, listed = self._list(name, lambda: _Cell(name, own))
+        if not listed:
+            return cell
+        cell.recent = True
         if cell.keyless:
             return cell
         if not _encodable(name):
@@ -258,50 +249,17 @@ class _RedisBase:
         """The state of ``name`` as this process knows it (the initial state if unused)."""
         return self.cell(name).state
 
-    def release(self, names: Iterable[str]) -> int:
-        """Let go of the cells of ``names`` whose state is idle; return how many.
-
-        Idle means closed with nothing counted, nothing of this process's own to keep and
-        no script call under way. A released cell is no longer re-read by the listener;
-        it lives on while a breaker still holds it (messages still update it, and
-        ``cell(name)`` finds it again and re-reads it); otherwise its memory is freed.
-        The registry calls this for the breakers it evicts while idle.
-        """
-        released = 0
-        with self._lock:
-            cells = self._cells
-            for name in names:
-                cell = cells.get(name)
-                if cell is None:
-                    continue
-                with cell.lock:
-                    own = cell.own
-                    if (
-                        not is_idle(cell.shared)
-                        or (own is not None and not is_idle(own))
-                        or cell.local_at is not None
-                        or cell.inflight
-                    ):
-                        continue
-                    del cells[name]
-                    self._loose[name] = cell
-                released += 1
-                cell = None  # the last reference held here: an unheld cell goes now
-            self._released += released
-            if self._released and self._released >= len(self._cells):
-                # Dicts keep their size after deletions: a copy gives the memory back.
-                self._cells = dict(cells)
-                self._loose = weakref.WeakValueDictionary(self._loose)
-                self._released = 0
-        return released
-
-    def _held(self, name: str) -> _Cell | None:
-        """The cell of ``name``, listed or released but still held, if any."""
-        return self._cells.get(name) or self._loose.get(name)
-
-    def names(self) -> list[str]:
-        """The names of the breakers this process holds, sorted."""
-        return sorted(self._cells)
+    def _idle(self, cell: _Cell) -> bool:
+        """Closed with nothing counted, nothing of this process's own to keep and no
+        script call under way. A released cell is no longer re-read by the listener;
+        messages still update it while a breaker holds it."""
+        own = cell.own
+        return (
+            is_idle(cell.shared)
+            and (own is None or is_idle(own))
+            and cell.local_at is None
+            and not cell.inflight
+        )
 
     @property
     def reachable(self) -> bool:
