@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import os
@@ -31,7 +32,6 @@ from ..._runtime import validate as _validate
 from ..._runtime.logs import digest
 from ..._runtime.validate import required_duration as _duration
 from ...exceptions import ConfigError
-from ...metrics._names import STORE_ERRORS
 from .. import _lua
 from .._table import CellTable
 
@@ -46,10 +46,8 @@ from ._cells import (
     _OPEN,
     _OWN,
     _WAITING,
-    _begin,
     _Cell,
     _encodable,
-    _end,
     _refused_here,
     _rules_of,
     _settled,
@@ -67,6 +65,7 @@ from ._errors import (
     _KEY,
     _OUTAGE,
     _config_problem,
+    _count_error,
     _kind_of,
     _reason,
 )
@@ -85,9 +84,6 @@ Trip = Literal["fleet", "local"]
 
 _POLL = 0.05
 """Seconds the listener waits for a message before it looks at its other work."""
-
-
-_TAGS = (("store", "redis"),)
 
 
 _live_stores: weakref.WeakSet[_RedisBase] = weakref.WeakSet()
@@ -281,36 +277,42 @@ class _RedisBase(CellTable[_Cell]):
 
     # --- transitions -------------------------------------------------------------------
 
-    def apply(
-        self, name: str, event: Event, now: float, config: BreakerConfig
-    ) -> tuple[BreakerState, Decision]:
-        """Apply ``event`` to the shared state of ``name`` in one script call (or, during
-        an outage, to this process's own copy); return the result."""
-        cell = self._cells.get(name) or self.cell(name)
+    def _here(
+        self, cell: _Cell, event: Event, now: float, config: BreakerConfig
+    ) -> tuple[BreakerState, Decision, bool] | None:
+        """The answer to ``event`` when no script call is needed, and whether this
+        process's own breaker just tripped (the fleet is then told: ``_hint``); ``None``
+        when Redis must apply it. Does no I/O."""
         cell.config = config
         if cell.own is not None and event.kind in _CALLS and cell.shared.mode is _CLOSED:
-            own, decision, tripped = self._apply_own(cell, event, now, config)
-            if tripped:
-                self._hint(cell, own, now)
-            return own, decision
+            return self._apply_own(cell, event, now, config)
         if self._local(cell, event):
-            return self._fallback(cell, event, now, config)
+            return (*self._fallback(cell, event, now, config), False)
         cell.recent = True
         if event.kind is _ACQUIRE and cell.state.mode in _WAITING:
             refused = _refused_here(cell.state, event, now, config)
             if refused is not None:
-                return refused
-        args = [*self._args(cell, config), *self._event_args(event, now)]
-        _begin(cell)
-        try:
-            reply = self._call(cell, args)
-            if reply is not None:
-                results = self._accept(cell, reply, (now + _config.state.now()) / 2, config)
-                if results:
-                    return results[0]
-            return self._fallback(cell, event, now, config)
-        finally:
-            _end(cell)
+                return (*refused, False)
+        return None
+
+    @abc.abstractmethod
+    def _send(
+        self, cell: _Cell, events: list[tuple[Event, float]], config: BreakerConfig
+    ) -> list[tuple[BreakerState, Decision]]:
+        """Apply ``events`` in order in one script call (locally during an outage, or
+        while the breaker holds a state of its own)."""
+
+    def _submit(
+        self, cell: _Cell, event: Event, now: float, config: BreakerConfig
+    ) -> tuple[BreakerState, Decision]:
+        """``event`` applied by Redis: in a script call of its own."""
+        return self._send(cell, [(event, now)], config)[0]
+
+    def _run(self, cell: _Cell, args: list[str]) -> list[Any]:
+        """Run the transition script on ``cell``'s keys through the blocking client (raises
+        what Redis raises; the client gives up after ``timeout``)."""
+        reply: list[Any] = self._script(keys=self._script_keys(cell.name), args=args)
+        return reply
 
     def _local(self, cell: _Cell, event: Event) -> bool:
         """Whether ``event`` is applied here: during an outage, for a breaker whose keys
@@ -321,23 +323,6 @@ class _RedisBase(CellTable[_Cell]):
         if self._nodes_down and self._node_name(cell) in self._nodes_down:
             return True
         return cell.local_at is not None and event.kind in _CALLS
-
-    def _call(self, cell: _Cell, args: list[str]) -> list[Any] | None:
-        """One script call for ``cell``: the reply, or ``None`` when Redis did not apply
-        it (the error is dealt with: an outage, or trouble of this breaker alone)."""
-        where, clock = self._server_of(cell)
-        for _ in range(2):
-            sent = time.monotonic()
-            try:
-                reply: list[Any] = self._script(keys=self._script_keys(cell.name), args=args)
-            except Exception as error:  # whatever went wrong, the caller must not see it
-                self._failed(error, cell, where)
-                return None
-            if not self._late(clock, reply, sent, args):
-                return reply
-        late = TimeoutError("Redis ran the script after its deadline twice")
-        self._failed(late, cell, where)
-        return None
 
     def _late(self, clock: _Clock, reply: list[Any], sent: float, args: list[str]) -> bool:
         """Learn the clock of the server that ran the script (``clock``) from ``reply``;
@@ -443,22 +428,6 @@ class _RedisBase(CellTable[_Cell]):
             *self._args(cell, cell.config, hint),
             *self._event_args(Event(Kind.ACQUIRE), now, "hint"),
         ]
-
-    def _hint(self, cell: _Cell, own: BreakerState, now: float) -> None:
-        """Tell the fleet this process's breaker tripped (one script call); with a quorum
-        of live hints the shared breaker opens, and the reply brings it here."""
-        args = self._hint_args(cell, own, now)
-        if args is None or cell.config is None:
-            return
-        _begin(cell)
-        try:
-            reply = self._call(cell, args)
-            if reply is None:
-                _count_error()
-                return
-            self._accept(cell, reply, now, cell.config)
-        finally:
-            _end(cell)
 
     def _adopt(
         self,
@@ -1131,12 +1100,6 @@ def _in_event_loop() -> bool:
 def _process_id() -> str:
     """Who this process is among the fleet's trip hints: host, pid and a random tag."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _count_error() -> None:
-    emit = _config.state.emit
-    if emit is not None:
-        emit.increment(STORE_ERRORS, _TAGS)
 
 
 def _after_fork_in_child() -> None:
