@@ -18,7 +18,7 @@ from redis_cluster import (  # noqa: F401 - fixtures
     own_redis_cluster,
     redis_cluster,
 )
-from redis_server import boom, eventually, fail, unique_prefix
+from redis_server import boom, eventually, fail, stores_on, unique_prefix
 from strategies import BoomError
 
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
@@ -39,18 +39,7 @@ ODD_NAMES = ["}svc", "{", "}", "{}", "a{b}c", "ünïcødé", "%7D", "svc"]
 def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:  # noqa: F811
     """``make(**options)``: a store on the shared cluster; one prefix per test, closed at
     the end."""
-    made: list[Any] = []
-    prefix = unique_prefix()
-
-    def factory(kind: Any = None, url: Any = None, **options: Any) -> Any:
-        options.setdefault("prefix", prefix)
-        store = (kind or RedisStore)(url or redis_cluster.url, **options)
-        made.append(store)
-        return store
-
-    yield factory
-    for store in made:
-        store.close()
+    yield from stores_on(redis_cluster.url)
 
 
 def test_a_cluster_url_shares_breakers_across_processes(make: Callable[..., Any]) -> None:

@@ -26,7 +26,11 @@ from redis_server import (  # noqa: F401 - fixtures
     missing,
     own_redis_server,
     redis_server,
+    stores_on,
     unique_prefix,
+)
+from redis_server import (
+    command_calls as commands,
 )
 from strategies import BoomError
 
@@ -46,24 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def make(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:  # noqa: F811
     """``make(**options)``: a RedisStore on the shared server; one prefix per test (all
     stores of a test are one fleet), closed at the end."""
-    made: list[Any] = []
-    prefix = unique_prefix()
-
-    def factory(kind: Any = None, url: str | None = None, **options: Any) -> Any:
-        options.setdefault("prefix", prefix)
-        store = (kind or RedisStore)(url or redis_server.url, **options)
-        made.append(store)
-        return store
-
-    yield factory
-    for store in made:
-        store.close()
-
-
-def commands(client: Any) -> dict[str, int]:
-    """Calls per command so far (``INFO commandstats``; it counts INFO itself only after)."""
-    stats = client.info("commandstats")
-    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    yield from stores_on(redis_server.url)
 
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
