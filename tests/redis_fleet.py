@@ -81,21 +81,31 @@ def run_workers(
         client.close()
 
 
-def trip(breaker: CircuitBreaker) -> None:
-    """Open ``breaker`` (configured with ``HERD``) with one failing call."""
+def tripped(store: Any) -> CircuitBreaker:
+    """The breaker "herd" (``HERD``) on ``store``, opened by one failing call."""
     from strategies import BoomError  # hypothesis: not for the workers to import
 
+    breaker = CircuitBreaker("herd", HERD, store=store)
     with pytest.raises(BoomError):
         breaker.call(_boom)
+    return breaker
 
 
 def release_herd(
-    server: Any, prefix: str, callers: int, timeout: str, *, processes: int, settle: float
+    server: Any,
+    tripped: CircuitBreaker,
+    prefix: str,
+    callers: int,
+    timeout: str,
+    *,
+    processes: int,
+    settle: float,
 ) -> tuple[list[int], list[Any]]:
-    """``processes`` workers of ``callers`` tasks each call the half-open breaker "herd"
-    of ``prefix`` (store ``timeout``); once every task has its answer (within ``settle``
-    seconds), the probes let in are counted and released. Returns that count (in a
-    list) and the workers' results."""
+    """Once ``tripped`` (the breaker "herd" of ``prefix``, see ``tripped``) may probe,
+    ``processes`` workers of ``callers`` tasks each call it (store ``timeout``); once
+    every task has its answer (within ``settle`` seconds), the probes let in are counted
+    and released. Returns that count (in a list) and the workers' results."""
+    time.sleep(max(0.0, tripped.retry_after or 0.0))  # the workers start after it anyway
     entered: list[int] = []
 
     def release_when_settled(client: Any) -> None:

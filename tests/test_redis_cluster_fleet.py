@@ -3,14 +3,12 @@ probes allowed fleet-wide, with 4 and 16 processes."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from redis_cluster import RedisCluster, missing, redis_cluster  # noqa: F401 - fixtures
-from redis_fleet import HERD, release_herd, run_workers, trip
+from redis_fleet import release_herd, run_workers, tripped
 from redis_server import FLEET_THRESHOLD, unique_prefix
 
-from resilient import BreakerMode, CircuitBreaker
+from resilient import BreakerMode
 
 if missing() is None:
     from resilient.stores.redis import RedisStore
@@ -55,12 +53,11 @@ def test_half_open_on_a_cluster_admits_exactly_the_probes_fleet_wide(
     processes, callers = 16, 20
     prefix = unique_prefix()
     with RedisStore(redis_cluster.url, prefix=prefix) as store:
-        tripper = CircuitBreaker("herd", HERD, store=store)
-        trip(tripper)
+        tripper = tripped(store)
         assert tripper.snapshot().mode is BreakerMode.OPEN
-        time.sleep(max(0.0, tripper.retry_after or 0.0))  # the workers start after it anyway
         entered, results = release_herd(
             redis_cluster,
+            tripper,
             prefix,
             callers,
             "0.5",  # 16 busy processes on a small machine: no outage from our own load

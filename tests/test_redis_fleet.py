@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from redis_fleet import HERD, PROCESSES, WAIT, release_herd, run_workers, trip
+from redis_fleet import PROCESSES, WAIT, release_herd, run_workers, tripped
 from redis_server import (  # noqa: F401 - fixtures
     FLEET_THRESHOLD,
     RedisServer,
@@ -45,12 +45,10 @@ def test_half_open_admits_exactly_the_probes_fleet_wide(
 
     prefix = unique_prefix()
     with RedisStore(redis_server.url, prefix=prefix) as store:
-        tripper = CircuitBreaker("herd", HERD, store=store)
-        trip(tripper)
+        tripper = tripped(store)
         assert tripper.snapshot().mode is BreakerMode.OPEN
-        time.sleep(max(0.0, tripper.retry_after or 0.0))  # the workers start after it anyway
         entered, results = release_herd(
-            redis_server, prefix, 50, "0.05", processes=PROCESSES, settle=WAIT
+            redis_server, tripper, prefix, 50, "0.05", processes=PROCESSES, settle=WAIT
         )
         assert entered == [3]  # while every other task had its answer, 3 probes were in
         assert sum(r["reached"] for r in results) == 3
