@@ -21,7 +21,7 @@ from http_servers import ScriptedServer, running
 from hypothesis import settings
 from redis_cluster import RedisCluster, shared_cluster
 from redis_cluster import missing as missing_cluster
-from redis_server import RedisServer, free_port, missing, shared_server
+from redis_server import RedisServer, free_port, missing, owned, shared_server
 from statsd_daemon import StatsdDaemon, find_daemon, running_daemon
 
 from resilient.stores import MemoryStore
@@ -87,27 +87,15 @@ def redis_server() -> RedisServer:
 @pytest.fixture
 def own_redis_server() -> Iterator[RedisServer]:
     """A server of this test's own, free to be killed and restarted."""
-    why = missing()
-    if why is not None:
-        pytest.skip(why)
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.kill()
+    yield from owned(missing, lambda: RedisServer().start())
 
 
 @pytest.fixture
 def replica_redis_server() -> Iterator[RedisServer]:
     """A read-only replica whose master never answers: reads work, writes get READONLY."""
-    why = missing()
-    if why is not None:
-        pytest.skip(why)
-    server = RedisServer("--replicaof", "127.0.0.1", str(free_port())).start()
-    try:
-        yield server
-    finally:
-        server.kill()
+    yield from owned(
+        missing, lambda: RedisServer("--replicaof", "127.0.0.1", str(free_port())).start()
+    )
 
 
 @pytest.fixture
@@ -119,14 +107,7 @@ def redis_cluster() -> RedisCluster:
 @pytest.fixture
 def own_redis_cluster() -> Iterator[RedisCluster]:
     """A cluster of this test's own, whose nodes it may freeze or kill."""
-    why = missing_cluster()
-    if why is not None:
-        pytest.skip(why)
-    cluster = RedisCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from owned(missing_cluster, lambda: RedisCluster().start())
 
 
 STORES = [

@@ -10,7 +10,6 @@ them skip and say why.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import signal
@@ -21,6 +20,7 @@ import time
 from typing import Any
 
 import pytest
+from redis_server import Shared, ask, redis_process, started, stop_process
 from redis_server import missing as missing_server
 
 NODE_TIMEOUT_MS = 2000
@@ -52,16 +52,6 @@ def _free_cluster_port(taken: set[int]) -> int:
     raise RuntimeError("no free pair of ports for a cluster node")
 
 
-def _complete(reply: bytes) -> bool:
-    """Whether ``reply`` is one whole RESP reply (a bulk string read to its end)."""
-    if not reply.endswith(b"\r\n"):
-        return False
-    if not reply.startswith(b"$"):
-        return True
-    header, _, body = reply.partition(b"\r\n")
-    return len(body) >= int(header[1:]) + 2
-
-
 class RedisCluster:
     """Six ``redis-server --cluster-enabled yes`` processes joined into one cluster."""
 
@@ -88,12 +78,10 @@ class RedisCluster:
         for port in self.ports:
             self._start_node(port)
         deadline = time.monotonic() + START_TIMEOUT
-        for port in self.ports:
-            while not self._ping(port):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"redis-server (cluster node) did not start on port {port}")
-                time.sleep(0.01)
+        for port, process in self.processes.items():
+            if not started(port, process, deadline):
+                self.stop()
+                pytest.fail(f"redis-server (cluster node) did not start on port {port}")
         created = subprocess.run(
             [
                 "redis-cli",
@@ -116,55 +104,24 @@ class RedisCluster:
         return self
 
     def _start_node(self, port: int) -> None:
-        self.processes[port] = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                f"nodes-{port}.conf",
-                "--cluster-node-timeout",
-                str(NODE_TIMEOUT_MS),
-                "--repl-diskless-sync-delay",
-                "0",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-                "--cluster-require-full-coverage",
-                "yes" if self.full_coverage else "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.processes[port] = redis_process(
+            port,
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            f"nodes-{port}.conf",
+            "--cluster-node-timeout",
+            str(NODE_TIMEOUT_MS),
+            "--repl-diskless-sync-delay",
+            "0",
+            "--cluster-require-full-coverage",
+            "yes" if self.full_coverage else "no",
             cwd=self.directory,
         )
 
-    def _ping(self, port: int) -> bool:
-        return self.ask(port, "PING").startswith("+PONG")
-
     def ask(self, port: int, *command: str) -> str:
         """One command to one node, as raw RESP text ("" when it does not answer)."""
-        wire = f"*{len(command)}\r\n" + "".join(f"${len(c)}\r\n{c}\r\n" for c in command)
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                conn.sendall(wire.encode())
-                chunks = b""
-                while True:
-                    chunk = conn.recv(65536)
-                    chunks += chunk
-                    if not chunk or _complete(chunks):
-                        break
-                return chunks.decode(errors="replace")
-        except OSError:
-            return ""
+        return ask(port, *command)
 
     def serves(self, key: str) -> bool:
         """Whether a live, unfrozen master serves ``key``'s slot now."""
@@ -232,9 +189,7 @@ class RedisCluster:
 
     def kill(self, port: int) -> None:
         """``kill -9`` one node: a crash."""
-        process = self.processes[port]
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(START_TIMEOUT)
+        stop_process(self.processes[port])
 
     def client(self, **options: Any) -> Any:
         import redis.cluster
@@ -244,30 +199,20 @@ class RedisCluster:
     def stop(self) -> None:
         """Stop every node by its pid (thawed first) and remove their files."""
         for port, process in list(self.processes.items()):
-            if process.poll() is None:
-                try:
-                    if port in self.frozen:
-                        os.kill(process.pid, signal.SIGCONT)
-                    os.kill(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait(START_TIMEOUT)
+            if port in self.frozen and process.poll() is None:
+                os.kill(process.pid, signal.SIGCONT)
+            stop_process(process)
         self.processes.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def alive(self) -> bool:
+        """Whether every node runs."""
+        return len(self.live()) == len(self.ports)
 
-_shared: RedisCluster | None = None
+
+_shared = Shared(missing, lambda: RedisCluster().start())
 
 
 def shared_cluster() -> RedisCluster:
     """The session's cluster, started on first use (skips the test when Redis is absent)."""
-    global _shared
-    why = missing()
-    if why is not None:
-        pytest.skip(why)
-    if _shared is None or len(_shared.live()) < len(_shared.ports):
-        if _shared is not None:
-            _shared.stop()
-        _shared = RedisCluster().start()
-        atexit.register(_shared.stop)
-    return _shared
+    return _shared.get()

@@ -9,7 +9,7 @@ given ACL rules and gives the URL that logs in as it. All run with
 cache would) and are stopped by their pid. Without ``redis-server`` on the PATH or the
 ``redis`` package, the tests that need them skip and say why.
 
-Run as a script, this module is the worker the multi-process tests start (see ``main``).
+The processes of a fleet (the multi-process tests' workers) are in ``redis_fleet``.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import pytest
 
@@ -87,6 +86,83 @@ def missing() -> str | None:
     return None
 
 
+STOP_TIMEOUT = 30.0
+
+
+def redis_process(port: int, *extra: str, cwd: str | Path = HERE) -> subprocess.Popen[bytes]:
+    """``redis-server`` on loopback ``port``, nothing on disk (``extra``: more options)."""
+    command = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+        *extra,
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+
+
+def ask(port: int, *command: str) -> str:
+    """One command to the server on ``port``, as raw RESP text ("" when it does not answer)."""
+    wire = f"*{len(command)}\r\n" + "".join(f"${len(c)}\r\n{c}\r\n" for c in command)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(wire.encode())
+            chunks = b""
+            while True:
+                chunk = conn.recv(65536)
+                chunks += chunk
+                if not chunk or _complete(chunks):
+                    break
+            return chunks.decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _complete(reply: bytes) -> bool:
+    """Whether ``reply`` is one whole RESP reply (a bulk string read to its end)."""
+    if not reply.endswith(b"\r\n"):
+        return False
+    if not reply.startswith(b"$"):
+        return True
+    header, _, body = reply.partition(b"\r\n")
+    return len(body) >= int(header[1:]) + 2
+
+
+def answers(port: int) -> bool:
+    """Whether the server on ``port`` answers (a refusal to a client without a password
+    counts)."""
+    return ask(port, "PING").startswith(("+PONG", "-NOAUTH"))
+
+
+def started(port: int, process: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Wait until the server on ``port`` answers; ``False`` if ``process`` ends or the
+    monotonic ``deadline`` passes first."""
+    while not answers(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to ``process`` by its pid, unless it has ended, and wait for it."""
+    if process.poll() is None:
+        try:
+            os.kill(process.pid, sig)
+        except ProcessLookupError:
+            pass
+    process.wait(STOP_TIMEOUT)
+
+
 class RedisServer:
     """One ``redis-server`` process; ``kill`` and ``start`` again keep its port."""
 
@@ -104,52 +180,27 @@ class RedisServer:
         return None if self.process is None else self.process.pid
 
     def start(self) -> RedisServer:
-        command = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--loglevel",
-            "warning",
-            *self.extra,
-        ]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.ping():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"redis-server did not start on port {self.port}")
-            time.sleep(0.005)
+        self.process = redis_process(self.port, *self.extra)
+        if not started(self.port, self.process, time.monotonic() + START_TIMEOUT):
+            self.kill()
+            pytest.fail(f"redis-server did not start on port {self.port}")
         return self
 
     def ping(self) -> bool:
         """Whether the server answers (a refusal to a client without a password counts)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith((b"+PONG", b"-NOAUTH"))
-        except OSError:
-            return False
+        return answers(self.port)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Stop the server by its pid (SIGKILL: a crash, nothing flushed)."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        try:
-            os.kill(process.pid, sig)
-        except ProcessLookupError:
-            pass
-        process.wait(START_TIMEOUT)
+        if process is not None:
+            stop_process(process, sig)
+
+    def stop(self) -> None:
+        self.kill()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def client(self, **options: Any) -> object:
         import redis
@@ -157,19 +208,57 @@ class RedisServer:
         return redis.Redis.from_url(self.url, **options)
 
 
-_shared: RedisServer | None = None
+class _Process(Protocol):
+    def stop(self) -> None: ...
+
+    def alive(self) -> bool: ...
+
+
+P = TypeVar("P", bound=_Process)
+
+
+class Shared(Generic[P]):
+    """One server (or cluster) for the whole session: ``get()`` starts it with ``start``
+    on first use, and again if it died; it skips the test when ``missing`` says why it
+    cannot run."""
+
+    def __init__(self, missing: Callable[[], str | None], start: Callable[[], P]) -> None:
+        self._missing = missing
+        self._start = start
+        self._running: P | None = None
+
+    def get(self) -> P:
+        why = self._missing()
+        if why is not None:
+            pytest.skip(why)
+        running = self._running
+        if running is None or not running.alive():
+            if running is not None:
+                running.stop()
+            running = self._running = self._start()
+            atexit.register(running.stop)
+        return running
+
+
+def owned(missing: Callable[[], str | None], start: Callable[[], P]) -> Iterator[P]:
+    """A fixture's body: a server (or cluster) of one test's own from ``start``, stopped
+    at the end; skips the test when ``missing`` says why it cannot run."""
+    why = missing()
+    if why is not None:
+        pytest.skip(why)
+    running = start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+_shared = Shared(missing, lambda: RedisServer().start())
 
 
 def shared_server() -> RedisServer:
     """The session's server, started on first use (skips the test when Redis is absent)."""
-    global _shared
-    why = missing()
-    if why is not None:
-        pytest.skip(why)
-    if _shared is None or _shared.process is None or _shared.process.poll() is not None:
-        _shared = RedisServer().start()
-        atexit.register(_shared.kill)
-    return _shared
+    return _shared.get()
 
 
 def unique_prefix() -> str:
@@ -193,147 +282,24 @@ def command_calls(client: Any) -> dict[str, int]:
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
 
 
-# --- the worker of the multi-process tests ----------------------------------------------
-
-
-def spawn(*args: str) -> subprocess.Popen[str]:
-    """Start ``python tests/redis_server.py <args>``; it prints one JSON line."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE), env.get("PYTHONPATH", "")])
-    return subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def client_of(url: str) -> Any:
-    """A plain client of ``url`` (a cluster client for ``redis+cluster://``)."""
-    import redis
-    import redis.cluster
-
-    if url.startswith("redis+cluster://"):
-        return redis.cluster.RedisCluster.from_url(url.replace("+cluster", "", 1))
-    return redis.Redis.from_url(url)
-
-
-def _rendezvous(client: Any, prefix: str) -> None:
-    """Say this worker is ready, then wait for the test to release every worker at once."""
-    client.rpush(f"{prefix}:ready", os.getpid())
-    if client.blpop([f"{prefix}:go"], timeout=30) is None:
-        raise SystemExit("never released")
-
-
-def worker_failing(
-    url: str, prefix: str, threads: str, calls: str, timeout: str = "0.05"
-) -> dict[str, Any]:
-    """``threads`` threads make ``calls`` calls each to a function that always fails
-    (``timeout``: the store's)."""
-    import threading
-
-    from resilient import BreakerConfig, CircuitBreaker, CircuitOpenError
+def stores_on(server_url: str) -> Iterator[Callable[..., Any]]:
+    """A ``make`` fixture's body: ``make(kind=RedisStore, url=server_url, **options)``
+    makes a store (``url``: a URL or a client); one prefix per test (every store of a
+    test is one fleet); every store it made is closed at the end."""
     from resilient.stores.redis import RedisStore
 
-    store = RedisStore(url, prefix=prefix, timeout=float(timeout))
-    config = BreakerConfig(failure_threshold=FLEET_THRESHOLD, reset_timeout=3600)
-    breaker = CircuitBreaker("fleet", config, store=store)
-    store.listening.wait(10)
-    lock = threading.Lock()
-    tally = {"reached": 0, "rejected": 0, "failed": 0, "other": 0}
+    made: list[Any] = []
+    prefix = unique_prefix()
 
-    def failing() -> None:
-        with lock:
-            tally["reached"] += 1
-        time.sleep(0.001)
-        raise ValueError("down")
+    def factory(kind: Any = None, url: Any = None, **options: Any) -> Any:
+        options.setdefault("prefix", prefix)
+        store = (kind or RedisStore)(url or server_url, **options)
+        made.append(store)
+        return store
 
-    def run() -> None:
-        for _ in range(int(calls)):
-            try:
-                breaker.call(failing)
-            except ValueError:
-                key = "failed"
-            except CircuitOpenError:
-                key = "rejected"
-            except BaseException:
-                key = "other"
-            with lock:
-                tally[key] += 1
-
-    _rendezvous(client_of(url), prefix)
-    pool = [threading.Thread(target=run) for _ in range(int(threads))]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    store.close()
-    return tally
-
-
-def worker_herd(url: str, prefix: str, callers: str, timeout: str) -> dict[str, Any]:
-    """``callers`` concurrent tasks call a half-open breaker; probes wait for release."""
-    import asyncio
-
-    from resilient import BreakerConfig, CircuitBreaker, CircuitOpenError
-    from resilient.stores.redis import AsyncRedisStore
-
-    client = client_of(url)
-    store = AsyncRedisStore(url, prefix=prefix, timeout=float(timeout))
-    config = BreakerConfig(
-        failure_threshold=1,
-        reset_timeout=0.2,
-        half_open_max_calls=3,
-        success_threshold=3,
-        probe_timeout=30,
-    )
-    breaker = CircuitBreaker("herd", config, store=store)
-    store.listening.wait(10)
-    tally = {"reached": 0, "ok": 0, "rejected": 0, "other": 0}
-
-    async def probe() -> str:
-        tally["reached"] += 1
-        client.rpush(f"{prefix}:entered", os.getpid())
-        while not client.exists(f"{prefix}:release"):  # noqa: ASYNC110 - another process sets it
-            await asyncio.sleep(0.01)
-        return "ok"
-
-    async def call() -> None:
-        try:
-            await breaker.acall(probe)
-        except CircuitOpenError:
-            tally["rejected"] += 1
-            return
-        except BaseException:
-            tally["other"] += 1
-            return
-        tally["ok"] += 1
-
-    async def main() -> None:
-        await store.aconnect()
-        tasks = [asyncio.create_task(call()) for _ in range(int(callers))]
-        while tally["reached"] + tally["rejected"] + tally["other"] < int(callers):  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-        client.rpush(f"{prefix}:settled", os.getpid())
-        await asyncio.gather(*tasks)
-        tally["reachable"] = store.reachable
-        await store.aclose()
-
-    _rendezvous(client, prefix)
-    asyncio.run(main())
-    return tally
-
-
-def main(argv: list[str]) -> None:
-    import json
-
-    result = globals()["worker_" + argv[0]](*argv[1:])
-    print(json.dumps(result), flush=True)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    yield factory
+    for store in made:
+        store.close()
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from redis_cluster import RedisCluster, missing
-from redis_server import boom, eventually, fail, unique_prefix
+from redis_server import boom, eventually, fail, stores_on, unique_prefix
 from strategies import BoomError
 
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
@@ -34,18 +34,7 @@ ODD_NAMES = ["}svc", "{", "}", "{}", "a{b}c", "ünïcødé", "%7D", "svc"]
 def make(redis_cluster: RedisCluster) -> Iterator[Callable[..., Any]]:
     """``make(**options)``: a store on the shared cluster; one prefix per test, closed at
     the end."""
-    made: list[Any] = []
-    prefix = unique_prefix()
-
-    def factory(kind: Any = None, url: Any = None, **options: Any) -> Any:
-        options.setdefault("prefix", prefix)
-        store = (kind or RedisStore)(url or redis_cluster.url, **options)
-        made.append(store)
-        return store
-
-    yield factory
-    for store in made:
-        store.close()
+    yield from stores_on(redis_cluster.url)
 
 
 def test_a_cluster_url_shares_breakers_across_processes(make: Callable[..., Any]) -> None:

@@ -3,16 +3,12 @@ probes allowed fleet-wide, with 4 and 16 processes."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 from redis_cluster import RedisCluster, missing
+from redis_fleet import release_herd, run_workers, tripped
 from redis_server import FLEET_THRESHOLD, unique_prefix
-from strategies import BoomError
-from test_redis_fleet import run_workers
 
-from resilient import BreakerConfig, BreakerMode, CircuitBreaker
+from resilient import BreakerMode
 
 if missing() is None:
     from resilient.stores.redis import RedisStore
@@ -56,44 +52,20 @@ def test_half_open_on_a_cluster_admits_exactly_the_probes_fleet_wide(
     probes in all (half_open_max_calls), every other call rejected."""
     processes, callers = 16, 20
     prefix = unique_prefix()
-    config = BreakerConfig(
-        failure_threshold=1,
-        reset_timeout=0.2,
-        half_open_max_calls=3,
-        success_threshold=3,
-        probe_timeout=30,
-    )
     with RedisStore(redis_cluster.url, prefix=prefix) as store:
-        tripper = CircuitBreaker("herd", config, store=store)
-        with pytest.raises(BoomError):
-            tripper.call(_boom)
+        tripper = tripped(store)
         assert tripper.snapshot().mode is BreakerMode.OPEN
-        entered: list[int] = []
-
-        def release_when_settled(client: Any) -> None:
-            deadline = time.monotonic() + WAIT * 2
-            while client.llen(f"{prefix}:settled") < processes:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            entered.append(client.llen(f"{prefix}:entered"))
-            client.set(f"{prefix}:release", 1)
-
-        time.sleep(max(0.0, tripper.retry_after or 0.0))  # the workers start after it anyway
-        results = run_workers(
+        entered, results = release_herd(
             redis_cluster,
+            tripper,
             prefix,
-            "herd",
-            str(callers),
+            callers,
             "0.5",  # 16 busy processes on a small machine: no outage from our own load
-            between=release_when_settled,
             processes=processes,
+            settle=WAIT * 2,
         )
         assert entered == [3], [(r["reached"], r["reachable"]) for r in results]
         assert sum(r["reached"] for r in results) == 3
         assert sum(r["ok"] for r in results) == 3
         assert sum(r["rejected"] for r in results) == processes * callers - 3
         assert sum(r["other"] for r in results) == 0
-
-
-def _boom() -> None:
-    raise BoomError

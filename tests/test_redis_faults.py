@@ -25,6 +25,7 @@ from redis_server import (
     fail,
     free_port,
     missing,
+    stores_on,
     unique_prefix,
 )
 from strategies import BoomError
@@ -54,18 +55,7 @@ NOWHERE = "redis://127.0.0.1:1/0"  # never connected to: the arguments fail firs
 def make(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:
     """``make(**options)``: a store on the shared server, one prefix per test (every
     store of a test is one fleet), closed at the end."""
-    made: list[Any] = []
-    prefix = unique_prefix()
-
-    def factory(kind: Any = None, url: str | None = None, **options: Any) -> Any:
-        options.setdefault("prefix", prefix)
-        store = (kind or RedisStore)(url or redis_server.url, **options)
-        made.append(store)
-        return store
-
-    yield factory
-    for store in made:
-        store.close()
+    yield from stores_on(redis_server.url)
 
 
 def reads_after(client: Any, count: int, command: str = "hmget") -> bool:

@@ -3,55 +3,20 @@ fleet-wide, and a Redis that dies and comes back in the middle of a run."""
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from redis_server import FLEET_THRESHOLD, RedisServer, spawn, unique_prefix
+from redis_fleet import PROCESSES, WAIT, release_herd, run_workers, tripped
+from redis_server import FLEET_THRESHOLD, RedisServer, boom, eventually, unique_prefix
 from strategies import BoomError
 
 import resilient
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, CircuitOpenError
 from resilient.metrics import MemorySink
-
-PROCESSES = 4
-WAIT = 30.0
-
-
-def run_workers(
-    server: Any, prefix: str, *args: str, between: Any = None, processes: int = PROCESSES
-) -> list[Any]:
-    """Start ``processes`` workers on ``server`` (a server or a cluster), release them
-    together once all are ready, collect their JSON lines; ``between(client)`` runs after
-    the release, while they work."""
-    client: Any = server.client()
-    workers = [spawn(args[0], server.url, prefix, *args[1:]) for _ in range(processes)]
-    try:
-        deadline = time.monotonic() + WAIT
-        while client.llen(f"{prefix}:ready") < processes:
-            assert time.monotonic() < deadline, [w.poll() for w in workers]
-            assert all(w.poll() is None for w in workers), [w.communicate() for w in workers]
-            time.sleep(0.01)
-        client.rpush(f"{prefix}:go", *["go"] * processes)
-        if between is not None:
-            between(client)
-        results = []
-        for worker in workers:
-            out, err = worker.communicate(timeout=WAIT)
-            assert worker.returncode == 0, err
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        return results
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-        client.close()
 
 
 def test_a_fleet_stops_calling_at_the_threshold(redis_server: RedisServer) -> None:
@@ -72,31 +37,11 @@ def test_half_open_admits_exactly_the_probes_fleet_wide(
     from resilient.stores.redis import RedisStore
 
     prefix = unique_prefix()
-    config = BreakerConfig(
-        failure_threshold=1,
-        reset_timeout=0.2,
-        half_open_max_calls=3,
-        success_threshold=3,
-        probe_timeout=30,
-    )
     with RedisStore(redis_server.url, prefix=prefix) as store:
-        tripper = CircuitBreaker("herd", config, store=store)
-        with pytest.raises(BoomError):
-            tripper.call(_boom)
+        tripper = tripped(store)
         assert tripper.snapshot().mode is BreakerMode.OPEN
-        entered: list[int] = []
-
-        def release_when_settled(client: Any) -> None:
-            deadline = time.monotonic() + WAIT
-            while client.llen(f"{prefix}:settled") < PROCESSES:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            entered.append(client.llen(f"{prefix}:entered"))
-            client.set(f"{prefix}:release", 1)
-
-        time.sleep(max(0.0, tripper.retry_after or 0.0))  # the workers start after it anyway
-        results = run_workers(
-            redis_server, prefix, "herd", "50", "0.05", between=release_when_settled
+        entered, results = release_herd(
+            redis_server, tripper, prefix, 50, "0.05", processes=PROCESSES, settle=WAIT
         )
         assert entered == [3]  # while every other task had its answer, 3 probes were in
         assert sum(r["reached"] for r in results) == 3
@@ -104,20 +49,7 @@ def test_half_open_admits_exactly_the_probes_fleet_wide(
         assert sum(r["rejected"] for r in results) == PROCESSES * 50 - 3
         assert sum(r["other"] for r in results) == 0
         # Three probe successes closed it, for everyone.
-        assert _eventually(lambda: tripper.snapshot().mode is BreakerMode.CLOSED)
-
-
-def _boom() -> None:
-    raise BoomError
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+        assert eventually(lambda: tripper.snapshot().mode is BreakerMode.CLOSED)
 
 
 def test_redis_killed_and_restarted_mid_run(
@@ -164,7 +96,7 @@ def test_redis_killed_and_restarted_mid_run(
             time.sleep(0.3)
             during = list(calls)
             own_redis_server.start()  # same port, empty
-            assert _eventually(lambda: all(s.reachable for s in stores))
+            assert eventually(lambda: all(s.reachable for s in stores))
             time.sleep(0.2)
             stop.set()
             for thread in threads:
@@ -177,9 +109,9 @@ def test_redis_killed_and_restarted_mid_run(
         # Converged: a trip in one process is the other's state too.
         for _ in range(4):
             with pytest.raises((BoomError, CircuitOpenError)):
-                breakers[0].call(_boom)
+                breakers[0].call(boom)
         assert breakers[0].snapshot().mode is BreakerMode.OPEN
-        assert _eventually(lambda: breakers[1].snapshot()[:3] == breakers[0].snapshot()[:3])
+        assert eventually(lambda: breakers[1].snapshot()[:3] == breakers[0].snapshot()[:3])
     finally:
         stop.set()
         for store in stores:

@@ -7,15 +7,25 @@ connections and listener thread); tests/test_redis_fleet.py uses real processes.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_server import RedisServer, eventually, fail, free_port, missing, unique_prefix
+from redis_server import (
+    RedisServer,
+    eventually,
+    fail,
+    free_port,
+    missing,
+    stores_on,
+)
+from redis_server import command_calls as commands
 from strategies import BoomError
 
 import resilient
@@ -28,30 +38,14 @@ if missing() is None:
 
 THREE = BreakerConfig(failure_threshold=3, reset_timeout=30.0)
 WAIT = 5.0  # seconds a test waits for something that should take milliseconds
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def make(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:
     """``make(**options)``: a RedisStore on the shared server; one prefix per test (all
     stores of a test are one fleet), closed at the end."""
-    made: list[Any] = []
-    prefix = unique_prefix()
-
-    def factory(kind: Any = None, url: str | None = None, **options: Any) -> Any:
-        options.setdefault("prefix", prefix)
-        store = (kind or RedisStore)(url or redis_server.url, **options)
-        made.append(store)
-        return store
-
-    yield factory
-    for store in made:
-        store.close()
-
-
-def commands(client: Any) -> dict[str, int]:
-    """Calls per command so far (``INFO commandstats``; it counts INFO itself only after)."""
-    stats = client.info("commandstats")
-    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    yield from stores_on(redis_server.url)
 
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -389,3 +383,39 @@ def test_allow_lets_every_call_through_during_an_outage(make: Callable[..., Any]
     )
     fail(b, 10)
     assert not b.opened
+
+
+# --- the generated blocking twin -------------------------------------------------------
+
+
+def _unasync() -> Any:
+    """The module .ci/unasync.py (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("unasync", ROOT / ".ci" / "unasync.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_blocking_script_calls_are_generated_from_the_async_ones() -> None:
+    """Every committed sync twin is exactly what .ci/unasync.py makes of its async source."""
+    unasync = _unasync()
+    for source, target in unasync.FILES.items():
+        assert (ROOT / target).read_text() == unasync.generate(source), target
+
+
+def test_unasync_check_fails_on_a_stale_twin(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--check exits 1 and writes nothing while a twin is stale; a plain run rewrites it."""
+    unasync = _unasync()
+    target = tmp_path / "_calls_sync.py"
+    target.write_text("stale\n")
+    monkeypatch.setattr(unasync, "FILES", {"resilient/stores/redis/_calls_async.py": str(target)})
+    assert unasync.main(["--check"]) == 1
+    assert target.read_text() == "stale\n"
+    assert unasync.main([]) == 0
+    assert unasync.main(["--check"]) == 0
+    assert "def apply(" in target.read_text()
+    assert "await " not in target.read_text()

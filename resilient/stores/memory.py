@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import weakref
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .._circuit.rules import INITIAL, BreakerState, Decision, Event, is_idle, transition
+from ._table import CellTable
 
 if TYPE_CHECKING:
     from .._circuit.config import BreakerConfig
@@ -32,7 +31,7 @@ class _Cell:
         return f"<cell {self.state.mode.name} gen={self.state.gen}>"
 
 
-class MemoryStore:
+class MemoryStore(CellTable[_Cell]):
     """The default store: thread-safe, shared by every breaker of a name in this process.
 
     Each name has its own lock, held only for the pure transition (a few microseconds),
@@ -43,57 +42,17 @@ class MemoryStore:
     """
 
     def __init__(self) -> None:
-        self._cells: dict[str, _Cell] = {}
-        # Cells let go of while idle (``release``): kept only as long as a breaker holds
-        # them, and found again by name meanwhile, so two breakers of one name never
-        # split into two states.
-        self._loose: weakref.WeakValueDictionary[str, _Cell] = weakref.WeakValueDictionary()
-        self._released = 0  # since the containers were last compacted
+        super().__init__()  # the cells, and the lock also taken for flags
         self._flags: dict[str, str] = {}
-        self._lock = threading.Lock()  # for creating and releasing cells, and for flags
 
     def cell(self, name: str) -> _Cell:
         """The cell holding the state of ``name`` (created on first use)."""
-        cell = self._cells.get(name)
-        if cell is None:
-            with self._lock:
-                cell = self._cells.get(name)
-                if cell is None:
-                    cell = self._loose.pop(name, None)
-                    if cell is None:
-                        cell = _Cell()
-                    self._cells[name] = cell
-        return cell
+        return self._cells.get(name) or self._list(name, _Cell)[0]
 
-    def release(self, names: Iterable[str]) -> int:
-        """Let go of the cells of ``names`` whose state is idle; return how many.
-
-        Idle means closed with no failure, slow call or probe counted: nothing a fresh
-        cell would not say. A released cell lives on while a breaker still holds it (and
-        ``cell(name)`` finds it again); otherwise its memory is freed.
-        """
-        released = 0
-        with self._lock:
-            cells = self._cells
-            for name in names:
-                cell = cells.get(name)
-                if cell is None:
-                    continue
-                with cell.lock:
-                    if not is_idle(cell.state):
-                        continue
-                    del cells[name]
-                    self._loose[name] = cell
-                released += 1
-                cell = None  # the last reference held here: an unheld cell goes now
-            self._released += released
-            if self._released and self._released >= len(self._cells):
-                # Dicts keep their size after deletions: a copy gives the memory back
-                # (once dead slots outnumber live ones, so the cost is amortised).
-                self._cells = dict(cells)
-                self._loose = weakref.WeakValueDictionary(self._loose)
-                self._released = 0
-        return released
+    def _idle(self, cell: _Cell) -> bool:
+        """Closed with no failure, slow call or probe counted: nothing a fresh cell would
+        not say."""
+        return is_idle(cell.state)
 
     def apply(
         self, name: str, event: Event, now: float, config: BreakerConfig
@@ -107,12 +66,8 @@ class MemoryStore:
 
     def get(self, name: str) -> BreakerState:
         """The current state of ``name`` (the initial state if it was never used)."""
-        cell = self._cells.get(name) or self._loose.get(name)
+        cell = self._held(name)
         return INITIAL if cell is None else cell.state
-
-    def names(self) -> list[str]:
-        """The names this store holds a state for, sorted (released cells are not listed)."""
-        return sorted(self._cells)
 
     def get_flag(self, key: str) -> str | None:
         """A named flag shared by everything using this store (e.g. a feature switched off)."""

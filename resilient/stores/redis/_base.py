@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import os
@@ -10,7 +11,6 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from cachetools import TTLCache
@@ -32,8 +32,8 @@ from ..._runtime import validate as _validate
 from ..._runtime.logs import digest
 from ..._runtime.validate import required_duration as _duration
 from ...exceptions import ConfigError
-from ...metrics._names import STORE_ERRORS
 from .. import _lua
+from .._table import CellTable
 
 if TYPE_CHECKING:
     from ..._circuit.config import BreakerConfig
@@ -46,10 +46,8 @@ from ._cells import (
     _OPEN,
     _OWN,
     _WAITING,
-    _begin,
     _Cell,
     _encodable,
-    _end,
     _refused_here,
     _rules_of,
     _settled,
@@ -67,6 +65,7 @@ from ._errors import (
     _KEY,
     _OUTAGE,
     _config_problem,
+    _count_error,
     _kind_of,
     _reason,
 )
@@ -87,9 +86,6 @@ _POLL = 0.05
 """Seconds the listener waits for a message before it looks at its other work."""
 
 
-_TAGS = (("store", "redis"),)
-
-
 _live_stores: weakref.WeakSet[_RedisBase] = weakref.WeakSet()
 
 
@@ -97,7 +93,7 @@ MIN_KEY_TTL = 1.0
 """The shortest ``key_ttl`` accepted, in seconds."""
 
 
-class _RedisBase:
+class _RedisBase(CellTable[_Cell]):
     """What both stores share: cells, the listener thread, outages, flags."""
 
     def __init__(
@@ -115,6 +111,7 @@ class _RedisBase:
         trip_quorum: int,
         check: bool,
     ) -> None:
+        super().__init__()
         given: object = prefix
         if (
             not isinstance(given, str)
@@ -162,12 +159,6 @@ class _RedisBase:
         self._budgets: weakref.WeakSet[RetryBudget] = weakref.WeakSet()
         self._channel = f"{prefix}:events"
         self._ttl_ms = str(max(1, int(self.key_ttl * 1000)))
-        self._cells: dict[str, _Cell] = {}
-        # Cells let go of while idle (``release``): kept while a breaker holds them, found
-        # again by name, updated by messages, never re-read periodically.
-        self._loose: weakref.WeakValueDictionary[str, _Cell] = weakref.WeakValueDictionary()
-        self._released = 0  # since the containers were last compacted
-        self._lock = threading.Lock()
         # The server's clock as this process sees it: one server's, or on a cluster one
         # per master (each master keeps its own clock), keyed by the node's name.
         self._clock = _Clock()
@@ -228,15 +219,11 @@ class _RedisBase:
         cell = self._cells.get(name)
         if cell is not None:
             return cell
-        with self._lock:
-            cell = self._cells.get(name)
-            if cell is not None:
-                return cell
-            cell = self._loose.pop(name, None)
-            if cell is None:
-                cell = _Cell(name, _OWN if self.trip == "local" else None)
-            cell.recent = True
-            self._cells[name] = cell
+        own = _OWN if self.trip == "local" else None
+        cell, listed = self._list(name, lambda: _Cell(name, own))
+        if not listed:
+            return cell
+        cell.recent = True
         if cell.keyless:
             return cell
         if not _encodable(name):
@@ -258,50 +245,17 @@ class _RedisBase:
         """The state of ``name`` as this process knows it (the initial state if unused)."""
         return self.cell(name).state
 
-    def release(self, names: Iterable[str]) -> int:
-        """Let go of the cells of ``names`` whose state is idle; return how many.
-
-        Idle means closed with nothing counted, nothing of this process's own to keep and
-        no script call under way. A released cell is no longer re-read by the listener;
-        it lives on while a breaker still holds it (messages still update it, and
-        ``cell(name)`` finds it again and re-reads it); otherwise its memory is freed.
-        The registry calls this for the breakers it evicts while idle.
-        """
-        released = 0
-        with self._lock:
-            cells = self._cells
-            for name in names:
-                cell = cells.get(name)
-                if cell is None:
-                    continue
-                with cell.lock:
-                    own = cell.own
-                    if (
-                        not is_idle(cell.shared)
-                        or (own is not None and not is_idle(own))
-                        or cell.local_at is not None
-                        or cell.inflight
-                    ):
-                        continue
-                    del cells[name]
-                    self._loose[name] = cell
-                released += 1
-                cell = None  # the last reference held here: an unheld cell goes now
-            self._released += released
-            if self._released and self._released >= len(self._cells):
-                # Dicts keep their size after deletions: a copy gives the memory back.
-                self._cells = dict(cells)
-                self._loose = weakref.WeakValueDictionary(self._loose)
-                self._released = 0
-        return released
-
-    def _held(self, name: str) -> _Cell | None:
-        """The cell of ``name``, listed or released but still held, if any."""
-        return self._cells.get(name) or self._loose.get(name)
-
-    def names(self) -> list[str]:
-        """The names of the breakers this process holds, sorted."""
-        return sorted(self._cells)
+    def _idle(self, cell: _Cell) -> bool:
+        """Closed with nothing counted, nothing of this process's own to keep and no
+        script call under way. A released cell is no longer re-read by the listener;
+        messages still update it while a breaker holds it."""
+        own = cell.own
+        return (
+            is_idle(cell.shared)
+            and (own is None or is_idle(own))
+            and cell.local_at is None
+            and not cell.inflight
+        )
 
     @property
     def reachable(self) -> bool:
@@ -323,36 +277,42 @@ class _RedisBase:
 
     # --- transitions -------------------------------------------------------------------
 
-    def apply(
-        self, name: str, event: Event, now: float, config: BreakerConfig
-    ) -> tuple[BreakerState, Decision]:
-        """Apply ``event`` to the shared state of ``name`` in one script call (or, during
-        an outage, to this process's own copy); return the result."""
-        cell = self._cells.get(name) or self.cell(name)
+    def _here(
+        self, cell: _Cell, event: Event, now: float, config: BreakerConfig
+    ) -> tuple[BreakerState, Decision, bool] | None:
+        """The answer to ``event`` when no script call is needed, and whether this
+        process's own breaker just tripped (the fleet is then told: ``_hint``); ``None``
+        when Redis must apply it. Does no I/O."""
         cell.config = config
         if cell.own is not None and event.kind in _CALLS and cell.shared.mode is _CLOSED:
-            own, decision, tripped = self._apply_own(cell, event, now, config)
-            if tripped:
-                self._hint(cell, own, now)
-            return own, decision
+            return self._apply_own(cell, event, now, config)
         if self._local(cell, event):
-            return self._fallback(cell, event, now, config)
+            return (*self._fallback(cell, event, now, config), False)
         cell.recent = True
         if event.kind is _ACQUIRE and cell.state.mode in _WAITING:
             refused = _refused_here(cell.state, event, now, config)
             if refused is not None:
-                return refused
-        args = [*self._args(cell, config), *self._event_args(event, now)]
-        _begin(cell)
-        try:
-            reply = self._call(cell, args)
-            if reply is not None:
-                results = self._accept(cell, reply, (now + _config.state.now()) / 2, config)
-                if results:
-                    return results[0]
-            return self._fallback(cell, event, now, config)
-        finally:
-            _end(cell)
+                return (*refused, False)
+        return None
+
+    @abc.abstractmethod
+    def _send(
+        self, cell: _Cell, events: list[tuple[Event, float]], config: BreakerConfig
+    ) -> list[tuple[BreakerState, Decision]]:
+        """Apply ``events`` in order in one script call (locally during an outage, or
+        while the breaker holds a state of its own)."""
+
+    def _submit(
+        self, cell: _Cell, event: Event, now: float, config: BreakerConfig
+    ) -> tuple[BreakerState, Decision]:
+        """``event`` applied by Redis: in a script call of its own."""
+        return self._send(cell, [(event, now)], config)[0]
+
+    def _run(self, cell: _Cell, args: list[str]) -> list[Any]:
+        """Run the transition script on ``cell``'s keys through the blocking client (raises
+        what Redis raises; the client gives up after ``timeout``)."""
+        reply: list[Any] = self._script(keys=self._script_keys(cell.name), args=args)
+        return reply
 
     def _local(self, cell: _Cell, event: Event) -> bool:
         """Whether ``event`` is applied here: during an outage, for a breaker whose keys
@@ -363,23 +323,6 @@ class _RedisBase:
         if self._nodes_down and self._node_name(cell) in self._nodes_down:
             return True
         return cell.local_at is not None and event.kind in _CALLS
-
-    def _call(self, cell: _Cell, args: list[str]) -> list[Any] | None:
-        """One script call for ``cell``: the reply, or ``None`` when Redis did not apply
-        it (the error is dealt with: an outage, or trouble of this breaker alone)."""
-        where, clock = self._server_of(cell)
-        for _ in range(2):
-            sent = time.monotonic()
-            try:
-                reply: list[Any] = self._script(keys=self._script_keys(cell.name), args=args)
-            except Exception as error:  # whatever went wrong, the caller must not see it
-                self._failed(error, cell, where)
-                return None
-            if not self._late(clock, reply, sent, args):
-                return reply
-        late = TimeoutError("Redis ran the script after its deadline twice")
-        self._failed(late, cell, where)
-        return None
 
     def _late(self, clock: _Clock, reply: list[Any], sent: float, args: list[str]) -> bool:
         """Learn the clock of the server that ran the script (``clock``) from ``reply``;
@@ -485,22 +428,6 @@ class _RedisBase:
             *self._args(cell, cell.config, hint),
             *self._event_args(Event(Kind.ACQUIRE), now, "hint"),
         ]
-
-    def _hint(self, cell: _Cell, own: BreakerState, now: float) -> None:
-        """Tell the fleet this process's breaker tripped (one script call); with a quorum
-        of live hints the shared breaker opens, and the reply brings it here."""
-        args = self._hint_args(cell, own, now)
-        if args is None or cell.config is None:
-            return
-        _begin(cell)
-        try:
-            reply = self._call(cell, args)
-            if reply is None:
-                _count_error()
-                return
-            self._accept(cell, reply, now, cell.config)
-        finally:
-            _end(cell)
 
     def _adopt(
         self,
@@ -1173,12 +1100,6 @@ def _in_event_loop() -> bool:
 def _process_id() -> str:
     """Who this process is among the fleet's trip hints: host, pid and a random tag."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _count_error() -> None:
-    emit = _config.state.emit
-    if emit is not None:
-        emit.increment(STORE_ERRORS, _TAGS)
 
 
 def _after_fork_in_child() -> None:

@@ -7,6 +7,9 @@ import socket
 
 from redis import exceptions as rx
 
+from ..._runtime import config as _config
+from ...metrics._names import STORE_ERRORS
+
 # What an error means for the store. _OUTAGE: Redis cannot be reached or used at all.
 # _REFUSED: Redis answers but refuses this store's scripts or their writes. _KEY: the
 # trouble is one breaker's keys (or one flag's, one budget's); the rest of the store works.
@@ -125,3 +128,13 @@ def _unresolved(error: BaseException) -> bool:
             return seen.errno in _UNRESOLVED
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+_TAGS = (("store", "redis"),)
+
+
+def _count_error() -> None:
+    """Count an operation served without Redis (``store_errors_total``)."""
+    emit = _config.state.emit
+    if emit is not None:
+        emit.increment(STORE_ERRORS, _TAGS)

@@ -2,53 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import redis
 import redis.asyncio as aredis
 import redis.asyncio.cluster as acluster
 import redis.cluster as rcluster
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
 
-from ..._circuit.rules import BreakerState, Decision, Event
-from ..._runtime import config as _config
 from ...exceptions import ConfigError
-from .. import _lua
 
 if TYPE_CHECKING:
-    from ..._circuit.config import BreakerConfig
+    from ._base import ClockSource, OnStoreError, Trip
 
-from ._base import (
-    ClockSource,
-    OnStoreError,
-    Trip,
-    _count_error,
-    _RedisBase,
-)
-from ._cells import (
-    _ACQUIRE,
-    _CALLS,
-    _CLOSED,
-    _WAITING,
-    _begin,
-    _Cell,
-    _end,
-    _refused_here,
-)
-from ._clients import (
-    _NO_SETINFO,
-    _URLS,
-    AsyncClusterScript,
-    _async_client_like,
-    _drop_connections,
-    _plain_url,
-)
+from ._calls_async import _AsyncCalls
+from ._calls_sync import _SyncCalls
+from ._clients import _URLS, _async_client_like
 
 
-class RedisStore(_RedisBase):
+class RedisStore(_SyncCalls):
     """Breaker states and flags in Redis, shared by every process and host using it.
 
     ``RedisStore("redis://host:6379/0")`` or ``RedisStore(redis.Redis(...))`` (its
@@ -103,7 +74,7 @@ class RedisStore(_RedisBase):
         self._check(check)
 
 
-class AsyncRedisStore(_RedisBase):
+class AsyncRedisStore(_AsyncCalls, _SyncCalls):
     """``RedisStore`` for asyncio: breakers in coroutines apply transitions through
     ``redis.asyncio`` (``aapply``), never a blocking call in the event loop.
 
@@ -154,241 +125,4 @@ class AsyncRedisStore(_RedisBase):
             trip_quorum=trip_quorum,
             check=check,
         )
-        self._url = url if isinstance(url, str) else None
-        self._given = None if isinstance(url, str) else url
-        self._aclients: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
-        # Per loop: a cluster client learning the cluster's nodes (in the background, so
-        # that a call cut short by its timeout does not cut the learning short too).
-        self._ready: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = {}
-        # Per (loop, breaker) while a script call is in flight: the events waiting for it.
-        self._batches: dict[tuple[asyncio.AbstractEventLoop, str], list[Any]] = {}
-        self._orphans: list[Any] = []  # clients of a parent process, kept from collection
         self._check(check)
-
-    def _aclient(self) -> tuple[Any, Any]:
-        """The asyncio client of the running loop, and the script registered on it."""
-        loop = asyncio.get_running_loop()
-        found = self._aclients.get(loop)
-        if found is None:
-            self._forget_closed_loops()
-            if self._given is not None:
-                client = self._given
-            else:
-                assert self._url is not None
-                options: dict[str, Any] = {
-                    "socket_timeout": self.timeout,
-                    "socket_connect_timeout": self.timeout,
-                    "retry": AsyncRetry(NoBackoff(), 0),
-                    **_NO_SETINFO,
-                }
-                if self._cluster:
-                    client = acluster.RedisCluster.from_url(
-                        _plain_url(self._url), require_full_coverage=False, **options
-                    )
-                else:
-                    client = aredis.Redis.from_url(self._url, **options)
-            if isinstance(client, acluster.RedisCluster):
-                script: Any = AsyncClusterScript(client, _lua.TRANSITION)
-            else:
-                script = client.register_script(_lua.TRANSITION)
-            found = self._aclients[loop] = (client, script)
-        return found
-
-    async def aapply(
-        self, name: str, event: Event, now: float, config: BreakerConfig
-    ) -> tuple[BreakerState, Decision]:
-        """``apply`` without blocking the event loop: at most ``timeout`` of waiting.
-
-        While a script call for this breaker is in flight, events from other tasks wait
-        for it and then go together in one script call: a herd of tasks costs two round
-        trips and one connection, not one each.
-        """
-        cell = self._cells.get(name) or self.cell(name)
-        cell.config = config
-        if cell.own is not None and event.kind in _CALLS and cell.shared.mode is _CLOSED:
-            own, decision, tripped = self._apply_own(cell, event, now, config)
-            if tripped:
-                await self._ahint(cell, own, now)
-            return own, decision
-        if self._local(cell, event):
-            return self._fallback(cell, event, now, config)
-        cell.recent = True
-        if event.kind is _ACQUIRE and cell.state.mode in _WAITING:
-            refused = _refused_here(cell.state, event, now, config)
-            if refused is not None:
-                return refused
-        loop = asyncio.get_running_loop()
-        key = (loop, name)
-        waiting = self._batches.get(key)
-        if waiting is not None:  # a call is in flight: join the next batch
-            future: asyncio.Future[tuple[BreakerState, Decision]] = loop.create_future()
-            waiting.append((event, now, future))
-            return await future
-        self._batches[key] = []
-        try:
-            return (await self._send(cell, [(event, now)], config))[0]
-        finally:
-            self._next_batch(key, cell, config)
-
-    def _next_batch(
-        self, key: tuple[asyncio.AbstractEventLoop, str], cell: _Cell, config: BreakerConfig
-    ) -> None:
-        followers = self._batches.pop(key, None)
-        if followers:
-            self._batches[key] = []
-            key[0].create_task(self._send_batch(key, cell, followers, config))
-
-    async def _send_batch(
-        self,
-        key: tuple[asyncio.AbstractEventLoop, str],
-        cell: _Cell,
-        batch: list[tuple[Event, float, asyncio.Future[tuple[BreakerState, Decision]]]],
-        config: BreakerConfig,
-    ) -> None:
-        try:
-            results = await self._send(cell, [(event, now) for event, now, _ in batch], config)
-            for (_, _, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-        finally:
-            for _, _, future in batch:
-                if not future.done():
-                    future.cancel()
-            self._next_batch(key, cell, config)
-
-    async def _send(
-        self, cell: _Cell, events: list[tuple[Event, float]], config: BreakerConfig
-    ) -> list[tuple[BreakerState, Decision]]:
-        """Apply ``events`` in order in one script call (locally during an outage, or
-        while the breaker holds a state of its own)."""
-        if not any(self._local(cell, event) for event, _ in events):
-            args = self._args(cell, config)
-            for event, now in events:
-                args.extend(self._event_args(event, now))
-            _begin(cell)
-            try:
-                reply = await self._acall(cell, args)
-                if reply is not None:
-                    now = (events[0][1] + _config.state.now()) / 2
-                    results = self._accept(cell, reply, now, config)
-                    if len(results) == len(events):
-                        return results
-            finally:
-                _end(cell)
-        return [self._fallback(cell, event, now, config) for event, now in events]
-
-    async def _acall(self, cell: _Cell, args: list[str]) -> list[Any] | None:
-        """``_call`` on the running loop's asyncio client."""
-        where, clock = self._server_of(cell)
-        for _ in range(2):
-            sent = time.monotonic()
-            try:
-                client, script = self._aclient()
-                async with asyncio.timeout(self.timeout):
-                    await self._connected(client)
-                    reply: list[Any] = await script(
-                        keys=self._script_keys(cell.name), args=args, client=client
-                    )
-            except Exception as error:  # TimeoutError included: the caller must not see it
-                self._failed(error, cell, where)
-                return None
-            if not self._late(clock, reply, sent, args):
-                return reply
-        late = TimeoutError("Redis ran the script after its deadline twice")
-        self._failed(late, cell, where)
-        return None
-
-    async def _connected(self, client: Any) -> None:
-        """Wait until a cluster client knows the cluster's nodes (started once per loop;
-        a call that stops waiting leaves it going)."""
-        if not isinstance(client, acluster.RedisCluster) or not getattr(client, "_initialize", 1):
-            return
-        loop = asyncio.get_running_loop()
-        task = self._ready.get(loop)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = self._ready[loop] = loop.create_task(client.initialize())
-            task.add_done_callback(_retrieved)
-        await asyncio.shield(task)
-
-    async def aconnect(self) -> bool:
-        """Connect the running loop's client now (a cluster client also learns the
-        cluster's nodes, several round trips), so that the first call needing Redis does
-        not spend its ``timeout`` on it. Waits at most ``max(timeout, 1 s)``; returns
-        whether Redis answered (if not, an outage starts, as for any call)."""
-        client, _ = self._aclient()
-        try:
-            async with asyncio.timeout(max(self.timeout, 1.0)):
-                await self._connected(client)
-                await client.ping()
-        except Exception as error:  # the caller must not see it
-            self._failed(error)
-            return False
-        return True
-
-    async def _ahint(self, cell: _Cell, own: BreakerState, now: float) -> None:
-        args = self._hint_args(cell, own, now)
-        if args is None or cell.config is None:
-            return
-        _begin(cell)
-        try:
-            reply = await self._acall(cell, args)
-            if reply is None:
-                _count_error()
-                return
-            self._accept(cell, reply, now, cell.config)
-        finally:
-            _end(cell)
-
-    def _forget_closed_loops(self) -> None:
-        for loop in [loop for loop in self._ready if loop.is_closed()]:
-            del self._ready[loop]
-        for loop in [loop for loop in self._aclients if loop.is_closed()]:
-            client, _ = self._aclients.pop(loop)
-            _drop_connections(client)
-
-    async def aclose(self) -> None:
-        """Close the connections of the running loop's client, then everything else."""
-        loop = asyncio.get_running_loop()
-        found = self._aclients.pop(loop, None)
-        if found is not None:
-            _stop_relearning(found[1])
-            if self._given is None:
-                await found[0].aclose()
-        self.close()
-
-    def close(self) -> None:
-        for loop, (client, script) in list(self._aclients.items()):
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_stop_relearning, script)
-            if client is self._given:
-                continue
-            if loop.is_closed():
-                _drop_connections(client)
-            elif not loop.is_running():
-                loop.run_until_complete(client.aclose())
-            else:
-                loop.call_soon_threadsafe(_close_later, loop, client)
-        self._aclients.clear()
-        self._ready.clear()
-        super().close()
-
-    def _after_fork(self) -> None:
-        self._orphans.extend(self._aclients.values())
-        self._aclients = {}
-        self._ready = {}
-        super()._after_fork()
-
-
-def _retrieved(task: asyncio.Task[Any]) -> None:
-    """Mark a background task's failure as seen (the next call finds out again)."""
-    if not task.cancelled():
-        task.exception()
-
-
-def _stop_relearning(script: Any) -> None:
-    if isinstance(script, AsyncClusterScript):
-        script.cancel()
-
-
-def _close_later(loop: asyncio.AbstractEventLoop, client: Any) -> None:
-    loop.create_task(client.aclose())
