@@ -69,7 +69,7 @@ class _AsyncioClients(_RedisBase):
                 else:
                     client = aredis.Redis.from_url(self._url, **options)
             if isinstance(client, acluster.RedisCluster):
-                script: Any = AsyncClusterScript(client, _lua.TRANSITION)
+                script: Any = AsyncClusterScript(client, _lua.TRANSITION, self._node_of_key)
             else:
                 script = client.register_script(_lua.TRANSITION)
             found = self._aclients[loop] = (client, script)

@@ -9,6 +9,7 @@ import inspect
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -296,6 +297,7 @@ class _ClusterScript:
 
 
 RELEARN_SECONDS = 1.0  # an asyncio cluster client learns the slots again at most this often
+RELEARN_SOON = 0.1  # ... or this often while the store knows of a failover it missed
 
 
 class AsyncClusterScript:
@@ -305,10 +307,20 @@ class AsyncClusterScript:
     which stalls the breakers on healthy masters too. A refused or broken connection
     (the master died) has the cluster's slots learnt again in the background, at most
     once a second, so that its replica is used once promoted; a redirection (slots
-    moved) goes through the cluster client, which follows it."""
+    moved) goes through the cluster client, which follows it.
 
-    def __init__(self, client: acluster.RedisCluster, source: str) -> None:
+    ``owner(key)`` names the master the store believes serves ``key`` (``""``: not known):
+    the store's listener learns a failover first, and a call whose client still points
+    elsewhere has the slots learnt again before it is sent."""
+
+    def __init__(
+        self,
+        client: acluster.RedisCluster,
+        source: str,
+        owner: Callable[[str], str] = lambda key: "",
+    ) -> None:
         self.client = client
+        self.owner = owner
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self._relearning: asyncio.Task[None] | None = None
@@ -319,6 +331,12 @@ class AsyncClusterScript:
         if not keys:
             return await cluster.execute_command("EVALSHA", self.sha, 0, *args)
         node = cluster.get_node_from_key(keys[0])
+        expected = self.owner(keys[0])
+        if expected and node is not None and node.name != expected:  # a failover it missed
+            self._relearn(at_once=True)
+            if self._relearning is not None:
+                await asyncio.shield(self._relearning)
+            node = cluster.get_node_from_key(keys[0])
         assert node is not None  # None is for a missing replica only
         try:
             try:
@@ -331,10 +349,10 @@ class AsyncClusterScript:
             self._relearn()
             raise
 
-    def _relearn(self) -> None:
+    def _relearn(self, *, at_once: bool = False) -> None:
         now = time.monotonic()
         running = self._relearning is not None and not self._relearning.done()
-        if running or now - self._relearnt < RELEARN_SECONDS:
+        if running or now - self._relearnt < (RELEARN_SOON if at_once else RELEARN_SECONDS):
             return
         self._relearnt = now
         task = asyncio.get_running_loop().create_task(self.client.nodes_manager.initialize())
