@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import pytest
+from processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -107,7 +108,13 @@ def redis_process(port: int, *extra: str, cwd: str | Path = HERE) -> subprocess.
         "warning",
         *extra,
     ]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        preexec_fn=die_with_parent,
+    )
 
 
 def ask(port: int, *command: str) -> str:

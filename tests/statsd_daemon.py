@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from processes import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = (
     os.environ.get("RESILIENT_STATSD_JS", ""),
@@ -93,7 +95,10 @@ def running_daemon(node: str, script: str, folder: Path) -> Iterator[StatsdDaemo
         "flushInterval: 3600000 }"
     )
     process = subprocess.Popen(
-        [node, script, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [node, script, str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     try:
         daemon = StatsdDaemon(port, tcp_port, mgmt_port)
