@@ -40,17 +40,17 @@ SCRIPTS = ("TRANSITION", "SET_FLAG", "BUDGET", "PROBE")
 # Each tier runs only for mutants the earlier ones did not kill: most mutants die in the first.
 TIERS: tuple[tuple[str, ...], ...] = (
     (
-        "tests/test_redis_lua.py",
-        "tests/test_redis_lua_rules.py",
-        "tests/test_redis_store.py",
-        "tests/test_redis_budget.py",
+        "tests/stores/test_redis_lua.py",
+        "tests/stores/test_redis_lua_rules.py",
+        "tests/stores/test_redis_store.py",
+        "tests/stores/test_redis_budget.py",
     ),
     (
-        "tests/test_redis_faults.py",
-        "tests/test_redis_fleet.py",
-        "tests/test_breaker_model.py",
-        "tests/test_breaker_api.py",
-        "tests/test_breaker_concurrency.py",
+        "tests/stores/test_redis_faults.py",
+        "tests/stores/test_redis_fleet.py",
+        "tests/breaker/test_breaker_model.py",
+        "tests/breaker/test_breaker_api.py",
+        "tests/breaker/test_breaker_concurrency.py",
         "-k",
         "redis",
     ),

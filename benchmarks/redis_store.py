@@ -411,7 +411,7 @@ def _store(url: str, **options: Any) -> Any:
 def _reached(backend: Any) -> int:
     """Calls that reached a dead service before all 16 processes rejected (threshold 5)."""
     _tests_on_path()
-    from test_redis_fleet import run_workers
+    from redis_fleet import run_workers
 
     results = run_workers(backend, _prefix(), "failing", "1", "40", processes=FLEET)
     return sum(int(r["reached"]) for r in results)
@@ -420,7 +420,7 @@ def _reached(backend: Any) -> int:
 def _probes(backend: Any) -> int:
     """Probes let through in one half-open round by 16 processes x 20 tasks (limit 3)."""
     _tests_on_path()
-    from test_redis_fleet import run_workers
+    from redis_fleet import run_workers
 
     import resilient
 

@@ -3,7 +3,7 @@
 ``TRANSITION`` is ``resilient._circuit.rules.transition`` written again in Lua, function by
 function and in the same order of float operations, so that a script run and a Python
 run of the same event on the same state give the same state bit for bit (the hypothesis
-test in ``tests/test_redis_lua.py`` feeds both the same sequences). Numbers cross the
+test in ``tests/stores/test_redis_lua.py`` feeds both the same sequences). Numbers cross the
 wire as ``%.17g`` strings, which read back exactly: Redis would truncate a Lua number
 returned as a reply to an integer.
 

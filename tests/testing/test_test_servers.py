@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from redis_server import missing
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]  # tests/, where the server helpers live
 
 
 def _alive(pid: int) -> bool:

@@ -1,7 +1,7 @@
 """RedisStore and AsyncRedisStore against a real server: round trips, sharing, outages.
 
 Two stores with one prefix stand for two processes of a fleet (each has its own cells,
-connections and listener thread); tests/test_redis_fleet.py uses real processes.
+connections and listener thread); tests/stores/test_redis_fleet.py uses real processes.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ if missing() is None:
 
 THREE = BreakerConfig(failure_threshold=3, reset_timeout=30.0)
 WAIT = 5.0  # seconds a test waits for something that should take milliseconds
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -222,9 +222,8 @@ def cluster_node() -> Iterator[Any]:
         yield server.client()
     finally:
         server.kill()
-        path = os.path.join(os.path.dirname(__file__), nodes)
-        if os.path.exists(path):
-            os.remove(path)
+        path = ROOT / "tests" / nodes  # where redis-server runs (tests/redis_server.py)
+        path.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from resilient._policy import describe, load_policies, policy
 from resilient._wrapping.layer import layers_of
 from resilient.testing import FakeClock
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def ai_unavailable(*args: object, **kwargs: object) -> dict[str, str]:
