@@ -294,8 +294,8 @@ register(
     ),
     ImportTimeScenario(
         "import time",
-        [("resilient", "ours"), ("wrapt", "reference")],
-        Target("reference", 1.2),
-        watch=("tenacity", "statsd", "redis", "httpx"),
+        [("resilient", "ours"), ("stamina", "reference"), ("tenacity", "peer"), ("wrapt", "peer")],
+        Target("reference", 1.0),
+        watch=("wrapt", "asyncio", "tenacity", "statsd", "redis", "httpx"),
     ),
 )
