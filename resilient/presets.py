@@ -13,8 +13,11 @@ new one. This module also holds the tables the presets are built from.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
+from types import FrameType
+from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar, overload
 
 from .exceptions import ConfigError
 
@@ -31,6 +34,7 @@ __all__ = [
 ]
 
 V = TypeVar("V")
+T = TypeVar("T")
 
 RENAMED: Final[Mapping[str, Mapping[str, str]]] = {
     "BreakerConfig": {"ai_service": "ai_operation", "ai_llm": "ai_operation"},
@@ -45,13 +49,35 @@ RENAMED: Final[Mapping[str, Mapping[str, str]]] = {
 (accepted there with a warning)."""
 
 
-def _warn_renamed(old: str, new: str, spelled: str, stacklevel: int) -> None:
+# As the frames name it (the path the package was imported from), so no abspath here.
+_PACKAGE = os.path.dirname(__file__) + os.sep
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a ``warnings.warn`` in the caller of this function point
+    at the first frame outside the ``resilient`` package, however deep in it the call was."""
+    level = 1
+    frame: FrameType | None = sys._getframe(1).f_back
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        # ``warnings.warn`` does not count the import machinery's frames: neither does this.
+        if not ("importlib" in filename and "_bootstrap" in filename):
+            level += 1
+            if not filename.startswith(_PACKAGE):
+                break
+        frame = frame.f_back
+    return level
+
+
+def _warn_renamed(old: str, new: str, spelled: str) -> None:
     import warnings  # only for a deprecated name: ``import resilient`` stays light
 
+    # Attributed to the user's line, however deep in resilient the name was looked up:
+    # Python shows a DeprecationWarning by default only there.
     warnings.warn(
         f"the preset name {old!r} is deprecated: use {new!r} ({spelled})",
         DeprecationWarning,
-        stacklevel=stacklevel + 1,
+        stacklevel=_user_stacklevel(),
     )
 
 
@@ -85,7 +111,7 @@ def lookup(kind: Any, name: object, parameter: str = "config", accepts: str = ""
         new = RENAMED.get(kind.__name__, {}).get(name) if isinstance(name, str) else None
         if new is None:
             raise unknown_name(parameter, name, names, accepts or f"a {kind.__name__}")
-        _warn_renamed(str(name), new, f"{kind.__name__}.{new}", stacklevel=2)
+        _warn_renamed(str(name), new, f"{kind.__name__}.{new}")
         name = new
     return getattr(kind, str(name))
 
@@ -106,7 +132,7 @@ class RenamedPreset(Generic[V]):
 
     def __get__(self, instance: object, owner: type) -> V:
         new = RENAMED[owner.__name__][self.old]
-        _warn_renamed(self.old, new, f"{owner.__name__}.{new}", stacklevel=2)
+        _warn_renamed(self.old, new, f"{owner.__name__}.{new}")
         found: V = getattr(owner, new)
         return found
 
@@ -157,8 +183,21 @@ class _Table(Mapping[str, V], Generic[V]):
             new = RENAMED[self._name].get(key)
             if new is None:
                 raise
-        _warn_renamed(key, new, f"{self._name}[{new!r}]", stacklevel=2)
+        _warn_renamed(key, new, f"{self._name}[{new!r}]")
         return self._rows[new]
+
+    @overload
+    def get(self, key: str, /) -> V | None: ...
+    @overload
+    def get(self, key: str, /, default: V | T) -> V | T: ...
+
+    def get(self, key: str, /, default: object = None) -> object:
+        # Written out rather than inherited, so a former name's warning points at the
+        # caller's line rather than into ``collections.abc``.
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __contains__(self, key: object) -> bool:
         return key in self._rows  # the current names only, as iteration lists them

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 import resilient
@@ -93,3 +95,42 @@ def test_a_former_name_is_accepted_only_where_it_was_used(kind: object, old: str
     """A former name counts only for the kind that had it: elsewhere it is refused as ever."""
     with pytest.raises(resilient.ConfigError):
         lookup(kind, old)
+
+
+def _http_client_with_breaker(name: str) -> None:
+    from resilient.http import Client
+
+    Client("https://h.example", breaker=name).close()
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        pytest.param(lambda: BreakerConfig.ai_service, id="attribute"),
+        pytest.param(lambda: BreakerConfig.get("ai_llm"), id="BreakerConfig.get"),
+        pytest.param(lambda: lookup(BreakerConfig, "ai_llm"), id="lookup"),
+        pytest.param(lambda: resilient.breaker("stacklevel-breaker", "ai_service"), id="breaker"),
+        pytest.param(
+            lambda: resilient.policy(breaker=("stacklevel-policy", "ai_llm")), id="policy"
+        ),
+        pytest.param(lambda: _http_client_with_breaker("ai_llm"), id="http.Client"),
+        pytest.param(lambda: CLIENT_TIMEOUTS["api_call"], id="CLIENT_TIMEOUTS[]"),
+        pytest.param(lambda: CLIENT_TIMEOUTS.get("api_call"), id="CLIENT_TIMEOUTS.get"),
+        pytest.param(lambda: BACKEND_OPERATIONS.get("ai_llm", None), id="BACKEND_OPERATIONS.get"),
+    ],
+)
+def test_a_former_name_warns_at_the_line_that_used_it(use: Callable[[], object]) -> None:
+    """Each former-name warning is attributed to the user's line, not to a frame inside
+    resilient, so Python's default filters show it."""
+    with pytest.warns(DeprecationWarning, match="is deprecated") as record:
+        use()
+    assert len(record) == 1
+    assert record[0].filename == __file__
+
+
+def test_the_tables_get_answers_like_a_mapping() -> None:
+    """``get`` on a preset table gives the row, the default for an unknown key, ``None``
+    without one."""
+    assert CLIENT_TIMEOUTS.get("quick") is CLIENT_TIMEOUTS["quick"]
+    assert CLIENT_TIMEOUTS.get("no_such_preset") is None
+    assert BACKEND_OPERATIONS.get("no_such_preset", "absent") == "absent"
