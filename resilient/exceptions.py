@@ -185,14 +185,21 @@ class RequestFailedError(ResilienceError):
         return None if self.response is None else self.response.status_code
 
     def __reduce__(self) -> tuple[object, ...]:
-        # Keyword-only constructors do not survive the default BaseException pickling.
-        return (_rebuild, (type(self), self.__dict__))
+        # Keyword-only constructors do not survive the default BaseException pickling. The
+        # args travel too: a subclass that is also a TimeoutExceededError or a
+        # CircuitOpenError keeps its ``name``, ``seconds`` and ``retry_after`` there.
+        return (_rebuild, (type(self), self.__dict__, self.args))
 
 
-def _rebuild(cls: type[RequestFailedError], state: dict[str, object]) -> RequestFailedError:
+def _rebuild(
+    cls: type[RequestFailedError],
+    state: dict[str, object],
+    args: tuple[object, ...] | None = None,
+) -> RequestFailedError:
     error = cls.__new__(cls)
     error.__dict__.update(state)
-    Exception.__init__(error, state["detail"])
+    # ``args`` is None in a pickle made before the args travelled with the state.
+    error.args = (state["detail"],) if args is None else args
     return error
 
 
