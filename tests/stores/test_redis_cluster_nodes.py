@@ -336,3 +336,47 @@ async def test_a_frozen_master_sends_only_its_async_breakers_local(
     assert counts == [1 + rounds] * len(others)
     assert await asyncio.to_thread(eventually, lambda: store.reachable, 10)
     await store.aclose()
+
+
+class _Node:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def execute_command(self, *args: Any) -> list[str]:
+        return ["ok"]
+
+
+async def test_a_call_waiting_for_a_relearning_never_takes_on_its_outcome() -> None:
+    """A call that waits for the slots to be learnt again (the store knows of a failover
+    its asyncio client missed) gets its own answer, whether the relearning is cancelled by
+    the store closing or fails: neither is the caller's."""
+    from resilient.stores.redis._clients import AsyncClusterScript
+
+    started = asyncio.Event()
+
+    class Slow:
+        async def initialize(self) -> None:
+            started.set()
+            await asyncio.sleep(3600)
+
+    class Failing:
+        async def initialize(self) -> None:
+            raise ConnectionError("no node answers")
+
+    class Client:
+        nodes_manager: Any = Slow()
+
+        def get_node_from_key(self, key: str) -> _Node:
+            return _Node("old:1")
+
+    script = AsyncClusterScript(Client(), "return 1", owner=lambda key: "new:1")  # type: ignore[arg-type]
+    call = asyncio.ensure_future(script(keys=["k"], args=[]))
+    await started.wait()
+    script.cancel()  # what closing the store does
+    assert await call == ["ok"]
+    assert not call.cancelled()
+
+    Client.nodes_manager = Failing()
+    script = AsyncClusterScript(Client(), "return 1", owner=lambda key: "new:1")  # type: ignore[arg-type]
+    for _ in range(3):
+        assert await script(keys=["k"], args=[]) == ["ok"]

@@ -334,8 +334,11 @@ class AsyncClusterScript:
         expected = self.owner(keys[0])
         if expected and node is not None and node.name != expected:  # a failover it missed
             self._relearn(at_once=True)
-            if self._relearning is not None:
-                await asyncio.shield(self._relearning)
+            relearning = self._relearning
+            if relearning is not None and not relearning.done():
+                # Waits without taking on the relearning's outcome: its failure or its
+                # cancellation (the store closing) is not this call's.
+                await asyncio.wait({relearning})
             node = cluster.get_node_from_key(keys[0])
         assert node is not None  # None is for a missing replica only
         try:
