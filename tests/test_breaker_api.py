@@ -611,6 +611,157 @@ async def test_async_listeners_see_the_probe_admitted_once_and_the_call_beside_i
     ]
 
 
+def test_listeners_hear_how_long_a_closed_call_ran(clock: FakeClock) -> None:
+    """CallRecorded.duration of a closed-mode call is its time on the configured clock."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("timed-closed", THREE)
+    b.add_listener(seen.append)
+
+    def slow() -> int:
+        clock.advance(1.5)
+        return 1
+
+    def slow_fail() -> None:
+        clock.advance(0.5)
+        raise BoomError
+
+    assert b.call(slow) == 1
+    with pytest.raises(BoomError):
+        b.call(slow_fail)
+    assert seen == [
+        CallRecorded("timed-closed", "success", 1.5, False),
+        CallRecorded("timed-closed", "failure", 0.5, False),
+    ]
+
+
+async def test_async_listeners_hear_how_long_a_closed_call_ran(clock: FakeClock) -> None:
+    """CallRecorded.duration of an awaited closed-mode call is its time on the clock, and a
+    failure below the threshold announces nothing else."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("atimed-closed", THREE)
+    b.add_listener(seen.append)
+
+    async def slow() -> int:
+        clock.advance(1.5)
+        return 1
+
+    async def slow_fail() -> None:
+        clock.advance(0.5)
+        raise BoomError
+
+    assert await b.acall(slow) == 1
+    with pytest.raises(BoomError):
+        await b.acall(slow_fail)
+    assert seen == [
+        CallRecorded("atimed-closed", "success", 1.5, False),
+        CallRecorded("atimed-closed", "failure", 0.5, False),
+    ]
+
+
+def test_listeners_hear_a_result_judged_a_failure_as_a_failure(clock: FakeClock) -> None:
+    """A value failure_result rejects is announced with outcome "failure"."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("bad-result", THREE.replace(failure_result=lambda status: status >= 500))
+    b.add_listener(seen.append)
+    assert b.call(lambda: 503) == 503
+    assert seen == [CallRecorded("bad-result", "failure", 0.0, False)]
+
+
+def test_a_probe_taken_with_the_context_manager_is_timed(clock: FakeClock) -> None:
+    """A half-open probe run as `with b:` reports how long it ran, as one run by call() does."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("with-probe", BreakerConfig(failure_threshold=1, reset_timeout=10))
+    with pytest.raises(BoomError):
+        b.call(fail)
+    clock.advance(10)
+    b.add_listener(seen.append)
+    with b:
+        clock.advance(2)
+    assert seen == [
+        BreakerHalfOpened("with-probe"),
+        CallRecorded("with-probe", "success", 2.0, True),
+        BreakerClosed("with-probe"),
+    ]
+
+
+async def test_a_probe_taken_with_the_async_context_manager_is_timed(clock: FakeClock) -> None:
+    """A half-open probe run as `async with b:` reports how long it ran."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("async-with-probe", BreakerConfig(failure_threshold=1, reset_timeout=10))
+    with pytest.raises(BoomError):
+        await b.acall(afail)
+    clock.advance(10)
+    b.add_listener(seen.append)
+    async with b:
+        clock.advance(2)
+    assert seen == [
+        BreakerHalfOpened("async-with-probe"),
+        CallRecorded("async-with-probe", "success", 2.0, True),
+        BreakerClosed("async-with-probe"),
+    ]
+
+
+def test_a_listener_added_during_a_call_hears_how_it_ended(clock: FakeClock) -> None:
+    """A listener added while a quiet call runs hears it end: not a probe, and untimed
+    (duration 0.0), since nobody timed its start."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("late-listener", THREE)
+
+    @b
+    def joins_then_fails() -> None:
+        b.add_listener(seen.append)
+        clock.advance(3)
+        raise BoomError
+
+    with pytest.raises(BoomError):
+        joins_then_fails()
+    assert seen == [CallRecorded("late-listener", "failure", 0.0, False)]
+
+
+WINDOWED_RESULTS = BreakerConfig(
+    failure_rate=0.5,
+    window_size=2,
+    minimum_calls=1,
+    reset_timeout=30,
+    failure_result=lambda r: r is None,
+)
+
+
+def test_a_listener_added_during_a_windowed_call_hears_the_trip_it_causes(
+    clock: FakeClock,
+) -> None:
+    """A listener joining while a windowed call runs hears the open its bad result causes,
+    and the caller still gets the result."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("late-windowed", WINDOWED_RESULTS)
+
+    @b
+    def joins() -> None:
+        b.add_listener(seen.append)
+
+    assert joins() is None
+    assert [(type(e), e.name, getattr(e, "retry_after", None)) for e in seen] == [
+        (BreakerOpened, "late-windowed", 30.0)
+    ]
+
+
+async def test_a_listener_added_during_an_async_windowed_call_hears_the_trip_it_causes(
+    clock: FakeClock,
+) -> None:
+    """The async windowed path: a listener joining mid-call hears the open its result causes."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("alate-windowed", WINDOWED_RESULTS)
+
+    @b
+    async def joins() -> None:
+        b.add_listener(seen.append)
+
+    assert await joins() is None
+    assert [(type(e), e.name, getattr(e, "retry_after", None)) for e in seen] == [
+        (BreakerOpened, "alate-windowed", 30.0)
+    ]
+
+
 async def test_global_listeners_see_every_breaker(clock: FakeClock) -> None:
     """add_listener() listens to all breakers, decorated sync and async alike."""
     seen: list[BreakerEvent] = []
