@@ -481,9 +481,12 @@ def test_an_async_only_store_is_refused_for_sync_calls(clock: FakeClock) -> None
         async def aapply(self, *args: Any) -> Any:
             return self.inner.apply(*args)
 
-    b = CircuitBreaker("async-only", BreakerConfig(failure_threshold=1), store=AsyncOnly())
-    with pytest.raises(ConfigError, match="async only"):
+    store = AsyncOnly()
+    b = CircuitBreaker("async-only", BreakerConfig(failure_threshold=1), store=store)
+    with pytest.raises(ConfigError, match="async only") as caught:
         b.call(fail)
+    assert (caught.value.parameter, caught.value.value) == ("store", store)
+    assert caught.value.allowed.startswith("a StateStore for sync calls")
     with pytest.raises(BoomError):
         asyncio.run(b.acall(afail))
     assert b.opened
