@@ -198,6 +198,20 @@ def test_errors_not_recorded_count_as_successes(clock: FakeClock) -> None:
     assert (b.state, b.failures) == (BreakerMode.CLOSED, 2)
 
 
+def test_listeners_hear_errors_not_recorded_as_successes(clock: FakeClock) -> None:
+    """An error record= does not name is announced with outcome "success"."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("rec-heard", THREE.replace(record=BoomError))
+    b.add_listener(seen.append)
+
+    def raise_key_error() -> None:
+        raise KeyError
+
+    with pytest.raises(KeyError):
+        b.call(raise_key_error)
+    assert seen == [CallRecorded("rec-heard", "success", 0.0, False)]
+
+
 def test_failure_result_counts_returned_values(clock: FakeClock) -> None:
     """failure_result turns a returned value into a failure (the value is still returned)."""
 
@@ -505,6 +519,20 @@ def test_bad_arguments() -> None:
     with pytest.raises(ConfigError):
         breaker(name=3)  # type: ignore[arg-type]
     assert breaker("by-preset", "critical").layer.breaker.config is BreakerConfig.critical  # type: ignore[attr-defined]
+
+
+def test_a_bad_config_or_store_error_shows_the_value_and_what_is_allowed() -> None:
+    """The ConfigError for config= and store= carries the value given and what is allowed."""
+    with pytest.raises(ConfigError) as caught:
+        CircuitBreaker("x", config=5)  # type: ignore[arg-type]
+    error = caught.value
+    assert (error.parameter, error.value, error.allowed) == ("config", 5, "a BreakerConfig")
+    bad_store = object()
+    with pytest.raises(ConfigError) as caught:
+        CircuitBreaker("x", store=bad_store)  # type: ignore[arg-type]
+    error = caught.value
+    assert (error.parameter, error.value) == ("store", bad_store)
+    assert error.allowed == "a StateStore or AsyncStateStore (or None)"
 
 
 # --- retry and the breaker ----------------------------------------------------------------
