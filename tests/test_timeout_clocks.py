@@ -9,6 +9,9 @@ import time
 import pytest
 
 import resilient
+from resilient import _timeout
+from resilient._workers import WorkerPool
+from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 
@@ -175,3 +178,60 @@ def test_a_body_that_starts_late_gets_its_own_window_before_any_jump() -> None:
     finally:
         late.join()
     assert clock.monotonic() == 0.0
+
+
+@pytest.mark.realtime  # waits (a few ms) for the released hung calls to end
+def test_under_a_fake_clock_hanging_calls_are_refused_as_under_the_system_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a fake clock, a function with max_threads calls hung past their deadline, or
+    hung calls filling all but the pool's reserve, get the next call refused at once: a
+    counted TimeoutExceededError naming the function and saying why it never started."""
+    pool = WorkerPool(max_workers=4, idle_timeout=1.0, reserve=1)
+    monkeypatch.setattr(_timeout, "_pool", pool)
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+    clock = FakeClock()
+    release = threading.Event()
+
+    @resilient.timeout(45, max_threads=2)
+    def hang_a() -> None:
+        clock.advance(50)  # past its deadline, then blocked: abandoned
+        release.wait(5)
+
+    @resilient.timeout(45, max_threads=2)
+    def hang_b() -> None:
+        clock.advance(50)
+        release.wait(5)
+
+    with resilient.testing.use_clock(clock):
+        try:
+            for hang in (hang_a, hang_a, hang_b):
+                with pytest.raises(resilient.TimeoutExceededError):
+                    hang()
+            assert pool.stats().abandoned == 3
+            with pytest.raises(resilient.TimeoutExceededError) as refused:
+                hang_a()
+            with pytest.raises(resilient.TimeoutExceededError) as crowded:
+                hang_b()
+        finally:
+            release.set()
+    assert refused.value.name.endswith("hang_a")
+    assert refused.value.reason == (
+        "it was not started: 2 earlier calls of it are still running past their deadline "
+        "and hold pool threads (max_threads=2)"
+    )
+    assert crowded.value.name.endswith("hang_b")
+    assert crowded.value.reason == (
+        "it was not started: earlier calls of it are still running past their deadline, "
+        "and such calls already hold 3 of the pool's 4 threads; the other 1 are kept for "
+        "functions that are not hanging"
+    )
+    assert refused.value.late_by is None
+    assert crowded.value.late_by is None
+    assert sink.counter("timeouts_total", policy=refused.value.name) == 3
+    assert sink.counter("timeouts_total", policy=crowded.value.name) == 2
+    end = time.monotonic() + 2.0
+    while pool.stats().abandoned:
+        assert time.monotonic() < end, "the hung calls never ended"
+        time.sleep(0.001)
