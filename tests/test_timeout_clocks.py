@@ -101,6 +101,29 @@ def test_a_fake_clock_with_autojump_releases_a_hanging_sync_call_at_its_deadline
 
 
 @pytest.mark.realtime
+@pytest.mark.parametrize("strategy", ["thread", "signal"])
+def test_an_autojump_lands_exactly_on_the_deadline_and_is_not_late(strategy: str) -> None:
+    """From any start time, the autojump moves the clock to the call's deadline, no further,
+    and the timeout is on time (late_by None)."""
+    clock = FakeClock(100.0, autojump=0.01)
+    gate = threading.Event()
+
+    @resilient.timeout(45, strategy=strategy)  # type: ignore[arg-type]
+    def hang() -> None:
+        gate.wait(2)
+
+    with resilient.testing.use_clock(clock):
+        try:
+            with pytest.raises(resilient.TimeoutExceededError) as caught:
+                hang()
+        finally:
+            gate.set()
+    assert clock.monotonic() == 145.0
+    assert caught.value.late_by is None
+    assert caught.value.name.endswith("hang")
+
+
+@pytest.mark.realtime
 def test_a_sync_call_is_released_when_the_fake_clock_passes_its_deadline() -> None:
     """Another thread moving the fake clock past the deadline releases the caller."""
     clock = FakeClock()
