@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -258,3 +259,50 @@ def test_under_a_fake_clock_hanging_calls_are_refused_as_under_the_system_clock(
     while pool.stats().abandoned:
         assert time.monotonic() < end, "the hung calls never ended"
         time.sleep(0.001)
+
+
+@pytest.mark.realtime  # waits (a few ms) for the call to queue and for the pool to drain
+def test_under_a_fake_clock_a_call_queued_past_its_deadline_says_it_never_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a fake clock, a call still waiting for a pool thread when the clock passes its
+    deadline raises TimeoutExceededError naming it, how late, and that it never started."""
+    pool = WorkerPool(max_workers=1, idle_timeout=1.0, reserve=0)
+    monkeypatch.setattr(_timeout, "_pool", pool)
+    clock = FakeClock()
+    hold = threading.Event()
+
+    @resilient.timeout(1000)
+    def busy() -> None:
+        hold.wait(5)
+
+    @resilient.timeout(45)
+    def queued() -> None:
+        pytest.fail("a call past its deadline must not start")
+
+    def wait_for(condition: Any) -> None:
+        end = time.monotonic() + 2.0
+        while not condition():
+            assert time.monotonic() < end, "condition never met"
+            time.sleep(0.001)
+
+    def move_time() -> None:
+        wait_for(lambda: pool.stats().queued == 1)
+        clock.advance(50)
+
+    with resilient.testing.use_clock(clock):
+        holder = threading.Thread(target=busy)
+        mover = threading.Thread(target=move_time)
+        holder.start()
+        wait_for(lambda: pool.stats().idle == 0 and pool.stats().workers == 1)
+        mover.start()
+        try:
+            with pytest.raises(resilient.TimeoutExceededError) as caught:
+                queued()
+        finally:
+            hold.set()
+            mover.join()
+            holder.join()
+    assert caught.value.name.endswith("queued")
+    assert caught.value.reason == "it never started: every pool thread was busy until its deadline"
+    assert caught.value.late_by == 5.0
