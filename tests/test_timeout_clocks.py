@@ -60,6 +60,17 @@ def test_sync_timeout_fires_at_the_deadline_of_a_user_clock(strategy: str) -> No
 
 
 @pytest.mark.realtime
+def test_a_sync_call_under_a_fake_clock_gets_its_keyword_arguments() -> None:
+    """Under a fake clock, the thread strategy passes positional and keyword arguments."""
+
+    @resilient.timeout(45)
+    def add(x: int, *, y: int) -> int:
+        return x + y
+
+    with resilient.testing.use_clock(FakeClock()):
+        assert add(1, y=2) == 3
+
+
 @pytest.mark.usefixtures("wall_clock")
 async def test_async_timeout_fires_at_the_deadline_of_a_user_clock() -> None:
     """With a user's real-time clock, an async call is cancelled at its deadline."""
