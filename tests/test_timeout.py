@@ -11,6 +11,7 @@ import pytest
 
 import resilient
 from resilient._workers import EXPIRED, Share, WorkerPool
+from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -159,6 +160,23 @@ async def test_async_timeout_cancels_the_awaited_work() -> None:
 
 
 @pytest.mark.realtime
+async def test_an_async_timeout_names_the_function_and_counts_it() -> None:
+    """An async call stopped by the loop raises TimeoutExceededError naming the function,
+    and timeouts_total counts it under that name."""
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+
+    @resilient.timeout(0.02)
+    async def hang() -> None:
+        await asyncio.sleep(5)
+
+    with pytest.raises(resilient.TimeoutExceededError) as caught:
+        await hang()
+    assert caught.value.name.endswith("hang")
+    assert sink.counter("timeouts_total", policy=caught.value.name) == 1
+
+
+@pytest.mark.realtime
 async def test_async_timeout_keeps_an_unrelated_timeout_error() -> None:
     """A TimeoutError raised by the function itself is not relabelled."""
 
@@ -290,6 +308,9 @@ def test_signal_strategy_off_the_main_thread_says_why() -> None:
     thread.join()
     assert isinstance(errors[0], resilient.ResilienceError)
     assert "main thread" in str(errors[0])
+    assert str(errors[0]).endswith(
+        "signals are only delivered there; use strategy='thread' in other threads"
+    )
     assert work() == 1
 
 
