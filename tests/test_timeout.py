@@ -94,6 +94,49 @@ def test_nested_timeouts_share_the_earliest_deadline(clock: FakeClock) -> None:
     assert clock.monotonic() == 5.0
 
 
+@pytest.mark.realtime
+@pytest.mark.parametrize("strategy", ["thread", "signal"])
+def test_nested_sync_timeouts_on_the_system_clock_publish_the_earliest_deadline(
+    strategy: str,
+) -> None:
+    """On the system clock, each call sees its own budget in remaining(), and an inner
+    budget longer than the outer one is cut to the outer deadline."""
+    seen: list[float | None] = []
+
+    @resilient.timeout(0.5, strategy=strategy)  # type: ignore[arg-type]
+    def outer() -> None:
+        seen.append(resilient.remaining())
+        inner()
+
+    @resilient.timeout(30, strategy=strategy)  # type: ignore[arg-type]
+    def inner() -> None:
+        seen.append(resilient.remaining())
+
+    outer()
+    assert len(seen) == 2
+    assert all(left is not None and 0.0 < left <= 0.5 for left in seen)
+
+
+@pytest.mark.realtime
+async def test_nested_async_timeouts_on_the_system_clock_publish_the_earliest_deadline() -> None:
+    """On the loop's clock, each awaited call sees its own budget in remaining(), and an
+    inner budget longer than the outer one is cut to the outer deadline."""
+    seen: list[float | None] = []
+
+    @resilient.timeout(0.5)
+    async def outer() -> None:
+        seen.append(resilient.remaining())
+        await inner()
+
+    @resilient.timeout(30)
+    async def inner() -> None:
+        seen.append(resilient.remaining())
+
+    await outer()
+    assert len(seen) == 2
+    assert all(left is not None and 0.0 < left <= 0.5 for left in seen)
+
+
 def test_remaining_is_zero_once_the_deadline_has_passed(clock: FakeClock) -> None:
     """Past the deadline no budget is left: remaining() is 0.0, never a positive number."""
     seen: list[float | None] = []
