@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -317,3 +318,25 @@ def test_under_a_fake_clock_a_call_queued_past_its_deadline_says_it_never_starte
     assert caught.value.name.endswith("queued")
     assert caught.value.reason == "it never started: every pool thread was busy until its deadline"
     assert caught.value.late_by == 5.0
+
+
+@pytest.mark.realtime  # computes for 10 ms of CPU time
+@pytest.mark.skipif(
+    not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/schedstat"),
+    reason="no scheduler statistics in /proc on this platform",
+)
+def test_the_autojump_reads_a_threads_activity_from_the_scheduler_or_its_cpu_clock() -> None:
+    """What the autojump watches: a thread's running-or-runnable seconds from /proc by its
+    native id, or its CPU time by its thread id; both grow while it computes, and a thread
+    not yet known reads as None."""
+    native, ident = threading.get_native_id(), threading.get_ident()
+    scheduled = _timeout._active_seconds(None, native)
+    cpu = _timeout._active_seconds(ident, None)
+    assert scheduled is not None
+    assert cpu is not None
+    end = time.thread_time() + 0.01
+    while time.thread_time() < end:
+        pass
+    assert (_timeout._active_seconds(None, native) or 0.0) > scheduled
+    assert (_timeout._active_seconds(ident, None) or 0.0) > cpu
+    assert _timeout._active_seconds(None, None) is None
