@@ -137,6 +137,25 @@ async def test_nested_async_timeouts_on_the_system_clock_publish_the_earliest_de
     assert all(left is not None and 0.0 < left <= 0.5 for left in seen)
 
 
+def test_bad_strategy_and_max_threads_errors_show_the_value_and_what_is_allowed() -> None:
+    """timeout() refuses an unknown strategy and max_threads above the pool's 64 threads with
+    a ConfigError carrying the value given; 64 itself is allowed."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        resilient.timeout(1, strategy="fork")  # type: ignore[arg-type]
+    error = caught.value
+    assert (error.parameter, error.value) == ("strategy", "fork")
+    assert error.allowed == "'thread' or 'signal'"
+    with pytest.raises(resilient.ConfigError) as caught:
+        resilient.timeout(1, max_threads=65)
+    error = caught.value
+    assert (error.parameter, error.value, error.allowed) == (
+        "max_threads",
+        65,
+        "an integer from 1 to 64",
+    )
+    assert resilient.timeout(1, max_threads=64) is not None
+
+
 def test_remaining_is_zero_once_the_deadline_has_passed(clock: FakeClock) -> None:
     """Past the deadline no budget is left: remaining() is 0.0, never a positive number."""
     seen: list[float | None] = []

@@ -61,15 +61,27 @@ def test_sync_timeout_fires_at_the_deadline_of_a_user_clock(strategy: str) -> No
 
 
 @pytest.mark.realtime
-def test_a_sync_call_under_a_fake_clock_gets_its_keyword_arguments() -> None:
-    """Under a fake clock, the thread strategy passes positional and keyword arguments."""
+@pytest.mark.parametrize("strategy", ["thread", "signal"])
+def test_a_sync_call_under_a_fake_clock_gets_its_arguments(strategy: str) -> None:
+    """Under a fake clock, both sync strategies pass positional and keyword arguments."""
 
-    @resilient.timeout(45)
+    @resilient.timeout(45, strategy=strategy)  # type: ignore[arg-type]
     def add(x: int, *, y: int) -> int:
         return x + y
 
     with resilient.testing.use_clock(FakeClock()):
         assert add(1, y=2) == 3
+
+
+async def test_an_async_call_under_a_fake_clock_gets_its_arguments() -> None:
+    """Under a fake clock, an async call gets positional and keyword arguments."""
+
+    @resilient.timeout(45)
+    async def add(x: int, *, y: int) -> int:
+        return x + y
+
+    with resilient.testing.use_clock(FakeClock()):
+        assert await add(1, y=2) == 3
 
 
 @pytest.mark.usefixtures("wall_clock")
