@@ -197,6 +197,20 @@ def test_errors_not_recorded_count_as_successes(fake_clock: FakeClock) -> None:
     assert (b.mode, b.failures) == (BreakerMode.CLOSED, 2)
 
 
+def test_listeners_hear_errors_not_recorded_as_successes(fake_clock: FakeClock) -> None:
+    """An error record= does not name is announced with outcome "success"."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("rec-heard", THREE.replace(record=BoomError))
+    b.add_listener(seen.append)
+
+    def raise_key_error() -> None:
+        raise KeyError
+
+    with pytest.raises(KeyError):
+        b.call(raise_key_error)
+    assert seen == [CallRecorded("rec-heard", "success", 0.0, False)]
+
+
 def test_failure_result_counts_returned_values(fake_clock: FakeClock) -> None:
     """failure_result turns a returned value into a failure (the value is still returned)."""
 
@@ -468,9 +482,12 @@ def test_an_async_only_store_is_refused_for_sync_calls(fake_clock: FakeClock) ->
         async def aapply(self, *args: Any) -> Any:
             return self.inner.apply(*args)
 
-    b = CircuitBreaker("async-only", BreakerConfig(failure_threshold=1), store=AsyncOnly())
-    with pytest.raises(ConfigError, match="async only"):
+    store = AsyncOnly()
+    b = CircuitBreaker("async-only", BreakerConfig(failure_threshold=1), store=store)
+    with pytest.raises(ConfigError, match="async only") as caught:
         b.call(fail)
+    assert (caught.value.parameter, caught.value.value) == ("store", store)
+    assert caught.value.allowed.startswith("a StateStore for sync calls")
     with pytest.raises(BoomError):
         asyncio.run(b.acall(afail))
     assert b.opened
@@ -489,6 +506,20 @@ def test_bad_arguments() -> None:
     with pytest.raises(ConfigError):
         breaker(name=3)  # type: ignore[arg-type]
     assert breaker("by-preset", "critical").layer.breaker.config is BreakerConfig.critical  # type: ignore[attr-defined]
+
+
+def test_a_bad_config_or_store_error_shows_the_value_and_what_is_allowed() -> None:
+    """The ConfigError for config= and store= carries the value given and what is allowed."""
+    with pytest.raises(ConfigError) as caught:
+        CircuitBreaker("x", config=5)  # type: ignore[arg-type]
+    error = caught.value
+    assert (error.parameter, error.value, error.allowed) == ("config", 5, "a BreakerConfig")
+    bad_store = object()
+    with pytest.raises(ConfigError) as caught:
+        CircuitBreaker("x", store=bad_store)  # type: ignore[arg-type]
+    error = caught.value
+    assert (error.parameter, error.value) == ("store", bad_store)
+    assert error.allowed == "a StateStore or AsyncStateStore (or None)"
 
 
 # --- retry and the breaker ----------------------------------------------------------------
@@ -595,6 +626,157 @@ async def test_async_listeners_see_the_probe_admitted_once_and_the_call_beside_i
         CallRejected("async-probe", 60.0),
         CallRecorded("async-probe", "success", 2.0, True),
         BreakerClosed("async-probe"),
+    ]
+
+
+def test_listeners_hear_how_long_a_closed_call_ran(fake_clock: FakeClock) -> None:
+    """CallRecorded.duration of a closed-mode call is its time on the configured clock."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("timed-closed", THREE)
+    b.add_listener(seen.append)
+
+    def slow() -> int:
+        fake_clock.advance(1.5)
+        return 1
+
+    def slow_fail() -> None:
+        fake_clock.advance(0.5)
+        raise BoomError
+
+    assert b.call(slow) == 1
+    with pytest.raises(BoomError):
+        b.call(slow_fail)
+    assert seen == [
+        CallRecorded("timed-closed", "success", 1.5, False),
+        CallRecorded("timed-closed", "failure", 0.5, False),
+    ]
+
+
+async def test_async_listeners_hear_how_long_a_closed_call_ran(fake_clock: FakeClock) -> None:
+    """CallRecorded.duration of an awaited closed-mode call is its time on the clock, and a
+    failure below the threshold announces nothing else."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("atimed-closed", THREE)
+    b.add_listener(seen.append)
+
+    async def slow() -> int:
+        fake_clock.advance(1.5)
+        return 1
+
+    async def slow_fail() -> None:
+        fake_clock.advance(0.5)
+        raise BoomError
+
+    assert await b.acall(slow) == 1
+    with pytest.raises(BoomError):
+        await b.acall(slow_fail)
+    assert seen == [
+        CallRecorded("atimed-closed", "success", 1.5, False),
+        CallRecorded("atimed-closed", "failure", 0.5, False),
+    ]
+
+
+def test_listeners_hear_a_result_judged_a_failure_as_a_failure(fake_clock: FakeClock) -> None:
+    """A value failure_result rejects is announced with outcome "failure"."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("bad-result", THREE.replace(failure_result=lambda status: status >= 500))
+    b.add_listener(seen.append)
+    assert b.call(lambda: 503) == 503
+    assert seen == [CallRecorded("bad-result", "failure", 0.0, False)]
+
+
+def test_a_probe_taken_with_the_context_manager_is_timed(fake_clock: FakeClock) -> None:
+    """A half-open probe run as `with b:` reports how long it ran, as one run by call() does."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("with-probe", BreakerConfig(failure_threshold=1, reset_timeout=10))
+    with pytest.raises(BoomError):
+        b.call(fail)
+    fake_clock.advance(10)
+    b.add_listener(seen.append)
+    with b:
+        fake_clock.advance(2)
+    assert seen == [
+        BreakerHalfOpened("with-probe"),
+        CallRecorded("with-probe", "success", 2.0, True),
+        BreakerClosed("with-probe"),
+    ]
+
+
+async def test_a_probe_taken_with_the_async_context_manager_is_timed(fake_clock: FakeClock) -> None:
+    """A half-open probe run as `async with b:` reports how long it ran."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("async-with-probe", BreakerConfig(failure_threshold=1, reset_timeout=10))
+    with pytest.raises(BoomError):
+        await b.acall(afail)
+    fake_clock.advance(10)
+    b.add_listener(seen.append)
+    async with b:
+        fake_clock.advance(2)
+    assert seen == [
+        BreakerHalfOpened("async-with-probe"),
+        CallRecorded("async-with-probe", "success", 2.0, True),
+        BreakerClosed("async-with-probe"),
+    ]
+
+
+def test_a_listener_added_during_a_call_hears_how_it_ended(fake_clock: FakeClock) -> None:
+    """A listener added while a quiet call runs hears it end: not a probe, and untimed
+    (duration 0.0), since nobody timed its start."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("late-listener", THREE)
+
+    @b
+    def joins_then_fails() -> None:
+        b.add_listener(seen.append)
+        fake_clock.advance(3)
+        raise BoomError
+
+    with pytest.raises(BoomError):
+        joins_then_fails()
+    assert seen == [CallRecorded("late-listener", "failure", 0.0, False)]
+
+
+WINDOWED_RESULTS = BreakerConfig(
+    failure_rate=0.5,
+    window_size=2,
+    minimum_calls=1,
+    reset_timeout=30,
+    failure_result=lambda r: r is None,
+)
+
+
+def test_a_listener_added_during_a_windowed_call_hears_the_trip_it_causes(
+    fake_clock: FakeClock,
+) -> None:
+    """A listener joining while a windowed call runs hears the open its bad result causes,
+    and the caller still gets the result."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("late-windowed", WINDOWED_RESULTS)
+
+    @b
+    def joins() -> None:
+        b.add_listener(seen.append)
+
+    assert joins() is None
+    assert [(type(e), e.name, getattr(e, "retry_after", None)) for e in seen] == [
+        (BreakerOpened, "late-windowed", 30.0)
+    ]
+
+
+async def test_a_listener_added_during_an_async_windowed_call_hears_the_trip_it_causes(
+    fake_clock: FakeClock,
+) -> None:
+    """The async windowed path: a listener joining mid-call hears the open its result causes."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("alate-windowed", WINDOWED_RESULTS)
+
+    @b
+    async def joins() -> None:
+        b.add_listener(seen.append)
+
+    assert await joins() is None
+    assert [(type(e), e.name, getattr(e, "retry_after", None)) for e in seen] == [
+        (BreakerOpened, "alate-windowed", 30.0)
     ]
 
 

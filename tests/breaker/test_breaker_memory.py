@@ -6,6 +6,7 @@ import gc
 import math
 import tracemalloc
 import weakref
+from typing import Any
 
 import pytest
 
@@ -130,6 +131,37 @@ async def test_an_evicted_async_breaker_is_listed_again_when_it_trips(
     with pytest.raises(ConnectionError):
         await call()
     assert registry.open_names() == ["aheld"]
+
+
+class AsyncOnlyStore:
+    """An AsyncStateStore over a MemoryStore: the breaker awaits every transition."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+
+    def cell(self, name: str) -> Any:
+        return self.inner.cell(name)
+
+    async def aapply(self, *args: Any) -> Any:
+        return self.inner.apply(*args)
+
+
+async def test_a_breaker_on_an_async_store_evicted_mid_call_is_listed_again_when_it_trips(
+    fake_clock: FakeClock,
+) -> None:
+    """A breaker on an AsyncStateStore, evicted while a call runs, is listed again when that
+    call's failure trips it; the caller gets its own error."""
+
+    @breaker("astore-held", BreakerConfig(failure_threshold=1), store=AsyncOnlyStore())
+    async def call() -> None:
+        assert registry.evict_idle() == 0  # in use: unused from now on
+        fake_clock.advance(IDLE)
+        assert registry.evict_idle() == 1
+        raise ConnectionError
+
+    with pytest.raises(ConnectionError):
+        await call()
+    assert registry.open_names() == ["astore-held"]
 
 
 def test_idle_timeout_is_configurable_and_validated(fake_clock: FakeClock) -> None:

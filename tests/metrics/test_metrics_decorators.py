@@ -174,6 +174,20 @@ def test_retry_with_tenacity_strategies_records_latency(
     assert sink.timings("request_latency_ms", policy=f"{__name__}.{afine.__qualname__}") == [250.0]
 
 
+def test_rejections_through_call_and_the_context_manager_are_counted_per_breaker(
+    fake_clock: FakeClock, sink: MemorySink
+) -> None:
+    """CircuitBreaker.call() and `with b:` on an open breaker count calls_rejected_total
+    tagged with the breaker's name, as the decorator does."""
+    b = resilient.CircuitBreaker("metrics-object", resilient.BreakerConfig(failure_threshold=1))
+    b.force_open()
+    with pytest.raises(resilient.CircuitOpenError):
+        b.call(lambda: None)
+    with pytest.raises(resilient.CircuitOpenError), b:
+        pytest.fail("the body must not run")
+    assert sink.counter("calls_rejected_total", breaker="metrics-object") == 2
+
+
 async def test_async_windowed_result_trip_counts_the_open(
     fake_clock: FakeClock, sink: MemorySink
 ) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import time
+
 import resilient
 from resilient import telemetry
 from resilient.metrics import MemorySink
@@ -45,6 +48,20 @@ def test_http_errors_retries_and_fallbacks_reach_the_sink_with_their_tags() -> N
     assert series["client_http_errors_total"] == [{"type": "timeout", "endpoint": "/lessons"}]
     assert series["retry_attempts_total"] == [{"policy": ""}]
     assert series["fallbacks_used_total"] == [{"policy": ""}]
+
+
+def test_an_http_error_without_an_endpoint_is_tagged_with_an_empty_one() -> None:
+    """record_http_error's endpoint defaults to the empty string in the sink's tags."""
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+    telemetry.record_http_error("connect")
+    assert sink.series()["client_http_errors_total"] == [{"type": "connect", "endpoint": ""}]
+
+
+def test_count_error_reports_the_error_under_its_type_tag(fake_clock: FakeClock) -> None:
+    """count_error passes its tags on: the report lists the error under its type tag."""
+    telemetry.count_error("client_http_errors_total", (("type", "5xx"), ("endpoint", "/x")))
+    assert telemetry.generate_report()["errors_by_type"] == {"5xx": 1}
 
 
 def test_an_error_counter_without_a_type_is_reported_under_its_own_name(
@@ -102,6 +119,48 @@ def test_the_report_has_its_documented_fields(fake_clock: FakeClock) -> None:
     uptime = report["uptime_seconds"]
     assert isinstance(uptime, float)
     assert uptime == round(uptime, 3)
+
+
+def test_dropping_most_gauges_gives_the_memory_back() -> None:
+    """Dropping most of a window's gauges copies the dict, so its size shrinks; dropping a
+    gauge that was never set is no error."""
+    own = telemetry.TelemetryWindow()
+    for index in range(1000):
+        own.gauge("open_circuits", 0, (("breaker", f"b{index}"),))
+    full = sys.getsizeof(own.gauges)
+    own.drop_gauges("open_circuits", [(("breaker", f"b{index}"),) for index in range(990)])
+    own.drop_gauges("open_circuits", [(("breaker", "never-set"),)])
+    assert len(own.gauges) == 10
+    assert sys.getsizeof(own.gauges) < full / 10
+
+
+def test_with_metrics_off_the_report_says_latency_was_not_measured(fake_clock: FakeClock) -> None:
+    """With metrics off and no latency recorded, the healthy reason says it is unmeasured."""
+    summary = telemetry.generate_report()["summary"]
+    assert (summary["health_status"], summary["latency_measured"]) == ("healthy", False)
+    assert summary["reason"] == (
+        "fewer than 10 errors, no open circuit; latency not measured (metrics are off)"
+    )
+
+
+def test_the_report_lists_a_service_it_does_not_know_as_unknown(fake_clock: FakeClock) -> None:
+    """A name passed in services= that no breaker has is listed as "unknown"."""
+    assert telemetry.generate_report(services=["nobody"])["services"] == {"nobody": "unknown"}
+
+
+def test_the_report_names_a_gauge_with_each_of_its_tags(fake_clock: FakeClock) -> None:
+    """A gauge's key in the report is its name followed by ",key=value" for every tag."""
+    telemetry.set_gauge("active_requests", 3, route="/a", method="GET")
+    gauges = telemetry.generate_report()["gauges"]
+    assert gauges == {"active_requests,route=/a,method=GET": 3}
+
+
+def test_the_uptime_counts_from_when_resilient_was_imported() -> None:
+    """uptime_seconds is the monotonic time elapsed since the telemetry module was loaded."""
+    before = time.monotonic() - telemetry._STARTED
+    uptime = telemetry.generate_report()["uptime_seconds"]
+    after = time.monotonic() - telemetry._STARTED
+    assert before - 0.001 <= uptime <= after + 0.001
 
 
 def test_a_window_keeps_five_minutes_and_ten_thousand_samples_by_default() -> None:

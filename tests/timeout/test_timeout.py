@@ -11,6 +11,7 @@ import pytest
 
 import resilient
 from resilient._timeout.workers import EXPIRED, Share, WorkerPool
+from resilient.metrics import MemorySink
 from resilient.testing import FakeClock
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -93,6 +94,68 @@ def test_nested_timeouts_share_the_earliest_deadline(fake_clock: FakeClock) -> N
     assert fake_clock.monotonic() == 5.0
 
 
+@pytest.mark.realtime
+@pytest.mark.parametrize("strategy", ["thread", "signal"])
+def test_nested_sync_timeouts_on_the_system_clock_publish_the_earliest_deadline(
+    strategy: str,
+) -> None:
+    """On the system clock, each call sees its own budget in remaining(), and an inner
+    budget longer than the outer one is cut to the outer deadline."""
+    seen: list[float | None] = []
+
+    @resilient.timeout(0.5, strategy=strategy)  # type: ignore[arg-type]
+    def outer() -> None:
+        seen.append(resilient.remaining())
+        inner()
+
+    @resilient.timeout(30, strategy=strategy)  # type: ignore[arg-type]
+    def inner() -> None:
+        seen.append(resilient.remaining())
+
+    outer()
+    assert len(seen) == 2
+    assert all(left is not None and 0.0 < left <= 0.5 for left in seen)
+
+
+@pytest.mark.realtime
+async def test_nested_async_timeouts_on_the_system_clock_publish_the_earliest_deadline() -> None:
+    """On the loop's clock, each awaited call sees its own budget in remaining(), and an
+    inner budget longer than the outer one is cut to the outer deadline."""
+    seen: list[float | None] = []
+
+    @resilient.timeout(0.5)
+    async def outer() -> None:
+        seen.append(resilient.remaining())
+        await inner()
+
+    @resilient.timeout(30)
+    async def inner() -> None:
+        seen.append(resilient.remaining())
+
+    await outer()
+    assert len(seen) == 2
+    assert all(left is not None and 0.0 < left <= 0.5 for left in seen)
+
+
+def test_bad_strategy_and_max_threads_errors_show_the_value_and_what_is_allowed() -> None:
+    """timeout() refuses an unknown strategy and max_threads above the pool's 64 threads with
+    a ConfigError carrying the value given; 64 itself is allowed."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        resilient.timeout(1, strategy="fork")  # type: ignore[arg-type]
+    error = caught.value
+    assert (error.parameter, error.value) == ("strategy", "fork")
+    assert error.allowed == "'thread' or 'signal'"
+    with pytest.raises(resilient.ConfigError) as caught:
+        resilient.timeout(1, max_threads=65)
+    error = caught.value
+    assert (error.parameter, error.value, error.allowed) == (
+        "max_threads",
+        65,
+        "an integer from 1 to 64",
+    )
+    assert resilient.timeout(1, max_threads=64) is not None
+
+
 def test_remaining_is_zero_once_the_deadline_has_passed(fake_clock: FakeClock) -> None:
     """Past the deadline no budget is left: remaining() is 0.0, never a positive number."""
     seen: list[float | None] = []
@@ -156,6 +219,23 @@ async def test_async_timeout_cancels_the_awaited_work() -> None:
         await hang()
     assert isinstance(caught.value, resilient.TimeoutExceededError)
     assert cancelled.is_set()
+
+
+@pytest.mark.realtime
+async def test_an_async_timeout_names_the_function_and_counts_it() -> None:
+    """An async call stopped by the loop raises TimeoutExceededError naming the function,
+    and timeouts_total counts it under that name."""
+    sink = MemorySink()
+    resilient.configure(metrics=sink)
+
+    @resilient.timeout(0.02)
+    async def hang() -> None:
+        await asyncio.sleep(5)
+
+    with pytest.raises(resilient.TimeoutExceededError) as caught:
+        await hang()
+    assert caught.value.name.endswith("hang")
+    assert sink.counter("timeouts_total", policy=caught.value.name) == 1
 
 
 @pytest.mark.realtime
@@ -290,6 +370,9 @@ def test_signal_strategy_off_the_main_thread_says_why() -> None:
     thread.join()
     assert isinstance(errors[0], resilient.ResilienceError)
     assert "main thread" in str(errors[0])
+    assert str(errors[0]).endswith(
+        "signals are only delivered there; use strategy='thread' in other threads"
+    )
     assert work() == 1
 
 

@@ -91,6 +91,46 @@ def test_two_hanging_functions_leave_threads_for_a_third() -> None:
 
 
 @pytest.mark.realtime
+def test_timeouts_and_refusals_of_the_thread_strategy_name_the_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread-strategy timeout, a refusal at max_threads and a refusal that would take the
+    reserve each raise a TimeoutExceededError carrying the function's name and the reason."""
+    pool = WorkerPool(max_workers=4, idle_timeout=1.0, reserve=1)
+    monkeypatch.setattr(_timeout, "_pool", pool)
+    release = threading.Event()
+
+    @resilient.timeout(0.002, max_threads=2)
+    def hang_a() -> None:
+        release.wait(5)
+
+    @resilient.timeout(0.002, max_threads=2)
+    def hang_b() -> None:
+        release.wait(5)
+
+    try:
+        with pytest.raises(resilient.TimeoutExceededError) as timed_out:
+            hang_a()
+        for hang in (hang_a, hang_b):
+            with pytest.raises(resilient.TimeoutExceededError):
+                hang()
+        with pytest.raises(resilient.TimeoutExceededError) as refused:
+            hang_a()  # two hung calls: its max_threads
+        with pytest.raises(resilient.TimeoutExceededError) as crowded:
+            hang_b()  # hung calls hold all but the reserve
+    finally:
+        release.set()
+    assert timed_out.value.name.endswith("hang_a")
+    assert refused.value.name.endswith("hang_a")
+    assert refused.value.reason is not None
+    assert "(max_threads=2)" in refused.value.reason
+    assert crowded.value.name.endswith("hang_b")
+    assert crowded.value.reason is not None
+    assert "kept for functions that are not hanging" in crowded.value.reason
+    _wait_until(lambda: pool.stats().abandoned == 0)
+
+
+@pytest.mark.realtime
 def test_hanging_functions_cannot_take_the_reserve(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hanging functions are refused while hung calls fill all but the reserve; others run."""
     pool = WorkerPool(max_workers=4, idle_timeout=1.0, reserve=1)
