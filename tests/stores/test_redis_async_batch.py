@@ -1,0 +1,175 @@
+"""AsyncRedisStore's batches of script calls: cancelled callers and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from redis_server import RedisServer, missing, unique_prefix
+
+from resilient import BreakerConfig, BreakerMode
+from resilient._circuit.rules import Event, Kind, Verdict
+
+pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
+if missing() is None:
+    from resilient.stores.redis import AsyncRedisStore
+
+PROBES = BreakerConfig(
+    failure_threshold=1, reset_timeout=1.0, half_open_max_calls=3, success_threshold=3,
+    probe_timeout=60.0,
+)  # fmt: skip
+
+
+class Gate:
+    """Holds the replies of the store's script calls until the test lets them through,
+    and counts the calls that reached Redis."""
+
+    def __init__(self, store: Any) -> None:
+        self.sent = 0
+        self.counted = asyncio.Event()
+        self.open = asyncio.Event()
+        self.open.set()
+        run: Callable[..., Awaitable[list[Any]]] = store._arun
+
+        async def held(cell: Any, args: list[str]) -> list[Any]:
+            reply = await run(cell, args)  # Redis has run it: only the reply waits
+            self.sent += 1
+            self.counted.set()
+            await self.open.wait()
+            return reply
+
+        store._arun = held
+
+    async def reached(self, sent: int) -> None:
+        """Wait until ``sent`` script calls have been run by Redis."""
+        while self.sent < sent:
+            self.counted.clear()
+            await self.counted.wait()
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer) -> AsyncIterator[Any]:
+    """An AsyncRedisStore on the shared server, using this process's clock."""
+    made = AsyncRedisStore(redis_server.url, prefix=unique_prefix(), timeout=5.0, clock="local")
+    yield made
+    await made.aclose()
+
+
+async def opened(store: Any, now: float) -> None:
+    """Open breaker "b" of ``store`` at ``now`` (its reset timeout has passed at now + 2)."""
+    await store.aapply("b", Event(Kind.FAILURE), now, PROBES)
+    assert store.get("b").mode is BreakerMode.OPEN
+
+
+async def settled(store: Any) -> None:
+    """Wait until no batch of ``store`` is in flight."""
+    while store._sending:
+        await asyncio.gather(*store._sending, return_exceptions=True)
+
+
+async def test_callers_cancelled_before_their_batch_goes_are_left_out(store: Any) -> None:
+    """Events of callers cancelled while they wait for the call in flight are never sent:
+    they take no probe permit and count no failure."""
+    now = time.monotonic()
+    await opened(store, now)
+    gate = Gate(store)
+    gate.open.clear()
+    leader = asyncio.create_task(store.aapply("b", Event(Kind.ACQUIRE), now + 2, PROBES))
+    await gate.reached(1)
+    followers = [
+        asyncio.create_task(store.aapply("b", Event(Kind.ACQUIRE), now + 2, PROBES))
+        for _ in range(2)
+    ]
+    await asyncio.sleep(0)  # they join the next batch
+    for follower in followers:
+        follower.cancel()
+    gate.open.set()
+    assert (await leader)[1].verdict is Verdict.PROBE
+    for follower in followers:
+        with pytest.raises(asyncio.CancelledError):
+            await follower
+    await settled(store)
+    assert gate.sent == 1
+    assert len(store.get("b").probes) == 1
+    assert (await store.aapply("b", Event(Kind.ACQUIRE), now + 2, PROBES))[1].verdict is (
+        Verdict.PROBE
+    )
+
+
+async def test_cancelled_failures_are_not_counted(store: Any) -> None:
+    """Failures reported by callers cancelled while they wait for the call in flight are
+    not counted."""
+    config = BreakerConfig(failure_threshold=1000)
+    now = time.monotonic()
+    gate = Gate(store)
+    gate.open.clear()
+    leader = asyncio.create_task(store.aapply("b", Event(Kind.FAILURE), now, config))
+    await gate.reached(1)
+    followers = [
+        asyncio.create_task(store.aapply("b", Event(Kind.FAILURE), now, config)) for _ in range(3)
+    ]
+    await asyncio.sleep(0)
+    for follower in followers:
+        follower.cancel()
+    gate.open.set()
+    await leader
+    await asyncio.gather(*followers, return_exceptions=True)
+    await settled(store)
+    assert store.get("b").failures == 1
+
+
+async def test_a_probe_granted_to_a_caller_cancelled_meanwhile_is_given_back(
+    store: Any,
+) -> None:
+    """A probe permit granted by Redis to a caller cancelled while the reply was on its way
+    (the call's own caller, or one waiting in its batch) is released: the next callers
+    probe at once instead of waiting ``probe_timeout``."""
+    now = time.monotonic()
+    await opened(store, now)
+    gate = Gate(store)
+    gate.open.clear()
+    leader = asyncio.create_task(store.aapply("b", Event(Kind.ACQUIRE), now + 2, PROBES))
+    await gate.reached(1)
+    follower = asyncio.create_task(store.aapply("b", Event(Kind.ACQUIRE), now + 2, PROBES))
+    await asyncio.sleep(0)
+    leader.cancel()  # its permit is granted by Redis already
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    gate.open.set()
+    await gate.reached(2)  # the follower's batch went: its permit is granted too
+    follower.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await follower
+    await settled(store)
+    assert store.get("b").probes == ()
+    answers = [
+        (await store.aapply("b", Event(Kind.ACQUIRE), now + 2, PROBES))[1].verdict for _ in range(3)
+    ]
+    assert answers == [Verdict.PROBE] * 3
+
+
+async def test_an_error_of_a_batch_reaches_its_callers_as_itself(store: Any) -> None:
+    """An error raised while a batch is applied reaches every caller waiting for it as that
+    error, not as a cancellation."""
+    now = time.monotonic()
+    gate = Gate(store)
+    gate.open.clear()
+    leader = asyncio.create_task(store.aapply("b", Event(Kind.FAILURE), now, PROBES))
+    await gate.reached(1)
+    follower = asyncio.create_task(store.aapply("b", Event(Kind.SUCCESS), now, PROBES))
+    await asyncio.sleep(0)
+    accept = store._accept
+
+    def broken(cell: Any, reply: list[Any], ran: float, config: BreakerConfig) -> Any:
+        if len(reply) > 2 and gate.sent == 2:
+            raise RuntimeError("broken reply")
+        return accept(cell, reply, ran, config)
+
+    store._accept = broken
+    gate.open.set()
+    await leader
+    with pytest.raises(RuntimeError, match="broken reply"):
+        await follower
