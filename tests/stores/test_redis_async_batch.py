@@ -1,9 +1,13 @@
-"""AsyncRedisStore's batches of script calls: cancelled callers and errors."""
+"""AsyncRedisStore's batches of script calls: cancelled callers, errors, and closing."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import socket
+import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -173,3 +177,58 @@ async def test_an_error_of_a_batch_reaches_its_callers_as_itself(store: Any) -> 
     await leader
     with pytest.raises(RuntimeError, match="broken reply"):
         await follower
+
+
+def test_close_inside_the_running_loop_closes_its_connections(
+    redis_server: RedisServer,
+) -> None:
+    """``close()`` called inside the running loop closes that loop's sockets at once, and
+    nothing is left for the collector to warn about after the loop ends."""
+    store = AsyncRedisStore(redis_server.url, prefix=unique_prefix(), timeout=5.0)
+    sockets: list[socket.socket] = []
+
+    async def main() -> None:
+        await store.aapply("x", Event(Kind.FAILURE), time.monotonic(), BreakerConfig())
+        client = store._aclients[asyncio.get_running_loop()][0]
+        for connection in client.connection_pool._available_connections:
+            sockets.append(connection._writer.transport.get_extra_info("socket"))
+        store.close()
+        assert [s.fileno() for s in sockets] == [-1] * len(sockets)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+        gc.collect()
+    assert sockets
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_close_from_another_thread_closes_that_loops_connections(
+    redis_server: RedisServer,
+) -> None:
+    """``close()`` called outside a loop running in another thread returns only once that
+    loop has closed its connections."""
+    store = AsyncRedisStore(redis_server.url, prefix=unique_prefix(), timeout=5.0)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+
+        async def used() -> list[Any]:
+            await store.aapply("x", Event(Kind.FAILURE), time.monotonic(), BreakerConfig())
+            client = store._aclients[asyncio.get_running_loop()][0]
+            return [
+                connection._writer.transport.get_extra_info("socket")
+                for connection in client.connection_pool._available_connections
+            ]
+
+        sockets = asyncio.run_coroutine_threadsafe(used(), loop).result(5.0)
+        store.close()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)  # no turn left for work close() left behind
+        thread.join()
+    try:
+        assert sockets
+        assert [s.fileno() for s in sockets] == [-1] * len(sockets)
+    finally:
+        loop.close()

@@ -224,17 +224,29 @@ class _AsyncioClients(_RedisBase):
         self.close()
 
     def close(self) -> None:
+        """Stop the listener and drop every connection: those of a closed loop, and of this
+        thread's running loop, at once; another thread's running loop is asked to close
+        them, and waited for at most ``max(timeout, 1 s)``."""
+        here = _running_loop()
         for loop, (client, script) in list(self._aclients.items()):
-            if not loop.is_closed():
+            if loop is here:
+                _stop_relearning(script)
+            elif not loop.is_closed():
                 loop.call_soon_threadsafe(_stop_relearning, script)
             if client is self._given:
                 continue
-            if loop.is_closed():
+            if loop is here:
+                _drop_connections(client, running=True)  # an aclose() task would outlive it
+            elif loop.is_closed():
                 _drop_connections(client)
             elif not loop.is_running():
                 loop.run_until_complete(client.aclose())
             else:
-                loop.call_soon_threadsafe(_close_later, loop, client)
+                closing = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                try:
+                    closing.result(max(self.timeout, 1.0))
+                except Exception:  # busy or failing: it goes on in its own loop
+                    pass
         self._aclients.clear()
         self._ready.clear()
         super().close()
@@ -257,5 +269,8 @@ def _stop_relearning(script: Any) -> None:
         script.cancel()
 
 
-def _close_later(loop: asyncio.AbstractEventLoop, client: Any) -> None:
-    loop.create_task(client.aclose())
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
