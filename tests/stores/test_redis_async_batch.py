@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import socket
 import threading
 import time
@@ -232,3 +233,28 @@ def test_close_from_another_thread_closes_that_loops_connections(
         assert [s.fileno() for s in sockets] == [-1] * len(sockets)
     finally:
         loop.close()
+
+
+async def test_calls_failing_after_aclose_log_no_outage(
+    store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call still in flight when the store is closed, failing because its connection
+    went away, logs no outage and does not take the store for down."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def cut(cell: Any, args: list[str]) -> list[Any]:
+        started.set()
+        await release.wait()
+        raise ConnectionError("Connection closed by server.")
+
+    store._arun = cut
+    call = asyncio.create_task(
+        store.aapply("b", Event(Kind.FAILURE), time.monotonic(), BreakerConfig())
+    )
+    await started.wait()
+    with caplog.at_level(logging.WARNING):
+        await store.aclose()
+        release.set()
+        await call
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert store._down_since is None

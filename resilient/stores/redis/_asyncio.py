@@ -215,6 +215,7 @@ class _AsyncioClients(_RedisBase):
 
     async def aclose(self) -> None:
         """Close the connections of the running loop's client, then everything else."""
+        self._closed = True  # calls failing from now on are not an outage
         loop = asyncio.get_running_loop()
         found = self._aclients.pop(loop, None)
         if found is not None:
@@ -227,6 +228,7 @@ class _AsyncioClients(_RedisBase):
         """Stop the listener and drop every connection: those of a closed loop, and of this
         thread's running loop, at once; another thread's running loop is asked to close
         them, and waited for at most ``max(timeout, 1 s)``."""
+        self._closed = True  # calls failing from now on are not an outage
         here = _running_loop()
         for loop, (client, script) in list(self._aclients.items()):
             if loop is here:
