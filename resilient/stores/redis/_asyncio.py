@@ -12,7 +12,8 @@ import redis.asyncio.cluster as acluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
-from ..._circuit.rules import BreakerState, Decision, Event
+from ..._circuit.rules import BreakerState, Decision, Event, Kind, Verdict
+from ..._runtime import config as _config
 from .. import _lua
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ from ._clients import (
 )
 
 _Batch = list[tuple[Event, float, "asyncio.Future[tuple[BreakerState, Decision]]"]]
+_ACQUIRE, _RELEASE, _PROBE = Kind.ACQUIRE, Kind.RELEASE, Verdict.PROBE
 
 
 class _AsyncioClients(_RedisBase):
@@ -43,6 +45,7 @@ class _AsyncioClients(_RedisBase):
         self._ready: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = {}
         # Per (loop, breaker) while a script call is in flight: the events waiting for it.
         self._batches: dict[tuple[asyncio.AbstractEventLoop, str], _Batch] = {}
+        self._sending: set[asyncio.Task[None]] = set()  # the script calls of those batches
         self._orphans: list[Any] = []  # clients of a parent process, kept from collection
         super().__init__(url, **options)
 
@@ -98,13 +101,23 @@ class _AsyncioClients(_RedisBase):
     ) -> tuple[BreakerState, Decision]:
         """``event`` applied by Redis. While a script call for this breaker is in flight,
         events from other tasks wait for it and then go together in one script call: a
-        herd of tasks costs two round trips and one connection, not one each."""
+        herd of tasks costs two round trips and one connection, not one each.
+
+        A caller cancelled before its event is sent is left out; a probe's permit granted
+        to a caller cancelled meanwhile is given back (its ticket released), so the
+        breaker does not wait ``probe_timeout`` for callers that are gone."""
         loop = asyncio.get_running_loop()
         key = (loop, cell.name)
         waiting = self._batches.get(key)
-        if waiting is not None:  # a call is in flight: join the next batch
+        if waiting is not None or event.kind is _ACQUIRE:
+            # Joins the next batch, or (a request for a permit) sends its own in a task that
+            # outlives this caller's cancellation, to give back a permit it may bring.
             future: asyncio.Future[tuple[BreakerState, Decision]] = loop.create_future()
-            waiting.append((event, now, future))
+            if waiting is not None:
+                waiting.append((event, now, future))
+            else:
+                self._batches[key] = []
+                self._start_batch(key, cell, [(event, now, future)], config)
             return await future
         self._batches[key] = []
         try:
@@ -118,7 +131,18 @@ class _AsyncioClients(_RedisBase):
         followers = self._batches.pop(key, None)
         if followers:
             self._batches[key] = []
-            key[0].create_task(self._send_batch(key, cell, followers, config))
+            self._start_batch(key, cell, followers, config)
+
+    def _start_batch(
+        self,
+        key: tuple[asyncio.AbstractEventLoop, str],
+        cell: _Cell,
+        batch: _Batch,
+        config: BreakerConfig,
+    ) -> None:
+        task = key[0].create_task(self._send_batch(key, cell, batch, config))
+        self._sending.add(task)  # the loop holds its tasks weakly
+        task.add_done_callback(self._sending.discard)
 
     async def _send_batch(
         self,
@@ -127,15 +151,32 @@ class _AsyncioClients(_RedisBase):
         batch: _Batch,
         config: BreakerConfig,
     ) -> None:
+        """Send the events of ``batch`` whose callers still wait, in one script call; an
+        error reaches each waiting caller; probe permits granted to callers cancelled
+        meanwhile are released before the next batch goes."""
         try:
-            results = await self._asend(cell, [(event, now) for event, now, _ in batch], config)
+            batch = [entry for entry in batch if not entry[2].cancelled()]
+            if not batch:
+                return
+            try:
+                results = await self._asend(cell, [(event, now) for event, now, _ in batch], config)
+            except Exception as error:  # each waiting caller gets it, as its own call would
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                return
+            released: list[tuple[Event, float]] = []
             for (_, _, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+                elif result[1].verdict is _PROBE:  # its caller is gone: free the permit
+                    released.append((Event(_RELEASE, result[1].ticket), _config.state.now()))
+            if released:
+                await self._asend(cell, released, config)
         finally:
             for _, _, future in batch:
                 if not future.done():
-                    future.cancel()
+                    future.cancel()  # this task was cancelled (or ended by a fatal error)
             self._next_batch(key, cell, config)
 
     async def _connected(self, client: Any) -> None:
@@ -174,6 +215,7 @@ class _AsyncioClients(_RedisBase):
 
     async def aclose(self) -> None:
         """Close the connections of the running loop's client, then everything else."""
+        self._closed = True  # calls failing from now on are not an outage
         loop = asyncio.get_running_loop()
         found = self._aclients.pop(loop, None)
         if found is not None:
@@ -183,17 +225,30 @@ class _AsyncioClients(_RedisBase):
         self.close()
 
     def close(self) -> None:
+        """Stop the listener and drop every connection: those of a closed loop, and of this
+        thread's running loop, at once; another thread's running loop is asked to close
+        them, and waited for at most ``max(timeout, 1 s)``."""
+        self._closed = True  # calls failing from now on are not an outage
+        here = _running_loop()
         for loop, (client, script) in list(self._aclients.items()):
-            if not loop.is_closed():
+            if loop is here:
+                _stop_relearning(script)
+            elif not loop.is_closed():
                 loop.call_soon_threadsafe(_stop_relearning, script)
             if client is self._given:
                 continue
-            if loop.is_closed():
+            if loop is here:
+                _drop_connections(client, running=True)  # an aclose() task would outlive it
+            elif loop.is_closed():
                 _drop_connections(client)
             elif not loop.is_running():
                 loop.run_until_complete(client.aclose())
             else:
-                loop.call_soon_threadsafe(_close_later, loop, client)
+                closing = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                try:
+                    closing.result(max(self.timeout, 1.0))
+                except Exception:  # busy or failing: it goes on in its own loop
+                    pass
         self._aclients.clear()
         self._ready.clear()
         super().close()
@@ -216,5 +271,8 @@ def _stop_relearning(script: Any) -> None:
         script.cancel()
 
 
-def _close_later(loop: asyncio.AbstractEventLoop, client: Any) -> None:
-    loop.create_task(client.aclose())
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -852,8 +852,11 @@ class _RedisBase(CellTable[_Cell]):
 
         An outage (Redis unreachable, or refusing this store's scripts or their writes)
         is logged once and retried by the listener. Trouble with one key is that
-        breaker's (``cell``) alone, or the flag's or budget's that was asked for.
+        breaker's (``cell``) alone, or the flag's or budget's that was asked for. Once
+        the store is closed, calls still in flight fail quietly: not an outage.
         """
+        if self._closed:
+            return False
         kind = _kind_of(error)
         if kind == _KEY:
             if cell is not None:

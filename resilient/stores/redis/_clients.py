@@ -412,9 +412,11 @@ def _close_quietly(pubsub: Any) -> None:
         pass
 
 
-def _drop_connections(client: Any) -> None:
-    """Close the sockets of an asyncio client whose event loop is already closed (its
-    own ``aclose`` needs that loop), so nothing is left open for the collector to find."""
+def _drop_connections(client: Any, running: bool = False) -> None:
+    """Close the sockets of an asyncio client at once, without awaiting its ``aclose``
+    (its event loop is closed, or about to be), so nothing is left open for the collector
+    to find. ``running``: its loop runs (in this thread), and finishes on its next turn
+    what closing a transport leaves to it."""
     pool = getattr(client, "connection_pool", None)
     connections = [
         *getattr(pool, "_available_connections", ()),
@@ -433,12 +435,14 @@ def _drop_connections(client: Any) -> None:
             transport.abort()  # marks it closing; on a closed loop it cannot finish the job
         except Exception:
             pass
-        # ... so close the socket it still holds (asyncio's own attribute: best effort).
+        # ... so close the socket it still holds (asyncio's own attribute: best effort);
+        # a running loop forgets it itself, on its next turn.
         sock = getattr(transport, "_sock", None)
         if sock is not None:
             try:
                 sock.close()
-                transport._sock = None
+                if not running:
+                    transport._sock = None
             except Exception:
                 pass
         connection._writer = connection._reader = None
