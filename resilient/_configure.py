@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from ._circuit.store import AsyncStateStore, StateStore
+from ._runtime import config as _config
 from ._runtime.clock import SYSTEM_CLOCK
 from ._runtime.config import state
 from ._runtime.types import Clock, MetricsSink
@@ -45,9 +46,11 @@ def configure(
             raise ConfigError(
                 "metrics", metrics, "a sink with increment(), gauge(), timing() and flush()"
             )
-        state.metrics = metrics
-        state.emit = None if metrics is None else Emitter(metrics)
-        state.refresh()
+        emit = None if metrics is None else Emitter(metrics)
+        with _config.lock:  # the last caller's sink and the functions' code agree
+            state.metrics = metrics
+            state.emit = emit
+            state.refresh()
     if store is not _UNSET:
         if store is not None and not isinstance(store, StateStore | AsyncStateStore):
             raise ConfigError("store", store, "a state store (MemoryStore, RedisStore...) or None")

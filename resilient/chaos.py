@@ -60,7 +60,6 @@ class Injector:
             raise ConfigError("enabled", enabled, "True, False, or None (from RESILIENT_CHAOS)")
         self.random = random.Random(seed)
         self.enabled = _enabled_by_environment() if enabled is None else enabled
-        self._token: Any = None
 
     def __repr__(self) -> str:
         state = "enabled" if self.enabled else "disabled"
@@ -121,16 +120,27 @@ class Injector:
 
     # As a context manager: every resilient call inside the block.
 
+    # The same injector may be entered by overlapping tasks, or nested: nothing of one
+    # entry is kept on the injector, and leaving never raises over the block's error.
+
     def __enter__(self) -> Injector:
-        self._token = _active.set((*_active.get(), self))
-        _config.state.chaos += 1
-        _config.state.refresh()
+        with _config.lock:
+            _active.set((*_active.get(), self))
+            _config.state.chaos += 1
+            _config.state.refresh()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _active.reset(self._token)
-        _config.state.chaos -= 1
-        _config.state.refresh()
+        with _config.lock:
+            try:
+                found = _active.get()
+                for index in range(len(found) - 1, -1, -1):
+                    if found[index] is self:
+                        _active.set(found[:index] + found[index + 1 :])
+                        break
+            finally:
+                _config.state.chaos = max(0, _config.state.chaos - 1)
+                _config.state.refresh()
 
 
 _active: ContextVar[tuple[Injector, ...]] = active_chaos

@@ -7,13 +7,14 @@ decorated before it ran.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 from .clock import SYSTEM_CLOCK
 from .types import Clock, Emit, MetricsSink
 
-__all__ = ["on_reset", "on_switch", "reset", "state"]
+__all__ = ["lock", "on_reset", "on_switch", "reset", "state"]
 
 
 class _State:
@@ -44,14 +45,22 @@ class _State:
 
     def refresh(self) -> None:
         """Recompute ``active`` after changing what it summarises; when it changes, the
-        hooks given to :func:`on_switch` run (they switch the wrapped functions over)."""
-        active = self.emit is not None or self.bypass or self.chaos > 0
-        if active != self.active:
-            self.active = active
-            for hook in _switch_hooks:
-                hook()
+        hooks given to :func:`on_switch` run (they switch the wrapped functions over).
+
+        Callers change the summarised fields and refresh under :data:`lock`, so two
+        threads cannot leave ``active`` (and the functions' code) disagreeing with them.
+        """
+        with lock:
+            active = self.emit is not None or self.bypass or self.chaos > 0
+            if active != self.active:
+                self.active = active
+                for hook in _switch_hooks:
+                    hook()
 
 
+lock = threading.RLock()
+"""Held while ``emit``, ``bypass`` or ``chaos`` change and ``active`` follows them (and the
+wrapped functions switch). Re-entrant: a finalizer run by the collector may switch."""
 state = _State()
 _reset_hooks: list[Callable[[], None]] = []
 _switch_hooks: list[Callable[[], None]] = []
@@ -71,14 +80,15 @@ def on_reset(hook: Callable[[], None]) -> Callable[[], None]:
 
 def reset() -> None:
     """Return every global to a fresh state."""
-    state.clock = SYSTEM_CLOCK
-    state.now = time.monotonic
-    state.metrics = None
-    state.emit = None
-    state.store = None
-    state.bypass = False
-    state.instant = None
-    state.chaos = 0
-    state.refresh()
+    with lock:
+        state.clock = SYSTEM_CLOCK
+        state.now = time.monotonic
+        state.metrics = None
+        state.emit = None
+        state.store = None
+        state.bypass = False
+        state.instant = None
+        state.chaos = 0
+        state.refresh()
     for hook in _reset_hooks:
         hook()

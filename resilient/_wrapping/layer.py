@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from types import CodeType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast, overload
 
-from .switch import entry, pick
+from .switch import entry, is_anchor, pick
 
 if TYPE_CHECKING:
     from .emit import Emitter
@@ -82,7 +82,7 @@ class Layer(ABC):
 
 class _Stack:
     """What a wrapper remembers: the original callable and its layers, outermost first,
-    and its observed chain (owned here; ``switch`` refers to it weakly)."""
+    and its observed chain."""
 
     __slots__ = ("layers", "observed", "target")
 
@@ -278,8 +278,10 @@ def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> 
             function.__defaults__ = target.__defaults__
             function.__kwdefaults__ = target.__kwdefaults__
         if replaces is not None:
-            # Keep what was set on the wrapper this one replaces (marks, registrations...).
-            chain.__dict__.update(replaces.__dict__)
+            # Keep what was set on the wrapper this one replaces (marks, registrations...),
+            # but not the observed chain it owned: nothing will run it any more.
+            kept = {k: v for k, v in replaces.__dict__.items() if not is_anchor(k)}
+            chain.__dict__.update(kept)
         chain.__dict__["__resilient_stack__"] = stack
         return chain
 

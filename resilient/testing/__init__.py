@@ -101,15 +101,33 @@ def instant(attempts: int = 2) -> Iterator[None]:
         _config.state.instant = previous
 
 
+_disabled_depth = 0
+"""How many ``disabled()`` blocks are open (they may overlap, in tasks or threads)."""
+
+
 @contextmanager
 def disabled() -> Iterator[None]:
-    """Every resilient decorator passes calls straight to the undecorated function."""
+    """Every resilient decorator passes calls straight to the undecorated function.
+
+    Blocks may nest or overlap: decorators stay bypassed until the last one open ends.
+    """
+    global _disabled_depth
     state = _config.state
-    previous = state.bypass
-    state.bypass = True
-    state.refresh()
+    with _config.lock:
+        _disabled_depth += 1
+        state.bypass = True
+        state.refresh()
     try:
         yield
     finally:
-        state.bypass = previous
-        state.refresh()
+        with _config.lock:
+            _disabled_depth = max(0, _disabled_depth - 1)
+            if _disabled_depth == 0:
+                state.bypass = False
+                state.refresh()
+
+
+@_config.on_reset
+def _close_disabled_blocks() -> None:
+    global _disabled_depth
+    _disabled_depth = 0

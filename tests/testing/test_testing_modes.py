@@ -58,3 +58,27 @@ async def test_disabled_works_for_coroutines(fake_clock: FakeClock) -> None:
 
     with disabled():
         assert await slow() == "done"
+
+
+def test_overlapping_disabled_blocks_bypass_until_the_last_one_ends() -> None:
+    """Two disabled() blocks that overlap (as two tasks' would) bypass until the later ends."""
+    calls = 0
+
+    @resilient.retry(attempts=3)
+    def failing() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError
+
+    first, second = disabled(), disabled()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    with pytest.raises(ConnectionError):
+        failing()
+    assert calls == 1  # still bypassed: the second block is open
+    second.__exit__(None, None, None)
+    calls = 0
+    with instant(attempts=3), pytest.raises(ConnectionError):
+        failing()
+    assert calls == 3  # both ended: the retry runs again

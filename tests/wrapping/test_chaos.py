@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
 import resilient
+from resilient._runtime import config
 from resilient.chaos import ChaosInjected, inject_fault, inject_latency, inject_result
 from resilient.testing import FakeClock
 
@@ -141,3 +143,64 @@ def test_bad_arguments_are_refused() -> None:
         inject_latency(-1)
     with pytest.raises(resilient.ConfigError, match="error"):
         inject_fault(42)  # type: ignore[arg-type]
+
+
+def test_one_injector_nested_in_itself_leaves_no_chaos_behind() -> None:
+    """The same injector entered twice, nested, injects inside and is gone after both."""
+
+    @resilient.retry(attempts=2)
+    def call() -> str:
+        return "real"
+
+    injector = inject_result("canned", enabled=True)
+    with injector:
+        with injector:
+            assert call() == "canned"
+        assert call() == "canned"
+    assert call() == "real"
+    assert not config.state.active
+
+
+def test_leaving_a_nested_injector_keeps_the_blocks_own_error() -> None:
+    """An error raised inside nested blocks of one injector reaches the caller unchanged."""
+    injector = inject_result("canned", enabled=True)
+    error = KeyError("the caller's")
+
+    def nested() -> None:
+        with injector, injector:
+            raise error
+
+    with pytest.raises(KeyError) as caught:
+        nested()
+    assert caught.value is error
+    assert caught.value.__context__ is None
+    assert config.state.chaos == 0
+
+
+async def test_one_injector_shared_by_overlapping_tasks() -> None:
+    """Two tasks in overlapping blocks of one injector both inject, and leave no chaos on."""
+
+    @resilient.retry(attempts=2)
+    async def call() -> str:
+        return "real"
+
+    injector = inject_result("canned", enabled=True)
+    first_in, second_in = asyncio.Event(), asyncio.Event()
+
+    async def first() -> str:
+        with injector:
+            first_in.set()
+            await second_in.wait()
+            return await call()  # leaves while the second task is still inside
+
+    async def second() -> str:
+        await first_in.wait()
+        with injector:
+            second_in.set()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            return await call()
+
+    assert await asyncio.gather(first(), second()) == ["canned", "canned"]
+    assert config.state.chaos == 0
+    assert await call() == "real"

@@ -291,3 +291,147 @@ def test_a_layer_returning_a_callable_object_is_switched_too() -> None:
     assert work() == 5
     assert layer.calls == 2
     assert len(sink.timings("request_latency_ms")) == 1
+
+
+def test_a_resilient_function_given_another_ones_attributes_by_wraps_is_observed() -> None:
+    """functools.wraps copying a resilient function's attributes onto another keeps both working."""
+
+    def logged(fn: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(fn)  # copies fn's attributes over the timeout's own
+        @resilient.timeout(5)
+        def inner(*args: Any, **kwargs: Any) -> int:
+            return fn(*args, **kwargs)
+
+        return inner
+
+    @logged
+    @resilient.retry(attempts=2)
+    def fetch(x: int) -> int:
+        return x * 2
+
+    gc.collect()
+    sink = resilient.metrics.MemorySink()
+    resilient.configure(metrics=sink)
+    assert fetch(2) == 4
+    assert len(sink.timings("request_latency_ms")) == 2  # the timeout's and the retry's
+
+
+def test_a_function_whose_attributes_were_cleared_runs_its_plain_chain() -> None:
+    """With its observed chain gone, a wrapped function still runs its layers, unobserved."""
+    layer = Counting()
+    work = Decorator(layer)(lambda: 3)
+    work.__dict__.clear()
+    gc.collect()
+    resilient.configure(metrics=resilient.metrics.MemorySink())
+    assert work() == 3
+    assert layer.calls == 1
+
+
+def test_a_function_copied_over_by_wraps_and_recursive_is_collected() -> None:
+    """A recursive decorated closure given another's attributes by wraps is freed once dropped."""
+
+    def make() -> Callable[[int], int]:
+        @functools.wraps(make)
+        @resilient.retry(attempts=2)
+        def countdown(n: int) -> int:
+            return n if n == 0 else countdown(n - 1)
+
+        return countdown
+
+    work = make()
+    resilient.configure(metrics=resilient.metrics.MemorySink())
+    assert work(3) == 0
+    gone = weakref.ref(work)
+    del work
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_switch_made_during_a_switch_pass_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metrics turned back on (by a finalizer) in the middle of turning them off stay on."""
+    from resilient._wrapping import switch
+
+    functions = [resilient.retry(attempts=2)(lambda i=i: i) for i in range(5)]
+    sink = resilient.metrics.MemorySink()
+    resilient.configure(metrics=sink)
+    current = switch._Codes.current
+    passes = 0
+
+    def interrupted(codes: Any, active: bool) -> Any:
+        nonlocal passes
+        passes += 1
+        if passes == 2:  # as a finalizer run by the collector part-way through the pass
+            resilient.configure(metrics=sink)
+        return current(codes, active)
+
+    monkeypatch.setattr(switch._Codes, "current", interrupted)
+    resilient.configure(metrics=None)
+    monkeypatch.undo()
+    assert all(function() == i for i, function in enumerate(functions))
+    assert len(sink.timings("request_latency_ms")) == len(functions)
+
+
+def test_concurrent_configure_leaves_the_code_the_last_one_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """configure(metrics=None) paused before it records the switch, then metrics on: on wins."""
+    import threading
+
+    from resilient._runtime import config
+
+    @resilient.retry(attempts=2)
+    def work() -> int:
+        return 1
+
+    sink = resilient.metrics.MemorySink()
+    resilient.configure(metrics=sink)
+    refresh = config._State.refresh.__code__
+    lines, start = inspect.getsourcelines(refresh)
+    store = start + next(i for i, text in enumerate(lines) if "self.active = active" in text)
+    paused, go = threading.Event(), threading.Event()
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not refresh or go.is_set():
+            return None
+
+        def local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line" and frame.f_lineno == store and not go.is_set():
+                paused.set()
+                go.wait()
+            return local
+
+        return local
+
+    def turn_off() -> None:
+        sys.settrace(tracer)
+        try:
+            resilient.configure(metrics=None)
+        finally:
+            sys.settrace(None)
+
+    class LettingGo:
+        """The lock, releasing the paused thread as this thread starts waiting for it."""
+
+        def __init__(self, lock: Any) -> None:
+            self.lock = lock
+
+        def __enter__(self) -> None:
+            go.set()
+            self.lock.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.__exit__(*exc)
+
+    thread = threading.Thread(target=turn_off)
+    thread.start()
+    paused.wait()
+    monkeypatch.setattr(config, "lock", LettingGo(getattr(config, "lock", None)), raising=False)
+    try:
+        resilient.configure(metrics=sink)
+    finally:
+        go.set()
+        thread.join()
+        monkeypatch.undo()
+    assert resilient.configuration().metrics is sink
+    assert work() == 1
+    assert len(sink.timings("request_latency_ms")) == 1
