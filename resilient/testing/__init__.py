@@ -91,14 +91,29 @@ def reset() -> None:
 
 @contextmanager
 def instant(attempts: int = 2) -> Iterator[None]:
-    """Retries without waiting, at most ``attempts`` attempts: fast tests of failure paths."""
+    """Retries without waiting, at most ``attempts`` attempts: fast tests of failure paths.
+
+    Blocks may nest or overlap (in tasks or threads): the block entered last and still open
+    sets the cap, and retries wait again once every block has ended.
+    """
     attempts = _validate.integer("attempts", attempts, minimum=1)
-    previous = _config.state.instant
-    _config.state.instant = attempts
+    entry = [attempts]  # this block's own entry (a list: compared by identity)
+    with _config.lock:
+        _instant_blocks.append(entry)
+        _config.state.instant = attempts
     try:
         yield
     finally:
-        _config.state.instant = previous
+        with _config.lock:
+            for index in range(len(_instant_blocks) - 1, -1, -1):
+                if _instant_blocks[index] is entry:
+                    del _instant_blocks[index]
+                    break
+            _config.state.instant = _instant_blocks[-1][0] if _instant_blocks else None
+
+
+_instant_blocks: list[list[int]] = []
+"""The ``instant()`` blocks open, oldest first."""
 
 
 _disabled_depth = 0
@@ -131,3 +146,4 @@ def disabled() -> Iterator[None]:
 def _close_disabled_blocks() -> None:
     global _disabled_depth
     _disabled_depth = 0
+    _instant_blocks.clear()

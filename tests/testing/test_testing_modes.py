@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import resilient
+from resilient._runtime import config as _config
 from resilient.testing import FakeClock, disabled, instant
 
 
@@ -82,3 +83,15 @@ def test_overlapping_disabled_blocks_bypass_until_the_last_one_ends() -> None:
     with instant(attempts=3), pytest.raises(ConnectionError):
         failing()
     assert calls == 3  # both ended: the retry runs again
+
+
+def test_overlapping_instant_blocks_keep_the_open_ones_cap() -> None:
+    """Two instant() blocks that overlap (as two tasks' would) and end out of order: the cap
+    is the open block's until it ends too, and then retries wait again."""
+    first, second = instant(attempts=2), instant(attempts=5)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert _config.state.instant == 5  # the second block is still open
+    second.__exit__(None, None, None)
+    assert _config.state.instant is None
