@@ -27,7 +27,8 @@ class BreakerOpened:
 
     name: str
     failures: int
-    """Consecutive failures when it tripped (0 when a rate rule tripped it)."""
+    """The run of consecutive failures when it tripped; a rate, slow-call or result rule
+    can trip after a shorter run than its threshold, even none."""
     retry_after: float
     """Seconds until the first probe may go through."""
     trips: int
