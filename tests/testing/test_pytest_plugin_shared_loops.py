@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from test_pytest_plugin import run
+from test_pytest_plugin import PLUGIN, run
 
 from resilient.testing import FakeClock, VirtualTimeLoop
 
@@ -92,3 +92,66 @@ def test_a_module_loops_periodic_task_runs_in_every_fake_clock_test(
         """,
     )
     result.assert_outcomes(passed=2)
+
+
+OLD_PYTEST_ASYNCIO = """
+import asyncio
+import inspect
+
+import pytest
+import resilient_pytest
+
+
+def pytest_configure(config):
+    # What the plugin does when pytest-asyncio is older than 1.4 (no loop factories).
+    resilient_pytest._provide_event_loop_policy(config)
+
+
+@pytest.fixture(scope="module")
+def _module_event_loop(event_loop_policy):
+    # As pytest-asyncio 0.24 to 1.3 make the loop a module's tests share.
+    loop = event_loop_policy.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        loop = pyfuncitem.funcargs["_module_event_loop"]
+        names = pyfuncitem._fixtureinfo.argnames
+        loop.run_until_complete(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
+        return True
+"""
+
+
+def test_an_older_pytest_asyncios_module_loop_runs_on_fake_clock(
+    pytester: pytest.Pytester,
+) -> None:
+    """With pytest-asyncio before 1.4, a module's shared loop made before a fake_clock test
+    runs is a VirtualTimeLoop that test drives; a module without fake_clock tests keeps
+    the policy's own loops."""
+    pytester.makeconftest(OLD_PYTEST_ASYNCIO)
+    pytester.makepyfile(
+        test_shared="""
+        import asyncio, time
+
+        async def test_first(_module_event_loop):
+            assert asyncio.get_running_loop() is _module_event_loop
+
+        async def test_module_loop_under_fake_clock(_module_event_loop, fake_clock):
+            assert type(asyncio.get_running_loop()).__name__ == "VirtualTimeLoop"
+            started = time.perf_counter()
+            await asyncio.sleep(600)
+            assert fake_clock.monotonic() == 600
+            assert time.perf_counter() - started < 1
+        """,
+        test_plain="""
+        import asyncio
+
+        async def test_plain_module_loop(_module_event_loop):
+            assert type(asyncio.get_running_loop()).__name__ != "VirtualTimeLoop"
+        """,
+    )
+    result = pytester.runpytest(*PLUGIN, "-p", "no:asyncio", "-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=3)
