@@ -14,7 +14,6 @@ never import resilient never pays for it.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import threading
 import types
@@ -70,9 +69,10 @@ def fake_clock() -> Iterator[FakeClock]:
 
     A sync ``@timeout`` call that spends 0.5 s of real time without using the CPU is
     taken as hanging: the clock jumps to its deadline (``FakeClock.autojump``). The event
-    loop of a test that uses this fixture is a ``VirtualTimeLoop``: its time is this
-    clock's, and when every task waits on a timer the clock jumps to it; it waits as long
-    for work in its executor threads or on sockets before it jumps. Every other event
+    loop of a test that uses this fixture is a ``VirtualTimeLoop``: its time moves with
+    this clock (from where it was, on a loop shared with earlier tests), and when every
+    task waits on a timer the clock jumps to it; it waits as long for work in its
+    executor threads, child processes or sockets before it jumps. Every other event
     loop, in this thread or another, keeps real time.
     """
     from resilient.testing import FakeClock, use_clock
@@ -132,11 +132,19 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> A
 
 
 # pytest-asyncio before 1.4 has no loop factories: it takes the event loop policy from its
-# ``event_loop_policy`` fixture, which the plugin then provides. The policy makes a
-# ``VirtualTimeLoop`` for the first loop asked for in the thread of an async test that
-# uses ``fake_clock`` (pytest-asyncio's loop for the test), and asks the policy in force
-# for every other loop.
-_virtual_next: set[int] = set()  # threads whose next new loop is an async test's own
+# ``event_loop_policy`` fixture, which the plugin then provides, and makes each loop
+# (a test's, or a class's, module's, package's or session's shared by its tests) in a
+# fixture of its own. The policy makes a ``VirtualTimeLoop`` for such a fixture when the
+# tests it serves include one that uses ``fake_clock`` (real time until a clock drives
+# it), and asks the policy in force for every other loop.
+_virtual_next: set[int] = set()  # threads making a loop for tests that use fake_clock
+
+# pytest-asyncio's loop fixtures: ``event_loop`` and ``<node id>::<event_loop>`` (0.23),
+# ``_<scope>_event_loop`` (0.24 to 1.3).
+_LOOP_FIXTURES = frozenset(
+    {"event_loop"}
+    | {f"_{scope}_event_loop" for scope in ("function", "class", "module", "package", "session")}
+)
 
 
 def _provide_event_loop_policy(config: pytest.Config) -> None:
@@ -145,8 +153,7 @@ def _provide_event_loop_policy(config: pytest.Config) -> None:
     holder.event_loop_policy = pytest.fixture(  # type: ignore[attr-defined]
         scope="session", name="event_loop_policy"
     )(_event_loop_policy)
-    holder.pytest_runtest_setup = _expect_the_tests_loop  # type: ignore[attr-defined]
-    holder.pytest_runtest_teardown = _forget_the_tests_loop  # type: ignore[attr-defined]
+    holder.pytest_fixture_setup = _make_loops_virtual  # type: ignore[attr-defined]
     config.pluginmanager.register(holder, holder.__name__)
 
 
@@ -156,15 +163,29 @@ def _event_loop_policy() -> Any:
     return _virtual_time_policy(asyncio.get_event_loop_policy())
 
 
-def _expect_the_tests_loop(item: pytest.Item) -> None:
-    if "fake_clock" in getattr(item, "fixturenames", ()) and inspect.iscoroutinefunction(
-        getattr(item, "obj", None)
-    ):
-        _virtual_next.add(threading.get_ident())
+@pytest.hookimpl(hookwrapper=True)
+def _make_loops_virtual(fixturedef: Any, request: pytest.FixtureRequest) -> Iterator[None]:
+    """While pytest-asyncio makes the loop for tests that include one using fake_clock,
+    the policy makes a ``VirtualTimeLoop``."""
+    name = fixturedef.argname
+    if (name in _LOOP_FIXTURES or name.endswith("::<event_loop>")) and _serves_fake_clock(request):
+        thread = threading.get_ident()
+        _virtual_next.add(thread)
+        try:
+            yield
+        finally:
+            _virtual_next.discard(thread)
+    else:
+        yield
 
 
-def _forget_the_tests_loop(item: pytest.Item) -> None:
-    _virtual_next.discard(threading.get_ident())
+def _serves_fake_clock(request: pytest.FixtureRequest) -> bool:
+    """Whether a test under the loop fixture's node uses ``fake_clock``."""
+    node = request.node
+    return any(
+        "fake_clock" in getattr(item, "fixturenames", ()) and node in item.listchain()
+        for item in request.session.items
+    )
 
 
 def _virtual_time_policy(base: Any) -> Any:
@@ -178,9 +199,7 @@ def _virtual_time_policy(base: Any) -> Any:
             base.set_event_loop(loop)
 
         def new_event_loop(self) -> Any:
-            thread = threading.get_ident()
-            if thread in _virtual_next:
-                _virtual_next.discard(thread)
+            if threading.get_ident() in _virtual_next:
                 return _virtual_time_loop()
             return base.new_event_loop()
 

@@ -15,7 +15,8 @@ event loop's default executor, which the application's ``to_thread`` work uses),
 build at a time shared by every request waiting for it, and answers every request for
 ``CACHE_SECONDS`` (1 s) after it started: with thousands of breakers, a load balancer
 polling often costs one build a second and never holds up the event loop. The thread
-is started for a build and ends with it, so an idle app holds none.
+is started for a build and ends with it, so an idle app holds none; the build is handed
+to it through the event loop's ``run_in_executor``, so the loop knows it waits on it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import hmac
 import json
 import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from heapq import nsmallest
 from typing import Any, Final
 
@@ -252,10 +253,10 @@ class HealthApp:
 
     async def _result(self) -> Result:
         """The cached result, else the one being built (a build started if none is)."""
-        found = self._cached_or_building()
+        loop = asyncio.get_running_loop()
+        found = self._cached_or_building(loop)
         if not isinstance(found, Future):
             return found
-        loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Result] = loop.create_future()
 
         def built(done: Future[Result]) -> None:  # on the build's thread, or here if done
@@ -267,7 +268,7 @@ class HealthApp:
         found.add_done_callback(built)
         return await waiter  # a waiter that gives up cancels only its own future
 
-    def _cached_or_building(self) -> Result | Future[Result]:
+    def _cached_or_building(self, loop: asyncio.AbstractEventLoop) -> Result | Future[Result]:
         with self._lock:
             cached = self._cached
             if (
@@ -279,9 +280,13 @@ class HealthApp:
             building = self._building
             if building is None:
                 building = self._building = Future()
-                threading.Thread(
-                    target=self._build, args=(building,), name="resilient-health", daemon=True
-                ).start()
+                # Nobody awaits the executor's future, so a request giving up never cuts
+                # the loop's view of the build short; it ends when the build has.
+                try:
+                    loop.run_in_executor(_OWN_THREAD, self._build, building)
+                except BaseException:  # no thread to build on: the next request tries again
+                    self._building = None
+                    raise
             return building
 
     def _build(self, building: Future[Result]) -> None:
@@ -395,6 +400,30 @@ class HealthMiddleware:
 
     def __repr__(self) -> str:
         return f"<HealthMiddleware {self.health!r}>"
+
+
+class _ThreadPerCall(Executor):
+    """Runs each call on a thread of its own that ends with it (a build at a time: the
+    app starts one only when none is under way)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+
+        def run() -> None:
+            if not done.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as error:  # handed to whoever waits on the future
+                done.set_exception(error)
+            else:
+                done.set_result(result)
+
+        threading.Thread(target=run, name="resilient-health", daemon=True).start()
+        return done
+
+
+_OWN_THREAD: Final = _ThreadPerCall()
 
 
 def _names(parameter: str, names: object) -> tuple[str, ...]:

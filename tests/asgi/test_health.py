@@ -350,6 +350,28 @@ async def test_the_report_is_built_off_the_event_loop_once_for_every_waiter(
     assert app._building is None
 
 
+@pytest.mark.realtime
+async def test_a_build_in_its_thread_is_awaited_under_fake_clock(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under fake_clock, a request with a 5 s budget waits for a 20 ms build in the app's
+    thread instead of the loop jumping to its deadline, and the build skips the default
+    executor."""
+    threads: list[str] = []
+    real: Callable[[HealthApp], Any] = HealthApp.check
+
+    def slow_check(self: HealthApp) -> Any:
+        threads.append(threading.current_thread().name)
+        threading.Event().wait(0.02)  # real work in the build's thread
+        return real(self)
+
+    monkeypatch.setattr(HealthApp, "check", slow_check)
+    response = await asyncio.wait_for(get(HealthApp(), "/health"), 5)
+    assert response.status_code == 200
+    assert fake_clock.monotonic() < 5
+    assert threads == ["resilient-health"]
+
+
 async def test_a_check_that_fails_answers_503_and_is_logged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
