@@ -207,58 +207,6 @@ def test_a_dead_master_sends_only_the_breakers_on_its_slots_local(
         store.close()
 
 
-@pytest.mark.cluster
-async def test_a_dead_master_sends_only_its_async_breakers_local_until_its_replica_serves(
-    partial_cluster: RedisCluster,
-) -> None:
-    """AsyncRedisStore and kill -9 of one master: the breakers on the other masters keep
-    writing every failure to Redis, those on its slots go on locally without a Redis error
-    reaching a caller, and once its replica took over they use Redis again."""
-    cluster = partial_cluster
-    url, prefix = cluster.url, unique_prefix()
-    store = AsyncRedisStore(url, prefix=prefix, retry_interval=0.5)
-    try:
-        assert await store.aconnect()
-        victim = cluster.master_of(store.key("svc0"))
-        (later,) = names_on(cluster, store, victim, same=True, count=1)
-        others = names_on(cluster, store, victim, same=False, count=2)
-        breakers = {n: CircuitBreaker(n, MANY, store=store) for n in ["svc0", later, *others]}
-        for name in ["svc0", *others]:
-            with pytest.raises(BoomError):
-                await breakers[name].acall(_aboom)
-        assert cluster.ask(victim, "WAIT", "1", "2000").startswith(":1")
-        cluster.kill(victim)
-        killed = time.monotonic()
-        rounds, errors, local = 0, [], []
-        while not cluster.serves(store.key("svc0")) and time.monotonic() - killed < 15:
-            for name in ["svc0", *others]:
-                try:
-                    await breakers[name].acall(_aboom)
-                except BoomError:
-                    pass
-                except BaseException as error:  # any other error is a defect
-                    errors.append(error)
-            rounds += 1
-            local.append(not store.reachable_for("svc0"))
-            assert all(store.reachable_for(n) for n in others)
-            await asyncio.sleep(0.02)
-        assert errors == []
-        assert cluster.serves(store.key("svc0"))
-        assert sum(local) >= 10
-        counts = [await asyncio.to_thread(shared_failures, url, prefix, n) for n in others]
-        assert counts == [1 + rounds] * len(others)
-        deadline = time.monotonic() + 0.5 + 2.0
-        while not store.reachable_for(later) and time.monotonic() < deadline:
-            with pytest.raises(BoomError):
-                await breakers["svc0"].acall(_aboom)
-            await asyncio.sleep(0.05)
-        with pytest.raises(BoomError):
-            await breakers[later].acall(_aboom)
-        assert await asyncio.to_thread(shared_failures, url, prefix, later) == 1
-    finally:
-        await store.aclose()
-
-
 FROZEN_FOR = 0.6  # seconds a master stays frozen: shorter than the node timeout, no failover
 
 

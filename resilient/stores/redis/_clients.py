@@ -296,22 +296,22 @@ class _ClusterScript:
             return on_node(keys[0], "EVAL", self.source, len(keys), *keys, *args)
 
 
-RELEARN_SECONDS = 1.0  # an asyncio cluster client learns the slots again at most this often
-RELEARN_SOON = 0.1  # ... or this often while the store knows of a failover it missed
+RELEARN_SECONDS = 0.1  # an asyncio cluster client learns the slots again at most this often
 
 
 class AsyncClusterScript:
     """A Lua script run by an asyncio cluster client, sent straight to the master owning
     its keys' slot: a failure is raised at once. Through the cluster client, one node's
     timeout makes redis-py 5 close every node's connections and learn the cluster again,
-    which stalls the breakers on healthy masters too. A refused or broken connection
-    (the master died) has the cluster's slots learnt again in the background, at most
-    once a second, so that its replica is used once promoted; a redirection (slots
-    moved) goes through the cluster client, which follows it.
+    which stalls the breakers on healthy masters too. A redirection (slots moved) goes
+    through the cluster client, which follows it.
 
-    ``owner(key)`` names the master the store believes serves ``key`` (``""``: not known):
-    the store's listener learns a failover first, and a call whose client still points
-    elsewhere has the slots learnt again before it is sent."""
+    ``owner(key)`` names the master the store believes serves ``key`` (``""``: not known).
+    The store's listener learns a failover (it asks the cluster again while a master is
+    down); a call whose client still points elsewhere has the slots learnt again before
+    it is sent, at most every ``RELEARN_SECONDS``. Learning the slots takes the event loop
+    for a while (16,384 slots), so it is done once per failover, never in the background
+    of other calls, whose timeouts it would eat into."""
 
     def __init__(
         self,
@@ -333,7 +333,7 @@ class AsyncClusterScript:
         node = cluster.get_node_from_key(keys[0])
         expected = self.owner(keys[0])
         if expected and node is not None and node.name != expected:  # a failover it missed
-            self._relearn(at_once=True)
+            self._relearn()
             relearning = self._relearning
             if relearning is not None and not relearning.done():
                 # Waits without taking on the relearning's outcome: its failure or its
@@ -348,14 +348,11 @@ class AsyncClusterScript:
                 return await node.execute_command("EVAL", self.source, len(keys), *keys, *args)
         except (rx.MovedError, rx.AskError, rx.TryAgainError):
             return await cluster.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
-        except rx.ConnectionError:
-            self._relearn()
-            raise
 
-    def _relearn(self, *, at_once: bool = False) -> None:
+    def _relearn(self) -> None:
         now = time.monotonic()
         running = self._relearning is not None and not self._relearning.done()
-        if running or now - self._relearnt < (RELEARN_SOON if at_once else RELEARN_SECONDS):
+        if running or now - self._relearnt < RELEARN_SECONDS:
             return
         self._relearnt = now
         task = asyncio.get_running_loop().create_task(self.client.nodes_manager.initialize())
@@ -369,7 +366,7 @@ class AsyncClusterScript:
 
 
 def _seen(task: asyncio.Task[None]) -> None:
-    """Mark a background relearning's failure as seen (the next failure tries again)."""
+    """Mark a relearning's failure as seen (the next call that needs one tries again)."""
     if not task.cancelled():
         task.exception()
 
