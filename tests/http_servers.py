@@ -25,6 +25,7 @@ __all__ = [
     "Received",
     "ScriptedServer",
     "UvicornServer",
+    "WSGIServer",
     "filter_page",
     "free_port",
     "json_answer",
@@ -227,3 +228,28 @@ class UvicornServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
+
+
+class WSGIServer:
+    """A WSGI app on Werkzeug's threaded server, on a free loopback port."""
+
+    def __init__(self, app: object) -> None:
+        from werkzeug.serving import make_server
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)  # type: ignore[arg-type]
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WSGIServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)

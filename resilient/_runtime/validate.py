@@ -160,3 +160,10 @@ def error_filter(name: str, value: object) -> Callable[[BaseException], bool]:
         types = exception_types(name, value, or_predicate=True)
         return lambda error: isinstance(error, types)
     return exception_filter(name, value)
+
+
+def boolean(name: str, value: object) -> bool:
+    """``value`` if it is ``True`` or ``False``; ``ConfigError`` naming ``name`` otherwise."""
+    if not isinstance(value, bool):
+        raise ConfigError(name, value, "True or False")
+    return value

@@ -20,6 +20,7 @@ the first such callable), which preserves their binding at about 0.4 µs per cal
 from __future__ import annotations
 
 import functools
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from types import CodeType, FunctionType, MethodType, ModuleType
@@ -140,6 +141,11 @@ def apply(layer: Layer, target: Any) -> Any:
     if not callable(target):
         raise TypeError(f"resilient.{layer.kind} can only decorate a callable, not {target!r}")
     refuse_generator(target, f"resilient.{layer.kind} cannot decorate", "decorate")
+    modules = sys.modules
+    if "starlette.routing" in modules or "flask" in modules:  # routes.FRAMEWORK_MODULES
+        from .routes import check_route
+
+        check_route(target, layer.kind)
     return _build(target, (layer,))
 
 

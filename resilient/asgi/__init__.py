@@ -9,6 +9,10 @@ bare ASGI callable:
   carrying the correlation ID once the handler runs past it;
 - ``CorrelationIdMiddleware`` takes ``X-Correlation-ID`` from the request (or makes one),
   makes it current for the handler and its logs, and returns it on the response;
+- ``ProblemDetailsMiddleware`` (``install(app)`` for Starlette and FastAPI) answers the
+  errors that end a request with RFC 9457 problem details: 503 with ``Retry-After`` for
+  an open circuit, 504 for a timeout, a plain 500 for anything else, each with the
+  correlation ID, and the connection stays usable;
 - ``health_app`` (``HealthApp``) answers liveness and readiness probes with a public
   summary, and the detail to operators holding its token; ``HealthMiddleware`` serves it
   at ``/health`` in front of the app's routing.
@@ -42,6 +46,7 @@ from ._health import (
     Send,
     health_app,
 )
+from ._problems import ProblemDetailsMiddleware, install
 
 __all__ = [
     "CACHE_SECONDS",
@@ -49,8 +54,10 @@ __all__ = [
     "CorrelationIdMiddleware",
     "HealthApp",
     "HealthMiddleware",
+    "ProblemDetailsMiddleware",
     "RequestTimeoutMiddleware",
     "health_app",
+    "install",
 ]
 
 _HEADER: Final = correlation.HEADER.lower().encode("latin-1")

@@ -74,6 +74,9 @@ started: readiness may lag a breaker's change by up to this much."""
 Result = tuple[bool, bytes, bytes]
 """Readiness, the public body and the detailed body, encoded."""
 
+Reply = tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]
+"""An answer: status, JSON body and extra headers."""
+
 _generation = [0]
 """Bumped by ``resilient.testing.reset()``: a report cached before it is stale."""
 
@@ -137,6 +140,8 @@ class HealthApp:
         """When the cached result stops answering, the reset generation, the result."""
         self._building: Future[Result] | None = None
         """The build under way, shared by every request waiting for it."""
+        self._blocking_build = threading.Lock()
+        """Held by the thread building a report for a blocking (WSGI) request."""
 
     # --- what it says ------------------------------------------------------------------
 
@@ -336,34 +341,65 @@ class HealthApp:
         """Answer the request for ``probe`` (``None``: a path it does not serve)."""
         method = scope.get("method", "GET")
         head = method == "HEAD"
-        if probe is None:
-            body = _dump({"error": "not_found", "path": scope.get("path", "")})
-            await _send(send, 404, body, head)
+        gate = self._gate(method, probe, scope.get("path", ""), _bearer(scope))
+        if not isinstance(gate, bool):
+            await _send(send, gate, head)
             return
-        if method not in ("GET", "HEAD"):
-            body = _dump({"error": "method_not_allowed"})
-            await _send(send, 405, body, head, [(b"allow", b"GET, HEAD")])
-            return
-        if probe == "live":
-            await _send(send, 200, _ALIVE, head)
-            return
-        detail = False
-        if self._token is not None:
-            given = _bearer(scope)
-            if given is not None:
-                if not hmac.compare_digest(given, self._token):
-                    body = _dump({"error": "unauthorized"})
-                    await _send(send, 401, body, head, [(b"www-authenticate", b"Bearer")])
-                    return
-                detail = True
         try:
-            ready, public, detailed = await self._result()
+            result = await self._result()
         except Exception as error:
-            digest.report("health check failed", "resilient.asgi", repr(error))
-            body = _dump({"status": "not_ready", "reason": "the health check failed"})
-            await _send(send, 503, body, head)
+            await _send(send, _failed(error), head)
             return
-        await _send(send, 200 if ready else 503, detailed if detail else public, head)
+        await _send(send, _reply(result, gate), head)
+
+    def answer_sync(self, method: str, path: str, authorization: bytes | None) -> Reply:
+        """The reply to a request, built on the calling thread (for WSGI servers).
+
+        ``path`` is relative to where the app is served; ``authorization`` is the raw
+        ``Authorization`` header. The report is cached as for ASGI requests, and one
+        thread builds it while the others wait.
+        """
+        probe = self.probe({"path": path}, strict=True)
+        gate = self._gate(method, probe, path, _bearer_of(authorization))
+        if not isinstance(gate, bool):
+            return gate
+        try:
+            result = self._result_blocking()
+        except Exception as error:
+            return _failed(error)
+        return _reply(result, gate)
+
+    def _gate(
+        self, method: str, probe: str | None, path: str, bearer: bytes | None
+    ) -> Reply | bool:
+        """The reply when no report is needed (404, 405, liveness, a wrong token), else
+        whether the request gets the detail."""
+        if probe is None:
+            return 404, _dump({"error": "not_found", "path": path}), ()
+        if method not in ("GET", "HEAD"):
+            return 405, _dump({"error": "method_not_allowed"}), ((b"allow", b"GET, HEAD"),)
+        if probe == "live":
+            return 200, _ALIVE, ()
+        if self._token is not None and bearer is not None:
+            if not hmac.compare_digest(bearer, self._token):
+                return 401, _dump({"error": "unauthorized"}), ((b"www-authenticate", b"Bearer"),)
+            return True
+        return False
+
+    def _result_blocking(self) -> Result:
+        """The cached result, else one built on this thread (one build at a time)."""
+        with self._blocking_build:
+            with self._lock:
+                cached = self._cached
+                if (
+                    cached is not None
+                    and cached[1] == _generation[0]
+                    and _config.state.now() < cached[0]
+                ):
+                    return cached[2]
+            building: Future[Result] = Future()
+            self._build(building)
+            return building.result()
 
     def __repr__(self) -> str:
         detail = "token" if self._token is not None else "off"
@@ -452,11 +488,26 @@ def _bearer(scope: Scope) -> bytes | None:
     """The bearer token of the request's ``Authorization`` header, if it has one."""
     for key, value in scope.get("headers") or ():
         if key.lower() == b"authorization":
-            raw = bytes(value)
-            if raw[: len(_BEARER)].lower() == _BEARER:
-                return raw[len(_BEARER) :].strip()
-            return None  # another scheme (a proxy's Basic credentials): not ours to refuse
+            return _bearer_of(bytes(value))
     return None
+
+
+def _bearer_of(authorization: bytes | None) -> bytes | None:
+    """The token of an ``Authorization`` header's value if it is a bearer token: another
+    scheme (a proxy's Basic credentials) is not this app's to refuse."""
+    if authorization is not None and authorization[: len(_BEARER)].lower() == _BEARER:
+        return authorization[len(_BEARER) :].strip()
+    return None
+
+
+def _reply(result: Result, detail: bool) -> Reply:
+    ready, public, detailed = result
+    return 200 if ready else 503, detailed if detail else public, ()
+
+
+def _failed(error: Exception) -> Reply:
+    digest.report("health check failed", "resilient.asgi", repr(error))
+    return 503, _dump({"status": "not_ready", "reason": "the health check failed"}), ()
 
 
 def _unlisted(registry: Any, name: str) -> str:
@@ -506,10 +557,9 @@ def _dump(payload: object) -> bytes:
     return json.dumps(payload, default=str).encode()
 
 
-async def _send(
-    send: Send, status: int, body: bytes, head: bool, headers: Iterable[tuple[bytes, bytes]] = ()
-) -> None:
+async def _send(send: Send, reply: Reply, head: bool) -> None:
     """Send a JSON answer; a ``HEAD`` request gets the status and headers only."""
+    status, body, headers = reply
     fields = [_JSON, _NO_STORE, *headers]
     if not head:
         fields.append((b"content-length", str(len(body)).encode()))

@@ -1,0 +1,271 @@
+"""The WSGI middlewares (see the package's docstring)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Final, Protocol, TypeAlias
+
+from .. import correlation
+from .._runtime import config as _config
+from .._runtime import deadline as _deadline
+from .._runtime import validate as _validate
+from .._web.problems import Answer, answer_for, internal_error
+from ..asgi import HealthApp, health_app
+from ..exceptions import ConfigError
+from ..presets import Timeouts
+from ..typing import Seconds
+
+__all__ = [
+    "CorrelationIdMiddleware",
+    "HealthMiddleware",
+    "ProblemDetailsMiddleware",
+    "RequestTimeoutMiddleware",
+    "StartResponse",
+    "WSGIApp",
+    "correlation_id_of",
+]
+
+logger = logging.getLogger("resilient")
+
+_ENVIRON_KEY: Final = "resilient.correlation_id"
+"""Where ``CorrelationIdMiddleware`` leaves the request's ID in the WSGI environ."""
+_HEADER_KEY: Final = "HTTP_" + correlation.HEADER.upper().replace("-", "_")
+
+ExcInfo: TypeAlias = "tuple[type[BaseException], BaseException, TracebackType | None]"
+
+
+class StartResponse(Protocol):
+    """The ``start_response`` callable a WSGI server hands to the app."""
+
+    def __call__(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: ExcInfo | None = ...,
+        /,
+    ) -> Callable[[bytes], object]: ...
+
+
+WSGIApp: TypeAlias = "Callable[[dict[str, Any], StartResponse], Iterable[bytes]]"
+
+
+def _check_app(app: object) -> None:
+    if not callable(app):
+        raise ConfigError("app", app, "a WSGI application")
+
+
+def correlation_id_of(environ: Mapping[str, Any]) -> str:
+    """The request's correlation ID: the current one, the one ``CorrelationIdMiddleware``
+    stored, a well-formed one the client sent, else a new one."""
+    found = correlation.current()
+    if found is not None and correlation.is_sendable(found):
+        return found
+    stored = environ.get(_ENVIRON_KEY)
+    if isinstance(stored, str) and correlation.is_sendable(stored):
+        return stored
+    given = environ.get(_HEADER_KEY)
+    if isinstance(given, str) and correlation.is_valid(given):
+        return given
+    return correlation.new()
+
+
+class CorrelationIdMiddleware:
+    """Make each request's correlation ID current and send it back on the response.
+
+    The ID comes from the request's ``X-Correlation-ID`` when it is well formed and
+    ``trust_incoming`` is true, else a new one is made. The app reads it with
+    ``resilient.correlation.current()`` or from ``environ["resilient.correlation_id"]``.
+    """
+
+    def __init__(self, app: WSGIApp, *, trust_incoming: bool = True) -> None:
+        _check_app(app)
+        self.app = app
+        self.trust_incoming = _validate.boolean("trust_incoming", trust_incoming)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        given = environ.get(_HEADER_KEY) if self.trust_incoming else None
+        valid = isinstance(given, str) and correlation.is_valid(given)
+        cid: str = given if valid else correlation.new()  # type: ignore[assignment]
+        environ[_ENVIRON_KEY] = cid
+
+        def start_with_id(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None, /
+        ) -> Callable[[bytes], object]:
+            if not any(key.lower() == "x-correlation-id" for key, _ in headers):
+                headers = [*headers, (correlation.HEADER, cid)]
+            return start_response(status, headers, exc_info)
+
+        with correlation.use(cid):
+            return self.app(environ, start_with_id)
+
+    def __repr__(self) -> str:
+        return f"<wsgi.CorrelationIdMiddleware trust_incoming={self.trust_incoming}>"
+
+
+def _budget(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Timeouts.get(value)
+    return _validate.required_duration(name, value, allow_zero=False)
+
+
+class RequestTimeoutMiddleware:
+    """Give each request a budget that ``resilient.remaining()`` and every resilient
+    decorator and HTTP call inside the handler honour (cooperative: see the package's
+    docstring).
+
+    ``timeout`` is the default budget in seconds (a ``Timeouts`` preset name, or
+    ``None`` for no limit); ``routes`` maps a path to its own budget, the longest
+    matching prefix winning.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        timeout: Seconds | str | None = Timeouts.standard,
+        routes: Mapping[str, Seconds | str | None] | None = None,
+    ) -> None:
+        _check_app(app)
+        self.app = app
+        self.timeout = _budget("timeout", timeout)
+        if routes is not None and not isinstance(routes, Mapping):
+            raise ConfigError("routes", routes, "a mapping of paths to seconds")
+        checked: dict[str, float | None] = {}
+        for path, seconds in (routes or {}).items():
+            key: object = path  # checked at run time: annotations are not enforced
+            if not isinstance(key, str) or not key.startswith("/"):
+                raise ConfigError("routes", path, "paths starting with '/'")
+            checked[path.rstrip("/") or "/"] = _budget(f"routes[{path!r}]", seconds)
+        self.routes = checked
+        self._prefixes = sorted(checked, key=len, reverse=True)
+
+    def budget_for(self, path: str) -> float | None:
+        """The budget of ``path``: its longest matching route, else the default."""
+        routes = self.routes
+        if path in routes:
+            return routes[path]
+        for prefix in self._prefixes:
+            if path.startswith(prefix) and (prefix == "/" or path[len(prefix)] == "/"):
+                return routes[prefix]
+        return self.timeout
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        seconds = self.budget_for(environ.get("PATH_INFO", "") or "/")
+        if seconds is None:
+            return self.app(environ, start_response)
+        token = _deadline.enter(_config.state.now() + seconds)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            _deadline.leave(token)
+
+    def __repr__(self) -> str:
+        return f"<wsgi.RequestTimeoutMiddleware timeout={self.timeout!r} routes={self.routes!r}>"
+
+
+class ProblemDetailsMiddleware:
+    """Answer the errors that escape ``app`` (before it returns its body) with problem
+    details: resilient's errors by kind, any other as a plain 500 logged with its
+    traceback. ``expose`` adds each resilient error's message as ``reason``;
+    ``internal_errors=False`` leaves the app's own errors to the server. An error raised
+    while the body is produced is passed on: its status line may have gone out.
+    """
+
+    def __init__(self, app: WSGIApp, *, expose: bool = False, internal_errors: bool = True) -> None:
+        _check_app(app)
+        self.app = app
+        self.expose = _validate.boolean("expose", expose)
+        self.internal_errors = _validate.boolean("internal_errors", internal_errors)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return self.app(environ, start_response)
+        except Exception as error:
+            path = environ.get("PATH_INFO", "") or "/"
+            cid = correlation_id_of(environ)
+            answer = answer_for(error, path, cid, expose=self.expose)
+            if answer is None:
+                if not self.internal_errors:
+                    raise
+                logger.error(
+                    "resilient.wsgi: %s %s failed (correlation id %s); answered 500",
+                    environ.get("REQUEST_METHOD", "HTTP"),
+                    path,
+                    cid,
+                    exc_info=error,
+                )
+                answer = internal_error(path, cid)
+            return respond(start_response, answer, environ, sys.exc_info())
+
+    def __repr__(self) -> str:
+        return (
+            f"<wsgi.ProblemDetailsMiddleware expose={self.expose} "
+            f"internal_errors={self.internal_errors}>"
+        )
+
+
+def respond(
+    start_response: StartResponse,
+    answer: Answer,
+    environ: Mapping[str, Any],
+    exc_info: Any = None,
+) -> list[bytes]:
+    """Start ``answer`` (replacing headers the app started, when ``exc_info`` is given)."""
+    start_response(_status_line(answer.status), list(answer.headers), exc_info)
+    return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.body]
+
+
+_REASONS: Final = {
+    200: "OK",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {_REASONS.get(status, 'Error')}"
+
+
+class HealthMiddleware:
+    """Answer the health paths (``/health``, ``/health/live``, ``/health/ready``) before
+    the app, with ``health`` (a ``resilient.asgi.HealthApp``; default ``health_app``):
+    the same answers, token and one-second cache as under ASGI, the report built on the
+    request's own thread."""
+
+    def __init__(self, app: WSGIApp, health: HealthApp | None = None) -> None:
+        _check_app(app)
+        given: object = health
+        if given is not None and not isinstance(given, HealthApp):
+            raise ConfigError("health", health, "a resilient.asgi.HealthApp or None")
+        self.app = app
+        self.health = health_app if health is None else health
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        if self.health.probe({"path": path}, strict=True) is None:
+            return self.app(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET")
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        raw = authorization.encode("latin-1") if isinstance(authorization, str) else None
+        status, body, extra = self.health.answer_sync(method, path, raw)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+            ("Content-Length", str(len(body))),
+            *((k.decode("latin-1"), v.decode("latin-1")) for k, v in extra),
+        ]
+        start_response(_status_line(status), headers)
+        return [b""] if method == "HEAD" else [body]
+
+    def __repr__(self) -> str:
+        return f"<wsgi.HealthMiddleware {self.health!r}>"
