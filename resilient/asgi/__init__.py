@@ -42,6 +42,7 @@ from ._health import (
     Send,
     health_app,
 )
+from ._status import StatusApp, status_app
 
 __all__ = [
     "CACHE_SECONDS",
@@ -50,7 +51,9 @@ __all__ = [
     "HealthApp",
     "HealthMiddleware",
     "RequestTimeoutMiddleware",
+    "StatusApp",
     "health_app",
+    "status_app",
 ]
 
 _HEADER: Final = correlation.HEADER.lower().encode("latin-1")
