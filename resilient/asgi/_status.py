@@ -69,11 +69,13 @@ class _View:
 
     __slots__ = ("banner", "content", "name", "report", "state")
 
-    def __init__(self, name: str, report: dict[str, Any], actions: bool, refresh: float) -> None:
+    def __init__(
+        self, name: str, report: dict[str, Any], *, buttons: bool, actions: bool, refresh: float
+    ) -> None:
         self.name = name
         self.report = report
         self.banner = render_banner(report)
-        self.content = render_content(report, actions=actions)
+        self.content = render_content(report, actions=buttons)
         rest = {
             "view": name,
             "refresh_seconds": refresh,
@@ -157,11 +159,14 @@ class StatusPage:
     def build(self) -> _Built:
         """Collect the report now and render both views (sync; the app runs it off the loop)."""
         report = self.collector.collect()
-        actions = self.operator.enabled
-        detail = _View("detail", report, actions, self.refresh)
+        actions, refresh = self.operator.enabled, self.refresh
+        detail = _View("detail", report, buttons=actions, actions=actions, refresh=refresh)
         if self.public_detail:
             return _Built(detail, detail)
-        return _Built(_View("public", public_view(report), False, self.refresh), detail)
+        public = _View(
+            "public", public_view(report), buttons=False, actions=actions, refresh=refresh
+        )
+        return _Built(public, detail)
 
     def built(self) -> _Built:
         """The cached report, else one built now or the build under way (sync)."""

@@ -144,15 +144,16 @@ class StatusCollector:
         }
 
     def _rates(self, now: float, totals: Mapping[str, float], measured: bool) -> dict[str, Any]:
-        """Retries and fallbacks per minute over the last ``RATE_SPAN`` seconds of builds."""
+        """Retries and fallbacks per minute since the newest earlier build at least
+        ``RATE_SPAN`` seconds ago (or the oldest one, if none is that old)."""
         retries = float(totals.get(RETRY_ATTEMPTS, 0))
         fallbacks = float(totals.get(FALLBACKS_USED, 0))
         with self._lock:
             samples = self._samples
             if samples and (now < samples[-1][0] or retries < samples[-1][1]):
                 samples.clear()  # the clock was replaced or the totals were reset
-            while samples and samples[0][0] < now - RATE_SPAN:
-                samples.popleft()
+            while len(samples) > 1 and samples[1][0] <= now - RATE_SPAN:
+                samples.popleft()  # keep the newest sample at least RATE_SPAN old
             oldest = samples[0] if samples else None
             samples.append((now, retries, fallbacks))
         span = None if oldest is None else now - oldest[0]
