@@ -176,6 +176,10 @@ class Operator:
             if refused.status in (401, 403):
                 digest.report("status page action refused", str(client), refused.message)
             return refused.status, refused.body(), refused.headers
+        except Exception as error:  # the store could not be reached, say: the page says so
+            digest.report("status page action failed", str(client), repr(error))
+            failed = ActionRefusedError(503, "action_failed", f"the action failed: {error!r}")
+            return failed.status, failed.body(), ()
 
     def check(
         self, method: str, headers: Mapping[str, str], body: bytes, client: str | None

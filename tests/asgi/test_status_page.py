@@ -664,3 +664,27 @@ def test_a_request_path_is_located_below_the_page(
 ) -> None:
     """``locate`` finds the route and the page's own URL path however the app is mounted."""
     assert status_app().locate(path, root_path) == (route, base)
+
+
+async def test_an_action_that_fails_answers_503_and_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that cannot be reached during an action: 503 with the error, one log line."""
+    found = breaker("ai_service", BreakerConfig.ai_operation)
+
+    def unreachable() -> None:
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(CircuitBreaker, "reset", lambda self: unreachable())
+    with caplog.at_level(logging.WARNING, logger="resilient"):
+        response = await act(status_app(token=TOKEN), "reset", "ai_service")
+    assert (response.status_code, response.json()["error"]) == (503, "action_failed")
+    assert "store unreachable" in response.json()["message"]
+    assert "status page action failed" in caplog.text
+    assert found.mode.value == "closed"
+
+
+async def test_without_a_token_the_page_has_no_operator_form() -> None:
+    """The token field is offered only when a token is configured."""
+    assert 'id="op-token"' not in (await call(status_app(), "/status/")).text
+    assert 'id="op-token"' in (await call(status_app(token=TOKEN), "/status/")).text

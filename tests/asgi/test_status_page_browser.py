@@ -179,3 +179,16 @@ def test_the_page_follows_a_breaker_live_and_resets_it_with_the_token(browser: A
         assert "/status/actions" in errors[0]
         assert "401" in errors[0]
     assert time.monotonic() - started < 45
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("1", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_a_missing_browser_fails_under_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    """Without chromium the browser test is skipped, unless ``CI`` is set: then it fails."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="chromium, chromedriver"):
+        _chromium()
