@@ -203,6 +203,45 @@ class StatusPage:
         given = value[len(_BEARER) :].strip().encode("latin-1")
         return "detail" if self.operator.authorized(given) else None
 
+    def answer_sync(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        client: str | None = None,
+        root_path: str = "",
+    ) -> Response:
+        """The whole answer to one request, on the calling thread (for WSGI servers).
+
+        ``headers`` maps lower-case names to values; ``path`` and ``root_path`` are as in
+        ASGI (WSGI's ``PATH_INFO`` and ``SCRIPT_NAME``); ``client`` is the address logged
+        with an action. The report is cached and shared as for ASGI requests.
+        """
+        route, base = self.locate(path, root_path)
+        if route == "actions":
+            return self.act(method, headers, body, client)
+        early = self.gate(route, method, headers)
+        if isinstance(early, tuple):
+            return early
+        try:
+            built = self.built()
+        except Exception as error:
+            return _failed(error)
+        return self.read(route or "page", built, early, base)
+
+    def gate(self, route: str | None, method: str, headers: Mapping[str, str]) -> Response | str:
+        """For a read request: the answer when no report is needed (404, 405, a wrong
+        token: 401), else the view it gets."""
+        if route is None:
+            return 404, list(_JSON), _dump({"error": "not_found"})
+        if method not in ("GET", "HEAD"):
+            return 405, [*_JSON, ("allow", "GET, HEAD")], _dump({"error": "method_not_allowed"})
+        view = self.viewer(headers)
+        if view is None:
+            return 401, [*_JSON, ("www-authenticate", "Bearer")], _dump({"error": "unauthorized"})
+        return view
+
     def read(self, route: str, built: _Built, view: str, base: str) -> Response:
         """The page or the ``state`` body of ``built`` for ``view``."""
         shown = built.detail if view == "detail" else built.public
@@ -274,9 +313,6 @@ class StatusApp(StatusPage):
         method = scope.get("method", "GET")
         headers = _headers(scope)
         head = method == "HEAD"
-        if route is None:
-            await _send(send, (404, list(_JSON), _dump({"error": "not_found"})), head)
-            return
         if route == "actions":
             body = await _body(receive) if method == "POST" else b""
             client = scope.get("client")
@@ -284,23 +320,16 @@ class StatusApp(StatusPage):
             answer = await asyncio.to_thread(self.act, method, headers, body, address)
             await _send(send, answer, head)
             return
-        if method not in ("GET", "HEAD"):
-            allowed = [*_JSON, ("allow", "GET, HEAD")]
-            await _send(send, (405, allowed, _dump({"error": "method_not_allowed"})), head)
-            return
-        view = self.viewer(headers)
-        if view is None:
-            refused = [*_JSON, ("www-authenticate", "Bearer")]
-            await _send(send, (401, refused, _dump({"error": "unauthorized"})), head)
+        early = self.gate(route, method, headers)
+        if isinstance(early, tuple):
+            await _send(send, early, head)
             return
         try:
             built = await self.abuilt()
         except Exception as error:
-            digest.report("status page failed", "resilient.asgi", repr(error))
-            body = _dump({"error": "the status report could not be built"})
-            await _send(send, (503, list(_JSON), body), head)
+            await _send(send, _failed(error), head)
             return
-        await _send(send, self.read(route, built, view, base), head)
+        await _send(send, self.read(route or "page", built, early, base), head)
 
 
 def status_app(
@@ -462,6 +491,11 @@ async def _body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _failed(error: Exception) -> Response:
+    digest.report("status page failed", "resilient.asgi", repr(error))
+    return 503, list(_JSON), _dump({"error": "the status report could not be built"})
 
 
 def _dump(payload: object) -> bytes:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -688,3 +690,32 @@ async def test_without_a_token_the_page_has_no_operator_form() -> None:
     """The token field is offered only when a token is configured."""
     assert 'id="op-token"' not in (await call(status_app(), "/status/")).text
     assert 'id="op-token"' in (await call(status_app(token=TOKEN), "/status/")).text
+
+
+def test_the_whole_page_answers_on_the_calling_thread_for_wsgi(fake_clock: FakeClock) -> None:
+    """``answer_sync`` serves the page, ``state`` and actions without an event loop, with
+    the same checks as the ASGI app."""
+    found = breaker("ai_service", BreakerConfig.ai_operation)
+    app = status_app(token=TOKEN)
+    status, headers, body = app.answer_sync("GET", "/", {}, root_path="/status")
+    assert status == 200
+    assert ("content-type", "text/html; charset=utf-8") in headers
+    assert b'data-base="/status/"' in body
+    assert app.answer_sync("GET", "/status/nope", {})[0] == 404
+    assert app.answer_sync("POST", "/status/state", {})[0] == 405
+    assert app.answer_sync("GET", "/status/state", {"authorization": "Bearer nope"})[0] == 401
+    state = json.loads(app.answer_sync("GET", "/status/state", {})[2])
+    form = urlencode({"action": "force_open", "target": "ai_service", "csrf": state["csrf"]})
+    asked = {"authorization": f"Bearer {TOKEN}", "content-type": FORM["Content-Type"]}
+    refused = app.answer_sync(
+        "POST", "/status/actions", {**asked, "authorization": ""}, form.encode()
+    )
+    assert refused[0] == 401
+    done = app.answer_sync("POST", "/status/actions", asked, form.encode(), client="10.1.2.3")
+    assert done[0] == 200
+    assert json.loads(done[2])["who"] == "10.1.2.3"
+    assert found.opened
+    detail = json.loads(
+        app.answer_sync("GET", "/status/state", {"authorization": f"Bearer {TOKEN}"})[2]
+    )
+    assert detail["report"]["breakers"]["listed"][0]["state"] == "forced_open"
