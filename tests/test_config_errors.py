@@ -19,6 +19,7 @@ import pytest
 
 import resilient
 from resilient import chaos
+from resilient.asgi import StatusApp, status_app
 from resilient.stores.redis import AsyncRedisStore, RedisStore
 
 
@@ -270,6 +271,21 @@ ROWS = [
     ok(Row(chaos.inject_result, "rate", 2, base={"value": None})),
     ok(Row(chaos.inject_result, "seed", [1], base={"value": None})),
     ok(Row(chaos.inject_result, "enabled", "yes", base={"value": None})),
+    # the status page (the factory and the class take the same settings)
+    *[
+        ok(Row(target, parameter, value, mentions))
+        for target in (status_app, StatusApp)
+        for parameter, value, mentions in (
+            ("path", "status", ("'/'",)),
+            ("token", "short", ("16",)),
+            ("actions", "yes", ("True or False",)),
+            ("public_detail", 1, ("True or False",)),
+            ("limit", 0, ("1 to 10000",)),
+            ("refresh", 0.1, ("0.5 to 300",)),
+            ("title", "", ("non-empty",)),
+            ("bulkheads", [1], ("callable",)),
+        )
+    ],
 ]
 
 PUBLIC = [
@@ -301,6 +317,8 @@ PUBLIC = [
     chaos.inject_fault,
     chaos.inject_latency,
     chaos.inject_result,
+    status_app,
+    StatusApp,
 ]
 """The public decorators and constructors whose every parameter the table must cover."""
 

@@ -47,6 +47,7 @@ from ._health import (
     health_app,
 )
 from ._problems import ProblemDetailsMiddleware, install
+from ._status import StatusApp, status_app
 
 __all__ = [
     "CACHE_SECONDS",
@@ -56,8 +57,10 @@ __all__ = [
     "HealthMiddleware",
     "ProblemDetailsMiddleware",
     "RequestTimeoutMiddleware",
+    "StatusApp",
     "health_app",
     "install",
+    "status_app",
 ]
 
 _HEADER: Final = correlation.HEADER.lower().encode("latin-1")
