@@ -19,6 +19,7 @@ import pytest
 
 import resilient
 from resilient import chaos
+from resilient import asgi, wsgi
 from resilient.asgi import StatusApp, status_app
 from resilient.stores.redis import AsyncRedisStore, RedisStore
 
@@ -29,6 +30,22 @@ async def _async_fallback(*args: object, **kwargs: object) -> str:
 
 def _plain() -> str:
     return "ok"
+
+
+def _wsgi_app(environ: object, start_response: object) -> list[bytes]:
+    return [b"ok"]
+
+
+def _starlette_app() -> Any:
+    from starlette.applications import Starlette
+
+    return Starlette()
+
+
+def _flask_app() -> Any:
+    from flask import Flask
+
+    return Flask("config-errors")
 
 
 @dataclass(frozen=True)
@@ -286,6 +303,36 @@ ROWS = [
             ("bulkheads", [1], ("callable",)),
         )
     ],
+    # web glue: ASGI problem details, the WSGI middlewares and the installers
+    ok(Row(asgi.ProblemDetailsMiddleware, "app", 42, ("ASGI",))),
+    ok(Row(asgi.ProblemDetailsMiddleware, "expose", "yes", base={"app": _wsgi_app})),
+    ok(Row(asgi.ProblemDetailsMiddleware, "internal_errors", 1, base={"app": _wsgi_app})),
+    ok(Row(asgi.install, "app", object(), ("Starlette",))),
+    ok(Row(asgi.install, "expose", "yes", base={"app": _starlette_app()})),
+    ok(Row(asgi.install, "correlation_ids", 1, base={"app": _starlette_app()})),
+    ok(Row(wsgi.CorrelationIdMiddleware, "app", 42, ("WSGI",))),
+    ok(Row(wsgi.CorrelationIdMiddleware, "trust_incoming", 1, base={"app": _wsgi_app})),
+    ok(Row(wsgi.RequestTimeoutMiddleware, "app", 42, ("WSGI",))),
+    ok(Row(wsgi.RequestTimeoutMiddleware, "timeout", -1, base={"app": _wsgi_app})),
+    ok(Row(wsgi.RequestTimeoutMiddleware, "routes", {"x": 1}, ("'/'",), {"app": _wsgi_app})),
+    ok(Row(wsgi.ProblemDetailsMiddleware, "app", 42, ("WSGI",))),
+    ok(Row(wsgi.ProblemDetailsMiddleware, "expose", "yes", base={"app": _wsgi_app})),
+    ok(Row(wsgi.ProblemDetailsMiddleware, "internal_errors", 1, base={"app": _wsgi_app})),
+    ok(Row(wsgi.HealthMiddleware, "app", 42, ("WSGI",))),
+    ok(Row(wsgi.HealthMiddleware, "health", "x", ("HealthApp",), {"app": _wsgi_app})),
+    ok(Row(wsgi.StatusMiddleware, "app", 42, ("WSGI",), {"status": status_app()})),
+    ok(Row(wsgi.StatusMiddleware, "status", "x", ("StatusApp",), {"app": _wsgi_app})),
+    ok(Row(wsgi.install, "app", object(), ("Flask",))),
+    *[
+        ok(Row(wsgi.install, parameter, value, mentions, {"app": _flask_app()}))
+        for parameter, value, mentions in (
+            ("expose", "yes", ("True or False",)),
+            ("timeout", -1, ()),
+            ("routes", {"x": 1}, ("'/'",)),
+            ("health", "yes", ("HealthApp",)),
+            ("status", "page", ("StatusApp",)),
+        )
+    ],
 ]
 
 PUBLIC = [
@@ -319,6 +366,14 @@ PUBLIC = [
     chaos.inject_result,
     status_app,
     StatusApp,
+    asgi.ProblemDetailsMiddleware,
+    asgi.install,
+    wsgi.CorrelationIdMiddleware,
+    wsgi.RequestTimeoutMiddleware,
+    wsgi.ProblemDetailsMiddleware,
+    wsgi.HealthMiddleware,
+    wsgi.StatusMiddleware,
+    wsgi.install,
 ]
 """The public decorators and constructors whose every parameter the table must cover."""
 

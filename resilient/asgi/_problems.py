@@ -121,8 +121,10 @@ def install(app: Any, *, expose: bool = False, correlation_ids: bool = True) -> 
     add = getattr(app, "add_middleware", None)
     if not callable(add):
         raise ConfigError("app", app, "a Starlette or FastAPI application")
+    expose = boolean("expose", expose)
+    correlation_ids = boolean("correlation_ids", correlation_ids)
     present = {getattr(entry, "cls", None) for entry in getattr(app, "user_middleware", ())}
-    add(ProblemDetailsMiddleware, expose=boolean("expose", expose))
-    if boolean("correlation_ids", correlation_ids) and CorrelationIdMiddleware not in present:
+    add(ProblemDetailsMiddleware, expose=expose)
+    if correlation_ids and CorrelationIdMiddleware not in present:
         add(CorrelationIdMiddleware)
     return app

@@ -15,6 +15,8 @@ gunicorn, uWSGI, waitress or Werkzeug:
   plain 500 for anything else), each with the correlation ID;
 - ``HealthMiddleware`` serves ``resilient.asgi.HealthApp``'s liveness and readiness
   answers at ``/health``;
+- ``StatusMiddleware`` serves ``resilient.asgi.StatusApp``'s live status page, its state
+  and its operator actions at ``/status``;
 - ``install(flask_app)`` sets all of that up on a Flask app, whose own error handling
   would otherwise turn every error into its HTML 500 page.
 """
@@ -26,6 +28,7 @@ from ._middleware import (
     ProblemDetailsMiddleware,
     RequestTimeoutMiddleware,
     StartResponse,
+    StatusMiddleware,
     WSGIApp,
 )
 
@@ -35,6 +38,7 @@ __all__ = [
     "ProblemDetailsMiddleware",
     "RequestTimeoutMiddleware",
     "StartResponse",
+    "StatusMiddleware",
     "WSGIApp",
     "install",
 ]

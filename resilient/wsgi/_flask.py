@@ -12,13 +12,14 @@ from typing import Any
 
 from .._runtime import validate as _validate
 from .._web.problems import answer_for, internal_error
-from ..asgi import HealthApp
+from ..asgi import HealthApp, StatusApp
 from ..exceptions import ConfigError, ResilienceError
 from ..typing import Seconds
 from ._middleware import (
     CorrelationIdMiddleware,
     HealthMiddleware,
     RequestTimeoutMiddleware,
+    StatusMiddleware,
     correlation_id_of,
 )
 
@@ -32,6 +33,7 @@ def install(
     timeout: Seconds | str | None = None,
     routes: Mapping[str, Seconds | str | None] | None = None,
     health: HealthApp | bool = False,
+    status: StatusApp | None = None,
 ) -> Any:
     """Set a Flask ``app`` up to answer resilient's errors with problem details (returns
     ``app``).
@@ -41,7 +43,8 @@ def install(
     problem 500 after Flask has logged it. ``timeout``/``routes`` give requests a
     (cooperative) budget, as ``RequestTimeoutMiddleware``; ``health`` serves
     ``/health`` (``True`` for the default ``resilient.asgi.health_app``, or a
-    ``HealthApp``).
+    ``HealthApp``); ``status`` serves a ``resilient.asgi.StatusApp`` (the live status
+    page) at its path.
     """
     from flask import Flask, request
 
@@ -69,5 +72,7 @@ def install(
         wsgi = RequestTimeoutMiddleware(wsgi, timeout, routes)
     if health is not False:
         wsgi = HealthMiddleware(wsgi, None if health is True else health)
+    if status is not None:
+        wsgi = StatusMiddleware(wsgi, status)
     app.wsgi_app = CorrelationIdMiddleware(wsgi)  # type: ignore[method-assign, assignment]
     return app

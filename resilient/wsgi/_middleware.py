@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -13,7 +14,7 @@ from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
 from .._web.problems import Answer, answer_for, internal_error
-from ..asgi import HealthApp, health_app
+from ..asgi import HealthApp, StatusApp, health_app
 from ..exceptions import ConfigError
 from ..presets import Timeouts
 from ..typing import Seconds
@@ -24,6 +25,7 @@ __all__ = [
     "ProblemDetailsMiddleware",
     "RequestTimeoutMiddleware",
     "StartResponse",
+    "StatusMiddleware",
     "WSGIApp",
     "correlation_id_of",
 ]
@@ -219,21 +221,11 @@ def respond(
     return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.body]
 
 
-_REASONS: Final = {
-    200: "OK",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
-
 def _status_line(status: int) -> str:
-    return f"{status} {_REASONS.get(status, 'Error')}"
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Error"
 
 
 class HealthMiddleware:
@@ -269,3 +261,52 @@ class HealthMiddleware:
 
     def __repr__(self) -> str:
         return f"<wsgi.HealthMiddleware {self.health!r}>"
+
+
+_MAX_READ: Final = 65_536
+"""Bytes of a request body read for the status page at most (its forms are far smaller)."""
+
+
+class StatusMiddleware:
+    """Serve a ``resilient.asgi.StatusApp`` (the live status page, its state and its
+    operator actions) at its ``path`` (``/status`` by default) before the app, answered on
+    the request's own thread; every other request goes to the app untouched."""
+
+    def __init__(self, app: WSGIApp, status: StatusApp) -> None:
+        _check_app(app)
+        given: object = status
+        if not isinstance(given, StatusApp):
+            raise ConfigError("status", status, "a resilient.asgi.StatusApp")
+        self.app = app
+        self.status = status
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        own = self.status.path
+        if own != "/" and path != own and not path.startswith(own + "/"):
+            return self.app(environ, start_response)
+        headers = {
+            key[5:].lower().replace("_", "-"): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_") and isinstance(value, str)
+        }
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                headers[key.lower().replace("_", "-")] = environ[key]
+        method = environ.get("REQUEST_METHOD", "GET")
+        body = b""
+        if method == "POST":
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            body = environ["wsgi.input"].read(min(max(length, 0), _MAX_READ))
+        root = environ.get("SCRIPT_NAME", "")
+        status, fields, answer = self.status.answer_sync(
+            method, root + path, headers, body, environ.get("REMOTE_ADDR"), root
+        )
+        start_response(_status_line(status), list(fields))
+        return [b""] if method == "HEAD" else [answer]
+
+    def __repr__(self) -> str:
+        return f"<wsgi.StatusMiddleware {self.status!r}>"
