@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 import resilient
-from resilient import chaos
-from resilient import asgi, wsgi
+from resilient import asgi, chaos, wsgi
 from resilient.asgi import StatusApp, status_app
 from resilient.stores.redis import AsyncRedisStore, RedisStore
 

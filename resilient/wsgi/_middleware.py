@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final, Protocol, TypeAlias
 
