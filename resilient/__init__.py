@@ -104,7 +104,6 @@ if TYPE_CHECKING:
         Features,
         degradable,
     )
-    from ._hedge.decorator import hedge
     from ._fallback import (
         FallbackCache,
         FallbackResponses,
@@ -112,6 +111,7 @@ if TYPE_CHECKING:
         fallback,
         last_fallback,
     )
+    from ._hedge.decorator import hedge
     from ._policy import Description, Policy, describe, load_policies, policy
     from ._retry.budget import RetryBudget
     from ._runtime.events import (

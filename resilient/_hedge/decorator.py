@@ -178,8 +178,8 @@ class _Race:
 
     __slots__ = (
         "args",
+        "base",
         "call",
-        "cancelling",
         "delay",
         "errors",
         "first_start",
@@ -189,6 +189,7 @@ class _Race:
         "loop",
         "name",
         "over",
+        "requested",
         "result",
         "starts",
         "task",
@@ -223,7 +224,8 @@ class _Race:
         self.result: Any = None
         self.over = False  # the first attempt has ended: hedge successes no longer cancel it
         self.task: Any = None
-        self.cancelling = 0
+        self.base = 0  # the caller's pending cancellations when the race began
+        self.requested = False  # the race cancelled the caller's task (a hedge won)
         self.timer: Any = None
         self.loop: Any = None
 
@@ -240,7 +242,8 @@ class _Race:
 
     def spawn(self, loop: Any, task: Any) -> None:
         """Start the next attempt in a task of its own."""
-        self.loop, self.task = loop, task
+        if self.task is None:
+            self.loop, self.task, self.base = loop, task, task.cancelling()
         attempt = len(self.tasks) + 2
         hedge_task = loop.create_task(self.call(*self.args, **self.kwargs))
         hedge_task.add_done_callback(self._finished)
@@ -257,8 +260,10 @@ class _Race:
             return
         self.winner = self.tasks.index(hedge_task) + 2
         self.result = hedge_task.result()
-        if not self.over and self.task is not None:  # the first attempt still runs: stop it
-            self.cancelling = self.task.cancelling()
+        # The first attempt still runs: stop it, unless someone else is cancelling the
+        # caller already (their cancellation must reach it, not be taken for ours).
+        if not self.over and self.task.cancelling() == self.base:
+            self.requested = True
             self.task.cancel()
 
     # --- in the caller's task ---------------------------------------------------------
@@ -266,14 +271,12 @@ class _Race:
     async def first_answered(self, result: Any) -> Any:
         """The first attempt returned (perhaps after a hedge won and cancelled it)."""
         self.over = True
-        if self.winner is not None and self.task is not None and self.task.cancelling():
+        if self.requested and self.task.cancelling() > self.base:
             self.task.uncancel()  # the attempt swallowed our cancellation and returned
         if self.winner is None:
             self.winner = 1
-            self._learn(1)
             self.result = result
-        else:
-            self._won()
+        self._won()
         await self._stop()
         return self.result
 
@@ -285,8 +288,8 @@ class _Race:
         self.over = True
         if self.timer is not None:
             self.timer.cancel()  # no new hedge once the first attempt has failed
-        if self.winner is not None and self.task is not None:
-            if self.task.uncancel() <= self.cancelling:  # ours alone: the hedge's answer
+        if self.requested:
+            if self.task.uncancel() <= self.base:  # ours alone: the hedge's answer stands
                 self._won()
                 await self._stop()
                 return self.result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -166,7 +165,10 @@ def test_instant_refuses_a_call_that_would_queue() -> None:
     with ThreadPoolExecutor(1) as pool:
         holder = pool.submit(guarded, 0)
         _until(lambda: gate.inside == 1)
-        with resilient.testing.instant(), pytest.raises(resilient.BulkheadFullError, match="instant"):
+        with (
+            resilient.testing.instant(),
+            pytest.raises(resilient.BulkheadFullError, match="instant"),
+        ):
             guarded(1)
         gate.release.set()
         holder.result()
@@ -206,7 +208,9 @@ def test_rejections_and_the_active_gauge_are_reported(sink: MemorySink) -> None:
         holder.result()
     assert sink.counter("bulkhead_rejections_total", bulkhead="pay") == 1
     assert sink.gauge_value("bulkhead_active", bulkhead="pay") == 0
-    assert heard == [resilient.BulkheadRejected("pay", 1, 0, "every slot is taken and it has no queue")]
+    assert heard == [
+        resilient.BulkheadRejected("pay", 1, 0, "every slot is taken and it has no queue")
+    ]
     assert resilient.telemetry.generate_report()["saturated_bulkheads"] == {}
 
 

@@ -204,7 +204,7 @@ def test_never_more_than_the_limit_and_the_queue_is_fifo(
             assert body.inside <= limit
             assert compartment.active <= limit
             assert len(compartment.waiters) <= queue
-        admitted = [key for key in body.admitted]
+        admitted = list(body.admitted)
         assert admitted == sorted(admitted)  # FIFO: nobody overtakes an earlier arrival
         for key in range(len(tasks)):
             body.finish(key)
