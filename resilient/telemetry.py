@@ -10,7 +10,9 @@ metrics=...)``); the ``record_*`` functions feed it by hand. ``generate_report``
 
 "Errors" and "latency" cover the last ``window`` seconds (default 5 minutes), or the last
 ``max_samples`` calls when more happened; errors are ``client_http_errors_total``,
-``timeouts_total`` and ``sync_failures_total``.
+``timeouts_total`` and ``sync_failures_total``. Bulkheads whose every slot is taken are
+listed (``saturated_bulkheads``) without changing the status: a full bulkhead is doing
+its job, and its refusals show in ``bulkhead_rejections_total``.
 
 With metrics off, errors still reach the window: the failure paths (a timeout raised, an
 HTTP error, a call an open breaker rejected) call ``count``, which costs nothing on

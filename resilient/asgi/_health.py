@@ -9,7 +9,9 @@
 
 The public body is a summary of fixed size (status, level, counts): no breaker names,
 hosts or reasons. A request carrying ``Authorization: Bearer <token>`` with the configured
-``token`` gets the detail, bounded to the ``limit`` most severe breakers. ``HEAD`` gets the
+``token`` gets the detail, bounded to the ``limit`` most severe breakers. Bulkheads whose
+every slot is taken are counted (``saturated_bulkheads``) and, in the detail, listed
+with their use and limits: a full bulkhead is doing its job, so it never fails readiness. ``HEAD`` gets the
 status and headers without a body. The report is built on the app's own thread (not the
 event loop's default executor, which the application's ``to_thread`` work uses), one
 build at a time shared by every request waiting for it, and answers every request for
@@ -145,7 +147,7 @@ class HealthApp:
         with many breakers; the app runs it in a worker thread)."""
         from .._breaker.registry import CircuitBreakerRegistry
         from .._degradation import DegradationLevel, DegradationService, Features, level_for_health
-        from ..telemetry import _percentile, _status, window, window_figures
+        from ..telemetry import _percentile, _status, saturated_bulkheads, window, window_figures
 
         registry = CircuitBreakerRegistry.instance
         registry.sweep_if_due(_config.state.now())  # reading health evicts idle breakers
@@ -177,6 +179,7 @@ class HealthApp:
                 if feature.critical:
                     critical_down.append(feature.name)
 
+        saturated = saturated_bulkheads()
         latencies, errors_by_type, measured = window_figures()
         total_errors = sum(errors_by_type.values())
         p95 = _percentile(latencies, 0.95)
@@ -201,6 +204,7 @@ class HealthApp:
             "features": len(features),
             "unavailable_features": len(unavailable),
             "critical_unavailable_features": len(critical_down),
+            "saturated_bulkheads": len(saturated),
         }
         degradation: dict[str, Any] = {
             "level": level.name,
@@ -229,6 +233,7 @@ class HealthApp:
             "circuits": {name: state for _, _, name, state in top},
             "circuits_omitted": len(ranked) - len(top),
             "services": {name: states.get(name) or _unlisted(registry, name) for name in wanted},
+            "saturated_bulkheads": dict(sorted(saturated.items())[:limit]),
             "window_seconds": window.seconds,
             "errors_by_type": dict(list(errors_by_type.items())[:limit]),
             "latency_ms": {

@@ -213,3 +213,23 @@ def test_never_more_than_the_limit_and_the_queue_is_fifo(
         assert not refused & set(body.admitted)
 
     asyncio.run(scenario())
+
+
+async def test_the_health_app_counts_and_lists_saturated_bulkheads() -> None:
+    """HealthApp's summary counts full bulkheads and its detail lists them; it stays ready."""
+    from resilient.asgi import HealthApp
+
+    body = Tasks()
+    guarded = resilient.bulkhead(1, max_queue=2, name="ai-pool")(body)
+    tasks = [asyncio.create_task(guarded(key)) for key in range(2)]
+    await _settle()
+    ready, public, detail = HealthApp().check()
+    assert ready
+    assert public["summary"]["saturated_bulkheads"] == 1
+    assert detail["saturated_bulkheads"] == {
+        "ai-pool": {"active": 1, "max_concurrent": 1, "queued": 1, "max_queue": 2}
+    }
+    body.finish(0)
+    body.finish(1)
+    await asyncio.gather(*tasks)
+    assert HealthApp().check()[1]["summary"]["saturated_bulkheads"] == 0
