@@ -252,3 +252,26 @@ def test_eight_threads_of_ten_thousand_calls_never_exceed_the_limit() -> None:
     assert inside[1] <= 3
     compartment = _compartment(work)
     assert (compartment.active, len(compartment.waiters)) == (0, 0)
+
+
+def test_a_chaos_fault_inside_the_bulkhead_gives_the_slot_back() -> None:
+    """A fault injected by a chaos context manager runs inside the slot and frees it."""
+    from resilient import chaos
+
+    guarded = resilient.bulkhead(1)(lambda: "ok")
+    with (
+        chaos.inject_fault(ConnectionError, enabled=True),
+        pytest.raises(ConnectionError, match="injected"),
+    ):
+        guarded()
+    assert _compartment(guarded).active == 0
+    assert guarded() == "ok"
+
+
+def test_reset_forgets_the_named_compartments() -> None:
+    """After testing.reset() a name may be given other limits (a fresh compartment)."""
+    first = resilient.bulkhead(1, name="reset-me")(lambda: 1)
+    resilient.testing.reset()
+    second = resilient.bulkhead(5, name="reset-me")(lambda: 2)
+    assert _compartment(first) is not _compartment(second)
+    assert _compartment(second).max_concurrent == 5

@@ -251,3 +251,19 @@ async def test_each_attempt_has_its_own_timeout_under_the_policy_order(
     assert [step["layer"] for step in resilient.describe(guarded)] == ["hedge", "timeout"]
     assert await guarded() == 2
     assert not _others()
+
+
+async def test_a_hedged_call_holds_one_bulkhead_slot_for_all_its_attempts(
+    fake_clock: FakeClock,
+) -> None:
+    """In the policy order the bulkhead is outside the hedge: the hedge takes no slot of its
+    own, and a second call finds the one slot taken."""
+    body = Attempts(10.0, 0.5)
+    guarded = resilient.policy(bulkhead=1, hedge=1.0)(body)
+    call = asyncio.create_task(guarded())
+    await asyncio.sleep(1.2)
+    assert len(body.started) == 2  # the hedge started without asking for a slot
+    with pytest.raises(resilient.BulkheadFullError):
+        await guarded()
+    assert await call == 2
+    assert not _others()
