@@ -9,17 +9,18 @@
 
 The public body is a summary of fixed size (status, level, counts): no breaker names,
 hosts or reasons. A request carrying ``Authorization: Bearer <token>`` with the configured
-``token`` gets the detail, bounded to the ``limit`` most severe breakers. Bulkheads whose
-every slot is taken are counted (``saturated_bulkheads``) and, in the detail, listed
-with their use and limits: a full bulkhead is doing its job, so it never fails readiness.
-``HEAD`` gets the status and headers without a body. The report is built on the app's
-own thread (not the event loop's default executor, which the application's ``to_thread``
-work uses), one build at a time shared by every request waiting for it, and answers
-every request for ``CACHE_SECONDS`` (1 s) after it started: with thousands of breakers, a
-load balancer polling often costs one build a second and never holds up the event loop.
-The thread is started for a build and ends with it, so an idle app holds none; the build
-is handed to it through the event loop's ``run_in_executor``, so the loop knows it waits
-on it.
+``token`` gets the detail, bounded to the ``limit`` most severe breakers. ``HEAD`` gets the
+status and headers without a body. The report is built on the app's own thread (not the
+event loop's default executor, which the application's ``to_thread`` work uses), one
+build at a time shared by every request waiting for it, and answers every request for
+``CACHE_SECONDS`` (1 s) after it started: with thousands of breakers, a load balancer
+polling often costs one build a second and never holds up the event loop. The thread
+is started for a build and ends with it, so an idle app holds none; the build is handed
+to it through the event loop's ``run_in_executor``, so the loop knows it waits on it.
+
+Bulkheads whose every slot is taken are counted (``saturated_bulkheads``) and, in the
+detail, listed with their use and limits: a full bulkhead is doing its job, so it never
+fails readiness.
 """
 
 from __future__ import annotations
