@@ -25,10 +25,11 @@ __all__ = ["Compartment", "Waiter", "compartments", "named", "shared"]
 class Waiter:
     """One queued call: woken with its ``granted`` flag set when a slot is handed to it."""
 
-    __slots__ = ("future", "granted", "loop", "signal")
+    __slots__ = ("future", "granted", "loop", "queued", "signal")
 
     def __init__(self) -> None:
         self.granted = False
+        self.queued = False  # it joined the queue (else it was admitted or refused at once)
         self.signal: threading.Lock | None = None  # a thread waits on it (held until woken)
         self.future: Any = None  # a task waits on it
         self.loop: Any = None
@@ -81,10 +82,10 @@ class Compartment:
         with self.lock:
             if waiter.granted:
                 self.hand_over()
-            else:
+            elif waiter.queued:
                 try:
                     self.waiters.remove(waiter)
-                except ValueError:  # never queued (rejected at once)
+                except ValueError:  # taken off by a hand-over that could not wake it
                     pass
 
     def saturated(self) -> bool:

@@ -195,6 +195,7 @@ class _Bulkhead(Layer):
                 return _INSTANT if _config.state.instant is not None else _NO_TIME
             if len(compartment.waiters) >= compartment.max_queue:
                 return _FULL
+            waiter.queued = True  # first: an interrupt after the append still finds it
             compartment.waiters.append(waiter)
             return None
 
