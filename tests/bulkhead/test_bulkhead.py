@@ -275,3 +275,35 @@ def test_reset_forgets_the_named_compartments() -> None:
     second = resilient.bulkhead(5, name="reset-me")(lambda: 2)
     assert _compartment(first) is not _compartment(second)
     assert _compartment(second).max_concurrent == 5
+
+
+@pytest.mark.parametrize("granted_first", [False, True], ids=["waiting", "just-granted"])
+def test_keyboard_interrupt_while_queued_leaks_neither_place_nor_slot(
+    monkeypatch: pytest.MonkeyPatch, granted_first: bool
+) -> None:
+    """A KeyboardInterrupt arriving while a thread waits in the queue (or just as the slot
+    is handed to it) leaves the queue and gives any slot handed to it back."""
+    from resilient._bulkhead import decorator
+
+    gate = Gate()
+    guarded = resilient.bulkhead(1, max_queue=2)(gate)
+    compartment = _compartment(guarded)
+    real_wait = decorator._wait_sync
+
+    def interrupted(signal: threading.Lock, wait: float | None) -> None:
+        if granted_first:
+            gate.release.set()  # the holder finishes and hands its slot over
+            real_wait(signal, wait)
+        raise KeyboardInterrupt
+
+    with ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(guarded, 0)
+        _until(lambda: gate.inside == 1)
+        monkeypatch.setattr(decorator, "_wait_sync", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            guarded(1)
+        monkeypatch.setattr(decorator, "_wait_sync", real_wait)
+        gate.release.set()
+        holder.result()
+    assert (compartment.active, len(compartment.waiters)) == (0, 0)
+    assert guarded(2) == 2
