@@ -113,28 +113,29 @@ class _Bulkhead(Layer):
 
     def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         compartment = self._compartment(name)
-        lock, limit, waiters = compartment.lock, compartment.max_concurrent, compartment.waiters
+        take, put, waiters = compartment.tokens.pop, compartment.tokens.append, compartment.waiters
         layer, state, override = self, _config.state, self.emitter
 
         def bounded(*args: Any, **kwargs: Any) -> Any:
-            held = False
+            held = True  # before the pop: a signal can only come after it
             try:
-                with lock:
-                    if compartment.active < limit:
-                        compartment.active += 1
-                        held = True  # no call between the two: no signal can come between
-                if not held:
+                try:
+                    take()
+                except IndexError:
+                    held = False
+                if not held:  # out of the except: the caller's errors get no context
                     return layer.queued_sync(compartment, call, args, kwargs)
                 if override is not None or state.emit is not None:
                     layer.report(compartment)
                 return call(*args, **kwargs)
             finally:
                 if held:
-                    with lock:
+                    if waiters:
+                        compartment.release()
+                    else:
+                        put(None)
                         if waiters:
-                            compartment.hand_over()
-                        else:
-                            compartment.active -= 1
+                            compartment.rescue()
                     if override is not None or state.emit is not None:
                         layer.report(compartment)
 
@@ -142,16 +143,16 @@ class _Bulkhead(Layer):
 
     def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
         compartment = self._compartment(name)
-        lock, limit, waiters = compartment.lock, compartment.max_concurrent, compartment.waiters
+        take, put, waiters = compartment.tokens.pop, compartment.tokens.append, compartment.waiters
         layer, state, override = self, _config.state, self.emitter
 
         async def bounded(*args: Any, **kwargs: Any) -> Any:
-            held = False
+            held = True
             try:
-                with lock:
-                    if compartment.active < limit:
-                        compartment.active += 1
-                        held = True
+                try:
+                    take()
+                except IndexError:
+                    held = False
                 if not held:
                     return await layer.queued_async(compartment, call, args, kwargs)
                 if override is not None or state.emit is not None:
@@ -159,11 +160,12 @@ class _Bulkhead(Layer):
                 return await call(*args, **kwargs)
             finally:
                 if held:
-                    with lock:
+                    if waiters:
+                        compartment.release()
+                    else:
+                        put(None)
                         if waiters:
-                            compartment.hand_over()
-                        else:
-                            compartment.active -= 1
+                            compartment.rescue()
                     if override is not None or state.emit is not None:
                         layer.report(compartment)
 
@@ -185,19 +187,16 @@ class _Bulkhead(Layer):
     def _enqueue(self, compartment: Compartment, waiter: Waiter, wait: float | None) -> str | None:
         """Admit or queue ``waiter``; the reason it is refused, if it is."""
         with compartment.lock:
-            if compartment.active < compartment.max_concurrent:  # a slot came free
-                compartment.active += 1
-                waiter.granted = True
+            room = compartment.max_queue
+            if wait is not None and wait <= 0.0:
+                room = 0  # a free slot is still taken; no waiting
+            if compartment.enqueue(waiter, room):
                 return None
             if compartment.max_queue == 0:
                 return _NO_QUEUE
-            if wait is not None and wait <= 0.0:
+            if room == 0:
                 return _INSTANT if _config.state.instant is not None else _NO_TIME
-            if len(compartment.waiters) >= compartment.max_queue:
-                return _FULL
-            waiter.queued = True  # first: an interrupt after the append still finds it
-            compartment.waiters.append(waiter)
-            return None
+            return _FULL
 
     def _gave_up(self, compartment: Compartment, waiter: Waiter, wait: float | None) -> str | None:
         """After the wait: ``None`` if a slot was handed over, else why the call gives up."""
