@@ -1,6 +1,6 @@
 """``@bulkhead``: at most ``max_concurrent`` calls run at once; a few wait, the rest are refused.
 
-An admitted call costs two acquisitions of an uncontended C lock. A call that finds
+An admitted call takes no lock (``compartment`` says how). A call that finds
 every slot taken joins the FIFO queue when it has room (``max_queue``) and time: it
 waits at most ``queue_timeout`` and never past the deadline (``resilient.remaining()``);
 otherwise it is refused at once with ``BulkheadFullError``. Threads wait on a lock,

@@ -267,3 +267,12 @@ async def test_a_hedged_call_holds_one_bulkhead_slot_for_all_its_attempts(
         await guarded()
     assert await call == 2
     assert not _others()
+
+
+@pytest.mark.resilient_instant(attempts=1)
+async def test_the_plugin_instant_marker_caps_the_attempts(fake_clock: FakeClock) -> None:
+    """Under the plugin's resilient_instant(attempts=1) marker a slow call is not hedged."""
+    body = Attempts(5.0, 0.1)
+    hedged = resilient.hedge(1.0)(body)
+    assert await hedged() == 1
+    assert len(body.started) == 1
