@@ -307,3 +307,20 @@ def test_keyboard_interrupt_while_queued_leaks_neither_place_nor_slot(
         holder.result()
     assert (compartment.active, len(compartment.waiters)) == (0, 0)
     assert guarded(2) == 2
+
+
+def test_a_metrics_override_receives_the_gauge_and_the_rejections() -> None:
+    """bulkhead(..., metrics=sink) reports bulkhead_active and rejections to that sink."""
+    own = MemorySink()
+    gate = Gate()
+    guarded = resilient.bulkhead(1, name="own-sink", metrics=own)(gate)
+    with ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(guarded, 0)
+        _until(lambda: gate.inside == 1)
+        assert own.gauge_value("bulkhead_active", bulkhead="own-sink") == 1
+        with pytest.raises(resilient.BulkheadFullError):
+            guarded(1)
+        gate.release.set()
+        holder.result()
+    assert own.counter("bulkhead_rejections_total", bulkhead="own-sink") == 1
+    assert own.gauge_value("bulkhead_active", bulkhead="own-sink") == 0

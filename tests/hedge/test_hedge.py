@@ -276,3 +276,13 @@ async def test_the_plugin_instant_marker_caps_the_attempts(fake_clock: FakeClock
     hedged = resilient.hedge(1.0)(body)
     assert await hedged() == 1
     assert len(body.started) == 1
+
+
+async def test_a_metrics_override_receives_the_hedge_counters(fake_clock: FakeClock) -> None:
+    """hedge(..., metrics=sink) reports hedges_total and hedge_wins_total to that sink."""
+    own = MemorySink()
+    body = Attempts(10.0, 0.5)
+    hedged = resilient.hedge(1.0, metrics=own)(body)
+    assert await hedged() == 2
+    assert own.counter("hedges_total") == 1
+    assert own.counter("hedge_wins_total") == 1
