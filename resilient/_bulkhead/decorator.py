@@ -25,7 +25,7 @@ from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
 from ..exceptions import BulkheadFullError, ConfigError
 from ..metrics._names import BULKHEAD_ACTIVE, BULKHEAD_REJECTIONS
 from ..telemetry import add_bulkhead_source, count
-from .compartment import Compartment, Waiter, compartments, shared
+from .compartment import Compartment, Waiter, compartments, named, shared
 
 __all__ = ["bulkhead", "saturated_bulkheads"]
 
@@ -64,6 +64,8 @@ def bulkhead(
         try:
             compartment = shared(name, limit, queue)
         except ValueError as error:
+            if named[name].max_concurrent == limit:  # the queue is what differs
+                raise ConfigError("max_queue", max_queue, str(error)) from None
             raise ConfigError("max_concurrent", max_concurrent, str(error)) from None
     layer = _Bulkhead(limit, queue, patience, name, compartment)
     layer.emitter = emitter_for(metrics)

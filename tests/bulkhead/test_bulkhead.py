@@ -156,6 +156,9 @@ def test_one_name_is_one_compartment_and_its_limits_must_agree() -> None:
     with pytest.raises(resilient.ConfigError, match="one name is one compartment") as caught:
         resilient.bulkhead(3, name="ai")
     assert caught.value.parameter == "max_concurrent"
+    with pytest.raises(resilient.ConfigError, match="max_queue=0") as caught:
+        resilient.bulkhead(1, max_queue=4, name="ai")
+    assert caught.value.parameter == "max_queue"
 
 
 def test_instant_refuses_a_call_that_would_queue() -> None:
