@@ -14,6 +14,7 @@ from ._timeout.decorator import timeout, timeout_pool_stats
 from ._timeout.workers import PoolStats
 from ._wrapping.lint import ResilienceWarning
 from .exceptions import (
+    BulkheadFullError,
     CircuitOpenError,
     ConfigError,
     FeatureUnavailableError,
@@ -32,6 +33,8 @@ __all__ = [
     "BreakerMode",
     "BreakerOpened",
     "BreakerState",
+    "BulkheadFullError",
+    "BulkheadRejected",
     "CallRecorded",
     "CallRejected",
     "CircuitBreaker",
@@ -47,6 +50,8 @@ __all__ = [
     "Feature",
     "FeatureUnavailableError",
     "Features",
+    "HedgeStarted",
+    "HedgeWon",
     "Policy",
     "PoolStats",
     "ResilienceError",
@@ -58,6 +63,7 @@ __all__ = [
     "Timeouts",
     "add_listener",
     "breaker",
+    "bulkhead",
     "configuration",
     "configure",
     "correlation",
@@ -65,6 +71,7 @@ __all__ = [
     "describe",
     "fallback",
     "get_breaker",
+    "hedge",
     "last_fallback",
     "load_policies",
     "metrics",
@@ -87,6 +94,7 @@ if TYPE_CHECKING:
     from ._breaker.breaker import CircuitBreaker
     from ._breaker.decorator import breaker
     from ._breaker.registry import get_breaker
+    from ._bulkhead.decorator import bulkhead
     from ._circuit.config import BreakerConfig
     from ._circuit.rules import BreakerMode, BreakerState
     from ._degradation import (
@@ -103,6 +111,7 @@ if TYPE_CHECKING:
         fallback,
         last_fallback,
     )
+    from ._hedge.decorator import hedge
     from ._policy import Description, Policy, describe, load_policies, policy
     from ._retry.budget import RetryBudget
     from ._runtime.events import (
@@ -112,8 +121,11 @@ if TYPE_CHECKING:
         BreakerForcedOpen,
         BreakerHalfOpened,
         BreakerOpened,
+        BulkheadRejected,
         CallRecorded,
         CallRejected,
+        HedgeStarted,
+        HedgeWon,
     )
 
 # Loaded on first use: defining the event dataclasses costs import time (see _runtime.listeners).
@@ -125,8 +137,11 @@ _LAZY = dict.fromkeys(
         "BreakerForcedOpen",
         "BreakerHalfOpened",
         "BreakerOpened",
+        "BulkheadRejected",
         "CallRecorded",
         "CallRejected",
+        "HedgeStarted",
+        "HedgeWon",
     ),
     "._runtime.events",
 )
@@ -154,6 +169,8 @@ _LAZY.update(
     dict.fromkeys(("Description", "Policy", "describe", "load_policies", "policy"), "._policy")
 )
 _LAZY["RetryBudget"] = "._retry.budget"
+_LAZY["bulkhead"] = "._bulkhead.decorator"
+_LAZY["hedge"] = "._hedge.decorator"
 _LAZY.update(
     dict.fromkeys(
         (

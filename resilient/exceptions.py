@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "BulkheadFullError",
     "CaptivePortalError",
     "CircuitOpenError",
     "ConfigError",
@@ -144,6 +145,28 @@ class FeatureUnavailableError(ResilienceError):
 
     def __str__(self) -> str:
         return f"feature {self.feature!r} is unavailable: {self.reason}"
+
+
+class BulkheadFullError(ResilienceError):
+    """A ``@bulkhead`` compartment had no free slot: the call was not attempted.
+
+    ``name`` is the compartment, ``max_concurrent`` and ``max_queue`` its limits, and
+    ``reason`` why the call gave up: the queue was full, it waited ``queue_timeout``,
+    or the deadline (``resilient.remaining()``) left no time to wait.
+    """
+
+    def __init__(self, name: str, max_concurrent: int, max_queue: int, reason: str) -> None:
+        super().__init__(name, max_concurrent, max_queue, reason)  # args as given: pickles
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (
+            f"bulkhead {self.name!r} is full (max_concurrent={self.max_concurrent}, "
+            f"max_queue={self.max_queue}): {self.reason}"
+        )
 
 
 # --- resilient.http ------------------------------------------------------------------

@@ -10,7 +10,9 @@ metrics=...)``); the ``record_*`` functions feed it by hand. ``generate_report``
 
 "Errors" and "latency" cover the last ``window`` seconds (default 5 minutes), or the last
 ``max_samples`` calls when more happened; errors are ``client_http_errors_total``,
-``timeouts_total`` and ``sync_failures_total``.
+``timeouts_total`` and ``sync_failures_total``. Bulkheads whose every slot is taken are
+listed (``saturated_bulkheads``) without changing the status: a full bulkhead is doing
+its job, and its refusals show in ``bulkhead_rejections_total``.
 
 With metrics off, errors still reach the window: the failure paths (a timeout raised, an
 HTTP error, a call an open breaker rejected) call ``count``, which costs nothing on
@@ -52,6 +54,7 @@ __all__ = [
     "record_request_latency",
     "record_retry_attempt",
     "record_sync",
+    "saturated_bulkheads",
     "set_gauge",
     "window",
     "window_figures",
@@ -127,6 +130,22 @@ window = TelemetryWindow()
 _config.on_reset(window.clear)
 
 _circuit_sources: list[Callable[[], dict[str, str]]] = []
+
+
+_bulkhead_sources: list[Callable[[], dict[str, dict[str, int]]]] = []
+
+
+def add_bulkhead_source(source: Callable[[], dict[str, dict[str, int]]]) -> None:
+    """Register a function returning the saturated bulkheads, ``{name: {"active": ...}}``."""
+    _bulkhead_sources.append(source)
+
+
+def saturated_bulkheads() -> dict[str, dict[str, int]]:
+    """Bulkheads whose every slot is taken, with their use and limits (by name)."""
+    found: dict[str, dict[str, int]] = {}
+    for source in _bulkhead_sources:
+        found.update(source())
+    return found
 
 
 def add_circuit_source(source: Callable[[], dict[str, str]]) -> None:
@@ -216,6 +235,7 @@ def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
     total_errors = sum(errors_by_type.values())
     p95 = _percentile(latencies, 0.95)
     circuits = _circuits()
+    saturated = saturated_bulkheads()
     open_circuits = sorted(name for name, state in circuits.items() if state in _OPEN)
     status, reason = _status(total_errors, p95, open_circuits, measured)
     wanted = list(services) if services is not None else sorted(circuits)
@@ -230,6 +250,7 @@ def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
             "latency_measured": measured,
             "open_circuits": len(open_circuits),
             "requests": len(latencies) if measured else None,
+            "saturated_bulkheads": len(saturated),
         },
         "latency_ms": {
             "count": len(latencies),
@@ -241,6 +262,7 @@ def generate_report(services: Iterable[str] | None = None) -> dict[str, Any]:
         "errors_by_type": errors_by_type,
         "open_circuits": open_circuits,
         "services": {name: circuits.get(name, "unknown") for name in wanted},
+        "saturated_bulkheads": saturated,
         "counters": dict(window.totals),
         "gauges": {
             name + "".join(f",{k}={v}" for k, v in tags): value

@@ -196,6 +196,17 @@ ROWS = [
     ok(Row(Feature, "level", 3, base={"name": "cfg-f"})),
     ok(Row(Feature, "description", 3, base={"name": "cfg-f"})),
     ok(Row(Feature, "critical", "yes", base={"name": "cfg-f"})),
+    # bulkhead
+    ok(Row(resilient.bulkhead, "max_concurrent", 0, (">= 1",))),
+    ok(Row(resilient.bulkhead, "max_queue", -1, (">= 0",), base={"max_concurrent": 1})),
+    ok(Row(resilient.bulkhead, "queue_timeout", -1, (">= 0",), base={"max_concurrent": 1})),
+    ok(Row(resilient.bulkhead, "name", "", ("bulkhead name",), base={"max_concurrent": 1})),
+    ok(Row(resilient.bulkhead, "metrics", "statsd", base={"max_concurrent": 1})),
+    # hedge
+    ok(Row(resilient.hedge, "delay", "p99", ("'p95'",))),
+    ok(Row(resilient.hedge, "delay", float("nan"))),
+    ok(Row(resilient.hedge, "max_hedges", 0, (">= 1",), base={"delay": 1})),
+    ok(Row(resilient.hedge, "metrics", "statsd", base={"delay": 1})),
     # policy
     ok(Row(resilient.policy, "name", 3)),
     ok(Row(resilient.policy, "timeout", -1)),
@@ -222,6 +233,10 @@ ROWS = [
     ),
     ok(Row(resilient.policy, "fallback", {"value": "x", "on": 3}, named="fallback.on")),
     ok(Row(resilient.policy, "degradable", 3)),
+    ok(Row(resilient.policy, "bulkhead", 0)),
+    ok(Row(resilient.policy, "bulkhead", {"max_concurent": 2}, named="bulkhead.max_concurent")),
+    ok(Row(resilient.policy, "hedge", "slow")),
+    ok(Row(resilient.policy, "hedge", {"delay": 1, "max_hedges": 0}, named="hedge.max_hedges")),
     ok(Row(resilient.load_policies, "source", 42)),
     ok(Row(resilient.load_policies, "imports", 42, base={"source": {"x": {"timeout": 1}}})),
     # configure
@@ -347,6 +362,8 @@ PUBLIC = [
     resilient.degradable,
     DegradationService,
     Feature,
+    resilient.bulkhead,
+    resilient.hedge,
     resilient.policy,
     resilient.load_policies,
     resilient.configure,

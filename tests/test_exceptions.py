@@ -25,7 +25,7 @@ def test_every_error_the_library_defines_is_a_resilience_error() -> None:
         for name in resilient.exceptions.__all__
         if isinstance(value := getattr(resilient.exceptions, name), type)
     ]
-    assert len(errors) == len(resilient.exceptions.__all__) == 13
+    assert len(errors) == len(resilient.exceptions.__all__) == 14
     for error in errors:
         assert issubclass(error, resilient.ResilienceError), error
 
@@ -115,6 +115,7 @@ _EXAMPLES: dict[str, Callable[[], BaseException]] = {
     "ConfigError": lambda: _E.ConfigError("timeout", -1, "a positive number"),
     "TimeoutExceededError": _late_timeout,
     "CircuitOpenError": lambda: _E.CircuitOpenError("br", 4.0),
+    "BulkheadFullError": lambda: _E.BulkheadFullError("ai", 4, 10, "the queue is full"),
     "FeatureUnavailableError": lambda: _E.FeatureUnavailableError("feat", "off"),
     "RequestFailedError": lambda: _E.RequestFailedError("boom", **_REQUEST),
     "ResponseStatusError": lambda: _E.ResponseStatusError(

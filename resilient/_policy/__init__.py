@@ -2,8 +2,8 @@
 
 ``policy(timeout=..., retry=..., breaker=..., fallback=...)`` builds the same stack as the
 hand-written decorators, outermost first: fallback, degradable, total timeout, retry,
-breaker, per-attempt timeout. Named policies come from TOML or a dict
-(``load_policies``) and are applied with ``@policy("name")``.
+breaker, bulkhead, hedge, per-attempt timeout (``steps`` says why). Named policies come
+from TOML or a dict (``load_policies``) and are applied with ``@policy("name")``.
 
 Every mistake is a ``ConfigError`` raised when the policy is declared or loaded, naming
 what the user wrote: ``retry.attemps`` (with the closest valid key), ``breaker`` for

@@ -70,6 +70,8 @@ def policy(
     fallback: Any = None,
     degradable: Any = None,
     total_timeout: Any = None,
+    bulkhead: Any = None,
+    hedge: Any = None,
 ) -> Policy:
     """Declare a stack in the canonical order, or fetch a named one (``policy("ai_service")``).
 
@@ -77,7 +79,9 @@ def policy(
     ``retry="standard"`` or a ``RetryConfig`` or a dict of keywords,
     ``breaker="name"`` or ``("name", "ai_service")`` or a dict (``name``, ``config``,
     ``store`` and any ``BreakerConfig`` field), ``fallback=value`` or a callable or a dict,
-    ``degradable="feature"``; or the decorator itself (``retry=resilient.retry(attempts=5)``).
+    ``degradable="feature"``, ``bulkhead=10`` or a dict (``max_concurrent``, ``max_queue``,
+    ``queue_timeout``, ``name``), ``hedge=0.5`` or ``"p95"`` or a dict (``delay``,
+    ``max_hedges``); or the decorator itself (``retry=resilient.retry(attempts=5)``).
     A mistake raises ``ConfigError`` naming the step and key as written (``retry.attemps``).
     """
     specs = {
@@ -88,6 +92,8 @@ def policy(
             ("total_timeout", total_timeout),
             ("retry", retry),
             ("breaker", breaker),
+            ("bulkhead", bulkhead),
+            ("hedge", hedge),
             ("timeout", timeout),
         )
         if spec is not None

@@ -27,6 +27,8 @@ _CODE_KEYS: dict[str, frozenset[str]] = {
     "breaker": frozenset({"record", "ignore", "failure_result", "store"}),
     "fallback": frozenset({"values", "on", "when", "key", "cache", "metrics"}),
     "degradable": frozenset({"fallback", "service"}),
+    "bulkhead": frozenset({"metrics"}),
+    "hedge": frozenset({"metrics"}),
 }
 """Keys whose value is code or an object, so a ``"module:attribute"`` string is imported.
 

@@ -1,4 +1,21 @@
-"""Each step of a policy (``timeout=``, ``retry=``, ``breaker=``...) turned into its decorator."""
+"""Each step of a policy (``timeout=``, ``retry=``, ``breaker=``...) turned into its decorator.
+
+Why the steps come in this order (outermost first):
+
+- ``breaker`` outside ``bulkhead``: an open circuit rejects a call before it takes a
+  slot or a place in the queue, and a call refused by a full bulkhead never reached the
+  service, so it is not counted against the breaker.
+- ``bulkhead`` outside ``hedge``: one slot per logical call, held for as long as the
+  call and its hedges run, so the service sees at most ``max_concurrent`` x
+  ``(1 + max_hedges)`` attempts. Inside, each hedge would queue for a slot: time spent
+  queueing would look like slowness and start hedges exactly when the compartment is
+  full, and a hedge refused by the bulkhead would count as a failed attempt.
+- ``hedge`` outside the per-attempt ``timeout``: each attempt gets its own budget, so a
+  hung attempt ends without ending its sibling; the enclosing ``total_timeout`` and the
+  deadline bound the whole race.
+- ``retry`` outside all three: a retry is a new logical call, which waits for a slot and
+  may hedge again; a ``BulkheadFullError`` is retried only if ``retry.on`` says so.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +29,16 @@ from ..presets import Timeouts, closest, lookup
 
 __all__ = ["BUILDERS", "ORDER", "as_written", "build"]
 
-ORDER = ("fallback", "degradable", "total_timeout", "retry", "breaker", "timeout")
+ORDER = (
+    "fallback",
+    "degradable",
+    "total_timeout",
+    "retry",
+    "breaker",
+    "bulkhead",
+    "hedge",
+    "timeout",
+)
 """The canonical order of a policy's steps, outermost first."""
 
 
@@ -25,6 +51,9 @@ _FORMS = {
     "keywords or a resilient.breaker decorator",
     "degradable": "a Feature, a feature name, a dict of degradable keywords "
     "or a resilient.degradable decorator",
+    "bulkhead": "max_concurrent (an int), a dict of bulkhead keywords "
+    "or a resilient.bulkhead decorator",
+    "hedge": "a delay in seconds, 'p95', a dict of hedge keywords or a resilient.hedge decorator",
 }
 _FORMS["total_timeout"] = _FORMS["timeout"]
 
@@ -75,6 +104,14 @@ def _keys(step: str) -> frozenset[str]:
         from .._fallback import fallback
 
         return _keywords(fallback) | {"value", "values"}
+    if step == "bulkhead":
+        from .._bulkhead.decorator import bulkhead
+
+        return _keywords(bulkhead)
+    if step == "hedge":
+        from .._hedge.decorator import hedge
+
+        return _keywords(hedge)
     from .._degradation import degradable
 
     return _keywords(degradable)
@@ -207,6 +244,28 @@ def _degradable(spec: Any, fn: Any) -> Decorator:
     return degradable(spec)
 
 
+def _bulkhead(spec: Any, fn: Any) -> Decorator:
+    from .._bulkhead.decorator import bulkhead
+
+    if (given := _given(spec, "bulkhead")) is not None:
+        return given
+    if isinstance(spec, Mapping):
+        return bulkhead(**spec)
+    if isinstance(spec, bool) or not isinstance(spec, int):
+        raise ConfigError("bulkhead", spec, _FORMS["bulkhead"])
+    return bulkhead(spec)
+
+
+def _hedge(spec: Any, fn: Any) -> Decorator:
+    from .._hedge.decorator import hedge
+
+    if (given := _given(spec, "hedge")) is not None:
+        return given
+    if isinstance(spec, Mapping):
+        return hedge(**spec)
+    return hedge(spec)
+
+
 BUILDERS: dict[str, Callable[[Any, Any], Decorator]] = {
     "timeout": _timeout,
     "total_timeout": _total_timeout,
@@ -214,4 +273,6 @@ BUILDERS: dict[str, Callable[[Any, Any], Decorator]] = {
     "breaker": _breaker,
     "fallback": _fallback,
     "degradable": _degradable,
+    "bulkhead": _bulkhead,
+    "hedge": _hedge,
 }

@@ -16,8 +16,11 @@ __all__ = [
     "BreakerForcedOpen",
     "BreakerHalfOpened",
     "BreakerOpened",
+    "BulkheadRejected",
     "CallRecorded",
     "CallRejected",
+    "HedgeStarted",
+    "HedgeWon",
 ]
 
 
@@ -92,3 +95,32 @@ BreakerEvent: TypeAlias = (
     | CallRejected
     | CallRecorded
 )
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadRejected:
+    """A call found its bulkhead full (no free slot, no place or no time to queue)."""
+
+    name: str
+    max_concurrent: int
+    max_queue: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeStarted:
+    """A call of ``name`` had not answered in time: another attempt was started."""
+
+    name: str
+    attempt: int
+    """The attempt started (2 for the first hedge)."""
+    delay: float
+    """Seconds after the call's start that it started."""
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeWon:
+    """A hedge (not the first attempt) answered first; the other attempts were cancelled."""
+
+    name: str
+    attempt: int

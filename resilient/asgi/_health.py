@@ -17,6 +17,10 @@ build at a time shared by every request waiting for it, and answers every reques
 polling often costs one build a second and never holds up the event loop. The thread
 is started for a build and ends with it, so an idle app holds none; the build is handed
 to it through the event loop's ``run_in_executor``, so the loop knows it waits on it.
+
+Bulkheads whose every slot is taken are counted (``saturated_bulkheads``) and, in the
+detail, listed with their use and limits: a full bulkhead is doing its job, so it never
+fails readiness.
 """
 
 from __future__ import annotations
@@ -150,7 +154,7 @@ class HealthApp:
         with many breakers; the app runs it in a worker thread)."""
         from .._breaker.registry import CircuitBreakerRegistry
         from .._degradation import DegradationLevel, DegradationService, Features, level_for_health
-        from ..telemetry import _percentile, _status, window, window_figures
+        from ..telemetry import _percentile, _status, saturated_bulkheads, window, window_figures
 
         registry = CircuitBreakerRegistry.instance
         registry.sweep_if_due(_config.state.now())  # reading health evicts idle breakers
@@ -182,6 +186,7 @@ class HealthApp:
                 if feature.critical:
                     critical_down.append(feature.name)
 
+        saturated = saturated_bulkheads()
         latencies, errors_by_type, measured = window_figures()
         total_errors = sum(errors_by_type.values())
         p95 = _percentile(latencies, 0.95)
@@ -206,6 +211,7 @@ class HealthApp:
             "features": len(features),
             "unavailable_features": len(unavailable),
             "critical_unavailable_features": len(critical_down),
+            "saturated_bulkheads": len(saturated),
         }
         degradation: dict[str, Any] = {
             "level": level.name,
@@ -234,6 +240,7 @@ class HealthApp:
             "circuits": {name: state for _, _, name, state in top},
             "circuits_omitted": len(ranked) - len(top),
             "services": {name: states.get(name) or _unlisted(registry, name) for name in wanted},
+            "saturated_bulkheads": dict(sorted(saturated.items())[:limit]),
             "window_seconds": window.seconds,
             "errors_by_type": dict(list(errors_by_type.items())[:limit]),
             "latency_ms": {

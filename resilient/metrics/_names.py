@@ -6,6 +6,8 @@ from typing import Final
 
 __all__ = [
     "ACTIVE_REQUESTS",
+    "BULKHEAD_ACTIVE",
+    "BULKHEAD_REJECTIONS",
     "CALLS_REJECTED",
     "CIRCUIT_BREAKER_OPENS",
     "CLIENT_HTTP_ERRORS",
@@ -13,6 +15,8 @@ __all__ = [
     "ERROR_COUNTERS",
     "FALLBACKS_USED",
     "GAUGES",
+    "HEDGES",
+    "HEDGE_WINS",
     "HOOK_ERRORS",
     "METRICS_DROPPED",
     "OPEN_CIRCUITS",
@@ -41,6 +45,10 @@ CALLS_REJECTED: Final = "calls_rejected_total"
 STORE_ERRORS: Final = "store_errors_total"
 METRICS_DROPPED: Final = "metrics_dropped_total"
 HOOK_ERRORS: Final = "hook_errors_total"
+BULKHEAD_REJECTIONS: Final = "bulkhead_rejections_total"
+BULKHEAD_ACTIVE: Final = "bulkhead_active"
+HEDGES: Final = "hedges_total"
+HEDGE_WINS: Final = "hedge_wins_total"
 
 COUNTERS: Final = (
     CLIENT_HTTP_ERRORS,
@@ -54,8 +62,11 @@ COUNTERS: Final = (
     STORE_ERRORS,
     METRICS_DROPPED,
     HOOK_ERRORS,
+    BULKHEAD_REJECTIONS,
+    HEDGES,
+    HEDGE_WINS,
 )
-GAUGES: Final = (ACTIVE_REQUESTS, PENDING_SYNC_ITEMS, OPEN_CIRCUITS)
+GAUGES: Final = (ACTIVE_REQUESTS, PENDING_SYNC_ITEMS, OPEN_CIRCUITS, BULKHEAD_ACTIVE)
 TIMINGS: Final = (REQUEST_LATENCY,)
 ERROR_COUNTERS: Final = (CLIENT_HTTP_ERRORS, TIMEOUTS, SYNC_FAILURES)
 """The counters whose increments count as errors in the health report."""

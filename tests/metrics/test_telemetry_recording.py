@@ -101,6 +101,7 @@ def test_the_report_has_its_documented_fields(fake_clock: FakeClock) -> None:
         "errors_by_type",
         "open_circuits",
         "services",
+        "saturated_bulkheads",
         "counters",
         "gauges",
         "uptime_seconds",
@@ -113,6 +114,7 @@ def test_the_report_has_its_documented_fields(fake_clock: FakeClock) -> None:
         "latency_measured": True,
         "open_circuits": 0,
         "requests": 0,
+        "saturated_bulkheads": 0,
     }
     assert report["window_seconds"] == telemetry.window.seconds
     assert report["generated_at"].endswith("+00:00")
