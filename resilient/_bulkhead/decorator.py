@@ -299,18 +299,27 @@ def _wait_sync(signal: threading.Lock, wait: float | None) -> None:
             return
 
 
+def bulkhead_figures() -> dict[str, dict[str, int]]:
+    """Every live compartment's use and limits, by name."""
+    return {compartment.label: _figures(compartment) for compartment in list(compartments)}
+
+
 def saturated_bulkheads() -> dict[str, dict[str, int]]:
     """Every compartment whose slots are all taken: its use and limits, by name."""
-    found: dict[str, dict[str, int]] = {}
-    for compartment in list(compartments):
-        if compartment.saturated():
-            found[compartment.label] = {
-                "active": compartment.active,
-                "max_concurrent": compartment.max_concurrent,
-                "queued": len(compartment.waiters),
-                "max_queue": compartment.max_queue,
-            }
-    return found
+    return {
+        compartment.label: _figures(compartment)
+        for compartment in list(compartments)
+        if compartment.saturated()
+    }
+
+
+def _figures(compartment: Compartment) -> dict[str, int]:
+    return {
+        "active": compartment.active,
+        "max_concurrent": compartment.max_concurrent,
+        "queued": len(compartment.waiters),
+        "max_queue": compartment.max_queue,
+    }
 
 
 add_bulkhead_source(saturated_bulkheads)

@@ -9,7 +9,6 @@ reasons. The ASGI app serves both; a WSGI adapter can serve them the same way.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -41,7 +40,6 @@ RATE_SPAN: Final = 60.0
 
 _SEVERITY: Final = {"forced_open": 4, "open": 3, "half_open": 2, "disabled": 1, "closed": 0}
 _STATES: Final = tuple(_SEVERITY)
-_BULKHEAD_MODULE: Final = "resilient._bulkhead.registry"
 """Where the bulkhead registry lives once ``@bulkhead`` exists (absent: no bulkhead section)."""
 
 
@@ -174,9 +172,9 @@ class StatusCollector:
 
     def _bulkheads(self) -> dict[str, Any] | None:
         source = self.bulkheads if self.bulkheads is not None else _registered_bulkheads()
-        if source is None:
-            return None
         entries = [_bulkhead_entry(found) for found in source()]
+        if not entries:
+            return None  # an app without bulkheads shows no such section
         saturated = [entry for entry in entries if entry["saturated"]]
         saturated.sort(key=lambda entry: entry["name"])
         return {
@@ -246,16 +244,11 @@ def _error_kind(found: object) -> str | None:
     return None
 
 
-def _registered_bulkheads() -> BulkheadSource | None:
-    """The ``@bulkhead`` registry's listing, if this version of resilient has one."""
-    try:
-        module = importlib.import_module(_BULKHEAD_MODULE)
-    except ImportError:
-        return None
-    registry = getattr(getattr(module, "BulkheadRegistry", None), "instance", None)
-    if registry is None:
-        return None
-    return lambda: list(registry)
+def _registered_bulkheads() -> BulkheadSource:
+    """Every ``@bulkhead`` compartment alive, as rows."""
+    from .._bulkhead.decorator import bulkhead_figures
+
+    return lambda: [{"name": name, **figures} for name, figures in bulkhead_figures().items()]
 
 
 def _bulkhead_entry(found: object) -> dict[str, Any]:

@@ -4,6 +4,7 @@ action log, and a page that loads nothing from elsewhere."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,6 +17,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+import resilient
 from resilient import BreakerConfig, CircuitBreaker, DegradationLevel, Feature, telemetry
 from resilient._breaker.registry import CircuitBreakerRegistry
 from resilient._degradation import DegradationService, Features
@@ -257,8 +259,8 @@ async def test_names_are_escaped_in_the_html() -> None:
 
 
 async def test_bulkheads_are_optional_and_the_saturated_ones_listed() -> None:
-    """Without a bulkhead source the section is absent (``null``); with one, the detail
-    lists the saturated bulkheads and the public view counts them."""
+    """Without bulkheads the section is absent (``null``); with them, the detail lists
+    the saturated ones and the public view counts them."""
     rows = [
         {"name": "ai-pool", "max_concurrent": 2, "active": 2, "max_queue": 4, "queued": 4},
         {"name": "db-pool", "max_concurrent": 8, "active": 3},
@@ -287,6 +289,25 @@ async def test_bulkheads_are_optional_and_the_saturated_ones_listed() -> None:
     plain = (await call(status_app(), "/status/state")).json()
     assert plain["report"]["bulkheads"] is None
     assert "Bulkheads" not in plain["fragments"]["content"]
+
+
+async def test_a_real_saturated_bulkhead_is_listed_by_default() -> None:
+    """With no ``bulkheads=`` source the page reads the ``@bulkhead`` compartments: one
+    whose slots are all taken is listed."""
+    gate = asyncio.Event()
+
+    @resilient.bulkhead(1, name="ai-pool")
+    async def ask() -> None:
+        await gate.wait()
+
+    task = asyncio.ensure_future(ask())
+    await asyncio.sleep(0)
+    try:
+        detail = (await call(status_app(token=TOKEN), "/status/state", headers=AUTH)).json()
+    finally:
+        gate.set()
+        await task
+    assert [row["name"] for row in detail["report"]["bulkheads"]["listed"]] == ["ai-pool"]
 
 
 def test_retry_and_fallback_rates_come_from_the_telemetry_totals(fake_clock: FakeClock) -> None:
