@@ -15,9 +15,10 @@ class Deferred:
     """The receipt for work stored in an outbox instead of done now.
 
     ``key`` identifies the item (enqueuing the same key again stores nothing new);
-    ``position`` is its place in delivery order: it grows with each item stored, so a
-    smaller position is delivered first within a group (it is not a count of the items
-    ahead). ``stored`` is false when an item with this key was already there.
+    ``position`` is its place in delivery order among the items stored: a later item
+    gets a larger one, and within a group the smaller is delivered first (it is not a
+    count of the items ahead, and a delivered item's position may be given again).
+    ``stored`` is false when an item with this key was already there.
     """
 
     key: str

@@ -12,8 +12,9 @@ import functools
 import inspect
 import json
 import os
+import random
+import re
 import socket
-import string
 import sys
 import threading
 import time
@@ -39,7 +40,9 @@ R = TypeVar("R")
 Handler = Callable[[Item], Any]
 
 _SQLITE: Final = "sqlite:///"
-_KIND_CHARACTERS: Final = frozenset(string.ascii_letters + string.digits + "._-:")
+_NAME: Final = re.compile(r"[A-Za-z0-9._:-]+")
+_random = random.Random(os.urandom(16))
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +156,7 @@ class Outbox:
             encoded = json.dumps(payload, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as error:
             raise ConfigError("payload", payload, f"a JSON-serialisable value ({error})") from None
-        chosen = key if key is not None else uuid.uuid4().hex
+        chosen = key if key is not None else f"{_random.getrandbits(128):032x}"
         position, stored = self._backend.put(chosen, kind, encoded, group, self._now())
         if stored:
             self._wake.set()
@@ -458,9 +461,5 @@ def _sqlite_path(url: str | None) -> Path:
 
 
 def _check_name(parameter: str, value: object, longest: int = 100) -> None:
-    if (
-        not isinstance(value, str)
-        or not 1 <= len(value) <= longest
-        or not set(value) <= _KIND_CHARACTERS
-    ):
+    if not isinstance(value, str) or len(value) > longest or not _NAME.fullmatch(value):
         raise ConfigError(parameter, value, f"1 to {longest} letters, digits, '.', '_', '-' or ':'")

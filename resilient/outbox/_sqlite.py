@@ -1,7 +1,7 @@
 """The embedded outbox: one SQLite file (WAL), shared safely by threads and processes.
 
-Each item is a row. A drainer *leases* rows (owner and expiry written in one
-``BEGIN IMMEDIATE`` transaction, so two drainers never lease the same row), delivers
+Each item is a row. A drainer *leases* rows (owner and expiry written by one
+statement, so two drainers never lease the same row), delivers
 them, then deletes them; a drainer that dies leaves leases that expire, and its items go
 to the next drainer. Within a group only the oldest live item can be leased, and only
 while no other item of the group is leased, which delivers a group in order.
@@ -26,7 +26,7 @@ __all__ = ["SQLiteBackend", "default_path"]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS outbox_items (
-    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    position INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     grp TEXT,
@@ -39,17 +39,22 @@ CREATE TABLE IF NOT EXISTS outbox_items (
     last_error TEXT,
     dead INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS outbox_ready ON outbox_items (dead, kind, not_before);
-CREATE INDEX IF NOT EXISTS outbox_groups ON outbox_items (grp, dead, position);
+CREATE INDEX IF NOT EXISTS outbox_groups ON outbox_items (grp, position)
+    WHERE grp IS NOT NULL AND dead = 0;
 """
 
-_LEASABLE: Final = """
-SELECT position, key, kind, grp, payload, attempts, created FROM outbox_items AS i
-WHERE dead = 0 AND not_before <= ? AND lease_until <= ? AND kind IN ({kinds})
-  AND (grp IS NULL OR position = (
-        SELECT MIN(position) FROM outbox_items AS j WHERE j.grp = i.grp AND j.dead = 0))
-ORDER BY position LIMIT ?
+_LEASE: Final = """
+UPDATE outbox_items SET lease_owner = ?, lease_until = ? WHERE position IN (
+    SELECT position FROM outbox_items AS i
+    WHERE dead = 0 AND not_before <= ? AND lease_until <= ? AND kind IN ({kinds})
+      AND (grp IS NULL OR position = (
+            SELECT MIN(position) FROM outbox_items AS j
+            WHERE j.grp = i.grp AND j.grp IS NOT NULL AND j.dead = 0))
+    ORDER BY position LIMIT ?)
+RETURNING position, key, kind, grp, payload, attempts, created
 """
+"""Lease the oldest ready items in one statement (so, atomically): within a group only
+the oldest live item, and only while no other item of the group is leased."""
 
 
 def default_path() -> Path:
@@ -75,7 +80,7 @@ class SQLiteBackend:
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = self._connection()
+            connection = self._connection(durable=True)
             with connection:
                 connection.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as error:
@@ -84,15 +89,20 @@ class SQLiteBackend:
     def __repr__(self) -> str:
         return f"<SQLiteBackend {str(self.path)!r} synchronous={self.synchronous}>"
 
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+    def _connection(self, durable: bool = False) -> sqlite3.Connection:
+        """This thread's connection: ``durable`` ones commit with the configured
+        ``synchronous`` (storing items); the others with ``NORMAL``, enough for leases
+        and acknowledgements, whose loss in a power cut only means a delivery again."""
+        name = "durable" if durable else "plain"
+        connection: sqlite3.Connection | None = getattr(self._local, name, None)
         if connection is None:
             connection = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA synchronous={self.synchronous}")
-            self._local.connection = connection
+            level = self.synchronous if durable else "NORMAL"
+            connection.execute(f"PRAGMA synchronous={level}")
+            setattr(self._local, name, connection)
             with self._lock:
                 self._connections.append(connection)
         return connection
@@ -105,9 +115,9 @@ class SQLiteBackend:
             connection.close()
         self._local = threading.local()
 
-    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+    def _write(self, work: Callable[[sqlite3.Connection], Any], durable: bool = False) -> Any:
         """Run ``work`` in one immediate (write-locking) transaction."""
-        connection = self._connection()
+        connection = self._connection(durable)
         connection.execute("BEGIN IMMEDIATE")
         try:
             result = work(connection)
@@ -138,7 +148,7 @@ class SQLiteBackend:
             return int(found[0]), False
 
         try:
-            result: tuple[int, bool] = self._write(insert)
+            result: tuple[int, bool] = self._write(insert, durable=True)
         except sqlite3.Error as error:
             raise OutboxError(
                 f"the outbox at {self.path} could not store the item: {error}"
@@ -150,52 +160,42 @@ class SQLiteBackend:
     def lease(
         self, kinds: Iterable[str], limit: int, owner: str, now: float, seconds: float
     ) -> list[Item]:
-        """Lease up to ``limit`` ready items of ``kinds`` to ``owner`` for ``seconds``."""
+        """Lease up to ``limit`` ready items of ``kinds`` to ``owner`` for ``seconds``,
+        oldest first."""
         wanted = list(kinds)
         if not wanted:
             return []
-        query = _LEASABLE.format(kinds=", ".join("?" * len(wanted)))
-
-        def take(connection: sqlite3.Connection) -> list[Item]:
-            rows = connection.execute(query, (now, now, *wanted, limit)).fetchall()
-            items = [
-                Item(key, kind, json.loads(payload), grp, position, attempts, created)
-                for position, key, kind, grp, payload, attempts, created in rows
-            ]
-            connection.executemany(
-                "UPDATE outbox_items SET lease_owner = ?, lease_until = ? WHERE position = ?",
-                [(owner, now + seconds, item.position) for item in items],
-            )
-            return items
-
-        items: list[Item] = self._write(take)
-        return items
+        query = _LEASE.format(kinds=", ".join("?" * len(wanted)))
+        rows = (
+            self._connection()
+            .execute(query, (owner, now + seconds, now, now, *wanted, limit))
+            .fetchall()
+        )
+        rows.sort()
+        return [
+            Item(key, kind, json.loads(payload), grp, position, attempts, created)
+            for position, key, kind, grp, payload, attempts, created in rows
+        ]
 
     def done(self, item: Item) -> None:
         """The item was delivered: forget it."""
-        self._write(
-            lambda c: c.execute("DELETE FROM outbox_items WHERE position = ?", (item.position,))
-        )
+        self._connection().execute("DELETE FROM outbox_items WHERE position = ?", (item.position,))
 
     def failed(self, item: Item, error: str, retry_at: float, count: bool) -> None:
         """Give the item back, to be tried again at ``retry_at`` (``count``: the attempt
         counts against the item; a breaker's refusal does not)."""
-        self._write(
-            lambda c: c.execute(
-                "UPDATE outbox_items SET attempts = attempts + ?, last_error = ?, "
-                "not_before = ?, lease_owner = NULL, lease_until = 0 WHERE position = ?",
-                (1 if count else 0, error, retry_at, item.position),
-            )
+        self._connection().execute(
+            "UPDATE outbox_items SET attempts = attempts + ?, last_error = ?, "
+            "not_before = ?, lease_owner = NULL, lease_until = 0 WHERE position = ?",
+            (1 if count else 0, error, retry_at, item.position),
         )
 
     def bury(self, item: Item, error: str) -> None:
         """Set the item aside as a dead letter."""
-        self._write(
-            lambda c: c.execute(
-                "UPDATE outbox_items SET attempts = attempts + 1, last_error = ?, dead = 1, "
-                "lease_owner = NULL, lease_until = 0 WHERE position = ?",
-                (error, item.position),
-            )
+        self._connection().execute(
+            "UPDATE outbox_items SET attempts = attempts + 1, last_error = ?, dead = 1, "
+            "lease_owner = NULL, lease_until = 0 WHERE position = ?",
+            (error, item.position),
         )
 
     def next_ready(self, kinds: Iterable[str]) -> float | None:

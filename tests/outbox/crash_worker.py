@@ -1,9 +1,9 @@
 """A child process for the outbox crash tests, killed with SIGKILL at random points.
 
-    python crash_worker.py enqueue URL FIRST COUNT   stores items k<FIRST>...; prints each
-                                                      key once enqueue has returned
-    python crash_worker.py drain URL LOG              delivers items by appending their
-                                                      keys to LOG (fsync'd), printing each
+python crash_worker.py enqueue URL FIRST COUNT   stores items k<FIRST>...; prints each
+                                                  key once enqueue has returned
+python crash_worker.py drain URL LOG              delivers items by appending their
+                                                  keys to LOG (fsync'd), printing each
 """
 
 from __future__ import annotations

@@ -68,9 +68,7 @@ def pending(folder: Path) -> int:
     return int(row[0])
 
 
-def test_killed_enqueuers_and_drainers_lose_nothing(
-    tmp_path: Path, fake_clock: FakeClock
-) -> None:
+def test_killed_enqueuers_and_drainers_lose_nothing(tmp_path: Path, fake_clock: FakeClock) -> None:
     """20 enqueuing and 20 draining processes killed at seeded random points, then one
     clean drain: each acknowledged key is delivered, duplicates are rare and keyed."""
     url = f"sqlite:///{tmp_path / 'outbox.db'}"

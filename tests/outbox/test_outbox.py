@@ -332,7 +332,7 @@ def test_a_full_disk_refuses_the_new_item_and_keeps_the_stored_ones(box: Outbox)
     SQLite's error) and every item stored before is still there."""
     for n in range(5):
         box.enqueue("a", n, key=f"k{n}")
-    connection = box._backend._connection()
+    connection = box._backend._connection(durable=True)
     pages = connection.execute("PRAGMA page_count").fetchone()[0]
     connection.execute(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(OutboxError) as refused:
