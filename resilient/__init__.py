@@ -38,6 +38,7 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "Configuration",
+    "Deferred",
     "DegradationLevel",
     "DegradationService",
     "Description",
@@ -47,6 +48,7 @@ __all__ = [
     "Feature",
     "FeatureUnavailableError",
     "Features",
+    "Outbox",
     "Policy",
     "PoolStats",
     "ResilienceError",
@@ -115,6 +117,7 @@ if TYPE_CHECKING:
         CallRecorded,
         CallRejected,
     )
+    from .outbox import Deferred, Outbox
 
 # Loaded on first use: defining the event dataclasses costs import time (see _runtime.listeners).
 _LAZY = dict.fromkeys(
@@ -154,6 +157,7 @@ _LAZY.update(
     dict.fromkeys(("Description", "Policy", "describe", "load_policies", "policy"), "._policy")
 )
 _LAZY["RetryBudget"] = "._retry.budget"
+_LAZY.update(dict.fromkeys(("Deferred", "Outbox"), ".outbox"))
 _LAZY.update(
     dict.fromkeys(
         (

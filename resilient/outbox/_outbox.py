@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
+from .._degradation import DegradationService, Feature, Features
 from .._runtime import config as _config
 from .._runtime import validate as _validate
 from ..exceptions import CircuitOpenError, ConfigError, RequestFailedError
@@ -95,6 +96,12 @@ class Outbox:
     lease ends, so a handler may see an item again after a crash (at-least-once: the
     item's ``key`` tells a repeat). Times come from the clock configured when the outbox
     is made (``resilient.configure(clock=...)``), counted from the wall clock.
+
+    ``backlog_feature`` (a ``Feature``, for example ``Feature("sync", level=
+    DegradationLevel.minor, description="answers sync later")``) is made unavailable
+    while ``backlog_threshold`` items or more wait, which raises the degradation level
+    and shows in the health report and the status page (the pending and dead-letter
+    gauges show there too).
     """
 
     def __init__(
@@ -107,6 +114,8 @@ class Outbox:
         poll: float = 1.0,
         batch: int = 32,
         synchronous: str = "FULL",
+        backlog_feature: Feature | None = None,
+        backlog_threshold: int = 100,
     ) -> None:
         from .._retry.decorator import RetryConfig
 
@@ -121,6 +130,16 @@ class Outbox:
         self.batch = _validate.integer("batch", batch, minimum=1)
         if synchronous not in ("FULL", "NORMAL"):
             raise ConfigError("synchronous", synchronous, "'FULL' or 'NORMAL'")
+        given: object = backlog_feature
+        if given is not None and not isinstance(given, Feature):
+            raise ConfigError("backlog_feature", backlog_feature, "a Feature or None")
+        self.backlog_feature = backlog_feature
+        self.backlog_threshold = _validate.integer(
+            "backlog_threshold", backlog_threshold, minimum=1
+        )
+        if backlog_feature is not None:
+            Features.register(backlog_feature)
+        self._over_threshold = False
         self.url = url
         self._backend = SQLiteBackend(_sqlite_path(url), synchronous=synchronous)
         clock = _config.state.clock
@@ -356,10 +375,23 @@ class Outbox:
         return deleted
 
     def refresh_gauges(self) -> None:
-        """Report ``pending_sync_items`` and ``dead_letter_items`` as they are now."""
+        """Report ``pending_sync_items`` and ``dead_letter_items`` as they are now, and
+        mark ``backlog_feature`` unavailable while the backlog is at its threshold or
+        over (done after every drain, and by ``retry_dead`` and ``purge``)."""
         pending, dead = self._backend.counts()
         set_gauge(PENDING_SYNC_ITEMS, pending)
         set_gauge(DEAD_LETTER_ITEMS, dead)
+        feature = self.backlog_feature
+        if feature is None:
+            return
+        over = pending >= self.backlog_threshold
+        if over != self._over_threshold:
+            self._over_threshold = over
+            service = DegradationService.instance
+            if over:
+                service.disable(feature, f"{pending} items are waiting to sync")
+            else:
+                service.enable(feature)
 
     def close(self) -> None:
         """Stop the drainer and close the store (items stay stored)."""

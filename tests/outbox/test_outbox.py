@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 import resilient as rs
+from resilient import DegradationLevel, DegradationService, Feature
+from resilient.asgi import HealthApp
 from resilient.exceptions import CircuitOpenError, ConfigError
 from resilient.outbox import Deferred, Item, Outbox, OutboxError
 from resilient.testing import FakeClock
@@ -392,3 +394,43 @@ def test_the_default_place_is_the_users_data_folder(
 def test_rs_outbox_is_reachable_from_the_package() -> None:
     """``resilient.outbox.Outbox`` is the public entry."""
     assert rs.outbox.Outbox is Outbox
+
+
+def test_a_backlog_at_the_threshold_degrades_the_app_until_it_syncs(
+    url: str, fake_clock: FakeClock
+) -> None:
+    """With ``backlog_feature``, reaching ``backlog_threshold`` pending items makes the
+    feature unavailable (the level rises, the health report says why); syncing clears it."""
+    sync = Feature("sync", level=DegradationLevel.minor, description="answers sync later")
+    offline = [True]
+    with Outbox(url, backlog_feature=sync, backlog_threshold=3) as outbox:
+
+        @outbox.handler("answer")
+        def send(item: Item) -> None:
+            if offline[0]:
+                raise ConnectionError("offline")
+
+        service = DegradationService.instance
+        for n in range(3):
+            outbox.enqueue("answer", n)
+        outbox.drain()
+        assert service.level == DegradationLevel.minor
+        assert "3 items are waiting to sync" in (service.why_unavailable("sync") or "")
+        detail = HealthApp(token="t" * 16).report()
+        assert detail["degradation"]["unavailable_features"]["sync"].endswith("waiting to sync")
+        assert detail["gauges"]["pending_sync_items"] == 3
+        offline[0] = False
+        fake_clock.advance(5)
+        outbox.drain()
+        assert service.level == DegradationLevel.none
+        assert HealthApp(token="t" * 16).report()["gauges"]["pending_sync_items"] == 0
+
+
+def test_the_backlog_settings_are_checked(url: str) -> None:
+    """A non-Feature, or a threshold under 1, is a ConfigError naming the parameter."""
+    with pytest.raises(ConfigError) as refused:
+        Outbox(url, backlog_feature="sync")  # type: ignore[arg-type]
+    assert refused.value.parameter == "backlog_feature"
+    with pytest.raises(ConfigError) as refused:
+        Outbox(url, backlog_threshold=0)
+    assert refused.value.parameter == "backlog_threshold"
