@@ -41,6 +41,7 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "Configuration",
+    "Deferred",
     "DegradationLevel",
     "DegradationService",
     "Description",
@@ -52,6 +53,7 @@ __all__ = [
     "Features",
     "HedgeStarted",
     "HedgeWon",
+    "Outbox",
     "Policy",
     "PoolStats",
     "ResilienceError",
@@ -127,6 +129,7 @@ if TYPE_CHECKING:
         HedgeStarted,
         HedgeWon,
     )
+    from .outbox import Deferred, Outbox
 
 # Loaded on first use: defining the event dataclasses costs import time (see _runtime.listeners).
 _LAZY = dict.fromkeys(
@@ -171,6 +174,7 @@ _LAZY.update(
 _LAZY["RetryBudget"] = "._retry.budget"
 _LAZY["bulkhead"] = "._bulkhead.decorator"
 _LAZY["hedge"] = "._hedge.decorator"
+_LAZY.update(dict.fromkeys(("Deferred", "Outbox"), ".outbox"))
 _LAZY.update(
     dict.fromkeys(
         (

@@ -12,6 +12,7 @@ __all__ = [
     "CIRCUIT_BREAKER_OPENS",
     "CLIENT_HTTP_ERRORS",
     "COUNTERS",
+    "DEAD_LETTER_ITEMS",
     "ERROR_COUNTERS",
     "FALLBACKS_USED",
     "GAUGES",
@@ -39,6 +40,7 @@ FALLBACKS_USED: Final = "fallbacks_used_total"
 REQUEST_LATENCY: Final = "request_latency_ms"
 ACTIVE_REQUESTS: Final = "active_requests"
 PENDING_SYNC_ITEMS: Final = "pending_sync_items"
+DEAD_LETTER_ITEMS: Final = "dead_letter_items"
 OPEN_CIRCUITS: Final = "open_circuits"
 TIMEOUTS: Final = "timeouts_total"
 CALLS_REJECTED: Final = "calls_rejected_total"
@@ -66,7 +68,13 @@ COUNTERS: Final = (
     HEDGES,
     HEDGE_WINS,
 )
-GAUGES: Final = (ACTIVE_REQUESTS, PENDING_SYNC_ITEMS, OPEN_CIRCUITS, BULKHEAD_ACTIVE)
+GAUGES: Final = (
+    ACTIVE_REQUESTS,
+    PENDING_SYNC_ITEMS,
+    DEAD_LETTER_ITEMS,
+    OPEN_CIRCUITS,
+    BULKHEAD_ACTIVE,
+)
 TIMINGS: Final = (REQUEST_LATENCY,)
 ERROR_COUNTERS: Final = (CLIENT_HTTP_ERRORS, TIMEOUTS, SYNC_FAILURES)
 """The counters whose increments count as errors in the health report."""

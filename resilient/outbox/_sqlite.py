@@ -1,0 +1,272 @@
+"""The embedded outbox: one SQLite file (WAL), shared safely by threads and processes.
+
+Each item is a row. A drainer *leases* rows (owner and expiry written by one
+statement, so two drainers never lease the same row), delivers
+them, then deletes them; a drainer that dies leaves leases that expire, and its items go
+to the next drainer. Within a group only the oldest live item can be leased, and only
+while no other item of the group is leased, which delivers a group in order.
+
+Times stored are wall-clock seconds from the outbox's clock (``now``), so leases mean
+the same to every process on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Final
+
+from ._items import DeadItem, Item, OutboxError
+
+__all__ = ["SQLiteBackend", "default_path"]
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS outbox_items (
+    position INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    grp TEXT,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    dead INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_groups ON outbox_items (grp, position)
+    WHERE grp IS NOT NULL AND dead = 0;
+"""
+
+_LEASE: Final = """
+UPDATE outbox_items SET lease_owner = ?, lease_until = ? WHERE position IN (
+    SELECT position FROM outbox_items AS i
+    WHERE dead = 0 AND not_before <= ? AND lease_until <= ? AND kind IN ({kinds})
+      AND (grp IS NULL OR position = (
+            SELECT MIN(position) FROM outbox_items AS j
+            WHERE j.grp = i.grp AND j.grp IS NOT NULL AND j.dead = 0))
+    ORDER BY position LIMIT ?)
+RETURNING position, key, kind, grp, payload, attempts, created
+"""
+"""Lease the oldest ready items in one statement (so, atomically): within a group only
+the oldest live item, and only while no other item of the group is leased."""
+
+
+def default_path() -> Path:
+    """Where the outbox lives when no path is given: the user's data folder."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif (Path.home() / "Library" / "Application Support").is_dir():
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "resilient" / "outbox.db"
+
+
+class SQLiteBackend:
+    """Items in a SQLite file; ``synchronous`` is ``"FULL"`` (every enqueue survives a
+    power cut) or ``"NORMAL"`` (survives the process crashing; faster)."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = self._connection(durable=True)
+            with connection:
+                connection.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise OutboxError(f"cannot open the outbox at {self.path}: {error}") from error
+
+    def __repr__(self) -> str:
+        return f"<SQLiteBackend {str(self.path)!r} synchronous={self.synchronous}>"
+
+    def _connection(self, durable: bool = False) -> sqlite3.Connection:
+        """This thread's connection: ``durable`` ones commit with the configured
+        ``synchronous`` (storing items); the others with ``NORMAL``, enough for leases
+        and acknowledgements, whose loss in a power cut only means a delivery again."""
+        name = "durable" if durable else "plain"
+        connection: sqlite3.Connection | None = getattr(self._local, name, None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            level = self.synchronous if durable else "NORMAL"
+            connection.execute(f"PRAGMA synchronous={level}")
+            setattr(self._local, name, connection)
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def close(self) -> None:
+        """Close every thread's connection (the file stays)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()
+
+    def _write(self, work: Callable[[sqlite3.Connection], Any], durable: bool = False) -> Any:
+        """Run ``work`` in one immediate (write-locking) transaction."""
+        connection = self._connection(durable)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    # --- storing ---------------------------------------------------------------------
+
+    def put(
+        self, key: str, kind: str, payload: str, group: str | None, now: float
+    ) -> tuple[int, bool]:
+        """Store an item unless its key is there; its position, and whether it was new."""
+
+        def insert(connection: sqlite3.Connection) -> tuple[int, bool]:
+            row = connection.execute(
+                "INSERT INTO outbox_items (key, kind, grp, payload, created) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING position",
+                (key, kind, group, payload, now),
+            ).fetchone()
+            if row is not None:
+                return int(row[0]), True
+            found = connection.execute(
+                "SELECT position FROM outbox_items WHERE key = ?", (key,)
+            ).fetchone()
+            return int(found[0]), False
+
+        try:
+            result: tuple[int, bool] = self._write(insert, durable=True)
+        except sqlite3.Error as error:
+            raise OutboxError(
+                f"the outbox at {self.path} could not store the item: {error}"
+            ) from error
+        return result
+
+    # --- delivering ------------------------------------------------------------------
+
+    def lease(
+        self, kinds: Iterable[str], limit: int, owner: str, now: float, seconds: float
+    ) -> list[Item]:
+        """Lease up to ``limit`` ready items of ``kinds`` to ``owner`` for ``seconds``,
+        oldest first."""
+        wanted = list(kinds)
+        if not wanted:
+            return []
+        query = _LEASE.format(kinds=", ".join("?" * len(wanted)))
+        rows = (
+            self._connection()
+            .execute(query, (owner, now + seconds, now, now, *wanted, limit))
+            .fetchall()
+        )
+        rows.sort()
+        return [
+            Item(key, kind, json.loads(payload), grp, position, attempts, created)
+            for position, key, kind, grp, payload, attempts, created in rows
+        ]
+
+    def done(self, item: Item) -> None:
+        """The item was delivered: forget it."""
+        self._connection().execute("DELETE FROM outbox_items WHERE position = ?", (item.position,))
+
+    def failed(self, item: Item, error: str, retry_at: float, count: bool) -> None:
+        """Give the item back, to be tried again at ``retry_at`` (``count``: the attempt
+        counts against the item; a breaker's refusal does not)."""
+        self._connection().execute(
+            "UPDATE outbox_items SET attempts = attempts + ?, last_error = ?, "
+            "not_before = ?, lease_owner = NULL, lease_until = 0 WHERE position = ?",
+            (1 if count else 0, error, retry_at, item.position),
+        )
+
+    def bury(self, item: Item, error: str) -> None:
+        """Set the item aside as a dead letter."""
+        self._connection().execute(
+            "UPDATE outbox_items SET attempts = attempts + 1, last_error = ?, dead = 1, "
+            "lease_owner = NULL, lease_until = 0 WHERE position = ?",
+            (error, item.position),
+        )
+
+    def next_ready(self, kinds: Iterable[str]) -> float | None:
+        """The earliest time an item of ``kinds`` becomes ready (``None``: none pending)."""
+        wanted = list(kinds)
+        if not wanted:
+            return None
+        row = (
+            self._connection()
+            .execute(
+                "SELECT MIN(MAX(not_before, lease_until)) FROM outbox_items "
+                f"WHERE dead = 0 AND kind IN ({', '.join('?' * len(wanted))})",
+                wanted,
+            )
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
+    # --- looking and tidying ---------------------------------------------------------
+
+    def counts(self) -> tuple[int, int]:
+        """How many items are pending and how many are dead letters."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT COALESCE(SUM(dead = 0), 0), COALESCE(SUM(dead = 1), 0) FROM outbox_items"
+            )
+            .fetchone()
+        )
+        return int(row[0]), int(row[1])
+
+    def dead(self, limit: int) -> list[DeadItem]:
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT key, kind, payload, grp, position, attempts, created, last_error "
+                "FROM outbox_items WHERE dead = 1 ORDER BY position LIMIT ?",
+                (limit,),
+            )
+            .fetchall()
+        )
+        return [
+            DeadItem(key, kind, json.loads(payload), grp, position, attempts, created, error or "")
+            for key, kind, payload, grp, position, attempts, created, error in rows
+        ]
+
+    def revive(self, keys: Iterable[str] | None) -> int:
+        """Make dead letters (all, or those of ``keys``) pending again, attempts reset."""
+        update = (
+            "UPDATE outbox_items SET dead = 0, attempts = 0, not_before = 0, "
+            "last_error = NULL WHERE dead = 1"
+        )
+        if keys is None:
+            return int(self._write(lambda c: c.execute(update).rowcount))
+        wanted = list(keys)
+        return int(
+            self._write(
+                lambda c: sum(c.execute(update + " AND key = ?", (k,)).rowcount for k in wanted)
+            )
+        )
+
+    def purge(self, dead: bool, kind: str | None, before: float | None) -> int:
+        """Delete dead letters (``dead``) or pending items, of ``kind``, stored before
+        ``before``; the number deleted."""
+        clauses = ["dead = ?"]
+        values: list[Any] = [1 if dead else 0]
+        if kind is not None:
+            clauses.append("kind = ?")
+            values.append(kind)
+        if before is not None:
+            clauses.append("created < ?")
+            values.append(before)
+        sql = f"DELETE FROM outbox_items WHERE {' AND '.join(clauses)}"
+        return int(self._write(lambda c: c.execute(sql, values).rowcount))

@@ -1,0 +1,436 @@
+"""The SQLite outbox: work stored before it is done, delivered later at least once, in
+order within a group, set aside when it keeps failing, and never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import resilient as rs
+from resilient import DegradationLevel, DegradationService, Feature
+from resilient.asgi import HealthApp
+from resilient.exceptions import CircuitOpenError, ConfigError
+from resilient.outbox import Deferred, Item, Outbox, OutboxError
+from resilient.testing import FakeClock
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'outbox.db'}"
+
+
+@pytest.fixture
+def box(url: str, fake_clock: FakeClock) -> Any:
+    with Outbox(url, max_attempts=3) as outbox:
+        yield outbox
+
+
+def test_an_enqueued_item_is_on_disk_when_enqueue_returns(url: str) -> None:
+    """A second outbox on the same file (a restarted process) sees the item at once."""
+    first = Outbox(url)
+    receipt = first.enqueue("answer", {"student": "ana", "value": 42}, group="ana")
+    assert isinstance(receipt, Deferred)
+    assert receipt.stored
+    restarted = Outbox(url)
+    seen: list[Any] = []
+    restarted.handler("answer")(lambda item: seen.append((item.key, item.payload, item.group)))
+    assert restarted.drain().delivered == 1
+    assert seen == [(receipt.key, {"student": "ana", "value": 42}, "ana")]
+    assert first.pending() == 0
+    first.close()
+    restarted.close()
+
+
+def test_the_same_key_is_stored_once(box: Outbox) -> None:
+    """Enqueuing a key twice stores one item; the second receipt says so."""
+    one = box.enqueue("answer", 1, key="ana-q1")
+    two = box.enqueue("answer", 2, key="ana-q1")
+    assert (one.stored, two.stored) == (True, False)
+    assert one.position == two.position
+    assert box.pending() == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "parameter"),
+    [
+        ({"kind": "", "payload": 1}, "kind"),
+        ({"kind": "a b", "payload": 1}, "kind"),
+        ({"kind": "k", "payload": {1, 2}}, "payload"),
+        ({"kind": "k", "payload": float("nan")}, "payload"),
+        ({"kind": "k", "payload": 1, "key": ""}, "key"),
+        ({"kind": "k", "payload": 1, "group": 7}, "group"),
+    ],
+)
+def test_bad_items_are_refused_before_anything_is_stored(
+    box: Outbox, arguments: dict[str, Any], parameter: str
+) -> None:
+    """A payload that is not JSON, or a bad kind, key or group, is a ConfigError naming
+    it, and nothing is stored."""
+    with pytest.raises(ConfigError) as refused:
+        box.enqueue(**arguments)
+    assert refused.value.parameter == parameter
+    assert box.pending() == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "parameter"),
+    [
+        ({"url": "postgres://x"}, "url"),
+        ({"url": "sqlite:///"}, "url"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"lease": 0}, "lease"),
+        ({"poll": -1}, "poll"),
+        ({"batch": 0}, "batch"),
+        ({"synchronous": "OFF"}, "synchronous"),
+        ({"backoff": 3}, "backoff"),
+    ],
+)
+def test_bad_settings_are_refused_at_construction(
+    tmp_path: Path, arguments: dict[str, Any], parameter: str
+) -> None:
+    """Each bad setting is a ConfigError naming the parameter."""
+    arguments.setdefault("url", f"sqlite:///{tmp_path / 'o.db'}")
+    with pytest.raises(ConfigError) as refused:
+        Outbox(**arguments)
+    assert refused.value.parameter == parameter
+
+
+def test_a_group_is_delivered_in_order_and_does_not_hold_up_others(
+    box: Outbox, fake_clock: FakeClock
+) -> None:
+    """While the head of group ``ana`` keeps failing, ``ana``'s later items wait and
+    group ``ben`` is delivered; once it succeeds, ``ana`` follows in order."""
+    delivered: list[Any] = []
+    failing = {"ana-1"}
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        if item.key in failing:
+            raise ConnectionError("offline")
+        delivered.append(item.key)
+
+    for key, group in [("ana-1", "ana"), ("ana-2", "ana"), ("ben-1", "ben"), ("ben-2", "ben")]:
+        box.enqueue("answer", key, key=key, group=group)
+    box.drain()
+    assert delivered == ["ben-1", "ben-2"]
+    failing.clear()
+    box.drain()
+    assert delivered == ["ben-1", "ben-2"]  # ana-1 waits out its backoff
+    fake_clock.advance(2)
+    box.drain()
+    assert delivered == ["ben-1", "ben-2", "ana-1", "ana-2"]
+
+
+def test_a_failing_item_waits_its_backoff_then_becomes_a_dead_letter(
+    box: Outbox, fake_clock: FakeClock
+) -> None:
+    """Each failure waits ``backoff.delay(n)``; after ``max_attempts`` the item is a dead
+    letter with its last error; ``retry_dead`` brings it back with fresh attempts."""
+    calls: list[float] = []
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        calls.append(fake_clock.monotonic())
+        raise ConnectionError(f"offline at attempt {item.attempts + 1}")
+
+    box.enqueue("answer", "x", key="k")
+    for _ in range(10):
+        box.drain()
+        fake_clock.advance(0.5)
+    assert len(calls) == 3
+    assert calls[1] - calls[0] >= 0.8  # about 1 s (jitter ±20 %)
+    assert calls[2] - calls[1] >= 1.6  # about 2 s
+    [dead] = box.dead()
+    assert (dead.key, dead.attempts) == ("k", 3)
+    assert "offline at attempt 3" in dead.error
+    assert box.pending() == 0
+    assert box.retry_dead() == 1
+    assert box.pending() == 1
+    assert box.dead() == []
+
+
+def test_an_open_breaker_pauses_its_kind_without_using_attempts(
+    box: Outbox, fake_clock: FakeClock
+) -> None:
+    """A handler's open breaker is not the item's fault: the kind waits ``retry_after``
+    with attempts unchanged, and other kinds keep going."""
+    opened = [True]
+    tries: list[str] = []
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        tries.append(item.key)
+        if opened[0]:
+            raise CircuitOpenError("grading-api", 30.0)
+
+    other: list[str] = []
+    box.handler("log")(lambda item: other.append(item.key))
+    for n in range(5):
+        box.enqueue("answer", n, key=f"a{n}")
+    box.enqueue("log", 0, key="l0")
+    drained = box.drain()
+    assert tries == ["a0"]  # the rest of the kind waits for the breaker
+    assert other == ["l0"]
+    assert (drained.failed, drained.dead) == (0, 0)
+    fake_clock.advance(29)
+    box.drain()
+    assert tries == ["a0"]
+    opened[0] = False
+    fake_clock.advance(1)
+    box.drain()
+    assert tries == ["a0", "a0", "a1", "a2", "a3", "a4"]
+    assert box.dead() == []
+
+
+def test_an_interrupt_in_a_handler_propagates_and_loses_nothing(box: Outbox) -> None:
+    """KeyboardInterrupt reaches the caller; the item and the rest of its batch are
+    pending again at once, their attempts unchanged."""
+    interrupted = [True]
+    seen: list[Item] = []
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        seen.append(item)
+        if interrupted[0]:
+            raise KeyboardInterrupt
+
+    for n in range(3):
+        box.enqueue("answer", n, key=f"k{n}")
+    with pytest.raises(KeyboardInterrupt):
+        box.drain()
+    assert box.pending() == 3
+    interrupted[0] = False
+    assert box.drain().delivered == 3
+    assert [item.attempts for item in seen] == [0, 0, 0, 0]
+
+
+def test_a_deferrable_call_is_stored_when_offline_and_done_later(box: Outbox) -> None:
+    """Offline (a network-class error) the caller gets a receipt; ``drain`` calls the
+    function again with the same arguments once it can."""
+    online = [False]
+    done: list[tuple[str, int]] = []
+
+    @box.deferrable("submit")
+    def submit(student: str, *, score: int) -> str:
+        if not online[0]:
+            raise ConnectionError("captive portal")
+        done.append((student, score))
+        return "saved"
+
+    receipt = submit("ana", score=9)
+    assert isinstance(receipt, Deferred)
+    assert receipt.kind == "submit"
+    online[0] = True
+    assert submit("ben", score=7) == "saved"
+    box.drain()
+    assert done == [("ben", 7), ("ana", 9)]
+
+
+def test_other_errors_reach_the_caller_and_when_decides_otherwise(box: Outbox) -> None:
+    """A bug is not deferred; ``when=`` chooses which errors are."""
+
+    @box.deferrable("a")
+    def buggy() -> None:
+        raise ValueError("bug")
+
+    @box.deferrable("b", when=lambda error: isinstance(error, ValueError))
+    def chosen() -> None:
+        raise ValueError("deferred")
+
+    with pytest.raises(ValueError, match="bug"):
+        buggy()
+    assert isinstance(chosen(), Deferred)
+    assert box.pending() == 1
+
+
+def test_arguments_that_cannot_be_stored_leave_the_callers_error_with_a_note(
+    box: Outbox,
+) -> None:
+    """A failed call whose arguments are not JSON gets its own error back, with a note
+    saying why it was not deferred; nothing is stored."""
+
+    @box.deferrable("a")
+    def send(thing: object) -> None:
+        raise ConnectionError("offline")
+
+    with pytest.raises(ConnectionError) as raised:
+        send(object())
+    assert any("not deferred" in note for note in raised.value.__notes__)
+    assert box.pending() == 0
+
+
+def test_async_functions_defer_and_drain_async_delivers(box: Outbox, fake_clock: FakeClock) -> None:
+    """An async deferrable call is stored when offline and delivered by ``drain_async``."""
+    done: list[int] = []
+    online = [False]
+
+    @box.deferrable("a")
+    async def submit(n: int) -> int:
+        if not online[0]:
+            raise TimeoutError
+        done.append(n)
+        return n
+
+    async def scenario() -> None:
+        assert isinstance(await submit(1), Deferred)
+        online[0] = True
+        assert (await box.drain_async()).delivered == 1
+
+    asyncio.run(scenario())
+    assert done == [1]
+
+
+def test_two_drainers_on_one_file_deliver_each_item_once(url: str) -> None:
+    """Two outboxes (as two processes would) draining one file at once never lease the
+    same item: each of 200 items is delivered exactly once."""
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def record(item: Item) -> None:
+        with lock:
+            seen.append(item.key)
+
+    boxes = [Outbox(url, batch=5) for _ in range(2)]
+    for outbox in boxes:
+        outbox.handler("a")(record)
+    for n in range(200):
+        boxes[0].enqueue("a", n, key=f"k{n}")
+    threads = [threading.Thread(target=outbox.drain) for outbox in boxes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seen) == sorted(f"k{n}" for n in range(200))
+    for outbox in boxes:
+        outbox.close()
+
+
+def test_a_dead_drainers_items_go_to_another_when_its_lease_ends(
+    url: str, fake_clock: FakeClock
+) -> None:
+    """Items leased by a drainer that never finished are taken over after ``lease``
+    seconds, with the same key (a handler can tell the repeat)."""
+    crashed = Outbox(url, lease=30)
+    crashed.enqueue("a", 1, key="k1")
+    crashed.handler("a")(lambda item: None)
+    stuck = crashed._backend.lease(["a"], 10, "dead-process", crashed._now(), 30)
+    assert [item.key for item in stuck] == ["k1"]
+    survivor = Outbox(url, lease=30)
+    keys: list[str] = []
+    survivor.handler("a")(lambda item: keys.append(item.key))
+    assert survivor.drain().delivered == 0
+    fake_clock.advance(31)
+    assert survivor.drain().delivered == 1
+    assert keys == ["k1"]
+
+
+def test_a_full_disk_refuses_the_new_item_and_keeps_the_stored_ones(box: Outbox) -> None:
+    """When SQLite reports the disk full, enqueue raises OutboxError (chained to
+    SQLite's error) and every item stored before is still there."""
+    for n in range(5):
+        box.enqueue("a", n, key=f"k{n}")
+    connection = box._backend._connection(durable=True)
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(OutboxError) as refused:
+        box.enqueue("a", "x" * 100_000, key="big")
+    assert isinstance(refused.value.__cause__, sqlite3.Error)
+    assert box.pending() == 5
+
+
+def test_metrics_count_deliveries_by_kind_and_gauge_the_backlog(
+    box: Outbox, fake_clock: FakeClock, resilient_metrics: Any
+) -> None:
+    """``sync_success_total`` and ``sync_failures_total`` by kind; ``pending_sync_items``
+    and ``dead_letter_items`` as they stand after a drain."""
+    box.handler("ok")(lambda item: None)
+
+    @box.handler("bad")
+    def bad(item: Item) -> None:
+        raise ConnectionError
+
+    box.enqueue("ok", 1)
+    box.enqueue("ok", 2)
+    box.enqueue("bad", 3)
+    box.drain()
+    resilient_metrics.assert_counter("sync_success_total", 2, kind="ok")
+    resilient_metrics.assert_counter("sync_failures_total", 1, kind="bad")
+    resilient_metrics.assert_gauge("pending_sync_items", 1)
+    resilient_metrics.assert_gauge("dead_letter_items", 0)
+
+
+def test_the_background_drainer_delivers_what_is_enqueued(url: str) -> None:
+    """``start()`` delivers an item enqueued afterwards without any call to drain;
+    ``stop()`` ends its thread."""
+    delivered = threading.Event()
+    outbox = Outbox(url)
+    outbox.handler("a")(lambda item: delivered.set())
+    outbox.start()
+    try:
+        outbox.enqueue("a", 1)
+        assert delivered.wait(10)
+    finally:
+        outbox.stop()
+    assert not any(t.name == "resilient-outbox" for t in threading.enumerate())
+    outbox.close()
+
+
+def test_the_default_place_is_the_users_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no URL the outbox lives under ``$XDG_DATA_HOME/resilient/outbox.db``."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with Outbox() as outbox:
+        outbox.enqueue("a", 1)
+    assert (tmp_path / "resilient" / "outbox.db").is_file()
+
+
+def test_rs_outbox_is_reachable_from_the_package() -> None:
+    """``resilient.outbox.Outbox`` is the public entry."""
+    assert rs.outbox.Outbox is Outbox
+
+
+def test_a_backlog_at_the_threshold_degrades_the_app_until_it_syncs(
+    url: str, fake_clock: FakeClock
+) -> None:
+    """With ``backlog_feature``, reaching ``backlog_threshold`` pending items makes the
+    feature unavailable (the level rises, the health report says why); syncing clears it."""
+    sync = Feature("sync", level=DegradationLevel.minor, description="answers sync later")
+    offline = [True]
+    with Outbox(url, backlog_feature=sync, backlog_threshold=3) as outbox:
+
+        @outbox.handler("answer")
+        def send(item: Item) -> None:
+            if offline[0]:
+                raise ConnectionError("offline")
+
+        service = DegradationService.instance
+        for n in range(3):
+            outbox.enqueue("answer", n)
+        outbox.drain()
+        assert service.level == DegradationLevel.minor
+        assert "3 items are waiting to sync" in (service.why_unavailable("sync") or "")
+        detail = HealthApp(token="t" * 16).report()
+        assert detail["degradation"]["unavailable_features"]["sync"].endswith("waiting to sync")
+        assert detail["gauges"]["pending_sync_items"] == 3
+        offline[0] = False
+        fake_clock.advance(5)
+        outbox.drain()
+        assert service.level == DegradationLevel.none
+        assert HealthApp(token="t" * 16).report()["gauges"]["pending_sync_items"] == 0
+
+
+def test_the_backlog_settings_are_checked(url: str) -> None:
+    """A non-Feature, or a threshold under 1, is a ConfigError naming the parameter."""
+    with pytest.raises(ConfigError) as refused:
+        Outbox(url, backlog_feature="sync")  # type: ignore[arg-type]
+    assert refused.value.parameter == "backlog_feature"
+    with pytest.raises(ConfigError) as refused:
+        Outbox(url, backlog_threshold=0)
+    assert refused.value.parameter == "backlog_threshold"
