@@ -19,7 +19,7 @@ from typing import Any
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._wrapping.layer import AsyncStreamCall, StreamCall
-from .._wrapping.streams import resume
+from .._wrapping.streams import sent_in, thrown_in
 from .plan import GiveUp
 
 __all__ = ["retry_stream_async", "retry_stream_sync"]
@@ -75,7 +75,13 @@ def retry_stream_sync(layer: Any, planner: Planner, call: StreamCall, name: str)
             stream, first = again(error, args, kwargs, start)
             if stream is _DONE:
                 return first
-        return (yield from resume(stream, first))
+        try:
+            sent = yield first
+        except BaseException as thrown:  # close() or throw() by the consumer: the producer's
+            return (yield from thrown_in(stream, thrown))
+        if sent is None:
+            return (yield from stream)
+        return (yield from sent_in(stream, sent))
 
     def restarting(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         if budget is not None:

@@ -3,7 +3,9 @@ and answering from a substitute stream when a stream fails before its first item
 
 A layer's stream form is a generator function around the producer's generator. Once
 the first item is out, the rest is handed on with ``yield from``, so ``send``, ``throw``
-and ``close`` reach the producer as if the consumer iterated it directly.
+and ``close`` reach the producer as if the consumer iterated it directly. The layers
+write the first hand-over inline (``yield first``, then ``yield from stream``): a
+helper generator there would cost the happy path one more frame per item.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "as_async_stream",
     "as_stream",
     "resume",
+    "sent_in",
     "substitute_async",
     "substitute_sync",
     "thrown_in",
@@ -40,6 +43,15 @@ def resume(stream: Generator[Any, Any, Any], item: Any) -> Generator[Any, Any, A
             item = stream.send(sent)
         except StopIteration as stop:
             return stop.value
+
+
+def sent_in(stream: Generator[Any, Any, Any], sent: Any) -> Generator[Any, Any, Any]:
+    """What the consumer sent for the first item goes to the producer, then the rest."""
+    try:
+        item = stream.send(sent)
+    except StopIteration as stop:
+        return stop.value
+    return (yield from resume(stream, item))
 
 
 def thrown_in(stream: Generator[Any, Any, Any], thrown: BaseException) -> Generator[Any, Any, Any]:
@@ -112,7 +124,13 @@ def substitute_sync(
             answer = recover(args, kwargs, error)
         else:
             answered()
-            return (yield from resume(stream, first))
+            try:
+                sent = yield first
+            except BaseException as thrown:
+                return (yield from thrown_in(stream, thrown))
+            if sent is None:
+                return (yield from stream)
+            return (yield from sent_in(stream, sent))
         return (yield from as_stream(answer))
 
     return guarded
