@@ -117,8 +117,10 @@ async def test_a_dropped_sync_stream_closes_its_producer(fake_clock: FakeClock, 
 
 @EACH
 async def test_nothing_is_left_running(kind: Kind, fake_clock: FakeClock, layer: str) -> None:
-    """After streams end, fail and time out, no thread or task was added."""
-    threads, tasks = threading.active_count(), len(asyncio.all_tasks())
+    """After streams end, fail and time out, no thread, task or timer was added, and the
+    timeout pool holds no abandoned call."""
+    threads, tasks, timers = threading.active_count(), len(asyncio.all_tasks()), live_timers()
+    workers = resilient.timeout_pool_stats().workers
     for run in ([1, 2], [ValueError()], [1, Wait(10), 2]):
         try:
             await kind.drain(guarded(kind, Script([run]), layer)())
@@ -126,6 +128,15 @@ async def test_nothing_is_left_running(kind: Kind, fake_clock: FakeClock, layer:
             pass
     assert threading.active_count() == threads
     assert len(asyncio.all_tasks()) == tasks
+    assert live_timers() == timers
+    stats = resilient.timeout_pool_stats()
+    assert (stats.workers, stats.abandoned) == (workers, 0)
+
+
+def live_timers() -> int:
+    """Timers still armed on the running loop (a cancelled one waits there to be dropped)."""
+    scheduled = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+    return sum(not handle.cancelled() for handle in scheduled)
 
 
 def test_send_and_throw_reach_a_sync_producer(fake_clock: FakeClock) -> None:

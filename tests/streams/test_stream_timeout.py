@@ -142,6 +142,27 @@ async def test_a_timeout_stream_uses_no_thread(kind: Kind, fake_clock: FakeClock
     assert threading.active_count() == before
 
 
+@pytest.mark.parametrize("strategy", ["thread", "signal"])
+def test_a_sync_stream_is_bounded_on_the_consumers_thread(
+    fake_clock: FakeClock, strategy: str
+) -> None:
+    """Either strategy bounds a sync stream in the consumer's thread, between items."""
+    threads: list[int] = []
+
+    @resilient.timeout(2, strategy=strategy)  # type: ignore[arg-type]
+    def stream() -> object:
+        threads.append(threading.get_ident())
+        yield 1
+        fake_clock.sleep(5)
+        yield 2
+
+    items = stream()
+    assert next(items) == 1
+    with pytest.raises(TimeoutExceededError):
+        next(items)
+    assert threads == [threading.get_ident()]
+
+
 def test_per_item_is_refused_on_a_plain_function() -> None:
     """per_item= has no meaning for a call: applying it to one raises ConfigError."""
     with pytest.raises(ConfigError, match="per_item") as caught:
