@@ -156,7 +156,8 @@ def retry(
     On a generator or async generator function, an attempt that fails before its first
     item is retried; once an item has reached the caller a failure propagates, since
     the caller already has items. ``restart_stream=True`` retries such a failure too,
-    by starting the stream again from scratch: the caller then gets those items again.
+    by starting the stream again from scratch: the caller then gets those items again
+    (a call always starts from scratch, so the setting changes nothing for calls).
     """
     if config is None:
         config = RetryConfig.standard

@@ -102,8 +102,9 @@ def timeout(
     On a generator or async generator function the budget covers the whole stream, from
     the first item asked for to its end, and ``per_item`` (seconds, only for streams)
     bounds each wait for the next item; an async producer is cancelled at the deadline,
-    a sync one is closed when it next hands over an item or ends (``resilient._timeout.
-    stream`` says why). The producer sees the deadline through ``remaining()``.
+    a sync one (run on the caller's thread, whatever the ``strategy``) is stopped when it
+    sleeps on the configured clock past the deadline, or else closed when it next hands
+    over an item or ends. The producer sees the deadline through ``remaining()``.
     """
     budget = Timeouts.get(seconds, parameter="seconds") if isinstance(seconds, str) else seconds
     budget = _validate.required_duration("seconds", budget, allow_zero=False)

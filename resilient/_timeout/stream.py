@@ -17,6 +17,9 @@ consumer gets ``TimeoutExceededError`` (``late_by`` says how late). A producer t
 sleeps on the configured clock (a ``FakeClock``) past the deadline is stopped there;
 one blocked in other code is only seen late when it comes back: give its own calls a
 timeout of ``resilient.remaining()``.
+
+Items are taken with ``next()`` (``__anext__``): values passed with ``send()`` or
+``asend()`` do not reach the producer through a timeout.
 """
 
 from __future__ import annotations
