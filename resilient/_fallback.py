@@ -27,8 +27,9 @@ from ._runtime.listeners import dispatch, hub
 from ._runtime.types import MetricsSink
 from ._wrapping.emit import Emitter, emitter_for
 from ._wrapping.hooks import add_note_once, describe_failure, hook_failed, safe_predicate
-from ._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
+from ._wrapping.layer import AnyCall, AsyncCall, AsyncStreamCall, Decorator, Layer, StreamCall
 from ._wrapping.lint import ResilienceWarning
+from ._wrapping.streams import substitute_async, substitute_sync
 from .exceptions import ConfigError
 from .metrics._names import FALLBACKS_USED
 from .typing import ExceptionFilter
@@ -161,6 +162,12 @@ def fallback(
     result for the same arguments (``key(*args, **kwargs)`` when they are not hashable;
     a key of ``None`` leaves that call out of the cache).
     ``KeyboardInterrupt``, ``SystemExit``, cancellation and ``GeneratorExit`` always pass.
+
+    On a generator or async generator function, a stream that fails before its first
+    item is replaced by the fallback's stream: a generator (or, for an async generator,
+    an async generator) is iterated, any other answer becomes a one-item stream. A
+    failure after the first item reaches the caller; ``when=`` and ``cache=`` have no
+    meaning for a stream and are refused.
     """
     if not values and not cache:
         raise ConfigError("values", values, "at least one fallback value, callable or cache=True")
@@ -514,3 +521,38 @@ class _Fallback(Layer):
             prefix = f"resilient.fallback on {name}: {label}: "
             add_note_once(error, f"{prefix}{describe_failure(failure)}", replaces=prefix)
         raise error
+
+    # Generator functions: the stream forms live in ``_wrapping.streams``.
+
+    def wrap_stream_sync(self, call: StreamCall, name: str) -> StreamCall:
+        self._refuse_stream(name)
+        if any(source.is_async for source in self.sources):
+            raise ConfigError(
+                "values", [s.value for s in self.sources], "sync callables for a generator"
+            )
+
+        def recover(args: Any, kwargs: Any, error: Exception) -> Any:
+            return self._recover_sync(name, None, args, kwargs, error)
+
+        wanted = functools.partial(self._wanted, name)
+        return substitute_sync(call, self._types(), wanted, recover, _answered)
+
+    def wrap_stream_async(self, call: AsyncStreamCall, name: str) -> AsyncStreamCall:
+        self._refuse_stream(name)
+
+        async def recover(args: Any, kwargs: Any, error: Exception) -> Any:
+            return await self._recover_async(name, None, args, kwargs, error)
+
+        wanted = functools.partial(self._wanted, name)
+        return substitute_async(call, self._types(), wanted, recover, _answered)
+
+    def _refuse_stream(self, name: str) -> None:
+        """A stream has no result for ``when=`` to judge or for a cache to keep."""
+        if self.when is not None:
+            raise ConfigError("when", self.when, f"None for the generator function {name}")
+        if self.config is not None:
+            raise ConfigError("cache", self.config, f"False for the generator function {name}")
+
+
+_answered = functools.partial(_last.set, None)
+"""A stream whose own first item (or end) arrived: no fallback answered it."""

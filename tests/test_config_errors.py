@@ -101,6 +101,8 @@ ROWS = [
     ok(Row(resilient.timeout, "strategy", "fork", ("thread",), base={"seconds": 1})),
     ok(Row(resilient.timeout, "metrics", "statsd", base={"seconds": 1})),
     ok(Row(resilient.timeout, "max_threads", 0, base={"seconds": 1})),
+    ok(Row(resilient.timeout, "per_item", -1, ("> 0",), base={"seconds": 1})),
+    ok(Row(resilient.timeout, "per_item", "2s", ("seconds",), base={"seconds": 1})),
     # retry
     ok(Row(resilient.retry, "config", 3)),
     ok(Row(resilient.retry, "config", "standrad", ("did you mean 'standard'?",))),
@@ -119,6 +121,7 @@ ROWS = [
     ok(Row(resilient.retry, "budget", 0.1, ("RetryBudget",))),
     ok(Row(resilient.retry, "max_retry_after", -1)),
     ok(Row(resilient.retry, "max_retry_after", 1e10, ("1e+09",))),
+    ok(Row(resilient.retry, "restart_stream", "yes", ("True or False",))),
     # RetryConfig
     ok(Row(RetryConfig, "attempts", 0)),
     ok(Row(RetryConfig, "initial_delay", -1)),

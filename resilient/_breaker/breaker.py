@@ -20,7 +20,9 @@ from .._runtime import config as _config
 from .._wrapping.layer import (
     AnyCall,
     AsyncCall,
+    AsyncStreamCall,
     Layer,
+    StreamCall,
     apply,
     code_flags,
     name_of,
@@ -29,6 +31,7 @@ from .._wrapping.layer import (
 from ..exceptions import CircuitOpenError, ConfigError
 from .core import BreakerCore, Permit, Store, default_store, read_clock
 from .metrics import rejected
+from .stream import guard_stream_async, guard_stream_sync
 
 __all__ = ["BreakerLayer", "CircuitBreaker", "Store", "default_store"]
 
@@ -496,6 +499,14 @@ class BreakerLayer(Layer):
 
     def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
         return self.breaker.guard_async(call)  # type: ignore[no-any-return]
+
+    # Generator functions: the stream forms live in ``stream``.
+
+    def wrap_stream_sync(self, call: StreamCall, name: str) -> StreamCall:
+        return guard_stream_sync(self.breaker, call)
+
+    def wrap_stream_async(self, call: AsyncStreamCall, name: str) -> AsyncStreamCall:
+        return guard_stream_async(self.breaker, call)
 
 
 def _refuse_in_call(fn: object) -> None:

@@ -21,10 +21,11 @@ from .._runtime import validate as _validate
 from .._runtime.types import ExceptionFilter, MetricsSink, OnRetry, Seconds
 from .._wrapping.emit import Emitter, emitter_for
 from .._wrapping.hooks import add_note_once, hook_failed, hook_note, hook_prefix
-from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
+from .._wrapping.layer import AnyCall, AsyncCall, AsyncStreamCall, Decorator, Layer, StreamCall
 from ..exceptions import CircuitOpenError, ConfigError
 from ..metrics._names import RETRY_ATTEMPTS
 from .plan import NOT_RETRYABLE, GiveUp, RetryPlan, Sleep, attempts
+from .stream import retry_stream_async, retry_stream_sync
 
 if TYPE_CHECKING:
     from .budget import RetryBudget
@@ -130,6 +131,7 @@ def retry(
     wait: Callable[[Any], float] | None = None,
     metrics: MetricsSink | None = None,
     budget: RetryBudget | None = None,
+    restart_stream: bool = False,
 ) -> Decorator:
     """Call again when the call raises one of ``on`` (default: any ``Exception``).
 
@@ -150,6 +152,12 @@ def retry(
     (``retry_attempts_total``). ``budget`` (a ``RetryBudget``) counts each call and, after
     a failure, allows a retry only while retries stay within its share of the calls
     (fleet-wide with a RedisStore).
+
+    On a generator or async generator function, an attempt that fails before its first
+    item is retried; once an item has reached the caller a failure propagates, since
+    the caller already has items. ``restart_stream=True`` retries such a failure too,
+    by starting the stream again from scratch: the caller then gets those items again
+    (a call always starts from scratch, so the setting changes nothing for calls).
     """
     if config is None:
         config = RetryConfig.standard
@@ -177,6 +185,9 @@ def retry(
     wait_cap = config.max_delay if wait is not None and max_delay is not None else None
     layer = _Retry(config, _retry_filter(on), on_retry, stop, wait, capped, wait_cap)
     layer.emitter = emitter_for(metrics)
+    if not isinstance(restart_stream, bool):
+        raise ConfigError("restart_stream", restart_stream, "True or False")
+    layer.restart_stream = restart_stream
     if budget is not None:  # checked here, used only after a failure
         from .budget import RetryBudget
 
@@ -213,6 +224,7 @@ class _Retry(Layer):
         "emitter",
         "on",
         "on_retry",
+        "restart_stream",
         "stop",
         "strategies",
         "tenacity",
@@ -245,9 +257,13 @@ class _Retry(Layer):
         when its first attempt starts, as tenacity does)."""
         self.emitter: Emitter | None = None
         self.budget: RetryBudget | None = None
+        self.restart_stream = False
 
     def describe(self) -> dict[str, object]:
-        return {"layer": self.kind, **dataclasses.asdict(self.config)}
+        described = {"layer": self.kind, **dataclasses.asdict(self.config)}
+        if self.restart_stream:
+            described["restart_stream"] = True
+        return described
 
     def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         layer, state = self, _config.state
@@ -346,6 +362,14 @@ class _Retry(Layer):
             return await run(*args, **kwargs)
 
         return budgeted
+
+    # Generator functions: the stream forms live in ``stream``.
+
+    def wrap_stream_sync(self, call: StreamCall, name: str) -> StreamCall:
+        return retry_stream_sync(self, _StrategyPlan if self.strategies else _Plan, call, name)
+
+    def wrap_stream_async(self, call: AsyncStreamCall, name: str) -> AsyncStreamCall:
+        return retry_stream_async(self, _StrategyPlan if self.strategies else _Plan, call, name)
 
 
 class _Plan(RetryPlan):

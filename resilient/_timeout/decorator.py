@@ -23,12 +23,13 @@ from .._runtime import validate as _validate
 from .._runtime.clock import SYSTEM_CLOCK
 from .._runtime.types import MetricsSink, Seconds
 from .._wrapping.emit import Emitter, emitter_for
-from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
+from .._wrapping.layer import AnyCall, AsyncCall, AsyncStreamCall, Decorator, Layer, StreamCall
 from ..exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from ..metrics._names import TIMEOUTS
 from ..presets import Timeouts
 from ..telemetry import count
 from . import alarm as _alarm
+from .stream import timeout_stream_async, timeout_stream_sync
 from .workers import ABANDONED, CROWDED, EXPIRED, REFUSED, PoolStats, Share, WorkerPool
 
 __all__ = ["Strategy", "timeout", "timeout_pool_stats"]
@@ -85,6 +86,7 @@ def timeout(
     strategy: Strategy = "thread",
     max_threads: int = _DEFAULT_SHARE,
     metrics: MetricsSink | None = None,
+    per_item: Seconds | None = None,
 ) -> Decorator:
     """Fail a call with ``TimeoutExceededError`` once it runs past ``seconds``.
 
@@ -96,6 +98,13 @@ def timeout(
     refused at once with ``TimeoutExceededError`` (its ``reason`` says so), so one
     hanging dependency cannot starve the others. Calls running on time never count.
     ``metrics`` overrides the configured sink for this function (``timeouts_total``).
+
+    On a generator or async generator function the budget covers the whole stream, from
+    the first item asked for to its end, and ``per_item`` (seconds, only for streams)
+    bounds each wait for the next item; an async producer is cancelled at the deadline,
+    a sync one (run on the caller's thread, whatever the ``strategy``) is stopped when it
+    sleeps on the configured clock past the deadline, or else closed when it next hands
+    over an item or ends. The producer sees the deadline through ``remaining()``.
     """
     budget = Timeouts.get(seconds, parameter="seconds") if isinstance(seconds, str) else seconds
     budget = _validate.required_duration("seconds", budget, allow_zero=False)
@@ -106,11 +115,12 @@ def timeout(
         raise ConfigError("max_threads", max_threads, f"an integer from 1 to {_POOL_SIZE}")
     layer = _Timeout(budget, strategy, threads)
     layer.emitter = emitter_for(metrics)
+    layer.per_item = _validate.duration("per_item", per_item, allow_zero=False, allow_none=True)
     return Decorator(layer)
 
 
 class _Timeout(Layer):
-    __slots__ = ("emitter", "max_threads", "seconds", "shares", "strategy")
+    __slots__ = ("emitter", "max_threads", "per_item", "seconds", "shares", "strategy")
     kind = "timeout"
 
     def __init__(
@@ -121,6 +131,8 @@ class _Timeout(Layer):
         self.max_threads = max_threads
         self.shares: dict[str, Share] = {}  # per function name: the workers it holds
         self.emitter: Emitter | None = None
+        self.per_item: float | None = None
+        """The budget of each wait for a stream's next item (streams only)."""
 
     def expired(
         self, name: str, late: float | None = None, why: str | None = None
@@ -148,11 +160,14 @@ class _Timeout(Layer):
         }
         if self.max_threads != _DEFAULT_SHARE:
             described["max_threads"] = self.max_threads
+        if self.per_item is not None:
+            described["per_item"] = self.per_item
         return described
 
     def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:
         import asyncio  # here: only coroutine functions need it, and they load it anyway
 
+        self._calls_take_no_per_item(name)
         layer, seconds = self, self.seconds
         state = _config.state
         # Inlined deadline bookkeeping: this path is measured against a bare asyncio.timeout.
@@ -181,6 +196,7 @@ class _Timeout(Layer):
         return timed
 
     def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
+        self._calls_take_no_per_item(name)
         if self.strategy == "signal":
             return self._wrap_signal(call, name)
         layer, seconds = self, self.seconds
@@ -264,6 +280,20 @@ class _Timeout(Layer):
 
         _alarm.protect(timed.__code__)
         return timed
+
+    # Generator functions: the stream forms live in ``stream``.
+
+    def wrap_stream_sync(self, call: StreamCall, name: str) -> StreamCall:
+        return timeout_stream_sync(self, call, name)
+
+    def wrap_stream_async(self, call: AsyncStreamCall, name: str) -> AsyncStreamCall:
+        return timeout_stream_async(self, call, name)
+
+    def _calls_take_no_per_item(self, name: str) -> None:
+        if self.per_item is not None:
+            raise ConfigError(
+                "per_item", self.per_item, f"None: {name} is not a generator function"
+            )
 
 
 def _in_python_frame(call: AnyCall) -> AnyCall:

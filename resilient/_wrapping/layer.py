@@ -6,6 +6,11 @@ form once. Applying a layer to a function that is already wrapped does not wrap 
 wrapper: the new layer joins the existing stack and the chain is rebuilt around the
 original function, so N stacked decorators cost N steps and no extra wrapper.
 
+A generator or async generator function gets the stream form of each layer
+(``wrap_stream_sync``/``wrap_stream_async``): a generator function around the
+generator, whose work starts with the first item asked for. A layer without a stream
+form refuses such functions with ``TypeError``.
+
 Each function gets two chains, the plain one and the observed one (the observation step
 of ``observe`` around the plain chain); ``switch`` decides which one a call runs, and
 no layer knows about observation.
@@ -22,7 +27,8 @@ from __future__ import annotations
 import functools
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from inspect import CO_ASYNC_GENERATOR, CO_GENERATOR
 from types import CodeType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast, overload
 
@@ -32,10 +38,17 @@ if TYPE_CHECKING:
     from .emit import Emitter
 
 __all__ = [
+    "ASYNC_STREAM",
+    "CALL",
+    "COROUTINE",
+    "STREAM",
+    "AsyncStreamCall",
     "Decorator",
     "Layer",
+    "StreamCall",
     "apply",
     "code_flags",
+    "form_of",
     "is_async_callable",
     "layers_of",
     "name_of",
@@ -48,6 +61,11 @@ T = TypeVar("T")
 
 AnyCall = Callable[..., Any]
 AsyncCall = Callable[..., Awaitable[Any]]
+StreamCall = Callable[..., Generator[Any, Any, Any]]
+AsyncStreamCall = Callable[..., AsyncGenerator[Any, Any]]
+
+CALL, COROUTINE, STREAM, ASYNC_STREAM = "call", "coroutine", "stream", "async stream"
+"""The four forms of a wrapped function, chosen once when it is decorated."""
 
 
 class Layer(ABC):
@@ -73,6 +91,18 @@ class Layer(ABC):
     @abstractmethod
     def describe(self) -> dict[str, object]:
         """This layer's settings as plain data, ``{"layer": kind, ...}``."""
+
+    def wrap_stream_sync(self, call: StreamCall, name: str) -> StreamCall:
+        """Return a generator function (``*args, **kwargs``) that iterates ``call``'s
+        generator under this layer; its work starts with the first ``next()``.
+
+        A layer that means nothing for a stream keeps this refusal (``TypeError``).
+        """
+        raise _refusal(self.kind, name)
+
+    def wrap_stream_async(self, call: AsyncStreamCall, name: str) -> AsyncStreamCall:
+        """``wrap_stream_sync`` for async generator functions."""
+        raise _refusal(self.kind, name)
 
     def __repr__(self) -> str:
         settings = self.describe()
@@ -140,13 +170,21 @@ def apply(layer: Layer, target: Any) -> Any:
         return _build(stack.target, layers, replaces=target)
     if not callable(target):
         raise TypeError(f"resilient.{layer.kind} can only decorate a callable, not {target!r}")
-    refuse_generator(target, f"resilient.{layer.kind} cannot decorate", "decorate")
     modules = sys.modules
     if "starlette.routing" in modules or "flask" in modules:  # routes.FRAMEWORK_MODULES
         from .routes import check_route
 
         check_route(target, layer.kind)
     return _build(target, (layer,))
+
+
+def _refusal(kind: str, name: str) -> TypeError:
+    """The ``TypeError`` of a layer that cannot wrap the generator function ``name``."""
+    return TypeError(
+        f"resilient.{kind} cannot decorate the generator function {name}: it has no "
+        "meaning for a stream of items (retry, timeout, breaker and fallback do); "
+        "decorate a function that consumes the stream instead"
+    )
 
 
 def refuse_generator(target: object, refusal: str, use: str) -> None:
@@ -222,6 +260,16 @@ def is_async_callable(target: object) -> bool:
     return not isinstance(target, FunctionType | type) and inspect.iscoroutinefunction(call)
 
 
+def form_of(target: object) -> str:
+    """``CALL``, ``COROUTINE``, ``STREAM`` (a generator function) or ``ASYNC_STREAM``."""
+    flags = code_flags(target)
+    if flags & CO_GENERATOR:
+        return STREAM
+    if flags & CO_ASYNC_GENERATOR:
+        return ASYNC_STREAM
+    return COROUTINE if is_async_callable(target) else CALL
+
+
 def name_of(target: object) -> str:
     """``module.qualname``: the default policy (and breaker) name of a function."""
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
@@ -231,11 +279,23 @@ def name_of(target: object) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
-def _chain(layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: str) -> AnyCall:
+def _chain(layers: tuple[Layer, ...], target: AnyCall, form: str, name: str) -> AnyCall:
     call = target
     for layer in reversed(layers):
-        call = layer.wrap_async(call, name) if is_async else layer.wrap_sync(call, name)
+        if form is CALL:
+            call = layer.wrap_sync(call, name)
+        elif form is COROUTINE:
+            call = layer.wrap_async(call, name)
+        elif form is STREAM:
+            call = layer.wrap_stream_sync(call, name)
+        else:
+            call = layer.wrap_stream_async(call, name)
     return call
+
+
+def _streams(layer: Layer) -> bool:
+    """Whether ``layer`` has a stream form (it does not keep the base class's refusal)."""
+    return type(layer).wrap_stream_sync is not Layer.wrap_stream_sync
 
 
 _context_probe: list[Layer] = []  # resilient.chaos's step for its context managers
@@ -248,30 +308,38 @@ def set_context_probe(layer: Layer) -> None:
 
 
 def _compose(
-    layers: tuple[Layer, ...], target: AnyCall, is_async: bool, name: str
+    layers: tuple[Layer, ...], target: AnyCall, form: str, name: str
 ) -> tuple[AnyCall, AnyCall]:
     """The plain chain of layer functions around ``target``, and the observed chain.
 
     With a per-decorator metrics override the observation step always runs: it is
     then both chains.
     """
-    from .observe import observe_async, observe_sync
-
-    plain = _chain(layers, target, is_async, name)
+    plain = _chain(layers, target, form, name)
     override = next((layer.emitter for layer in layers if layer.emitter is not None), None)
+    stream = form is STREAM or form is ASYNC_STREAM
+    if stream:
+        from .stream_observe import observe_stream_async, observe_stream_sync
+
+        observe = observe_stream_sync if form is STREAM else observe_stream_async
+    else:
+        from .observe import observe_async, observe_sync
+
+        observe = observe_async if form is COROUTINE else observe_sync
 
     def chaotic() -> AnyCall:  # built on first use under a chaos context manager
-        return _chain((*layers, *_context_probe), target, is_async, name)
+        # A probe without a stream form leaves streams alone.
+        probes = [p for p in _context_probe if not stream or _streams(p)]
+        return _chain((*layers, *probes), target, form, name)
 
-    observe = observe_async if is_async else observe_sync
     observed = observe(plain, target, (("policy", name),), override, chaotic)
     return (observed, observed) if override is not None else (plain, observed)
 
 
 def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> Any:
-    is_async = is_async_callable(target)
+    form = form_of(target)
     name = name_of(target)
-    plain, observed = _compose(layers, target, is_async, name)
+    plain, observed = _compose(layers, target, form, name)
     chain = observed if plain is observed else entry(plain, observed)
     stack = _Stack(target, layers, observed)
     if type(target) is FunctionType:
@@ -295,6 +363,6 @@ def _build(target: AnyCall, layers: tuple[Layer, ...], replaces: Any = None) -> 
         # wrapt hands over the bound callable when the target is a descriptor.
         if wrapped is target:
             return chain(*args, **kwargs)
-        return pick(*_compose(layers, wrapped, is_async, name))(*args, **kwargs)
+        return pick(*_compose(layers, wrapped, form, name))(*args, **kwargs)
 
     return _load_proxy().wrap(target, bound_call, stack)

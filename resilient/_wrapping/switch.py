@@ -35,7 +35,8 @@ __all__ = ["entry", "is_anchor", "pick"]
 
 AnyCall = Callable[..., Any]
 
-_CO_COROUTINE = 0x0080
+_CO_COROUTINE, _CO_GENERATOR, _CO_ASYNC_GENERATOR = 0x0080, 0x0020, 0x0200
+_KINDS = _CO_COROUTINE | _CO_GENERATOR | _CO_ASYNC_GENERATOR
 _SLOT = "resilient: the observed chain"
 """The constant of the jump template that each function's own observed chain replaces."""
 _SELF = "resilient: the function"
@@ -67,8 +68,7 @@ class _Codes:
         if not active:
             return self.plain
         if self.jump is None:
-            is_async = bool(self.plain.co_flags & _CO_COROUTINE)
-            template = _template(len(self.plain.co_freevars), is_async)
+            template = _template(len(self.plain.co_freevars), self.plain.co_flags & _KINDS)
             mine = {_SLOT: self.observed, _SELF: self.function, _LOST: _lost}
             consts = tuple(mine.get(c, c) if type(c) is str else c for c in template.co_consts)
             self.jump = template.replace(co_consts=consts)
@@ -76,7 +76,7 @@ class _Codes:
 
 
 _codes: weakref.WeakKeyDictionary[FunctionType, _Codes] = weakref.WeakKeyDictionary()
-_templates: dict[tuple[int, bool], CodeType] = {}
+_templates: dict[tuple[int, int], CodeType] = {}
 _serials = itertools.count()
 
 
@@ -148,14 +148,19 @@ def _as_function(call: AnyCall) -> FunctionType:
     return run  # type: ignore[return-value]
 
 
-def _template(free: int, is_async: bool) -> CodeType:
+def _template(free: int, kind: int) -> CodeType:
     """The jump code for functions with ``free`` closure cells (a code must use exactly
-    as many as its function has): call the observed chain the slot constant refers to."""
-    key = (free, is_async)
+    as many as its function has): call the observed chain the slot constant refers to.
+
+    ``kind`` is the plain code's coroutine or generator flag: the jump is a function of
+    the same kind (a generator delegates to the observed chain's generator), so what
+    ``inspect`` says of the function does not change with observation.
+    """
+    key = (free, kind)
     template = _templates.get(key)
     if template is None:
         cells = [f"_{index}" for index in range(free)]
-        define, wait = ("async def", "await ") if is_async else ("def", "")
+        define = "def" if kind in (0, _CO_GENERATOR) else "async def"
         lines = ["def make():"]
         if cells:
             lines.append(f"    {' = '.join(cells)} = None")
@@ -166,8 +171,21 @@ def _template(free: int, is_async: bool) -> CodeType:
             "        if step is None:  # the function's attributes were cleared",
             f"            lost = {_LOST!r}",
             f"            step = lost({_SELF!r})",
-            f"        return {wait}step(*args, **kwargs)",
         ]
+        if kind == _CO_GENERATOR:
+            lines.append("        return (yield from step(*args, **kwargs))")
+        elif kind == _CO_ASYNC_GENERATOR:
+            lines += [
+                "        stream = step(*args, **kwargs)",
+                "        try:",
+                "            async for item in stream:",
+                "                yield item",
+                "        finally:",
+                "            await stream.aclose()",
+            ]
+        else:
+            wait = "await " if kind else ""
+            lines.append(f"        return {wait}step(*args, **kwargs)")
         if cells:
             lines.append(f"        {', '.join(cells)}  # never reached: makes the cells free")
         lines.append("    return jump")

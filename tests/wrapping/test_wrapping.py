@@ -741,9 +741,12 @@ class Streams:
         yield 1
 
 
-@pytest.mark.parametrize(
-    "make", [retry_twice, lambda: resilient.timeout(1)], ids=["retry", "timeout"]
-)
+def degradable() -> Decorator:
+    """A decorator without a stream form: it has no meaning for a generator."""
+    return resilient.degradable(resilient.Feature("no-streams"))
+
+
+@pytest.mark.parametrize("make", [degradable], ids=["degradable"])
 @pytest.mark.parametrize(
     ("target", "name"),
     [
@@ -770,7 +773,7 @@ class Streams:
 def test_generator_functions_are_rejected(
     make: Callable[[], Any], target: object, name: str
 ) -> None:
-    """Decorating a generator or async generator function raises TypeError naming it."""
+    """A decorator without a stream form refuses a generator function with a TypeError naming it."""
     decorator = make()
     with pytest.raises(
         TypeError, match=rf"cannot decorate the generator function .*\b{re.escape(name)}\b"
@@ -783,7 +786,7 @@ def test_generator_rejected_in_a_class_body() -> None:
     with pytest.raises(TypeError, match=r"generator function .*Service\.stream"):
 
         class Service:
-            @retry_twice()
+            @degradable()
             def stream(self) -> Any:
                 yield 1
 
