@@ -17,6 +17,7 @@ from .exceptions import (
     CircuitOpenError,
     ConfigError,
     FeatureUnavailableError,
+    RateLimitedError,
     ResilienceError,
     TimeoutExceededError,
 )
@@ -49,6 +50,9 @@ __all__ = [
     "Features",
     "Policy",
     "PoolStats",
+    "RateLimited",
+    "RateLimitedError",
+    "RateLimiter",
     "ResilienceError",
     "ResilienceWarning",
     "RetryBudget",
@@ -65,11 +69,13 @@ __all__ = [
     "describe",
     "fallback",
     "get_breaker",
+    "get_rate_limiter",
     "last_fallback",
     "load_policies",
     "metrics",
     "policy",
     "presets",
+    "rate_limit",
     "remaining",
     "remove_listener",
     "retry",
@@ -104,6 +110,9 @@ if TYPE_CHECKING:
         last_fallback,
     )
     from ._policy import Description, Policy, describe, load_policies, policy
+    from ._rate_limit.decorator import rate_limit
+    from ._rate_limit.limiter import RateLimiter
+    from ._rate_limit.registry import get_rate_limiter
     from ._retry.budget import RetryBudget
     from ._runtime.events import (
         BreakerClosed,
@@ -114,6 +123,7 @@ if TYPE_CHECKING:
         BreakerOpened,
         CallRecorded,
         CallRejected,
+        RateLimited,
     )
 
 # Loaded on first use: defining the event dataclasses costs import time (see _runtime.listeners).
@@ -154,6 +164,14 @@ _LAZY.update(
     dict.fromkeys(("Description", "Policy", "describe", "load_policies", "policy"), "._policy")
 )
 _LAZY["RetryBudget"] = "._retry.budget"
+_LAZY.update(
+    {
+        "rate_limit": "._rate_limit.decorator",
+        "RateLimiter": "._rate_limit.limiter",
+        "get_rate_limiter": "._rate_limit.registry",
+    }
+)
+_LAZY["RateLimited"] = "._runtime.events"
 _LAZY.update(
     dict.fromkeys(
         (

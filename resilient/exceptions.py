@@ -22,6 +22,7 @@ __all__ = [
     "HTTPTimeoutError",
     "HostUnavailableError",
     "LocalRequestError",
+    "RateLimitedError",
     "RequestFailedError",
     "ResilienceError",
     "ResponseStatusError",
@@ -128,6 +129,29 @@ class CircuitOpenError(ResilienceError):
         retry_after = self.retry_after
         hint = "until reset" if retry_after is None else f"retry in {retry_after:.3g}s"
         return f"circuit {self.name!r} is open ({hint})"
+
+
+class RateLimitedError(ResilienceError):
+    """A rate limit refused the call: it was not attempted.
+
+    ``name`` is the rate limit's name; ``retry_after`` is the number of seconds until a
+    token is free (an enclosing ``@resilient.retry`` waits that long before trying again).
+    """
+
+    if TYPE_CHECKING:
+
+        def __init__(self, name: str, retry_after: float) -> None: ...
+
+    @property
+    def name(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def retry_after(self) -> float:
+        return float(self.args[1])
+
+    def __str__(self) -> str:
+        return f"rate limit {self.name!r} reached (retry in {self.retry_after:.3g}s)"
 
 
 class FeatureUnavailableError(ResilienceError):

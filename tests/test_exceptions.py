@@ -25,7 +25,7 @@ def test_every_error_the_library_defines_is_a_resilience_error() -> None:
         for name in resilient.exceptions.__all__
         if isinstance(value := getattr(resilient.exceptions, name), type)
     ]
-    assert len(errors) == len(resilient.exceptions.__all__) == 13
+    assert len(errors) == len(resilient.exceptions.__all__) == 14
     for error in errors:
         assert issubclass(error, resilient.ResilienceError), error
 
@@ -116,6 +116,7 @@ _EXAMPLES: dict[str, Callable[[], BaseException]] = {
     "TimeoutExceededError": _late_timeout,
     "CircuitOpenError": lambda: _E.CircuitOpenError("br", 4.0),
     "FeatureUnavailableError": lambda: _E.FeatureUnavailableError("feat", "off"),
+    "RateLimitedError": lambda: _E.RateLimitedError("quota", 0.25),
     "RequestFailedError": lambda: _E.RequestFailedError("boom", **_REQUEST),
     "ResponseStatusError": lambda: _E.ResponseStatusError(
         "bad status", response=_response(), retry_after=3.0, **_REQUEST

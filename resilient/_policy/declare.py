@@ -70,6 +70,7 @@ def policy(
     fallback: Any = None,
     degradable: Any = None,
     total_timeout: Any = None,
+    rate_limit: Any = None,
 ) -> Policy:
     """Declare a stack in the canonical order, or fetch a named one (``policy("ai_service")``).
 
@@ -77,7 +78,9 @@ def policy(
     ``retry="standard"`` or a ``RetryConfig`` or a dict of keywords,
     ``breaker="name"`` or ``("name", "ai_service")`` or a dict (``name``, ``config``,
     ``store`` and any ``BreakerConfig`` field), ``fallback=value`` or a callable or a dict,
-    ``degradable="feature"``; or the decorator itself (``retry=resilient.retry(attempts=5)``).
+    ``degradable="feature"``, ``rate_limit=10`` (calls per second) or ``(600, 60)`` or a
+    dict (``rate``, ``per``, ``burst``, ``mode``, ``name``, ``store``);
+    or the decorator itself (``retry=resilient.retry(attempts=5)``).
     A mistake raises ``ConfigError`` naming the step and key as written (``retry.attemps``).
     """
     specs = {
@@ -87,6 +90,7 @@ def policy(
             ("degradable", degradable),
             ("total_timeout", total_timeout),
             ("retry", retry),
+            ("rate_limit", rate_limit),
             ("breaker", breaker),
             ("timeout", timeout),
         )

@@ -27,6 +27,7 @@ _CODE_KEYS: dict[str, frozenset[str]] = {
     "breaker": frozenset({"record", "ignore", "failure_result", "store"}),
     "fallback": frozenset({"values", "on", "when", "key", "cache", "metrics"}),
     "degradable": frozenset({"fallback", "service"}),
+    "rate_limit": frozenset({"store"}),
 }
 """Keys whose value is code or an object, so a ``"module:attribute"`` string is imported.
 

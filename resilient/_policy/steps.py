@@ -12,7 +12,7 @@ from ..presets import Timeouts, closest, lookup
 
 __all__ = ["BUILDERS", "ORDER", "as_written", "build"]
 
-ORDER = ("fallback", "degradable", "total_timeout", "retry", "breaker", "timeout")
+ORDER = ("fallback", "degradable", "total_timeout", "retry", "rate_limit", "breaker", "timeout")
 """The canonical order of a policy's steps, outermost first."""
 
 
@@ -25,6 +25,8 @@ _FORMS = {
     "keywords or a resilient.breaker decorator",
     "degradable": "a Feature, a feature name, a dict of degradable keywords "
     "or a resilient.degradable decorator",
+    "rate_limit": "calls per second, (rate, per), a dict of rate_limit keywords "
+    "or a resilient.rate_limit decorator",
 }
 _FORMS["total_timeout"] = _FORMS["timeout"]
 
@@ -71,6 +73,10 @@ def _keys(step: str) -> frozenset[str]:
         from .._breaker.decorator import breaker
 
         return _keywords(breaker) | _breaker_fields()
+    if step == "rate_limit":
+        from .._rate_limit.decorator import rate_limit
+
+        return _keywords(rate_limit)
     if step == "fallback":
         from .._fallback import fallback
 
@@ -207,6 +213,20 @@ def _degradable(spec: Any, fn: Any) -> Decorator:
     return degradable(spec)
 
 
+def _rate_limit(spec: Any, fn: Any) -> Decorator:
+    from .._rate_limit.decorator import rate_limit
+
+    if (given := _given(spec, "rate_limit")) is not None:
+        return given
+    if isinstance(spec, Mapping):
+        return rate_limit(**spec)
+    if isinstance(spec, tuple | list) and len(spec) == 2:
+        return rate_limit(spec[0], spec[1])
+    if isinstance(spec, bool) or not isinstance(spec, int | float):
+        raise ConfigError("rate_limit", spec, _FORMS["rate_limit"])
+    return rate_limit(spec)
+
+
 BUILDERS: dict[str, Callable[[Any, Any], Decorator]] = {
     "timeout": _timeout,
     "total_timeout": _total_timeout,
@@ -214,4 +234,5 @@ BUILDERS: dict[str, Callable[[Any, Any], Decorator]] = {
     "breaker": _breaker,
     "fallback": _fallback,
     "degradable": _degradable,
+    "rate_limit": _rate_limit,
 }

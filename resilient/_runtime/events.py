@@ -18,6 +18,7 @@ __all__ = [
     "BreakerOpened",
     "CallRecorded",
     "CallRejected",
+    "RateLimited",
 ]
 
 
@@ -92,3 +93,13 @@ BreakerEvent: TypeAlias = (
     | CallRejected
     | CallRecorded
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    """A rate limit held a call back: it waited ``delay`` seconds for its token, or, when
+    ``rejected``, it was refused (``delay`` is then its ``retry_after``)."""
+
+    name: str
+    delay: float
+    rejected: bool

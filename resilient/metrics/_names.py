@@ -17,6 +17,8 @@ __all__ = [
     "METRICS_DROPPED",
     "OPEN_CIRCUITS",
     "PENDING_SYNC_ITEMS",
+    "RATE_LIMITED",
+    "RATE_LIMIT_WAIT",
     "REQUEST_LATENCY",
     "RETRY_ATTEMPTS",
     "STORE_ERRORS",
@@ -41,6 +43,8 @@ CALLS_REJECTED: Final = "calls_rejected_total"
 STORE_ERRORS: Final = "store_errors_total"
 METRICS_DROPPED: Final = "metrics_dropped_total"
 HOOK_ERRORS: Final = "hook_errors_total"
+RATE_LIMITED: Final = "rate_limited_total"
+RATE_LIMIT_WAIT: Final = "rate_limit_wait_ms"
 
 COUNTERS: Final = (
     CLIENT_HTTP_ERRORS,
@@ -54,8 +58,9 @@ COUNTERS: Final = (
     STORE_ERRORS,
     METRICS_DROPPED,
     HOOK_ERRORS,
+    RATE_LIMITED,
 )
 GAUGES: Final = (ACTIVE_REQUESTS, PENDING_SYNC_ITEMS, OPEN_CIRCUITS)
-TIMINGS: Final = (REQUEST_LATENCY,)
+TIMINGS: Final = (REQUEST_LATENCY, RATE_LIMIT_WAIT)
 ERROR_COUNTERS: Final = (CLIENT_HTTP_ERRORS, TIMEOUTS, SYNC_FAILURES)
 """The counters whose increments count as errors in the health report."""
