@@ -134,7 +134,7 @@ class FleetRateLimiter(RateLimiter):
         with self._lock:
             if self.tokens > 0 and now < self.expires:
                 wait = self.ready - now if self.ready > now else 0.0
-                if wait < patience:
+                if not wait or wait < patience:
                     self.tokens -= 1
                 return wait
             return None
@@ -165,7 +165,7 @@ class FleetRateLimiter(RateLimiter):
                 clock.sleep(retry)
                 now = clock.monotonic()
                 continue
-            if wait >= left:
+            if wait and wait >= left:
                 raise RateLimitedError(self.name, wait)
             if wait and _state.instant is None:
                 clock.sleep(wait)
@@ -196,7 +196,7 @@ class FleetRateLimiter(RateLimiter):
                 await clock.asleep(retry)
                 now = clock.monotonic()
                 continue
-            if wait >= left:
+            if wait and wait >= left:
                 raise RateLimitedError(self.name, wait)
             if wait and _state.instant is None:
                 await clock.asleep(wait)
