@@ -10,9 +10,9 @@ tokens refilled at ``rate`` per ``per``, with one float instead of two and no re
 
 from __future__ import annotations
 
-__all__ = ["Bucket"]
+__all__ = ["SLACK", "Bucket"]
 
-_SLACK = 1e-9
+SLACK = 1e-9
 """Seconds of float rounding forgiven: ``burst`` tokens taken one by one at one instant
 add up to a hair more than ``burst`` intervals, and the last one must still go."""
 
@@ -44,7 +44,7 @@ class Bucket:
             tat = now
         tat += self.interval
         wait = tat - now - self.span
-        if wait <= _SLACK:
+        if wait <= SLACK:
             self.tat = tat
             return 0.0
         if wait < patience:

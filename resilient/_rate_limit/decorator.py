@@ -128,24 +128,22 @@ class RateLimitLayer(Layer):
 
             return fleet_limited
 
-        reserve = limiter.reserve
-        if not waits:
-
-            def refusing(*args: Any, **kwargs: Any) -> Any:
-                delay = reserve(state.now(), 0.0)
-                if delay:
-                    _refuse(limiter, delay)
-                return call(*args, **kwargs)
-
-            return refusing
+        lock, bucket, interval, span = limiter.parts()
 
         def limited(*args: Any, **kwargs: Any) -> Any:
-            when = _get_deadline()
+            # Bucket.reserve's answer for a token free now, inlined: the happy path
+            # makes no call but the clock's and the lock's.
             now = state.now()
-            patience = _INF if when is None else when - now
-            delay = reserve(now, patience)
-            if delay:
-                _hold_sync(limiter, delay, patience)
+            with lock:
+                tat = bucket.tat
+                if tat < now:
+                    tat = now
+                tat += interval
+                free = tat - now <= span
+                if free:
+                    bucket.tat = tat
+            if not free:
+                _wait_sync(limiter, waits)
             return call(*args, **kwargs)
 
         return limited
@@ -169,24 +167,20 @@ class RateLimitLayer(Layer):
 
             return fleet_limited
 
-        reserve = limiter.reserve
-        if not waits:
-
-            async def refusing(*args: Any, **kwargs: Any) -> Any:
-                delay = reserve(state.now(), 0.0)
-                if delay:
-                    _refuse(limiter, delay)
-                return await call(*args, **kwargs)
-
-            return refusing
+        lock, bucket, interval, span = limiter.parts()
 
         async def limited(*args: Any, **kwargs: Any) -> Any:
-            when = _get_deadline()
             now = state.now()
-            patience = _INF if when is None else when - now
-            delay = reserve(now, patience)
-            if delay:
-                await _hold_async(limiter, delay, patience)
+            with lock:
+                tat = bucket.tat
+                if tat < now:
+                    tat = now
+                tat += interval
+                free = tat - now <= span
+                if free:
+                    bucket.tat = tat
+            if not free:
+                await _wait_async(limiter, waits)
             return await call(*args, **kwargs)
 
         return limited
@@ -206,9 +200,13 @@ def _refuse(limiter: RateLimiter, delay: float) -> None:
     raise RateLimitedError(limiter.name, delay)
 
 
-def _hold_sync(limiter: RateLimiter, delay: float, patience: float) -> None:
-    """A call without a token now: refuse it (its token would come after ``patience``),
-    or sleep until its reserved token."""
+def _wait_sync(limiter: RateLimiter, waits: bool) -> None:
+    """No token free now: refuse the call, or take the next token and sleep until it is
+    free, unless it comes at the deadline or after (then refuse at once)."""
+    patience = _patience() if waits else 0.0
+    delay = limiter.reserve(_state.now(), patience)
+    if not delay:
+        return  # one came free meanwhile
     if delay >= patience:
         _refuse(limiter, delay)
     if _state.instant is None:  # resilient.testing.instant(): waits are zero
@@ -220,7 +218,11 @@ def _hold_sync(limiter: RateLimiter, delay: float, patience: float) -> None:
     _waited(limiter.name, delay)
 
 
-async def _hold_async(limiter: RateLimiter, delay: float, patience: float) -> None:
+async def _wait_async(limiter: RateLimiter, waits: bool) -> None:
+    patience = _patience() if waits else 0.0
+    delay = limiter.reserve(_state.now(), patience)
+    if not delay:
+        return
     if delay >= patience:
         _refuse(limiter, delay)
     if _state.instant is None:

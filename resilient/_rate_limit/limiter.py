@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._runtime import config as _config
 from ..exceptions import RateLimitedError
-from .bucket import Bucket
+from .bucket import SLACK, Bucket
 
 if TYPE_CHECKING:
     from ..stores._leases import TokenLeases
@@ -54,9 +54,11 @@ class RateLimiter:
         self._bucket = Bucket(self.interval, burst)
         self._lock = threading.Lock()
 
-    @property
-    def settings(self) -> tuple[float, float, int, object]:
-        return (self.rate, self.per, self.burst, self.store)
+    def parts(self) -> tuple[threading.Lock, Bucket, float, float]:
+        """The lock, the bucket, the interval and how far ahead of now the bucket's
+        ``tat`` may go with a token still free (``span`` plus float slack): what a
+        wrapper needs to take a free token without a call."""
+        return self._lock, self._bucket, self.interval, self._bucket.span + SLACK
 
     def reserve(self, now: float, patience: float) -> float:
         """Take a token; the wait before using it. A wait of ``patience`` or more takes
