@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from .._runtime import config as _config
@@ -25,6 +26,8 @@ from ..exceptions import RateLimitedError
 from .bucket import SLACK, Bucket
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..stores._leases import TokenLeases
 
 __all__ = ["HOLD_SECONDS", "LEASE_SECONDS", "FleetRateLimiter", "RateLimiter"]
@@ -100,6 +103,10 @@ class RateLimiter:
                     raise
         return delay
 
+    def forked(self) -> None:
+        """In a child process: a lock the parent held at the fork is not the child's."""
+        self._lock = threading.Lock()
+
     def available(self) -> float:
         """Tokens free now in this process's bucket."""
         with self._lock:
@@ -115,7 +122,7 @@ class RateLimiter:
 class FleetRateLimiter(RateLimiter):
     """A ``RateLimiter`` whose tokens come from a store shared by many processes."""
 
-    __slots__ = ("_retry", "batch", "expires", "leases", "ready", "tokens")
+    __slots__ = ("_alocks", "_leasing", "_retry", "batch", "expires", "leases", "ready", "tokens")
 
     def __init__(self, name: str, rate: float, per: float, burst: int, store: TokenLeases) -> None:
         super().__init__(name, rate, per, burst, store)
@@ -129,6 +136,17 @@ class FleetRateLimiter(RateLimiter):
         self.leases = 0
         """Round trips made to the store (for the benchmark and ``repr``)."""
         self._retry = 0.0  # after a lease granting nothing: when a token will be free
+        # One lease at a time in this process: threads (and, per event loop, tasks) that
+        # find no token wait for the lease in flight rather than each making their own.
+        self._leasing = threading.Lock()
+        self._alocks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def forked(self) -> None:
+        """In a child process: the tokens leased are the parent's to spend."""
+        super().forked()
+        self._leasing = threading.Lock()
+        self._alocks = weakref.WeakKeyDictionary()
+        self.tokens = 0
 
     def _take(self, now: float, patience: float) -> float | None:
         """A leased token: the wait before it may be used (one of ``patience`` or more
@@ -154,10 +172,15 @@ class FleetRateLimiter(RateLimiter):
             left = patience - (now - start)
             wait = self._take(now, left)
             if wait is None:
-                self.leases += 1
-                store: Any = self.store
-                lease = store.lease_tokens(self.name, self.interval, self.burst, self.batch, left)
-                wait = self._granted(now, lease, left)
+                with self._leasing:
+                    wait = self._take(now, left)  # another thread's lease came meanwhile
+                    if wait is None:
+                        self.leases += 1
+                        store: Any = self.store
+                        lease = store.lease_tokens(
+                            self.name, self.interval, self.burst, self.batch, left
+                        )
+                        wait = self._granted(now, lease, left)
             if wait is None:  # none granted: ``retry`` is when one will be free
                 retry = self._retry
                 if retry >= left:
@@ -180,15 +203,26 @@ class FleetRateLimiter(RateLimiter):
             left = patience - (now - start)
             wait = self._take(now, left)
             if wait is None:
-                self.leases += 1
-                store: Any = self.store
-                lease_async = getattr(store, "alease_tokens", None)
-                args = (self.name, self.interval, self.burst, self.batch, left)
-                if lease_async is not None:
-                    lease = await lease_async(*args)
-                else:
-                    lease = store.lease_tokens(*args)
-                wait = self._granted(now, lease, left)
+                import asyncio  # here: loaded already when a coroutine runs
+
+                loop = asyncio.get_running_loop()
+                leasing = self._alocks.get(loop)
+                if leasing is None:
+                    leasing = self._alocks[loop] = asyncio.Lock()
+                async with leasing:
+                    now = clock.monotonic()
+                    left = patience - (now - start)
+                    wait = self._take(now, left)  # another task's lease came meanwhile
+                    if wait is None:
+                        self.leases += 1
+                        store: Any = self.store
+                        lease_async = getattr(store, "alease_tokens", None)
+                        args = (self.name, self.interval, self.burst, self.batch, left)
+                        if lease_async is not None:
+                            lease = await lease_async(*args)
+                        else:
+                            lease = store.lease_tokens(*args)
+                        wait = self._granted(now, lease, left)
             if wait is None:
                 retry = self._retry
                 if retry >= left:

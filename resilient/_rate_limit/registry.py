@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from .._runtime import config as _config
@@ -46,9 +47,18 @@ def get_rate_limiter(name: str) -> RateLimiter | None:
     return _limiters.get(name)
 
 
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    for limiter in list(_limiters.values()):
+        limiter.forked()
+
+
 def _reset() -> None:
     with _lock:
         _limiters.clear()
 
 
 _config.on_reset(_reset)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -144,3 +144,67 @@ def test_a_cluster_keeps_one_limit_on_one_slot() -> None:
         assert cluster.serves(store.lease_key("c"))
     finally:
         store.close()
+
+
+@needs_redis
+async def test_tasks_wait_for_the_lease_in_flight() -> None:
+    """200 tasks finding no token make one lease per batch between them, not one each."""
+    import asyncio
+
+    store = AsyncRedisStore(shared_server().url, prefix=unique_prefix())
+    try:
+
+        @rs.rate_limit(1000, burst=1000, name="crowd", store=store)
+        async def call() -> int:
+            return 1
+
+        assert sum(await asyncio.gather(*(call() for _ in range(200)))) == 200
+        limiter: Any = rs.get_rate_limiter("crowd")
+        assert limiter.leases == 200 // limiter.batch
+    finally:
+        await store.aclose()
+
+
+@needs_redis
+def test_threads_wait_for_the_lease_in_flight() -> None:
+    """8 threads x 50 calls make one lease per batch between them (give or take the
+    batches they finish with), not one per thread that found the pool empty."""
+    import threading
+
+    store = RedisStore(shared_server().url, prefix=unique_prefix())
+    try:
+
+        @rs.rate_limit(1000, burst=1000, name="threads-fleet", store=store)
+        def call() -> int:
+            return 1
+
+        threads = [threading.Thread(target=lambda: [call() for _ in range(50)]) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        limiter: Any = rs.get_rate_limiter("threads-fleet")
+        assert limiter.leases <= 400 // limiter.batch + 1
+    finally:
+        store.close()
+
+
+def test_a_forked_child_does_not_spend_the_parents_leased_tokens() -> None:
+    """After a fork, the child starts with no leased tokens and locks of its own."""
+    from resilient._rate_limit import registry
+
+    class Leases:
+        def lease_tokens(self, *args: object) -> tuple[int, float]:
+            return (10, 0.0)
+
+    @rs.rate_limit(100, name="forked", store=Leases())
+    def call() -> int:
+        return 1
+
+    call()
+    limiter: Any = rs.get_rate_limiter("forked")
+    assert limiter.tokens == 9
+    lock = limiter.parts()[0]
+    registry._after_fork_in_child()
+    assert limiter.tokens == 0
+    assert limiter.parts()[0] is not lock
