@@ -208,3 +208,56 @@ def test_a_forked_child_does_not_spend_the_parents_leased_tokens() -> None:
     registry._after_fork_in_child()
     assert limiter.tokens == 0
     assert limiter.parts()[0] is not lock
+
+
+class ScriptedLeases:
+    """A store answering each lease with the next of ``answers`` (and noting the asks)."""
+
+    def __init__(self, *answers: tuple[int, float] | None) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[object, ...]] = []
+
+    def lease_tokens(self, *args: object) -> tuple[int, float] | None:
+        self.asked.append(args)
+        return self.answers.pop(0)
+
+
+def test_a_fleet_wait_past_the_deadline_is_refused_at_once(fake_clock: FakeClock) -> None:
+    """When the fleet's next token comes after the deadline, the call is refused without
+    waiting, and the lease asked Redis to reserve nothing that far ahead."""
+    store = ScriptedLeases((0, 2.0))
+
+    @rs.timeout(1.0)
+    @rs.rate_limit(10, name="fleet-deadline", store=store)
+    def call() -> int:
+        return 1
+
+    with pytest.raises(rs.RateLimitedError) as caught:
+        call()
+    assert caught.value.retry_after == 2.0
+    assert fake_clock.monotonic() == 0.0
+    assert store.asked[0][-1] == pytest.approx(1.0)  # the patience sent with the lease
+
+
+def test_a_lease_reserved_ahead_is_waited_for_on_the_clock(fake_clock: FakeClock) -> None:
+    """A batch granted for later is waited for (on the clock), then spent without leasing."""
+    store = ScriptedLeases((3, 0.5))
+
+    @rs.rate_limit(10, name="fleet-ahead", store=store)
+    def stamp() -> float:
+        return fake_clock.monotonic()
+
+    assert [stamp(), stamp(), stamp()] == [0.5, 0.5, 0.5]
+    assert len(store.asked) == 1
+
+
+def test_a_fleet_refusal_waits_and_leases_again(fake_clock: FakeClock) -> None:
+    """In wait mode, a lease granting nothing is retried after the wait it names."""
+    store = ScriptedLeases((0, 0.25), (1, 0.0))
+
+    @rs.rate_limit(10, name="fleet-again", store=store)
+    def stamp() -> float:
+        return fake_clock.monotonic()
+
+    assert stamp() == 0.25
+    assert len(store.asked) == 2
