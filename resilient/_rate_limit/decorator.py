@@ -10,7 +10,7 @@ from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import listeners as _events
 from .._runtime import validate as _validate
-from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
+from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, apply, name_of
 from ..exceptions import ConfigError, RateLimitedError
 from ..metrics._names import RATE_LIMIT_WAIT, RATE_LIMITED
 from ..telemetry import count
@@ -66,8 +66,31 @@ def rate_limit(
             raise ConfigError("name", name, "a rate limit name (non-empty text) or None")
     if store is not None and not (hasattr(store, "lease_tokens") or hasattr(store, "cell")):
         raise ConfigError("store", store, "a state store (RedisStore shares the limit) or None")
-    limiter = None if name is None else get_or_create(name, rate, seconds, burst, store)
+    if name is None:
+        return _NamedOnUse(RateLimitLayer(rate, seconds, burst, mode, store, None))
+    limiter = get_or_create(name, rate, seconds, burst, store)
     return Decorator(RateLimitLayer(rate, seconds, burst, mode, store, limiter))
+
+
+class _NamedOnUse(Decorator):
+    """``@rate_limit(...)`` without a name: each decorated function gets a limit named
+    by its ``module.qualname`` (shown by ``describe``)."""
+
+    __slots__ = ()
+
+    def __call__(self, fn: Any) -> Any:
+        layer = self.layer
+        assert isinstance(layer, RateLimitLayer)
+        target = fn.__func__ if isinstance(fn, classmethod | staticmethod) else fn
+        named = RateLimitLayer(
+            layer.rate,
+            layer.per,
+            layer.burst,
+            layer.mode,
+            layer.store,
+            get_or_create(name_of(target), layer.rate, layer.per, layer.burst, layer.store),
+        )
+        return apply(named, fn)
 
 
 class RateLimitLayer(Layer):

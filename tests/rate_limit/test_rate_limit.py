@@ -100,6 +100,7 @@ def test_unnamed_limits_are_one_per_function(fake_clock: FakeClock) -> None:
     with pytest.raises(rs.RateLimitedError) as caught:
         first()
     assert caught.value.name.endswith("first")
+    assert rs.describe(second)[0]["name"] == caught.value.name.replace("first", "second")
 
 
 def test_a_name_claimed_with_other_settings_is_a_config_error() -> None:
