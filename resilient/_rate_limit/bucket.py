@@ -51,9 +51,12 @@ class Bucket:
             self.tat = tat
         return wait
 
-    def refund(self) -> None:
-        """Give back the token of the last ``reserve`` (a wait that was cut short)."""
-        self.tat -= self.interval
+    def refund(self, ticket: float) -> None:
+        """Give back the token of a reservation whose wait was cut short; ``ticket`` is
+        ``tat`` just after it was made. Only the latest reservation goes back: giving
+        back an earlier one would let a later call share a token's time with another."""
+        if self.tat == ticket:
+            self.tat -= self.interval
 
     def available(self, now: float) -> float:
         """Tokens free now (fractional)."""

@@ -227,7 +227,7 @@ def _wait_sync(limiter: RateLimiter, waits: bool) -> None:
     """No token free now: refuse the call, or take the next token and sleep until it is
     free, unless it comes at the deadline or after (then refuse at once)."""
     patience = _patience() if waits else 0.0
-    delay = limiter.reserve(_state.now(), patience)
+    delay, ticket = limiter.reserve_ticket(_state.now(), patience)
     if not delay:
         return  # one came free meanwhile
     if delay >= patience:
@@ -236,14 +236,14 @@ def _wait_sync(limiter: RateLimiter, waits: bool) -> None:
         try:
             _state.clock.sleep(delay)
         except BaseException:  # interrupted while waiting: the token goes back
-            limiter.refund()
+            limiter.refund(ticket)
             raise
     _waited(limiter.name, delay)
 
 
 async def _wait_async(limiter: RateLimiter, waits: bool) -> None:
     patience = _patience() if waits else 0.0
-    delay = limiter.reserve(_state.now(), patience)
+    delay, ticket = limiter.reserve_ticket(_state.now(), patience)
     if not delay:
         return
     if delay >= patience:
@@ -252,7 +252,7 @@ async def _wait_async(limiter: RateLimiter, waits: bool) -> None:
         try:
             await _state.clock.asleep(delay)
         except BaseException:  # cancelled while waiting: the token goes back
-            limiter.refund()
+            limiter.refund(ticket)
             raise
     _waited(limiter.name, delay)
 

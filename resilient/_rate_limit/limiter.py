@@ -69,15 +69,21 @@ class RateLimiter:
         with self._lock:
             return self._bucket.reserve(now, patience)
 
-    def refund(self) -> None:
-        """Give back a token whose wait was cut short (cancelled, interrupted)."""
+    def reserve_ticket(self, now: float, patience: float) -> tuple[float, float]:
+        """``reserve``, and the ticket that ``refund`` needs to give the token back."""
         with self._lock:
-            self._bucket.refund()
+            return self._bucket.reserve(now, patience), self._bucket.tat
+
+    def refund(self, ticket: float) -> None:
+        """Give back a token whose wait was cut short (cancelled, interrupted), unless a
+        later reservation was made since (see ``Bucket.refund``)."""
+        with self._lock:
+            self._bucket.refund(ticket)
 
     def acquire_sync(self, patience: float) -> float:
         """Take a token, sleeping until it is free (through the configured clock); the
         seconds waited. Raises ``RateLimitedError`` when the wait is ``patience`` or more."""
-        delay = self.reserve(_state.now(), patience)
+        delay, ticket = self.reserve_ticket(_state.now(), patience)
         if delay:
             if delay >= patience:
                 raise RateLimitedError(self.name, delay)
@@ -85,13 +91,13 @@ class RateLimiter:
                 try:
                     _state.clock.sleep(delay)
                 except BaseException:
-                    self.refund()
+                    self.refund(ticket)
                     raise
         return delay
 
     async def acquire_async(self, patience: float) -> float:
         """``acquire_sync`` for coroutines (sleeps through the clock's ``asleep``)."""
-        delay = self.reserve(_state.now(), patience)
+        delay, ticket = self.reserve_ticket(_state.now(), patience)
         if delay:
             if delay >= patience:
                 raise RateLimitedError(self.name, delay)
@@ -99,7 +105,7 @@ class RateLimiter:
                 try:
                     await _state.clock.asleep(delay)
                 except BaseException:
-                    self.refund()
+                    self.refund(ticket)
                     raise
         return delay
 

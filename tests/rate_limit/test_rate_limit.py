@@ -7,6 +7,7 @@ import copy
 import pickle
 
 import pytest
+from loop_clock import LoopClock
 
 import resilient as rs
 from resilient.testing import FakeClock
@@ -149,6 +150,29 @@ async def test_a_cancelled_wait_gives_its_token_back(fake_clock: FakeClock) -> N
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert await call() == pytest.approx(1.0)  # the cancelled call's token came back
+
+
+async def test_a_cancelled_wait_before_a_later_one_keeps_its_token_spent(
+    fake_clock: FakeClock,
+) -> None:
+    """A task cancelled while a later task also waits does not give its token back: the
+    next caller would otherwise share the later task's time and exceed the limit."""
+    rs.configure(clock=LoopClock(fake_clock))
+    starts: list[float] = []
+
+    @rs.rate_limit(1, burst=1, name="cancel-early")
+    async def call() -> None:
+        starts.append(fake_clock.monotonic())
+
+    await call()  # t=0: the burst
+    first = asyncio.ensure_future(call())  # its token is at t=1
+    second = asyncio.ensure_future(call())  # at t=2
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.gather(second, call())  # the third waits for t=3, not t=2
+    assert starts == [0.0, 2.0, 3.0]
 
 
 def test_retry_waits_the_retry_after_of_a_refusal(fake_clock: FakeClock) -> None:

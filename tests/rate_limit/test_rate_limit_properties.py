@@ -8,6 +8,7 @@ import threading
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loop_clock import LoopClock
 
 import resilient as rs
 from resilient._rate_limit.bucket import Bucket
@@ -92,23 +93,6 @@ def test_threads_never_share_a_token(fake_clock: FakeClock) -> None:
     for thread in threads:
         thread.join()
     assert sum(admitted) == 500
-
-
-class LoopClock:
-    """The fake clock, with waits that are the virtual loop's timers: tasks sleeping
-    together wake at their own times (``FakeClock.asleep`` moves the clock at once)."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-
-    def monotonic(self) -> float:
-        return self.clock.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        self.clock.sleep(seconds)
-
-    async def asleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 async def test_tasks_wait_in_turn(fake_clock: FakeClock) -> None:
