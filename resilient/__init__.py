@@ -18,6 +18,7 @@ from .exceptions import (
     CircuitOpenError,
     ConfigError,
     FeatureUnavailableError,
+    RateLimitedError,
     ResilienceError,
     TimeoutExceededError,
 )
@@ -56,6 +57,9 @@ __all__ = [
     "Outbox",
     "Policy",
     "PoolStats",
+    "RateLimited",
+    "RateLimitedError",
+    "RateLimiter",
     "ResilienceError",
     "ResilienceWarning",
     "RetryBudget",
@@ -73,12 +77,14 @@ __all__ = [
     "describe",
     "fallback",
     "get_breaker",
+    "get_rate_limiter",
     "hedge",
     "last_fallback",
     "load_policies",
     "metrics",
     "policy",
     "presets",
+    "rate_limit",
     "remaining",
     "remove_listener",
     "retry",
@@ -115,6 +121,9 @@ if TYPE_CHECKING:
     )
     from ._hedge.decorator import hedge
     from ._policy import Description, Policy, describe, load_policies, policy
+    from ._rate_limit.decorator import rate_limit
+    from ._rate_limit.limiter import RateLimiter
+    from ._rate_limit.registry import get_rate_limiter
     from ._retry.budget import RetryBudget
     from ._runtime.events import (
         BreakerClosed,
@@ -128,6 +137,7 @@ if TYPE_CHECKING:
         CallRejected,
         HedgeStarted,
         HedgeWon,
+        RateLimited,
     )
     from .outbox import Deferred, Outbox
 
@@ -175,6 +185,14 @@ _LAZY["RetryBudget"] = "._retry.budget"
 _LAZY["bulkhead"] = "._bulkhead.decorator"
 _LAZY["hedge"] = "._hedge.decorator"
 _LAZY.update(dict.fromkeys(("Deferred", "Outbox"), ".outbox"))
+_LAZY.update(
+    {
+        "rate_limit": "._rate_limit.decorator",
+        "RateLimiter": "._rate_limit.limiter",
+        "get_rate_limiter": "._rate_limit.registry",
+    }
+)
+_LAZY["RateLimited"] = "._runtime.events"
 _LAZY.update(
     dict.fromkeys(
         (

@@ -23,6 +23,8 @@ __all__ = [
     "HTTPTimeoutError",
     "HostUnavailableError",
     "LocalRequestError",
+    "OutboxError",
+    "RateLimitedError",
     "RequestFailedError",
     "ResilienceError",
     "ResponseStatusError",
@@ -129,6 +131,29 @@ class CircuitOpenError(ResilienceError):
         retry_after = self.retry_after
         hint = "until reset" if retry_after is None else f"retry in {retry_after:.3g}s"
         return f"circuit {self.name!r} is open ({hint})"
+
+
+class RateLimitedError(ResilienceError):
+    """A rate limit refused the call: it was not attempted.
+
+    ``name`` is the rate limit's name; ``retry_after`` is the number of seconds until a
+    token is free (an enclosing ``@resilient.retry`` waits that long before trying again).
+    """
+
+    if TYPE_CHECKING:
+
+        def __init__(self, name: str, retry_after: float) -> None: ...
+
+    @property
+    def name(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def retry_after(self) -> float:
+        return float(self.args[1])
+
+    def __str__(self) -> str:
+        return f"rate limit {self.name!r} reached (retry in {self.retry_after:.3g}s)"
 
 
 class FeatureUnavailableError(ResilienceError):
@@ -386,3 +411,8 @@ class HostUnavailableError(RequestFailedError, CircuitOpenError):
         )
         self.name = breaker
         self.retry_after = retry_after
+
+
+class OutboxError(ResilienceError):
+    """Work could not be stored in the outbox (a full disk, a read-only file, an
+    unreachable Redis): nothing of it was stored, and nothing stored before is lost."""

@@ -25,7 +25,7 @@ def test_every_error_the_library_defines_is_a_resilience_error() -> None:
         for name in resilient.exceptions.__all__
         if isinstance(value := getattr(resilient.exceptions, name), type)
     ]
-    assert len(errors) == len(resilient.exceptions.__all__) == 14
+    assert len(errors) == len(resilient.exceptions.__all__) == 16
     for error in errors:
         assert issubclass(error, resilient.ResilienceError), error
 
@@ -117,6 +117,8 @@ _EXAMPLES: dict[str, Callable[[], BaseException]] = {
     "CircuitOpenError": lambda: _E.CircuitOpenError("br", 4.0),
     "BulkheadFullError": lambda: _E.BulkheadFullError("ai", 4, 10, "the queue is full"),
     "FeatureUnavailableError": lambda: _E.FeatureUnavailableError("feat", "off"),
+    "RateLimitedError": lambda: _E.RateLimitedError("quota", 0.25),
+    "OutboxError": lambda: _E.OutboxError("the disk is full"),
     "RequestFailedError": lambda: _E.RequestFailedError("boom", **_REQUEST),
     "ResponseStatusError": lambda: _E.ResponseStatusError(
         "bad status", response=_response(), retry_after=3.0, **_REQUEST

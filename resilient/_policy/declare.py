@@ -72,6 +72,7 @@ def policy(
     total_timeout: Any = None,
     bulkhead: Any = None,
     hedge: Any = None,
+    rate_limit: Any = None,
 ) -> Policy:
     """Declare a stack in the canonical order, or fetch a named one (``policy("ai_service")``).
 
@@ -79,9 +80,11 @@ def policy(
     ``retry="standard"`` or a ``RetryConfig`` or a dict of keywords,
     ``breaker="name"`` or ``("name", "ai_service")`` or a dict (``name``, ``config``,
     ``store`` and any ``BreakerConfig`` field), ``fallback=value`` or a callable or a dict,
-    ``degradable="feature"``, ``bulkhead=10`` or a dict (``max_concurrent``, ``max_queue``,
-    ``queue_timeout``, ``name``), ``hedge=0.5`` or ``"p95"`` or a dict (``delay``,
-    ``max_hedges``); or the decorator itself (``retry=resilient.retry(attempts=5)``).
+    ``degradable="feature"``, ``rate_limit=10`` (calls per second) or ``(600, 60)`` or a
+    dict (``rate``, ``per``, ``burst``, ``mode``, ``name``, ``store``), ``bulkhead=10`` or
+    a dict (``max_concurrent``, ``max_queue``, ``queue_timeout``, ``name``), ``hedge=0.5``
+    or ``"p95"`` or a dict (``delay``, ``max_hedges``); or the decorator itself
+    (``retry=resilient.retry(attempts=5)``).
     A mistake raises ``ConfigError`` naming the step and key as written (``retry.attemps``).
     """
     specs = {
@@ -91,6 +94,7 @@ def policy(
             ("degradable", degradable),
             ("total_timeout", total_timeout),
             ("retry", retry),
+            ("rate_limit", rate_limit),
             ("breaker", breaker),
             ("bulkhead", bulkhead),
             ("hedge", hedge),

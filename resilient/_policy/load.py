@@ -29,6 +29,7 @@ _CODE_KEYS: dict[str, frozenset[str]] = {
     "degradable": frozenset({"fallback", "service"}),
     "bulkhead": frozenset({"metrics"}),
     "hedge": frozenset({"metrics"}),
+    "rate_limit": frozenset({"store"}),
 }
 """Keys whose value is code or an object, so a ``"module:attribute"`` string is imported.
 

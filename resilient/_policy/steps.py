@@ -2,6 +2,11 @@
 
 Why the steps come in this order (outermost first):
 
+- ``rate_limit`` inside ``retry``: every attempt takes a token, so retries cannot push
+  a fleet past an upstream's quota. Outside ``breaker``: a call the limiter refuses
+  never reaches the breaker, so it is not counted as the service failing (the price: a
+  call an open circuit then rejects has spent its token).
+
 - ``breaker`` outside ``bulkhead``: an open circuit rejects a call before it takes a
   slot or a place in the queue, and a call refused by a full bulkhead never reached the
   service, so it is not counted against the breaker.
@@ -34,6 +39,7 @@ ORDER = (
     "degradable",
     "total_timeout",
     "retry",
+    "rate_limit",
     "breaker",
     "bulkhead",
     "hedge",
@@ -54,6 +60,8 @@ _FORMS = {
     "bulkhead": "max_concurrent (an int), a dict of bulkhead keywords "
     "or a resilient.bulkhead decorator",
     "hedge": "a delay in seconds, 'p95', a dict of hedge keywords or a resilient.hedge decorator",
+    "rate_limit": "calls per second, (rate, per), a dict of rate_limit keywords "
+    "or a resilient.rate_limit decorator",
 }
 _FORMS["total_timeout"] = _FORMS["timeout"]
 
@@ -100,6 +108,10 @@ def _keys(step: str) -> frozenset[str]:
         from .._breaker.decorator import breaker
 
         return _keywords(breaker) | _breaker_fields()
+    if step == "rate_limit":
+        from .._rate_limit.decorator import rate_limit
+
+        return _keywords(rate_limit)
     if step == "fallback":
         from .._fallback import fallback
 
@@ -266,6 +278,20 @@ def _hedge(spec: Any, fn: Any) -> Decorator:
     return hedge(spec)
 
 
+def _rate_limit(spec: Any, fn: Any) -> Decorator:
+    from .._rate_limit.decorator import rate_limit
+
+    if (given := _given(spec, "rate_limit")) is not None:
+        return given
+    if isinstance(spec, Mapping):
+        return rate_limit(**spec)
+    if isinstance(spec, tuple | list) and len(spec) == 2:
+        return rate_limit(spec[0], spec[1])
+    if isinstance(spec, bool) or not isinstance(spec, int | float):
+        raise ConfigError("rate_limit", spec, _FORMS["rate_limit"])
+    return rate_limit(spec)
+
+
 BUILDERS: dict[str, Callable[[Any, Any], Decorator]] = {
     "timeout": _timeout,
     "total_timeout": _total_timeout,
@@ -275,4 +301,5 @@ BUILDERS: dict[str, Callable[[Any, Any], Decorator]] = {
     "degradable": _degradable,
     "bulkhead": _bulkhead,
     "hedge": _hedge,
+    "rate_limit": _rate_limit,
 }

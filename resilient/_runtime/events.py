@@ -21,6 +21,7 @@ __all__ = [
     "CallRejected",
     "HedgeStarted",
     "HedgeWon",
+    "RateLimited",
 ]
 
 
@@ -124,3 +125,13 @@ class HedgeWon:
 
     name: str
     attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    """A rate limit held a call back: it waited ``delay`` seconds for its token, or, when
+    ``rejected``, it was refused (``delay`` is then its ``retry_after``)."""
+
+    name: str
+    delay: float
+    rejected: bool

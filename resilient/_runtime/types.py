@@ -77,3 +77,7 @@ class Emit(Protocol):
     def latency(self, ms: float, at: float, tags: Tags) -> None:
         """One call's duration; ``at`` is when it ended, on the configured clock."""
         ...
+
+    def timing(self, name: str, ms: float, tags: Tags) -> None:
+        """Another duration (``rate_limit_wait_ms``), in milliseconds."""
+        ...

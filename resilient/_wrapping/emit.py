@@ -39,6 +39,13 @@ class Emitter:
         except Exception as error:
             _failed(self.sink, error)
 
+    def timing(self, name: str, ms: float, tags: Tags) -> None:
+        """A duration other than a call's (``rate_limit_wait_ms``): the sink alone."""
+        try:
+            self.sink.timing(name, ms, tags)
+        except Exception as error:
+            _failed(self.sink, error)
+
     def latency(self, ms: float, at: float, tags: Tags) -> None:
         """One call's duration; ``at`` is when it ended, on the configured clock."""
         self.window.latencies.append((at, ms))

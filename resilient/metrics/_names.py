@@ -22,6 +22,8 @@ __all__ = [
     "METRICS_DROPPED",
     "OPEN_CIRCUITS",
     "PENDING_SYNC_ITEMS",
+    "RATE_LIMITED",
+    "RATE_LIMIT_WAIT",
     "REQUEST_LATENCY",
     "RETRY_ATTEMPTS",
     "STORE_ERRORS",
@@ -51,6 +53,8 @@ BULKHEAD_REJECTIONS: Final = "bulkhead_rejections_total"
 BULKHEAD_ACTIVE: Final = "bulkhead_active"
 HEDGES: Final = "hedges_total"
 HEDGE_WINS: Final = "hedge_wins_total"
+RATE_LIMITED: Final = "rate_limited_total"
+RATE_LIMIT_WAIT: Final = "rate_limit_wait_ms"
 
 COUNTERS: Final = (
     CLIENT_HTTP_ERRORS,
@@ -67,6 +71,7 @@ COUNTERS: Final = (
     BULKHEAD_REJECTIONS,
     HEDGES,
     HEDGE_WINS,
+    RATE_LIMITED,
 )
 GAUGES: Final = (
     ACTIVE_REQUESTS,
@@ -75,6 +80,6 @@ GAUGES: Final = (
     OPEN_CIRCUITS,
     BULKHEAD_ACTIVE,
 )
-TIMINGS: Final = (REQUEST_LATENCY,)
+TIMINGS: Final = (REQUEST_LATENCY, RATE_LIMIT_WAIT)
 ERROR_COUNTERS: Final = (CLIENT_HTTP_ERRORS, TIMEOUTS, SYNC_FAILURES)
 """The counters whose increments count as errors in the health report."""

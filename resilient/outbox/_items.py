@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import ResilienceError
+from ..exceptions import OutboxError
 
 __all__ = ["DeadItem", "Deferred", "Item", "OutboxError"]
 
@@ -58,8 +58,3 @@ class DeadItem:
     created: float
     error: str
     """The last error, as ``repr`` of the exception."""
-
-
-class OutboxError(ResilienceError):
-    """Work could not be stored in the outbox (a full disk, a read-only file, an
-    unreachable Redis): nothing of it was stored, and nothing stored before is lost."""

@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 from ._calls_async import _AsyncCalls
 from ._calls_sync import _SyncCalls
 from ._clients import _URLS, _async_client_like
+from ._leases import _TokenLeases
 
 
-class RedisStore(_SyncCalls):
+class RedisStore(_TokenLeases, _SyncCalls):
     """Breaker states and flags in Redis, shared by every process and host using it.
 
     ``RedisStore("redis://host:6379/0")`` or ``RedisStore(redis.Redis(...))`` (its
@@ -74,7 +75,7 @@ class RedisStore(_SyncCalls):
         self._check(check)
 
 
-class AsyncRedisStore(_AsyncCalls, _SyncCalls):
+class AsyncRedisStore(_TokenLeases, _AsyncCalls, _SyncCalls):
     """``RedisStore`` for asyncio: breakers in coroutines apply transitions through
     ``redis.asyncio`` (``aapply``), never a blocking call in the event loop.
 
