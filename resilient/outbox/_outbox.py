@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 
 from .._degradation import DegradationService, Feature, Features
 from .._runtime import config as _config
@@ -32,6 +32,9 @@ from ..metrics._names import DEAD_LETTER_ITEMS, PENDING_SYNC_ITEMS, SYNC_FAILURE
 from ..telemetry import count, set_gauge
 from ._items import DeadItem, Deferred, Item, OutboxError
 from ._sqlite import SQLiteBackend, default_path
+
+if TYPE_CHECKING:
+    from ._backend import Backend
 
 __all__ = ["Drained", "Outbox", "is_network_error"]
 
@@ -116,6 +119,7 @@ class Outbox:
         synchronous: str = "FULL",
         backlog_feature: Feature | None = None,
         backlog_threshold: int = 100,
+        name: str = "default",
     ) -> None:
         from .._retry.decorator import RetryConfig
 
@@ -130,6 +134,7 @@ class Outbox:
         self.batch = _validate.integer("batch", batch, minimum=1)
         if synchronous not in ("FULL", "NORMAL"):
             raise ConfigError("synchronous", synchronous, "'FULL' or 'NORMAL'")
+        _check_name("name", name)
         given: object = backlog_feature
         if given is not None and not isinstance(given, Feature):
             raise ConfigError("backlog_feature", backlog_feature, "a Feature or None")
@@ -141,7 +146,7 @@ class Outbox:
             Features.register(backlog_feature)
         self._over_threshold = False
         self.url = url
-        self._backend = SQLiteBackend(_sqlite_path(url), synchronous=synchronous)
+        self._backend = _backend(url, name, synchronous)
         clock = _config.state.clock
         started = clock.monotonic()
         wall = time.time()
@@ -483,13 +488,23 @@ class _Deferring:
             raise error from None
 
 
-def _sqlite_path(url: str | None) -> Path:
+def _backend(url: str | None, name: str, synchronous: str) -> Backend:
     if url is None:
-        return default_path()
+        return SQLiteBackend(default_path(), synchronous=synchronous)
     given: object = url
-    if not isinstance(given, str) or not url.startswith(_SQLITE) or len(url) == len(_SQLITE):
-        raise ConfigError("url", url, "'sqlite:///path/to/outbox.db' or None")
-    return Path(url[len(_SQLITE) :])
+    if isinstance(given, str) and url.startswith(_SQLITE) and len(url) > len(_SQLITE):
+        return SQLiteBackend(Path(url[len(_SQLITE) :]), synchronous=synchronous)
+    if isinstance(given, str) and url.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            import redis
+        except ImportError:
+            raise ConfigError(
+                "url", url, "a Redis URL needs redis-py: pip install resilient-toolkit[redis]"
+            ) from None
+        from ._redis import RedisBackend
+
+        return RedisBackend(redis.Redis.from_url(url), name)
+    raise ConfigError("url", url, "'sqlite:///path/to/outbox.db', 'redis://host:port/db' or None")
 
 
 def _check_name(parameter: str, value: object, longest: int = 100) -> None:

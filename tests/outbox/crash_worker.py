@@ -23,8 +23,8 @@ def enqueue(url: str, first: int, count: int) -> None:
         print(key, flush=True)
 
 
-def drain(url: str, log: str) -> None:
-    outbox = Outbox(url, lease=600)
+def drain(url: str, log: str, lease: float) -> None:
+    outbox = Outbox(url, lease=lease)
     with open(log, "a", encoding="ascii") as side_effects:
 
         @outbox.handler("work")
@@ -43,4 +43,4 @@ if __name__ == "__main__":
     if mode == "enqueue":
         enqueue(url, int(rest[0]), int(rest[1]))
     else:
-        drain(url, rest[0])
+        drain(url, rest[0], float(rest[1]))

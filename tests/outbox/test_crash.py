@@ -11,13 +11,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from processes import die_with_parent
+from redis_server import shared_server
 
-from resilient.outbox import Item, Outbox
+from resilient.outbox import Outbox
 from resilient.testing import FakeClock
 
 WORKER = Path(__file__).with_name("crash_worker.py")
@@ -59,19 +61,54 @@ def read_until_killed(process: subprocess.Popen[str], lines: int) -> list[str]:
     return seen
 
 
-def pending(folder: Path) -> int:
-    """Items the file holds that no killed drainer leased (what the next one can take)."""
-    with sqlite3.connect(folder / "outbox.db") as connection:
+OUTBOX_DB = 14
+"""The database of the shared redis-server the crash tests own (and empty first)."""
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty outbox: a SQLite file, or a database of the shared real redis-server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'outbox.db'}"
+    import redis
+
+    found = f"{shared_server().url.rsplit('/', 1)[0]}/{OUTBOX_DB}"
+    with redis.Redis.from_url(found) as client:
+        client.flushdb()
+    return found
+
+
+def lease_of(url: str) -> float:
+    """The drainers' lease: on Redis it is counted by the server's clock, so it is short
+    and the survivor waits it out for real; on SQLite the test's clock jumps past it."""
+    return 0.2 if url.startswith("redis") else 600
+
+
+def takeable(url: str, tmp_path: Path) -> int:
+    """About how many items the next drainer can take (what no killed one leased)."""
+    if url.startswith("redis"):
+        with Outbox(url) as outbox:
+            return outbox.pending()
+    with sqlite3.connect(tmp_path / "outbox.db") as connection:
         row = connection.execute(
             "SELECT COUNT(*) FROM outbox_items WHERE dead = 0 AND lease_owner IS NULL"
         ).fetchone()
     return int(row[0])
 
 
-def test_killed_enqueuers_and_drainers_lose_nothing(tmp_path: Path, fake_clock: FakeClock) -> None:
+def take_over(url: str, fake_clock: FakeClock) -> None:
+    """Let the killed drainers' leases end."""
+    if url.startswith("redis"):
+        time.sleep(lease_of(url) + 0.05)
+    else:
+        fake_clock.advance(lease_of(url) + 1)
+
+
+def test_killed_enqueuers_and_drainers_lose_nothing(
+    url: str, tmp_path: Path, fake_clock: FakeClock
+) -> None:
     """20 enqueuing and 20 draining processes killed at seeded random points, then one
     clean drain: each acknowledged key is delivered, duplicates are rare and keyed."""
-    url = f"sqlite:///{tmp_path / 'outbox.db'}"
     log = tmp_path / "side-effects.log"
     log.touch()
     chance = random.Random(20261129)
@@ -80,12 +117,13 @@ def test_killed_enqueuers_and_drainers_lose_nothing(tmp_path: Path, fake_clock: 
     for run in range(RUNS):
         enqueuer = start("enqueue", url, str(run * ITEMS), str(ITEMS))
         acknowledged.update(read_until_killed(enqueuer, chance.randrange(1, ITEMS)))
-        drainer = start("drain", url, str(log))
-        delivered = read_until_killed(drainer, chance.randrange(1, max(2, pending(tmp_path))))
+        drainer = start("drain", url, str(log), str(lease_of(url)))
+        kill_after = chance.randrange(1, max(2, takeable(url, tmp_path)))
+        delivered = read_until_killed(drainer, kill_after)
         if delivered[-1:] != ["drained"]:
             cut_deliveries += 1
-    with Outbox(url) as survivor:
-        fake_clock.advance(601)  # the killed drainers' leases end: their items are free
+    with Outbox(url, lease=lease_of(url)) as survivor:
+        take_over(url, fake_clock)  # the killed drainers' leases end: their items are free
         with log.open("a", encoding="ascii") as side_effects:
             survivor.handler("work")(lambda item: side_effects.write(item.key + "\n"))
             survivor.drain()
@@ -101,10 +139,9 @@ def test_killed_enqueuers_and_drainers_lose_nothing(tmp_path: Path, fake_clock: 
 
 
 def test_the_pending_gauge_is_exact_after_crashes(
-    tmp_path: Path, fake_clock: FakeClock, resilient_metrics: object
+    url: str, fake_clock: FakeClock, resilient_metrics: object
 ) -> None:
-    """After killed enqueuers, ``pending_sync_items`` equals what the file holds."""
-    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    """After killed enqueuers, ``pending_sync_items`` equals what the outbox holds."""
     chance = random.Random(7)
     acknowledged: set[str] = set()
     for run in range(5):
@@ -120,8 +157,3 @@ def test_the_pending_gauge_is_exact_after_crashes(
         outbox.drain()
         assert len(keys) == stored
         resilient_metrics.assert_gauge("pending_sync_items", 0)  # type: ignore[attr-defined]
-
-
-def test_item_is_typed_for_handlers() -> None:
-    """Handlers receive ``Item`` objects (a reminder for readers of the worker)."""
-    assert Item.__slots__

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis_server import shared_server
 
 import resilient as rs
 from resilient import DegradationLevel, DegradationService, Feature
@@ -18,10 +20,21 @@ from resilient.exceptions import CircuitOpenError, ConfigError
 from resilient.outbox import Deferred, Item, Outbox, OutboxError
 from resilient.testing import FakeClock
 
+OUTBOX_DB = 15
+"""The database of the shared redis-server the outbox tests own (and empty before each)."""
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'outbox.db'}"
+
+@pytest.fixture(params=["sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty outbox: a SQLite file, or a namespace on the shared real redis-server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'outbox.db'}"
+    import redis
+
+    url = f"{shared_server().url.rsplit('/', 1)[0]}/{OUTBOX_DB}"
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
 
 
 @pytest.fixture
@@ -310,28 +323,39 @@ def test_two_drainers_on_one_file_deliver_each_item_once(url: str) -> None:
         outbox.close()
 
 
+@pytest.mark.realtime
 def test_a_dead_drainers_items_go_to_another_when_its_lease_ends(
     url: str, fake_clock: FakeClock
 ) -> None:
     """Items leased by a drainer that never finished are taken over after ``lease``
-    seconds, with the same key (a handler can tell the repeat)."""
-    crashed = Outbox(url, lease=30)
+    seconds, with the same key (a handler can tell the repeat). SQLite counts the lease
+    on the outbox's clock; Redis on the server's (``XAUTOCLAIM``), so that case waits
+    50 ms of real time."""
+    redis = url.startswith("redis")
+    lease = 0.05 if redis else 30
+    crashed = Outbox(url, lease=lease)
     crashed.enqueue("a", 1, key="k1")
-    crashed.handler("a")(lambda item: None)
-    stuck = crashed._backend.lease(["a"], 10, "dead-process", crashed._now(), 30)
+    stuck = crashed._backend.lease(["a"], 10, "dead-process", crashed._now(), lease)
     assert [item.key for item in stuck] == ["k1"]
-    survivor = Outbox(url, lease=30)
+    survivor = Outbox(url, lease=lease)
     keys: list[str] = []
     survivor.handler("a")(lambda item: keys.append(item.key))
     assert survivor.drain().delivered == 0
-    fake_clock.advance(31)
+    if redis:
+        time.sleep(0.06)
+    else:
+        fake_clock.advance(31)
     assert survivor.drain().delivered == 1
     assert keys == ["k1"]
+    crashed.close()
+    survivor.close()
 
 
-def test_a_full_disk_refuses_the_new_item_and_keeps_the_stored_ones(box: Outbox) -> None:
+def test_a_full_disk_refuses_the_new_item_and_keeps_the_stored_ones(box: Outbox, url: str) -> None:
     """When SQLite reports the disk full, enqueue raises OutboxError (chained to
     SQLite's error) and every item stored before is still there."""
+    if not url.startswith("sqlite"):
+        pytest.skip("SQLite only: test_a_full_redis_refuses_... is Redis's")
     for n in range(5):
         box.enqueue("a", n, key=f"k{n}")
     connection = box._backend._connection(durable=True)
@@ -434,3 +458,29 @@ def test_the_backlog_settings_are_checked(url: str) -> None:
     with pytest.raises(ConfigError) as refused:
         Outbox(url, backlog_threshold=0)
     assert refused.value.parameter == "backlog_threshold"
+
+
+def test_a_full_redis_refuses_the_new_item_and_keeps_the_stored_ones(
+    fake_clock: FakeClock,
+) -> None:
+    """A Redis at its memory limit refuses writes (OOM): enqueue raises OutboxError
+    chained to redis-py's error, and every item stored before is still there."""
+    import redis
+    from redis_server import RedisServer
+
+    server = RedisServer().start()
+    try:
+        outbox = Outbox(server.url)
+        for n in range(5):
+            outbox.enqueue("a", n, key=f"k{n}")
+        with redis.Redis.from_url(server.url) as admin:
+            admin.config_set("maxmemory", 1)
+            admin.config_set("maxmemory-policy", "noeviction")
+            with pytest.raises(OutboxError) as refused:
+                outbox.enqueue("a", "x" * 1000, key="big")
+            assert isinstance(refused.value.__cause__, redis.RedisError)
+            admin.config_set("maxmemory", 0)
+        assert outbox.pending() == 5
+        outbox.close()
+    finally:
+        server.stop()
