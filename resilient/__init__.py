@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from . import metrics, presets, telemetry
 from ._configure import Configuration, configuration, configure
 from ._retry.decorator import RetryConfig, retry
+from ._retry.outcome import RejectedResultError
+from ._retry.stats import RetryStats, stats
 from ._runtime.clock import SystemClock
 from ._runtime.deadline import remaining
 from ._runtime.listeners import add_listener, remove_listener
@@ -49,11 +51,16 @@ __all__ = [
     "Features",
     "Policy",
     "PoolStats",
+    "RejectedResultError",
     "ResilienceError",
     "ResilienceWarning",
     "RetryBudget",
     "RetryConfig",
+    "RetryGaveUp",
+    "RetryScheduled",
+    "RetryStats",
     "SystemClock",
+    "TimeoutExceeded",
     "TimeoutExceededError",
     "Timeouts",
     "add_listener",
@@ -73,6 +80,7 @@ __all__ = [
     "remaining",
     "remove_listener",
     "retry",
+    "stats",
     "stores",
     "telemetry",
     "testing",
@@ -114,6 +122,9 @@ if TYPE_CHECKING:
         BreakerOpened,
         CallRecorded,
         CallRejected,
+        RetryGaveUp,
+        RetryScheduled,
+        TimeoutExceeded,
     )
 
 # Loaded on first use: defining the event dataclasses costs import time (see _runtime.listeners).
@@ -127,6 +138,9 @@ _LAZY = dict.fromkeys(
         "BreakerOpened",
         "CallRecorded",
         "CallRejected",
+        "RetryGaveUp",
+        "RetryScheduled",
+        "TimeoutExceeded",
     ),
     "._runtime.events",
 )

@@ -130,17 +130,25 @@ class RetryPlan:
         self.attempt = 0
         """Attempts made so far (each ``decide`` counts one that failed)."""
         limit = config.attempts if capped else None
-        if instant is not None and (limit is None or instant < limit):
-            limit = instant
+        if instant is not None:
+            if instant < 0:  # instant(attempts, cap=False): exactly that many attempts
+                limit = -instant
+            elif limit is None or instant < limit:
+                limit = instant
         self.limit = limit
         self.instant = instant is not None
         self.runs: list[list[Any]] | None = [] if list_errors else None
         """``[type name, how many in a row]`` per run of failures, for the note."""
 
-    def decide(self, error: Exception, now: float, deadline: float | None) -> Sleep | GiveUp:
+    def decide(
+        self, error: Exception, now: float, deadline: float | None, hint: float | None = None
+    ) -> Sleep | GiveUp:
         """What to do after the attempt that just failed with ``error``.
 
         ``now`` and ``deadline`` are times on one clock (``deadline`` ``None``: none).
+        ``hint`` is a wait the caller's own rules asked for, used instead of the error's
+        ``retry_after`` and the schedule (but not under ``instant``, and only if it fits
+        before the deadline).
         """
         attempt = self.attempt = self.attempt + 1
         runs = self.runs
@@ -154,7 +162,11 @@ class RetryPlan:
         if limit is not None and attempt >= limit:
             return self.give_up(f"after {attempts(attempt)}")
         delay = 0.0
-        if not self.instant:
+        if self.instant:
+            pass
+        elif hint is not None:
+            delay = hint
+        else:
             # An error's retry_after (seconds, as a server's Retry-After says) replaces the
             # schedule's wait when it is at most max_retry_after; a longer one ends it all.
             hinted = getattr(error, "retry_after", None)
