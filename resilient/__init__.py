@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics, presets, telemetry
 from ._configure import Configuration, configuration, configure
+from ._retry.block import aretrying, retrying
 from ._retry.decorator import RetryConfig, retry
 from ._retry.outcome import RejectedResultError
 from ._retry.stats import RetryStats, stats
@@ -64,6 +65,7 @@ __all__ = [
     "TimeoutExceededError",
     "Timeouts",
     "add_listener",
+    "aretrying",
     "breaker",
     "configuration",
     "configure",
@@ -80,6 +82,7 @@ __all__ = [
     "remaining",
     "remove_listener",
     "retry",
+    "retrying",
     "stats",
     "stores",
     "telemetry",

@@ -105,6 +105,30 @@ ROWS = [
     ok(Row(resilient.retry, "budget", 0.1, ("RetryBudget",))),
     ok(Row(resilient.retry, "max_retry_after", -1)),
     ok(Row(resilient.retry, "max_retry_after", 1e10, ("1e+09",))),
+    # retrying()/aretrying(): the block form takes retry()'s settings, and a name
+    *(
+        ok(Row(block, parameter, value))
+        for block in (resilient.retrying, resilient.aretrying)
+        for parameter, value in (
+            ("config", 3),
+            ("name", ""),
+            ("on", KeyboardInterrupt),
+            ("attempts", 0),
+            ("initial_delay", -1),
+            ("max_delay", float("nan")),
+            ("multiplier", 0.5),
+            ("jitter", 2),
+            ("max_retry_after", -1),
+            ("on_retry", 3),
+            ("before", 3),
+            ("after", 3),
+            ("stop", 3),
+            ("wait", 3),
+            ("metrics", "statsd"),
+            ("budget", 0.1),
+        )
+    ),
+    ok(Row(resilient.stats, "fn", print, ("@resilient.retry",))),
     # RetryConfig
     ok(Row(RetryConfig, "attempts", 0)),
     ok(Row(RetryConfig, "initial_delay", -1)),
@@ -278,6 +302,9 @@ ROWS = [
 PUBLIC = [
     resilient.timeout,
     resilient.retry,
+    resilient.retrying,
+    resilient.aretrying,
+    resilient.stats,
     RetryConfig,
     resilient.breaker,
     BreakerConfig,

@@ -9,6 +9,7 @@ answers ``Sleep(seconds)`` or ``GiveUp(reason)``; the sync and async loops act o
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from random import random
@@ -240,7 +241,10 @@ def _layer(config: object, options: dict[str, Any]) -> _Retry:
     get = options.get
     overrides: dict[str, Any] = {key: get(key) for key in _FIELDS if get(key) is not None}
     if overrides:
-        config = dataclasses.replace(config, **overrides)
+        try:
+            config = _configured(config, tuple(overrides.items()))
+        except TypeError:  # a value that cannot be hashed: replace() says what is wrong
+            config = dataclasses.replace(config, **overrides)
     for name in ("on_result", "on_retry", "before", "after", "stop", "wait"):
         _validate.optional_callable(name, get(name))
     stop, wait = get("stop"), get("wait")
@@ -259,6 +263,13 @@ def _layer(config: object, options: dict[str, Any]) -> _Retry:
             raise ConfigError("budget", budget, "a RetryBudget or None")
         layer.budget = budget
     return layer
+
+
+@functools.lru_cache(maxsize=256)
+def _configured(config: RetryConfig, overrides: tuple[tuple[str, Any], ...]) -> RetryConfig:
+    """``config`` with ``overrides``, validated once per distinct set (configs are frozen:
+    a ``retrying(attempts=3)`` block written inside a loop need not check them each time)."""
+    return dataclasses.replace(config, **dict(overrides))
 
 
 def _retry_filter(on: object) -> Callable[[BaseException], object] | TenacityRetry | None:

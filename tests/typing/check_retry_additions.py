@@ -40,3 +40,16 @@ def check_stats() -> None:
     stats = resilient.stats(bare)
     assert_type(stats.retries, int)
     assert_type(stats.last_error, BaseException | None)
+
+
+def check_blocks() -> None:
+    for attempt in resilient.retrying(attempts=3, name="block"):
+        with attempt:
+            assert_type(attempt.number, int)
+    resilient.retrying(attempts="3")  # type: ignore[arg-type]
+
+
+async def check_async_blocks() -> None:
+    async for attempt in resilient.aretrying(attempts=3):
+        with attempt:
+            assert_type(attempt.error, Exception | None)
