@@ -106,12 +106,13 @@ class RetryPlan:
     through the same code again and again keeps one. With ``list_errors`` the note ends
     with the failures met (``": ValueError, ConnectionError x2"``). ``capped=False`` drops
     the ``attempts`` cap (a strategy of the caller's stops the retries instead);
-    ``instant`` (``resilient.testing.instant()``) caps the attempts at that number and
-    makes every wait zero. A subclass may replace ``backoff`` and ``stop`` with strategies
+    ``instant`` (``resilient.testing.instant()``) caps the attempts at that number (sets
+    them to exactly ``-instant`` when negative: ``instant(cap=False)``) and makes every
+    wait zero. A subclass may replace ``backoff`` and ``stop`` with strategies
     of its own (and set ``strategies``).
     """
 
-    __slots__ = ("attempt", "config", "instant", "limit", "prefix", "runs")
+    __slots__ = ("attempt", "config", "forced", "instant", "limit", "prefix", "runs")
 
     strategies: ClassVar[bool] = False
     """Whether ``backoff`` and ``stop`` are a subclass's own and must be asked (otherwise
@@ -130,6 +131,8 @@ class RetryPlan:
         self.attempt = 0
         """Attempts made so far (each ``decide`` counts one that failed)."""
         limit = config.attempts if capped else None
+        self.forced = instant is not None and instant < 0
+        """``instant(cap=False)``: exactly ``limit`` attempts, whatever stops them otherwise."""
         if instant is not None:
             if instant < 0:  # instant(attempts, cap=False): exactly that many attempts
                 limit = -instant
@@ -186,7 +189,7 @@ class RetryPlan:
                 delay = wait
             else:
                 delay = self.config.delay(attempt)
-        if self.strategies:
+        if self.strategies and not self.forced:
             stop = self.stop(error, delay)
             if stop is not None:
                 return stop
