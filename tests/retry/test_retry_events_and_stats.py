@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
@@ -125,12 +127,26 @@ def test_a_fallback_is_an_event_with_the_error(fake_clock: FakeClock, heard: lis
     assert (event.policy, event.error) == (f"{__name__}.{call.__qualname__}", error)
 
 
-def test_nothing_is_built_without_listeners(fake_clock: FakeClock) -> None:
-    """With no listener, a retry builds no event (the events module need not even load)."""
-    from resilient._runtime.listeners import hub
-
-    assert not hub.active
-    resilient.retry(initial_delay=0)(Flaky(1))()  # reaches no listener, raises nothing
+def test_nothing_is_built_without_listeners() -> None:
+    """With no listener, retries and timeouts build no event: the module defining the
+    events is not even imported."""
+    code = (
+        "import sys, resilient\n"
+        "from resilient.testing import FakeClock\n"
+        "resilient.configure(clock=FakeClock())\n"
+        "calls = []\n"
+        "@resilient.retry(attempts=3, initial_delay=0)\n"
+        "def flaky():\n"
+        "    calls.append(1)\n"
+        "    raise ConnectionError\n"
+        "try:\n"
+        "    flaky()\n"
+        "except ConnectionError:\n"
+        "    pass\n"
+        "print(len(calls), 'resilient._runtime.events' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "False"]
 
 
 # --- statistics ---------------------------------------------------------------------------
