@@ -30,6 +30,11 @@ def _plain() -> str:
     return "ok"
 
 
+async def _async_predicate(value: object) -> bool:
+    """A predicate written async by mistake (a coroutine is always truthy)."""
+    return False
+
+
 @dataclass(frozen=True)
 class Row:
     """One bad value for one parameter of one public callable."""
@@ -97,6 +102,7 @@ ROWS = [
     ok(Row(resilient.retry, "jitter", 2, ("[0, 1]",))),
     ok(Row(resilient.retry, "on_retry", 3, ("callable",))),
     ok(Row(resilient.retry, "on_result", 3, ("callable",))),
+    ok(Row(resilient.retry, "on_result", _async_predicate, ("not async",))),
     ok(Row(resilient.retry, "before", "log", ("callable",))),
     ok(Row(resilient.retry, "after", 1.5, ("callable",))),
     ok(Row(resilient.retry, "stop", 3, ("callable",))),

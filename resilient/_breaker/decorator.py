@@ -20,8 +20,13 @@ __all__ = ["BreakerLayer", "breaker", "default_name"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
+@overload
+def breaker(name: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def breaker(name: staticmethod[P, R], /) -> staticmethod[P, R]: ...
 @overload
 def breaker(name: Callable[P, R], /) -> Callable[P, R]: ...
 @overload

@@ -22,7 +22,7 @@ from .._runtime.listeners import dispatch, hub
 from .._runtime.types import ExceptionFilter, MetricsSink, OnRetry, Seconds
 from .._wrapping.emit import Emitter, emitter_for
 from .._wrapping.hooks import add_note_once, hook_failed, hook_note, hook_prefix
-from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
+from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, is_async_callable
 from ..exceptions import CircuitOpenError, ConfigError
 from ..metrics._names import RETRY_ATTEMPTS
 from .outcome import (
@@ -46,6 +46,7 @@ __all__ = ["RetryConfig", "retry"]
 _get_deadline = _deadline.get
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +130,10 @@ RetryConfig.ai_operation = RetryConfig(attempts=3, initial_delay=2.0, max_delay=
 RetryConfig.never = RetryConfig(attempts=1)
 
 
+@overload
+def retry(config: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def retry(config: staticmethod[P, R], /) -> staticmethod[P, R]: ...
 @overload
 def retry(config: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
@@ -247,6 +252,8 @@ def _layer(config: object, options: dict[str, Any]) -> _Retry:
             config = dataclasses.replace(config, **overrides)
     for name in ("on_result", "on_retry", "before", "after", "stop", "wait"):
         _validate.optional_callable(name, get(name))
+    if get("on_result") is not None and is_async_callable(get("on_result")):
+        raise ConfigError("on_result", get("on_result"), "a plain (not async) predicate")
     stop, wait = get("stop"), get("wait")
     capped = stop is None or get("attempts") is not None
     wait_cap = config.max_delay if wait is not None and get("max_delay") is not None else None

@@ -53,3 +53,21 @@ async def check_async_blocks() -> None:
     async for attempt in resilient.aretrying(attempts=3):
         with attempt:
             assert_type(attempt.error, Exception | None)
+
+
+class Service:
+    @resilient.retry
+    @classmethod
+    def build(cls, n: int) -> int:
+        return n
+
+    @resilient.breaker
+    @staticmethod
+    def ping(host: str) -> bool:
+        return bool(host)
+
+
+def check_methods() -> None:
+    assert_type(Service.build(1), int)
+    assert_type(Service.ping("h"), bool)
+    Service.build("1")  # type: ignore[arg-type]
