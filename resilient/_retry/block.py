@@ -134,6 +134,9 @@ class _Attempts:
         failure = attempt.error
         if failure is None:
             raise StopIteration
+        if _config.state.bypass:  # resilient.testing.disabled(): one attempt, as decorators
+            attempt.error = None
+            raise failure
         loop = self.loop
         plan = self.plan
         if plan is None:
@@ -191,6 +194,9 @@ class _AsyncAttempts:
         failure = attempt.error
         if failure is None:
             raise StopAsyncIteration
+        if _config.state.bypass:  # resilient.testing.disabled(): one attempt, as decorators
+            attempt.error = None
+            raise failure
         loop = self.loop
         plan = self.plan
         if plan is None:

@@ -47,6 +47,7 @@ _get_deadline = _deadline.get
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+F = TypeVar("F")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -435,7 +436,22 @@ class _Retry(Layer):
                 return again(RejectedResultError(result), args, kwargs, start)
             return result
 
-        run = retrying_fully if self.tenacity or before is not None or results else retrying
+        check = self.on_result or _rejects_none
+
+        def polling(*args: Any, **kwargs: Any) -> Any:  # on_result alone: one check more
+            try:
+                result = call(*args, **kwargs)
+            except Exception as error:
+                return again(error, args, kwargs, None)
+            try:
+                if not check(result):
+                    return result
+            except Exception as failure:  # a broken predicate: keep the value
+                hook_failed("on_result", name, failure)
+                return result
+            return again(RejectedResultError(result), args, kwargs, None)
+
+        run = self._pick(retrying, retrying_fully, polling)
         budget = self.budget
         if budget is None:
             return run
@@ -501,7 +517,22 @@ class _Retry(Layer):
                 return await again(RejectedResultError(result), args, kwargs, start)
             return result
 
-        run = retrying_fully if self.tenacity or before is not None or results else retrying
+        check = self.on_result or _rejects_none
+
+        async def polling(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = await call(*args, **kwargs)
+            except Exception as error:
+                return await again(error, args, kwargs, None)
+            try:
+                if not check(result):
+                    return result
+            except Exception as failure:
+                hook_failed("on_result", name, failure)
+                return result
+            return await again(RejectedResultError(result), args, kwargs, None)
+
+        run = self._pick(retrying, retrying_fully, polling)
         budget = self.budget
         if budget is None:
             return run
@@ -511,6 +542,15 @@ class _Retry(Layer):
             return await run(*args, **kwargs)
 
         return budgeted
+
+    def _pick(self, plain: F, fully: F, polling: F) -> F:
+        """The cheapest first-attempt function for these settings: ``plain`` (a call in a
+        ``try``), ``polling`` (and one ``on_result`` check) or ``fully`` (everything)."""
+        if self.tenacity or self.before is not None:
+            return fully
+        if self.on_result is not None:
+            return polling
+        return plain
 
     def call_before(self, attempt: int, name: str) -> tuple[str, str] | None:
         """Run ``before(attempt)``; the note to add should the call fail when it raised."""
@@ -693,6 +733,11 @@ class _StrategyPlan(_Plan):
         if not delay <= _validate.MAX_SECONDS:  # also NaN: no clock can sleep that
             return self.give_up(f"as its wait strategy asked for an impossible {delay:g}s wait")
         return delay if delay > 0.0 else 0.0
+
+
+def _rejects_none(result: object) -> bool:
+    """Every result is wanted (``on_result`` not given)."""
+    return False
 
 
 def _noted(role: str, name: str, failure: BaseException) -> tuple[str, str]:

@@ -216,3 +216,19 @@ async def test_async_block_lets_cancellation_through(fake_clock: FakeClock) -> N
     with pytest.raises(asyncio.CancelledError):
         await task
     assert runs == 1
+
+
+def test_testing_disabled_makes_one_attempt(fake_clock: FakeClock) -> None:
+    """Under resilient.testing.disabled() a block runs once, as a decorated call would."""
+    flaky = Flaky(1)
+    with resilient.testing.disabled(), pytest.raises(ConnectionError):
+        run(resilient.retrying(initial_delay=0), flaky)
+    assert flaky.calls == 1
+
+
+async def test_async_testing_disabled_makes_one_attempt(fake_clock: FakeClock) -> None:
+    """Under resilient.testing.disabled() an async block runs once too."""
+    flaky = Flaky(1)
+    with resilient.testing.disabled(), pytest.raises(ConnectionError):
+        await arun(resilient.aretrying(initial_delay=0), flaky)
+    assert flaky.calls == 1
