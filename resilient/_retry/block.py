@@ -15,6 +15,7 @@ does not raise ends the loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -245,7 +246,8 @@ def retrying(
     same meaning, deadline and hooks; ``name`` labels the block in notes, metrics
     (``retry_attempts_total``), events and ``resilient.stats(block)``. When the rules say
     stop, the ``for`` statement raises the block's last error, noted with why. Build it
-    once and loop over it as often as needed.
+    once and loop over it as often as needed; written inline, its settings are checked
+    once per distinct set, and blocks with the same settings and name share statistics.
     """
     return Retrying(_block_layer(config, name, locals()), name)
 
@@ -277,7 +279,19 @@ def aretrying(
 
 
 def _block_layer(config: object, name: object, options: dict[str, Any]) -> _Retry:
+    """The layer for these settings: one per distinct set (a ``retrying(...)`` written
+    inside a loop or a function is checked once, and its blocks share their statistics)."""
+    given = tuple((key, value) for key, value in options.items() if value is not None)
+    try:
+        return _shared_layer(config, name, given)
+    except TypeError:  # a value that cannot be hashed: checked (and refused) below
+        return _new_layer(config, name, given)
+
+
+def _new_layer(config: object, name: object, given: tuple[tuple[str, Any], ...]) -> _Retry:
     if not isinstance(name, str) or not name:
         raise ConfigError("name", name, "a block name (non-empty text)")
-    options = {key: value for key, value in options.items() if key not in ("config", "name")}
-    return _layer(config, options)
+    return _layer(config, {key: value for key, value in given if key not in ("config", "name")})
+
+
+_shared_layer = functools.lru_cache(maxsize=128)(_new_layer)

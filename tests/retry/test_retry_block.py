@@ -232,3 +232,17 @@ async def test_async_testing_disabled_makes_one_attempt(fake_clock: FakeClock) -
     with resilient.testing.disabled(), pytest.raises(ConnectionError):
         await arun(resilient.aretrying(initial_delay=0), flaky)
     assert flaky.calls == 1
+
+
+def test_blocks_written_inline_share_their_statistics(fake_clock: FakeClock) -> None:
+    """retrying(...) written inside a function is built once per settings: its stats add up."""
+
+    def sync_once(flaky: Flaky) -> None:
+        for attempt in resilient.retrying(initial_delay=0, name="inline"):
+            with attempt:
+                flaky()
+
+    sync_once(Flaky(1))
+    sync_once(Flaky(1))
+    stats = resilient.stats(resilient.retrying(initial_delay=0, name="inline"))
+    assert (stats.retried_calls, stats.retries) == (2, 2)
