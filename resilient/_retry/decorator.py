@@ -605,19 +605,21 @@ class _Plan(RetryPlan):
         state = self.state
         if state is not None:
             record_outcome(state, self.attempt + 1, error)
+        layer = self.layer
         hint = None
         if type(error) is not RejectedResultError:
             if isinstance(error, CircuitOpenError):
                 return NOT_RETRYABLE
-            wanted = self._wanted(error)
-            if wanted is None:
-                return NOT_RETRYABLE
-            if wanted != RETRY:
-                hint = wanted
-        if self.layer.after is not None:
+            if layer.on is not None:
+                wanted = self._wanted(error)
+                if wanted is None:
+                    return NOT_RETRYABLE
+                if wanted != RETRY:
+                    hint = wanted
+        if layer.after is not None:
             self._after(error)
         decision = RetryPlan.decide(self, error, now, deadline, hint)
-        budget = self.layer.budget
+        budget = layer.budget
         if budget is not None and isinstance(decision, Sleep) and not budget.allow_retry():
             return self.give_up("with the retry budget spent")  # allow_retry never waits on I/O
         return decision
@@ -638,7 +640,11 @@ class _Plan(RetryPlan):
         state = self.state
         if state is not None:
             state.idle_for += delay
-        self.tally.retrying(delay)
+        tally = self.tally  # counted here, not in a method: this runs on every retry
+        tally.retries += 1
+        tally.attempts += 1
+        tally.attempt_number += 1
+        tally.idle_for += delay
         if hub.active:
             from .._runtime.events import RetryScheduled
 

@@ -46,7 +46,10 @@ class RetryStats:
 
 
 class Tally:
-    """The live counters behind a ``RetryStats``, one per retried function or block."""
+    """The live counters behind a ``RetryStats``, one per retried function or block.
+
+    The retry plan adds each retry to ``retries``, ``attempts``, ``attempt_number`` and
+    ``idle_for`` itself (inline: it runs on every retry)."""
 
     __slots__ = (
         "__weakref__",
@@ -82,13 +85,6 @@ class Tally:
     def failed_again(self, error: BaseException) -> None:
         """A retried attempt failed with ``error``."""
         self.last_error = error
-
-    def retrying(self, delay: float) -> None:
-        """Another attempt starts after waiting ``delay`` seconds."""
-        self.retries += 1
-        self.attempts += 1
-        self.attempt_number += 1
-        self.idle_for += delay
 
     def gave_up_once(self) -> None:
         self.gave_up += 1
