@@ -214,3 +214,17 @@ async def test_async_stats(fake_clock: FakeClock) -> None:
 
     await call()
     assert (resilient.stats(call).retries, resilient.stats(call).idle_for) == (1, 2.0)
+
+
+def test_a_poll_that_runs_out_is_an_event_holding_the_last_value(
+    fake_clock: FakeClock, heard: list[object]
+) -> None:
+    """When on_result rejects the last value, RetryGaveUp's error is a RejectedResultError
+    holding it, and the caller gets the value itself."""
+    polled = resilient.retry(attempts=2, initial_delay=0, on_result=lambda v: v < 10)(lambda: 3)
+    assert polled() == 3
+    gave_up = heard[-1]
+    assert isinstance(gave_up, resilient.RetryGaveUp)
+    assert isinstance(gave_up.error, resilient.RejectedResultError)
+    assert gave_up.error.result == 3
+    assert resilient.stats(polled).gave_up == 1
