@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics, presets, telemetry
 from ._configure import Configuration, configuration, configure
+from ._retry.block import aretrying, retrying
 from ._retry.decorator import RetryConfig, retry
+from ._retry.outcome import RejectedResultError
+from ._retry.stats import RetryStats, stats
 from ._runtime.clock import SystemClock
 from ._runtime.deadline import remaining
 from ._runtime.listeners import add_listener, remove_listener
@@ -60,14 +63,20 @@ __all__ = [
     "RateLimited",
     "RateLimitedError",
     "RateLimiter",
+    "RejectedResultError",
     "ResilienceError",
     "ResilienceWarning",
     "RetryBudget",
     "RetryConfig",
+    "RetryGaveUp",
+    "RetryScheduled",
+    "RetryStats",
     "SystemClock",
+    "TimeoutExceeded",
     "TimeoutExceededError",
     "Timeouts",
     "add_listener",
+    "aretrying",
     "breaker",
     "bulkhead",
     "configuration",
@@ -88,6 +97,8 @@ __all__ = [
     "remaining",
     "remove_listener",
     "retry",
+    "retrying",
+    "stats",
     "stores",
     "telemetry",
     "testing",
@@ -138,6 +149,9 @@ if TYPE_CHECKING:
         HedgeStarted,
         HedgeWon,
         RateLimited,
+        RetryGaveUp,
+        RetryScheduled,
+        TimeoutExceeded,
     )
     from .outbox import Deferred, Outbox
 
@@ -155,6 +169,9 @@ _LAZY = dict.fromkeys(
         "CallRejected",
         "HedgeStarted",
         "HedgeWon",
+        "RetryGaveUp",
+        "RetryScheduled",
+        "TimeoutExceeded",
     ),
     "._runtime.events",
 )

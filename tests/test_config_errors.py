@@ -47,6 +47,11 @@ def _flask_app() -> Any:
     return Flask("config-errors")
 
 
+async def _async_predicate(value: object) -> bool:
+    """A predicate written async by mistake (a coroutine is always truthy)."""
+    return False
+
+
 @dataclass(frozen=True)
 class Row:
     """One bad value for one parameter of one public callable."""
@@ -115,6 +120,10 @@ ROWS = [
     ok(Row(resilient.retry, "multiplier", 0.5, (">= 1",))),
     ok(Row(resilient.retry, "jitter", 2, ("[0, 1]",))),
     ok(Row(resilient.retry, "on_retry", 3, ("callable",))),
+    ok(Row(resilient.retry, "on_result", 3, ("callable",))),
+    ok(Row(resilient.retry, "on_result", _async_predicate, ("not async",))),
+    ok(Row(resilient.retry, "before", "log", ("callable",))),
+    ok(Row(resilient.retry, "after", 1.5, ("callable",))),
     ok(Row(resilient.retry, "stop", 3, ("callable",))),
     ok(Row(resilient.retry, "wait", 3, ("callable",))),
     ok(Row(resilient.retry, "metrics", "statsd")),
@@ -122,6 +131,30 @@ ROWS = [
     ok(Row(resilient.retry, "max_retry_after", -1)),
     ok(Row(resilient.retry, "max_retry_after", 1e10, ("1e+09",))),
     ok(Row(resilient.retry, "restart_stream", "yes", ("True or False",))),
+    # retrying()/aretrying(): the block form takes retry()'s settings, and a name
+    *(
+        ok(Row(block, parameter, value))
+        for block in (resilient.retrying, resilient.aretrying)
+        for parameter, value in (
+            ("config", 3),
+            ("name", ""),
+            ("on", KeyboardInterrupt),
+            ("attempts", 0),
+            ("initial_delay", -1),
+            ("max_delay", float("nan")),
+            ("multiplier", 0.5),
+            ("jitter", 2),
+            ("max_retry_after", -1),
+            ("on_retry", 3),
+            ("before", 3),
+            ("after", 3),
+            ("stop", 3),
+            ("wait", 3),
+            ("metrics", "statsd"),
+            ("budget", 0.1),
+        )
+    ),
+    ok(Row(resilient.stats, "fn", print, ("@resilient.retry",))),
     # RetryConfig
     ok(Row(RetryConfig, "attempts", 0)),
     ok(Row(RetryConfig, "initial_delay", -1)),
@@ -365,6 +398,9 @@ ROWS = [
 PUBLIC = [
     resilient.timeout,
     resilient.retry,
+    resilient.retrying,
+    resilient.aretrying,
+    resilient.stats,
     RetryConfig,
     resilient.breaker,
     BreakerConfig,

@@ -7,7 +7,7 @@ makes the breaker (one per name, in the registry), at decoration or on first use
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, overload
 
 from .._circuit.config import BreakerConfig, check_name
 from .._circuit.store import AsyncStateStore, StateStore
@@ -18,17 +18,36 @@ from .registry import CircuitBreakerRegistry
 
 __all__ = ["BreakerLayer", "breaker", "default_name"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
+
+@overload
+def breaker(name: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def breaker(name: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def breaker(name: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
 def breaker(
     name: str | None = None,
     config: BreakerConfig | str | None = None,
     *,
     store: StateStore | AsyncStateStore | None = None,
     critical: bool = False,
-) -> Decorator:
+) -> Decorator: ...
+def breaker(
+    name: Any = None,
+    config: BreakerConfig | str | None = None,
+    *,
+    store: StateStore | AsyncStateStore | None = None,
+    critical: bool = False,
+) -> Any:
     """Guard a function with the circuit breaker called ``name``.
 
-    ``name`` defaults to the function's ``module.qualname``. One name is one breaker:
+    ``name`` defaults to the function's ``module.qualname``, as with ``@breaker``
+    written without parentheses. One name is one breaker:
     decorators naming the same breaker share it, and claiming a name with a different
     ``config`` or ``store`` raises ``ConfigError``. ``config`` is a ``BreakerConfig`` or
     a preset name (default ``"standard"``: 5 failures, 30 s).
@@ -39,6 +58,8 @@ def breaker(
     default) leaves the mark as it is. The ``BreakerConfig.critical`` preset only sets
     thresholds (3 failures, 15 s): it does not make a breaker critical for readiness.
     """
+    if callable(name) or isinstance(name, classmethod | staticmethod):
+        return breaker()(name)  # ``@breaker`` without parentheses
     flag: object = critical  # checked at run time: annotations are not enforced
     if not isinstance(flag, bool):
         raise ConfigError("critical", critical, "True or False")

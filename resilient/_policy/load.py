@@ -23,7 +23,9 @@ _REFERENCE = re.compile(rf"^({_NAME}):({_NAME})$")
 _CODE_KEYS: dict[str, frozenset[str]] = {
     "timeout": frozenset({"metrics"}),
     "total_timeout": frozenset({"metrics"}),
-    "retry": frozenset({"on", "on_retry", "stop", "wait", "metrics", "budget"}),
+    "retry": frozenset(
+        {"on", "on_result", "on_retry", "before", "after", "stop", "wait", "metrics", "budget"}
+    ),
     "breaker": frozenset({"record", "ignore", "failure_result", "store"}),
     "fallback": frozenset({"values", "on", "when", "key", "cache", "metrics"}),
     "degradable": frozenset({"fallback", "service"}),

@@ -186,7 +186,7 @@ def _retry(spec: Any, fn: Any) -> Decorator:
             options["config"] = _preset(RetryConfig, "config", options["config"])
         return retry(**options)
     if isinstance(spec, str):
-        return retry(_preset(RetryConfig, "retry", spec))
+        return retry(config=_preset(RetryConfig, "retry", spec))
     if not isinstance(spec, RetryConfig):
         raise ConfigError("retry", spec, _FORMS["retry"])
     return retry(spec)

@@ -9,22 +9,42 @@ answers ``Sleep(seconds)`` or ``GiveUp(reason)``; the sync and async loops act o
 from __future__ import annotations
 
 import dataclasses
-import sys
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from random import random
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, overload
 
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
+from .._runtime.listeners import dispatch, hub
 from .._runtime.types import ExceptionFilter, MetricsSink, OnRetry, Seconds
 from .._wrapping.emit import Emitter, emitter_for
 from .._wrapping.hooks import add_note_once, hook_failed, hook_note, hook_prefix
-from .._wrapping.layer import AnyCall, AsyncCall, AsyncStreamCall, Decorator, Layer, StreamCall
+from .._wrapping.layer import (
+    AnyCall,
+    AsyncCall,
+    AsyncStreamCall,
+    Decorator,
+    Layer,
+    StreamCall,
+    is_async_callable,
+)
 from ..exceptions import CircuitOpenError, ConfigError
 from ..metrics._names import RETRY_ATTEMPTS
+from .outcome import (
+    RETRY,
+    RejectedResultError,
+    TenacityRetry,
+    record_outcome,
+    record_result,
+    tenacity_module,
+    tenacity_state,
+    wait_hint,
+)
 from .plan import NOT_RETRYABLE, GiveUp, RetryPlan, Sleep, attempts
+from .stats import Tally
 from .stream import retry_stream_async, retry_stream_sync
 
 if TYPE_CHECKING:
@@ -33,6 +53,10 @@ if TYPE_CHECKING:
 __all__ = ["RetryConfig", "retry"]
 
 _get_deadline = _deadline.get
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+F = TypeVar("F")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,10 +140,18 @@ RetryConfig.ai_operation = RetryConfig(attempts=3, initial_delay=2.0, max_delay=
 RetryConfig.never = RetryConfig(attempts=1)
 
 
+@overload
+def retry(config: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def retry(config: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def retry(config: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
 def retry(
     config: RetryConfig | str | None = None,
     *,
     on: ExceptionFilter | None = None,
+    on_result: Callable[[Any], object] | None = None,
     attempts: int | None = None,
     initial_delay: Seconds | None = None,
     max_delay: Seconds | None = None,
@@ -127,28 +159,65 @@ def retry(
     jitter: float | None = None,
     max_retry_after: Seconds | None = None,
     on_retry: OnRetry | None = None,
+    before: Callable[[int], object] | None = None,
+    after: Callable[[int, BaseException], object] | None = None,
     stop: Callable[[Any], bool] | None = None,
     wait: Callable[[Any], float] | None = None,
     metrics: MetricsSink | None = None,
     budget: RetryBudget | None = None,
     restart_stream: bool = False,
-) -> Decorator:
+) -> Decorator: ...
+def retry(
+    config: Any = None,
+    *,
+    on: ExceptionFilter | None = None,
+    on_result: Callable[[Any], object] | None = None,
+    attempts: int | None = None,
+    initial_delay: Seconds | None = None,
+    max_delay: Seconds | None = None,
+    multiplier: float | None = None,
+    jitter: float | None = None,
+    max_retry_after: Seconds | None = None,
+    on_retry: OnRetry | None = None,
+    before: Callable[[int], object] | None = None,
+    after: Callable[[int, BaseException], object] | None = None,
+    stop: Callable[[Any], bool] | None = None,
+    wait: Callable[[Any], float] | None = None,
+    metrics: MetricsSink | None = None,
+    budget: RetryBudget | None = None,
+    restart_stream: bool = False,
+) -> Any:
     """Call again when the call raises one of ``on`` (default: any ``Exception``).
 
-    ``config`` is a ``RetryConfig`` or a preset name (default ``"standard"``); keyword
-    arguments override single fields. ``on`` also takes a tenacity ``retry_*`` object,
-    and ``stop``/``wait`` take tenacity strategies (``stop`` replaces the attempt cap
-    unless ``attempts`` is given too; it counts time from the start of the first attempt).
-    A ``wait`` strategy's waits are used as given, capped only when ``max_delay`` is
-    passed too. An error's ``retry_after`` sets the next wait when it is at most
+    ``@retry`` alone (without parentheses) uses every default. ``config`` is a
+    ``RetryConfig`` or a preset name (default ``"standard"``); keyword arguments override
+    single fields. ``on`` also takes a tenacity ``retry_*`` object (``retry_if_result``
+    and ``retry_if_not_result`` included, alone or combined with ``|``/``&``), and
+    ``stop``/``wait`` take tenacity strategies (``stop`` replaces the attempt cap unless
+    ``attempts`` is given too; it counts time from the start of the first attempt). A
+    ``wait`` strategy's waits are used as given, capped only when ``max_delay`` is passed
+    too. An error's ``retry_after`` sets the next wait when it is at most
     ``max_retry_after``; a longer one ends the retries at once.
 
-    ``on_retry(attempt, error, delay)`` runs before each wait; if it raises, the retry goes
-    on (the failure is logged, counted as ``hook_errors_total`` and noted on the error
-    should the call fail in the end). An ``on`` predicate that raises means "do not retry":
-    the call's error propagates with a note saying why. Never retried: an open circuit,
-    cancellation, ``KeyboardInterrupt``, ``SystemExit``, and any wait that would end past
-    the current deadline. ``metrics`` overrides the configured sink for this function
+    An ``on`` predicate answers for each error: ``True`` (or any truthy value) retries
+    with the backoff; ``False``, ``None``, ``0`` or a negative number does not retry; a
+    positive ``int``, ``float`` or ``timedelta`` retries after waiting that long instead
+    of the backoff (stamina's backoff hint; the attempt cap and the deadline still hold).
+
+    ``on_result(value)`` retries a call that returned a value it holds true for
+    (polling): after the last attempt the caller gets the last value returned. Hooks,
+    events and ``resilient.stats`` see such an attempt as a ``RejectedResultError`` error.
+
+    Hooks: ``before(attempt)`` runs before each attempt (the first is 1);
+    ``after(attempt, error)`` after each attempt whose failure the rules want retried
+    (as tenacity's ``after``: the last such attempt included, never after a success or an
+    error not retried); ``on_retry(attempt, error, delay)`` before each wait. A hook that
+    raises never stops the call: the failure is logged, counted as
+    ``hook_errors_total`` and noted on the error should the call fail in the end. An
+    ``on`` or ``on_result`` predicate that raises means "do not retry": the call's error
+    (or value) reaches the caller. Never retried: an open circuit, cancellation,
+    ``KeyboardInterrupt``, ``SystemExit``, and any wait that would end past the current
+    deadline. ``metrics`` overrides the configured sink for this function
     (``retry_attempts_total``). ``budget`` (a ``RetryBudget``) counts each call and, after
     a failure, allows a retry only while retries stay within its share of the calls
     (fleet-wide with a RedisStore).
@@ -159,32 +228,61 @@ def retry(
     by starting the stream again from scratch: the caller then gets those items again
     (a call always starts from scratch, so the setting changes nothing for calls).
     """
+    if callable(config) or isinstance(config, classmethod | staticmethod):
+        return Decorator(_layer(None, {}))(config)  # ``@retry`` without parentheses
+    options = {
+        "on": on,
+        "on_result": on_result,
+        "attempts": attempts,
+        "initial_delay": initial_delay,
+        "max_delay": max_delay,
+        "multiplier": multiplier,
+        "jitter": jitter,
+        "max_retry_after": max_retry_after,
+        "on_retry": on_retry,
+        "before": before,
+        "after": after,
+        "stop": stop,
+        "wait": wait,
+        "metrics": metrics,
+        "budget": budget,
+        "restart_stream": restart_stream,
+    }
+    return Decorator(_layer(config, options))
+
+
+_FIELDS = ("attempts", "initial_delay", "max_delay", "multiplier", "jitter", "max_retry_after")
+
+
+def _layer(config: object, options: dict[str, Any]) -> _Retry:
+    """The ``@retry`` layer for ``config`` and ``retry()``'s keyword ``options``, checked."""
     if config is None:
         config = RetryConfig.standard
     elif isinstance(config, str):
         config = RetryConfig.get(config)
     elif not isinstance(config, RetryConfig):
         raise ConfigError("config", config, "a RetryConfig, a preset name or None")
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("attempts", attempts),
-            ("initial_delay", initial_delay),
-            ("max_delay", max_delay),
-            ("multiplier", multiplier),
-            ("jitter", jitter),
-            ("max_retry_after", max_retry_after),
-        )
-        if value is not None
-    }
+    get = options.get
+    overrides: dict[str, Any] = {key: get(key) for key in _FIELDS if get(key) is not None}
     if overrides:
-        config = dataclasses.replace(config, **overrides)
-    for name, hook in (("on_retry", on_retry), ("stop", stop), ("wait", wait)):
-        _validate.optional_callable(name, hook)
-    capped = stop is None or attempts is not None
-    wait_cap = config.max_delay if wait is not None and max_delay is not None else None
-    layer = _Retry(config, _retry_filter(on), on_retry, stop, wait, capped, wait_cap)
-    layer.emitter = emitter_for(metrics)
+        try:
+            config = _configured(config, tuple(overrides.items()))
+        except TypeError:  # a value that cannot be hashed: replace() says what is wrong
+            config = dataclasses.replace(config, **overrides)
+    for name in ("on_result", "on_retry", "before", "after", "stop", "wait"):
+        _validate.optional_callable(name, get(name))
+    if get("on_result") is not None and is_async_callable(get("on_result")):
+        raise ConfigError("on_result", get("on_result"), "a plain (not async) predicate")
+    stop, wait = get("stop"), get("wait")
+    capped = stop is None or get("attempts") is not None
+    wait_cap = config.max_delay if wait is not None and get("max_delay") is not None else None
+    layer = _Retry(config, _retry_filter(get("on")), get("on_retry"), stop, wait, capped, wait_cap)
+    layer.on_result = get("on_result")
+    layer.before = get("before")
+    layer.after = get("after")
+    layer.emitter = emitter_for(get("metrics"))
+    budget = get("budget")
+    restart_stream = get("restart_stream", False)
     if not isinstance(restart_stream, bool):
         raise ConfigError("restart_stream", restart_stream, "True or False")
     layer.restart_stream = restart_stream
@@ -194,39 +292,45 @@ def retry(
         if not isinstance(budget, RetryBudget):
             raise ConfigError("budget", budget, "a RetryBudget or None")
         layer.budget = budget
-    return Decorator(layer)
+    return layer
 
 
-def _retry_filter(on: object) -> Callable[[BaseException], bool] | _TenacityRetry | None:
-    """``None`` for "any ``Exception``" (the loops only ever catch ``Exception``)."""
+@functools.lru_cache(maxsize=256)
+def _configured(config: RetryConfig, overrides: tuple[tuple[str, Any], ...]) -> RetryConfig:
+    """``config`` with ``overrides``, validated once per distinct set (configs are frozen:
+    a ``retrying(attempts=3)`` block written inside a loop need not check them each time)."""
+    return dataclasses.replace(config, **dict(overrides))
+
+
+def _retry_filter(on: object) -> Callable[[BaseException], object] | TenacityRetry | None:
+    """``None`` for "any ``Exception``" (the loops only ever catch ``Exception``).
+
+    Exception types become an ``isinstance`` test answering ``True``/``False``; a
+    predicate is kept as it is, so that its answer can be a wait (see ``wait_hint``).
+    """
     if on is None:
         return None
-    tenacity = sys.modules.get("tenacity")
+    tenacity = tenacity_module()
     if tenacity is not None and isinstance(on, tenacity.retry_base):
-        return _TenacityRetry(on)
+        return TenacityRetry(on)
     return _validate.error_filter("on", on)
-
-
-class _TenacityRetry:
-    """Marks a tenacity ``retry_*`` object, which reads a ``RetryCallState``."""
-
-    __slots__ = ("strategy",)
-
-    def __init__(self, strategy: Callable[[Any], bool]) -> None:
-        self.strategy = strategy
 
 
 class _Retry(Layer):
     __slots__ = (
+        "after",
+        "before",
         "budget",
         "capped",
         "config",
         "emitter",
         "on",
+        "on_result",
         "on_retry",
         "restart_stream",
         "stop",
         "strategies",
+        "tallies",
         "tenacity",
         "wait",
         "wait_cap",
@@ -236,7 +340,7 @@ class _Retry(Layer):
     def __init__(
         self,
         config: RetryConfig,
-        on: Callable[[BaseException], bool] | _TenacityRetry | None,
+        on: Callable[[BaseException], object] | TenacityRetry | None,
         on_retry: OnRetry | None,
         stop: Callable[[Any], bool] | None,
         wait: Callable[[Any], float] | None,
@@ -252,41 +356,91 @@ class _Retry(Layer):
         self.wait_cap = wait_cap
         self.strategies = stop is not None or wait is not None
         """Whether tenacity ``stop``/``wait`` strategies replace the cap or the schedule."""
-        self.tenacity = self.strategies or isinstance(on, _TenacityRetry)
+        self.tenacity = self.strategies or isinstance(on, TenacityRetry)
         """Whether tenacity strategies read a ``RetryCallState`` (then each call notes
         when its first attempt starts, as tenacity does)."""
         self.emitter: Emitter | None = None
         self.budget: RetryBudget | None = None
+        self.on_result: Callable[[Any], object] | None = None
+        self.before: Callable[[int], object] | None = None
+        self.after: Callable[[int, BaseException], object] | None = None
         self.restart_stream = False
+        self.tallies: dict[str, Tally] = {}
+        """``resilient.stats``: the counters of each function this layer wraps, by name."""
 
     def describe(self) -> dict[str, object]:
-        described = {"layer": self.kind, **dataclasses.asdict(self.config)}
+        described: dict[str, object] = {"layer": self.kind, **dataclasses.asdict(self.config)}
+        for hook in ("on_result", "before", "after"):
+            if getattr(self, hook) is not None:
+                described[hook] = getattr(self, hook)
         if self.restart_stream:
             described["restart_stream"] = True
         return described
+
+    def checks_results(self) -> bool:
+        """Whether returned values are judged (``on_result``, or tenacity result rules)."""
+        on = self.on
+        return self.on_result is not None or (isinstance(on, TenacityRetry) and on.results)
+
+    def tally(self, name: str) -> Tally:
+        """The statistics of the function called ``name`` (shared by its chains)."""
+        tally = self.tallies.get(name)
+        if tally is None:
+            tally = self.tallies.setdefault(name, Tally())
+        return tally
+
+    def rejects(self, result: object, attempt: int, state: Any, name: str) -> bool:
+        """Whether attempt ``attempt``'s ``result`` is to be retried; a rule that raises
+        says no (the value is returned, the failure logged and counted)."""
+        try:
+            check = self.on_result
+            if check is not None and check(result):
+                return True
+            on = self.on
+            if isinstance(on, TenacityRetry) and on.results:
+                if state is None:
+                    state = tenacity_state(None, (), {}, None)
+                record_result(state, attempt, result)
+                return bool(on.strategy(state))
+        except Exception as failure:
+            hook_failed("on_result", name, failure)
+        return False
 
     def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         layer, state = self, _config.state
         prefix = f"resilient.retry gave up on {name} "
         planner = _StrategyPlan if self.strategies else _Plan
+        tally = self.tally(name)
+        before, results = self.before, self.checks_results()
 
         def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
-            plan = planner(layer, name, prefix, call, args, kwargs, start)
+            plan = planner(layer, name, prefix, call, args, kwargs, start, tally, failure)
             clock = state.clock
             while True:
                 when = _get_deadline()  # the time matters only when there is a deadline
                 now = 0.0 if when is None else clock.monotonic()
                 decision = plan.decide(failure, now, when)
                 if isinstance(decision, GiveUp):
+                    if type(failure) is RejectedResultError:
+                        return plan.returned(failure, decision)
                     raise plan.failed(failure, decision)
                 delay = decision.seconds
                 plan.retrying(failure, delay)
                 if delay:
                     clock.sleep(delay)
+                if before is not None:
+                    plan.before()
                 try:
-                    return call(*args, **kwargs)
+                    result = call(*args, **kwargs)
                 except Exception as error:
                     failure = error
+                    tally.failed_again(error)
+                    continue
+                if results and layer.rejects(result, plan.attempt + 1, plan.state, name):
+                    failure = RejectedResultError(result)
+                    tally.failed_again(failure)
+                    continue
+                return result
 
         def retrying(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -295,15 +449,35 @@ class _Retry(Layer):
                 failure = error
             return again(failure, args, kwargs, None)
 
-        def retrying_timed(*args: Any, **kwargs: Any) -> Any:
-            start = state.clock.monotonic()  # tenacity's stop_after_delay counts from here
+        def retrying_fully(*args: Any, **kwargs: Any) -> Any:
+            # tenacity's stop_after_delay counts from the start of the first attempt
+            start = state.clock.monotonic() if layer.tenacity else None
+            if before is not None:
+                layer.call_before(1, name)
             try:
-                return call(*args, **kwargs)
+                result = call(*args, **kwargs)
             except Exception as error:
-                failure = error
-            return again(failure, args, kwargs, start)
+                return again(error, args, kwargs, start)
+            if results and layer.rejects(result, 1, None, name):
+                return again(RejectedResultError(result), args, kwargs, start)
+            return result
 
-        run = retrying_timed if self.tenacity else retrying
+        check = self.on_result or _rejects_none
+
+        def polling(*args: Any, **kwargs: Any) -> Any:  # on_result alone: one check more
+            try:
+                result = call(*args, **kwargs)
+            except Exception as error:
+                return again(error, args, kwargs, None)
+            try:
+                if not check(result):
+                    return result
+            except Exception as failure:  # a broken predicate: keep the value
+                hook_failed("on_result", name, failure)
+                return result
+            return again(RejectedResultError(result), args, kwargs, None)
+
+        run = self._pick(retrying, retrying_fully, polling)
         budget = self.budget
         if budget is None:
             return run
@@ -318,24 +492,37 @@ class _Retry(Layer):
         layer, state = self, _config.state
         prefix = f"resilient.retry gave up on {name} "
         planner = _StrategyPlan if self.strategies else _Plan
+        tally = self.tally(name)
+        before, results = self.before, self.checks_results()
 
         async def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
-            plan = planner(layer, name, prefix, call, args, kwargs, start)
+            plan = planner(layer, name, prefix, call, args, kwargs, start, tally, failure)
             clock = state.clock
             while True:
                 when = _get_deadline()  # the time matters only when there is a deadline
                 now = 0.0 if when is None else clock.monotonic()
                 decision = plan.decide(failure, now, when)
                 if isinstance(decision, GiveUp):
+                    if type(failure) is RejectedResultError:
+                        return plan.returned(failure, decision)
                     raise plan.failed(failure, decision)
                 delay = decision.seconds
                 plan.retrying(failure, delay)
                 if delay:
                     await clock.asleep(delay)
+                if before is not None:
+                    plan.before()
                 try:
-                    return await call(*args, **kwargs)
+                    result = await call(*args, **kwargs)
                 except Exception as error:
                     failure = error
+                    tally.failed_again(error)
+                    continue
+                if results and layer.rejects(result, plan.attempt + 1, plan.state, name):
+                    failure = RejectedResultError(result)
+                    tally.failed_again(failure)
+                    continue
+                return result
 
         async def retrying(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -344,15 +531,34 @@ class _Retry(Layer):
                 failure = error
             return await again(failure, args, kwargs, None)
 
-        async def retrying_timed(*args: Any, **kwargs: Any) -> Any:
-            start = state.clock.monotonic()
+        async def retrying_fully(*args: Any, **kwargs: Any) -> Any:
+            start = state.clock.monotonic() if layer.tenacity else None
+            if before is not None:
+                layer.call_before(1, name)
             try:
-                return await call(*args, **kwargs)
+                result = await call(*args, **kwargs)
             except Exception as error:
-                failure = error
-            return await again(failure, args, kwargs, start)
+                return await again(error, args, kwargs, start)
+            if results and layer.rejects(result, 1, None, name):
+                return await again(RejectedResultError(result), args, kwargs, start)
+            return result
 
-        run = retrying_timed if self.tenacity else retrying
+        check = self.on_result or _rejects_none
+
+        async def polling(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = await call(*args, **kwargs)
+            except Exception as error:
+                return await again(error, args, kwargs, None)
+            try:
+                if not check(result):
+                    return result
+            except Exception as failure:
+                hook_failed("on_result", name, failure)
+                return result
+            return await again(RejectedResultError(result), args, kwargs, None)
+
+        run = self._pick(retrying, retrying_fully, polling)
         budget = self.budget
         if budget is None:
             return run
@@ -362,6 +568,27 @@ class _Retry(Layer):
             return await run(*args, **kwargs)
 
         return budgeted
+
+    def _pick(self, plain: F, fully: F, polling: F) -> F:
+        """The cheapest first-attempt function for these settings: ``plain`` (a call in a
+        ``try``), ``polling`` (and one ``on_result`` check) or ``fully`` (everything)."""
+        if self.tenacity or self.before is not None:
+            return fully
+        if self.on_result is not None:
+            return polling
+        return plain
+
+    def call_before(self, attempt: int, name: str) -> tuple[str, str] | None:
+        """Run ``before(attempt)``; the note to add should the call fail when it raised."""
+        hook = self.before
+        if hook is None:
+            return None
+        try:
+            hook(attempt)
+        except Exception as failure:
+            hook_failed("before", name, failure)
+            return _noted("before", name, failure)
+        return None
 
     # Generator functions: the stream forms live in ``stream``.
 
@@ -374,47 +601,65 @@ class _Retry(Layer):
 
 class _Plan(RetryPlan):
     """``@retry``'s decisions for one call: the shared core (attempts, waits, deadline,
-    the note) with this decorator's own rules around it: the ``on`` filter and the retry
-    budget (``_StrategyPlan`` adds tenacity ``stop``/``wait`` strategies).
+    the note) with this decorator's own rules around it: the ``on`` filter (and its
+    backoff hint), the ``after`` hook and the retry budget (``_StrategyPlan`` adds tenacity
+    ``stop``/``wait`` strategies).
 
     Acts only in ``retrying``, which the loops call before each wait (``on_retry``,
-    the ``retry_attempts_total`` count).
+    the ``retry_attempts_total`` count, the event and the statistics).
     """
 
-    __slots__ = ("hook_note", "layer", "name", "state")
+    __slots__ = ("hook_note", "layer", "name", "state", "tally")
 
     def __init__(
         self,
         layer: _Retry,
         name: str,
         prefix: str,
-        call: AnyCall,
+        call: AnyCall | None,
         args: Any,
         kwargs: Any,
         start: float | None,
+        tally: Tally,
+        first: BaseException,
     ) -> None:
-        # instant: resilient.testing.instant() caps the attempts and makes waits zero.
+        # instant: resilient.testing.instant() caps (or sets) the attempts, waits are zero.
         RetryPlan.__init__(self, layer.config, prefix, layer.capped, _config.state.instant)
         self.layer = layer
         self.name = name
-        self.hook_note: str | None = None
-        """What the first failing ``on_retry`` raised, noted on the error if it is raised."""
-        self.state = _tenacity_state(layer, call, args, kwargs, start)
+        self.hook_note: tuple[str, str] | None = None
+        """What the first failing hook raised, noted on the error if it is raised."""
+        self.state: Any = tenacity_state(call, args, kwargs, start) if layer.tenacity else None
+        self.tally = tally
+        tally.failed_first(first)
 
-    def decide(self, error: Exception, now: float, deadline: float | None) -> Sleep | GiveUp:
+    def decide(
+        self, error: Exception, now: float, deadline: float | None, hint: float | None = None
+    ) -> Sleep | GiveUp:
         state = self.state
         if state is not None:
-            _record_outcome(state, self.attempt + 1, error)
-        if isinstance(error, CircuitOpenError) or not self._wanted(error):
-            return NOT_RETRYABLE
-        decision = RetryPlan.decide(self, error, now, deadline)
-        budget = self.layer.budget
+            record_outcome(state, self.attempt + 1, error)
+        layer = self.layer
+        hint = None
+        if type(error) is not RejectedResultError:
+            if isinstance(error, CircuitOpenError):
+                return NOT_RETRYABLE
+            if layer.on is not None:
+                wanted = self._wanted(error)
+                if wanted is None:
+                    return NOT_RETRYABLE
+                if wanted != RETRY:
+                    hint = wanted
+        if layer.after is not None:
+            self._after(error)
+        decision = RetryPlan.decide(self, error, now, deadline, hint)
+        budget = layer.budget
         if budget is not None and isinstance(decision, Sleep) and not budget.allow_retry():
             return self.give_up("with the retry budget spent")  # allow_retry never waits on I/O
         return decision
 
     def retrying(self, error: Exception, delay: float) -> None:
-        """Before waiting ``delay``: run ``on_retry`` and count the retry."""
+        """Before waiting ``delay``: run ``on_retry``, count the retry, tell listeners."""
         layer = self.layer
         if layer.on_retry is not None:
             try:
@@ -422,33 +667,71 @@ class _Plan(RetryPlan):
             except Exception as failure:  # the retry goes on; see failed
                 hook_failed("on_retry", self.name, failure)
                 if self.hook_note is None:
-                    self.hook_note = hook_note("on_retry", self.name, failure)
+                    self.hook_note = _noted("on_retry", self.name, failure)
         emit = layer.emitter or _config.state.emit
         if emit is not None:
             emit.increment(RETRY_ATTEMPTS, (("policy", self.name),))
         state = self.state
         if state is not None:
             state.idle_for += delay
+        tally = self.tally  # counted here, not in a method: this runs on every retry
+        tally.retries += 1
+        tally.attempts += 1
+        tally.attempt_number += 1
+        tally.idle_for += delay
+        if hub.active:
+            from .._runtime.events import RetryScheduled
+
+            dispatch((), (RetryScheduled(self.name, self.attempt, error, delay),))  # type: ignore[arg-type]  # listeners take any event
+
+    def before(self) -> None:
+        """Run ``before`` ahead of the next attempt."""
+        note = self.layer.call_before(self.attempt + 1, self.name)
+        if note is not None and self.hook_note is None:
+            self.hook_note = note
+
+    def _after(self, error: Exception) -> None:
+        after = self.layer.after
+        if after is None:
+            return
+        try:
+            after(self.attempt + 1, error)
+        except Exception as failure:
+            hook_failed("after", self.name, failure, error)
+
+    def _ended(self, error: Exception) -> None:
+        self.tally.gave_up_once()
+        if hub.active:
+            from .._runtime.events import RetryGaveUp
+
+            dispatch((), (RetryGaveUp(self.name, self.attempt, error),))  # type: ignore[arg-type]
 
     def failed(self, error: Exception, decision: GiveUp) -> Exception:
-        """``error``, noted with why the retries ended (and a failed ``on_retry``)."""
+        """``error``, noted with why the retries ended (and a failed hook)."""
         self.note(error, decision)
         if self.hook_note is not None:
-            add_note_once(error, self.hook_note, replaces=hook_prefix("on_retry", self.name))
+            replaces, note = self.hook_note
+            add_note_once(error, note, replaces=replaces)
+        self._ended(error)
         return error
 
-    def _wanted(self, error: Exception) -> bool:
-        """Whether ``on`` asks for a retry; a predicate that raises says no."""
+    def returned(self, rejected: RejectedResultError, decision: GiveUp) -> Any:
+        """The value of the last attempt, whose result was rejected once too often."""
+        self._ended(rejected)
+        return rejected.result
+
+    def _wanted(self, error: Exception) -> float | None:
+        """What ``on`` answers for ``error`` (see ``wait_hint``); one that raises says no."""
         on = self.layer.on
         if on is None:
-            return True
+            return RETRY
         try:
-            if isinstance(on, _TenacityRetry):
-                return bool(on.strategy(self.state))
-            return bool(on(error))
+            if isinstance(on, TenacityRetry):
+                return RETRY if on.strategy(self.state) else None
+            return wait_hint(on(error))
         except Exception as failure:
             hook_failed("on", self.name, failure, error)
-            return False
+            return None
 
 
 class _StrategyPlan(_Plan):
@@ -492,26 +775,11 @@ class _StrategyPlan(_Plan):
         return delay if delay > 0.0 else 0.0
 
 
-def _tenacity_state(
-    layer: _Retry, call: AnyCall, args: Any, kwargs: Any, start: float | None
-) -> Any:
-    """A tenacity ``RetryCallState`` when tenacity strategies need one, else ``None``.
-
-    ``start`` is when the first attempt began, as tenacity's ``stop_after_delay`` counts.
-    """
-    if not layer.tenacity:
-        return None
-    import tenacity
-
-    state = tenacity.RetryCallState(retry_object=None, fn=call, args=args, kwargs=kwargs)  # type: ignore[arg-type]
-    state.start_time = _config.state.clock.monotonic() if start is None else start
-    state.upcoming_sleep = 0.0
-    return state
+def _rejects_none(result: object) -> bool:
+    """Every result is wanted (``on_result`` not given)."""
+    return False
 
 
-def _record_outcome(state: Any, attempt: int, error: Exception) -> None:
-    import tenacity
-
-    state.attempt_number = attempt
-    state.outcome = tenacity.Future.construct(attempt, error, True)
-    state.outcome_timestamp = _config.state.clock.monotonic()
+def _noted(role: str, name: str, failure: BaseException) -> tuple[str, str]:
+    """The note saying the ``role`` hook raised ``failure``, and the prefix it replaces."""
+    return hook_prefix(role, name), hook_note(role, name, failure)

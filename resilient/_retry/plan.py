@@ -106,12 +106,13 @@ class RetryPlan:
     through the same code again and again keeps one. With ``list_errors`` the note ends
     with the failures met (``": ValueError, ConnectionError x2"``). ``capped=False`` drops
     the ``attempts`` cap (a strategy of the caller's stops the retries instead);
-    ``instant`` (``resilient.testing.instant()``) caps the attempts at that number and
-    makes every wait zero. A subclass may replace ``backoff`` and ``stop`` with strategies
+    ``instant`` (``resilient.testing.instant()``) caps the attempts at that number (sets
+    them to exactly ``-instant`` when negative: ``instant(cap=False)``) and makes every
+    wait zero. A subclass may replace ``backoff`` and ``stop`` with strategies
     of its own (and set ``strategies``).
     """
 
-    __slots__ = ("attempt", "config", "instant", "limit", "prefix", "runs")
+    __slots__ = ("attempt", "config", "forced", "instant", "limit", "prefix", "runs")
 
     strategies: ClassVar[bool] = False
     """Whether ``backoff`` and ``stop`` are a subclass's own and must be asked (otherwise
@@ -130,17 +131,27 @@ class RetryPlan:
         self.attempt = 0
         """Attempts made so far (each ``decide`` counts one that failed)."""
         limit = config.attempts if capped else None
-        if instant is not None and (limit is None or instant < limit):
-            limit = instant
+        self.forced = instant is not None and instant < 0
+        """``instant(cap=False)``: exactly ``limit`` attempts, whatever stops them otherwise."""
+        if instant is not None:
+            if instant < 0:  # instant(attempts, cap=False): exactly that many attempts
+                limit = -instant
+            elif limit is None or instant < limit:
+                limit = instant
         self.limit = limit
         self.instant = instant is not None
         self.runs: list[list[Any]] | None = [] if list_errors else None
         """``[type name, how many in a row]`` per run of failures, for the note."""
 
-    def decide(self, error: Exception, now: float, deadline: float | None) -> Sleep | GiveUp:
+    def decide(
+        self, error: Exception, now: float, deadline: float | None, hint: float | None = None
+    ) -> Sleep | GiveUp:
         """What to do after the attempt that just failed with ``error``.
 
         ``now`` and ``deadline`` are times on one clock (``deadline`` ``None``: none).
+        ``hint`` is a wait the caller's own rules asked for, used instead of the error's
+        ``retry_after`` and the schedule (but not under ``instant``, and only if it fits
+        before the deadline).
         """
         attempt = self.attempt = self.attempt + 1
         runs = self.runs
@@ -154,7 +165,11 @@ class RetryPlan:
         if limit is not None and attempt >= limit:
             return self.give_up(f"after {attempts(attempt)}")
         delay = 0.0
-        if not self.instant:
+        if self.instant:
+            pass
+        elif hint is not None:
+            delay = hint
+        else:
             # An error's retry_after (seconds, as a server's Retry-After says) replaces the
             # schedule's wait when it is at most max_retry_after; a longer one ends it all.
             hinted = getattr(error, "retry_after", None)
@@ -174,17 +189,18 @@ class RetryPlan:
                 delay = wait
             else:
                 delay = self.config.delay(attempt)
-        if self.strategies:
+        if self.strategies and not self.forced:
             stop = self.stop(error, delay)
             if stop is not None:
                 return stop
-        if deadline is not None:
-            left = deadline - now
-            if delay >= left:
-                return self.give_up(
-                    f"after {attempts(attempt)}, as a {delay:.3g}s wait does not fit in "
-                    f"the {max(left, 0.0):.3g}s left before the deadline"
-                )
+        # ``now + delay``, as a clock adds it: ``delay >= deadline - now`` can round the
+        # other way and let a wait end exactly at the deadline.
+        if deadline is not None and now + delay >= deadline:
+            left = max(deadline - now, 0.0)
+            return self.give_up(
+                f"after {attempts(attempt)}, as a {delay:.3g}s wait does not fit in "
+                f"the {left:.3g}s left before the deadline"
+            )
         return Sleep(delay) if delay else NO_WAIT
 
     def backoff(self, error: Exception) -> float | GiveUp:

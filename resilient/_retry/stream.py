@@ -36,6 +36,7 @@ def retry_stream_sync(layer: Any, planner: Planner, call: StreamCall, name: str)
     state = _config.state
     prefix = f"resilient.retry gave up on {name} "
     budget, timed = layer.budget, layer.tenacity
+    tally = layer.tally(name)  # resilient.stats(fn)
 
     def wait(plan: Any, failure: Exception) -> None:
         """Sleep before the next attempt, or raise ``failure`` when the plan gives up."""
@@ -51,7 +52,7 @@ def retry_stream_sync(layer: Any, planner: Planner, call: StreamCall, name: str)
 
     def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
         """Attempts after the first failed: ``(stream, first item)`` or ``(_DONE, value)``."""
-        plan = planner(layer, name, prefix, call, args, kwargs, start)
+        plan = planner(layer, name, prefix, call, args, kwargs, start, tally, failure)
         while True:
             wait(plan, failure)
             try:
@@ -61,6 +62,7 @@ def retry_stream_sync(layer: Any, planner: Planner, call: StreamCall, name: str)
                 return _DONE, stop.value
             except Exception as error:
                 failure = error
+                tally.failed_again(error)
 
     def retrying(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         if budget is not None:
@@ -108,7 +110,9 @@ def retry_stream_sync(layer: Any, planner: Planner, call: StreamCall, name: str)
                         stream.close()
                         raise
             if plan is None:
-                plan = planner(layer, name, prefix, call, args, kwargs, start)
+                plan = planner(layer, name, prefix, call, args, kwargs, start, tally, failure)
+            else:
+                tally.failed_again(failure)
             wait(plan, failure)
 
     return restarting if layer.restart_stream else retrying
@@ -121,6 +125,7 @@ def retry_stream_async(
     state = _config.state
     prefix = f"resilient.retry gave up on {name} "
     budget, timed, restart = layer.budget, layer.tenacity, layer.restart_stream
+    tally = layer.tally(name)  # resilient.stats(fn)
 
     async def wait(plan: Any, failure: Exception) -> None:
         clock = state.clock
@@ -161,7 +166,9 @@ def retry_stream_async(
                 finally:
                     await stream.aclose()
             if plan is None:
-                plan = planner(layer, name, prefix, call, args, kwargs, start)
+                plan = planner(layer, name, prefix, call, args, kwargs, start, tally, failure)
+            else:
+                tally.failed_again(failure)
             await wait(plan, failure)
             delivered = False
 

@@ -1,4 +1,5 @@
-"""Events are data: what happened to a breaker, as frozen dataclasses handed to listeners.
+"""Events are data: what happened to a breaker, a retry or a timeout, as frozen dataclasses
+handed to listeners (``resilient.FallbackUsed`` is the fallback's, defined beside it).
 
 Imported only when the first event is built (or a user names one), so programs without
 listeners never pay for defining these classes.
@@ -22,6 +23,9 @@ __all__ = [
     "HedgeStarted",
     "HedgeWon",
     "RateLimited",
+    "RetryGaveUp",
+    "RetryScheduled",
+    "TimeoutExceeded",
 ]
 
 
@@ -135,3 +139,37 @@ class RateLimited:
     name: str
     delay: float
     rejected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """Attempt ``attempt`` of a retried call failed: another starts after ``delay`` seconds."""
+
+    name: str
+    """The function (``module.qualname``) or the ``retrying`` block."""
+    attempt: int
+    """The number of the attempt that failed (the first is 1)."""
+    error: BaseException
+    """Its error (a ``resilient.RejectedResultError`` when ``on_result`` rejected its value)."""
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryGaveUp:
+    """A retried call ended with a failure after ``attempts`` attempts: its rules said stop
+    (attempts spent, a deadline, an error not to retry, an open circuit...)."""
+
+    name: str
+    attempts: int
+    error: BaseException
+    """The last error, as the caller gets it (a ``resilient.RejectedResultError`` holding the
+    value returned when ``on_result`` rejected the last one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutExceeded:
+    """A call ran past its ``@timeout`` of ``seconds``: the caller gets a
+    ``TimeoutExceededError``."""
+
+    name: str
+    seconds: float

@@ -21,6 +21,7 @@ from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
 from .._runtime.clock import SYSTEM_CLOCK
+from .._runtime.listeners import dispatch, hub
 from .._runtime.types import MetricsSink, Seconds
 from .._wrapping.emit import Emitter, emitter_for
 from .._wrapping.layer import AnyCall, AsyncCall, AsyncStreamCall, Decorator, Layer, StreamCall
@@ -150,6 +151,10 @@ class _Timeout(Layer):
             error.late_by = late
         if why is not None:
             error.reason = why
+        if hub.active:  # listeners: built only when someone listens
+            from .._runtime.events import TimeoutExceeded
+
+            dispatch((), (TimeoutExceeded(name, self.seconds),))  # type: ignore[arg-type]  # listeners take any event
         return error
 
     def describe(self) -> dict[str, object]:

@@ -18,6 +18,7 @@ from .._configure import configure
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
+from ..exceptions import ConfigError
 from ..typing import Clock
 from ._loop import VirtualTimeLoop
 
@@ -90,17 +91,27 @@ def reset() -> None:
 
 
 @contextmanager
-def instant(attempts: int = 2) -> Iterator[None]:
+def instant(attempts: int = 2, *, cap: bool = True) -> Iterator[None]:
     """Retries without waiting, at most ``attempts`` attempts: fast tests of failure paths.
+
+    ``cap=False`` (stamina's ``set_testing(True, attempts, cap=False)``) makes every retried
+    call, function or block, make exactly ``attempts`` attempts however many it is
+    configured for: more as well as fewer (a ``stop`` strategy is overruled too), to test
+    what happens on the fifth attempt of a call configured for three, or to make one
+    configured for fifty give up after two. Waits are zero either way.
 
     Blocks may nest or overlap (in tasks or threads): the block entered last and still open
     sets the cap, and retries wait again once every block has ended.
     """
     attempts = _validate.integer("attempts", attempts, minimum=1)
-    entry = [attempts]  # this block's own entry (a list: compared by identity)
+    flag: object = cap  # checked at run time too: annotations are not enforced
+    if not isinstance(flag, bool):
+        raise ConfigError("cap", cap, "True or False")
+    # The retry plans read a negative number as "exactly that many" (cap=False).
+    entry = [attempts if cap else -attempts]  # this block's own entry (compared by identity)
     with _config.lock:
         _instant_blocks.append(entry)
-        _config.state.instant = attempts
+        _config.state.instant = entry[0]
     try:
         yield
     finally:

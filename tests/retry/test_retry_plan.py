@@ -250,3 +250,14 @@ def test_retry_notes_the_cores_retry_after_reason(fake_clock: FakeClock) -> None
         "max_retry_after=5s: BusyError"
     )
     assert fake_clock.sleeps == []
+
+
+def test_a_wait_whose_end_rounds_onto_the_deadline_gives_up() -> None:
+    """A wait that ends exactly at the deadline once the clock adds it gives up, even
+    when ``deadline - now`` rounds to a little more than the wait."""
+    now, seconds = 30.0, 2.287725512283818
+    deadline = now + 2.287725512283818
+    assert now + seconds == deadline
+    assert seconds < deadline - now  # the subtraction the plan used to make says "fits"
+    plan = RetryPlan(resilient.RetryConfig(attempts=3, max_retry_after=10.0), PREFIX)
+    assert isinstance(plan.decide(BusyError(seconds), now, deadline), GiveUp)

@@ -119,7 +119,8 @@ def test_disabled_injectors_do_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_injection_is_an_event_and_a_metric(fake_clock: FakeClock) -> None:
-    """Listeners get ChaosInjected; chaos_injections_total counts by kind."""
+    """Listeners get ChaosInjected (between the retry's own events); chaos_injections_total
+    counts by kind."""
     sink = resilient.metrics.MemorySink()
     resilient.configure(metrics=sink)
     events: list[object] = []
@@ -131,7 +132,12 @@ def test_every_injection_is_an_event_and_a_metric(fake_clock: FakeClock) -> None
 
     with inject_fault(ConnectionError, enabled=True), pytest.raises(ConnectionError):
         work()
-    assert [type(e) for e in events] == [ChaosInjected, ChaosInjected]
+    assert [type(e) for e in events] == [
+        ChaosInjected,
+        resilient.RetryScheduled,
+        ChaosInjected,
+        resilient.RetryGaveUp,
+    ]
     assert sink.counter("chaos_injections_total", kind="fault") == 2
 
 
