@@ -216,8 +216,8 @@ def test_prometheus_exposition_uses_the_seed_names() -> None:
     text = prometheus_client.generate_latest(registry).decode()
     assert 'retry_attempts_total{policy="test_metrics_sinks.test_prometheus' in text
     assert 'open_circuits{breaker="db"} 1.0' in text
-    assert "request_latency_ms_bucket{" in text
-    assert "request_latency_ms_count{" in text
+    assert "request_latency_seconds_bucket{" in text
+    assert "request_latency_seconds_count{" in text
 
 
 @pytest.mark.parametrize(
