@@ -323,3 +323,25 @@ def test_the_observation_step_records_through_one_recorder_per_series() -> None:
     assert len(series.values) == 10
     resilient.configure(metrics=None)
     sink.close()
+
+
+def test_a_forked_child_sends_only_its_own_timings(udp: socket.socket) -> None:
+    """After fork the child's timing buffers start empty: no value of the parent twice."""
+    port = udp.getsockname()[1]
+    code = textwrap.dedent(
+        f"""
+        import os
+        from resilient.metrics import StatsdSink
+        sink = StatsdSink("127.0.0.1", {port}, flush_interval=3600)
+        sink.timing("request_latency_ms", 1.0, ())
+        pid = os.fork()
+        if pid == 0:
+            sink.timing("request_latency_ms", 2.0, ())
+            sink.flush()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        sink.flush()
+        """
+    )
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, timeout=30)
+    assert sorted(received(udp)) == ["request_latency_ms:1.000|ms", "request_latency_ms:2.000|ms"]
