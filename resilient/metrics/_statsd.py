@@ -109,6 +109,10 @@ class StatsdSink(BufferedSink):
         A value that cannot be sent (NaN, infinite or not a number, or in a series whose
         name cannot be encoded) is left out alone and counted in ``metrics_dropped_total``.
         """
+        return [line for chunk in self._chunks(batch) for line in chunk.split("\n")]
+
+    def _chunks(self, batch: Batch) -> list[str]:
+        """:meth:`lines`, with the lines of one timing value repeated in one string."""
         forms, build = self._forms, self._form
         out: list[str] = []
         append = out.append
@@ -135,21 +139,21 @@ class StatsdSink(BufferedSink):
             if value < 0:  # a leading minus means "decrement" to StatsD: set 0 first
                 append(head + "0" + tail)
             append(head + text + tail)
-        extend = out.extend
         for (name, tags), values in batch.series.items():
             head, tail = forms.get((name, tags, "ms")) or build(name, tags, "ms")
             if not head:
                 lost += len(values)
                 continue
             # Values that read the same at the wire's precision (a microsecond) are formatted
-            # once: a thousand calls of a fast function take one format and a list copy.
+            # once: a thousand calls of a fast function take one format and one repetition.
             try:
                 counts = Counter(map(round, map(_PER_MS, values)))
             except (TypeError, ValueError, OverflowError):  # NaN, ±inf or not a number
                 counts, dropped = _microseconds(values)
                 lost += dropped
             for us, repeats in counts.items():
-                extend([f"{head}{us / 1000:.3f}{tail}"] * repeats)
+                line = f"{head}{us / 1000:.3f}{tail}"
+                append(line + f"\n{line}" * (repeats - 1) if repeats > 1 else line)
         if lost:
             head, tail = build(METRICS_DROPPED, (), "c")
             append(f"{head}{lost}{tail}")
@@ -192,7 +196,7 @@ class StatsdSink(BufferedSink):
         client = self._client or self._connect()
         # The batch is encoded once (UTF-8: every series was checked when its form was
         # built) and cut at line ends into packets of at most max_udp_size bytes.
-        data = "\n".join(self.lines(batch)).encode()
+        data = "\n".join(self._chunks(batch)).encode()
         udp = self.protocol == "udp"
         limit, end, start, packets, oversize = self.max_udp_size, len(data), 0, 0, 0
         while start < end:
