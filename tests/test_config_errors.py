@@ -330,6 +330,9 @@ ROWS = [
     ok(Row(resilient.metrics.FanoutSink, "sinks", 3)),
     ok(Row(resilient.metrics.PrometheusSink, "registry", 3)),
     ok(Row(resilient.metrics.PrometheusSink, "namespace", "bad name!")),
+    ok(Row(resilient.metrics.OpenTelemetrySink, "meter", "meter")),
+    ok(Row(resilient.metrics.OpenTelemetrySink, "meter_provider", "provider")),
+    ok(Row(resilient.metrics.OpenTelemetrySink, "prefix", "bad prefix")),
     # retry budget
     ok(Row(resilient.RetryBudget, "ratio", -1)),
     ok(Row(resilient.RetryBudget, "window", 0)),
@@ -426,6 +429,7 @@ PUBLIC = [
     resilient.metrics.NullSink,
     resilient.metrics.FanoutSink,
     resilient.metrics.PrometheusSink,
+    resilient.metrics.OpenTelemetrySink,
     resilient.RetryBudget,
     chaos.inject_fault,
     chaos.inject_latency,

@@ -6,6 +6,8 @@ reaches the caller.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .._runtime.types import MetricsSink, Tags
 from ..exceptions import ConfigError
 from ..metrics._names import REQUEST_LATENCY
@@ -14,14 +16,27 @@ from ..telemetry import TelemetryWindow, window
 __all__ = ["Emitter", "emitter_for"]
 
 
-class Emitter:
-    """Feeds one sink and the telemetry window."""
+_MAX_TIMERS = 10_000  # latency series with a recorder of their own; series are few
 
-    __slots__ = ("sink", "window")
+
+class Emitter:
+    """Feeds one sink and the telemetry window.
+
+    A sink with ``timing_recorder(name, tags)`` (the buffered sinks) hands out one recorder per
+    latency series; the emitter keeps it by the series' tags, so timing a call neither
+    builds a tuple nor looks the series up in the sink.
+    """
+
+    __slots__ = ("_timers", "latency", "sink", "window")
 
     def __init__(self, sink: MetricsSink, telemetry: TelemetryWindow = window) -> None:
         self.sink = sink
         self.window = telemetry
+        timer = getattr(sink, "timing_recorder", None)
+        self._timers: dict[Tags, Callable[[float], object]] | None = {} if callable(timer) else None
+        self.latency = self._latency()
+        """``latency(ms, at, tags)``: one call's duration; ``at`` is when it ended, on the
+        configured clock."""
         for (name, tags), value in list(telemetry.gauges.items()):
             self.gauge(name, value, tags)  # gauges report their value when created
 
@@ -46,13 +61,44 @@ class Emitter:
         except Exception as error:
             _failed(self.sink, error)
 
-    def latency(self, ms: float, at: float, tags: Tags) -> None:
-        """One call's duration; ``at`` is when it ended, on the configured clock."""
-        self.window.latencies.append((at, ms))
-        try:
-            self.sink.timing(REQUEST_LATENCY, ms, tags)
-        except Exception as error:
-            _failed(self.sink, error)
+    def _latency(self) -> Callable[[float, float, Tags], None]:
+        """``latency``, made once per emitter: a plain function (no bound method per call)
+        with what it reads bound in."""
+        sink, window, timers = self.sink, self.window, self._timers
+        if timers is None:
+            timing = sink.timing
+
+            def latency(ms: float, at: float, tags: Tags) -> None:
+                window.latencies.append((at, ms))
+                try:
+                    timing(REQUEST_LATENCY, ms, tags)
+                except Exception as error:
+                    _failed(sink, error)
+
+            return latency
+        get = timers.get
+
+        def recorded(ms: float, at: float, tags: Tags) -> None:
+            window.latencies.append((at, ms))
+            try:
+                record = get(tags)
+                if record is None:
+                    record = _recorder(sink, timers, tags)
+                record(ms)
+            except Exception as error:
+                _failed(sink, error)
+
+        return recorded
+
+
+def _recorder(
+    sink: MetricsSink, timers: dict[Tags, Callable[[float], object]], tags: Tags
+) -> Callable[[float], object]:
+    """The sink's recorder of the latency series ``tags``, kept while there are few series."""
+    record: Callable[[float], object] = sink.timing_recorder(REQUEST_LATENCY, tags)  # type: ignore[attr-defined]
+    if len(timers) < _MAX_TIMERS:
+        timers[tags] = record
+    return record
 
 
 def emitter_for(sink: MetricsSink | None) -> Emitter | None:

@@ -15,6 +15,7 @@ from ._simple import FanoutSink, MemorySink, NullSink
 if TYPE_CHECKING:
     from ._buffered import Batch, BufferedSink
     from ._logging import LoggingSink
+    from ._otel import OpenTelemetrySink
     from ._prometheus import PrometheusSink
     from ._statsd import StatsdSink
 
@@ -22,6 +23,7 @@ _LAZY = {
     "Batch": "._buffered",
     "BufferedSink": "._buffered",
     "LoggingSink": "._logging",
+    "OpenTelemetrySink": "._otel",
     "PrometheusSink": "._prometheus",
     "StatsdSink": "._statsd",
 }
@@ -45,6 +47,7 @@ __all__ = [
     "MemorySink",
     "MetricsSink",
     "NullSink",
+    "OpenTelemetrySink",
     "PrometheusSink",
     "StatsdSink",
     "Tags",

@@ -1,10 +1,14 @@
 """In-process aggregation with a background flusher, so recording never does I/O.
 
-Recording appends one tuple to a deque (atomic under the GIL, no lock, no system call).
-A daemon thread drains it every ``flush_interval`` seconds, or as soon as ``batch_size``
-items are waiting, folds counters into sums and gauges into their last value, and hands
-one batch to ``send``. A full buffer drops its oldest items and counts them in
-``metrics_dropped_total``; whatever is buffered is flushed at interpreter exit.
+Recording appends to an in-process buffer (atomic under the GIL, no lock, no system call):
+counters and gauges as tuples to one deque, timings as bare numbers to a list of their own
+series, through a recorder made once per series (:meth:`BufferedSink.timing_recorder`), so timing a
+call allocates nothing but its float. A daemon thread drains the buffers every
+``flush_interval`` seconds, or as soon as ``batch_size`` items are waiting (in the deque,
+or in one timing series), folds counters into sums and gauges into their last value, and
+hands one batch to ``send``. A full buffer (``max_buffer`` items; per series for timings)
+drops its oldest items and counts them in ``metrics_dropped_total``; whatever is buffered
+is flushed at interpreter exit.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from random import random
 
 from .._runtime import validate as _validate
@@ -28,18 +33,27 @@ __all__ = ["Batch", "BufferedSink"]
 _Key = tuple[str, Tags]
 
 
-class Batch:
-    """What one flush sends: summed counters, last gauges, every timing."""
+_MAX_TIMER_SERIES = 10_000  # timing series with a buffer of their own; series are few
 
-    __slots__ = ("counters", "gauges", "timings")
+
+class Batch:
+    """What one flush sends: summed counters, last gauges, every timing by series."""
+
+    __slots__ = ("counters", "gauges", "series")
 
     def __init__(self) -> None:
         self.counters: dict[_Key, float] = {}
         self.gauges: dict[_Key, float] = {}
-        self.timings: list[tuple[str, Tags, float]] = []
+        self.series: dict[_Key, list[float]] = {}
+        """Every timing of the flush, by series, in the order recorded."""
+
+    @property
+    def timings(self) -> list[tuple[str, Tags, float]]:
+        """Every timing as ``(name, tags, ms)``, series by series."""
+        return [(name, tags, ms) for (name, tags), values in self.series.items() for ms in values]
 
     def __bool__(self) -> bool:
-        return bool(self.counters or self.gauges or self.timings)
+        return bool(self.counters or self.gauges or self.series)
 
 
 class BufferedSink:
@@ -65,6 +79,9 @@ class BufferedSink:
         if self.sample_rate == 0:
             raise ConfigError("sample_rate", sample_rate, "a number within (0, 1]")
         self._buffer: deque[tuple[str, str, Tags, float]] = deque()
+        self._timers: dict[_Key, _Series] = {}
+        self._recorders: dict[_Key, Callable[[float], None]] = {}
+        self._series_lock = threading.Lock()
         self._dropped = 0
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -88,6 +105,28 @@ class BufferedSink:
         buffer.append(("g", name, tags, value))
 
     def timing(self, name: str, ms: float, tags: Tags = ()) -> None:
+        record = self._recorders.get((name, tags))
+        if record is None:
+            record = self.timing_recorder(name, tags)
+        record(ms)
+
+    def timing_recorder(self, name: str, tags: Tags) -> Callable[[float], None]:
+        """The recorder of one timing series: ``timing_recorder(name, tags)(ms)`` is ``timing(name,
+        ms, tags)`` without looking the series up (what the observation step calls)."""
+        key = (name, tags)
+        with self._series_lock:
+            record = self._recorders.get(key)
+            if record is not None:
+                return record
+            if len(self._timers) >= _MAX_TIMER_SERIES:
+                return functools.partial(self._untracked_timing, name, tags)
+            series = self._timers[key] = _Series(self)
+            record = series.sampled if self.sample_rate < 1.0 else series.record
+            self._recorders[key] = record
+            return record
+
+    def _untracked_timing(self, name: str, tags: Tags, ms: float) -> None:
+        # Past _MAX_TIMER_SERIES series: the shared deque, like counters and gauges.
         if self.sample_rate < 1.0 and random() >= self.sample_rate:
             return
         buffer = self._buffer
@@ -118,13 +157,29 @@ class BufferedSink:
             try:
                 self.send(batch)
             except Exception as error:
-                lost = len(batch.timings) + len(batch.counters) + len(batch.gauges)
+                timings = sum(map(len, batch.series.values()))
+                lost = timings + len(batch.counters) + len(batch.gauges)
                 self._dropped += lost
                 digest.report("metrics not sent", repr(self), f"{type(error).__name__}: {error}")
 
     def _drain(self) -> Batch:
         batch = Batch()
-        counters, gauges, timings = batch.counters, batch.gauges, batch.timings
+        counters, gauges, series = batch.counters, batch.gauges, batch.series
+        with self._series_lock:
+            timers = list(self._timers.items())
+        dropped = 0
+        for key, one in timers:
+            values = one.values
+            count = len(values)
+            if count:
+                # Two steps, each atomic: what a recorder appends in between stays for the
+                # next flush (it lands after the first ``count`` items).
+                series[key] = values[:count]
+                del values[:count]
+            one.limit = self.batch_size
+            if one.dropped:
+                dropped, one.dropped = dropped + one.dropped, 0
+        self._dropped += dropped
         buffer = self._buffer
         for _ in range(len(buffer)):
             kind, name, tags, value = buffer.popleft()
@@ -133,7 +188,7 @@ class BufferedSink:
             elif kind == "g":
                 gauges[name, tags] = value
             else:
-                timings.append((name, tags, value))
+                series.setdefault((name, tags), []).append(value)
         dropped, self._dropped = self._dropped, 0
         if dropped:
             counters[METRICS_DROPPED, ()] = counters.get((METRICS_DROPPED, ()), 0) + dropped
@@ -155,6 +210,41 @@ class BufferedSink:
 
     def disconnect(self) -> None:
         """Release whatever ``send`` holds open (subclasses)."""
+
+
+class _Series:
+    """The buffer of one timing series and its recorder (a bound method: one frame)."""
+
+    __slots__ = ("batch_size", "dropped", "limit", "max_buffer", "rate", "values", "wake")
+
+    def __init__(self, sink: BufferedSink) -> None:
+        self.values: list[float] = []
+        self.batch_size = self.limit = sink.batch_size  # past limit, full() runs once
+        self.max_buffer = sink.max_buffer
+        self.rate = sink.sample_rate
+        self.wake = sink._wake
+        self.dropped = 0
+
+    def record(self, ms: float) -> None:
+        values = self.values
+        values.append(ms)
+        if len(values) >= self.limit:
+            self.full()
+
+    def sampled(self, ms: float) -> None:
+        if random() < self.rate:
+            self.record(ms)
+
+    def full(self) -> None:
+        """A batch is waiting: wake the flusher; past ``max_buffer``, drop the oldest
+        ``batch_size`` at once (so a flusher that cannot keep up costs callers little)."""
+        values = self.values
+        if len(values) >= self.max_buffer:
+            lost = min(self.batch_size, len(values))
+            del values[:lost]
+            self.dropped += lost
+        self.limit = self.max_buffer  # until the next drain
+        self.wake.set()
 
 
 def _run(ref: weakref.ref[BufferedSink]) -> None:
@@ -179,6 +269,12 @@ def _restart_in_child(ref: weakref.ref[BufferedSink]) -> None:
     sink = ref()
     if sink is not None and not sink._closed:
         sink._buffer.clear()
+        for series in sink._timers.values():
+            series.values.clear()
+            series.limit = series.batch_size
+        # A lock another thread of the parent held at the fork stays held in the child.
+        sink._series_lock = threading.Lock()
+        sink._flush_lock = threading.Lock()
         sink._start()
 
 

@@ -47,10 +47,7 @@ class LoggingSink(BufferedSink):
     def send(self, batch: Batch) -> None:
         parts = [f"{_label(n, t)}={v:g}" for (n, t), v in sorted(batch.counters.items())]
         parts += [f"{_label(n, t)}={v:g}" for (n, t), v in sorted(batch.gauges.items())]
-        grouped: dict[tuple[str, Tags], list[float]] = {}
-        for name, tags, ms in batch.timings:
-            grouped.setdefault((name, tags), []).append(ms)
-        for (name, tags), values in sorted(grouped.items()):
+        for (name, tags), values in sorted(batch.series.items()):
             values.sort()
             median = values[len(values) // 2]
             parts.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from collections import Counter
 from typing import Any, Final, Literal
 
 from .._runtime import validate as _validate
@@ -108,6 +109,10 @@ class StatsdSink(BufferedSink):
         A value that cannot be sent (NaN, infinite or not a number, or in a series whose
         name cannot be encoded) is left out alone and counted in ``metrics_dropped_total``.
         """
+        return [line for chunk in self._chunks(batch) for line in chunk.split("\n")]
+
+    def _chunks(self, batch: Batch) -> list[str]:
+        """:meth:`lines`, with the lines of one timing value repeated in one string."""
         forms, build = self._forms, self._form
         out: list[str] = []
         append = out.append
@@ -134,15 +139,21 @@ class StatsdSink(BufferedSink):
             if value < 0:  # a leading minus means "decrement" to StatsD: set 0 first
                 append(head + "0" + tail)
             append(head + text + tail)
-        for name, tags, ms in batch.timings:
+        for (name, tags), values in batch.series.items():
             head, tail = forms.get((name, tags, "ms")) or build(name, tags, "ms")
+            if not head:
+                lost += len(values)
+                continue
+            # Values that read the same at the wire's precision (a microsecond) are formatted
+            # once: a thousand calls of a fast function take one format and one repetition.
             try:
-                if ms - ms or not head:  # NaN or infinite: ms - ms is NaN, which is true
-                    lost += 1
-                    continue
-                append(f"{head}{ms:.3f}{tail}")
-            except (TypeError, ValueError):
-                lost += 1
+                counts = Counter(map(round, map(_PER_MS, values)))
+            except (TypeError, ValueError, OverflowError):  # NaN, ±inf or not a number
+                counts, dropped = _microseconds(values)
+                lost += dropped
+            for us, repeats in counts.items():
+                line = f"{head}{us / 1000:.3f}{tail}"
+                append(line + f"\n{line}" * (repeats - 1) if repeats > 1 else line)
         if lost:
             head, tail = build(METRICS_DROPPED, (), "c")
             append(f"{head}{lost}{tail}")
@@ -185,7 +196,7 @@ class StatsdSink(BufferedSink):
         client = self._client or self._connect()
         # The batch is encoded once (UTF-8: every series was checked when its form was
         # built) and cut at line ends into packets of at most max_udp_size bytes.
-        data = "\n".join(self.lines(batch)).encode()
+        data = "\n".join(self._chunks(batch)).encode()
         udp = self.protocol == "udp"
         limit, end, start, packets, oversize = self.max_udp_size, len(data), 0, 0, 0
         while start < end:
@@ -254,6 +265,25 @@ class StatsdSink(BufferedSink):
                 self.host, self.port, maxudpsize=self.max_udp_size, ipv6=family == socket.AF_INET6
             )
         return self._client
+
+
+_PER_MS: Final = (1000.0).__mul__
+"""Milliseconds to microseconds, the precision of a timing on the wire (``%.3f``)."""
+
+
+def _microseconds(values: list[float]) -> tuple[Counter[int], int]:
+    """How many times each whole microsecond occurs, and how many values cannot be sent."""
+    counts: Counter[int] = Counter()
+    lost = 0
+    for ms in values:
+        try:
+            if ms - ms:  # NaN or infinite: ms - ms is NaN, which is true
+                lost += 1
+                continue
+            counts[round(ms * 1000.0)] += 1
+        except (TypeError, ValueError, OverflowError):
+            lost += 1
+    return counts, lost
 
 
 def _number(value: float) -> str | None:

@@ -216,8 +216,8 @@ def test_prometheus_exposition_uses_the_seed_names() -> None:
     text = prometheus_client.generate_latest(registry).decode()
     assert 'retry_attempts_total{policy="test_metrics_sinks.test_prometheus' in text
     assert 'open_circuits{breaker="db"} 1.0' in text
-    assert "request_latency_ms_bucket{" in text
-    assert "request_latency_ms_count{" in text
+    assert "request_latency_seconds_bucket{" in text
+    assert "request_latency_seconds_count{" in text
 
 
 @pytest.mark.parametrize(
@@ -274,3 +274,74 @@ def test_reference_daemon_counts_every_value(
     timers = statsd_daemon.timer_counts()
     assert sum(n for k, n in timers.items() if k.startswith("request_latency_ms")) == calls
     assert statsd_daemon.gauges().get("open_circuits;breaker=db") == 2
+
+
+def test_a_full_timing_series_drops_its_oldest_values_and_counts_them(udp: socket.socket) -> None:
+    """Past max_buffer a timing series drops its oldest batch_size values, counted as dropped."""
+    sink = StatsdSink(
+        "127.0.0.1", udp.getsockname()[1], flush_interval=60, batch_size=5, max_buffer=10
+    )
+    sink._wake.set = lambda: None  # type: ignore[method-assign]  # keep the flusher asleep
+    for value in range(25):
+        sink.timing("request_latency_ms", float(value), ())
+    sink.flush()
+    lines = sorted(received(udp))
+    assert lines == sorted(
+        ["metrics_dropped_total:20|c"] + [f"request_latency_ms:{v}.000|ms" for v in range(20, 25)]
+    )
+    sink.close()
+
+
+def test_timings_keep_their_count_and_microsecond_text(udp: socket.socket) -> None:
+    """Equal values at the wire's precision share one formatting; every value is still a line."""
+    sink = sink_for(udp, batch_size=5_000)
+    for _ in range(1_000):
+        sink.timing("request_latency_ms", 0.0004, (("policy", "p"),))
+    sink.timing("request_latency_ms", 1.0006, (("policy", "p"),))
+    sink.timing("request_latency_ms", 7, (("policy", "p"),))
+    sink.close()
+    lines = received(udp)
+    assert lines.count("request_latency_ms:0.000|ms|#policy:p") == 1_000
+    assert "request_latency_ms:1.001|ms|#policy:p" in lines
+    assert "request_latency_ms:7.000|ms|#policy:p" in lines
+    assert len(lines) == 1_002
+
+
+def test_the_observation_step_records_through_one_recorder_per_series() -> None:
+    """Decorated calls reach a buffered sink's series recorder: nothing per call in the deque."""
+    sink = StatsdSink("127.0.0.1", 9, flush_interval=60)
+    resilient.configure(metrics=sink)
+
+    @resilient.retry(attempts=1)
+    def work() -> int:
+        return 1
+
+    for _ in range(10):
+        work()
+    assert not sink._buffer
+    (series,) = sink._timers.values()
+    assert len(series.values) == 10
+    resilient.configure(metrics=None)
+    sink.close()
+
+
+def test_a_forked_child_sends_only_its_own_timings(udp: socket.socket) -> None:
+    """After fork the child's timing buffers start empty: no value of the parent twice."""
+    port = udp.getsockname()[1]
+    code = textwrap.dedent(
+        f"""
+        import os
+        from resilient.metrics import StatsdSink
+        sink = StatsdSink("127.0.0.1", {port}, flush_interval=3600)
+        sink.timing("request_latency_ms", 1.0, ())
+        pid = os.fork()
+        if pid == 0:
+            sink.timing("request_latency_ms", 2.0, ())
+            sink.flush()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        sink.flush()
+        """
+    )
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, timeout=30)
+    assert sorted(received(udp)) == ["request_latency_ms:1.000|ms", "request_latency_ms:2.000|ms"]
