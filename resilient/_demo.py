@@ -5,7 +5,9 @@ a 5xx burst, a captive portal, an outage, recovery. An ``AsyncClient`` asks it f
 lessons under stacked policies (fallback to the last good answer, a total timeout,
 the client's own retries and host breaker) and the demo prints what happens as it
 happens: retries, fallbacks, breaker states, the degradation level and the health
-status, then a summary. Phases scale with ``--duration`` (20 s by default).
+status, then a summary. Answers a student submits while the service is unreachable are
+kept in an outbox (``resilient.outbox``) and synced once it answers again. Phases scale
+with ``--duration`` (20 s by default).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import asyncio
 import json
 import logging
 import random
+import shutil
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -98,6 +102,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps({"lesson": number, "title": LESSONS.get(number, "?")}).encode()
         self._answer(200, body, "application/json", {})
 
+    def do_POST(self) -> None:
+        """``/answers``: a student's answer, kept once per answer id (idempotent)."""
+        service = self.server
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if service.timeline.phase() in ("outage", "captive portal"):
+            self.close_connection = True
+            self.connection.close()  # offline: the answer never arrives
+            return
+        answer = json.loads(body or b"{}")
+        with service.lock:
+            service.answers[str(answer.get("id"))] += 1
+        self._answer(200, b'{"saved": true}', "application/json", {})
+
     def _answer(self, status: int, body: bytes, kind: str, headers: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
@@ -117,6 +135,8 @@ class _Service(ThreadingHTTPServer):
         self.timeline = timeline
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
+        self.answers: Counter[str] = Counter()
+        """How many times each answer id arrived."""
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # clients hanging up on slow answers are part of the show
@@ -134,6 +154,8 @@ class Tally:
     breaker_opens: int = 0
     worst_level: str = "none"
     latencies: list[float] = field(default_factory=list)
+    answers: int = 0
+    queued: int = 0
 
 
 class _Show:
@@ -206,6 +228,7 @@ async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> 
     from ._runtime.listeners import add_listener, remove_listener
     from ._timeout.decorator import timeout
     from .http import AsyncClient, RequestConfig, RequestFailedError
+    from .outbox import Deferred, Outbox
 
     timeline = Timeline(duration)
     scale = timeline.scale
@@ -257,6 +280,12 @@ async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> 
     rng = random.Random(seed)
 
     level = degradation.level
+    folder = tempfile.mkdtemp(prefix="resilient-demo-")
+    outbox = Outbox(
+        f"sqlite:///{folder}/outbox.db",
+        backoff=RetryConfig(initial_delay=0.2 * scale, max_delay=1.0 * scale),
+        lease=max(1.0, duration),
+    )
     async with AsyncClient(
         f"http://{host}", tenant_id="demo-school", config=config, breaker=breaker
     ) as client:
@@ -267,6 +296,17 @@ async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> 
             response = await client.get(f"/lessons/{lesson}")
             result: dict[str, Any] = response.json()
             return result
+
+        @outbox.deferrable("answer")
+        async def submit_answer(answer_id: int, student: str, text: str) -> None:
+            payload = {"id": answer_id, "student": student, "text": text}
+            await client.post("/answers", json=payload)
+
+        async def sync_answers() -> None:
+            if outbox.pending():
+                done = await outbox.drain_async()
+                if done.delivered:
+                    show.say(f"  ** outbox: {done.delivered} queued answer(s) synced")
 
         phase, health = "", "healthy"
         interval = duration / 80
@@ -297,23 +337,48 @@ async def _drive(duration: float, seed: int, statsd: tuple[str, int] | None) -> 
                     source = "last good answer" if used.source == "cache" else "default answer"
                     tally.fallbacks[source] += 1
                     show.say(f"GET /lessons/{lesson}: {why} -> fallback: {source}")
+                if tally.requests % 4 == 1:
+                    tally.answers += 1
+                    number = tally.answers
+                    receipt = await submit_answer(number, "ana", f"answer {number}")
+                    if isinstance(receipt, Deferred):
+                        tally.queued += 1
+                        show.say(f"POST /answers #{number}: offline -> kept in the outbox")
+                    else:
+                        show.say(f"POST /answers #{number}: saved")
+                await sync_answers()
                 level = degradation.level
                 now_health = telemetry.generate_report(services=())["summary"]["health_status"]
                 if now_health != health:
                     show.say(f"  ** health status {health} -> {now_health}")
                     health = now_health
                 await asyncio.sleep(interval)
+            ends = time.monotonic() + max(2.0, 0.2 * duration)  # the last ones may be waiting
+            while outbox.pending() and time.monotonic() < ends:
+                await sync_answers()
+                await asyncio.sleep(interval)
+            pending = outbox.pending()
         finally:
+            outbox.close()
+            shutil.rmtree(folder, ignore_errors=True)
             remove_listener(on_breaker)
             log.removeHandler(printer)
             log.setLevel(saved_level)
             service.shutdown()
             service.server_close()
-    _summary(show, tally, host, level.name, health)
+    received = service.answers
+    lost = tally.answers - len(received)
+    twice = sum(1 for count in received.values() if count > 1)
+    answers = (
+        f"{tally.answers} submitted, {tally.queued} kept offline in the outbox, "
+        f"{pending} still pending; the service has {len(received)}: {lost} lost, "
+        f"{twice} received twice"
+    )
+    _summary(show, tally, host, level.name, health, answers)
     return 0
 
 
-def _summary(show: _Show, tally: Tally, host: str, level: str, health: str) -> None:
+def _summary(show: _Show, tally: Tally, host: str, level: str, health: str, answers: str) -> None:
     from ._breaker.registry import CircuitBreakerRegistry
 
     registry = CircuitBreakerRegistry.instance
@@ -331,4 +396,5 @@ def _summary(show: _Show, tally: Tally, host: str, level: str, health: str) -> N
     print(f"  breaker         '{host}' opened {tally.breaker_opens}x, now {state}")
     print(f"  degradation     worst {tally.worst_level}, now {level}")
     print(f"  health status   {health}")
+    print(f"  answers         {answers}")
     print("  every failure above was absorbed: no request reached the user as an error")

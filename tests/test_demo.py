@@ -31,6 +31,11 @@ def test_the_demo_runs_every_phase_and_sends_statsd(capsys: pytest.CaptureFixtur
     assert "=== summary ===" in out
     assert out.rstrip().endswith("no request reached the user as an error")
     assert "now CLOSED" in out  # the breaker recovered with the service
+    # offline answers wait in the outbox and reach the service once, after recovery
+    assert "offline -> kept in the outbox" in out
+    assert "queued answer(s) synced" in out
+    assert "0 still pending" in out
+    assert "0 lost, 0 received twice" in out
     assert packet.startswith("resilient_demo.")
 
 
