@@ -238,7 +238,7 @@ _MOVED.update(dict.fromkeys(("AsyncRedisStore", "MemoryStore", "RedisStore"), "s
 def __getattr__(name: str) -> Any:
     # Subpackages load on first use, not on every import (resilient.testing is only for
     # tests; the stores and the compat API load the breaker).
-    if name in ("compat", "correlation", "stores", "testing"):
+    if name in ("compat", "correlation", "outbox", "stores", "testing"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
