@@ -10,7 +10,10 @@ a new parameter cannot skip validation.
 
 from __future__ import annotations
 
+import atexit
 import inspect
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +36,12 @@ def _plain() -> str:
 
 def _wsgi_app(environ: object, start_response: object) -> list[bytes]:
     return [b"ok"]
+
+
+_OUTBOX_FOLDER = tempfile.mkdtemp(prefix="resilient-config-errors-")
+atexit.register(shutil.rmtree, _OUTBOX_FOLDER, True)
+_OUTBOX_URL = f"sqlite:///{_OUTBOX_FOLDER}/outbox.db"
+_OUTBOX = resilient.Outbox(_OUTBOX_URL)
 
 
 def _starlette_app() -> Any:
@@ -366,6 +375,35 @@ ROWS = [
             ("bulkheads", [1], ("callable",)),
         )
     ],
+    # the outbox: its settings, and what enqueue, deferrable and handler take
+    ok(Row(resilient.Outbox, "url", "postgres://db/x", ("sqlite:///",))),
+    *[
+        ok(Row(resilient.Outbox, parameter, value, mentions, {"url": _OUTBOX_URL}))
+        for parameter, value, mentions in (
+            ("max_attempts", 0, (">= 1",)),
+            ("backoff", 3, ("RetryConfig",)),
+            ("lease", 0, ()),
+            ("poll", -1, ()),
+            ("batch", 0, (">= 1",)),
+            ("synchronous", "OFF", ("'FULL'",)),
+            ("backlog_feature", "sync", ("Feature",)),
+            ("backlog_threshold", 0, (">= 1",)),
+            ("name", "a b", ("letters",)),
+        )
+    ],
+    ok(Row(_OUTBOX.enqueue, "kind", "", ("letters",), {"payload": 1})),
+    ok(Row(_OUTBOX.enqueue, "payload", {1, 2}, ("JSON",), {"kind": "k"})),
+    ok(Row(_OUTBOX.enqueue, "key", "", ("letters",), {"kind": "k", "payload": 1})),
+    ok(Row(_OUTBOX.enqueue, "group", 7, ("letters",), {"kind": "k", "payload": 1})),
+    ok(Row(_OUTBOX.deferrable, "kind", "a b", ("letters",))),
+    ok(Row(_OUTBOX.deferrable, "when", 3, base={"kind": "k"})),
+    ok(Row(_OUTBOX.deferrable, "group", "", ("letters",), {"kind": "k"})),
+    ok(Row(_OUTBOX.handler, "kind", None, ("letters",))),
+    ok(Row(_OUTBOX.dead, "limit", 0, (">= 1",))),
+    ok(Row(_OUTBOX.retry_dead, "keys", "k1", ("list",))),
+    ok(Row(_OUTBOX.purge, "dead", "yes", ("True or False",))),
+    ok(Row(_OUTBOX.purge, "kind", "", ("letters",))),
+    ok(Row(_OUTBOX.purge, "older_than", -1)),
     # web glue: ASGI problem details, the WSGI middlewares and the installers
     ok(Row(asgi.ProblemDetailsMiddleware, "app", 42, ("ASGI",))),
     ok(Row(asgi.ProblemDetailsMiddleware, "expose", "yes", base={"app": _wsgi_app})),
@@ -436,6 +474,13 @@ PUBLIC = [
     chaos.inject_result,
     status_app,
     StatusApp,
+    resilient.Outbox,
+    _OUTBOX.enqueue,
+    _OUTBOX.deferrable,
+    _OUTBOX.handler,
+    _OUTBOX.dead,
+    _OUTBOX.retry_dead,
+    _OUTBOX.purge,
     asgi.ProblemDetailsMiddleware,
     asgi.install,
     wsgi.CorrelationIdMiddleware,

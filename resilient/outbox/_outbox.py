@@ -361,6 +361,13 @@ class Outbox:
     def retry_dead(self, keys: list[str] | None = None) -> int:
         """Make dead letters (all, or those with ``keys``) pending again with fresh
         attempts; how many were."""
+        given: object = keys
+        if given is not None and (
+            isinstance(given, str)
+            or not isinstance(given, list | tuple | set | frozenset)
+            or not all(isinstance(key, str) for key in given)
+        ):
+            raise ConfigError("keys", keys, "a list of item keys or None")
         revived = self._backend.revive(keys)
         if revived:
             self._wake.set()
@@ -372,6 +379,9 @@ class Outbox:
     ) -> int:
         """Delete dead letters (or, with ``dead=False``, pending items) of ``kind``, stored
         more than ``older_than`` seconds ago; how many were deleted."""
+        _validate.boolean("dead", dead)
+        if kind is not None:
+            _check_name("kind", kind)
         before = None
         if older_than is not None:
             before = self._now() - _validate.required_duration("older_than", older_than)
