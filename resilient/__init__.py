@@ -25,6 +25,7 @@ from .presets import Timeouts
 __all__ = [
     "BreakerClosed",
     "BreakerConfig",
+    "BreakerCreated",
     "BreakerDisabled",
     "BreakerEvent",
     "BreakerForcedOpen",
@@ -32,6 +33,7 @@ __all__ = [
     "BreakerMode",
     "BreakerOpened",
     "BreakerState",
+    "CallAdmitted",
     "CallRecorded",
     "CallRejected",
     "CircuitBreaker",
@@ -47,6 +49,7 @@ __all__ = [
     "Feature",
     "FeatureUnavailableError",
     "Features",
+    "LastFailure",
     "Policy",
     "PoolStats",
     "ResilienceError",
@@ -70,6 +73,7 @@ __all__ = [
     "metrics",
     "policy",
     "presets",
+    "reload_policies",
     "remaining",
     "remove_listener",
     "retry",
@@ -85,6 +89,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from . import correlation, stores, testing
     from ._breaker.breaker import CircuitBreaker
+    from ._breaker.core import LastFailure
     from ._breaker.decorator import breaker
     from ._breaker.registry import get_breaker
     from ._circuit.config import BreakerConfig
@@ -103,15 +108,17 @@ if TYPE_CHECKING:
         fallback,
         last_fallback,
     )
-    from ._policy import Description, Policy, describe, load_policies, policy
+    from ._policy import Description, Policy, describe, load_policies, policy, reload_policies
     from ._retry.budget import RetryBudget
     from ._runtime.events import (
         BreakerClosed,
+        BreakerCreated,
         BreakerDisabled,
         BreakerEvent,
         BreakerForcedOpen,
         BreakerHalfOpened,
         BreakerOpened,
+        CallAdmitted,
         CallRecorded,
         CallRejected,
     )
@@ -120,11 +127,13 @@ if TYPE_CHECKING:
 _LAZY = dict.fromkeys(
     (
         "BreakerClosed",
+        "BreakerCreated",
         "BreakerDisabled",
         "BreakerEvent",
         "BreakerForcedOpen",
         "BreakerHalfOpened",
         "BreakerOpened",
+        "CallAdmitted",
         "CallRecorded",
         "CallRejected",
     ),
@@ -141,6 +150,7 @@ _LAZY.update(
         "CircuitBreaker": "._breaker.breaker",
         "breaker": "._breaker.decorator",
         "get_breaker": "._breaker.registry",
+        "LastFailure": "._breaker.core",
     }
 )
 _LAZY.update(
@@ -151,7 +161,10 @@ _LAZY.update(
 )
 # Policies (their parser, the TOML loader) and the shared retry budget: when first named.
 _LAZY.update(
-    dict.fromkeys(("Description", "Policy", "describe", "load_policies", "policy"), "._policy")
+    dict.fromkeys(
+        ("Description", "Policy", "describe", "load_policies", "policy", "reload_policies"),
+        "._policy",
+    )
 )
 _LAZY["RetryBudget"] = "._retry.budget"
 _LAZY.update(
