@@ -346,3 +346,29 @@ def test_loading_a_changed_config_without_reload_is_still_refused(
     with pytest.raises(ConfigError):
         resilient.load_policies(path)
     assert get_breaker("reload-db").config.failure_threshold == 5
+
+
+def test_error_on_trip_is_a_policy_setting(tmp_path: Path, fake_clock: FakeClock) -> None:
+    """error_on_trip = "open" in a TOML policy's breaker table takes effect."""
+    path = tmp_path / "policies.toml"
+    path.write_text(
+        '[policies.strict]\nbreaker = { name = "toml-trip", failure_threshold = 1, '
+        'error_on_trip = "open" }\n'
+    )
+    resilient.load_policies(path)
+
+    @resilient.policy("strict")
+    def call() -> None:
+        fail()
+
+    with pytest.raises(CircuitOpenError) as caught:
+        call()
+    assert isinstance(caught.value.__cause__, BoomError)
+    assert get_breaker("toml-trip").config.error_on_trip == "open"
+
+
+def test_a_bad_error_on_trip_in_a_policy_names_the_key(fake_clock: FakeClock) -> None:
+    """load_policies names breaker.error_on_trip when its value is not "call" or "open"."""
+    with pytest.raises(ConfigError) as caught:
+        resilient.load_policies({"p": {"breaker": {"name": "toml-bad", "error_on_trip": "x"}}})
+    assert caught.value.parameter.endswith("breaker.error_on_trip")
