@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ._circuit.config import BreakerConfig
 from ._circuit.store import AsyncStateStore, StateStore
 from ._runtime import config as _config
 from ._runtime.clock import SYSTEM_CLOCK
@@ -13,6 +13,9 @@ from ._runtime.config import state
 from ._runtime.types import Clock, MetricsSink
 from ._wrapping.emit import Emitter
 from .exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ._circuit.config import BreakerConfig
 
 __all__ = ["Configuration", "configuration", "configure"]
 
@@ -66,6 +69,9 @@ def configure(
             raise ConfigError("store", store, "a state store (MemoryStore, RedisStore...) or None")
         state.store = store
     if breaker_defaults is not _UNSET:
+        # Imported here: ``import resilient`` does not load the breaker's config class.
+        from ._circuit.config import BreakerConfig
+
         if breaker_defaults is not None and not isinstance(breaker_defaults, BreakerConfig):
             raise ConfigError("breaker_defaults", breaker_defaults, "a BreakerConfig or None")
         with _config.lock:

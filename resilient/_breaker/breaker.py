@@ -166,7 +166,8 @@ class CircuitBreaker(BreakerCore):
         one config, old or new, in every store: the config travels with each transition
         (to a Redis script, as its arguments). Other processes sharing the breaker through
         a store keep their own config. A breaker given a config no longer follows
-        ``configure(breaker_defaults=...)``.
+        ``configure(breaker_defaults=...)``, and claiming its name with the old config
+        (``@breaker(name, old)``) raises ``ConfigError``, as for any other config.
         """
         base = self.config if config is None else config
         if not isinstance(base, BreakerConfig):

@@ -6,6 +6,8 @@ The state is kept through every change: the counts, the open period, the probes.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +186,21 @@ def test_a_reconfigured_breaker_no_longer_follows_the_defaults(fake_clock: FakeC
     b.reconfigure(failure_threshold=9)
     resilient.configure(breaker_defaults=BreakerConfig(failure_threshold=2))
     assert b.config.failure_threshold == 9
+
+
+def test_defaults_configured_before_any_breaker_module_loads_are_used() -> None:
+    """configure(breaker_defaults=...) right after ``import resilient`` (no breaker module
+    loaded yet, nor BreakerConfig) reaches the breakers made afterwards."""
+    code = (
+        "import resilient, sys\n"
+        "loaded = 'resilient._circuit.config' in sys.modules\n"
+        "resilient.configure(breaker_defaults=resilient.BreakerConfig(failure_threshold=2))\n"
+        "print(loaded, resilient.CircuitBreaker('early').config.failure_threshold)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "2"]
 
 
 def test_testing_reset_forgets_the_breaker_defaults(fake_clock: FakeClock) -> None:
