@@ -165,6 +165,22 @@ def test_breakers_naming_no_config_take_the_configured_defaults(fake_clock: Fake
     assert CircuitBreaker("defaults-explicit", FIVE).config is FIVE
 
 
+async def test_async_breakers_naming_no_config_take_the_configured_defaults(
+    fake_clock: FakeClock,
+) -> None:
+    """A decorated coroutine function with no config trips on the configured threshold."""
+
+    @breaker("defaults-async")
+    async def call() -> None:
+        await afail()
+
+    resilient.configure(breaker_defaults=BreakerConfig(failure_threshold=1))
+    with pytest.raises(BoomError):
+        await call()
+    with pytest.raises(CircuitOpenError):
+        await call()
+
+
 def test_breakers_made_before_configure_take_new_defaults_keeping_their_state(
     fake_clock: FakeClock,
 ) -> None:
