@@ -30,6 +30,7 @@ from .presets import Timeouts
 __all__ = [
     "BreakerClosed",
     "BreakerConfig",
+    "BreakerCreated",
     "BreakerDisabled",
     "BreakerEvent",
     "BreakerForcedOpen",
@@ -39,6 +40,7 @@ __all__ = [
     "BreakerState",
     "BulkheadFullError",
     "BulkheadRejected",
+    "CallAdmitted",
     "CallRecorded",
     "CallRejected",
     "CircuitBreaker",
@@ -57,6 +59,7 @@ __all__ = [
     "Features",
     "HedgeStarted",
     "HedgeWon",
+    "LastFailure",
     "Outbox",
     "Policy",
     "PoolStats",
@@ -94,6 +97,7 @@ __all__ = [
     "policy",
     "presets",
     "rate_limit",
+    "reload_policies",
     "remaining",
     "remove_listener",
     "retry",
@@ -111,6 +115,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from . import correlation, stores, testing
     from ._breaker.breaker import CircuitBreaker
+    from ._breaker.core import LastFailure
     from ._breaker.decorator import breaker
     from ._breaker.registry import get_breaker
     from ._bulkhead.decorator import bulkhead
@@ -131,19 +136,21 @@ if TYPE_CHECKING:
         last_fallback,
     )
     from ._hedge.decorator import hedge
-    from ._policy import Description, Policy, describe, load_policies, policy
+    from ._policy import Description, Policy, describe, load_policies, policy, reload_policies
     from ._rate_limit.decorator import rate_limit
     from ._rate_limit.limiter import RateLimiter
     from ._rate_limit.registry import get_rate_limiter
     from ._retry.budget import RetryBudget
     from ._runtime.events import (
         BreakerClosed,
+        BreakerCreated,
         BreakerDisabled,
         BreakerEvent,
         BreakerForcedOpen,
         BreakerHalfOpened,
         BreakerOpened,
         BulkheadRejected,
+        CallAdmitted,
         CallRecorded,
         CallRejected,
         HedgeStarted,
@@ -159,12 +166,14 @@ if TYPE_CHECKING:
 _LAZY = dict.fromkeys(
     (
         "BreakerClosed",
+        "BreakerCreated",
         "BreakerDisabled",
         "BreakerEvent",
         "BreakerForcedOpen",
         "BreakerHalfOpened",
         "BreakerOpened",
         "BulkheadRejected",
+        "CallAdmitted",
         "CallRecorded",
         "CallRejected",
         "HedgeStarted",
@@ -186,6 +195,7 @@ _LAZY.update(
         "CircuitBreaker": "._breaker.breaker",
         "breaker": "._breaker.decorator",
         "get_breaker": "._breaker.registry",
+        "LastFailure": "._breaker.core",
     }
 )
 _LAZY.update(
@@ -196,7 +206,10 @@ _LAZY.update(
 )
 # Policies (their parser, the TOML loader) and the shared retry budget: when first named.
 _LAZY.update(
-    dict.fromkeys(("Description", "Policy", "describe", "load_policies", "policy"), "._policy")
+    dict.fromkeys(
+        ("Description", "Policy", "describe", "load_policies", "policy", "reload_policies"),
+        "._policy",
+    )
 )
 _LAZY["RetryBudget"] = "._retry.budget"
 _LAZY["bulkhead"] = "._bulkhead.decorator"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._circuit.store import AsyncStateStore, StateStore
 from ._runtime import config as _config
@@ -12,6 +13,9 @@ from ._runtime.config import state
 from ._runtime.types import Clock, MetricsSink
 from ._wrapping.emit import Emitter
 from .exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ._circuit.config import BreakerConfig
 
 __all__ = ["Configuration", "configuration", "configure"]
 
@@ -23,18 +27,27 @@ class Configuration:
     clock: Clock = SYSTEM_CLOCK
     metrics: MetricsSink | None = None
     store: object | None = None
+    breaker_defaults: BreakerConfig | None = None
 
 
 _UNSET: object = object()
 
 
 def configure(
-    *, clock: Clock | None = None, metrics: object = _UNSET, store: object = _UNSET
+    *,
+    clock: Clock | None = None,
+    metrics: object = _UNSET,
+    store: object = _UNSET,
+    breaker_defaults: object = _UNSET,
 ) -> Configuration:
     """Set the process-wide defaults; parameters left out keep their current value.
 
     ``metrics`` is a sink (``StatsdSink``, ``MemorySink``, ``NullSink``...), or ``None`` to
     switch recording off entirely (the default: decorated calls then read no clock).
+
+    ``breaker_defaults`` is the ``BreakerConfig`` of every breaker that names no config
+    (``@breaker("name")``, ``CircuitBreaker("name")``), those made before this call
+    included (their state is kept); ``None`` goes back to ``BreakerConfig.standard``.
     """
     if clock is not None:
         if not isinstance(clock, Clock):
@@ -55,9 +68,22 @@ def configure(
         if store is not None and not isinstance(store, StateStore | AsyncStateStore):
             raise ConfigError("store", store, "a state store (MemoryStore, RedisStore...) or None")
         state.store = store
+    if breaker_defaults is not _UNSET:
+        # Imported here: ``import resilient`` does not load the breaker's config class.
+        from ._circuit.config import BreakerConfig
+
+        if breaker_defaults is not None and not isinstance(breaker_defaults, BreakerConfig):
+            raise ConfigError("breaker_defaults", breaker_defaults, "a BreakerConfig or None")
+        with _config.lock:
+            state.breaker_defaults = breaker_defaults
+        for hook in _config.defaults_hooks:  # breakers following the defaults take them
+            hook(breaker_defaults)
     return configuration()
 
 
 def configuration() -> Configuration:
     """The defaults in force now."""
-    return Configuration(clock=state.clock, metrics=state.metrics, store=state.store)
+    defaults: BreakerConfig | None = state.breaker_defaults  # type: ignore[assignment]
+    return Configuration(
+        clock=state.clock, metrics=state.metrics, store=state.store, breaker_defaults=defaults
+    )

@@ -107,6 +107,7 @@ FallbackCache = resilient.FallbackCache
 Feature = resilient.Feature
 DegradationService = resilient.DegradationService
 create_circuit_breaker = resilient.compat.create_circuit_breaker
+_OPERATED = CircuitBreaker("cfg-operated")  # its methods' parameters need rows too
 
 ROWS = [
     # timeout
@@ -198,6 +199,7 @@ ROWS = [
     ok(Row(BreakerConfig, "ignore", "ValueError")),
     ok(Row(BreakerConfig, "ignore", (ValueError, SystemExit), ("SystemExit",))),
     ok(Row(BreakerConfig, "failure_result", 3)),
+    ok(Row(BreakerConfig, "error_on_trip", "raise", ("'call'", "'open'"))),
     # CircuitBreaker and create_circuit_breaker
     ok(Row(CircuitBreaker, "name", 3)),
     ok(Row(CircuitBreaker, "config", "standard", base={"name": "cfg-cb"})),
@@ -298,6 +300,18 @@ ROWS = [
     ok(Row(resilient.configure, "clock", 3)),
     ok(Row(resilient.configure, "metrics", 3)),
     ok(Row(resilient.configure, "store", 3)),
+    ok(Row(resilient.configure, "breaker_defaults", "standard", ("BreakerConfig",))),
+    # operating a breaker and listening to it
+    ok(Row(_OPERATED.force_open, "for_", -1)),
+    ok(Row(_OPERATED.force_open, "for_", 0)),
+    ok(Row(_OPERATED.reconfigure, "config", "standard", ("BreakerConfig",))),
+    ok(Row(_OPERATED.add_listener, "listener", 3)),
+    ok(Row(_OPERATED.add_listener, "serial", "yes", ("True or False",), base={"listener": print})),
+    ok(Row(_OPERATED.add_listener, "before_call", 1, base={"listener": print})),
+    ok(Row(resilient.add_listener, "listener", 3)),
+    ok(Row(resilient.add_listener, "serial", "yes", ("True or False",), base={"listener": print})),
+    ok(Row(resilient.add_listener, "before_call", 1, base={"listener": print})),
+    ok(Row(resilient.add_listener, "created", None, base={"listener": print})),
     # stores
     ok(Row(RedisStore, "url", 3)),
     ok(Row(RedisStore, "prefix", "", base={"url": REDIS_URL})),
@@ -469,6 +483,10 @@ PUBLIC = [
     resilient.metrics.PrometheusSink,
     resilient.metrics.OpenTelemetrySink,
     resilient.RetryBudget,
+    _OPERATED.force_open,
+    _OPERATED.reconfigure,
+    _OPERATED.add_listener,
+    resilient.add_listener,
     chaos.inject_fault,
     chaos.inject_latency,
     chaos.inject_result,
@@ -499,6 +517,9 @@ EXEMPT = {
     # (the create_circuit_breaker row with base={"failure_threshold": 0} checks they are
     # named as typed).
     (create_circuit_breaker, "overrides"),
+    # The same for reconfigure(**changes): BreakerConfig fields, each with its row (tests/
+    # breaker/test_breaker_reconfigure.py checks a bad one is named as typed).
+    (_OPERATED.reconfigure, "changes"),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from datetime import timedelta
 from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR
 from types import AsyncGeneratorType, CodeType, CoroutineType, GeneratorType, TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
@@ -17,6 +18,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 from .._circuit.config import BreakerConfig
 from .._circuit.rules import BreakerMode, BreakerState, Event, Kind, window_counts
 from .._runtime import config as _config
+from .._runtime import validate as _validate
 from .._wrapping.layer import (
     AnyCall,
     AsyncCall,
@@ -100,9 +102,12 @@ class CircuitBreaker(BreakerCore):
         ``snapshot()`` gives the whole stored ``BreakerState`` (its ``mode`` stays ``OPEN``
         until a call or a probe moves it)."""
         state = self.snapshot()
-        if state.mode is _OPEN and read_clock() >= state.open_until:
+        mode = state.mode
+        if (mode is _OPEN or (mode is _FORCED_OPEN and state.open_until)) and (
+            read_clock() >= state.open_until
+        ):
             return _HALF_OPEN
-        return state.mode
+        return mode
 
     @property
     def state(self) -> BreakerMode:
@@ -124,11 +129,12 @@ class CircuitBreaker(BreakerCore):
 
     @property
     def retry_after(self) -> float | None:
-        """Seconds until the next probe may go through: 0 unless open, ``None`` if forced."""
+        """Seconds until the next probe may go through: 0 unless open, ``None`` if forced
+        open until reset."""
         state = self.snapshot()
-        if state.mode is _FORCED_OPEN:
+        if state.mode is _FORCED_OPEN and not state.open_until:
             return None
-        if state.mode is _OPEN:
+        if state.mode is _OPEN or state.mode is _FORCED_OPEN:
             return max(0.0, state.open_until - read_clock())
         return 0.0
 
@@ -143,9 +149,36 @@ class CircuitBreaker(BreakerCore):
 
     # --- manual operations -------------------------------------------------------------
 
-    def force_open(self) -> None:
-        """Reject every call until ``reset()``."""
-        self._manual(Kind.FORCE_OPEN)
+    def force_open(self, *, for_: float | timedelta | None = None) -> None:
+        """Reject every call until ``reset()``, or for ``for_`` seconds only: then the
+        forced period ends by itself as an open period does (the next call is a probe)."""
+        seconds = _validate.duration("for_", for_, allow_zero=False, allow_none=True)
+        self._manual(Kind.FORCE_OPEN, seconds or 0.0)
+
+    def half_open(self) -> None:
+        """Let probe calls through now (up to ``half_open_max_calls`` at once): their
+        outcomes close the breaker or open it again, as after a reset timeout."""
+        self._manual(Kind.HALF_OPEN)
+
+    def reconfigure(self, config: BreakerConfig | None = None, **changes: Any) -> BreakerConfig:
+        """Judge calls by new rules from now on, keeping the state; returns the config.
+
+        ``changes`` are ``BreakerConfig`` parameters (``failure_threshold=10``), applied to
+        ``config`` if given, else to the current config, and validated as at construction
+        (``ConfigError`` names the parameter; nothing changes then). Every transition reads
+        one config, old or new, in every store: the config travels with each transition
+        (to a Redis script, as its arguments). Other processes sharing the breaker through
+        a store keep their own config. A breaker given a config no longer follows
+        ``configure(breaker_defaults=...)``, and claiming its name with the old config
+        (``@breaker(name, old)``) raises ``ConfigError``, as for any other config.
+        """
+        base = self.config if config is None else config
+        if not isinstance(base, BreakerConfig):
+            raise ConfigError("config", config, "a BreakerConfig or None")
+        new = base.replace(**changes) if changes else base
+        self._stop_following()
+        self._use_config(new)
+        return new
 
     def reset(self) -> None:
         """Close the breaker and forget its counts (also ends ``force_open``/``disable``)."""
@@ -155,10 +188,10 @@ class CircuitBreaker(BreakerCore):
         """Let every call through and count nothing until ``reset()``."""
         self._manual(Kind.DISABLE)
 
-    def _manual(self, kind: Kind) -> None:
+    def _manual(self, kind: Kind, duration: float = 0.0) -> None:
         self._follow_default()
         now = read_clock()
-        state, decision = self._transition(Event(kind), now)
+        state, decision = self._transition(Event(kind, duration=duration), now)
         self._announce(decision.prior, state, now)
 
     # --- running calls -----------------------------------------------------------------
@@ -190,7 +223,9 @@ class CircuitBreaker(BreakerCore):
         try:
             result = fn(*args, **kwargs)
         except Exception as error:
-            self._report(permit, *self._classify_error(error))
+            tripped = self._fail(permit, error)
+            if tripped is not None:
+                raise tripped from error
             raise
         except BaseException:
             self._release(permit)
@@ -230,7 +265,9 @@ class CircuitBreaker(BreakerCore):
             else:
                 result = await pending  # type: ignore[misc]
         except Exception as error:
-            await self._areport(permit, *self._classify_error(error))
+            tripped = await self._afail(permit, error)
+            if tripped is not None:
+                raise tripped from error
             raise
         except BaseException:
             await self._areport(permit, _RELEASE, "ignored")
@@ -319,7 +356,9 @@ class CircuitBreaker(BreakerCore):
         if exc is None:
             self._report(permit, _SUCCESS, "success")
         elif isinstance(exc, Exception):
-            self._report(permit, *self._classify_error(exc))
+            tripped = self._fail(permit, exc)
+            if tripped is not None:
+                raise tripped from exc
         else:
             self._release(permit)
 
@@ -337,7 +376,9 @@ class CircuitBreaker(BreakerCore):
         if exc is None:
             await self._areport(permit, _SUCCESS, "success")
         elif isinstance(exc, Exception):
-            await self._areport(permit, *self._classify_error(exc))
+            tripped = await self._afail(permit, exc)
+            if tripped is not None:
+                raise tripped from exc
         else:
             await self._areport(permit, _RELEASE, "ignored")
         return False
@@ -371,7 +412,9 @@ class CircuitBreaker(BreakerCore):
                 try:
                     result = call(*args, **kwargs)
                 except Exception as error:
-                    b._report(b._admit_closed(state), *b._classify_error(error))
+                    tripped = b._fail(b._admit_closed(state), error)
+                    if tripped is not None:
+                        raise tripped from error
                     raise
                 if b._cell.state.failures:  # a success ends a run of failures
                     b._report(b._admit_closed(state), _SUCCESS, "success")
@@ -402,7 +445,9 @@ class CircuitBreaker(BreakerCore):
                 try:
                     result = await call(*args, **kwargs)
                 except Exception as error:
-                    await b._areport(b._admit_closed(state), *b._classify_error(error))
+                    tripped = await b._afail(b._admit_closed(state), error)
+                    if tripped is not None:
+                        raise tripped from error
                     raise
                 if b._cell.state.failures:
                     await b._areport(b._admit_closed(state), _SUCCESS, "success")
@@ -431,7 +476,9 @@ class CircuitBreaker(BreakerCore):
             try:
                 result = call(*args, **kwargs)
             except Exception as error:
-                b._report(Permit(state.gen, False, started), *b._classify_error(error))
+                tripped = b._fail(Permit(state.gen, False, started), error)
+                if tripped is not None:
+                    raise tripped from error
                 raise
             b._record(state.gen, result, started)
             return result
@@ -451,7 +498,9 @@ class CircuitBreaker(BreakerCore):
             try:
                 result = await call(*args, **kwargs)
             except Exception as error:
-                await b._areport(Permit(state.gen, False, started), *b._classify_error(error))
+                tripped = await b._afail(Permit(state.gen, False, started), error)
+                if tripped is not None:
+                    raise tripped from error
                 raise
             await b._arecord(state.gen, result, started)
             return result
@@ -478,7 +527,11 @@ class CircuitBreaker(BreakerCore):
                 f"successes={state.successes}/{config.success_threshold}"
             )
         elif mode is _FORCED_OPEN:
-            parts.append("until reset")
+            if state.open_until:
+                left = max(0.0, state.open_until - read_clock())
+                parts.append(f"ends_in={left:.1f}s")
+            else:
+                parts.append("until reset")
         return " ".join(parts) + ">"
 
 

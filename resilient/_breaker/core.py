@@ -8,6 +8,7 @@ decisions of the pure rules in ``_circuit``; ``_breaker`` adds the public face.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .._circuit.config import BreakerConfig, check_name
@@ -24,7 +25,16 @@ from . import metrics as _breaker_metrics
 if TYPE_CHECKING:
     from .._runtime.events import BreakerEvent
 
-__all__ = ["BreakerCore", "Permit", "Store", "default_store", "read_clock"]
+__all__ = [
+    "BreakerCore",
+    "LastFailure",
+    "Permit",
+    "Store",
+    "default_config",
+    "default_store",
+    "read_clock",
+    "set_default_config",
+]
 
 _CLOSED, _OPEN, _HALF_OPEN = BreakerMode.CLOSED, BreakerMode.OPEN, BreakerMode.HALF_OPEN
 _FORCED_OPEN, _DISABLED = BreakerMode.FORCED_OPEN, BreakerMode.DISABLED
@@ -47,6 +57,61 @@ def default_store() -> StateStore:
 
 
 _config.on_reset(_default_store.clear)
+
+
+def default_config() -> BreakerConfig:
+    """The config of breakers that name none: ``configure(breaker_defaults=...)``, else
+    ``BreakerConfig.standard``."""
+    configured = _settings.breaker_defaults
+    return configured if configured is not None else BreakerConfig.standard  # type: ignore[return-value]
+
+
+def set_default_config(config: BreakerConfig | None) -> None:
+    """Make ``config`` (``None``: the standard preset) the config of every breaker that
+    names none, those already made included (their state is kept)."""
+    with _config.lock:
+        _settings.breaker_defaults = config
+        chosen = default_config()
+        for emitter in _hub.watchers():  # every breaker alive
+            if isinstance(emitter, BreakerCore) and emitter._follows:
+                emitter._use_config(chosen)
+
+
+_config.on_reset(lambda: set_default_config(None))
+_config.defaults_hooks.append(set_default_config)  # type: ignore[arg-type]
+
+_MESSAGE_LIMIT = 1000
+"""The longest error message ``last_failure`` keeps, in characters."""
+
+
+@dataclass(frozen=True, slots=True)
+class LastFailure:
+    """The last error a breaker recorded as a failure in this process.
+
+    Only text and a time are kept, never the exception (its traceback would keep every
+    frame of the failed call alive); listeners get the exception itself, on
+    ``CallRecorded.error``.
+    """
+
+    type: str
+    """The error's class, qualified by its module unless builtin (``"ConnectionError"``,
+    ``"httpx.ConnectTimeout"``)."""
+    message: str
+    """``str(error)``, cut to 1000 characters."""
+    at: float
+    """When it was recorded, on the configured clock (``configure(clock=...)``)."""
+
+
+def _last_failure(error: BaseException, at: float) -> LastFailure:
+    cls = type(error)
+    module = cls.__module__
+    kind = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+    try:
+        message = str(error)
+    except Exception:  # a broken __str__ must not break the call being recorded
+        message = f"<{kind} whose str() raised>"
+    return LastFailure(kind, message[:_MESSAGE_LIMIT], at)
+
 
 Store = StateStore | AsyncStateStore
 Apply = Callable[[str, Event, float, BreakerConfig], tuple[BreakerState, Decision]]
@@ -82,8 +147,12 @@ class BreakerCore:
         "__weakref__",
         "_aapply",
         "_apply",
+        "_before",
         "_bound",
         "_cell",
+        "_follows",
+        "_full",
+        "_last_failure",
         "_listeners",
         "_loud",
         "_seen",
@@ -98,8 +167,9 @@ class BreakerCore:
         self, name: str, config: BreakerConfig | None = None, *, store: Store | None = None
     ) -> None:
         check_name(name)  # checked at run time too: annotations are not enforced
+        follows = config is None
         if config is None:
-            config = BreakerConfig.standard
+            config = default_config()
         elif not isinstance(config, BreakerConfig):
             raise ConfigError("config", config, "a BreakerConfig")
         if store is not None and not isinstance(store, StateStore | AsyncStateStore):
@@ -109,6 +179,11 @@ class BreakerCore:
         self.store = store
         """The store given explicitly, or ``None`` to follow the configured default."""
         self._listeners: tuple[Listener, ...] = ()
+        self._before: tuple[Listener, ...] = ()
+        self._last_failure: LastFailure | None = None
+        self._full = False
+        """Set when a new config needs more than the guards built for the first one
+        record (see ``_use_config``): every call then takes the full path."""
         self._watcher: Watcher | None = None
         """Who waits for this breaker's next use (see ``listeners_changed``)."""
         self._seen = 0.0
@@ -116,12 +191,54 @@ class BreakerCore:
         self._loud = _hub.active
         """Whether calls must take the full path: someone listens to this breaker (its own
         listeners or global ones), or a watcher waits for its next use."""
-        _hub.watch(self)
         # Durations are measured only when a rule needs them (listeners read them too).
         self._timed = config.slow_call_duration is not None
+        self._follows = follows
+        """Whether it takes each new ``configure(breaker_defaults=...)``."""
+        _hub.watch(self)  # from here on, set_default_config may reach it
         self._bound: object = _UNBOUND
         self._bind(store if store is not None else default_store())
         _breaker_metrics.created(name)
+        if follows:
+            with _config.lock:
+                current = default_config()
+                if current is not config:  # the defaults changed while it was being made
+                    self._use_config(current)
+        if _hub.creation:  # only global listeners can hear of a breaker being made
+            from .._runtime.events import BreakerCreated
+
+            _events.dispatch_to(_hub.creation, BreakerCreated(name, self.config))
+
+    # --- the config --------------------------------------------------------------------
+
+    def _use_config(self, config: BreakerConfig) -> None:
+        """Judge calls by ``config`` from now on; the stored state is kept.
+
+        One attribute is replaced, so each transition reads the old config or the new
+        one, never a mix. Guards built for a config without a window or a result rule
+        skip recording plain successes; a config with one sends calls on the full path.
+        """
+        old = self.config
+        self.config = config
+        self._timed = config.slow_call_duration is not None
+        if (config.windowed or config.failure_result is not None) and not (
+            old.windowed or old.failure_result is not None
+        ):
+            self._full = True
+        self.listeners_changed()
+
+    def _stop_following(self) -> None:
+        """This breaker has a config of its own now: new defaults leave it alone."""
+        self._follows = False
+
+    @property
+    def last_failure(self) -> LastFailure | None:
+        """The last error recorded as a failure by this breaker object (``None``: none yet).
+
+        Kept in this process only, whatever the store: with a ``RedisStore``, other
+        processes sharing the breaker know their own last failure, not this one's.
+        """
+        return self._last_failure
 
     # --- the store ---------------------------------------------------------------------
 
@@ -160,21 +277,26 @@ class BreakerCore:
 
     # --- listeners ---------------------------------------------------------------------
 
-    def add_listener(self, listener: Listener) -> Listener:
-        """Call ``listener(event)`` for this breaker's events; returns it (a decorator)."""
-        given: object = listener
-        if not callable(given):
-            raise ConfigError("listener", listener, "a callable taking one event")
-        self._listeners = (*self._listeners, listener)
+    def add_listener(
+        self, listener: Listener, *, serial: bool = False, before_call: bool = False
+    ) -> Listener:
+        """Call ``listener(event)`` for this breaker's events; returns it (a decorator).
+
+        As with ``resilient.add_listener``: it may run in several threads at once
+        (``serial=True`` makes its calls take turns), and ``before_call=True`` also hands
+        it a ``CallAdmitted`` event before each call let through.
+        """
+        registered = _events.checked(listener, serial, before_call)
+        self._listeners = (*self._listeners, registered)
+        if before_call:
+            self._before = (*self._before, registered)
         self.listeners_changed()
         return listener
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop calling ``listener`` (no error if it was not registered)."""
-        listeners = list(self._listeners)
-        if listener in listeners:
-            listeners.remove(listener)
-        self._listeners = tuple(listeners)
+        self._listeners = _events.without(self._listeners, listener)
+        self._before = _events.without(self._before, listener)
         self.listeners_changed()
 
     def listeners_changed(self) -> None:
@@ -184,7 +306,7 @@ class BreakerCore:
         the breaker's next call reaches ``_admit_locally``, which tells the watcher and
         goes quiet again. A quiet breaker's calls cost nothing extra.
         """
-        self._loud = bool(self._listeners) or _hub.active or self._watcher is not None
+        self._loud = bool(self._listeners) or _hub.active or self._watcher is not None or self._full
 
     def _emit(self, *events: BreakerEvent) -> None:
         _events.dispatch(self._listeners, events)
@@ -207,7 +329,8 @@ class BreakerCore:
         elif mode is _CLOSED:
             event = ev.BreakerClosed(name)
         elif mode is _FORCED_OPEN:
-            event = ev.BreakerForcedOpen(name)
+            until = state.open_until
+            event = ev.BreakerForcedOpen(name, max(0.0, until - now) if until else None)
         else:
             event = ev.BreakerDisabled(name)
         self._emit(event)
@@ -235,11 +358,17 @@ class BreakerCore:
         if watcher is not None:  # its state changed elsewhere (a shared store): listed again
             watcher.note_use(self)
         if mode is _DISABLED:
+            if self._loud:
+                self._starting(False)
             return DISABLED_PERMIT
         now = read_clock()
         if mode is _FORCED_OPEN:
-            raise self._reject(None)
-        if mode is _OPEN and now < state.open_until:
+            until = state.open_until
+            if not until:
+                raise self._reject(None)
+            if now < until:
+                raise self._reject(until - now)
+        elif mode is _OPEN and now < state.open_until:
             raise self._reject(state.open_until - now)
         return now
 
@@ -250,7 +379,16 @@ class BreakerCore:
         if watcher is not None:
             watcher.note_use(self)
         timed = self._timed or self._loud
-        return Permit(state.gen, False, read_clock() if timed else None)
+        permit = Permit(state.gen, False, read_clock() if timed else None)
+        self._starting(False)
+        return permit
+
+    def _starting(self, probe: bool) -> None:
+        """Tell listeners an admitted call is about to run (only called when loud)."""
+        if self._before or _hub.before:
+            from .._runtime.events import CallAdmitted
+
+            _events.dispatch_before(self._before, CallAdmitted(self.name, probe))
 
     def _admit_closed(self, state: BreakerState) -> Permit:
         """The permit the hot path had, built only when it has something to report."""
@@ -261,7 +399,10 @@ class BreakerCore:
         verdict = decision.verdict
         if verdict is Verdict.REJECT:
             raise self._reject(decision.retry_after)
-        return Permit(decision.ticket, verdict is Verdict.PROBE, now)
+        probe = verdict is Verdict.PROBE
+        if self._loud:
+            self._starting(probe)
+        return Permit(decision.ticket, probe, now)
 
     def _admit(self) -> Permit:
         permit = self._admit_locally()
@@ -283,6 +424,7 @@ class BreakerCore:
         if safe_predicate(config.is_ignored, error, _IGNORE, name, default=False, error=error):
             return _RELEASE, "ignored"
         if safe_predicate(config.is_failure, error, _RECORD, name, default=True, error=error):
+            self._last_failure = _last_failure(error, read_clock())
             return _FAILURE, "failure"
         return _SUCCESS, "success"
 
@@ -297,7 +439,9 @@ class BreakerCore:
         raises, reported as a hook failure and taken as no."""
         return safe_predicate(check, result, _FAILURE_RESULT, self.name, default=False)
 
-    def _settle(self, permit: Permit, kind: Kind, outcome: Outcome) -> tuple[Event, float] | None:
+    def _settle(
+        self, permit: Permit, kind: Kind, outcome: Outcome, error: BaseException | None = None
+    ) -> tuple[Event, float] | None:
         """The event the store must apply and the time, or ``None`` when nothing changes."""
         if permit is DISABLED_PERMIT:
             return None
@@ -310,11 +454,11 @@ class BreakerCore:
             )
             if unchanged:
                 if loud:
-                    self._recorded(permit, outcome, read_clock())
+                    self._recorded(permit, outcome, read_clock(), error)
                 return None
         now = read_clock()
         if loud:
-            self._recorded(permit, outcome, now)
+            self._recorded(permit, outcome, now, error)
         started = permit.started
         return Event(kind, permit.ticket, now - started if started is not None else 0.0), now
 
@@ -335,30 +479,67 @@ class BreakerCore:
         if decision.prior is not state.mode:
             self._announce(decision.prior, state, at)
 
-    def _recorded(self, permit: Permit, outcome: Outcome, now: float) -> None:
+    def _recorded(
+        self, permit: Permit, outcome: Outcome, now: float, error: BaseException | None
+    ) -> None:
+        if not self._listeners and not _hub.active:
+            return  # loud for a watcher or a new config only
         started = permit.started
         duration = now - started if started is not None else 0.0
         from .._runtime.events import CallRecorded
 
-        self._emit(CallRecorded(self.name, outcome, duration, permit.probe))
+        self._emit(CallRecorded(self.name, outcome, duration, permit.probe, error))
 
-    def _report(self, permit: Permit, kind: Kind, outcome: Outcome) -> None:
-        settled = self._settle(permit, kind, outcome)
-        if settled is not None:
-            event, now = settled
-            state, decision = self._transition(event, now)
-            self._announce(decision.prior, state, now)
+    def _report(
+        self, permit: Permit, kind: Kind, outcome: Outcome, error: BaseException | None = None
+    ) -> float | None:
+        """Settle ``permit``; when this report tripped the breaker, the seconds until it
+        probes again (else ``None``)."""
+        settled = self._settle(permit, kind, outcome, error)
+        if settled is None:
+            return None
+        event, now = settled
+        state, decision = self._transition(event, now)
+        self._announce(decision.prior, state, now)
+        return _tripped(decision.prior, state, now)
 
-    async def _areport(self, permit: Permit, kind: Kind, outcome: Outcome) -> None:
-        settled = self._settle(permit, kind, outcome)
-        if settled is not None:
-            event, now = settled
-            state, decision = await self._atransition(event, now)
-            self._announce(decision.prior, state, now)
+    async def _areport(
+        self, permit: Permit, kind: Kind, outcome: Outcome, error: BaseException | None = None
+    ) -> float | None:
+        settled = self._settle(permit, kind, outcome, error)
+        if settled is None:
+            return None
+        event, now = settled
+        state, decision = await self._atransition(event, now)
+        self._announce(decision.prior, state, now)
+        return _tripped(decision.prior, state, now)
+
+    def _fail(self, permit: Permit, error: Exception) -> CircuitOpenError | None:
+        """Settle a call that raised ``error``; the ``CircuitOpenError`` to raise instead
+        when it tripped the breaker and ``error_on_trip="open"``."""
+        kind, outcome = self._classify_error(error)
+        left = self._report(permit, kind, outcome, error)
+        if left is None or self.config.error_on_trip != "open":
+            return None
+        return CircuitOpenError(self.name, left)
+
+    async def _afail(self, permit: Permit, error: Exception) -> CircuitOpenError | None:
+        kind, outcome = self._classify_error(error)
+        left = await self._areport(permit, kind, outcome, error)
+        if left is None or self.config.error_on_trip != "open":
+            return None
+        return CircuitOpenError(self.name, left)
 
     def _release(self, permit: Permit) -> None:
         """A cancellation or exit went through: free a probe's permit, count nothing."""
         self._report(permit, _RELEASE, "ignored")
+
+
+def _tripped(prior: BreakerMode, state: BreakerState, now: float) -> float | None:
+    """Seconds until the next probe when a report moved the breaker to open, else None."""
+    if state.mode is _OPEN and prior is not _OPEN:
+        return max(0.0, state.open_until - now)
+    return None
 
 
 def read_clock() -> float:

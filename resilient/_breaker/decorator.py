@@ -14,6 +14,7 @@ from .._circuit.store import AsyncStateStore, StateStore
 from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, apply
 from ..exceptions import ConfigError
 from .breaker import BreakerLayer
+from .core import default_config
 from .registry import CircuitBreakerRegistry
 
 __all__ = ["BreakerLayer", "breaker", "default_name"]
@@ -50,7 +51,8 @@ def breaker(
     written without parentheses. One name is one breaker:
     decorators naming the same breaker share it, and claiming a name with a different
     ``config`` or ``store`` raises ``ConfigError``. ``config`` is a ``BreakerConfig`` or
-    a preset name (default ``"standard"``: 5 failures, 30 s).
+    a preset name; without one the breaker follows ``configure(breaker_defaults=...)``
+    (default ``BreakerConfig.standard``: 5 failures, 30 s).
 
     ``critical=True`` marks the breaker one the service cannot do without: while it is
     open, the health endpoint answers "not ready" (``resilient.asgi.HealthApp``). One
@@ -65,9 +67,7 @@ def breaker(
         raise ConfigError("critical", critical, "True or False")
     if isinstance(config, str):
         config = BreakerConfig.get(config)
-    elif config is None:
-        config = BreakerConfig.standard
-    elif not isinstance(config, BreakerConfig):
+    elif config is not None and not isinstance(config, BreakerConfig):
         raise ConfigError("config", config, "a BreakerConfig, a preset name or None")
     if name is not None:
         check_name(name)  # checked at run time too: annotations are not enforced
@@ -86,7 +86,11 @@ class _NamedOnUse(Decorator):
     __slots__ = ("_config", "_critical", "_registry", "_store")
 
     def __init__(
-        self, registry: CircuitBreakerRegistry, config: BreakerConfig, store: Any, critical: bool
+        self,
+        registry: CircuitBreakerRegistry,
+        config: BreakerConfig | None,
+        store: Any,
+        critical: bool,
     ) -> None:
         super().__init__(_Unnamed(config))
         self._registry = registry
@@ -109,11 +113,12 @@ class _Unnamed(Layer):
     __slots__ = ("config",)
     kind = "breaker"
 
-    def __init__(self, config: BreakerConfig) -> None:
+    def __init__(self, config: BreakerConfig | None) -> None:
         self.config = config
 
     def describe(self) -> dict[str, object]:
-        return {"layer": self.kind, "name": None, "config": self.config}
+        config = self.config if self.config is not None else default_config()
+        return {"layer": self.kind, "name": None, "config": config}
 
     def wrap_sync(self, call: AnyCall, name: str) -> AnyCall:
         raise NotImplementedError  # never applied: _NamedOnUse resolves the name first

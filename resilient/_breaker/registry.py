@@ -6,6 +6,8 @@ import math
 import threading
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import ClassVar
 
 from .. import telemetry
@@ -26,6 +28,10 @@ DEFAULT_IDLE_TIMEOUT = 600.0
 """Seconds a breaker must be idle and unused before the registry lets go of it."""
 
 _OPEN_MODES = (BreakerMode.OPEN, BreakerMode.FORCED_OPEN)
+
+_adopting: ContextVar[list[tuple[CircuitBreaker, BreakerConfig, bool]] | None] = ContextVar(
+    "resilient_adopting_configs", default=None
+)
 
 SWEEP_BATCH = 2_000
 """The most breakers one automatic sweep evicts (about 20 ms); the next one goes on."""
@@ -123,6 +129,11 @@ class CircuitBreakerRegistry:
         elif found._watcher is self:  # watched: a lookup is a use, note when
             self._looked_up(found)
         if config is not None and config != found.config:
+            adopted = _adopting.get()
+            if adopted is not None:  # inside adopting(): the new config wins
+                adopted.append((found, found.config, found._follows))
+                found.reconfigure(config)
+                return found
             raise ConfigError(
                 "config",
                 config,
@@ -147,6 +158,25 @@ class CircuitBreakerRegistry:
         if found is not breaker:
             raise ConfigError("name", breaker.name, "a name no other registered breaker has")
         return breaker
+
+    @staticmethod
+    @contextmanager
+    def adopting() -> Iterator[None]:
+        """Within this block, claiming a name with another config reconfigures the breaker
+        (``CircuitBreaker.reconfigure``: its state is kept) instead of raising
+        ``ConfigError``; if the block raises, every breaker reconfigured in it gets its
+        old config back. For reloading policies at run time."""
+        adopted: list[tuple[CircuitBreaker, BreakerConfig, bool]] = []
+        token = _adopting.set(adopted)
+        try:
+            yield
+        except BaseException:
+            for breaker, old, follows in reversed(adopted):
+                breaker._use_config(old)
+                breaker._follows = follows
+            raise
+        finally:
+            _adopting.reset(token)
 
     # --- noting use and evicting idle breakers ------------------------------------------
 

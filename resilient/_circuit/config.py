@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from .._runtime import validate as _validate
 from .._runtime.types import ExceptionFilter
@@ -88,6 +88,11 @@ class BreakerConfig:
     ``ignore`` failing ignores nothing, ``record`` failing records the error as a failure
     (the cautious choice: an error the breaker cannot classify is treated like any other
     error), and ``failure_result`` failing treats the result as a success.
+
+    ``error_on_trip`` says what the call whose failure trips the breaker raises:
+    ``"call"`` (the default) its own error, ``"open"`` a ``CircuitOpenError`` chained to
+    it (``raise ... from error``: the call's error is its ``__cause__``), as pybreaker's
+    ``throw_new_error_on_trip`` does. Every later call meets ``CircuitOpenError`` either way.
     """
 
     failure_threshold: int = 5
@@ -106,6 +111,7 @@ class BreakerConfig:
     record: ExceptionFilter | None = None
     ignore: ExceptionFilter | None = None
     failure_result: Callable[[Any], bool] | None = None
+    error_on_trip: Literal["call", "open"] = "call"
 
     # Derived in __post_init__; not part of equality (the fields above already are).
     windowed: bool = field(init=False, repr=False, compare=False, default=False)
@@ -188,6 +194,10 @@ class BreakerConfig:
         if self.ignore is not None:
             setattr_(self, "is_ignored", _validate.error_filter("ignore", self.ignore))
         _validate.optional_callable("failure_result", self.failure_result)
+        if self.error_on_trip not in ("call", "open"):
+            raise ConfigError(
+                "error_on_trip", self.error_on_trip, "'call' (the call's own error) or 'open'"
+            )
 
     def _check_window(self, windowed: bool) -> None:
         size, span = self.window_size, self.window_duration

@@ -46,7 +46,8 @@ class BreakerMode(StrEnum):
     HALF_OPEN = "half_open"
     """A few probe calls go through to test whether the service has recovered."""
     FORCED_OPEN = "forced_open"
-    """Opened by hand: calls are rejected until ``reset()``."""
+    """Opened by hand: calls are rejected until ``reset()``, or until ``open_until`` when
+    it was forced open for a while (then the next call probes, as after a trip)."""
     DISABLED = "disabled"
     """Switched off by hand: calls go through and nothing is counted until ``reset()``."""
 
@@ -63,6 +64,9 @@ class Kind(StrEnum):
     RELEASE = "release"
     """An admitted call ended without an outcome (ignored error, cancellation)."""
     FORCE_OPEN = "force_open"
+    """Open by hand: for ``duration`` seconds, or until reset when ``duration`` is 0."""
+    HALF_OPEN = "half_open"
+    """Half-open by hand: the next calls are probes."""
     RESET = "reset"
     DISABLE = "disable"
 
@@ -87,7 +91,8 @@ class Event(NamedTuple):
     ticket: int = 0
     """The ticket of the call reporting (from its ``Decision``)."""
     duration: float = 0.0
-    """How long the reported call took, in seconds (for slow-call detection)."""
+    """How long the reported call took, in seconds (for slow-call detection); for
+    ``FORCE_OPEN``, how long to stay open (0: until reset)."""
 
 
 class Decision(NamedTuple):
@@ -113,7 +118,8 @@ class BreakerState(NamedTuple):
     """Probe successes in the current half-open period."""
     opened_at: float = 0.0
     open_until: float = 0.0
-    """When an ``OPEN`` breaker admits its first probe."""
+    """When an ``OPEN`` breaker admits its first probe; for ``FORCED_OPEN``, when the
+    forced period ends (0: at reset only)."""
     trips: int = 0
     """Consecutive trips without a close in between (drives ``reset_backoff``)."""
     probes: tuple[tuple[int, float], ...] = ()
@@ -182,8 +188,16 @@ def transition(
     if kind is Kind.RESET:
         return BreakerState(gen=state.gen + 1), _DONE_FROM[mode]
     if kind is Kind.FORCE_OPEN:
-        forced = BreakerState(_FORCED_OPEN, state.gen + 1, state.failures, opened_at=now)
+        until = now + event.duration if event.duration > 0.0 else 0.0
+        forced = BreakerState(
+            _FORCED_OPEN, state.gen + 1, state.failures, opened_at=now, open_until=until
+        )
         return forced, _DONE_FROM[mode]
+    if kind is Kind.HALF_OPEN:
+        probing = BreakerState(
+            _HALF_OPEN, state.gen + 1, state.failures, 0, state.opened_at, now, state.trips
+        )
+        return probing, _DONE_FROM[mode]
     if kind is Kind.DISABLE:
         return BreakerState(_DISABLED, state.gen + 1), _DONE_FROM[mode]
     raise ValueError(f"unknown breaker event {event!r}")
@@ -195,12 +209,13 @@ def _acquire(
     mode = state.mode
     if mode is _CLOSED or mode is _DISABLED:
         return state, Decision(Verdict.ALLOW, state.gen, prior=mode)
-    if mode is _FORCED_OPEN:
+    if mode is _FORCED_OPEN and not state.open_until:
         return state, Decision(Verdict.REJECT, prior=mode)
-    if mode is _OPEN:
+    if mode is _OPEN or mode is _FORCED_OPEN:
         if now < state.open_until:
             return state, Decision(Verdict.REJECT, retry_after=state.open_until - now, prior=mode)
-        # The reset timeout has passed: half-open, and this call is the first probe.
+        # The reset timeout (or the forced period) has passed: half-open, and this call
+        # is the first probe.
         state = state._replace(mode=_HALF_OPEN, gen=state.gen + 1, successes=0, probes=())
     probes = tuple(p for p in state.probes if p[1] > now)  # leases that ran out free permits
     if len(probes) >= rules.half_open_max_calls:

@@ -12,6 +12,6 @@ what the user wrote: ``retry.attemps`` (with the closest valid key), ``breaker``
 
 from .declare import Policy, policy
 from .description import Description, describe
-from .load import load_policies
+from .load import load_policies, reload_policies
 
-__all__ = ["Description", "Policy", "describe", "load_policies", "policy"]
+__all__ = ["Description", "Policy", "describe", "load_policies", "policy", "reload_policies"]

@@ -11,12 +11,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .._runtime import config as _config
 from ..exceptions import ConfigError
 from ..presets import closest
 from .declare import Policy, named
 from .steps import BUILDERS, ORDER, build
 
-__all__ = ["load_policies"]
+__all__ = ["load_policies", "reload_policies"]
+
+_files: dict[str, tuple[str, ...]] = {}
+"""The files policies were loaded from (by path), with their ``imports`` allow-list."""
+_from_file: dict[str, str] = {}
+"""Which file each named policy came from."""
+_config.on_reset(_files.clear)
+_config.on_reset(_from_file.clear)
 
 _NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 _REFERENCE = re.compile(rf"^({_NAME}):({_NAME})$")
@@ -57,6 +65,53 @@ def load_policies(
     names (breakers, features) and ``fallback = { value = "..." }`` are always text.
     """
     allowed = _allow_list(imports)
+    origin, loaded = _load(source, allowed)
+    named.update(loaded)
+    for name in loaded:
+        _from_file.pop(name, None)
+    if origin != "<dict>":
+        _files[origin] = allowed
+        _from_file.update(dict.fromkeys(loaded, origin))
+    return loaded
+
+
+def reload_policies() -> dict[str, Policy]:
+    """Load again every TOML file ``load_policies`` read, with the same ``imports``;
+    returns the policies reloaded.
+
+    All or nothing: a file that no longer loads raises ``ConfigError`` and changes
+    nothing. Otherwise every policy named in those files takes its new steps: a
+    ``Policy`` object already fetched with ``policy("name")`` is updated in place, a
+    policy gone from its file is dropped, and a named breaker whose config changed is
+    reconfigured (``CircuitBreaker.reconfigure``), keeping its state. The timeouts,
+    retries and fallbacks of functions decorated before the reload keep the settings
+    they were decorated with; functions decorated afterwards get the new ones. Policies
+    loaded from a dict are left as they are.
+    """
+    from .._breaker.registry import CircuitBreakerRegistry  # most programs never reload
+
+    fresh: dict[str, tuple[str, dict[str, Policy]]] = {}
+    with CircuitBreakerRegistry.adopting():  # changed breaker configs are taken
+        for path, allowed in list(_files.items()):
+            fresh[path] = _load(path, allowed)
+    reloaded: dict[str, Policy] = {}
+    for path, (_origin, loaded) in fresh.items():
+        for gone in [n for n, p in _from_file.items() if p == path and n not in loaded]:
+            del _from_file[gone]
+            named.pop(gone, None)
+        for name, new in loaded.items():
+            held = named.get(name)
+            if held is not None and _from_file.get(name) == path:
+                held.specs = new.specs  # one reference: a decoration sees old or new
+                new = held
+            named[name] = new
+            _from_file[name] = path
+            reloaded[name] = new
+    return reloaded
+
+
+def _load(source: object, allowed: tuple[str, ...]) -> tuple[str, dict[str, Policy]]:
+    """The policies in ``source`` (validated), and where they came from."""
     origin, tables = _tables(source)
     own: dict[str, dict[str, Any]] = {}
     merged: dict[str, dict[str, Any]] = {}
@@ -72,8 +127,7 @@ def load_policies(
                 f"at least one of {', '.join(ORDER)} (here or in the policy it extends)",
             )
         loaded[name] = Policy(steps, name)
-    named.update(loaded)
-    return loaded
+    return origin, loaded
 
 
 def _allow_list(imports: object) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .clock import SYSTEM_CLOCK
 from .types import Clock, Emit, MetricsSink
 
-__all__ = ["lock", "on_reset", "on_switch", "reset", "state"]
+__all__ = ["defaults_hooks", "lock", "on_reset", "on_switch", "reset", "state"]
 
 
 class _State:
@@ -22,6 +22,7 @@ class _State:
 
     __slots__ = (
         "active",
+        "breaker_defaults",
         "bypass",
         "chaos",
         "clock",
@@ -38,6 +39,7 @@ class _State:
         self.metrics: MetricsSink | None = None
         self.emit: Emit | None = None  # None: metrics off, decorators record nothing
         self.store: object | None = None
+        self.breaker_defaults: object | None = None  # a BreakerConfig (configure())
         self.bypass = False  # resilient.testing.disabled(): decorators pass straight through
         self.instant: int | None = None  # resilient.testing.instant(): attempt cap, no waits
         self.chaos = 0  # resilient.chaos injectors active as context managers
@@ -64,6 +66,9 @@ wrapped functions switch). Re-entrant: a finalizer run by the collector may swit
 state = _State()
 _reset_hooks: list[Callable[[], None]] = []
 _switch_hooks: list[Callable[[], None]] = []
+defaults_hooks: list[Callable[[object], None]] = []
+"""Called by ``configure(breaker_defaults=...)`` with the new config (the breaker layer
+registers one that sets ``state.breaker_defaults`` and updates the breakers following it)."""
 
 
 def on_switch(hook: Callable[[], None]) -> Callable[[], None]:
@@ -86,6 +91,7 @@ def reset() -> None:
         state.metrics = None
         state.emit = None
         state.store = None
+        state.breaker_defaults = None
         state.bypass = False
         state.instant = None
         state.chaos = 0

@@ -7,17 +7,19 @@ listeners never pay for defining these classes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 __all__ = [
     "BreakerClosed",
+    "BreakerCreated",
     "BreakerDisabled",
     "BreakerEvent",
     "BreakerForcedOpen",
     "BreakerHalfOpened",
     "BreakerOpened",
     "BulkheadRejected",
+    "CallAdmitted",
     "CallRecorded",
     "CallRejected",
     "HedgeStarted",
@@ -27,6 +29,15 @@ __all__ = [
     "RetryScheduled",
     "TimeoutExceeded",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerCreated:
+    """A breaker object was made (heard by global listeners only: it has none yet)."""
+
+    name: str
+    config: object
+    """Its ``BreakerConfig``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +70,11 @@ class BreakerClosed:
 
 @dataclass(frozen=True, slots=True)
 class BreakerForcedOpen:
-    """Opened by hand: every call is rejected until ``reset()``."""
+    """Opened by hand: every call is rejected until ``reset()``, or for a while."""
 
     name: str
+    retry_after: float | None = None
+    """Seconds until it ends by itself (``force_open(for_=...)``); ``None``: at reset."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +93,15 @@ class CallRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class CallAdmitted:
+    """A call was let through the breaker and is about to run (pybreaker's ``before_call``)."""
+
+    name: str
+    probe: bool
+    """Whether it is a half-open probe."""
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecorded:
     """A call went through the breaker and ended with ``outcome``."""
 
@@ -89,15 +111,20 @@ class CallRecorded:
     """Seconds, on the configured clock."""
     probe: bool
     """Whether it was a half-open probe."""
+    error: BaseException | None = field(default=None, compare=False)
+    """The call's exception, when it raised (``None`` for a result or a cancellation);
+    handed to listeners in this process only, never stored, not compared."""
 
 
 BreakerEvent: TypeAlias = (
-    BreakerOpened
+    BreakerCreated
+    | BreakerOpened
     | BreakerHalfOpened
     | BreakerClosed
     | BreakerForcedOpen
     | BreakerDisabled
     | CallRejected
+    | CallAdmitted
     | CallRecorded
 )
 

@@ -25,9 +25,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Listener",
     "add_listener",
+    "checked",
     "dispatch",
+    "dispatch_before",
+    "dispatch_to",
     "hub",
     "remove_listener",
+    "without",
 ]
 
 logger = logging.getLogger("resilient")
@@ -37,13 +41,69 @@ Listener: TypeAlias = "Callable[[BreakerEvent], object]"
 """Called with each event; what it returns is ignored."""
 
 
+class _Serial:
+    """A listener called by one thread at a time (``add_listener(..., serial=True)``).
+
+    Equal to the listener it wraps, so ``remove_listener(listener)`` finds it."""
+
+    __slots__ = ("_lock", "listener")
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        # Re-entrant: a listener whose work emits another event in the same thread
+        # (it calls a guarded function) is called again rather than deadlocked.
+        self._lock = threading.RLock()
+
+    def __call__(self, event: BreakerEvent) -> object:
+        with self._lock:
+            return self.listener(event)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Serial):
+            return other.listener == self.listener
+        return bool(other == self.listener)
+
+    def __hash__(self) -> int:
+        return hash(self.listener)
+
+    def __repr__(self) -> str:
+        return f"{self.listener!r} (serial)"
+
+
+def checked(listener: object, serial: object, before_call: object) -> Listener:
+    """``listener`` as registered: validated, and wrapped in a lock when ``serial``."""
+    if not callable(listener):
+        from ..exceptions import ConfigError
+
+        raise ConfigError("listener", listener, "a callable taking one event")
+    for name, flag in (("serial", serial), ("before_call", before_call)):
+        if not isinstance(flag, bool):
+            from ..exceptions import ConfigError
+
+            raise ConfigError(name, flag, "True or False")
+    return _Serial(listener) if serial else listener
+
+
 class _Hub:
     """The global listeners, and the emitters to tell when they change."""
 
-    __slots__ = ("_broken", "_lock", "_peak", "_watchers", "active", "listeners")
+    __slots__ = (
+        "_broken",
+        "_lock",
+        "_peak",
+        "_watchers",
+        "active",
+        "before",
+        "creation",
+        "listeners",
+    )
 
     def __init__(self) -> None:
         self.listeners: tuple[Listener, ...] = ()
+        self.before: tuple[Listener, ...] = ()
+        """The listeners that also hear ``CallAdmitted`` before each call."""
+        self.creation: tuple[Listener, ...] = ()
+        """The listeners that also hear ``BreakerCreated``."""
         self.active = False
         self._broken: set[int] = set()
         self._lock = threading.Lock()
@@ -58,6 +118,11 @@ class _Hub:
             if len(watchers) > self._peak:
                 self._peak = len(watchers)
 
+    def watchers(self) -> list[Any]:
+        """The emitters watched now."""
+        with self._lock:
+            return list(self._watchers)
+
     def compact(self) -> None:
         """Give back the memory of watchers that are gone, once at most half of the most
         ever watched are left (a set keeps its size after deletions; a copy does not)."""
@@ -70,25 +135,34 @@ class _Hub:
         for emitter in list(self._watchers):
             emitter.listeners_changed()
 
-    def add(self, listener: Listener) -> None:
+    def add(self, listener: Listener, before_call: bool = False, created: bool = False) -> None:
         with self._lock:
             self.listeners = (*self.listeners, listener)
+            if before_call:
+                self.before = (*self.before, listener)
+            if created:
+                self.creation = (*self.creation, listener)
             self.active = True
         self._changed()
 
     def remove(self, listener: Listener) -> None:
         with self._lock:
-            listeners = list(self.listeners)
-            if listener in listeners:
-                listeners.remove(listener)
-            self.listeners = tuple(listeners)
-            self.active = bool(listeners)
+            for index, held in enumerate(self.listeners):
+                if held == listener:
+                    self._broken.discard(id(held))
+                    self.listeners = self.listeners[:index] + self.listeners[index + 1 :]
+                    break
+            self.before = without(self.before, listener)
+            self.creation = without(self.creation, listener)
+            self.active = bool(self.listeners)
             self._broken.discard(id(listener))
         self._changed()
 
     def clear(self) -> None:
         with self._lock:
             self.listeners = ()
+            self.before = ()
+            self.creation = ()
             self.active = False
             self._broken.clear()
         self._changed()
@@ -110,23 +184,65 @@ class _Hub:
 hub = _Hub()
 
 
-def add_listener(listener: Listener) -> Listener:
+def without(listeners: tuple[Listener, ...], listener: Listener) -> tuple[Listener, ...]:
+    """``listeners`` less the first one equal to ``listener`` (if any)."""
+    for index, held in enumerate(listeners):
+        if held == listener:
+            return listeners[:index] + listeners[index + 1 :]
+    return listeners
+
+
+def add_listener(
+    listener: Listener, *, serial: bool = False, before_call: bool = False, created: bool = False
+) -> Listener:
     """Call ``listener(event)`` for every event resilient emits; returns ``listener``.
 
     Usable as a decorator. A listener that raises is logged once and never breaks a call.
+
+    Listeners run in the thread of the call that emitted the event, so one listener may
+    run in several threads at once: a listener that is not thread-safe (it appends to a
+    shared list, writes a file, updates a counter) should be registered with
+    ``serial=True``, and its calls then take turns on a lock of its own (a serial listener
+    that emits events itself, by calling a guarded function, is not deadlocked).
+    Keep listeners short either way: they run inside the calls they hear about.
+
+    Two events go only to listeners that ask for them, and cost nothing while none
+    does: ``before_call=True`` also hands it a ``CallAdmitted`` event before each call a
+    breaker lets through (pybreaker's ``before_call``), ``created=True`` a
+    ``BreakerCreated`` event each time a breaker is made (purgatory's
+    ``circuit_breaker_created``).
     """
-    given: object = listener  # checked at run time too: annotations are not enforced
-    if not callable(given):
+    registered = checked(listener, serial, before_call)
+    flag: object = created  # checked at run time: annotations are not enforced
+    if not isinstance(flag, bool):
         from ..exceptions import ConfigError
 
-        raise ConfigError("listener", listener, "a callable taking one event")
-    hub.add(listener)
+        raise ConfigError("created", created, "True or False")
+    hub.add(registered, before_call, created)
     return listener
 
 
 def remove_listener(listener: Listener) -> None:
     """Stop calling ``listener`` (no error if it was not registered)."""
     hub.remove(listener)
+
+
+def dispatch_before(local: tuple[Listener, ...], event: BreakerEvent) -> None:
+    """Hand a ``CallAdmitted`` event to the listeners that asked for it."""
+    for listener in (*local, *hub.before):
+        try:
+            listener(event)
+        except Exception:
+            hub.report(listener, event)
+
+
+def dispatch_to(listeners: tuple[Listener, ...], event: BreakerEvent) -> None:
+    """Hand ``event`` to ``listeners`` (a broken one is logged once)."""
+    for listener in listeners:
+        try:
+            listener(event)
+        except Exception:
+            hub.report(listener, event)
 
 
 def dispatch(local: Iterable[Listener], events: Iterable[BreakerEvent]) -> None:

@@ -307,8 +307,8 @@ end
 local function acquire(s, now)
   local mode = s.mode
   if mode == 'closed' or mode == 'disabled' then return s, 'allow', s.gen, nil end
-  if mode == 'forced_open' then return s, 'reject', 0, nil end
-  if mode == 'open' then
+  if mode == 'forced_open' and s.open_until == 0 then return s, 'reject', 0, nil end
+  if mode == 'open' or mode == 'forced_open' then
     if now < s.open_until then return s, 'reject', 0, s.open_until - now end
     s = copy(s)
     s.mode, s.gen, s.successes, s.probes = 'half_open', s.gen + 1, 0, {}
@@ -395,6 +395,11 @@ local function apply(s)
   elseif kind == 'force_open' then
     n = initial(s.gen + 1)
     n.mode, n.failures, n.opened_at = 'forced_open', s.failures, now
+    if duration > 0 then n.open_until = now + duration end
+  elseif kind == 'half_open' then
+    n = initial(s.gen + 1)
+    n.mode, n.failures, n.opened_at, n.open_until, n.trips =
+      'half_open', s.failures, s.opened_at, now, s.trips
   elseif kind == 'disable' then
     n = initial(s.gen + 1)
     n.mode = 'disabled'
@@ -444,10 +449,13 @@ if changed then
   -- Idle breakers expire; an open one not before it would have reopened, a half-open
   -- one not before its last probe's lease ends, one counting in a time window not
   -- before that window has passed; manual modes (force_open, disable) are an
-  -- operator's decision and never expire.
+  -- operator's decision and never expire (a breaker forced open for a while expires
+  -- like an open one).
   local ms = key_ttl
   if R.window_duration ~= nil and #N.buckets > 0 then ms = ms + R.window_duration * 1000 end
-  if N.mode == 'open' and N.open_until > now then ms = ms + (N.open_until - now) * 1000 end
+  if (N.mode == 'open' or N.mode == 'forced_open') and N.open_until > now then
+    ms = ms + (N.open_until - now) * 1000
+  end
   if N.mode == 'half_open' then
     for _, p in ipairs(N.probes) do
       if p[2] > now and key_ttl + (p[2] - now) * 1000 > ms then
@@ -455,7 +463,7 @@ if changed then
       end
     end
   end
-  if N.mode == 'forced_open' or N.mode == 'disabled' or ms > 1e15 then
+  if (N.mode == 'forced_open' and N.open_until == 0) or N.mode == 'disabled' or ms > 1e15 then
     redis.call('PERSIST', key)
   else
     redis.call('PEXPIRE', key, string.format('%d', math.floor(ms)))

@@ -24,12 +24,14 @@ from resilient._circuit.rules import (
 from resilient.stores import _lua
 
 # Mostly calls; manual operations now and then (forced open and disabled breakers ignore
-# everything until a reset, a dull place to spend steps in).
+# everything until a reset, a dull place to spend steps in; a forced open with a
+# duration ends by itself, and half-open by hand starts probing).
 KINDS = (
     [Kind.ACQUIRE] * 12
     + [Kind.SUCCESS] * 10
     + [Kind.FAILURE] * 10
     + [Kind.RELEASE, Kind.RELEASE, Kind.RESET, Kind.RESET, Kind.FORCE_OPEN, Kind.DISABLE]
+    + [Kind.HALF_OPEN, Kind.FORCE_OPEN]
 )
 
 

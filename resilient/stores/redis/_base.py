@@ -1086,7 +1086,7 @@ def _to_local(state: BreakerState, config: BreakerConfig | None, clock: _Clock) 
         buckets = tuple((i - shift, c, f, s) for i, c, f, s in buckets)
     return state._replace(
         opened_at=state.opened_at - off,
-        open_until=state.open_until - off,
+        open_until=state.open_until - off if state.open_until else 0.0,  # 0: until reset
         probes=tuple((t, e - off) for t, e in state.probes),
         buckets=buckets,
     )
