@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import enum
 import inspect
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from ._runtime import config as _config
-from ._runtime.logs import digest
+from ._runtime.logs import digest, transitions
 from ._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer
 from .exceptions import ConfigError, FeatureUnavailableError
 
@@ -246,6 +247,12 @@ class DegradationService:
             old, self._level = self._level, level
             listeners = list(self._listeners)
         if old != level:
+            transitions.note(
+                "resilient: degradation level",
+                f"resilient: degradation level {old.name} -> {level.name}: "
+                f"{level.description} (UI: {level.ui_impact})",
+                logging.WARNING if level > old else logging.INFO,
+            )
             for listener in listeners:
                 try:
                     listener(old, level)

@@ -168,6 +168,10 @@ class _Show:
         print(f"[{self.timeline.elapsed():5.1f}s] {message}", flush=True)
 
 
+_SHOWN_ELSEWHERE = ("resilient: circuit breaker", "resilient: degradation level")
+"""Log lines the demo shows in its own words (its breaker and level listeners)."""
+
+
 class _LogPrinter(logging.Handler):
     """Shows resilient's log records as they are emitted: retries, and warnings."""
 
@@ -180,7 +184,7 @@ class _LogPrinter(logging.Handler):
         if "retrying in" in message:
             self.tally.retries += 1
             self.show.say(f"    retry: {message.split(': ', 1)[-1]}")
-        elif record.levelno >= logging.WARNING:
+        elif record.levelno >= logging.WARNING and not message.startswith(_SHOWN_ELSEWHERE):
             self.show.say(f"    log: {message}")
 
 

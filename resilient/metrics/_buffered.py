@@ -23,7 +23,7 @@ from collections.abc import Callable
 from random import random
 
 from .._runtime import validate as _validate
-from .._runtime.logs import digest
+from .._runtime.logs import digest, transitions
 from .._runtime.types import Tags
 from ..exceptions import ConfigError
 from ._names import METRICS_DROPPED
@@ -261,6 +261,7 @@ def _run(ref: weakref.ref[BufferedSink]) -> None:
             return  # close() flushes the rest itself, then releases the connection
         sink.flush()
         digest.tick()
+        transitions.tick()
         del sink
 
 
