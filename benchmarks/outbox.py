@@ -82,6 +82,49 @@ for level in ("FULL", "NORMAL"):
     )
 
 
+def _bare_xadd():  # type: ignore[no-untyped-def]
+    """The obvious Redis loop: one XADD per item, the payload as a field."""
+    import redis
+    from redis_store import server_url
+
+    client = redis.Redis.from_url(server_url())
+    stream = f"bench:{next(_names)}"
+    payload = '{"student":"ana","answer":42}'
+
+    def xadd() -> int:
+        client.xadd(stream, {"kind": "answer", "payload": payload})
+        return EXPECTED
+
+    return xadd
+
+
+def _redis_ours():  # type: ignore[no-untyped-def]
+    from redis_store import server_url
+
+    outbox = Outbox(server_url(), name=f"bench{next(_names)}")
+    payload = {"student": "ana", "answer": 42}
+
+    def enqueue() -> int:
+        outbox.enqueue("answer", payload)
+        return EXPECTED
+
+    return enqueue
+
+
+register(
+    TimedScenario(
+        "outbox: enqueue on Redis",
+        [
+            Impl("bare redis-py XADD", "reference", _bare_xadd),
+            Impl("resilient Outbox.enqueue", "ours", _redis_ours),
+        ],
+        # throughput >= 0.8x the bare loop, that is time per item <= 1.25x
+        Target("reference", 1.25),
+        notes=["one round trip each: our enqueue is one script (idempotent key, group order)"],
+    )
+)
+
+
 class DrainScenario(Scenario):
     """ns per item that ``drain()`` adds to a no-op handler (lease, ack, metrics)."""
 

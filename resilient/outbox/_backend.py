@@ -14,9 +14,16 @@ class Backend(Protocol):
     """Durable items, leased to one drainer at a time; times are the outbox's clock's."""
 
     def put(
-        self, key: str, kind: str, payload: str, group: str | None, now: float
+        self,
+        key: str,
+        kind: str,
+        payload: str,
+        group: str | None,
+        now: float,
+        fresh: bool = False,
     ) -> tuple[int, bool]:
-        """Store an item unless its key is there: its position, and whether it is new."""
+        """Store an item unless its key is there: its position, and whether it is new
+        (``fresh``: a key just made at random, which cannot be there)."""
 
     def lease(
         self, kinds: Iterable[str], limit: int, owner: str, now: float, seconds: float

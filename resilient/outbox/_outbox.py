@@ -180,8 +180,9 @@ class Outbox:
             encoded = json.dumps(payload, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as error:
             raise ConfigError("payload", payload, f"a JSON-serialisable value ({error})") from None
-        chosen = key if key is not None else f"{_random.getrandbits(128):032x}"
-        position, stored = self._backend.put(chosen, kind, encoded, group, self._now())
+        fresh = key is None
+        chosen = f"{_random.getrandbits(128):032x}" if key is None else key
+        position, stored = self._backend.put(chosen, kind, encoded, group, self._now(), fresh)
         if stored:
             self._wake.set()
         return Deferred(chosen, position, kind, stored)
@@ -211,16 +212,26 @@ class Outbox:
 
     # --- delivering --------------------------------------------------------------------
 
-    def handler(self, kind: str) -> Callable[[Callable[[Item], R]], Callable[[Item], R]]:
+    def handler(
+        self, kind: str, *, policy: Any = None
+    ) -> Callable[[Callable[[Item], R]], Callable[[Item], R]]:
         """Register the function (sync or async) that delivers items of ``kind``; it gets
-        the ``Item`` and succeeds, or raises to have the item tried again later. Put a
-        resilient policy (timeout, retry, breaker) on it as on any function."""
+        the ``Item`` and succeeds, or raises to have the item tried again later.
+
+        ``policy`` runs each delivery under resilient steps: a ``resilient.Policy``, the
+        name of one loaded from TOML, or a dict of ``policy()`` steps (``{"timeout": 10,
+        "retry": "quick", "breaker": "grading-api"}``). While the policy's breaker is
+        open the kind waits without using its items' attempts. The function is returned
+        undecorated.
+        """
         _check_name("kind", kind)
+        guard = _policy_for(policy)
 
         def register(fn: Callable[[Item], R]) -> Callable[[Item], R]:
             if not callable(fn):
                 raise ConfigError("handler", fn, "a function taking an Item")
-            self._handlers[kind] = _Registered(fn, inspect.iscoroutinefunction(fn))
+            call = fn if guard is None else guard(fn)
+            self._handlers[kind] = _Registered(call, inspect.iscoroutinefunction(fn))
             self._wake.set()
             return fn
 
@@ -496,6 +507,23 @@ class _Deferring:
         except (ConfigError, OutboxError) as refusal:
             add_note_once(error, f"resilient: the call was not deferred: {refusal}")
             raise error from None
+
+
+def _policy_for(spec: object) -> Any:
+    """The ``Policy`` a handler's deliveries run under (``None``: none)."""
+    if spec is None:
+        return None
+    from .._policy import Policy, policy
+
+    if isinstance(spec, Policy):
+        return spec
+    if isinstance(spec, str):
+        return policy(spec)
+    if isinstance(spec, dict):
+        return policy(**spec)
+    raise ConfigError(
+        "policy", spec, "a resilient.Policy, the name of a loaded policy, a dict of steps or None"
+    )
 
 
 def _backend(url: str | None, name: str, synchronous: str) -> Backend:

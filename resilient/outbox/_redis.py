@@ -69,16 +69,22 @@ _PUT: Final = (
     _LIB
     + r"""
 local key, kind, group, payload, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-for _, where in ipairs({'items', 'dead'}) do
-  local found = redis.call('HGET', P .. where, key)
-  if found then return {cjson.decode(found).position, 0} end
+local fresh, known = ARGV[7] == '1', ARGV[8] == '1'
+if not fresh then  -- a key the caller chose may be stored already
+  for _, where in ipairs({'items', 'dead'}) do
+    local found = redis.call('HGET', P .. where, key)
+    if found then return {cjson.decode(found).position, 0} end
+  end
 end
 local position = redis.call('INCR', P .. 'seq')
 local item = {kind = kind, payload = payload, created = tonumber(now), attempts = 0,
               position = position, error = cjson.null, group = cjson.null}
 if group ~= '' then item.group = group end
 redis.call('HSET', P .. 'items', key, cjson.encode(item))
-pcall(redis.call, 'XGROUP', 'CREATE', P .. 'stream:' .. kind, 'drainers', '0', 'MKSTREAM')
+local stream = P .. 'stream:' .. kind
+if not known and redis.call('EXISTS', stream) == 0 then
+  redis.call('XGROUP', 'CREATE', stream, 'drainers', '0', 'MKSTREAM')
+end
 if group ~= '' then
   redis.call('ZADD', P .. 'group:' .. group, position, key)
   promote(group)
@@ -119,7 +125,6 @@ end
 for i = 6, #ARGV do
   stream = P .. 'stream:' .. ARGV[i]
   if redis.call('EXISTS', stream) == 1 and #out < limit * 2 then
-    pcall(redis.call, 'XGROUP', 'CREATE', stream, 'drainers', '0', 'MKSTREAM')
     local claimed = redis.call('XAUTOCLAIM', stream, 'drainers', owner, idle, '0-0',
                                'COUNT', limit - #out / 2)
     take(claimed[2])
@@ -217,6 +222,8 @@ class RedisBackend:
         self.client = client
         self.name = name
         self.prefix = f"resilient:outbox:{{{name}}}:"
+        self._streams: set[str] = set()
+        """Kinds whose stream and consumer group this process saw made."""
         self._scripts = {
             script: client.register_script(source)
             for script, source in (
@@ -238,16 +245,27 @@ class RedisBackend:
         self.client.close()
 
     def put(
-        self, key: str, kind: str, payload: str, group: str | None, now: float
+        self,
+        key: str,
+        kind: str,
+        payload: str,
+        group: str | None,
+        now: float,
+        fresh: bool = False,
     ) -> tuple[int, bool]:
+        """``fresh``: the key was just made at random, so it cannot be stored already."""
         import redis
 
+        known = kind in self._streams  # its stream and group were made before
         try:
-            position, stored = self._run("put", key, kind, group or "", payload, repr(now))
+            position, stored = self._run(
+                "put", key, kind, group or "", payload, repr(now), int(fresh), int(known)
+            )
         except redis.RedisError as error:
             raise OutboxError(f"the outbox {self.prefix} could not store the item: {error}") from (
                 error
             )
+        self._streams.add(kind)
         return int(position), bool(stored)
 
     def lease(

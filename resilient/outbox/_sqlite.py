@@ -130,7 +130,13 @@ class SQLiteBackend:
     # --- storing ---------------------------------------------------------------------
 
     def put(
-        self, key: str, kind: str, payload: str, group: str | None, now: float
+        self,
+        key: str,
+        kind: str,
+        payload: str,
+        group: str | None,
+        now: float,
+        fresh: bool = False,
     ) -> tuple[int, bool]:
         """Store an item unless its key is there; its position, and whether it was new."""
 

@@ -484,3 +484,62 @@ def test_a_full_redis_refuses_the_new_item_and_keeps_the_stored_ones(
         outbox.close()
     finally:
         server.stop()
+
+
+def test_a_handler_runs_under_its_policy_and_waits_for_its_breaker(
+    box: Outbox, fake_clock: FakeClock
+) -> None:
+    """``handler(kind, policy=...)``: deliveries go through the policy's steps; once its
+    breaker opens, the kind waits for it without using the items' attempts, and the items
+    go through when the service is back."""
+    down = [True]
+    calls: list[str] = []
+
+    @box.handler(
+        "grade",
+        policy={"breaker": {"name": "grading-api", "failure_threshold": 2, "reset_timeout": 30}},
+    )
+    def send(item: Item) -> None:
+        calls.append(item.key)
+        if down[0]:
+            raise ConnectionError("grading API unreachable")
+
+    for n in range(4):
+        box.enqueue("grade", n, key=f"g{n}")
+    box.drain()  # two failures trip the breaker; the rest wait for it
+    assert calls == ["g0", "g1"]
+    fake_clock.advance(29)
+    box.drain()
+    assert calls == ["g0", "g1"]
+    down[0] = False
+    fake_clock.advance(2)
+    box.drain()
+    assert sorted(calls[2:]) == ["g0", "g1", "g2", "g3"]
+    assert box.pending() == 0
+    assert box.dead() == []
+
+
+def test_a_handler_policy_is_checked_when_registered(box: Outbox) -> None:
+    """A policy that is not one is a ConfigError naming ``policy`` before any delivery."""
+    with pytest.raises(ConfigError) as refused:
+        box.handler("grade", policy=42)
+    assert refused.value.parameter == "policy"
+    with pytest.raises(ConfigError):
+        box.handler("grade", policy={"retry": {"attempts": 0}})
+
+
+def test_a_read_only_database_refuses_the_new_item_and_keeps_the_stored_ones(
+    box: Outbox, url: str
+) -> None:
+    """When SQLite refuses to write (a read-only file), enqueue raises OutboxError chained
+    to SQLite's error, and every item stored before is still there."""
+    if not url.startswith("sqlite"):
+        pytest.skip("SQLite only: a Redis refusing writes is the full-Redis test")
+    for n in range(3):
+        box.enqueue("a", n, key=f"k{n}")
+    box._backend._connection(durable=True).execute("PRAGMA query_only = ON")
+    with pytest.raises(OutboxError) as refused:
+        box.enqueue("a", 3, key="k3")
+    assert isinstance(refused.value.__cause__, sqlite3.OperationalError)
+    assert "readonly" in str(refused.value.__cause__).replace("-", "").replace(" ", "")
+    assert box.pending() == 3
