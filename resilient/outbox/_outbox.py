@@ -34,6 +34,7 @@ from ._items import DeadItem, Deferred, Item, OutboxError
 from ._sqlite import SQLiteBackend, default_path
 
 if TYPE_CHECKING:
+    from .._retry.decorator import RetryConfig
     from ._backend import Backend
 
 __all__ = ["Drained", "Outbox", "is_network_error"]
@@ -112,7 +113,7 @@ class Outbox:
         url: str | None = None,
         *,
         max_attempts: int = 10,
-        backoff: Any = None,
+        backoff: RetryConfig | None = None,
         lease: float = 30.0,
         poll: float = 1.0,
         batch: int = 32,
@@ -123,12 +124,13 @@ class Outbox:
     ) -> None:
         from .._retry.decorator import RetryConfig
 
+        given_backoff: object = backoff
         self.max_attempts = _validate.integer("max_attempts", max_attempts, minimum=1)
         if backoff is None:
             backoff = RetryConfig(initial_delay=1.0, max_delay=300.0)
-        elif not isinstance(backoff, RetryConfig):
+        elif not isinstance(given_backoff, RetryConfig):
             raise ConfigError("backoff", backoff, "a RetryConfig or None")
-        self.backoff: RetryConfig = backoff
+        self.backoff = backoff
         self.lease = _validate.required_duration("lease", lease, allow_zero=False)
         self.poll = _validate.required_duration("poll", poll, allow_zero=False)
         self.batch = _validate.integer("batch", batch, minimum=1)
@@ -173,9 +175,9 @@ class Outbox:
         ``OutboxError`` if it cannot be stored (nothing of it is then)."""
         _check_name("kind", kind)
         if key is not None:
-            _check_name("key", key, 200)
+            _check_label("key", key)
         if group is not None:
-            _check_name("group", group, 200)
+            _check_label("group", group)
         try:
             encoded = json.dumps(payload, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as error:
@@ -207,7 +209,7 @@ class Outbox:
         _check_name("kind", kind)
         _validate.optional_callable("when", when)
         if group is not None:
-            _check_name("group", group, 200)
+            _check_label("group", group)
         return _Deferring(self, kind, when, group)
 
     # --- delivering --------------------------------------------------------------------
@@ -543,6 +545,16 @@ def _backend(url: str | None, name: str, synchronous: str) -> Backend:
 
         return RedisBackend(redis.Redis.from_url(url), name)
     raise ConfigError("url", url, "'sqlite:///path/to/outbox.db', 'redis://host:port/db' or None")
+
+
+def _check_label(parameter: str, value: object) -> None:
+    """A key or group: any text of 1 to 200 characters without control characters."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= 200
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
+        raise ConfigError(parameter, value, "1 to 200 characters, no control characters")
 
 
 def _check_name(parameter: str, value: object, longest: int = 100) -> None:

@@ -543,3 +543,14 @@ def test_a_read_only_database_refuses_the_new_item_and_keeps_the_stored_ones(
     assert isinstance(refused.value.__cause__, sqlite3.OperationalError)
     assert "readonly" in str(refused.value.__cause__).replace("-", "").replace(" ", "")
     assert box.pending() == 3
+
+
+def test_keys_and_groups_may_be_any_printable_text(box: Outbox) -> None:
+    """An idempotency key or a group taken from the app's own ids (an e-mail, a path,
+    accented letters) is stored and delivered as given."""
+    seen: list[tuple[str, str | None]] = []
+    box.handler("answer")(lambda item: seen.append((item.key, item.group)))
+    box.enqueue("answer", 1, key="ana@school.example/q 1", group="Élève {5B}")
+    assert box.enqueue("answer", 1, key="ana@school.example/q 1").stored is False
+    box.drain()
+    assert seen == [("ana@school.example/q 1", "Élève {5B}")]
