@@ -199,15 +199,18 @@ class SQLiteBackend:
         )
 
     def next_ready(self, kinds: Iterable[str]) -> float | None:
-        """The earliest time an item of ``kinds`` becomes ready (``None``: none pending)."""
+        """The earliest time an item of ``kinds`` becomes ready (``None``: none pending);
+        an item behind the head of its group waits for the head, not for a time."""
         wanted = list(kinds)
         if not wanted:
             return None
         row = (
             self._connection()
             .execute(
-                "SELECT MIN(MAX(not_before, lease_until)) FROM outbox_items "
-                f"WHERE dead = 0 AND kind IN ({', '.join('?' * len(wanted))})",
+                "SELECT MIN(MAX(not_before, lease_until)) FROM outbox_items AS i "
+                f"WHERE dead = 0 AND kind IN ({', '.join('?' * len(wanted))}) "
+                "AND (grp IS NULL OR position = (SELECT MIN(position) FROM outbox_items AS j "
+                "WHERE j.grp = i.grp AND j.grp IS NOT NULL AND j.dead = 0))",
                 wanted,
             )
             .fetchone()

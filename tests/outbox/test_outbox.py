@@ -484,3 +484,79 @@ def test_a_full_redis_refuses_the_new_item_and_keeps_the_stored_ones(
         outbox.close()
     finally:
         server.stop()
+
+
+def test_the_drainer_does_not_spin_while_a_groups_head_waits_its_backoff(
+    box: Outbox, fake_clock: FakeClock
+) -> None:
+    """With nothing ready (the head of a group waiting out its backoff, its later items
+    behind it), the background drainer waits until the head is due, not zero seconds."""
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        raise ConnectionError("offline")
+
+    box.enqueue("answer", 1, key="ana-1", group="ana")
+    box.enqueue("answer", 2, key="ana-2", group="ana")
+    box.drain()
+    assert box._idle_wait() >= 0.5  # the backoff is about 1 s; poll is 1 s
+
+
+def test_the_drainer_does_not_spin_while_a_kinds_breaker_is_open(
+    box: Outbox, fake_clock: FakeClock
+) -> None:
+    """Items of a kind paused by an open breaker, beyond the batch leased, are not ready:
+    the drainer waits for the breaker (at most ``poll``), not zero seconds."""
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        raise CircuitOpenError("grading-api", 30.0)
+
+    for n in range(box.batch + 3):
+        box.enqueue("answer", n, key=f"a{n}")
+    box.drain()
+    assert box._idle_wait() == box.poll
+    fake_clock.advance(30)
+    assert box._idle_wait() == 0.0
+
+
+def test_the_background_drainer_survives_an_unreachable_store(url: str) -> None:
+    """A store error in one round of the background drainer (Redis restarting, a locked
+    file) is logged and the drainer goes on delivering afterwards."""
+    import redis
+
+    outbox = Outbox(url)
+    delivered = threading.Event()
+    failed = threading.Event()
+    outbox.handler("a")(lambda item: delivered.set())
+    lease = outbox._backend.lease
+
+    def unreachable_once(*args: Any) -> Any:
+        if not failed.is_set():
+            failed.set()
+            raise redis.ConnectionError("connection refused")
+        return lease(*args)
+
+    outbox._backend.lease = unreachable_once  # type: ignore[method-assign]
+    outbox.start()
+    try:
+        assert failed.wait(10)
+        outbox.enqueue("a", 1)
+        assert delivered.wait(10)
+    finally:
+        outbox.stop()
+    outbox.close()
+
+
+def test_a_deferrable_call_that_cannot_be_stored_keeps_its_errors_cause(box: Outbox) -> None:
+    """The caller's error reaches it unchanged when the call cannot be deferred: its
+    ``__cause__`` (the low-level error it was raised from) is kept."""
+    low = OSError("no route to host")
+
+    @box.deferrable("a")
+    def send(thing: object) -> None:
+        raise ConnectionError("offline") from low
+
+    with pytest.raises(ConnectionError) as raised:
+        send(object())
+    assert raised.value.__cause__ is low
