@@ -560,3 +560,33 @@ def test_a_deferrable_call_that_cannot_be_stored_keeps_its_errors_cause(box: Out
     with pytest.raises(ConnectionError) as raised:
         send(object())
     assert raised.value.__cause__ is low
+
+
+def test_a_revived_item_waits_while_a_later_item_of_its_group_is_under_way(url: str) -> None:
+    """Reviving a group's dead letter while a later item of the group is being delivered
+    does not let another drainer deliver it at the same time: one item of a group is
+    under way at once, on both backends."""
+    first = Outbox(url, max_attempts=1)
+    other = Outbox(url)
+    seen_by_other: list[str] = []
+    other.handler("answer")(lambda item: seen_by_other.append(item.key))
+    order: list[str] = []
+
+    @first.handler("answer")
+    def send(item: Item) -> None:
+        order.append(item.key)
+        if item.key == "a" and len(order) == 1:
+            raise ConnectionError("offline")
+        if item.key == "b":
+            assert first.retry_dead() == 1
+            other.drain()
+            assert seen_by_other == []  # "b" is still under way
+
+    first.enqueue("answer", 1, key="a", group="g")
+    first.enqueue("answer", 2, key="b", group="g")
+    first.drain()
+    assert order == ["a", "b", "a"]
+    assert seen_by_other == []
+    assert first.pending() == 0
+    first.close()
+    other.close()
