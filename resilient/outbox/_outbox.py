@@ -130,8 +130,9 @@ class Outbox:
         elif not isinstance(backoff, RetryConfig):
             raise ConfigError("backoff", backoff, "a RetryConfig or None")
         self.backoff: RetryConfig = backoff
-        self.lease = _validate.required_duration("lease", lease, allow_zero=False)
-        self.poll = _validate.required_duration("poll", poll, allow_zero=False)
+        longest = _validate.MAX_SECONDS  # a thread can wait it, Redis can count it in ms
+        self.lease = _validate.required_duration("lease", lease, allow_zero=False, maximum=longest)
+        self.poll = _validate.required_duration("poll", poll, allow_zero=False, maximum=longest)
         self.batch = _validate.integer("batch", batch, minimum=1)
         if synchronous not in ("FULL", "NORMAL"):
             raise ConfigError("synchronous", synchronous, "'FULL' or 'NORMAL'")

@@ -98,6 +98,8 @@ def test_bad_items_are_refused_before_anything_is_stored(
         ({"max_attempts": 0}, "max_attempts"),
         ({"lease": 0}, "lease"),
         ({"poll": -1}, "poll"),
+        ({"poll": 1e10}, "poll"),  # more than a thread can wait: the drainer would die
+        ({"lease": 1e300}, "lease"),
         ({"batch": 0}, "batch"),
         ({"synchronous": "OFF"}, "synchronous"),
         ({"backoff": 3}, "backoff"),
