@@ -592,3 +592,30 @@ def test_a_revived_item_waits_while_a_later_item_of_its_group_is_under_way(url: 
     assert first.pending() == 0
     first.close()
     other.close()
+
+
+def test_a_long_group_costs_redis_the_same_per_item_as_a_short_one(url: str) -> None:
+    """Delivering the head of a group of 300 items makes Redis look at a handful of keys,
+    not at every item of the group (which made a long group quadratic to enqueue and
+    drain, blocking Redis)."""
+    if not url.startswith("redis"):
+        pytest.skip("Redis only: the SQLite query is indexed")
+    import redis
+
+    box = Outbox(url)
+    box.handler("a")(lambda item: None)
+    for n in range(300):
+        box.enqueue("a", n, group="g")
+
+    def lookups() -> int:
+        with redis.Redis.from_url(url) as client:
+            stats = client.info("commandstats")
+        return sum(
+            int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("hexists", "zscore")
+        )
+
+    before = lookups()
+    assert box.drain(limit=1).delivered == 1
+    assert lookups() - before < 20
+    assert box.pending() == 299
+    box.close()
