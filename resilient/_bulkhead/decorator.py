@@ -33,6 +33,7 @@ _SLICE = 0.005  # real seconds between two looks at a clock other than the syste
 _FULL = "the queue is full"
 _NO_QUEUE = "every slot is taken and it has no queue"
 _NO_TIME = "the deadline left no time to wait in the queue"
+_NO_PATIENCE = "every slot is taken and queue_timeout=0 lets no call wait"
 _INSTANT = "every slot is taken (resilient.testing.instant(): nothing waits)"
 
 
@@ -197,7 +198,9 @@ class _Bulkhead(Layer):
             if compartment.max_queue == 0:
                 return _NO_QUEUE
             if room == 0:
-                return _INSTANT if _config.state.instant is not None else _NO_TIME
+                if _config.state.instant is not None:
+                    return _INSTANT
+                return _NO_PATIENCE if self.patience == 0.0 else _NO_TIME
             return _FULL
 
     def _gave_up(self, compartment: Compartment, waiter: Waiter, wait: float | None) -> str | None:

@@ -252,9 +252,11 @@ class _Race:
         self.layer.started(self.name, attempt, self.delay * (attempt - 1))
 
     def _finished(self, hedge_task: Any) -> None:
-        if self.winner is not None or hedge_task.cancelled():
+        if hedge_task.cancelled():
             return
-        error = hedge_task.exception()
+        error = hedge_task.exception()  # retrieved even when too late to count
+        if self.winner is not None:
+            return
         if error is not None:
             self.errors.append((self.tasks.index(hedge_task) + 2, error))
             return

@@ -111,7 +111,9 @@ class CsrfTokens:
         """Whether ``given`` was issued here (with this operator token) and is fresh."""
         issued, _, rest = given.partition(".")
         nonce, _, mac = rest.partition(".")
-        if not (issued.isdigit() and nonce and mac.isascii() and nonce.isascii()):
+        if not (
+            issued.isascii() and issued.isdigit() and nonce and nonce.isascii() and mac.isascii()
+        ):
             return False
         if not hmac.compare_digest(mac, self._mac(f"{issued}.{nonce}")):
             return False

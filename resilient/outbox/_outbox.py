@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 from .._degradation import DegradationService, Feature, Features
 from .._runtime import config as _config
 from .._runtime import validate as _validate
+from .._runtime.logs import digest
 from ..exceptions import CircuitOpenError, ConfigError, RequestFailedError
 from ..metrics._names import DEAD_LETTER_ITEMS, PENDING_SYNC_ITEMS, SYNC_FAILURES, SYNC_SUCCESS
 from ..telemetry import count, set_gauge
@@ -131,8 +132,9 @@ class Outbox:
         elif not isinstance(given_backoff, RetryConfig):
             raise ConfigError("backoff", backoff, "a RetryConfig or None")
         self.backoff = backoff
-        self.lease = _validate.required_duration("lease", lease, allow_zero=False)
-        self.poll = _validate.required_duration("poll", poll, allow_zero=False)
+        longest = _validate.MAX_SECONDS  # a thread can wait it, Redis can count it in ms
+        self.lease = _validate.required_duration("lease", lease, allow_zero=False, maximum=longest)
+        self.poll = _validate.required_duration("poll", poll, allow_zero=False, maximum=longest)
         self.batch = _validate.integer("batch", batch, minimum=1)
         if synchronous not in ("FULL", "NORMAL"):
             raise ConfigError("synchronous", synchronous, "'FULL' or 'NORMAL'")
@@ -346,20 +348,30 @@ class Outbox:
         with asyncio.Runner() as runner:
             while not self._stopping.is_set():
                 self._wake.clear()
-                done = self.drain()
-                if any(h.is_async for h in self._handlers.values()):
-                    done += runner.run(self.drain_async())
-                if done.delivered or done.failed or done.dead:
-                    continue
-                self._wake.wait(self._idle_wait())
+                try:
+                    done = self.drain()
+                    if any(h.is_async for h in self._handlers.values()):
+                        done += runner.run(self.drain_async())
+                    if done.delivered or done.failed or done.dead:
+                        continue
+                    wait = self._idle_wait()
+                except Exception as error:  # the store is unreachable for now: try again
+                    digest.report("outbox drainer failed", repr(self._backend), repr(error))
+                    wait = self.poll
+                self._wake.wait(wait)
 
     def _idle_wait(self) -> float:
         """Real seconds to wait before looking again: until the next item is due, at most
         ``poll`` (other processes enqueue without waking this one)."""
-        due = self._backend.next_ready(self._handlers)
+        now = self._now()
+        paused = [until for until in self._paused.values() if until > now]
+        kinds = [kind for kind in self._handlers if self._paused.get(kind, 0.0) <= now]
+        due = self._backend.next_ready(kinds)
+        if paused:  # a paused kind's items are ready when its breaker may close
+            due = min(paused) if due is None else min(due, *paused)
         if due is None:
             return self.poll
-        return max(0.0, min(self.poll, due - self._now()))
+        return max(0.0, min(self.poll, due - now))
 
     # --- looking and tidying --------------------------------------------------------------
 
@@ -507,8 +519,9 @@ class _Deferring:
                 self.kind, {"args": list(args), "kwargs": kwargs}, group=self.group
             )
         except (ConfigError, OutboxError) as refusal:
-            add_note_once(error, f"resilient: the call was not deferred: {refusal}")
-            raise error from None
+            note = f"resilient: the call was not deferred: {refusal}"
+        add_note_once(error, note)
+        raise error  # as it was: its cause and context kept
 
 
 def _policy_for(spec: object) -> Any:

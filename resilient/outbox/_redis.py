@@ -7,8 +7,8 @@ acknowledged. A drainer that dies leaves tickets nobody acknowledges: once idle 
 than the lease (by the Redis server's clock), ``XAUTOCLAIM`` hands them to the next
 drainer. An item waiting for its next attempt has no ticket but a place in the
 ``delayed`` sorted set (by the outbox's clock); items of a group wait in the group's
-sorted set, and only its oldest live item has a ticket or a delay at any time, which
-delivers the group in order.
+sorted set, and only its oldest live item has a ticket or a delay at any time (the
+``busy`` hash names it), which delivers the group in order.
 
 Every key of one outbox shares a hash tag, so the scripts run on one Redis Cluster slot.
 """
@@ -38,20 +38,15 @@ local function release(key)
     redis.call('HDEL', P .. 'ticket', key)
   end
 end
-local function active(key)
-  return redis.call('HEXISTS', P .. 'ticket', key) == 1
-      or redis.call('ZSCORE', P .. 'delayed', key) ~= false
-end
 local function promote(group)
   -- the oldest live item of the group gets a ticket, unless one of them is under way
-  local members = redis.call('ZRANGE', P .. 'group:' .. group, 0, -1)
-  for _, key in ipairs(members) do
-    if active(key) then return end
-  end
-  local head = members[1]
+  -- (named in 'busy' from its ticket until it is delivered or dead: O(1), not O(group))
+  if redis.call('HEXISTS', P .. 'busy', group) == 1 then return end
+  local head = redis.call('ZRANGE', P .. 'group:' .. group, 0, 0)[1]
   if head then
     local item = cjson.decode(redis.call('HGET', P .. 'items', head))
     issue(head, item.kind)
+    redis.call('HSET', P .. 'busy', group, head)
   end
 end
 local function forget(key, item)
@@ -60,6 +55,9 @@ local function forget(key, item)
   redis.call('HDEL', P .. 'items', key)
   if item.group ~= cjson.null then
     redis.call('ZREM', P .. 'group:' .. item.group, key)
+    if redis.call('HGET', P .. 'busy', item.group) == key then
+      redis.call('HDEL', P .. 'busy', item.group)
+    end
     promote(item.group)
   end
 end

@@ -43,14 +43,22 @@ CREATE INDEX IF NOT EXISTS outbox_groups ON outbox_items (grp, position)
     WHERE grp IS NOT NULL AND dead = 0;
 """
 
-_LEASE: Final = """
-UPDATE outbox_items SET lease_owner = ?, lease_until = ? WHERE position IN (
-    SELECT position FROM outbox_items AS i
-    WHERE dead = 0 AND not_before <= ? AND lease_until <= ? AND kind IN ({kinds})
-      AND (grp IS NULL OR position = (
+_HEAD: Final = """(grp IS NULL OR (position = (
             SELECT MIN(position) FROM outbox_items AS j
-            WHERE j.grp = i.grp AND j.grp IS NOT NULL AND j.dead = 0))
-    ORDER BY position LIMIT ?)
+            WHERE j.grp = i.grp AND j.grp IS NOT NULL AND j.dead = 0)
+        AND NOT EXISTS (
+            SELECT 1 FROM outbox_items AS k
+            WHERE k.grp = i.grp AND k.dead = 0 AND k.position != i.position
+              AND k.lease_until > :now)))"""
+"""An item that may go next: not in a group, or its group's oldest live item while no
+other item of the group is leased (a dead letter revived behind one under way waits)."""
+
+_LEASE: Final = f"""
+UPDATE outbox_items SET lease_owner = :owner, lease_until = :until WHERE position IN (
+    SELECT position FROM outbox_items AS i
+    WHERE dead = 0 AND not_before <= :now AND lease_until <= :now AND kind IN ({{kinds}})
+      AND {_HEAD}
+    ORDER BY position LIMIT :limit)
 RETURNING position, key, kind, grp, payload, attempts, created
 """
 """Lease the oldest ready items in one statement (so, atomically): within a group only
@@ -171,12 +179,10 @@ class SQLiteBackend:
         wanted = list(kinds)
         if not wanted:
             return []
-        query = _LEASE.format(kinds=", ".join("?" * len(wanted)))
-        rows = (
-            self._connection()
-            .execute(query, (owner, now + seconds, now, now, *wanted, limit))
-            .fetchall()
-        )
+        names = {f"kind{n}": kind for n, kind in enumerate(wanted)}
+        query = _LEASE.format(kinds=", ".join(f":{name}" for name in names))
+        values = {"owner": owner, "until": now + seconds, "now": now, "limit": limit, **names}
+        rows = self._connection().execute(query, values).fetchall()
         rows.sort()
         return [
             Item(key, kind, json.loads(payload), grp, position, attempts, created)
@@ -205,16 +211,23 @@ class SQLiteBackend:
         )
 
     def next_ready(self, kinds: Iterable[str]) -> float | None:
-        """The earliest time an item of ``kinds`` becomes ready (``None``: none pending)."""
+        """The earliest time an item of ``kinds`` becomes ready (``None``: none pending);
+        an item behind the head of its group waits for the head, and the head for the
+        lease of any other item of its group."""
         wanted = list(kinds)
         if not wanted:
             return None
+        names = {f"kind{n}": kind for n, kind in enumerate(wanted)}
         row = (
             self._connection()
             .execute(
-                "SELECT MIN(MAX(not_before, lease_until)) FROM outbox_items "
-                f"WHERE dead = 0 AND kind IN ({', '.join('?' * len(wanted))})",
-                wanted,
+                "SELECT MIN(MAX(not_before, lease_until, COALESCE((SELECT MAX(lease_until) "
+                "FROM outbox_items AS k WHERE k.grp = i.grp AND k.dead = 0 "
+                "AND k.position != i.position), 0))) FROM outbox_items AS i "
+                f"WHERE dead = 0 AND kind IN ({', '.join(f':{name}' for name in names)}) "
+                "AND (grp IS NULL OR position = (SELECT MIN(position) FROM outbox_items AS j "
+                "WHERE j.grp = i.grp AND j.grp IS NOT NULL AND j.dead = 0))",
+                names,
             )
             .fetchone()
         )

@@ -305,7 +305,7 @@ class StatusMiddleware:
         status, fields, answer = self.status.answer_sync(
             method, root + path, headers, body, environ.get("REMOTE_ADDR"), root
         )
-        start_response(_status_line(status), list(fields))
+        start_response(_status_line(status), [*fields, ("content-length", str(len(answer)))])
         return [b""] if method == "HEAD" else [answer]
 
     def __repr__(self) -> str:

@@ -572,6 +572,16 @@ async def test_an_action_without_a_valid_csrf_token_is_refused(fake_clock: FakeC
     assert (await act(app, "force_open", "ai_service", csrf=good)).status_code == 200
 
 
+async def test_a_csrf_token_with_non_ascii_digits_is_refused_as_csrf(fake_clock: FakeClock) -> None:
+    """A CSRF token whose time is written in other scripts' digits (``١٢٣``, ``²``) is a
+    forged one: 403 ``csrf``, not a 503 as if the action had failed."""
+    breaker("ai_service", BreakerConfig.ai_operation)
+    app = status_app(token=TOKEN)
+    for csrf in ("\u0661\u0662\u0663.abc.def", "\u00b2\u00b3.ab.cd"):
+        response = await act(app, "force_open", "ai_service", csrf=csrf)
+        assert (response.status_code, response.json()["error"]) == (403, "csrf"), csrf
+
+
 @pytest.mark.parametrize(
     "headers",
     [

@@ -327,3 +327,19 @@ def test_a_metrics_override_receives_the_gauge_and_the_rejections() -> None:
         holder.result()
     assert own.counter("bulkhead_rejections_total", bulkhead="own-sink") == 1
     assert own.gauge_value("bulkhead_active", bulkhead="own-sink") == 0
+
+
+def test_queue_timeout_zero_is_the_reason_given_not_the_deadline() -> None:
+    """With ``queue_timeout=0`` and no deadline, a refused call's reason names
+    ``queue_timeout``, not a deadline the caller never set."""
+    gate = Gate()
+    guarded = resilient.bulkhead(1, max_queue=1, queue_timeout=0)(gate)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(guarded, 0)
+        _until(lambda: gate.inside == 1)
+        with pytest.raises(resilient.BulkheadFullError) as caught:
+            guarded(9)
+        gate.release.set()
+        assert running.result() == 0
+    assert "queue_timeout=0" in caught.value.reason
+    assert "deadline" not in caught.value.reason

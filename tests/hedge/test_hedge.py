@@ -286,3 +286,40 @@ async def test_a_metrics_override_receives_the_hedge_counters(fake_clock: FakeCl
     assert await hedged() == 2
     assert own.counter("hedges_total") == 1
     assert own.counter("hedge_wins_total") == 1
+
+
+async def test_a_hedge_failing_after_another_won_leaves_no_unretrieved_exception(
+    fake_clock: FakeClock,
+) -> None:
+    """A hedge that fails after another hedge has won (while the first attempt is still
+    being cancelled) has its error retrieved: the loop never logs "Task exception was
+    never retrieved"."""
+    import gc
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    calls = [0]
+
+    async def body() -> int:
+        calls[0] += 1
+        attempt = calls[0]
+        if attempt == 1:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                await asyncio.sleep(1)  # slow to stop
+                raise
+        if attempt == 2:
+            await asyncio.sleep(1.5)
+            return 2
+        await asyncio.sleep(0.6)
+        raise ValueError("attempt 3 failed")
+
+    try:
+        assert await resilient.hedge(1.0, max_hedges=2)(body)() == 2
+        gc.collect()
+        await asyncio.sleep(0)
+        assert not [c for c in reported if "never retrieved" in str(c.get("message"))]
+    finally:
+        loop.set_exception_handler(None)

@@ -98,6 +98,8 @@ def test_bad_items_are_refused_before_anything_is_stored(
         ({"max_attempts": 0}, "max_attempts"),
         ({"lease": 0}, "lease"),
         ({"poll": -1}, "poll"),
+        ({"poll": 1e10}, "poll"),  # more than a thread can wait: the drainer would die
+        ({"lease": 1e300}, "lease"),
         ({"batch": 0}, "batch"),
         ({"synchronous": "OFF"}, "synchronous"),
         ({"backoff": 3}, "backoff"),
@@ -554,3 +556,136 @@ def test_keys_and_groups_may_be_any_printable_text(box: Outbox) -> None:
     assert box.enqueue("answer", 1, key="ana@school.example/q 1").stored is False
     box.drain()
     assert seen == [("ana@school.example/q 1", "Élève {5B}")]
+
+
+def test_the_drainer_does_not_spin_while_a_groups_head_waits_its_backoff(
+    box: Outbox, fake_clock: FakeClock
+) -> None:
+    """With nothing ready (the head of a group waiting out its backoff, its later items
+    behind it), the background drainer waits until the head is due, not zero seconds."""
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        raise ConnectionError("offline")
+
+    box.enqueue("answer", 1, key="ana-1", group="ana")
+    box.enqueue("answer", 2, key="ana-2", group="ana")
+    box.drain()
+    assert box._idle_wait() >= 0.5  # the backoff is about 1 s; poll is 1 s
+
+
+def test_the_drainer_does_not_spin_while_a_kinds_breaker_is_open(
+    box: Outbox, fake_clock: FakeClock
+) -> None:
+    """Items of a kind paused by an open breaker, beyond the batch leased, are not ready:
+    the drainer waits for the breaker (at most ``poll``), not zero seconds."""
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        raise CircuitOpenError("grading-api", 30.0)
+
+    for n in range(box.batch + 3):
+        box.enqueue("answer", n, key=f"a{n}")
+    box.drain()
+    assert box._idle_wait() == box.poll
+    fake_clock.advance(30)
+    assert box._idle_wait() == 0.0
+
+
+def test_the_background_drainer_survives_an_unreachable_store(url: str) -> None:
+    """A store error in one round of the background drainer (Redis restarting, a locked
+    file) is logged and the drainer goes on delivering afterwards."""
+    import redis
+
+    outbox = Outbox(url)
+    delivered = threading.Event()
+    failed = threading.Event()
+    outbox.handler("a")(lambda item: delivered.set())
+    lease = outbox._backend.lease
+
+    def unreachable_once(*args: Any) -> Any:
+        if not failed.is_set():
+            failed.set()
+            raise redis.ConnectionError("connection refused")
+        return lease(*args)
+
+    outbox._backend.lease = unreachable_once  # type: ignore[method-assign]
+    outbox.start()
+    try:
+        assert failed.wait(10)
+        outbox.enqueue("a", 1)
+        assert delivered.wait(10)
+    finally:
+        outbox.stop()
+    outbox.close()
+
+
+def test_a_deferrable_call_that_cannot_be_stored_keeps_its_errors_cause(box: Outbox) -> None:
+    """The caller's error reaches it unchanged when the call cannot be deferred: its
+    ``__cause__`` (the low-level error it was raised from) is kept."""
+    low = OSError("no route to host")
+
+    @box.deferrable("a")
+    def send(thing: object) -> None:
+        raise ConnectionError("offline") from low
+
+    with pytest.raises(ConnectionError) as raised:
+        send(object())
+    assert raised.value.__cause__ is low
+
+
+def test_a_revived_item_waits_while_a_later_item_of_its_group_is_under_way(url: str) -> None:
+    """Reviving a group's dead letter while a later item of the group is being delivered
+    does not let another drainer deliver it at the same time: one item of a group is
+    under way at once, on both backends."""
+    first = Outbox(url, max_attempts=1)
+    other = Outbox(url)
+    seen_by_other: list[str] = []
+    other.handler("answer")(lambda item: seen_by_other.append(item.key))
+    order: list[str] = []
+
+    @first.handler("answer")
+    def send(item: Item) -> None:
+        order.append(item.key)
+        if item.key == "a" and len(order) == 1:
+            raise ConnectionError("offline")
+        if item.key == "b":
+            assert first.retry_dead() == 1
+            other.drain()
+            assert seen_by_other == []  # "b" is still under way
+
+    first.enqueue("answer", 1, key="a", group="g")
+    first.enqueue("answer", 2, key="b", group="g")
+    first.drain()
+    assert order == ["a", "b", "a"]
+    assert seen_by_other == []
+    assert first.pending() == 0
+    first.close()
+    other.close()
+
+
+def test_a_long_group_costs_redis_the_same_per_item_as_a_short_one(url: str) -> None:
+    """Delivering the head of a group of 300 items makes Redis look at a handful of keys,
+    not at every item of the group (which made a long group quadratic to enqueue and
+    drain, blocking Redis)."""
+    if not url.startswith("redis"):
+        pytest.skip("Redis only: the SQLite query is indexed")
+    import redis
+
+    box = Outbox(url)
+    box.handler("a")(lambda item: None)
+    for n in range(300):
+        box.enqueue("a", n, group="g")
+
+    def lookups() -> int:
+        with redis.Redis.from_url(url) as client:
+            stats = client.info("commandstats")
+        return sum(
+            int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("hexists", "zscore")
+        )
+
+    before = lookups()
+    assert box.drain(limit=1).delivered == 1
+    assert lookups() - before < 20
+    assert box.pending() == 299
+    box.close()

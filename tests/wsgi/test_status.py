@@ -82,3 +82,15 @@ def test_only_a_status_app_is_accepted() -> None:
 
     with pytest.raises(ConfigError, match="status"):
         StatusMiddleware(app, status="page")  # type: ignore[arg-type]
+
+
+def test_head_announces_the_length_of_the_page_not_zero(
+    site: tuple[httpx.Client, WSGIServer],
+) -> None:
+    """``HEAD /status/`` under a real WSGI server carries the page's Content-Length (as
+    ``GET`` would), not the ``0`` a server infers from an empty body."""
+    client, _ = site
+    length = len(client.get("/status/").content)
+    head = client.head("/status/")
+    assert head.status_code == 200
+    assert abs(int(head.headers["content-length"]) - length) < 64
