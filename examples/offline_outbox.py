@@ -57,7 +57,7 @@ def main() -> int:
     port = server.server_port
     client = Client(
         f"http://127.0.0.1:{port}",
-        config=RequestConfig(connect=0.5, receive=1.0, total=2.0, retry="never"),
+        config=RequestConfig(connect=0.5, receive=1.0, total=2.0, retry=rs.RetryConfig.never),
         breaker=rs.BreakerConfig(failure_threshold=2, reset_timeout=0.3),
     )
     folder = tempfile.TemporaryDirectory()

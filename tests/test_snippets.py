@@ -291,7 +291,7 @@ def test_toml_block_loads(block: Block, snippet_env: Path) -> None:
 def test_snippets_are_found() -> None:
     """The extractor finds the README's blocks, their first lines and their markers."""
     readme = [block for block in ALL if block.path.name == "README.rst"]
-    assert len([b for b in readme if b.language in PYTHON]) >= 20
+    assert [b for b in readme if b.language in PYTHON]
     first = next(b for b in readme if b.language in PYTHON)
     lines = (ROOT / "README.rst").read_text(encoding="utf-8").splitlines()
     assert lines[first.line - 1].strip() == ".. code-block:: python"
