@@ -34,6 +34,7 @@ exclude_patterns = ["_build"]
 nitpicky = True
 
 autodoc_member_order = "bysource"
+autodoc_preserve_defaults = True  # show `_UNSET`, not "<object object at 0x...>"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "description"
 always_document_param_types = False
