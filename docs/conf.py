@@ -14,6 +14,12 @@ sys.path.insert(0, str(ROOT))  # document the checkout, not whatever is installe
 
 import resilient  # noqa: E402  (needs the path above)
 
+# resilient.metrics and resilient.stores load some names on first use (module
+# __getattr__), and autodoc lists a module's members with dir(): load them now.
+for _module in (resilient.metrics, resilient.stores):
+    for _name in _module.__all__:
+        setattr(_module, _name, getattr(_module, _name))
+
 # sphinx-autodoc-typehints 3.6 still calls an API Sphinx 9 deprecates: noise, not a problem.
 warnings.filterwarnings("ignore", module="sphinx_autodoc_typehints")
 
@@ -52,12 +58,13 @@ nitpick_ignore_regex = [
         r"logging|asyncio|asyncio\..*|contextvars|concurrent\.futures|threading|pathlib|"
         r"sqlite3|_thread|random|inspect|numbers)\.[\w~.]+",
     ),
-    # third-party packages: httpx (the HTTP client's responses), redis, starlette, flask,
-    # prometheus_client, opentelemetry, tenacity, wrapt
+    # third-party packages: httpx (the HTTP client's responses), redis (also as the
+    # stores import it: redis.asyncio as aredis...), starlette, flask, prometheus_client,
+    # opentelemetry, tenacity, wrapt, hypothesis (resilient.testing.strategies)
     (
         r"py:.*",
-        r"(httpx|redis|starlette|flask|werkzeug|prometheus_client|opentelemetry|"
-        r"tenacity|wrapt|cachetools|statsd)\..+",
+        r"(httpx|redis|aredis|acluster|rcluster|starlette|flask|werkzeug|prometheus_client|"
+        r"opentelemetry|tenacity|wrapt|cachetools|statsd|hypothesis)\..+",
     ),
     # implementation types: a module or a name starting with "_"
     (r"py:.*", r"(.+\.)?_[\w.]*"),
@@ -72,13 +79,16 @@ nitpick_ignore = [
         "ASGIApp",
         "BulkheadSource",
         "Clock",
+        "ClockSource",
         "ContextVar",
         "ExceptionFilter",
         "Kind",
         "Listener",
         "OnRetry",
+        "OnStoreError",
         "Seconds",
         "Store",
+        "Trip",
         "WSGIApp",
     )
 ] + [("py:data", "Ellipsis")]
