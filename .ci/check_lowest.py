@@ -4,8 +4,8 @@
 Every package of ``install_requires`` and of the user-facing extras must have a ``>=``
 floor and be pinned ``==`` that floor in the constraints file, which pins nothing else.
 A package named in several places (an extra, the ``test`` or ``bench`` tools) must have
-the same floor everywhere. The test and benchmark tools themselves are not pinned: the
-suite runs them at their newest versions.
+the same floor everywhere. The test, benchmark and documentation tools themselves are not
+pinned: the suite runs them at their newest versions.
 
     python .ci/check_lowest.py [SETUP_CFG CONSTRAINTS]
 
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_CFG = ROOT / "setup.cfg"
 CONSTRAINTS = ROOT / ".ci" / "lowest-constraints.txt"
-TOOL_EXTRAS = frozenset({"test", "bench"})  # tools, not what a user installs with resilient
+TOOL_EXTRAS = frozenset({"test", "bench", "docs"})  # tools, not what users install
 
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$")
 _RELEASE = re.compile(r"^\d+(?:\.\d+)*$")
