@@ -23,13 +23,13 @@ from ._runtime import validate as _validate
 from ._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, set_context_probe
 from ._wrapping.observe import active_chaos
 from .exceptions import ConfigError
+from .metrics._names import CHAOS_INJECTIONS
 
 __all__ = ["ChaosInjected", "Injector", "inject_fault", "inject_latency", "inject_result"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 Kind = Literal["fault", "latency", "result"]
-CHAOS_INJECTIONS = "chaos_injections_total"
 
 
 @dataclass(frozen=True, slots=True)

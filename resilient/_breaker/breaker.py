@@ -68,7 +68,9 @@ class CircuitBreaker(BreakerCore):
 
     ``critical=True`` marks a breaker the service cannot do without: while it is open,
     the health endpoint reports the process not ready (see ``resilient.asgi.HealthApp``).
-    It changes nothing about how calls are guarded.
+    The health endpoint reads registered breakers only (``resilient.breaker``,
+    ``get_breaker``): on a breaker constructed directly the mark has no reader. It changes
+    nothing about how calls are guarded.
     """
 
     __slots__ = ("critical",)

@@ -17,6 +17,7 @@ __all__ = [
     "BULKHEAD_REJECTIONS",
     "CALLS_REJECTED",
     "CATALOG",
+    "CHAOS_INJECTIONS",
     "CIRCUIT_BREAKER_OPENS",
     "CLIENT_HTTP_ERRORS",
     "COUNTERS",
@@ -227,6 +228,13 @@ RATE_LIMIT_WAIT: Final = declare(
     "timing",
     ("rate_limit",),
     "Time calls waited for a rate limit's token.",
+)
+CHAOS_INJECTIONS: Final = declare(
+    "chaos_injections_total",
+    "counter",
+    ("kind", "policy"),
+    "Faults, latencies and results injected by resilient.chaos (never in production "
+    "unless RESILIENT_CHAOS is set).",
 )
 
 # Derived from the catalogue: keep these last, after every declare().

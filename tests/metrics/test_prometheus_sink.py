@@ -121,10 +121,10 @@ def test_undeclared_metrics_keep_their_first_label_set() -> None:
     """A metric not in the catalogue takes the labels of its first value; others are skipped."""
     registry = prometheus_client.CollectorRegistry()
     sink = PrometheusSink(registry)
-    sink.increment("chaos_injections_total", 1, (("kind", "fault"),))
-    sink.increment("chaos_injections_total", 1, (("other", "x"),))
+    sink.increment("app_events_total", 1, (("kind", "fault"),))  # an app's own metric
+    sink.increment("app_events_total", 1, (("other", "x"),))
     sink.timing("custom_ms", 2000.0, ())
-    assert registry.get_sample_value("chaos_injections_total", {"kind": "fault"}) == 1
+    assert registry.get_sample_value("app_events_total", {"kind": "fault"}) == 1
     assert registry.get_sample_value("custom_seconds_sum") == 2.0
 
 
