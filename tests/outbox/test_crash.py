@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,7 @@ def takeable(url: str, tmp_path: Path) -> int:
     if url.startswith("redis"):
         with Outbox(url) as outbox:
             return outbox.pending()
-    with sqlite3.connect(tmp_path / "outbox.db") as connection:
+    with closing(sqlite3.connect(tmp_path / "outbox.db")) as connection:
         row = connection.execute(
             "SELECT COUNT(*) FROM outbox_items WHERE dead = 0 AND lease_owner IS NULL"
         ).fetchone()
