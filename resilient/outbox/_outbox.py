@@ -187,7 +187,7 @@ class Outbox:
         fresh = key is None
         chosen = f"{_random.getrandbits(128):032x}" if key is None else key
         position, stored = self._backend.put(chosen, kind, encoded, group, self._now(), fresh)
-        if stored:
+        if stored and self._thread is not None:  # a drainer of this process: wake it
             self._wake.set()
         return Deferred(chosen, position, kind, stored)
 

@@ -53,6 +53,11 @@ _HEAD: Final = """(grp IS NULL OR (position = (
 """An item that may go next: not in a group, or its group's oldest live item while no
 other item of the group is leased (a dead letter revived behind one under way waits)."""
 
+_INSERT: Final = (
+    "INSERT INTO outbox_items (key, kind, grp, payload, created) VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_NEW: Final = _INSERT + " ON CONFLICT (key) DO NOTHING RETURNING position"
+
 _LEASE: Final = f"""
 UPDATE outbox_items SET lease_owner = :owner, lease_until = :until WHERE position IN (
     SELECT position FROM outbox_items AS i
@@ -146,28 +151,28 @@ class SQLiteBackend:
         now: float,
         fresh: bool = False,
     ) -> tuple[int, bool]:
-        """Store an item unless its key is there; its position, and whether it was new."""
+        """Store an item unless its key is there; its position, and whether it was new.
 
-        def insert(connection: sqlite3.Connection) -> tuple[int, bool]:
-            row = connection.execute(
-                "INSERT INTO outbox_items (key, kind, grp, payload, created) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING position",
-                (key, kind, group, payload, now),
-            ).fetchone()
+        One statement, so one transaction of its own (the connection commits each
+        statement): a fresh key is a plain insert, a chosen one may find its row there.
+        """
+        values = (key, kind, group, payload, now)
+        try:
+            connection = self._connection(durable=True)
+            if fresh:
+                cursor = connection.execute(_INSERT, values)
+                return int(cursor.lastrowid or 0), True
+            row = connection.execute(_INSERT_NEW, values).fetchone()
             if row is not None:
                 return int(row[0]), True
             found = connection.execute(
                 "SELECT position FROM outbox_items WHERE key = ?", (key,)
             ).fetchone()
-            return int(found[0]), False
-
-        try:
-            result: tuple[int, bool] = self._write(insert, durable=True)
         except sqlite3.Error as error:
             raise OutboxError(
                 f"the outbox at {self.path} could not store the item: {error}"
             ) from error
-        return result
+        return (int(found[0]) if found is not None else 0), False
 
     # --- delivering ------------------------------------------------------------------
 
