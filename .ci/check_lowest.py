@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_CFG = ROOT / "setup.cfg"
 CONSTRAINTS = ROOT / ".ci" / "lowest-constraints.txt"
-TOOL_EXTRAS = frozenset({"test", "bench", "docs"})  # tools, not what a user installs with resilient
+TOOL_EXTRAS = frozenset({"test", "bench"})  # tools, not what a user installs with resilient
 
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$")
 _RELEASE = re.compile(r"^\d+(?:\.\d+)*$")
