@@ -8,9 +8,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from http_servers import ScriptedServer, UvicornServer, json_answer
+from http_servers import ScriptedServer, UvicornServer, WSGIServer, json_answer
 
 import resilient as rs
 from resilient.__main__ import main
@@ -148,6 +149,22 @@ def test_status_from_the_health_detail(
     assert ["BREAKER", "STATE"] in rows
     assert ["payments", "open"] in rows
     assert ["ai-generate", "closed"] in rows
+
+
+def test_status_from_a_wsgi_status_page(capsys: pytest.CaptureFixture[str]) -> None:
+    """The status page a WSGI app serves (``resilient.wsgi.StatusMiddleware``) reads the
+    same: the command prints its breakers."""
+    from resilient.asgi import status_app
+    from resilient.wsgi import StatusMiddleware
+
+    def app(environ: object, start_response: Any) -> list[bytes]:
+        start_response("404 Not Found", [("content-type", "text/plain")])
+        return [b"not here"]
+
+    fail_breaker("payments")
+    with WSGIServer(StatusMiddleware(app, status_app(token=TOKEN))) as server:
+        assert main(["status", f"{server.url}/status/state", "--token", TOKEN]) == 0
+    assert ["payments", "open", "1/1"] in [row[:3] for row in lines_of(capsys.readouterr().out)]
 
 
 def test_status_reads_the_token_from_the_environment(
