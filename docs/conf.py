@@ -77,6 +77,7 @@ nitpick_ignore = [
     ("py:class", name)
     for name in (
         "ASGIApp",
+        "BreakerPreset",
         "BulkheadSource",
         "Clock",
         "ClockSource",
@@ -86,8 +87,11 @@ nitpick_ignore = [
         "Listener",
         "OnRetry",
         "OnStoreError",
+        "RequestPreset",
+        "RetryPreset",
         "Seconds",
         "Store",
+        "TimeoutPreset",
         "Trip",
         "WSGIApp",
     )

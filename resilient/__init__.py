@@ -110,7 +110,7 @@ __all__ = [
     "timeout_pool_stats",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 if TYPE_CHECKING:
     from . import correlation, stores, testing

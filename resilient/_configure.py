@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 from ._circuit.store import AsyncStateStore, StateStore
 from ._runtime import config as _config
@@ -30,17 +31,28 @@ class Configuration:
     breaker_defaults: BreakerConfig | None = None
 
 
-_UNSET: object = object()
+class _Unchanged(enum.Enum):
+    """The default of a ``configure()`` parameter left out: its current value is kept."""
+
+    UNCHANGED = "unchanged"
+
+    def __repr__(self) -> str:
+        return "<unchanged>"  # as help(configure) and inspect.signature show the default
+
+
+_UNSET: Final = _Unchanged.UNCHANGED
+_Keep = Literal[_Unchanged.UNCHANGED]
 
 
 def configure(
     *,
     clock: Clock | None = None,
-    metrics: object = _UNSET,
-    store: object = _UNSET,
-    breaker_defaults: object = _UNSET,
+    metrics: MetricsSink | _Keep | None = _UNSET,
+    store: StateStore | AsyncStateStore | _Keep | None = _UNSET,
+    breaker_defaults: BreakerConfig | _Keep | None = _UNSET,
 ) -> Configuration:
-    """Set the process-wide defaults; parameters left out keep their current value.
+    """Set the process-wide defaults; parameters left out (shown as ``<unchanged>``) keep
+    their current value.
 
     ``metrics`` is a sink (``StatsdSink``, ``MemorySink``, ``NullSink``...), or ``None`` to
     switch recording off entirely (the default: decorated calls then read no clock).

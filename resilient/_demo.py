@@ -8,6 +8,9 @@ happens: retries, fallbacks, breaker states, the degradation level and the healt
 status, then a summary. Answers a student submits while the service is unreachable are
 kept in an outbox (``resilient.outbox``) and synced once it answers again. Phases scale
 with ``--duration`` (20 s by default).
+
+This module ships in the installed package on purpose, so that ``resilient demo`` shows
+the library at work from any installation, without a checkout of the repository.
 """
 
 from __future__ import annotations

@@ -17,7 +17,18 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from types import FrameType
-from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar, overload
+from typing import (
+    Any,
+    ClassVar,
+    Final,
+    Generic,
+    Literal,
+    NamedTuple,
+    TypeAlias,
+    TypeVar,
+    get_args,
+    overload,
+)
 
 from .exceptions import ConfigError
 
@@ -26,7 +37,11 @@ __all__ = [
     "CLIENT_TIMEOUTS",
     "RENAMED",
     "BackendOperation",
+    "BreakerPreset",
     "ClientTimeout",
+    "RequestPreset",
+    "RetryPreset",
+    "TimeoutPreset",
     "Timeouts",
     "closest",
     "lookup",
@@ -35,6 +50,20 @@ __all__ = [
 
 V = TypeVar("V")
 T = TypeVar("T")
+
+# The preset names as types, so a type checker flags a misspelled name where one is taken
+# (``@timeout("quik")``); the names used before are left out on purpose. Each kind's
+# ``names`` tuple is made from its alias, and a name is still checked when it is used.
+TimeoutPreset: TypeAlias = Literal["quick", "standard", "heavy", "ai_operation"]
+"""A ``Timeouts`` preset name (``timeout("ai_operation")``)."""
+RetryPreset: TypeAlias = Literal["standard", "quick", "patient", "ai_operation", "never"]
+"""A ``RetryConfig`` preset name (``retry("patient")``)."""
+BreakerPreset: TypeAlias = Literal[
+    "standard", "ai_operation", "critical", "database", "external_api", "file_processing"
+]
+"""A ``BreakerConfig`` preset name (``breaker("db", "database")``)."""
+RequestPreset: TypeAlias = Literal["quick", "standard", "heavy", "ai_operation"]
+"""A ``resilient.http.RequestConfig`` preset name (``Client(config="heavy")``)."""
 
 RENAMED: Final[Mapping[str, Mapping[str, str]]] = {
     "BreakerConfig": {"ai_service": "ai_operation", "ai_llm": "ai_operation"},
@@ -149,7 +178,7 @@ class Timeouts:
     ai_operation: Final = 45.0
     """LLM calls."""
 
-    names: ClassVar[tuple[str, ...]] = ("quick", "standard", "heavy", "ai_operation")
+    names: ClassVar[tuple[str, ...]] = get_args(TimeoutPreset)
 
     @classmethod
     def get(cls, name: str, *, parameter: str = "timeout") -> float:

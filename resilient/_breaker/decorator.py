@@ -13,6 +13,7 @@ from .._circuit.config import BreakerConfig, check_name
 from .._circuit.store import AsyncStateStore, StateStore
 from .._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, apply
 from ..exceptions import ConfigError
+from ..presets import BreakerPreset
 from .breaker import BreakerLayer
 from .core import default_config
 from .registry import CircuitBreakerRegistry
@@ -33,14 +34,14 @@ def breaker(name: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
 def breaker(
     name: str | None = None,
-    config: BreakerConfig | str | None = None,
+    config: BreakerConfig | BreakerPreset | None = None,
     *,
     store: StateStore | AsyncStateStore | None = None,
     critical: bool = False,
 ) -> Decorator: ...
 def breaker(
     name: Any = None,
-    config: BreakerConfig | str | None = None,
+    config: BreakerConfig | BreakerPreset | None = None,
     *,
     store: StateStore | AsyncStateStore | None = None,
     critical: bool = False,

@@ -12,6 +12,7 @@ from .._circuit.config import BreakerConfig
 from .._circuit.rules import BreakerMode
 from .._wrapping.layer import apply
 from ..exceptions import ConfigError
+from ..presets import BreakerPreset
 from .breaker import BreakerLayer, CircuitBreaker, Store
 from .decorator import default_name
 from .registry import CircuitBreakerRegistry
@@ -95,7 +96,7 @@ def create_circuit_breaker(
     *,
     name: str | None = None,
     fallback: Callable[..., Any] | None = None,
-    config: BreakerConfig | str | None = None,
+    config: BreakerConfig | BreakerPreset | None = None,
     store: Store | None = None,
     **overrides: Any,
 ) -> FiringBreaker[P, R]:

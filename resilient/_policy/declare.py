@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from .._runtime import config as _config
 from .._wrapping.layer import Decorator
 from ..exceptions import ConfigError
-from ..presets import unknown_name
+from ..presets import BreakerPreset, RetryPreset, TimeoutPreset, unknown_name
 from .steps import ORDER, as_written, build
+
+if TYPE_CHECKING:
+    from .._circuit.config import BreakerConfig
+    from .._retry.decorator import RetryConfig
+    from .._runtime.types import Seconds
 
 __all__ = ["Policy", "named", "policy"]
 
@@ -64,12 +69,18 @@ def policy(
     name: str | None = None,
     /,
     *,
-    timeout: Any = None,
-    retry: Any = None,
-    breaker: Any = None,
+    timeout: Seconds | TimeoutPreset | Mapping[str, Any] | Decorator | None = None,
+    retry: RetryConfig | RetryPreset | Mapping[str, Any] | Decorator | Literal[True] | None = None,
+    breaker: str
+    | tuple[str | None, BreakerConfig | BreakerPreset]
+    | BreakerConfig
+    | Mapping[str, Any]
+    | Decorator
+    | Literal[True]
+    | None = None,
     fallback: Any = None,
     degradable: Any = None,
-    total_timeout: Any = None,
+    total_timeout: Seconds | TimeoutPreset | Mapping[str, Any] | Decorator | None = None,
     bulkhead: Any = None,
     hedge: Any = None,
     rate_limit: Any = None,

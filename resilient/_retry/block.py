@@ -24,6 +24,7 @@ from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime.types import ExceptionFilter, MetricsSink, OnRetry, Seconds
 from ..exceptions import ConfigError
+from ..presets import RetryPreset
 from .decorator import RetryConfig, _layer, _Plan, _Retry, _StrategyPlan
 from .plan import GiveUp
 
@@ -222,7 +223,7 @@ class _AsyncAttempts:
 
 
 def retrying(
-    config: RetryConfig | str | None = None,
+    config: RetryConfig | RetryPreset | None = None,
     *,
     name: str = "retrying",
     on: ExceptionFilter | None = None,
@@ -253,7 +254,7 @@ def retrying(
 
 
 def aretrying(
-    config: RetryConfig | str | None = None,
+    config: RetryConfig | RetryPreset | None = None,
     *,
     name: str = "retrying",
     on: ExceptionFilter | None = None,

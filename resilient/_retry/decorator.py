@@ -33,6 +33,7 @@ from .._wrapping.layer import (
 )
 from ..exceptions import CircuitOpenError, ConfigError
 from ..metrics._names import RETRY_ATTEMPTS
+from ..presets import RetryPreset
 from .outcome import (
     RETRY,
     RejectedResultError,
@@ -148,7 +149,7 @@ def retry(config: staticmethod[P, R], /) -> staticmethod[P, R]: ...
 def retry(config: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
 def retry(
-    config: RetryConfig | str | None = None,
+    config: RetryConfig | RetryPreset | None = None,
     *,
     on: ExceptionFilter | None = None,
     on_result: Callable[[Any], object] | None = None,

@@ -27,7 +27,7 @@ from .._wrapping.emit import Emitter, emitter_for
 from .._wrapping.layer import AnyCall, AsyncCall, AsyncStreamCall, Decorator, Layer, StreamCall
 from ..exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from ..metrics._names import TIMEOUTS
-from ..presets import Timeouts
+from ..presets import TimeoutPreset, Timeouts
 from ..telemetry import count
 from . import alarm as _alarm
 from .stream import timeout_stream_async, timeout_stream_sync
@@ -82,7 +82,7 @@ def timeout_pool_stats() -> PoolStats:
 
 
 def timeout(
-    seconds: Seconds | str,
+    seconds: Seconds | TimeoutPreset,
     *,
     strategy: Strategy = "thread",
     max_threads: int = _DEFAULT_SHARE,

@@ -32,7 +32,7 @@ from .._runtime import validate as _validate
 from .._runtime.logs import digest
 from ..exceptions import ConfigError, TimeoutExceededError
 from ..metrics._names import TIMEOUTS
-from ..presets import Timeouts
+from ..presets import TimeoutPreset, Timeouts
 from ..telemetry import count
 from ..typing import Seconds
 from ._health import (
@@ -119,8 +119,8 @@ class RequestTimeoutMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        timeout: Seconds | str | None = Timeouts.standard,
-        routes: Mapping[str, Seconds | str | None] | None = None,
+        timeout: Seconds | TimeoutPreset | None = Timeouts.standard,
+        routes: Mapping[str, Seconds | TimeoutPreset | None] | None = None,
         *,
         status_code: int = 504,
     ) -> None:

@@ -20,6 +20,7 @@ from .._retry.plan import GiveUp
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from ..exceptions import CircuitOpenError
+from ..presets import BreakerPreset, RequestPreset
 from ._config import RequestConfig, resolve
 from ._core import LOCAL_ERRORS, ClientCore
 from ._errors import HTTPError
@@ -90,8 +91,8 @@ class Client(ClientCore):
         base_url: str | httpx.URL = "",
         *,
         tenant_id: str | None = None,
-        config: RequestConfig | str = RequestConfig.standard,
-        breaker: BreakerConfig | str | None = BreakerConfig.external_api,
+        config: RequestConfig | RequestPreset = RequestConfig.standard,
+        breaker: BreakerConfig | BreakerPreset | None = BreakerConfig.external_api,
         headers: Mapping[str, str] | None = None,
         trusted_hosts: Iterable[str] = (),
         **httpx_options: Any,
@@ -113,7 +114,7 @@ class Client(ClientCore):
         method: str,
         url: str | httpx.URL,
         *,
-        config: RequestConfig | str | None = None,
+        config: RequestConfig | RequestPreset | None = None,
         auth: Any = _DEFAULT,
         follow_redirects: bool = False,
         **kwargs: Any,
@@ -280,8 +281,8 @@ class AsyncClient(ClientCore):
         base_url: str | httpx.URL = "",
         *,
         tenant_id: str | None = None,
-        config: RequestConfig | str = RequestConfig.standard,
-        breaker: BreakerConfig | str | None = BreakerConfig.external_api,
+        config: RequestConfig | RequestPreset = RequestConfig.standard,
+        breaker: BreakerConfig | BreakerPreset | None = BreakerConfig.external_api,
         headers: Mapping[str, str] | None = None,
         trusted_hosts: Iterable[str] = (),
         **httpx_options: Any,
@@ -303,7 +304,7 @@ class AsyncClient(ClientCore):
         method: str,
         url: str | httpx.URL,
         *,
-        config: RequestConfig | str | None = None,
+        config: RequestConfig | RequestPreset | None = None,
         auth: Any = _DEFAULT,
         follow_redirects: bool = False,
         **kwargs: Any,

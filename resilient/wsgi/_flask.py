@@ -14,6 +14,7 @@ from .._runtime import validate as _validate
 from .._web.problems import answer_for, internal_error
 from ..asgi import HealthApp, StatusApp
 from ..exceptions import ConfigError, ResilienceError
+from ..presets import TimeoutPreset
 from ..typing import Seconds
 from ._middleware import (
     CorrelationIdMiddleware,
@@ -30,8 +31,8 @@ def install(
     app: Any,
     *,
     expose: bool = False,
-    timeout: Seconds | str | None = None,
-    routes: Mapping[str, Seconds | str | None] | None = None,
+    timeout: Seconds | TimeoutPreset | None = None,
+    routes: Mapping[str, Seconds | TimeoutPreset | None] | None = None,
     health: HealthApp | bool = False,
     status: StatusApp | None = None,
 ) -> Any:

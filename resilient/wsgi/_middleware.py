@@ -16,7 +16,7 @@ from .._runtime import validate as _validate
 from .._web.problems import Answer, answer_for, internal_error
 from ..asgi import HealthApp, StatusApp, health_app
 from ..exceptions import ConfigError
-from ..presets import Timeouts
+from ..presets import TimeoutPreset, Timeouts
 from ..typing import Seconds
 
 __all__ = [
@@ -128,8 +128,8 @@ class RequestTimeoutMiddleware:
     def __init__(
         self,
         app: WSGIApp,
-        timeout: Seconds | str | None = Timeouts.standard,
-        routes: Mapping[str, Seconds | str | None] | None = None,
+        timeout: Seconds | TimeoutPreset | None = Timeouts.standard,
+        routes: Mapping[str, Seconds | TimeoutPreset | None] | None = None,
     ) -> None:
         _check_app(app)
         self.app = app

@@ -30,4 +30,4 @@ def heard(event: BreakerEvent) -> None:
 
 resilient.add_listener(heard, serial=True, before_call=True, created=True)
 b.add_listener(heard, serial=True, before_call=True)
-BreakerConfig(error_on_trip="explode")  # type: ignore[arg-type]
+BreakerConfig(error_on_trip="explode")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

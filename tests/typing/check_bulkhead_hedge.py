@@ -36,16 +36,16 @@ class Client:
 
 
 def check_signatures_survive() -> None:
-    assert_type(query, Callable[[Arg(str, "sql"), DefaultNamedArg(int, "limit")], list[str]])
-    query(1)  # type: ignore[arg-type]
+    assert_type(query, Callable[[Arg(str, "sql"), DefaultNamedArg(int, "limit")], list[str]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
+    query(1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     assert_type(
-        ask,
+        ask,  # pyright: ignore[reportAssertTypeFailure]
         Callable[
-            [Arg(str, "prompt"), DefaultNamedArg(str, "model")],
+            [Arg(str, "prompt"), DefaultNamedArg(str, "model")],  # pyright: ignore[reportInvalidTypeForm]
             Coroutine[Any, Any, dict[str, str]],
         ],
     )
-    assert_type(fetch, Callable[[Arg(str, "url")], Coroutine[Any, Any, bytes]])
+    assert_type(fetch, Callable[[Arg(str, "url")], Coroutine[Any, Any, bytes]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
 
 
 async def check_awaiting(client: Client) -> None:

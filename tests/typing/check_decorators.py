@@ -46,31 +46,31 @@ def first(items: list[T]) -> T:
 
 
 def check_plain_functions() -> None:
-    assert_type(fetch, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], list[int]])
+    assert_type(fetch, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], list[int]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(fetch(1), list[int])
     assert_type(fetch(1, y="a"), list[int])
     assert_type(fetch(x=1), list[int])
-    fetch("1")  # type: ignore[arg-type]
-    fetch(1, "a")  # type: ignore[call-arg]
-    fetch(1, z="a")  # type: ignore[call-arg]
-    fetch(1, y=2)  # type: ignore[arg-type]
-    fetch()  # type: ignore[call-arg]
+    fetch("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    fetch(1, "a")  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    fetch(1, z="a")  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    fetch(1, y=2)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    fetch()  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
 
-    assert_type(lookup, Callable[[str, DefaultArg(int)], int])
+    assert_type(lookup, Callable[[str, DefaultArg(int)], int])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(lookup("k"), int)
     assert_type(lookup("k", 3), int)
-    lookup(key="k")  # type: ignore[call-arg]
+    lookup(key="k")  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
 
-    assert_type(variadic, Callable[[VarArg(str)], str])
+    assert_type(variadic, Callable[[VarArg(str)], str])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(variadic("a", "b"), str)
-    variadic("a", 1)  # type: ignore[arg-type]
+    variadic("a", 1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
     # A generic function stays generic.
     assert_type(first([1, 2]), int)
     assert_type(first(["a"]), str)
-    first(1)  # type: ignore[arg-type]
+    first(1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
-    result: str = fetch(1)  # type: ignore[assignment]
+    result: str = fetch(1)  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     del result
 
 
@@ -94,16 +94,16 @@ async def parse(text: str) -> float:
 
 async def check_async_functions() -> None:
     assert_type(
-        afetch,
-        Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], Coroutine[Any, Any, list[int]]],
+        afetch,  # pyright: ignore[reportAssertTypeFailure]
+        Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], Coroutine[Any, Any, list[int]]],  # pyright: ignore[reportInvalidTypeForm]
     )
     assert_type(await afetch(1, y="a"), list[int])
-    assert_type(ask, Callable[[Arg(str, "prompt")], Coroutine[Any, Any, str]])
+    assert_type(ask, Callable[[Arg(str, "prompt")], Coroutine[Any, Any, str]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(await ask("hi"), str)
     assert_type(await parse("1.5"), float)
-    await afetch("1")  # type: ignore[arg-type]
-    await ask(1)  # type: ignore[arg-type]
-    not_awaited: int = afetch(1)  # type: ignore[assignment]
+    await afetch("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    await ask(1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    not_awaited: int = afetch(1)  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     del not_awaited
 
 
@@ -127,13 +127,14 @@ def quick(text: str) -> float:
 
 def check_presets() -> None:
     assert_type(
-        complete, Callable[[Arg(str, "prompt"), DefaultNamedArg(float, "temperature")], str]
+        complete,  # pyright: ignore[reportAssertTypeFailure]
+        Callable[[Arg(str, "prompt"), DefaultNamedArg(float, "temperature")], str],  # pyright: ignore[reportInvalidTypeForm]
     )
     assert_type(complete("hi", temperature=0.5), str)
-    assert_type(to_float, Callable[[Arg(str, "text")], float])
+    assert_type(to_float, Callable[[Arg(str, "text")], float])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(to_float("1"), float)
     assert_type(quick("1"), float)
-    to_float(1.0)  # type: ignore[arg-type]
+    to_float(1.0)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 # -- stacked decorators -----------------------------------------------------------------
@@ -152,12 +153,12 @@ async def astacked(x: int) -> bytes:
 
 
 async def check_stacked() -> None:
-    assert_type(stacked, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], bytes])
+    assert_type(stacked, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], bytes])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(stacked(1, y="a"), bytes)
-    assert_type(astacked, Callable[[Arg(int, "x")], Coroutine[Any, Any, bytes]])
+    assert_type(astacked, Callable[[Arg(int, "x")], Coroutine[Any, Any, bytes]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(await astacked(1), bytes)
-    stacked("1")  # type: ignore[arg-type]
-    await astacked("1")  # type: ignore[arg-type]
+    stacked("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    await astacked("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 # -- methods ----------------------------------------------------------------------------
@@ -227,38 +228,38 @@ class Child(Service):
 
 async def check_methods(service: Service, child: Child) -> None:
     unbound = Callable[[Arg(Service, "self"), Arg(int, "x"), DefaultNamedArg(str, "y")], str]
-    assert_type(Service.method, unbound)
-    assert_type(service.method, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], str])
+    assert_type(Service.method, unbound)  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
+    assert_type(service.method, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], str])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(service.method(1, y="a"), str)
     assert_type(Service.method(service, 1), str)
-    service.method("1")  # type: ignore[arg-type]
-    Service.method(1, 2)  # type: ignore[arg-type]
+    service.method("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    Service.method(1, 2)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
     assert_type(await service.amethod(1), str)
     assert_type(await Service.amethod(service, 1), str)
 
     by_name = Callable[[Arg(int, "x")], str]
     for bound in (Service.cm_above, service.cm_above, Service.cm_below, service.cm_below):
-        assert_type(bound, by_name)
+        assert_type(bound, by_name)  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     for static in (Service.sm_above, service.sm_above, Service.sm_below, service.sm_below):
-        assert_type(static, by_name)
+        assert_type(static, by_name)  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(Service.cm_above(1), str)
     assert_type(Service.cm_below(1), str)
     assert_type(await Service.acm_above(1), str)
     assert_type(await service.acm_below(1), str)
     assert_type(Service.sm_above(1), str)
     assert_type(service.sm_below(1), str)
-    assert_type(Service.cm_stacked, by_name)
-    assert_type(Service.sm_stacked, by_name)
-    Service.cm_above("1")  # type: ignore[arg-type]
-    Service.cm_below("1")  # type: ignore[arg-type]
-    Service.sm_above("1")  # type: ignore[arg-type]
-    Service.sm_below("1")  # type: ignore[arg-type]
-    Service.cm_stacked("1")  # type: ignore[arg-type]
+    assert_type(Service.cm_stacked, by_name)  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
+    assert_type(Service.sm_stacked, by_name)  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
+    Service.cm_above("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    Service.cm_below("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    Service.sm_above("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    Service.sm_below("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    Service.cm_stacked("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
     assert_type(child.method(1, y="a"), str)
     overridden = Callable[[Arg(Child, "self"), Arg(int, "x"), DefaultNamedArg(str, "y")], str]
-    assert_type(Child.method, overridden)
+    assert_type(Child.method, overridden)  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
 
 
 # -- applied at runtime to other callables -----------------------------------------------
@@ -278,14 +279,14 @@ async def check_runtime_wrapping(service: Service) -> None:
     retry = resilient.retry(attempts=2, initial_delay=0)
 
     bound = retry(service.method)
-    assert_type(bound, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], str])
+    assert_type(bound, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], str])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(retry(Fetcher())(1), str)
     assert_type(await retry(AsyncFetcher())(1), str)
     assert_type(retry(len)([1]), int)
     assert_type(resilient.timeout(1)(retry(fetch))(1), list[int])
-    retry(Fetcher())("1")  # type: ignore[arg-type]
+    retry(Fetcher())("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
-    retry(42)  # type: ignore[call-overload]
+    retry(42)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType, reportCallIssue]
 
 
 def _as_class(cls: type[Service], x: int) -> str:
@@ -298,6 +299,6 @@ def _as_static(x: int) -> str:
 
 def check_descriptor_objects() -> None:
     cm = resilient.retry(attempts=2)(classmethod(_as_class))
-    assert_type(cm, classmethod[Service, [Arg(int, "x")], str])
+    assert_type(cm, classmethod[Service, [Arg(int, "x")], str])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     sm = resilient.retry(attempts=2)(staticmethod(_as_static))
-    assert_type(sm, staticmethod[[Arg(int, "x")], str])
+    assert_type(sm, staticmethod[[Arg(int, "x")], str])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]

@@ -46,15 +46,15 @@ def flaky(n: int) -> int:
 
 
 def check_signatures_survive() -> None:
-    assert_type(query, Callable[[Arg(str, "sql"), DefaultNamedArg(int, "limit")], list[str]])
-    query(1)  # type: ignore[arg-type]
-    assert_type(generate, Callable[[Arg(str, "prompt")], Coroutine[Any, Any, dict[str, str]]])
+    assert_type(query, Callable[[Arg(str, "sql"), DefaultNamedArg(int, "limit")], list[str]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
+    query(1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    assert_type(generate, Callable[[Arg(str, "prompt")], Coroutine[Any, Any, dict[str, str]]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(hint("why?"), str)
     assert_type(
-        summarize,
-        Callable[[Arg(str, "text"), DefaultNamedArg(int, "words")], Coroutine[Any, Any, str]],
+        summarize,  # pyright: ignore[reportAssertTypeFailure]
+        Callable[[Arg(str, "text"), DefaultNamedArg(int, "words")], Coroutine[Any, Any, str]],  # pyright: ignore[reportInvalidTypeForm]
     )
-    summarize("x", words="many")  # type: ignore[arg-type, unused-coroutine]
+    summarize("x", words="many")  # type: ignore[arg-type, unused-coroutine]  # pyright: ignore[reportArgumentType, reportUnusedCoroutine]
     assert_type(flaky(1), int)
 
 

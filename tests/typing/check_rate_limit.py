@@ -36,14 +36,14 @@ def ping(host: str) -> float:
     return 0.0
 
 
-assert_type(send, Callable[[Arg(str, "to"), DefaultNamedArg(int, "retries")], bool])
+assert_type(send, Callable[[Arg(str, "to"), DefaultNamedArg(int, "retries")], bool])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
 assert_type(send("x"), bool)
-assert_type(ask, Callable[[Arg(str, "prompt")], Coroutine[Any, Any, str]])
+assert_type(ask, Callable[[Arg(str, "prompt")], Coroutine[Any, Any, str]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
 assert_type(Client().fetch("k"), bytes)
 assert_type(ping("h"), float)
 error = resilient.RateLimitedError("x", 1.0)
 assert_type(error.retry_after, float)
 assert_type(error.name, str)
 assert_type(resilient.get_rate_limiter("x"), resilient.RateLimiter | None)
-send(3)  # type: ignore[arg-type]
-resilient.rate_limit(10, mode="block")  # type: ignore[arg-type]
+send(3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+resilient.rate_limit(10, mode="block")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

@@ -30,10 +30,10 @@ def polled(x: int) -> int | None:
 
 
 def check_bare() -> None:
-    assert_type(bare, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], list[int]])
-    assert_type(abare, Callable[[Arg(int, "x")], Coroutine[Any, Any, str]])
+    assert_type(bare, Callable[[Arg(int, "x"), DefaultNamedArg(str, "y")], list[int]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
+    assert_type(abare, Callable[[Arg(int, "x")], Coroutine[Any, Any, str]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     assert_type(polled(1), int | None)
-    bare("1")  # type: ignore[arg-type]
+    bare("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 def check_stats() -> None:
@@ -46,7 +46,7 @@ def check_blocks() -> None:
     for attempt in resilient.retrying(attempts=3, name="block"):
         with attempt:
             assert_type(attempt.number, int)
-    resilient.retrying(attempts="3")  # type: ignore[arg-type]
+    resilient.retrying(attempts="3")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 async def check_async_blocks() -> None:
@@ -70,4 +70,4 @@ class Service:
 def check_methods() -> None:
     assert_type(Service.build(1), int)
     assert_type(Service.ping("h"), bool)
-    Service.build("1")  # type: ignore[arg-type]
+    Service.build("1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

@@ -38,16 +38,17 @@ def policy_tokens(prompt: str) -> Iterator[str]:
 
 def check_stream_signatures() -> None:
     assert_type(
-        tokens, Callable[[Arg(str, "prompt"), DefaultNamedArg(int, "limit")], Iterator[str]]
+        tokens,  # pyright: ignore[reportAssertTypeFailure]
+        Callable[[Arg(str, "prompt"), DefaultNamedArg(int, "limit")], Iterator[str]],  # pyright: ignore[reportInvalidTypeForm]
     )
     assert_type(
-        atokens,
-        Callable[[Arg(str, "prompt"), DefaultNamedArg(int, "limit")], AsyncIterator[str]],
+        atokens,  # pyright: ignore[reportAssertTypeFailure]
+        Callable[[Arg(str, "prompt"), DefaultNamedArg(int, "limit")], AsyncIterator[str]],  # pyright: ignore[reportInvalidTypeForm]
     )
-    assert_type(policy_tokens, Callable[[Arg(str, "prompt")], Iterator[str]])
+    assert_type(policy_tokens, Callable[[Arg(str, "prompt")], Iterator[str]])  # pyright: ignore[reportAssertTypeFailure, reportInvalidTypeForm]
     for token in tokens("hi", limit=3):
         assert_type(token, str)
-    tokens(3)  # type: ignore[arg-type]
+    tokens(3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 async def check_async_stream_items() -> None:
