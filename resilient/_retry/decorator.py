@@ -227,6 +227,8 @@ def retry(
     the caller already has items. ``restart_stream=True`` retries such a failure too,
     by starting the stream again from scratch: the caller then gets those items again
     (a call always starts from scratch, so the setting changes nothing for calls).
+    ``before`` runs before each run of the stream; a stream returns no value to judge, so
+    ``on_result`` (or a tenacity result rule) is refused there with ``ConfigError``.
     """
     if callable(config) or isinstance(config, classmethod | staticmethod):
         return Decorator(_layer(None, {}))(config)  # ``@retry`` without parentheses
@@ -593,10 +595,24 @@ class _Retry(Layer):
     # Generator functions: the stream forms live in ``stream``.
 
     def wrap_stream_sync(self, call: StreamCall, name: str) -> StreamCall:
+        self._refuse_results(name)
         return retry_stream_sync(self, _StrategyPlan if self.strategies else _Plan, call, name)
 
     def wrap_stream_async(self, call: AsyncStreamCall, name: str) -> AsyncStreamCall:
+        self._refuse_results(name)
         return retry_stream_async(self, _StrategyPlan if self.strategies else _Plan, call, name)
+
+    def _refuse_results(self, name: str) -> None:
+        """A stream returns no value for ``on_result`` (or a tenacity result rule) to judge."""
+        if self.on_result is not None:
+            raise ConfigError(
+                "on_result", self.on_result, f"None for the generator function {name}"
+            )
+        on = self.on
+        if isinstance(on, TenacityRetry) and on.results:
+            raise ConfigError(
+                "on", on.strategy, f"a rule on exceptions only for the generator function {name}"
+            )
 
 
 class _Plan(RetryPlan):
