@@ -326,6 +326,31 @@ def test_the_observation_step_records_through_one_recorder_per_series() -> None:
     sink.close()
 
 
+def test_a_sink_subclass_overriding_timing_still_hears_latencies() -> None:
+    """A StatsdSink subclass whose timing() renames the metric gets every call's latency
+    through its timing(), not past it."""
+    heard: list[str] = []
+
+    class Renaming(StatsdSink):
+        def timing(self, name: str, ms: float, tags: tuple[tuple[str, str], ...] = ()) -> None:
+            heard.append(name)
+            super().timing(f"app_{name}", ms, tags)
+
+    sink = Renaming("127.0.0.1", 9, flush_interval=60)
+    resilient.configure(metrics=sink)
+
+    @resilient.retry(attempts=1)
+    def work() -> int:
+        return 1
+
+    work()
+    work()
+    resilient.configure(metrics=None)
+    sink.close()
+    assert heard == ["request_latency_ms", "request_latency_ms"]
+    assert [name for name, _ in sink._timers] == ["app_request_latency_ms"]
+
+
 def test_a_forked_child_sends_only_its_own_timings(udp: socket.socket) -> None:
     """After fork the child's timing buffers start empty: no value of the parent twice."""
     port = udp.getsockname()[1]
