@@ -279,6 +279,7 @@ def _layer(config: object, options: dict[str, Any]) -> _Retry:
     capped = stop is None or get("attempts") is not None
     wait_cap = config.max_delay if wait is not None and get("max_delay") is not None else None
     layer = _Retry(config, _retry_filter(get("on")), get("on_retry"), stop, wait, capped, wait_cap)
+    layer.on_given = get("on")
     layer.on_result = get("on_result")
     layer.before = get("before")
     layer.after = get("after")
@@ -327,6 +328,7 @@ class _Retry(Layer):
         "config",
         "emitter",
         "on",
+        "on_given",
         "on_result",
         "on_retry",
         "restart_stream",
@@ -363,6 +365,8 @@ class _Retry(Layer):
         when its first attempt starts, as tenacity does)."""
         self.emitter: Emitter | None = None
         self.budget: RetryBudget | None = None
+        self.on_given: object = None
+        """``on`` as given (``on`` holds the check made of it), for ``describe``."""
         self.on_result: Callable[[Any], object] | None = None
         self.before: Callable[[int], object] | None = None
         self.after: Callable[[int, BaseException], object] | None = None
@@ -372,7 +376,11 @@ class _Retry(Layer):
 
     def describe(self) -> dict[str, object]:
         described: dict[str, object] = {"layer": self.kind, **dataclasses.asdict(self.config)}
-        for hook in ("on_result", "before", "after"):
+        if not self.capped:  # a stop strategy alone ends the retries
+            described["attempts"] = None
+        if self.on_given is not None:
+            described["on"] = self.on_given
+        for hook in ("on_result", "on_retry", "before", "after", "stop", "wait"):
             if getattr(self, hook) is not None:
                 described[hook] = getattr(self, hook)
         if self.restart_stream:
