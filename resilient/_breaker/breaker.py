@@ -304,7 +304,7 @@ class CircuitBreaker(BreakerCore):
         if error is None:
             self._report(permit, *self._classify_result(result))
         elif isinstance(error, Exception):
-            self._report(permit, *self._classify_error(error))
+            self._report(permit, *self._classify_error(error), error)
         else:
             self._release(permit)
 
@@ -315,7 +315,7 @@ class CircuitBreaker(BreakerCore):
         if error is None:
             await self._areport(permit, *self._classify_result(result))
         elif isinstance(error, Exception):
-            await self._areport(permit, *self._classify_error(error))
+            await self._areport(permit, *self._classify_error(error), error)
         else:
             await self._areport(permit, _RELEASE, "ignored")
 

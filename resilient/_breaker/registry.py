@@ -130,7 +130,9 @@ class CircuitBreakerRegistry:
             self._looked_up(found)
         if config is not None and config != found.config:
             adopted = _adopting.get()
-            if adopted is not None:  # inside adopting(): the new config wins
+            # Inside adopting(), the new config wins, once: a second claim with yet
+            # another config contradicts the first, as outside it.
+            if adopted is not None and all(held is not found for held, _, _ in adopted):
                 adopted.append((found, found.config, found._follows))
                 found.reconfigure(config)
                 return found
@@ -164,8 +166,9 @@ class CircuitBreakerRegistry:
     def adopting() -> Iterator[None]:
         """Within this block, claiming a name with another config reconfigures the breaker
         (``CircuitBreaker.reconfigure``: its state is kept) instead of raising
-        ``ConfigError``; if the block raises, every breaker reconfigured in it gets its
-        old config back. For reloading policies at run time."""
+        ``ConfigError``, once per breaker (claiming it again with a third config raises);
+        if the block raises, every breaker reconfigured in it gets its old config back.
+        For reloading policies at run time."""
         adopted: list[tuple[CircuitBreaker, BreakerConfig, bool]] = []
         token = _adopting.set(adopted)
         try:

@@ -5,7 +5,9 @@ The stream is admitted when its first item is asked for (an open breaker raises
 a success; raised, a failure (judged by ``record=`` and ``ignore=`` like a call's
 error); closed early by the consumer (``break``, ``close()``, ``aclose()``), cancelled
 or interrupted, neither: the permit is released, so a half-open probe's slot is free
-for the next call. A slow-call rule times the whole stream.
+for the next call. A slow-call rule times the whole stream. As for a call, listeners'
+``CallRecorded`` carries the stream's error, and with ``error_on_trip="open"`` the
+failure that trips the breaker reaches the consumer as ``CircuitOpenError`` chained to it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def guard_stream_sync(breaker: Any, call: StreamCall) -> StreamCall:
         try:
             result = yield from call(*args, **kwargs)
         except Exception as error:
-            b._report(permit, *b._classify_error(error))
+            tripped = b._fail(permit, error)
+            if tripped is not None:
+                raise tripped from error
             raise
         except BaseException:  # closed early (GeneratorExit), interrupted
             b._release(permit)
@@ -55,7 +59,9 @@ def guard_stream_async(breaker: Any, call: AsyncStreamCall) -> AsyncStreamCall:
             finally:
                 await stream.aclose()
         except Exception as error:
-            await b._areport(permit, *b._classify_error(error))
+            tripped = await b._afail(permit, error)
+            if tripped is not None:
+                raise tripped from error
             raise
         except BaseException:  # closed early (GeneratorExit), cancelled, interrupted
             await b._areport(permit, _RELEASE, "ignored")

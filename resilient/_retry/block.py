@@ -9,8 +9,9 @@
 The block runs under the same layer and per-call plan as ``@retry``: the same settings,
 deadline, hooks, metrics, events and statistics. Each ``with attempt:`` keeps what the
 block raised (an ``Exception``; cancellation and exits pass through); the loop decides,
-waits and yields the next attempt, or raises the last error with its note. A block that
-does not raise ends the loop.
+waits and yields the next attempt, or raises the last error with its note (a
+``StopIteration`` or ``StopAsyncIteration``, which would end the loop silently, as the
+cause of a ``RuntimeError``). A block that does not raise ends the loop.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class _Attempts:
             raise StopIteration
         if _config.state.bypass:  # resilient.testing.disabled(): one attempt, as decorators
             attempt.error = None
-            raise failure
+            raise _escaping(failure, StopIteration)
         loop = self.loop
         plan = self.plan
         if plan is None:
@@ -151,7 +152,7 @@ class _Attempts:
         decision = plan.decide(failure, now, when)
         if isinstance(decision, GiveUp):
             attempt.error = None  # a further next() ends the loop
-            raise plan.failed(failure, decision)
+            raise _escaping(plan.failed(failure, decision), StopIteration)
         delay = decision.seconds
         plan.retrying(failure, delay)
         if delay:
@@ -198,7 +199,7 @@ class _AsyncAttempts:
             raise StopAsyncIteration
         if _config.state.bypass:  # resilient.testing.disabled(): one attempt, as decorators
             attempt.error = None
-            raise failure
+            raise _escaping(failure, StopAsyncIteration)
         loop = self.loop
         plan = self.plan
         if plan is None:
@@ -211,7 +212,7 @@ class _AsyncAttempts:
         decision = plan.decide(failure, now, when)
         if isinstance(decision, GiveUp):
             attempt.error = None
-            raise plan.failed(failure, decision)
+            raise _escaping(plan.failed(failure, decision), StopAsyncIteration)
         delay = decision.seconds
         plan.retrying(failure, delay)
         if delay:
@@ -220,6 +221,18 @@ class _AsyncAttempts:
             plan.before()
         self.attempt = Attempt(plan.attempt + 1)
         return self.attempt
+
+
+def _escaping(error: Exception, ending: type[Exception]) -> Exception:
+    """``error`` as the loop raises it. A ``StopIteration`` (``StopAsyncIteration`` for
+    ``async for``) raised by the loop's ``__next__`` would end the loop as if the block had
+    succeeded: such an error reaches the caller as the cause of a ``RuntimeError``, as
+    Python does for one raised inside a generator (PEP 479)."""
+    if not isinstance(error, ending):
+        return error
+    escaped = RuntimeError(f"the retried block raised {type(error).__name__}")
+    escaped.__cause__ = error
+    return escaped
 
 
 def retrying(

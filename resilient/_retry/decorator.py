@@ -228,6 +228,8 @@ def retry(
     the caller already has items. ``restart_stream=True`` retries such a failure too,
     by starting the stream again from scratch: the caller then gets those items again
     (a call always starts from scratch, so the setting changes nothing for calls).
+    ``before`` runs before each run of the stream; a stream returns no value to judge, so
+    ``on_result`` (or a tenacity result rule) is refused there with ``ConfigError``.
     """
     if callable(config) or isinstance(config, classmethod | staticmethod):
         return Decorator(_layer(None, {}))(config)  # ``@retry`` without parentheses
@@ -278,6 +280,7 @@ def _layer(config: object, options: dict[str, Any]) -> _Retry:
     capped = stop is None or get("attempts") is not None
     wait_cap = config.max_delay if wait is not None and get("max_delay") is not None else None
     layer = _Retry(config, _retry_filter(get("on")), get("on_retry"), stop, wait, capped, wait_cap)
+    layer.on_given = get("on")
     layer.on_result = get("on_result")
     layer.before = get("before")
     layer.after = get("after")
@@ -326,6 +329,7 @@ class _Retry(Layer):
         "config",
         "emitter",
         "on",
+        "on_given",
         "on_result",
         "on_retry",
         "restart_stream",
@@ -362,6 +366,8 @@ class _Retry(Layer):
         when its first attempt starts, as tenacity does)."""
         self.emitter: Emitter | None = None
         self.budget: RetryBudget | None = None
+        self.on_given: object = None
+        """``on`` as given (``on`` holds the check made of it), for ``describe``."""
         self.on_result: Callable[[Any], object] | None = None
         self.before: Callable[[int], object] | None = None
         self.after: Callable[[int, BaseException], object] | None = None
@@ -371,7 +377,11 @@ class _Retry(Layer):
 
     def describe(self) -> dict[str, object]:
         described: dict[str, object] = {"layer": self.kind, **dataclasses.asdict(self.config)}
-        for hook in ("on_result", "before", "after"):
+        if not self.capped:  # a stop strategy alone ends the retries
+            described["attempts"] = None
+        if self.on_given is not None:
+            described["on"] = self.on_given
+        for hook in ("on_result", "on_retry", "before", "after", "stop", "wait"):
             if getattr(self, hook) is not None:
                 described[hook] = getattr(self, hook)
         if self.restart_stream:
@@ -594,10 +604,24 @@ class _Retry(Layer):
     # Generator functions: the stream forms live in ``stream``.
 
     def wrap_stream_sync(self, call: StreamCall, name: str) -> StreamCall:
+        self._refuse_results(name)
         return retry_stream_sync(self, _StrategyPlan if self.strategies else _Plan, call, name)
 
     def wrap_stream_async(self, call: AsyncStreamCall, name: str) -> AsyncStreamCall:
+        self._refuse_results(name)
         return retry_stream_async(self, _StrategyPlan if self.strategies else _Plan, call, name)
+
+    def _refuse_results(self, name: str) -> None:
+        """A stream returns no value for ``on_result`` (or a tenacity result rule) to judge."""
+        if self.on_result is not None:
+            raise ConfigError(
+                "on_result", self.on_result, f"None for the generator function {name}"
+            )
+        on = self.on
+        if isinstance(on, TenacityRetry) and on.results:
+            raise ConfigError(
+                "on", on.strategy, f"a rule on exceptions only for the generator function {name}"
+            )
 
 
 class _Plan(RetryPlan):

@@ -35,7 +35,7 @@ def retry_stream_sync(layer: Any, planner: Planner, call: StreamCall, name: str)
     """The stream form of the retry ``layer`` (a ``decorator._Retry``) around ``call``."""
     state = _config.state
     prefix = f"resilient.retry gave up on {name} "
-    budget, timed = layer.budget, layer.tenacity
+    budget, timed, before = layer.budget, layer.tenacity, layer.before
     tally = layer.tally(name)  # resilient.stats(fn)
 
     def wait(plan: Any, failure: Exception) -> None:
@@ -49,6 +49,8 @@ def retry_stream_sync(layer: Any, planner: Planner, call: StreamCall, name: str)
         plan.retrying(failure, decision.seconds)
         if decision.seconds:
             clock.sleep(decision.seconds)
+        if before is not None:
+            plan.before()
 
     def again(failure: Exception, args: Any, kwargs: Any, start: float | None) -> Any:
         """Attempts after the first failed: ``(stream, first item)`` or ``(_DONE, value)``."""
@@ -68,6 +70,8 @@ def retry_stream_sync(layer: Any, planner: Planner, call: StreamCall, name: str)
         if budget is not None:
             budget.record_call()
         start = state.clock.monotonic() if timed else None
+        if before is not None:
+            layer.call_before(1, name)
         try:
             stream = call(*args, **kwargs)
             first = next(stream)
@@ -89,6 +93,8 @@ def retry_stream_sync(layer: Any, planner: Planner, call: StreamCall, name: str)
         if budget is not None:
             budget.record_call()
         start = state.clock.monotonic() if timed else None
+        if before is not None:
+            layer.call_before(1, name)
         plan: Any = None
         while True:
             try:
@@ -125,6 +131,7 @@ def retry_stream_async(
     state = _config.state
     prefix = f"resilient.retry gave up on {name} "
     budget, timed, restart = layer.budget, layer.tenacity, layer.restart_stream
+    before = layer.before
     tally = layer.tally(name)  # resilient.stats(fn)
 
     async def wait(plan: Any, failure: Exception) -> None:
@@ -137,11 +144,15 @@ def retry_stream_async(
         plan.retrying(failure, decision.seconds)
         if decision.seconds:
             await clock.asleep(decision.seconds)
+        if before is not None:
+            plan.before()
 
     async def retrying(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         if budget is not None:
             budget.record_call()
         start = state.clock.monotonic() if timed else None
+        if before is not None:
+            layer.call_before(1, name)
         plan: Any = None
         delivered = False
         while True:

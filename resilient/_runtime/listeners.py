@@ -44,15 +44,15 @@ Listener: TypeAlias = "Callable[[BreakerEvent], object]"
 class _Serial:
     """A listener called by one thread at a time (``add_listener(..., serial=True)``).
 
+    Every serial registration of one listener (on several breakers, or on a breaker and
+    globally) takes turns on the same lock: the listener is what is not thread-safe.
     Equal to the listener it wraps, so ``remove_listener(listener)`` finds it."""
 
-    __slots__ = ("_lock", "listener")
+    __slots__ = ("__weakref__", "_lock", "listener")
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
-        # Re-entrant: a listener whose work emits another event in the same thread
-        # (it calls a guarded function) is called again rather than deadlocked.
-        self._lock = threading.RLock()
+        self._lock = _lock_of(listener, self)
 
     def __call__(self, event: BreakerEvent) -> object:
         with self._lock:
@@ -68,6 +68,39 @@ class _Serial:
 
     def __repr__(self) -> str:
         return f"{self.listener!r} (serial)"
+
+
+_serial_locks: dict[Any, list[Any]] = {}
+"""Each listener registered with ``serial=True``: ``[its lock, live registrations]``."""
+_serial_guard = threading.Lock()
+
+
+def _lock_of(listener: Listener, registration: _Serial) -> Any:
+    """The lock of ``listener``, shared by its serial registrations while any is alive.
+
+    Re-entrant: a listener whose work emits another event in the same thread (it calls a
+    guarded function) is called again rather than deadlocked.
+    """
+    try:
+        with _serial_guard:
+            entry = _serial_locks.get(listener)
+            if entry is None:
+                entry = _serial_locks[listener] = [threading.RLock(), 0]
+            entry[1] += 1
+    except TypeError:  # an unhashable callable: a lock of its own registration
+        return threading.RLock()
+    weakref.finalize(registration, _let_go, listener).atexit = False
+    return entry[0]
+
+
+def _let_go(listener: Listener) -> None:
+    """One serial registration of ``listener`` is gone; the last one frees its lock."""
+    with _serial_guard:
+        entry = _serial_locks.get(listener)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del _serial_locks[listener]
 
 
 def checked(listener: object, serial: object, before_call: object) -> Listener:
@@ -202,8 +235,10 @@ def add_listener(
     Listeners run in the thread of the call that emitted the event, so one listener may
     run in several threads at once: a listener that is not thread-safe (it appends to a
     shared list, writes a file, updates a counter) should be registered with
-    ``serial=True``, and its calls then take turns on a lock of its own (a serial listener
-    that emits events itself, by calling a guarded function, is not deadlocked).
+    ``serial=True``, and its calls then take turns on a lock of its own, one lock
+    wherever it is registered serial (globally, on several breakers), so its calls from
+    different breakers take turns too (a serial listener that emits events itself, by
+    calling a guarded function, is not deadlocked).
     Keep listeners short either way: they run inside the calls they hear about.
 
     Two events go only to listeners that ask for them, and cost nothing while none

@@ -24,7 +24,8 @@ class Emitter:
 
     A sink with ``timing_recorder(name, tags)`` (the buffered sinks) hands out one recorder per
     latency series; the emitter keeps it by the series' tags, so timing a call neither
-    builds a tuple nor looks the series up in the sink.
+    builds a tuple nor looks the series up in the sink. A subclass that overrides
+    ``timing`` (to rename or retag) is called through its ``timing``, as any sink.
     """
 
     __slots__ = ("_timers", "latency", "sink", "window")
@@ -32,8 +33,8 @@ class Emitter:
     def __init__(self, sink: MetricsSink, telemetry: TelemetryWindow = window) -> None:
         self.sink = sink
         self.window = telemetry
-        timer = getattr(sink, "timing_recorder", None)
-        self._timers: dict[Tags, Callable[[float], object]] | None = {} if callable(timer) else None
+        recorders = _records_directly(sink)
+        self._timers: dict[Tags, Callable[[float], object]] | None = {} if recorders else None
         self.latency = self._latency()
         """``latency(ms, at, tags)``: one call's duration; ``at`` is when it ended, on the
         configured clock."""
@@ -89,6 +90,18 @@ class Emitter:
                 _failed(sink, error)
 
         return recorded
+
+
+def _records_directly(sink: MetricsSink) -> bool:
+    """Whether ``sink``'s recorders do what its ``timing`` does: it has ``timing_recorder``,
+    and its ``timing`` is the one defined beside it (not a subclass's override)."""
+    kind = type(sink)
+    if not callable(getattr(kind, "timing_recorder", None)):
+        return False
+    for klass in kind.__mro__:
+        if "timing_recorder" in vars(klass):
+            return vars(klass).get("timing") is getattr(kind, "timing", None)
+    return False
 
 
 def _recorder(

@@ -170,15 +170,16 @@ class BufferedSink:
         dropped = 0
         for key, one in timers:
             values = one.values
-            count = len(values)
-            if count:
-                # Two steps, each atomic: what a recorder appends in between stays for the
-                # next flush (it lands after the first ``count`` items).
-                series[key] = values[:count]
-                del values[:count]
+            with one.lock:  # a full series drops its oldest values under it too
+                count = len(values)
+                if count:
+                    # What a recorder appends meanwhile (without the lock: appends land
+                    # after the first ``count`` items) stays for the next flush.
+                    series[key] = values[:count]
+                    del values[:count]
+                if one.dropped:
+                    dropped, one.dropped = dropped + one.dropped, 0
             one.limit = self.batch_size
-            if one.dropped:
-                dropped, one.dropped = dropped + one.dropped, 0
         self._dropped += dropped
         buffer = self._buffer
         for _ in range(len(buffer)):
@@ -215,10 +216,13 @@ class BufferedSink:
 class _Series:
     """The buffer of one timing series and its recorder (a bound method: one frame)."""
 
-    __slots__ = ("batch_size", "dropped", "limit", "max_buffer", "rate", "values", "wake")
+    __slots__ = ("batch_size", "dropped", "limit", "lock", "max_buffer", "rate", "values", "wake")
 
     def __init__(self, sink: BufferedSink) -> None:
         self.values: list[float] = []
+        self.lock = threading.Lock()
+        """Held while a flush takes the values and while a full series drops its oldest
+        (recording only appends, and takes no lock)."""
         self.batch_size = self.limit = sink.batch_size  # past limit, full() runs once
         self.max_buffer = sink.max_buffer
         self.rate = sink.sample_rate
@@ -240,9 +244,11 @@ class _Series:
         ``batch_size`` at once (so a flusher that cannot keep up costs callers little)."""
         values = self.values
         if len(values) >= self.max_buffer:
-            lost = min(self.batch_size, len(values))
-            del values[:lost]
-            self.dropped += lost
+            with self.lock:  # not between a flush's copy of the values and their removal
+                if len(values) >= self.max_buffer:
+                    lost = min(self.batch_size, len(values))
+                    del values[:lost]
+                    self.dropped += lost
         self.limit = self.max_buffer  # until the next drain
         self.wake.set()
 
@@ -273,6 +279,7 @@ def _restart_in_child(ref: weakref.ref[BufferedSink]) -> None:
         for series in sink._timers.values():
             series.values.clear()
             series.limit = series.batch_size
+            series.lock = threading.Lock()
         # A lock another thread of the parent held at the fork stays held in the child.
         sink._series_lock = threading.Lock()
         sink._flush_lock = threading.Lock()

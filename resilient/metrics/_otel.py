@@ -76,6 +76,11 @@ class OpenTelemetrySink:
         self.prefix = prefix
         self._observation = otel_metrics.Observation
         self._lock = threading.Lock()
+        """Held while an instrument is made (the SDK takes its own locks then)."""
+        self._values_lock = threading.Lock()
+        """Held while gauge values are written or read. Never the lock held while making
+        an instrument: the SDK calls the gauges' callbacks under its collection lock,
+        which making an observable gauge takes too (one lock for both deadlocks)."""
         self._instruments: dict[tuple[str, str], Any] = {}
         self._gauges: dict[str, dict[Tags, float]] = {}
         self._attributes: dict[Tags, dict[str, str]] = {}
@@ -122,7 +127,7 @@ class OpenTelemetrySink:
         )
 
     def _observer(self, values: dict[Tags, float]) -> Any:
-        observation, lock, attributes = self._observation, self._lock, self._attributes_of
+        observation, lock, attributes = self._observation, self._values_lock, self._attributes_of
 
         def observe(options: object) -> Iterable[Any]:
             with lock:
@@ -144,7 +149,7 @@ class OpenTelemetrySink:
 
     def gauge(self, name: str, value: float, tags: Tags = ()) -> None:
         self._instrument("gauge", name)
-        with self._lock:
+        with self._values_lock:
             self._gauges[name][tags] = value
 
     def timing(self, name: str, ms: float, tags: Tags = ()) -> None:

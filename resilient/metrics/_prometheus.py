@@ -128,10 +128,10 @@ class PrometheusSink:
             if extra:
                 digest.report("metric labels differ", name, f"{extra} are not in {labels}")
             return metric.labels(*(given.get(label, "") for label in labels))
-        if tuple(given) != labels:
+        if given.keys() != set(labels):  # the same labels in another order are the same
             digest.report("metric labels differ", name, f"expected {labels}, got {tags}")
             return None
-        return metric.labels(*given.values())
+        return metric.labels(*(given[label] for label in labels))
 
     def _create(self, kind: str, name: str, tags: Tags) -> _Entry:
         declared = CATALOG.get(name)

@@ -88,6 +88,45 @@ def test_a_global_serial_listener_runs_in_one_thread_at_a_time(fake_clock: FakeC
     assert (listener.peak, listener.heard) == (1, 2)
 
 
+@pytest.mark.realtime
+def test_a_listener_serial_on_two_breakers_runs_in_one_thread_at_a_time(
+    fake_clock: FakeClock,
+) -> None:
+    """One listener registered serial=True on two breakers: a call on the second breaker
+    waits for the listener to return from the first one's event."""
+    listener = Overlap()
+    first = CircuitBreaker("threads-serial-first", BreakerConfig())
+    second = CircuitBreaker("threads-serial-second", BreakerConfig())
+    first.add_listener(listener, serial=True)
+    second.add_listener(listener, serial=True)
+    one = threading.Thread(target=first.call, args=(ok,))
+    two = threading.Thread(target=second.call, args=(ok,))
+    one.start()
+    assert listener.first_inside.wait(WAIT)
+    two.start()
+    listener.second_inside.wait(0.05)
+    listener.release.set()
+    one.join(WAIT)
+    two.join(WAIT)
+    assert (listener.peak, listener.heard) == (1, 2)
+
+
+def test_serial_locks_are_let_go_with_their_registrations(fake_clock: FakeClock) -> None:
+    """The lock a serial listener's registrations share is freed when the last one is removed."""
+    from resilient._runtime import listeners
+
+    def listener(event: BreakerEvent) -> None:
+        pass
+
+    b = CircuitBreaker("serial-let-go", BreakerConfig())
+    b.add_listener(listener, serial=True)
+    resilient.add_listener(listener, serial=True)
+    assert listener in listeners._serial_locks
+    b.remove_listener(listener)
+    resilient.remove_listener(listener)
+    assert listener not in listeners._serial_locks
+
+
 def test_a_serial_listener_that_raises_is_logged_once_and_breaks_no_call(
     fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:

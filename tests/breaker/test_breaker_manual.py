@@ -296,6 +296,18 @@ async def test_the_async_failure_event_carries_the_exception(fake_clock: FakeClo
     assert [e.error for e in recorded] == [caught.value]
 
 
+async def test_an_error_settled_in_explicit_steps_reaches_the_event(fake_clock: FakeClock) -> None:
+    """record(permit, error) and arecord(permit, error) hand listeners the error too."""
+    seen: list[BreakerEvent] = []
+    b = CircuitBreaker("event-error-steps", THREE)
+    b.add_listener(seen.append)
+    first, second = BoomError("sync"), BoomError("async")
+    b.record(b.admit(), first)
+    await b.arecord(await b.aadmit(), second)
+    recorded = [e for e in seen if isinstance(e, CallRecorded)]
+    assert [(e.outcome, e.error) for e in recorded] == [("failure", first), ("failure", second)]
+
+
 # --- before_call: CallAdmitted (pybreaker's before_call) --------------------------------
 
 

@@ -367,6 +367,25 @@ def test_reload_policies_drops_policies_gone_from_their_file(
     assert resilient.policy("inline").specs == {"timeout": 2}
 
 
+def test_reload_refuses_two_configs_for_one_breaker_as_loading_does(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    """A reloaded file giving one breaker two configs (in two policies) is refused, as
+    load_policies() refuses it, and changes nothing; the last one does not silently win."""
+    path = tmp_path / "policies.toml"
+    path.write_text(POLICY.format(threshold=5))
+    resilient.load_policies(path)
+    resilient.policy("db")(ok)
+    path.write_text(
+        POLICY.format(threshold=3)
+        + '\n[policies.other]\nbreaker = { name = "reload-db", failure_threshold = 9 }\n'
+    )
+    with pytest.raises(ConfigError):
+        resilient.reload_policies()
+    assert get_breaker("reload-db").config.failure_threshold == 5
+    assert resilient.policy("db").specs["breaker"]["failure_threshold"] == 5
+
+
 def test_loading_a_changed_config_without_reload_is_still_refused(
     tmp_path: Path, fake_clock: FakeClock
 ) -> None:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 from statsd_daemon import StatsdDaemon
@@ -325,6 +326,31 @@ def test_the_observation_step_records_through_one_recorder_per_series() -> None:
     sink.close()
 
 
+def test_a_sink_subclass_overriding_timing_still_hears_latencies() -> None:
+    """A StatsdSink subclass whose timing() renames the metric gets every call's latency
+    through its timing(), not past it."""
+    heard: list[str] = []
+
+    class Renaming(StatsdSink):
+        def timing(self, name: str, ms: float, tags: tuple[tuple[str, str], ...] = ()) -> None:
+            heard.append(name)
+            super().timing(f"app_{name}", ms, tags)
+
+    sink = Renaming("127.0.0.1", 9, flush_interval=60)
+    resilient.configure(metrics=sink)
+
+    @resilient.retry(attempts=1)
+    def work() -> int:
+        return 1
+
+    work()
+    work()
+    resilient.configure(metrics=None)
+    sink.close()
+    assert heard == ["request_latency_ms", "request_latency_ms"]
+    assert [name for name, _ in sink._timers] == ["app_request_latency_ms"]
+
+
 def test_a_forked_child_sends_only_its_own_timings(udp: socket.socket) -> None:
     """After fork the child's timing buffers start empty: no value of the parent twice."""
     port = udp.getsockname()[1]
@@ -345,3 +371,48 @@ def test_a_forked_child_sends_only_its_own_timings(udp: socket.socket) -> None:
     )
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, timeout=30)
     assert sorted(received(udp)) == ["request_latency_ms:1.000|ms", "request_latency_ms:2.000|ms"]
+
+
+@pytest.mark.realtime
+def test_a_series_filling_up_during_a_flush_loses_no_value_uncounted() -> None:
+    """A timing series that reaches max_buffer while a flush is taking its values: every
+    value recorded is sent or counted as dropped, none twice, none silently lost."""
+    import threading
+
+    from resilient.metrics._buffered import Batch, BufferedSink
+
+    class Recording(BufferedSink):
+        def __init__(self) -> None:
+            self.sent: list[float] = []
+            self.dropped_total = 0.0
+            super().__init__(flush_interval=60, batch_size=5, max_buffer=10)
+
+        def send(self, batch: Batch) -> None:
+            self.sent += [ms for _, _, ms in batch.timings]
+            self.dropped_total += batch.counters.get(("metrics_dropped_total", ()), 0)
+
+    sink = Recording()
+    sink._wake.set = lambda: None  # type: ignore[method-assign]  # keep the flusher asleep
+    record = sink.timing_recorder("request_latency_ms", ())
+    for value in range(9):
+        record(float(value))
+    (series,) = sink._timers.values()
+    recorder = threading.Thread(target=record, args=(9.0,))  # the tenth value fills it
+
+    class Taken(list[float]):
+        """The series' values; another thread records while the flush copies them."""
+
+        def __getitem__(self, index: Any) -> Any:
+            taken = super().__getitem__(index)
+            if isinstance(index, slice) and recorder.ident is None:
+                recorder.start()  # between the copy and the removal
+                recorder.join(0.05)
+            return taken
+
+    series.values = Taken(series.values)
+    sink.flush()
+    recorder.join(5)
+    sink.flush()
+    sink.close()
+    assert len(sink.sent) + sink.dropped_total == 10
+    assert sorted(set(sink.sent)) == sorted(sink.sent)

@@ -138,3 +138,32 @@ def test_a_meter_and_a_provider_together_are_refused(provider: Any) -> None:
     with pytest.raises(resilient.ConfigError) as caught:
         OpenTelemetrySink(provider.get_meter("x"), meter_provider=provider)
     assert caught.value.parameter == "meter_provider"
+
+
+@pytest.mark.realtime
+def test_a_gauge_made_during_a_collection_does_not_deadlock(provider: Any, reader: Any) -> None:
+    """A new gauge recorded while the provider collects (its callbacks run under the SDK's
+    lock, which making an observable gauge takes too) does not hang the call or the reader."""
+    import threading
+
+    from opentelemetry.metrics import Observation
+
+    sink = OpenTelemetrySink(meter_provider=provider)
+    recorder = threading.Thread(target=sink.gauge, args=("bulkhead_active", 1.0), daemon=True)
+
+    def user_gauge(options: object) -> list[Any]:
+        # Runs under the SDK's collection lock: a call records a gauge never seen before.
+        if recorder.ident is None:
+            recorder.start()
+            recorder.join(0.05)
+        return [Observation(1)]
+
+    provider.get_meter("app").create_observable_gauge("app.queue", callbacks=[user_gauge])
+    sink.gauge("open_circuits", 1.0)  # an existing gauge: its callback runs after the user's
+    collector = threading.Thread(target=reader.get_metrics_data, daemon=True)
+    collector.start()
+    collector.join(5)
+    recorder.join(5)
+    assert not collector.is_alive()
+    assert not recorder.is_alive()
+    assert "resilient.bulkhead_active" in collected(reader)

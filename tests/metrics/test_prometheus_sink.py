@@ -128,6 +128,19 @@ def test_undeclared_metrics_keep_their_first_label_set() -> None:
     assert registry.get_sample_value("custom_seconds_sum") == 2.0
 
 
+def test_an_undeclared_metrics_labels_may_come_in_any_order(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same labels given in another order record into the same series, not skipped."""
+    registry = prometheus_client.CollectorRegistry()
+    sink = PrometheusSink(registry)
+    with caplog.at_level(logging.WARNING, logger="resilient"):
+        sink.increment("jobs_total", 1, (("queue", "mail"), ("kind", "retry")))
+        sink.increment("jobs_total", 2, (("kind", "retry"), ("queue", "mail")))
+    assert registry.get_sample_value("jobs_total", {"queue": "mail", "kind": "retry"}) == 3
+    assert not [r for r in caplog.records if "labels differ" in r.getMessage()]
+
+
 # --- multi-process mode -----------------------------------------------------------------
 
 _WORKER = """

@@ -246,3 +246,35 @@ def test_blocks_written_inline_share_their_statistics(fake_clock: FakeClock) -> 
     sync_once(Flaky(1))
     stats = resilient.stats(resilient.retrying(initial_delay=0, name="inline"))
     assert (stats.retried_calls, stats.retries) == (2, 2)
+
+
+def test_a_block_ending_in_stop_iteration_does_not_end_the_loop_quietly(
+    fake_clock: FakeClock,
+) -> None:
+    """A block whose last attempt raised StopIteration fails the for statement (the error
+    as the cause of a RuntimeError, as PEP 479 does) instead of ending it as a success."""
+    error = StopIteration()
+
+    def empty() -> None:
+        raise error
+
+    with pytest.raises(RuntimeError) as caught:
+        run(resilient.retrying(attempts=2, initial_delay=0), empty)
+    assert caught.value.__cause__ is error
+    with resilient.testing.disabled(), pytest.raises(RuntimeError) as caught:
+        run(resilient.retrying(attempts=2, initial_delay=0), empty)
+    assert caught.value.__cause__ is error
+
+
+async def test_an_async_block_ending_in_stop_async_iteration_fails_the_loop(
+    fake_clock: FakeClock,
+) -> None:
+    """The same for async for and StopAsyncIteration (from an exhausted async iterator)."""
+    error = StopAsyncIteration()
+
+    def empty() -> None:
+        raise error
+
+    with pytest.raises(RuntimeError) as caught:
+        await arun(resilient.aretrying(attempts=2, initial_delay=0), empty)
+    assert caught.value.__cause__ is error

@@ -288,3 +288,17 @@ def test_a_nan_wait_from_a_strategy_gives_up_with_the_callers_error(fake_clock: 
     assert fake_clock.sleeps == []
     assert calls[0] == 1
     assert "impossible nan" in caught.value.__notes__[0]
+
+
+def test_describe_shows_what_replaces_the_schedule_and_the_cap() -> None:
+    """describe() shows on=, on_retry=, stop= and wait= when given, and no attempt cap
+    when a stop strategy alone ends the retries (rather than the unused default of 3)."""
+    stop, wait = tenacity.stop_after_delay(10), tenacity.wait_fixed(2)
+    described = resilient.retry(stop=stop, wait=wait, on=ConnectionError, on_retry=print)
+    shown = described.layer.describe()
+    assert shown["attempts"] is None
+    assert (shown["stop"], shown["wait"]) == (stop, wait)
+    assert (shown["on"], shown["on_retry"]) == (ConnectionError, print)
+    capped = resilient.retry(stop=stop, attempts=4).layer.describe()
+    assert capped["attempts"] == 4
+    assert "on" not in resilient.retry().layer.describe()

@@ -134,3 +134,31 @@ async def test_a_breaker_inside_retry_counts_every_attempt(
     with pytest.raises(CircuitOpenError):
         await kind.drain(stream())
     assert script.started == 2
+
+
+async def test_a_stream_that_trips_raises_circuit_open_with_error_on_trip(
+    kind: Kind, fake_clock: FakeClock
+) -> None:
+    """With error_on_trip="open", the stream failure that trips the breaker reaches the
+    consumer as CircuitOpenError chained to it, as a call's does."""
+    error = ConnectionError("down")
+    script = Script([[1, error]])
+    config = BreakerConfig(failure_threshold=1, reset_timeout=10, error_on_trip="open")
+    stream = guarded(kind, script, "stream-trips-open", config)
+    with pytest.raises(CircuitOpenError) as caught:
+        await kind.drain(stream())  # type: ignore[operator]
+    assert caught.value.__cause__ is error
+    assert resilient.get_breaker("stream-trips-open").mode is BreakerMode.OPEN
+
+
+async def test_listeners_hear_the_streams_error(kind: Kind, fake_clock: FakeClock) -> None:
+    """A failed stream's CallRecorded event carries the exception the producer raised."""
+    error = ConnectionError("down")
+    script = Script([[error]])
+    stream = guarded(kind, script, "stream-recorded")
+    heard: list[object] = []
+    resilient.get_breaker("stream-recorded").add_listener(heard.append)
+    with pytest.raises(ConnectionError):
+        await kind.drain(stream())  # type: ignore[operator]
+    recorded = [e for e in heard if isinstance(e, resilient.CallRecorded)]
+    assert [(e.outcome, e.error) for e in recorded] == [("failure", error)]

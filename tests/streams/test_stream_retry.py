@@ -186,3 +186,28 @@ def test_restart_stream_is_described() -> None:
     """describe() shows restart_stream when it is on."""
     assert resilient.retry(restart_stream=True).layer.describe()["restart_stream"] is True
     assert "restart_stream" not in resilient.retry().layer.describe()
+
+
+@pytest.mark.parametrize("restart", [False, True])
+async def test_before_runs_ahead_of_each_run(
+    kind: Kind, fake_clock: FakeClock, restart: bool
+) -> None:
+    """before(attempt) runs before each run of the stream, numbered from 1, as for calls."""
+    seen: list[int] = []
+    script = Script([[ConnectionError("a")], [ConnectionError("b")], [1, 2]])
+    stream = retrying(before=seen.append, restart_stream=restart)(kind.producer(script))
+    assert await kind.drain(stream()) == [1, 2]
+    assert seen == [1, 2, 3]
+
+
+def test_on_result_is_refused_on_a_stream(kind: Kind) -> None:
+    """A stream returns no value to judge: on_result (or a tenacity result rule) on a
+    generator function is a ConfigError at decoration, not silently ignored."""
+    with pytest.raises(resilient.ConfigError) as caught:
+        resilient.retry(on_result=lambda value: value is None)(kind.producer(Script([[1]])))
+    assert caught.value.parameter == "on_result"
+    tenacity = pytest.importorskip("tenacity")
+    rule = tenacity.retry_if_result(lambda value: value is None)
+    with pytest.raises(resilient.ConfigError) as caught:
+        resilient.retry(on=rule)(kind.producer(Script([[1]])))
+    assert caught.value.parameter == "on"
