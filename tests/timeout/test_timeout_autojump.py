@@ -438,3 +438,28 @@ def test_without_scheduler_statistics_the_patience_reads_the_cpu_time(
     for cpu, more in ((0.01, 0.5), (0.019, None)):
         readings.cpu = cpu
         assert patience() == more, cpu
+
+
+class MovableClock:
+    """A user's clock that can be moved but has no autojump at all."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_movable_clock_without_an_autojump_attribute_never_jumps(
+    machine: Callable[..., Machine],
+) -> None:
+    """A movable user clock that has no autojump attribute is waited on like a fake clock
+    without autojump: a body that neither computes nor returns is given up only when
+    another thread moves the clock to its deadline."""
+    clock = MovableClock()
+    scene = machine(at={5.0: lambda: clock.advance(45)})
+    assert _wait(clock, scene, 45.0) is False
+    assert scene.elapsed == 5.0

@@ -3,12 +3,18 @@ deadline, and how late is late enough to say why."""
 
 from __future__ import annotations
 
+import threading
+import time
+from types import SimpleNamespace
+
 import pytest
 
 import resilient
 from resilient import TimeoutExceededError, timeout
 from resilient._timeout import alarm as _alarm
-from resilient.testing import FakeClock
+from resilient._timeout import decorator as _timeout
+from resilient._timeout.workers import ABANDONED, EXPIRED, WorkerPool
+from resilient.testing import FakeClock, use_clock
 
 
 def test_a_signal_call_returning_exactly_at_its_deadline_is_in_time(
@@ -98,3 +104,165 @@ def test_a_signal_timeout_says_c_code_from_ten_milliseconds_late(late: float, wh
         assert "C code" in str(caught.value.reason)
     assert _alarm._active == []
     assert resilient.remaining() is None
+
+
+def test_a_thread_call_returning_exactly_at_its_deadline_is_in_time(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a fake clock, a thread-strategy call collected with the clock exactly at its
+    deadline returns its result."""
+    # The caller waits for the body to return (not racing it to the clock).
+    monkeypatch.setattr(_timeout, "_wait_on_clock", lambda clock, done, own, body: done.acquire())
+
+    @timeout(45)
+    def grade() -> str:
+        fake_clock.advance(45)
+        return "just in time"
+
+    assert grade() == "just in time"
+
+
+def test_the_tracked_body_notes_the_thread_it_runs_on() -> None:
+    """The body of a sync call under a fake clock notes the ids of the thread it runs on,
+    which the caller's autojump watches, and passes arguments through."""
+    seen: list[tuple[int, int]] = []
+
+    def work(x: int, *, y: int) -> int:
+        seen.append((threading.get_ident(), threading.get_native_id()))
+        return x + y
+
+    body = _timeout._Tracked(work)
+    assert (body.thread, body.native) == (None, None)
+    results: list[int] = []
+    worker = threading.Thread(target=lambda: results.append(body(1, y=2)))
+    worker.start()
+    worker.join()
+    assert results == [3]
+    assert [(body.thread, body.native)] == seen
+
+
+@pytest.mark.realtime  # waits (a few ms) for the body to start and for it to end
+def test_ctrl_c_while_waiting_under_a_fake_clock_abandons_the_running_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a fake clock, a KeyboardInterrupt while the caller waits reaches the caller,
+    and the call still running is counted as abandoned until it ends."""
+    pool = WorkerPool(max_workers=2, idle_timeout=1.0, reserve=0)
+    monkeypatch.setattr(_timeout, "_pool", pool)
+    started, release = threading.Event(), threading.Event()
+
+    def interrupted(clock: object, done: object, own: float, body: object) -> bool:
+        started.wait(2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_timeout, "_wait_on_clock", interrupted)
+
+    @timeout(45)
+    def hang() -> None:
+        started.set()
+        release.wait(5)
+
+    with use_clock(FakeClock()):
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                hang()
+            assert pool.stats().abandoned == 1
+        finally:
+            release.set()
+    end = time.monotonic() + 2.0
+    while pool.stats().abandoned:
+        assert time.monotonic() < end, "the abandoned call never ended"
+        time.sleep(0.001)
+
+
+def test_a_thread_call_queued_past_its_deadline_says_how_late_and_that_it_never_ran(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the system clock, a thread-strategy call that never started before its deadline
+    gets an error naming it, how late it was released and why."""
+    monkeypatch.setattr(_timeout, "time", SimpleNamespace(monotonic=lambda: 105.0))
+    layer = _timeout._Timeout(5.0, "thread")
+    error = layer.unfinished("grade", EXPIRED, 100.0)
+    assert error.name == "grade"
+    assert error.late_by == 5.0
+    assert error.reason == "it never started: every pool thread was busy until its deadline"
+
+
+@pytest.mark.parametrize(("released", "why"), [(0.01, True), (0.0099, False), (-1.0, False)])
+def test_a_thread_call_released_late_says_it_held_the_gil_from_ten_milliseconds(
+    monkeypatch: pytest.MonkeyPatch, released: float, why: bool
+) -> None:
+    """On the system clock, a thread-strategy call whose caller was released 10 ms or more
+    after its deadline gets a reason naming the GIL; sooner, it gets none."""
+    monkeypatch.setattr(_timeout, "time", SimpleNamespace(monotonic=lambda: released))
+    layer = _timeout._Timeout(5.0, "thread")
+    error = layer.unfinished("grade", ABANDONED, 0.0)
+    assert error.name == "grade"
+    assert (error.reason is not None) is why
+    if why:
+        assert error.late_by == released
+        assert "held the GIL" in str(error.reason)
+    else:
+        assert error.late_by is None
+
+
+@pytest.mark.realtime  # the alarm comes after 20 ms of real time
+def test_a_signal_alarm_after_the_fake_clock_passed_the_deadline_says_how_late() -> None:
+    """Under a fake clock without autojump, a signal-strategy body interrupted by its
+    real-time alarm after the clock went past its deadline is late by what the clock says."""
+    clock = FakeClock()
+
+    @timeout(0.02, strategy="signal")
+    def spin() -> None:
+        clock.advance(5)
+        while True:
+            pass
+
+    with use_clock(clock), pytest.raises(TimeoutExceededError) as caught:
+        spin()
+    assert caught.value.late_by == pytest.approx(4.98)
+    assert clock.monotonic() == 5.0
+
+
+@pytest.mark.realtime  # the earlier alarm comes after 20 ms of real time
+def test_nested_signal_calls_under_autojump_fire_the_earlier_deadline() -> None:
+    """Under an autojump clock, when an inner signal-strategy call inside an outer one
+    hangs, the outer deadline (the earlier) fires: the clock jumps to it and the error
+    names the outer function."""
+    clock = FakeClock(autojump=0.02)
+    gate = threading.Event()
+
+    @timeout(45, strategy="signal")
+    def outer() -> None:
+        inner()
+
+    @timeout(100, strategy="signal")
+    def inner() -> None:
+        gate.wait(2)
+
+    with use_clock(clock), pytest.raises(TimeoutExceededError) as caught:
+        outer()
+    assert caught.value.name.endswith(".<locals>.outer")
+    assert clock.monotonic() == 45.0
+
+
+@pytest.mark.realtime  # an idle body: the alarm comes after 20 ms of real time
+@pytest.mark.parametrize("ends", ["returns", "hangs"])
+def test_a_signal_call_under_autojump_leaves_nothing_in_the_alarm_tables(ends: str) -> None:
+    """After a signal-strategy call under an autojump clock ends, by returning or by
+    timing out, none of its deadlines, patience or postponements stay registered."""
+    clock = FakeClock(autojump=0.02)
+
+    @timeout(45, strategy="signal")
+    def call() -> str:
+        if ends == "hangs":
+            threading.Event().wait(2)
+        return "done"
+
+    with use_clock(clock):
+        if ends == "hangs":
+            with pytest.raises(TimeoutExceededError):
+                call()
+        else:
+            assert call() == "done"
+    assert (_alarm._active, _alarm._patience, _alarm._postponed) == ([], {}, {})
