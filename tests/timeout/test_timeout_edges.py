@@ -3,6 +3,7 @@ deadline, and how late is late enough to say why."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -266,3 +267,40 @@ def test_a_signal_call_under_autojump_leaves_nothing_in_the_alarm_tables(ends: s
         else:
             assert call() == "done"
     assert (_alarm._active, _alarm._patience, _alarm._postponed) == ([], {}, {})
+
+
+@pytest.mark.skipif(
+    not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/schedstat"),
+    reason="no scheduler statistics in /proc on this platform",
+)
+def test_a_threads_activity_is_its_running_and_waiting_time_from_the_scheduler() -> None:
+    """What the autojump reads of a thread that /proc describes: the nanoseconds it spent
+    on a CPU plus those it spent waiting for one, in seconds."""
+    parked, release = threading.Event(), threading.Event()
+    natives: list[int] = []
+
+    def park() -> None:
+        natives.append(threading.get_native_id())
+        parked.set()
+        release.wait(5)
+
+    thread = threading.Thread(target=park)
+    thread.start()
+    try:
+        parked.wait(2)
+        (native,) = natives
+
+        def scheduled() -> tuple[int, int]:
+            with open(f"/proc/self/task/{native}/schedstat") as stats:
+                on_cpu, waiting = stats.read().split()[:2]
+            return int(on_cpu), int(waiting)
+
+        while True:  # until it has blocked: a blocked thread's statistics stand still
+            before = scheduled()
+            active = _timeout._active_seconds(None, native)
+            if scheduled() == before:
+                break
+        assert active == sum(before) / 1e9
+    finally:
+        release.set()
+        thread.join()
