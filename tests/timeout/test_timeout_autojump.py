@@ -3,19 +3,23 @@
 How the caller of a sync ``@timeout`` under a clock other than the system clock decides
 that its body hangs: real time, the body's thread and what the platform says about that
 thread's activity are scripted here (``Machine``), so every window, every look at the
-activity and every jump happens at an exact, known moment and no test waits for real.
+activity and every jump happens at an exact, known moment without waiting for real. The
+signal strategy's patience reads scripted activity the same way.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from resilient import TimeoutExceededError, timeout
 from resilient._timeout import decorator as _timeout
-from resilient.testing import FakeClock
+from resilient.testing import FakeClock, use_clock
 
 _US = 1_000_000  # the machine counts real time in whole microseconds: windows end exactly
 _BOOT = 1000.0  # the machine's real time when a test starts (not zero)
@@ -62,6 +66,7 @@ class Machine:
         self.actions = sorted((round(when * _US), action) for when, action in (at or {}).items())
         self.finished = finished
         self.waits: list[float] = []
+        """Every timed wait on ``done``, in seconds, in order."""
 
     # Real time, as ``time.monotonic`` gives it to the code under test.
     def monotonic(self) -> float:
@@ -117,6 +122,8 @@ class Machine:
         if wait < 0:
             raise ValueError("timeout value must be a non-negative number")
         self.waits.append(wait / _US)
+        if len(self.waits) > 100_000:
+            raise SpinError(f"{len(self.waits)} waits, still not decided")
         end = self.us + wait
         if self.finishes is not None and self.finished is None:
             finish = self.begun + self.finishes
@@ -180,10 +187,11 @@ def test_under_a_real_time_clock_a_body_that_never_returns_is_given_up_at_the_de
     machine: Callable[..., Machine],
 ) -> None:
     """Under a user's real-time clock, the caller gives up a hanging body when that clock
-    reaches the deadline: not before, not after."""
+    reaches the deadline, not before, not after, in one wait (it does not poll)."""
     scene = machine()
     assert _wait(RealTimeClock(scene), scene, _BOOT + 45) is False
     assert scene.elapsed == 45.0
+    assert scene.waits == [45.0]
 
 
 def test_under_a_real_time_clock_a_deadline_less_than_a_second_away_is_waited_for(
@@ -354,10 +362,14 @@ def test_a_body_starting_late_gets_a_whole_window_from_its_start(
     assert clock.monotonic() == 45.0
 
 
-def test_a_body_starting_late_that_computes_is_let_run(machine: Callable[..., Machine]) -> None:
-    """A body that starts 0.25 s late and then computes is collected when it returns."""
+@pytest.mark.parametrize("proc", [True, False], ids=["scheduler statistics", "CPU clock"])
+def test_a_body_starting_late_that_computes_is_let_run(
+    machine: Callable[..., Machine], proc: bool
+) -> None:
+    """A body that starts 0.25 s late and then computes is collected when it returns,
+    whether the platform reports its activity from scheduler statistics or a CPU clock."""
     clock = FakeClock(autojump=0.5)
-    scene = machine(starts=0.25, cpu=1.0, finishes=1.0)
+    scene = machine(starts=0.25, cpu=1.0, finishes=1.0, proc=proc)
     assert _wait(clock, scene, 45.0) is True
     assert clock.monotonic() == 0.0
 
@@ -409,7 +421,11 @@ def readings(monkeypatch: pytest.MonkeyPatch) -> Readings:
     """Scripted readings of the main thread's activity, read by the signal strategy."""
     scripted = Readings(scheduled=3.0, cpu=1.0)
     monkeypatch.setattr(_timeout, "_active_seconds", scripted.active_seconds)
-    monkeypatch.setattr(_timeout, "time", SimpleNamespace(thread_time=scripted.thread_time))
+    monkeypatch.setattr(
+        _timeout,
+        "time",
+        SimpleNamespace(thread_time=scripted.thread_time, monotonic=time.monotonic),
+    )
     return scripted
 
 
@@ -463,3 +479,26 @@ def test_a_movable_clock_without_an_autojump_attribute_never_jumps(
     scene = machine(at={5.0: lambda: clock.advance(45)})
     assert _wait(clock, scene, 45.0) is False
     assert scene.elapsed == 5.0
+
+
+@pytest.mark.realtime  # the earlier alarm comes after 20 ms of real time
+@pytest.mark.usefixtures("readings")  # the main thread reads as idle in every window
+def test_nested_signal_calls_under_autojump_fire_the_earlier_deadline() -> None:
+    """Under an autojump clock, when an inner signal-strategy call inside an outer one
+    hangs, the outer deadline (the earlier) fires: the clock jumps to it and the error
+    names the outer function."""
+    clock = FakeClock(autojump=0.02)
+    gate = threading.Event()
+
+    @timeout(45, strategy="signal")
+    def outer() -> None:
+        inner()
+
+    @timeout(100, strategy="signal")
+    def inner() -> None:
+        gate.wait(2)
+
+    with use_clock(clock), pytest.raises(TimeoutExceededError) as caught:
+        outer()
+    assert caught.value.name.endswith(".<locals>.outer")
+    assert clock.monotonic() == 45.0

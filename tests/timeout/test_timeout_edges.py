@@ -15,6 +15,7 @@ from resilient import TimeoutExceededError, timeout
 from resilient._timeout import alarm as _alarm
 from resilient._timeout import decorator as _timeout
 from resilient._timeout.workers import ABANDONED, EXPIRED, WorkerPool
+from resilient.metrics import MemorySink
 from resilient.testing import FakeClock, use_clock
 
 
@@ -46,18 +47,17 @@ async def test_an_async_call_returning_exactly_at_its_deadline_is_in_time(
     assert await grade() == "just in time"
 
 
-@pytest.mark.parametrize("strategy", ["thread", "signal"])
-def test_nested_sync_calls_sharing_a_deadline_report_the_inner_one(
-    fake_clock: FakeClock, strategy: str
+def test_nested_signal_calls_sharing_a_deadline_report_the_inner_one(
+    fake_clock: FakeClock,
 ) -> None:
-    """When an inner call's deadline is the outer one's, a sleep reaching it is the inner
-    call's timeout: the error names the inner function."""
+    """When an inner signal-strategy call's deadline is the outer one's, a sleep reaching
+    it is the inner call's timeout: the error names the inner function."""
 
-    @timeout(45, strategy=strategy)  # type: ignore[arg-type]
+    @timeout(45, strategy="signal")
     def outer() -> None:
         inner()
 
-    @timeout(45, strategy=strategy)  # type: ignore[arg-type]
+    @timeout(45, strategy="signal")
     def inner() -> None:
         fake_clock.sleep(60)
 
@@ -133,7 +133,6 @@ def test_the_tracked_body_notes_the_thread_it_runs_on() -> None:
         return x + y
 
     body = _timeout._Tracked(work)
-    assert (body.thread, body.native) == (None, None)
     results: list[int] = []
     worker = threading.Thread(target=lambda: results.append(body(1, y=2)))
     worker.start()
@@ -225,28 +224,6 @@ def test_a_signal_alarm_after_the_fake_clock_passed_the_deadline_says_how_late()
     assert clock.monotonic() == 5.0
 
 
-@pytest.mark.realtime  # the earlier alarm comes after 20 ms of real time
-def test_nested_signal_calls_under_autojump_fire_the_earlier_deadline() -> None:
-    """Under an autojump clock, when an inner signal-strategy call inside an outer one
-    hangs, the outer deadline (the earlier) fires: the clock jumps to it and the error
-    names the outer function."""
-    clock = FakeClock(autojump=0.02)
-    gate = threading.Event()
-
-    @timeout(45, strategy="signal")
-    def outer() -> None:
-        inner()
-
-    @timeout(100, strategy="signal")
-    def inner() -> None:
-        gate.wait(2)
-
-    with use_clock(clock), pytest.raises(TimeoutExceededError) as caught:
-        outer()
-    assert caught.value.name.endswith(".<locals>.outer")
-    assert clock.monotonic() == 45.0
-
-
 @pytest.mark.realtime  # an idle body: the alarm comes after 20 ms of real time
 @pytest.mark.parametrize("ends", ["returns", "hangs"])
 def test_a_signal_call_under_autojump_leaves_nothing_in_the_alarm_tables(ends: str) -> None:
@@ -304,3 +281,63 @@ def test_a_threads_activity_is_its_running_and_waiting_time_from_the_scheduler()
     finally:
         release.set()
         thread.join()
+
+
+@pytest.mark.parametrize(("late", "why"), [(0.02, True), (0.005, False)])
+def test_an_alarm_noted_as_the_signal_call_returned_is_a_timeout_naming_it(
+    late: float, why: bool
+) -> None:
+    """An alarm that the handler noted while the wrapper was busy with its own bookkeeping
+    (the body had just returned) makes the call a timeout naming the function, with how
+    late and, from 10 ms late, why."""
+
+    @timeout(5, strategy="signal")
+    def grade() -> str:
+        (deadline,) = _alarm._active
+        _alarm._late[deadline] = late  # as the handler notes it in the disarm step
+        return "too late"
+
+    with pytest.raises(TimeoutExceededError) as caught:
+        grade()
+    assert caught.value.name.endswith(".<locals>.grade")
+    assert caught.value.late_by == (late if why else None)
+    assert (caught.value.reason is not None) is why
+    if why:
+        assert "C code" in str(caught.value.reason)
+    assert (_alarm._active, _alarm._late) == ([], {})
+
+
+def test_a_timeout_is_counted_on_the_sink_given_to_the_decorator(fake_clock: FakeClock) -> None:
+    """A timeout of a function decorated with metrics= is counted in timeouts_total on
+    that sink, with no sink configured."""
+    sink = MemorySink()
+
+    @timeout(1, metrics=sink)
+    def slow() -> None:
+        fake_clock.advance(2)
+
+    with pytest.raises(TimeoutExceededError) as caught:
+        slow()
+    assert sink.counter("timeouts_total", policy=caught.value.name) == 1
+
+
+@pytest.mark.realtime  # the pool gives the body up after 20 ms of real time
+def test_a_call_the_pool_gave_up_is_a_timeout_even_on_a_clock_that_did_not_move(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the system clock, a thread-strategy call that the pool gave up at its deadline is
+    a timeout even if the clock read has not moved (a coarse clock): the caller never gets
+    the pool's marker as a result."""
+    monkeypatch.setattr(_timeout, "time", SimpleNamespace(monotonic=lambda: 100.0))
+    release = threading.Event()
+
+    @timeout(0.02)
+    def hang() -> None:
+        release.wait(5)
+
+    try:
+        with pytest.raises(TimeoutExceededError) as caught:
+            hang()
+    finally:
+        release.set()
+    assert caught.value.name.endswith(".<locals>.hang")
