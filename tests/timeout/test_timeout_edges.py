@@ -1,5 +1,6 @@
-"""@timeout at its edges: a call ending exactly at its deadline, nested calls sharing one
-deadline, and how late is late enough to say why."""
+"""@timeout at its edges: calls ending exactly at their deadline, nested calls sharing one,
+alarms that come late or during the wrapper's bookkeeping, a Ctrl-C while waiting, and what
+each error says (which function, how late, why) and where it is counted."""
 
 from __future__ import annotations
 
