@@ -35,7 +35,8 @@ class Machine:
 
     ``starts``: seconds after the call begins when the body starts on its thread (``None``:
     never). ``cpu``/``runnable``: the shares of real time the body then spends on a CPU and
-    waiting for one. ``history``: CPU seconds the thread had used before. ``finishes``:
+    waiting for one. ``history``/``queued``: seconds the thread had spent on a CPU and
+    waiting for one before. ``finishes``:
     seconds after the call begins when the body returns (``None``: never).
     ``proc``/``cpu_clock``: whether the platform keeps scheduler statistics per thread
     (``/proc``), and CPU clocks per thread. ``vanishes``: when the thread's statistics
@@ -49,6 +50,7 @@ class Machine:
         cpu: float = 0.0,
         runnable: float = 0.0,
         history: float = 0.0,
+        queued: float = 0.0,
         finishes: float | None = None,
         proc: bool = True,
         cpu_clock: bool = True,
@@ -59,7 +61,7 @@ class Machine:
         self.us = round(_BOOT * _US)
         self.begun = self.us
         self.starts = None if starts is None else round(starts * _US)
-        self.cpu, self.runnable, self.history = cpu, runnable, history
+        self.cpu, self.runnable, self.history, self.queued = cpu, runnable, history, queued
         self.finishes = None if finishes is None else round(finishes * _US)
         self.proc, self.cpu_clock = proc, cpu_clock
         self.vanishes = None if vanishes is None else round(vanishes * _US)
@@ -98,7 +100,7 @@ class Machine:
         ran = self._since() - self.starts
         on_cpu = self.history * _US + self.cpu * ran
         if native is not None and self.proc:
-            return round(on_cpu + self.runnable * ran) / _US
+            return round(on_cpu + self.queued * _US + self.runnable * ran) / _US
         if thread is not None and self.cpu_clock:
             return round(on_cpu) / _US
         return None
@@ -249,9 +251,10 @@ def test_a_body_idle_for_one_window_makes_the_clock_jump_to_its_deadline(
     machine: Callable[..., Machine],
 ) -> None:
     """A started body that uses no CPU for autojump real seconds is given up then, and the
-    clock jumps exactly to the deadline, even on a thread that computed a lot before."""
+    clock jumps exactly to the deadline, even on a thread that computed and waited for a
+    CPU a lot before."""
     clock = FakeClock(100.0, autojump=0.5)
-    scene = machine(history=3.0)
+    scene = machine(history=3.0, queued=2.0)
     assert _wait(clock, scene, 145.0) is False
     assert scene.elapsed == 0.5
     assert clock.monotonic() == 145.0
@@ -312,6 +315,18 @@ def test_without_scheduler_statistics_the_cpu_time_tells_a_working_body(
     assert clock.monotonic() == 0.0
 
 
+def test_without_scheduler_statistics_an_idle_body_is_given_up_after_one_window(
+    machine: Callable[..., Machine],
+) -> None:
+    """Where the platform keeps no scheduler statistics, a started body that uses no CPU
+    is given up exactly one window after the call began, from its thread's CPU clock."""
+    clock = FakeClock(autojump=0.5)
+    scene = machine(history=3.0, proc=False)
+    assert _wait(clock, scene, 45.0) is False
+    assert scene.elapsed == 0.5
+    assert clock.monotonic() == 45.0
+
+
 def test_where_the_platform_cannot_tell_a_body_running_one_window_is_taken_to_hang(
     machine: Callable[..., Machine],
 ) -> None:
@@ -353,10 +368,11 @@ def test_a_body_released_by_the_jump_itself_is_collected(
 def test_a_body_starting_late_gets_a_whole_window_from_its_start(
     machine: Callable[..., Machine],
 ) -> None:
-    """A body that starts 0.25 s late and then waits without computing is given up one
-    whole window after it started, not one window after the call."""
+    """A body that starts 0.25 s late (on a thread that computed and waited for a CPU
+    before) and then waits without computing is given up one whole window after it
+    started, not one window after the call."""
     clock = FakeClock(autojump=0.5)
-    scene = machine(starts=0.25)
+    scene = machine(starts=0.25, history=3.0, queued=2.0)
     assert _wait(clock, scene, 45.0) is False
     assert scene.elapsed == 0.75
     assert clock.monotonic() == 45.0
