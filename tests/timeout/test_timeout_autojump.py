@@ -41,6 +41,8 @@ class Machine:
     ``proc``/``cpu_clock``: whether the platform keeps scheduler statistics per thread
     (``/proc``), and CPU clocks per thread. ``vanishes``: when the thread's statistics
     disappear. ``at``: actions run when real time reaches a moment (another thread).
+    ``starts_in_look``: the body's thread starts while the caller looks at its activity,
+    at the first look from that moment (the look itself still finds no thread).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Machine:
         proc: bool = True,
         cpu_clock: bool = True,
         vanishes: float | None = None,
+        starts_in_look: float | None = None,
         at: dict[float, Callable[[], object]] | None = None,
         finished: Callable[[], bool] | None = None,
     ) -> None:
@@ -65,6 +68,7 @@ class Machine:
         self.finishes = None if finishes is None else round(finishes * _US)
         self.proc, self.cpu_clock = proc, cpu_clock
         self.vanishes = None if vanishes is None else round(vanishes * _US)
+        self.starts_in_look = None if starts_in_look is None else round(starts_in_look * _US)
         self.actions = sorted((round(when * _US), action) for when, action in (at or {}).items())
         self.finished = finished
         self.waits: list[float] = []
@@ -93,6 +97,9 @@ class Machine:
 
     # The platform's report on a thread, as ``_active_seconds(thread, native)`` gives it.
     def active_seconds(self, thread: int | None, native: int | None) -> float | None:
+        if self.starts_in_look is not None and self._since() >= self.starts_in_look:
+            self.starts, self.starts_in_look = self._since(), None
+            return None
         if self.starts is None or self._since() < self.starts:
             return None  # no such thread yet
         if self.vanishes is not None and self._since() >= self.vanishes:
@@ -401,6 +408,17 @@ def test_a_body_that_never_starts_is_given_up_after_the_start_allowance(
     assert _wait(clock, scene, 45.0) is False
     assert scene.elapsed == given_up
     assert clock.monotonic() == 45.0
+
+
+def test_a_body_starting_between_two_looks_at_its_activity_never_fails_the_caller(
+    machine: Callable[..., Machine],
+) -> None:
+    """A queued body whose thread starts just after the caller's last look that found no
+    thread, as its start allowance runs out, never fails the caller: the wait ends with a
+    verdict."""
+    clock = FakeClock(autojump=0.5)
+    scene = machine(starts=None, starts_in_look=1.0)
+    assert _wait(clock, scene, 45.0) in (True, False)
 
 
 def test_a_body_whose_thread_ends_gets_one_more_window_before_it_is_judged(
