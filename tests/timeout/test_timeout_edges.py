@@ -342,3 +342,46 @@ def test_a_call_the_pool_gave_up_is_a_timeout_even_on_a_clock_that_did_not_move(
     finally:
         release.set()
     assert caught.value.name.endswith(".<locals>.hang")
+
+
+def test_a_thread_call_returning_exactly_at_its_system_clock_deadline_is_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the system clock, a thread-strategy call seen back with the clock exactly at its
+    deadline returns its result."""
+    readings = iter([100.0, 100.5])  # when the call starts, when it is seen back
+    monkeypatch.setattr(_timeout, "time", SimpleNamespace(monotonic=lambda: next(readings)))
+
+    @timeout(0.5)
+    def grade() -> str:
+        return "just in time"
+
+    assert grade() == "just in time"
+
+
+@pytest.mark.realtime  # the pool gives the hanging call up after 20 ms of real time
+def test_one_decorator_on_two_functions_caps_each_function_on_its_own() -> None:
+    """One timeout decorator applied to two functions counts their calls running past
+    the deadline per function: one hanging with max_threads of them does not get the
+    other refused."""
+    bounded = timeout(0.02, max_threads=1)
+    release = threading.Event()
+
+    @bounded
+    def hang() -> None:
+        release.wait(5)
+
+    @bounded
+    def answer() -> int:
+        return 42
+
+    try:
+        with pytest.raises(TimeoutExceededError):
+            hang()
+        with pytest.raises(TimeoutExceededError) as refused:
+            hang()
+        assert refused.value.reason is not None
+        assert "max_threads=1" in refused.value.reason
+        assert answer() == 42
+    finally:
+        release.set()
