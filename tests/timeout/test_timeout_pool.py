@@ -96,7 +96,9 @@ def test_default_share_leaves_threads_for_others() -> None:
     """With the default pool, 40 hanging calls of one function leave threads for the rest."""
     release = threading.Event()
 
-    @resilient.timeout(0.002)
+    # 50 ms: long enough for each held call's thread to start its body on a loaded machine
+    # (a body that has not started by its deadline never holds a thread).
+    @resilient.timeout(0.05)
     def hang() -> None:
         release.wait(5)
 
