@@ -28,8 +28,8 @@ from typing import Final
 from .. import correlation
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
-from .._runtime import validate as _validate
 from .._runtime.logs import digest
+from .._web.budgets import RouteBudgets
 from ..exceptions import ConfigError, TimeoutExceededError
 from ..metrics._names import TIMEOUTS
 from ..presets import TimeoutPreset, Timeouts
@@ -94,14 +94,6 @@ async def _send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-def _budget(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return Timeouts.get(value)
-    return _validate.required_duration(name, value, allow_zero=False)
-
-
 class RequestTimeoutMiddleware:
     """Answer 504 when a request's handler runs past its budget, and cancel the handler.
 
@@ -127,17 +119,9 @@ class RequestTimeoutMiddleware:
         if not callable(app):
             raise ConfigError("app", app, "an ASGI application")
         self.app = app
-        self.timeout = _budget("timeout", timeout)
-        if routes is not None and not isinstance(routes, Mapping):
-            raise ConfigError("routes", routes, "a mapping of paths to seconds")
-        checked: dict[str, float | None] = {}
-        for path, seconds in (routes or {}).items():
-            key: object = path  # checked at run time: annotations are not enforced
-            if not isinstance(key, str) or not key.startswith("/"):
-                raise ConfigError("routes", path, "paths starting with '/'")
-            checked[path.rstrip("/") or "/"] = _budget(f"routes[{path!r}]", seconds)
-        self.routes = checked
-        self._prefixes = sorted(checked, key=len, reverse=True)
+        self._budgets = RouteBudgets(timeout, routes)
+        self.timeout = self._budgets.timeout
+        self.routes = self._budgets.routes
         code: object = status_code
         if not isinstance(code, int) or not 400 <= code <= 599:
             raise ConfigError("status_code", status_code, "an HTTP error status (400-599)")
@@ -145,13 +129,7 @@ class RequestTimeoutMiddleware:
 
     def budget_for(self, path: str) -> float | None:
         """The budget of ``path``: its longest matching route, else the default."""
-        routes = self.routes
-        if path in routes:
-            return routes[path]
-        for prefix in self._prefixes:
-            if path.startswith(prefix) and (prefix == "/" or path[len(prefix)] == "/"):
-                return routes[prefix]
-        return self.timeout
+        return self._budgets.budget_for(path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -13,6 +13,7 @@ from .. import correlation
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
 from .._runtime import validate as _validate
+from .._web.budgets import RouteBudgets
 from .._web.problems import Answer, answer_for, internal_error
 from ..asgi import HealthApp, StatusApp, health_app
 from ..exceptions import ConfigError
@@ -107,14 +108,6 @@ class CorrelationIdMiddleware:
         return f"<wsgi.CorrelationIdMiddleware trust_incoming={self.trust_incoming}>"
 
 
-def _budget(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return Timeouts.get(value)
-    return _validate.required_duration(name, value, allow_zero=False)
-
-
 class RequestTimeoutMiddleware:
     """Give each request a budget that ``resilient.remaining()`` and every resilient
     decorator and HTTP call inside the handler honour (cooperative: see the package's
@@ -133,27 +126,13 @@ class RequestTimeoutMiddleware:
     ) -> None:
         _check_app(app)
         self.app = app
-        self.timeout = _budget("timeout", timeout)
-        if routes is not None and not isinstance(routes, Mapping):
-            raise ConfigError("routes", routes, "a mapping of paths to seconds")
-        checked: dict[str, float | None] = {}
-        for path, seconds in (routes or {}).items():
-            key: object = path  # checked at run time: annotations are not enforced
-            if not isinstance(key, str) or not key.startswith("/"):
-                raise ConfigError("routes", path, "paths starting with '/'")
-            checked[path.rstrip("/") or "/"] = _budget(f"routes[{path!r}]", seconds)
-        self.routes = checked
-        self._prefixes = sorted(checked, key=len, reverse=True)
+        self._budgets = RouteBudgets(timeout, routes)
+        self.timeout = self._budgets.timeout
+        self.routes = self._budgets.routes
 
     def budget_for(self, path: str) -> float | None:
         """The budget of ``path``: its longest matching route, else the default."""
-        routes = self.routes
-        if path in routes:
-            return routes[path]
-        for prefix in self._prefixes:
-            if path.startswith(prefix) and (prefix == "/" or path[len(prefix)] == "/"):
-                return routes[prefix]
-        return self.timeout
+        return self._budgets.budget_for(path)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         seconds = self.budget_for(environ.get("PATH_INFO", "") or "/")
