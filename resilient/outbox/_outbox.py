@@ -47,6 +47,8 @@ Handler = Callable[[Item], Any]
 
 _SQLITE: Final = "sqlite:///"
 _NAME: Final = re.compile(r"[A-Za-z0-9._:-]+")
+_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+"""Compact JSON that refuses NaN and infinities (one encoder, reused)."""
 _random = random.Random(os.urandom(16))
 os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 
@@ -181,11 +183,11 @@ class Outbox:
         if group is not None:
             _check_label("group", group)
         try:
-            encoded = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+            encoded = _encode(payload)
         except (TypeError, ValueError) as error:
             raise ConfigError("payload", payload, f"a JSON-serialisable value ({error})") from None
         fresh = key is None
-        chosen = f"{_random.getrandbits(128):032x}" if key is None else key
+        chosen = _new_key() if key is None else key
         position, stored = self._backend.put(chosen, kind, encoded, group, self._now(), fresh)
         if stored and self._thread is not None:  # a drainer of this process: wake it
             self._wake.set()
@@ -558,6 +560,12 @@ def _backend(url: str | None, name: str, synchronous: str) -> Backend:
 
         return RedisBackend(redis.Redis.from_url(url), name)
     raise ConfigError("url", url, "'sqlite:///path/to/outbox.db', 'redis://host:port/db' or None")
+
+
+def _new_key() -> str:
+    """A key for an item enqueued without one: the time in nanoseconds, then 64 random
+    bits (32 hex digits), so new keys sort after older ones and index appends stay cheap."""
+    return f"{time.time_ns():016x}{_random.getrandbits(64):016x}"
 
 
 def _check_label(parameter: str, value: object) -> None:
