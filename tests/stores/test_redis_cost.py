@@ -155,6 +155,9 @@ def test_released_breakers_leave_the_cache_and_are_found_again(
     here, there = make(), make()
     idle = CircuitBreaker("idle", THREE, store=here)
     counting = CircuitBreaker("counting", THREE, store=here)
+    # A released breaker is no longer re-read, so it follows the fleet by messages alone:
+    # the listener must be subscribed before the trip elsewhere is announced.
+    assert here.listening.wait(WAIT)
     fail(counting)
     assert here.release(["idle", "counting", "unknown"]) == 1
     assert here.names() == ["counting"]
