@@ -202,7 +202,12 @@ def test_close_inside_the_running_loop_closes_its_connections(
         asyncio.run(main())
         gc.collect()
     assert sockets
-    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    # What this store could leave behind: a socket to the server, a transport, the loop.
+    # (The collector may also finish off something an earlier test dropped, such as a
+    # database connection: that is not this store's.)
+    ours = ("transport", "event loop", f":{redis_server.port}", f", {redis_server.port})")
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert [leak for leak in leaks if any(mark in leak for mark in ours)] == []
 
 
 def test_close_from_another_thread_closes_that_loops_connections(
