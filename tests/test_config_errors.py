@@ -413,7 +413,7 @@ ROWS = [
     ok(Row(_OUTBOX.deferrable, "when", 3, base={"kind": "k"})),
     ok(Row(_OUTBOX.deferrable, "group", "a\nb", ("control",), {"kind": "k"})),
     ok(Row(_OUTBOX.handler, "kind", None, ("letters",))),
-    ok(Row(_OUTBOX.handler, "policy", 42, ("Policy",), {"kind": "k"})),
+    ok(Row(_OUTBOX.handler, "policy", 42, ("Policy or decorator",), {"kind": "k"})),
     ok(Row(_OUTBOX.dead, "limit", 0, (">= 1",))),
     ok(Row(_OUTBOX.retry_dead, "keys", "k1", ("list",))),
     ok(Row(_OUTBOX.purge, "dead", "yes", ("True or False",))),

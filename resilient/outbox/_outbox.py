@@ -219,16 +219,17 @@ class Outbox:
     # --- delivering --------------------------------------------------------------------
 
     def handler(
-        self, kind: str, *, policy: Any = None
+        self, kind: str, *, policy: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
     ) -> Callable[[Callable[[Item], R]], Callable[[Item], R]]:
         """Register the function (sync or async) that delivers items of ``kind``; it gets
         the ``Item`` and succeeds, or raises to have the item tried again later.
 
-        ``policy`` runs each delivery under resilient steps: a ``resilient.Policy``, the
-        name of one loaded from TOML, or a dict of ``policy()`` steps (``{"timeout": 10,
-        "retry": "quick", "breaker": "grading-api"}``). While the policy's breaker is
-        open the kind waits without using its items' attempts. The function is returned
-        undecorated.
+        ``policy`` runs each delivery under resilient steps: a ``resilient.Policy``
+        (``resilient.policy("grading")`` for one loaded from TOML,
+        ``resilient.policy(timeout=10, retry="quick", breaker="grading-api")``) or any
+        resilient decorator. While its breaker is open (a delivery raises
+        ``CircuitOpenError``) the kind waits without using its items' attempts. The
+        function is returned undecorated.
         """
         _check_name("kind", kind)
         guard = _policy_for(policy)
@@ -527,19 +528,14 @@ class _Deferring:
 
 
 def _policy_for(spec: object) -> Any:
-    """The ``Policy`` a handler's deliveries run under (``None``: none)."""
-    if spec is None:
-        return None
-    from .._policy import Policy, policy
-
-    if isinstance(spec, Policy):
+    """The decorator a handler's deliveries run under (``None``: none)."""
+    if spec is None or (callable(spec) and not isinstance(spec, type)):
         return spec
-    if isinstance(spec, str):
-        return policy(spec)
-    if isinstance(spec, dict):
-        return policy(**spec)
     raise ConfigError(
-        "policy", spec, "a resilient.Policy, the name of a loaded policy, a dict of steps or None"
+        "policy",
+        spec,
+        'a resilient.Policy or decorator, such as resilient.policy("name") for a loaded '
+        'policy or resilient.policy(timeout=10, retry="quick"), or None',
     )
 
 

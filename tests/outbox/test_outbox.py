@@ -499,7 +499,9 @@ def test_a_handler_runs_under_its_policy_and_waits_for_its_breaker(
 
     @box.handler(
         "grade",
-        policy={"breaker": {"name": "grading-api", "failure_threshold": 2, "reset_timeout": 30}},
+        policy=rs.policy(
+            breaker={"name": "grading-api", "failure_threshold": 2, "reset_timeout": 30}
+        ),
     )
     def send(item: Item) -> None:
         calls.append(item.key)
@@ -523,11 +525,11 @@ def test_a_handler_runs_under_its_policy_and_waits_for_its_breaker(
 
 def test_a_handler_policy_is_checked_when_registered(box: Outbox) -> None:
     """A policy that is not one is a ConfigError naming ``policy`` before any delivery."""
-    with pytest.raises(ConfigError) as refused:
-        box.handler("grade", policy=42)
-    assert refused.value.parameter == "policy"
-    with pytest.raises(ConfigError):
-        box.handler("grade", policy={"retry": {"attempts": 0}})
+    for wrong in (42, "grading", {"retry": "quick"}, ConnectionError):
+        with pytest.raises(ConfigError) as refused:
+            box.handler("grade", policy=wrong)  # type: ignore[arg-type]
+        assert refused.value.parameter == "policy"
+        assert "resilient.policy(" in str(refused.value)
 
 
 def test_a_read_only_database_refuses_the_new_item_and_keeps_the_stored_ones(
