@@ -81,3 +81,17 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], StateSto
 
     with redis_stores(shared_server(), asynchronous=request.param == "aredis") as factory:
         yield factory
+
+
+@pytest.fixture(autouse=True)
+def _no_deadline_left_behind() -> Iterator[None]:
+    """Every test leaves the thread's deadline as it found it: a timeout, middleware or
+    stream that forgot to restore it would make every later call on the thread time out."""
+    from resilient._runtime import deadline
+
+    before = deadline.current()
+    yield
+    after = deadline.current()
+    if after != before:
+        deadline.set(before)  # later tests start clean even when this one fails
+        pytest.fail(f"the test left the deadline {after!r} behind (was {before!r})")
