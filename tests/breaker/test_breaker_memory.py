@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import math
 import tracemalloc
 import weakref
 from typing import Any
 
 import pytest
+from garbage import collect
 
 import resilient
 from resilient import BreakerConfig, BreakerMode, CircuitBreaker, ConfigError, breaker, get_breaker
@@ -49,7 +49,7 @@ def test_idle_breakers_are_evicted_after_the_idle_timeout(fake_clock: FakeClock)
     assert len(registry) == 0
     assert not any(name.startswith("host-") for name in _store().names())
     assert not any(name.startswith("host-") for name in _gauge_names())
-    gc.collect()
+    collect()
     assert [r() for r in refs] == [None] * 50  # nothing else held them: freed
 
 
@@ -223,18 +223,18 @@ def test_an_idle_breaker_costs_at_most_2_kb_and_eviction_gives_it_back(
     registry.get_or_create("warm-up")
     generate_report()
     count = 5_000
-    gc.collect()
+    collect()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
         for i in range(count):
             registry.get_or_create(f"idle-{i:05d}")
-        gc.collect()
+        collect()
         per_breaker = (tracemalloc.get_traced_memory()[0] - base) / count
         fake_clock.advance(IDLE)
         while generate_report()["services"]:  # each report's sweep evicts one batch
             pass
-        gc.collect()
+        collect()
         left = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()

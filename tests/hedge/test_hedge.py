@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from garbage import collect
 
 import resilient
 from resilient import chaos
@@ -294,8 +295,6 @@ async def test_a_hedge_failing_after_another_won_leaves_no_unretrieved_exception
     """A hedge that fails after another hedge has won (while the first attempt is still
     being cancelled) has its error retrieved: the loop never logs "Task exception was
     never retrieved"."""
-    import gc
-
     loop = asyncio.get_running_loop()
     reported: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _, context: reported.append(context))
@@ -318,7 +317,7 @@ async def test_a_hedge_failing_after_another_won_leaves_no_unretrieved_exception
 
     try:
         assert await resilient.hedge(1.0, max_hedges=2)(body)() == 2
-        gc.collect()
+        collect()
         await asyncio.sleep(0)
         assert not [c for c in reported if "never retrieved" in str(c.get("message"))]
     finally:

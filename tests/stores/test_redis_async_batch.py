@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import socket
 import threading
@@ -13,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from garbage import collect
 from redis_server import RedisServer, missing, unique_prefix
 
 from resilient import BreakerConfig, BreakerMode
@@ -200,11 +200,11 @@ def test_close_inside_the_running_loop_closes_its_connections(
         store.close()
         assert [s.fileno() for s in sockets] == [-1] * len(sockets)
 
-    gc.collect()  # what earlier tests dropped is collected before, not during, the test
+    collect()  # what earlier tests dropped is collected before, not during, the test
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         asyncio.run(main())
-        gc.collect()
+        collect()
     assert sockets
     # What this store could leave behind: a socket to the server, a transport, the loop.
     # (The collector may also finish off something an earlier test dropped, such as a

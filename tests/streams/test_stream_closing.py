@@ -4,12 +4,12 @@ consumer's exception always arrives as it is, and nothing is left running."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from garbage import collect
 from scripted import Kind, Script, Wait
 
 import resilient
@@ -111,7 +111,7 @@ async def test_a_dropped_sync_stream_closes_its_producer(fake_clock: FakeClock, 
     stream = guarded(kind, script, layer)()
     assert next(stream) == 1
     del stream
-    gc.collect()
+    collect()
     assert script.closed == 1
 
 

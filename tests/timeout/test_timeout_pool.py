@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import pickle
 import threading
 import time
 import weakref
 
 import pytest
+from garbage import collect
 
 import resilient
 from resilient._timeout import alarm as _alarm
@@ -143,7 +143,7 @@ def test_a_queued_call_past_its_deadline_never_runs_and_lets_go_of_its_arguments
         watch = weakref.ref(payload)
         reason = _reason_of_timeout(victim, payload)  # keeps no traceback (no frames)
         del payload
-        gc.collect()
+        collect()
         assert watch() is None  # the queued call did not keep its argument
         assert reason is not None
         assert "never started" in reason

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextvars
-import gc
 import threading
 import time
 import weakref
 
 import pytest
+from garbage import collect
 
 import resilient
 from resilient._timeout import decorator as _timeout
@@ -200,7 +200,7 @@ def test_an_idle_worker_keeps_no_result_alive() -> None:
     result = make()
     watch = weakref.ref(result)
     del result
-    gc.collect()
+    collect()
     assert watch() is None
 
 
@@ -215,7 +215,7 @@ def test_an_idle_worker_keeps_no_argument_alive() -> None:
     watch = weakref.ref(payload)
     assert take(payload) == 1
     del payload
-    gc.collect()
+    collect()
     assert watch() is None
 
 

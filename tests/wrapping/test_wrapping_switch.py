@@ -8,7 +8,6 @@ step first, including calls of functions decorated before the switch was turned.
 from __future__ import annotations
 
 import functools
-import gc
 import inspect
 import sys
 import weakref
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from garbage import collect
 
 import resilient
 from resilient._wrapping.layer import AnyCall, AsyncCall, Decorator, Layer, layers_of
@@ -221,7 +221,7 @@ def test_the_observed_chain_lives_as_long_as_the_function() -> None:
         return resilient.retry(attempts=2)(lambda: 7)
 
     work = make()
-    gc.collect()
+    collect()
     sink = resilient.metrics.MemorySink()
     resilient.configure(metrics=sink)
     assert work() == 7
@@ -247,7 +247,7 @@ def test_a_recursive_decorated_closure_is_collected(drop_while_observed: bool) -
         assert work(3) == 0
     gone = weakref.ref(work)
     del work
-    gc.collect()
+    collect()
     assert gone() is None
 
 
@@ -309,7 +309,7 @@ def test_a_resilient_function_given_another_ones_attributes_by_wraps_is_observed
     def fetch(x: int) -> int:
         return x * 2
 
-    gc.collect()
+    collect()
     sink = resilient.metrics.MemorySink()
     resilient.configure(metrics=sink)
     assert fetch(2) == 4
@@ -321,7 +321,7 @@ def test_a_function_whose_attributes_were_cleared_runs_its_plain_chain() -> None
     layer = Counting()
     work = Decorator(layer)(lambda: 3)
     work.__dict__.clear()
-    gc.collect()
+    collect()
     resilient.configure(metrics=resilient.metrics.MemorySink())
     assert work() == 3
     assert layer.calls == 1
@@ -343,7 +343,7 @@ def test_a_function_copied_over_by_wraps_and_recursive_is_collected() -> None:
     assert work(3) == 0
     gone = weakref.ref(work)
     del work
-    gc.collect()
+    collect()
     assert gone() is None
 
 
