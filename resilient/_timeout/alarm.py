@@ -8,11 +8,13 @@ force has passed, or re-arms for that deadline, or does nothing when no call is 
 In a steady stream of calls with the same budget this makes no system call at all.
 
 The handler only raises inside the body of a call. A signal handled while a ``@timeout``
-is registering or forgetting its deadline (the code objects in ``_BOOKKEEPING``) is noted
-instead, and the timer re-armed a moment later: if the body is still running then, it is
-interrupted; if the call has come back, its wrapper reads the note from ``disarm`` and
-reports a timeout. So the internal ``AlarmFired`` never reaches the caller, and a
-deadline is never left behind to fire in code outside any ``@timeout``.
+is registering or forgetting its deadline (in a wrapper's own lines, ``protect``, or in
+anything the helpers here call), or while a Python trace or profile function runs (a
+debugger's, a test's), is noted instead, and the timer re-armed a moment later: if the
+body is still running then, it is interrupted; if the call has come back, its wrapper
+reads the note from ``disarm`` and reports a timeout. So the internal ``AlarmFired``
+never reaches the caller, and a deadline is never left behind to fire in code outside
+any ``@timeout``.
 
 A deadline may have a *patience* (``patient``): asked when the deadline passes, it can
 give the body more time (the test clock's autojump lets a body that keeps computing run);
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -100,8 +103,9 @@ def patient(when: float, more: Callable[[], float | None] | None) -> None:
 
 
 def protect(*codes: CodeType) -> None:
-    """Mark ``codes`` as bookkeeping: an alarm arriving while they run is deferred."""
-    _BOOKKEEPING.update(codes)
+    """Mark ``codes`` (a wrapper's) as bookkeeping: an alarm arriving in their own lines
+    is deferred; one arriving in a function they call is the body's."""
+    _WRAPPERS.update(codes)
 
 
 def _set_timer(when: float, seconds: float) -> None:
@@ -156,7 +160,7 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
         _postponed[due] = now + more  # the body still works: look again later
     late = now - due if now > due else 0.0
     _late[due] = late
-    if frame is not None and frame.f_code in _BOOKKEEPING:
+    if frame is not None and _in_bookkeeping(frame):
         _set_timer(now + _RETRY, _RETRY)  # not in the body: look again in a moment
         return
     _raised.add(due)
@@ -165,9 +169,38 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise AlarmFired(due, late)
 
 
-_BOOKKEEPING: set[CodeType] = {
-    arm.__code__,
-    disarm.__code__,
-    patient.__code__,
-    _set_timer.__code__,
-}
+def _in_bookkeeping(frame: FrameType) -> bool:
+    """Whether ``frame`` runs bookkeeping rather than a call's body: a wrapper's own lines,
+    a helper here (or what it calls: ``signal.getsignal`` is Python), or a trace or
+    profile function (the signal is handled in the tracer's frame, and what it raises
+    lands in whichever line of the traced code comes next)."""
+    tools = _tool_codes()
+    here: FrameType | None = frame
+    while here is not None:
+        code = here.f_code
+        if code in _HELPERS or code in tools:
+            return True
+        if code in _WRAPPERS:
+            return here is frame  # below a wrapper: its body (or plain code after it)
+        here = here.f_back
+    return False
+
+
+def _tool_codes() -> tuple[CodeType | None, ...]:
+    """The code of the Python trace and profile functions of this thread, if any."""
+    tools = sys.gettrace(), sys.getprofile()
+    if tools == (None, None):
+        return ()
+    return tuple(getattr(getattr(tool, "__func__", tool), "__code__", None) for tool in tools)
+
+
+_WRAPPERS: set[CodeType] = set()  # the wrappers' own code (``protect``)
+_HELPERS: frozenset[CodeType] = frozenset(
+    {
+        arm.__code__,
+        disarm.__code__,
+        patient.__code__,
+        _set_timer.__code__,
+        _on_alarm.__code__,
+    }
+)

@@ -16,8 +16,12 @@ from resilient._timeout import alarm as _alarm
 
 
 @pytest.fixture
-def alarm_blocked() -> Iterator[None]:
-    """SIGALRM held back by the OS for the test, so only simulated deliveries happen."""
+def alarm_blocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No real SIGALRM during the test, so only simulated deliveries happen: the timer is
+    never set, and the signal is held back on this thread (blocking it here alone would
+    not do: the OS hands a process's signal to any thread that does not block it, and
+    Python then runs the handler on the main thread all the same)."""
+    monkeypatch.setattr(signal, "setitimer", lambda which, seconds, interval=0.0: (0.0, 0.0))
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
     try:
         yield
@@ -82,6 +86,49 @@ def test_alarm_in_the_bookkeeping_never_escapes(
     assert tracer.state["deliveries"] > 0
     assert outcome == 1 or isinstance(outcome, resilient.TimeoutExceededError), outcome
     assert leftover == []
+
+
+@pytest.mark.usefixtures("alarm_blocked")
+def test_an_alarm_handled_in_a_trace_function_never_escapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal handled while a Python trace function runs (a debugger's) is deferred.
+
+    Python runs the handler in the tracer's own frame, and what it raises lands in the
+    line being traced: in the disarm step, that would skip forgetting the deadline.
+    """
+    monkeypatch.setattr(_alarm, "_EARLY", 1e9)
+
+    @resilient.timeout(5, strategy="signal")
+    def body_of_the_call() -> int:
+        return 1
+
+    deliveries, returned = [0], [False]
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code.co_name == "body_of_the_call":
+            returned[0] = event == "return"
+        elif event == "line" and returned[0]:  # the disarm step
+            deliveries[0] += 1
+            _alarm._armed_for = time.monotonic()  # as if our timer had just fired
+            _alarm._on_alarm(signal.SIGALRM, sys._getframe())  # in the tracer's frame
+        return tracer
+
+    outcome: object
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        outcome = body_of_the_call()
+    except BaseException as error:
+        outcome = error
+    finally:
+        sys.settrace(previous)
+    leftover, left_deadline = list(_alarm._active), resilient.remaining()
+    _alarm._active.clear()
+    assert deliveries[0] > 0
+    assert outcome == 1 or isinstance(outcome, resilient.TimeoutExceededError), outcome
+    assert leftover == []
+    assert left_deadline is None
 
 
 @pytest.mark.usefixtures("alarm_blocked")
