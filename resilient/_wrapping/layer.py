@@ -136,7 +136,7 @@ class Decorator:
     __slots__ = ("layer",)
 
     def __init__(self, layer: Layer) -> None:
-        self.layer = layer
+        self.layer: Layer = layer
 
     @overload
     def __call__(self, fn: classmethod[T, P, R]) -> classmethod[T, P, R]: ...

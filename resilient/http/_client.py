@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import httpx
 
@@ -102,7 +102,7 @@ class Client(ClientCore):
     """
 
     _http: httpx.Client
-    engine = httpx.Client
+    engine: ClassVar[type[httpx.Client]] = httpx.Client
 
     def __init__(
         self,
@@ -296,7 +296,7 @@ class AsyncClient(ClientCore):
     """
 
     _http: httpx.AsyncClient
-    engine = httpx.AsyncClient
+    engine: ClassVar[type[httpx.AsyncClient]] = httpx.AsyncClient
 
     def __init__(
         self,
