@@ -14,6 +14,7 @@ import httpx
 from .. import telemetry
 from .._breaker.breaker import CircuitBreaker
 from .._runtime import config as _config
+from .._runtime.types import Tags
 from ._config import RequestConfig
 
 __all__ = [
@@ -41,7 +42,7 @@ class Host:
     def __init__(self, name: str, breaker: CircuitBreaker | None) -> None:
         self.name: str = name
         self.breaker: CircuitBreaker | None = breaker
-        self.tags: tuple[tuple[str, str]] = (("endpoint", name),)
+        self.tags: Tags = (("endpoint", name),)
 
     def __repr__(self) -> str:
         return f"<Host {self.name} breaker={self.breaker!r}>"
