@@ -53,13 +53,13 @@ class Injector:
     ) -> None:
         self.kind = kind
         self.payload = payload
-        self.rate = _validate.fraction("rate", rate)
+        self.rate: float = _validate.fraction("rate", rate)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ConfigError("seed", seed, "an int, or None for a random seed")
         if enabled is not None and not isinstance(enabled, bool):
             raise ConfigError("enabled", enabled, "True, False, or None (from RESILIENT_CHAOS)")
-        self.random = random.Random(seed)
-        self.enabled = _enabled_by_environment() if enabled is None else enabled
+        self.random: random.Random = random.Random(seed)
+        self.enabled: bool = _enabled_by_environment() if enabled is None else enabled
 
     def __repr__(self) -> str:
         state = "enabled" if self.enabled else "disabled"
@@ -153,7 +153,8 @@ class _ChaosLayer(Layer):
     kind = "chaos"
 
     def __init__(self, injectors: tuple[Injector, ...] | None) -> None:
-        self.injectors = injectors  # None: the ones active in the caller's context
+        # None: the ones active in the caller's context
+        self.injectors: tuple[Injector, ...] | None = injectors
 
     def describe(self) -> dict[str, object]:
         found = self.injectors or ()

@@ -16,7 +16,7 @@ import logging
 import os
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Final
@@ -44,7 +44,7 @@ _random = random.Random(os.urandom(16))
 os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 
 _VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
-is_sendable = re.compile(r"[!-~]{1,128}").fullmatch
+is_sendable: Callable[[str], re.Match[str] | None] = re.compile(r"[!-~]{1,128}").fullmatch
 """Whether an ID may go out in a header as it is (visible ASCII, 1-128 characters)."""
 
 

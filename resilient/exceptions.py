@@ -7,7 +7,7 @@ cheap to import.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
@@ -66,6 +66,7 @@ class TimeoutExceededError(ResilienceError, TimeoutError):
     # message is formatted only when read. These errors are raised on hot paths. (Being an
     # OSError, it keeps only two ``args``: a late error sets ``late_by`` and ``reason`` as
     # attributes, which pickle with the instance's ``__dict__``.)
+    args: tuple[Any, ...]  # (name, seconds): set by the property setters below
     late_by: float | None = None
     reason: str | None = None
 
@@ -105,6 +106,8 @@ class CircuitOpenError(ResilienceError):
     ``retry_after`` is the number of seconds until the breaker lets a probe through
     (``None`` when it is open until someone closes it by hand).
     """
+
+    args: tuple[Any, ...]  # (name, retry_after): set by the property setters below
 
     if TYPE_CHECKING:
 
@@ -272,7 +275,7 @@ class ResponseStatusError(RequestFailedError):
         super().__init__(
             message, method=method, url=url, correlation_id=correlation_id, response=response
         )
-        self.kind = f"{response.status_code // 100}xx"
+        self.kind: str = f"{response.status_code // 100}xx"
         self.retry_after = retry_after
 
 
@@ -305,7 +308,7 @@ class ConnectionFailedError(RequestFailedError, ConnectionError):
     established one broke.
     """
 
-    kind = "connect"
+    kind: str = "connect"
 
     def __init__(
         self,

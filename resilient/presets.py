@@ -152,7 +152,7 @@ class RenamedPreset(Generic[V]):
     __slots__ = ("old",)
 
     def __init__(self) -> None:
-        self.old = ""
+        self.old: str = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
         if name not in RENAMED.get(owner.__name__, {}):

@@ -126,7 +126,7 @@ class TelemetryWindow:
         self.gauges.clear()
 
 
-window = TelemetryWindow()
+window: TelemetryWindow = TelemetryWindow()
 _config.on_reset(window.clear)
 
 _circuit_sources: list[Callable[[], dict[str, str]]] = []

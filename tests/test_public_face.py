@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -92,3 +93,34 @@ def test_import_resilient_leaves_policies_and_the_retry_budget_for_later() -> No
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.splitlines() == ["[]", "resilient._policy.declare resilient._retry.budget"]
+
+
+# --- signatures as help() shows them ------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", ["Client", "AsyncClient"])
+def test_request_signature_reads_without_httpx_internals(client: str) -> None:
+    """``help(Client.request)`` shows the ``auth`` default as the client's own auth, not
+    the repr of httpx's private sentinel object."""
+    http = pytest.importorskip("resilient.http")
+    shown = str(inspect.signature(getattr(http, client).request))
+    assert "auth: 'Any' = <the client's auth>," in shown
+    assert "UseClientDefault" not in shown
+    assert " object at 0x" not in shown
+
+
+def test_request_auth_default_is_still_the_clients_auth() -> None:
+    """Without ``auth=`` a request carries the client's auth; ``auth=None`` sends none."""
+    httpx = pytest.importorskip("httpx")
+    http = pytest.importorskip("resilient.http")
+    sent: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("authorization"))
+        return httpx.Response(200)
+
+    transport = httpx.MockTransport(answer)
+    with http.Client("http://api", auth=("u", "p"), transport=transport, breaker=None) as client:
+        client.get("/a")
+        client.request("GET", "/b", auth=None)
+    assert sent == ["Basic dTpw", None]  # base64 of "u:p"

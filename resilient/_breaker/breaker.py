@@ -87,7 +87,7 @@ class CircuitBreaker(BreakerCore):
         if not isinstance(flag, bool):
             raise ConfigError("critical", critical, "True or False")
         super().__init__(name, config, store=store)
-        self.critical = critical
+        self.critical: bool = critical
         """Whether readiness fails while this breaker is open (read by the health app)."""
 
     # --- state -------------------------------------------------------------------------

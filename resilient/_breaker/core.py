@@ -131,9 +131,9 @@ class Permit:
     __slots__ = ("probe", "started", "ticket")
 
     def __init__(self, ticket: int, probe: bool, started: float | None) -> None:
-        self.ticket = ticket
-        self.probe = probe
-        self.started = started
+        self.ticket: int = ticket
+        self.probe: bool = probe
+        self.started: float | None = started
 
 
 DISABLED_PERMIT = Permit(-1, False, None)
@@ -174,9 +174,9 @@ class BreakerCore:
             raise ConfigError("config", config, "a BreakerConfig")
         if store is not None and not isinstance(store, StateStore | AsyncStateStore):
             raise ConfigError("store", store, "a StateStore or AsyncStateStore (or None)")
-        self.name = name
-        self.config = config
-        self.store = store
+        self.name: str = name
+        self.config: BreakerConfig = config
+        self.store: Store | None = store
         """The store given explicitly, or ``None`` to follow the configured default."""
         self._listeners: tuple[Listener, ...] = ()
         self._before: tuple[Listener, ...] = ()

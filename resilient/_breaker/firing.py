@@ -31,8 +31,8 @@ class FiringBreaker(Generic[P, R]):
     def __init__(
         self, fn: Callable[P, R], breaker: CircuitBreaker, fallback: Callable[..., Any] | None
     ) -> None:
-        self.breaker = breaker
-        self.fallback = fallback
+        self.breaker: CircuitBreaker = breaker
+        self.fallback: Callable[..., Any] | None = fallback
         guarded: Callable[P, R] = apply(BreakerLayer(breaker), fn)
         self._guarded = guarded
         is_async = inspect.iscoroutinefunction(guarded)

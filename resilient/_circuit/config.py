@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .._runtime import validate as _validate
 from .._runtime.types import ExceptionFilter
@@ -143,7 +143,11 @@ class BreakerConfig:
         "external_api",
         "file_processing",
     )
-    # Former names of ``ai_operation`` (deprecated). Not annotated: not dataclass fields.
+    # Former names of ``ai_operation`` (deprecated). Annotated for type checkers only: an
+    # annotation at run time would have ``dataclass`` read them, which warns.
+    if TYPE_CHECKING:
+        ai_service: ClassVar[RenamedPreset[BreakerConfig]]
+        ai_llm: ClassVar[RenamedPreset[BreakerConfig]]
     ai_service = RenamedPreset["BreakerConfig"]()
     ai_llm = RenamedPreset["BreakerConfig"]()
 

@@ -32,8 +32,8 @@ class Policy:
     __slots__ = ("name", "specs")
 
     def __init__(self, specs: dict[str, Any], name: str | None = None) -> None:
-        self.specs = specs
-        self.name = name
+        self.specs: dict[str, Any] = specs
+        self.name: str | None = name
         for step in self.specs:
             build(step, self.specs[step], None)  # validate every step now, not at first use
 

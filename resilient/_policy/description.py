@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from .._wrapping.layer import layers_of
+from .._wrapping.layer import layers_of, wrapped_form
 
 __all__ = ["Description", "describe"]
 
@@ -27,5 +27,9 @@ def _short(value: object) -> str:
 
 
 def describe(fn: object) -> Description:
-    """The resilient steps around ``fn``, outermost first, with every setting."""
-    return Description(layer.describe() for layer in layers_of(fn))
+    """The resilient steps around ``fn``, outermost first, with every setting that applies
+    to it (a stream's timeout has ``per_item`` and no sync ``strategy``)."""
+    form = wrapped_form(fn)
+    if form is None:
+        return Description()
+    return Description(layer.describe_for(form) for layer in layers_of(fn))

@@ -47,12 +47,12 @@ class RateLimiter:
     __slots__ = ("_bucket", "_lock", "burst", "interval", "name", "per", "rate", "store")
 
     def __init__(self, name: str, rate: float, per: float, burst: int, store: object) -> None:
-        self.name = name
-        self.rate = rate
-        self.per = per
-        self.burst = burst
-        self.store = store
-        self.interval = per / rate
+        self.name: str = name
+        self.rate: float = rate
+        self.per: float = per
+        self.burst: int = burst
+        self.store: object = store
+        self.interval: float = per / rate
         """Seconds between two tokens."""
         self._bucket = Bucket(self.interval, burst)
         self._lock = threading.Lock()

@@ -43,14 +43,14 @@ class RetryBudget:
         name: str = "default",
         store: object | None = None,
     ) -> None:
-        self.ratio = _validate.number("ratio", ratio, minimum=0.0)
-        self.window = _validate.required_duration("window", window, allow_zero=False)
-        self.min_per_second = _validate.number("min_per_second", min_per_second, minimum=0.0)
+        self.ratio: float = _validate.number("ratio", ratio, minimum=0.0)
+        self.window: float = _validate.required_duration("window", window, allow_zero=False)
+        self.min_per_second: float = _validate.number("min_per_second", min_per_second, minimum=0.0)
         given: object = name
         if not isinstance(given, str) or not name:
             raise ConfigError("name", name, "a non-empty string")
         self.name = name
-        self.calls = 0
+        self.calls: int = 0
         """Calls in the second ``_second``, not yet in a bucket."""
         self._second = math.floor(_config.state.now())
         self._buckets: deque[list[int]] = deque()  # [second, calls, retries], oldest first

@@ -352,16 +352,16 @@ class _Retry(Layer):
         capped: bool,
         wait_cap: float | None,
     ) -> None:
-        self.config = config
-        self.on = on
-        self.on_retry = on_retry
-        self.stop = stop
-        self.wait = wait
-        self.capped = capped
-        self.wait_cap = wait_cap
-        self.strategies = stop is not None or wait is not None
+        self.config: RetryConfig = config
+        self.on: Callable[[BaseException], object] | TenacityRetry | None = on
+        self.on_retry: OnRetry | None = on_retry
+        self.stop: Callable[[Any], bool] | None = stop
+        self.wait: Callable[[Any], float] | None = wait
+        self.capped: bool = capped
+        self.wait_cap: float | None = wait_cap
+        self.strategies: bool = stop is not None or wait is not None
         """Whether tenacity ``stop``/``wait`` strategies replace the cap or the schedule."""
-        self.tenacity = self.strategies or isinstance(on, TenacityRetry)
+        self.tenacity: bool = self.strategies or isinstance(on, TenacityRetry)
         """Whether tenacity strategies read a ``RetryCallState`` (then each call notes
         when its first attempt starts, as tenacity does)."""
         self.emitter: Emitter | None = None
@@ -371,7 +371,7 @@ class _Retry(Layer):
         self.on_result: Callable[[Any], object] | None = None
         self.before: Callable[[int], object] | None = None
         self.after: Callable[[int, BaseException], object] | None = None
-        self.restart_stream = False
+        self.restart_stream: bool = False
         self.tallies: dict[str, Tally] = {}
         """``resilient.stats``: the counters of each function this layer wraps, by name."""
 
@@ -650,12 +650,12 @@ class _Plan(RetryPlan):
     ) -> None:
         # instant: resilient.testing.instant() caps (or sets) the attempts, waits are zero.
         RetryPlan.__init__(self, layer.config, prefix, layer.capped, _config.state.instant)
-        self.layer = layer
-        self.name = name
+        self.layer: _Retry = layer
+        self.name: str = name
         self.hook_note: tuple[str, str] | None = None
         """What the first failing hook raised, noted on the error if it is raised."""
         self.state: Any = tenacity_state(call, args, kwargs, start) if layer.tenacity else None
-        self.tally = tally
+        self.tally: Tally = tally
         tally.failed_first(first)
 
     def decide(

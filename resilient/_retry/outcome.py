@@ -87,8 +87,8 @@ class TenacityRetry:
     __slots__ = ("results", "strategy")
 
     def __init__(self, strategy: Callable[[Any], bool]) -> None:
-        self.strategy = strategy
-        self.results = checks_results(strategy)
+        self.strategy: Callable[[Any], bool] = strategy
+        self.results: bool = checks_results(strategy)
 
 
 def tenacity_module() -> Any:

@@ -126,20 +126,20 @@ class RetryPlan:
         instant: int | None = None,
         list_errors: bool = True,
     ) -> None:
-        self.config = config
-        self.prefix = prefix
-        self.attempt = 0
+        self.config: Schedule = config
+        self.prefix: str = prefix
+        self.attempt: int = 0
         """Attempts made so far (each ``decide`` counts one that failed)."""
         limit = config.attempts if capped else None
-        self.forced = instant is not None and instant < 0
+        self.forced: bool = instant is not None and instant < 0
         """``instant(cap=False)``: exactly ``limit`` attempts, whatever stops them otherwise."""
         if instant is not None:
             if instant < 0:  # instant(attempts, cap=False): exactly that many attempts
                 limit = -instant
             elif limit is None or instant < limit:
                 limit = instant
-        self.limit = limit
-        self.instant = instant is not None
+        self.limit: int | None = limit
+        self.instant: bool = instant is not None
         self.runs: list[list[Any]] | None = [] if list_errors else None
         """``[type name, how many in a row]`` per run of failures, for the note."""
 

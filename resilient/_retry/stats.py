@@ -67,13 +67,13 @@ class Tally:
         _tallies.add(self)
 
     def clear(self) -> None:
-        self.retried_calls = 0
-        self.attempts = 0
-        self.retries = 0
-        self.gave_up = 0
+        self.retried_calls: int = 0
+        self.attempts: int = 0
+        self.retries: int = 0
+        self.gave_up: int = 0
         self.last_error: BaseException | None = None
-        self.idle_for = 0.0
-        self.attempt_number = 0
+        self.idle_for: float = 0.0
+        self.attempt_number: int = 0
 
     def failed_first(self, error: BaseException) -> None:
         """A call's first attempt failed with ``error``."""

@@ -24,7 +24,15 @@ from .._runtime.clock import SYSTEM_CLOCK
 from .._runtime.listeners import dispatch, hub
 from .._runtime.types import MetricsSink, Seconds
 from .._wrapping.emit import Emitter, emitter_for
-from .._wrapping.layer import AnyCall, AsyncCall, AsyncStreamCall, Decorator, Layer, StreamCall
+from .._wrapping.layer import (
+    CALL,
+    AnyCall,
+    AsyncCall,
+    AsyncStreamCall,
+    Decorator,
+    Layer,
+    StreamCall,
+)
 from ..exceptions import ConfigError, ResilienceError, TimeoutExceededError
 from ..metrics._names import TIMEOUTS
 from ..presets import TimeoutPreset, Timeouts
@@ -167,6 +175,16 @@ class _Timeout(Layer):
             described["max_threads"] = self.max_threads
         if self.per_item is not None:
             described["per_item"] = self.per_item
+        return described
+
+    def describe_for(self, form: str) -> dict[str, object]:
+        """A sync call shows ``strategy`` and ``max_threads``, which bound it; a coroutine
+        (cancelled by its event loop) and a stream (run on the consumer's thread, with
+        ``per_item``) show neither."""
+        described = self.describe()
+        if form != CALL:
+            del described["strategy"]
+            described.pop("max_threads", None)
         return described
 
     def wrap_async(self, call: AsyncCall, name: str) -> AsyncCall:

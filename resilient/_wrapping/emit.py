@@ -31,11 +31,11 @@ class Emitter:
     __slots__ = ("_timers", "latency", "sink", "window")
 
     def __init__(self, sink: MetricsSink, telemetry: TelemetryWindow = window) -> None:
-        self.sink = sink
-        self.window = telemetry
+        self.sink: MetricsSink = sink
+        self.window: TelemetryWindow = telemetry
         recorders = _records_directly(sink)
         self._timers: dict[Tags, Callable[[float], object]] | None = {} if recorders else None
-        self.latency = self._latency()
+        self.latency: Callable[[float, float, Tags], None] = self._latency()
         """``latency(ms, at, tags)``: one call's duration; ``at`` is when it ended, on the
         configured clock."""
         for (name, tags), value in list(telemetry.gauges.items()):

@@ -53,6 +53,7 @@ __all__ = [
     "layers_of",
     "name_of",
     "refuse_generator",
+    "wrapped_form",
 ]
 
 P = ParamSpec("P")
@@ -92,6 +93,12 @@ class Layer(ABC):
     def describe(self) -> dict[str, object]:
         """This layer's settings as plain data, ``{"layer": kind, ...}``."""
 
+    def describe_for(self, form: str) -> dict[str, object]:
+        """``describe()`` for a function of ``form`` (``CALL``, ``COROUTINE``, ``STREAM``,
+        ``ASYNC_STREAM``): only the settings that apply to it. A layer whose settings
+        apply to every form keeps this, which is ``describe()``."""
+        return self.describe()
+
     def wrap_stream_sync(self, call: StreamCall, name: str) -> StreamCall:
         """Return a generator function (``*args, **kwargs``) that iterates ``call``'s
         generator under this layer; its work starts with the first ``next()``.
@@ -129,7 +136,7 @@ class Decorator:
     __slots__ = ("layer",)
 
     def __init__(self, layer: Layer) -> None:
-        self.layer = layer
+        self.layer: Layer = layer
 
     @overload
     def __call__(self, fn: classmethod[T, P, R]) -> classmethod[T, P, R]: ...
@@ -206,6 +213,19 @@ def refuse_generator(target: object, refusal: str, use: str) -> None:
 
 def layers_of(fn: object) -> tuple[Layer, ...]:
     """The layers wrapped around ``fn``, outermost first (empty if it is not wrapped)."""
+    stack = _found(fn)
+    return stack.layers if stack is not None else ()
+
+
+def wrapped_form(fn: object) -> str | None:
+    """The form (``CALL``, ``COROUTINE``, ``STREAM``, ``ASYNC_STREAM``) of the function
+    wrapped in ``fn``, whose layers run in that form; ``None`` if ``fn`` is not wrapped."""
+    stack = _found(fn)
+    return form_of(stack.target) if stack is not None else None
+
+
+def _found(fn: object) -> _Stack | None:
+    """The stack of a wrapper, of a bound method of one, or of a class/static method."""
     if isinstance(fn, classmethod | staticmethod):
         fn = fn.__func__
     stack = _stack_of(fn)
@@ -216,7 +236,7 @@ def layers_of(fn: object) -> tuple[Layer, ...]:
             stack = _stack_of(fn.__func__)
         elif _proxy is not None and type(fn) is _proxy.BoundFunctionWrapper:
             stack = _stack_of(getattr(fn, "_self_parent", None))
-    return stack.layers if stack is not None else ()
+    return stack
 
 
 def _stack_of(target: object) -> _Stack | None:

@@ -120,8 +120,8 @@ class RequestTimeoutMiddleware:
             raise ConfigError("app", app, "an ASGI application")
         self.app = app
         self._budgets = RouteBudgets(timeout, routes)
-        self.timeout = self._budgets.timeout
-        self.routes = self._budgets.routes
+        self.timeout: float | None = self._budgets.timeout
+        self.routes: dict[str, float | None] = self._budgets.routes
         code: object = status_code
         if not isinstance(code, int) or not 400 <= code <= 599:
             raise ConfigError("status_code", status_code, "an HTTP error status (400-599)")

@@ -41,8 +41,8 @@ class ProblemDetailsMiddleware:
         if not callable(app):
             raise ConfigError("app", app, "an ASGI application")
         self.app = app
-        self.expose = boolean("expose", expose)
-        self.internal_errors = boolean("internal_errors", internal_errors)
+        self.expose: bool = boolean("expose", expose)
+        self.internal_errors: bool = boolean("internal_errors", internal_errors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -160,8 +160,8 @@ class Operator:
         self, token: bytes | None, *, actions: bool, wall: Callable[[], float] = time.time
     ) -> None:
         self._token = token
-        self.enabled = token is not None and actions
-        self.csrf = None if token is None else CsrfTokens(token, wall)
+        self.enabled: bool = token is not None and actions
+        self.csrf: CsrfTokens | None = None if token is None else CsrfTokens(token, wall)
 
     def authorized(self, given: bytes) -> bool:
         """Whether ``given`` is the operator token (constant time)."""

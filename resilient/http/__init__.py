@@ -15,10 +15,10 @@ from typing import Any
 
 try:
     import httpx as _httpx  # noqa: F401 - fail here, with the fix, when the extra is missing
-except ImportError as error:  # pragma: no cover - depends on the installation
+except ImportError as _missing:  # pragma: no cover - depends on the installation
     raise ImportError(
         "resilient.http needs httpx: pip install 'resilient-toolkit[http]'"
-    ) from error
+    ) from _missing
 
 from ..exceptions import (
     CaptivePortalError,

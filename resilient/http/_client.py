@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import httpx
 
@@ -39,7 +39,25 @@ _state = _config.state
 _get_deadline = _deadline.get
 _set_correlation = correlation.CONTEXT.set
 _reset_correlation = correlation.CONTEXT.reset
-_DEFAULT: Final[Any] = httpx.USE_CLIENT_DEFAULT
+
+
+# httpx recognises its sentinel by type (``isinstance``) and exports only the instance.
+if TYPE_CHECKING:
+    from httpx._client import UseClientDefault as _UseClientDefault
+else:
+    _UseClientDefault = type(httpx.USE_CLIENT_DEFAULT)
+
+
+class _ClientAuth(_UseClientDefault):
+    """The default of ``request(auth=...)``: the client's own auth (``auth=`` given to
+    the client, if any). httpx knows it as its ``USE_CLIENT_DEFAULT``; its repr is what
+    ``help()`` and ``inspect.signature`` show."""
+
+    def __repr__(self) -> str:
+        return "<the client's auth>"
+
+
+_DEFAULT: Final[Any] = _ClientAuth()
 # Statuses that count as the host failing (and are worth retrying when configured so).
 _FAILING = frozenset(range(500, 600)) - {501, 505, 511} | {408, 429}
 
@@ -84,7 +102,7 @@ class Client(ClientCore):
     """
 
     _http: httpx.Client
-    engine = httpx.Client
+    engine: ClassVar[type[httpx.Client]] = httpx.Client
 
     def __init__(
         self,
@@ -119,7 +137,11 @@ class Client(ClientCore):
         follow_redirects: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """Send one request; other keyword arguments are httpx's (``json``, ``params``...)."""
+        """Send one request; other keyword arguments are httpx's (``json``, ``params``...).
+
+        ``auth`` defaults to the client's own (the ``auth=`` it was made with, if any);
+        ``None`` sends this request without auth.
+        """
         config = self.config if config is None else resolve(config)
         start = _state.now()
         budget = _budget(config, start)
@@ -274,7 +296,7 @@ class AsyncClient(ClientCore):
     """
 
     _http: httpx.AsyncClient
-    engine = httpx.AsyncClient
+    engine: ClassVar[type[httpx.AsyncClient]] = httpx.AsyncClient
 
     def __init__(
         self,
@@ -309,7 +331,11 @@ class AsyncClient(ClientCore):
         follow_redirects: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """Send one request; other keyword arguments are httpx's (``json``, ``params``...)."""
+        """Send one request; other keyword arguments are httpx's (``json``, ``params``...).
+
+        ``auth`` defaults to the client's own (the ``auth=`` it was made with, if any);
+        ``None`` sends this request without auth.
+        """
         config = self.config if config is None else resolve(config)
         start = _state.now()
         budget = _budget(config, start)

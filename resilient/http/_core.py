@@ -75,7 +75,7 @@ class ClientCore:
         trusted_hosts: Iterable[str],
         httpx_options: dict[str, Any],
     ) -> None:
-        self.config = resolve(config)
+        self.config: RequestConfig = resolve(config)
         if isinstance(breaker, str):
             breaker = preset_of(BreakerConfig, breaker, "breaker")
         elif breaker is not None and not isinstance(breaker, BreakerConfig):
@@ -89,8 +89,8 @@ class ClientCore:
                 raise ConfigError("tenant_id", tenant_id, "a non-empty string or None")
             check_header_value("tenant_id", tenant)
         self.tenant_id = tenant_id
-        self.base_url = _base_url(base_url)
-        self.trusted_hosts = _trusted(trusted_hosts)
+        self.base_url: httpx.URL = _base_url(base_url)
+        self.trusted_hosts: frozenset[str] = _trusted(trusted_hosts)
         _check_options(self.engine, httpx_options)
         merged = {"Accept": "application/json"}
         if headers is not None:

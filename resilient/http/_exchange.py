@@ -14,6 +14,7 @@ import httpx
 from .. import telemetry
 from .._breaker.breaker import CircuitBreaker
 from .._runtime import config as _config
+from .._runtime.types import Tags
 from ._config import RequestConfig
 
 __all__ = [
@@ -39,9 +40,9 @@ class Host:
     __slots__ = ("breaker", "name", "tags")
 
     def __init__(self, name: str, breaker: CircuitBreaker | None) -> None:
-        self.name = name
-        self.breaker = breaker
-        self.tags = (("endpoint", name),)
+        self.name: str = name
+        self.breaker: CircuitBreaker | None = breaker
+        self.tags: Tags = (("endpoint", name),)
 
     def __repr__(self) -> str:
         return f"<Host {self.name} breaker={self.breaker!r}>"
@@ -74,16 +75,16 @@ class Exchange:
         follow: bool,
         fresh: bool,
     ) -> None:
-        self.request = request
-        self.cid = cid
-        self.fresh = fresh
+        self.request: httpx.Request = request
+        self.cid: str = cid
+        self.fresh: bool = fresh
         """Whether ``cid`` was made for this request (no ID was current or given)."""
-        self.host = host
-        self.config = config
-        self.budget = budget
-        self.deadline = start + budget
-        self.auth = auth
-        self.follow = follow
+        self.host: Host = host
+        self.config: RequestConfig = config
+        self.budget: float = budget
+        self.deadline: float = start + budget
+        self.auth: Any = auth
+        self.follow: bool = follow
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -67,15 +67,15 @@ class BufferedSink:
         max_buffer: int = 100_000,
         sample_rate: float = 1.0,
     ) -> None:
-        self.flush_interval = _validate.required_duration(
+        self.flush_interval: float = _validate.required_duration(
             "flush_interval", flush_interval, allow_zero=False
         )
-        self.batch_size = _validate.integer("batch_size", batch_size, minimum=1)
-        self.max_buffer = _validate.integer("max_buffer", max_buffer, minimum=1)
+        self.batch_size: int = _validate.integer("batch_size", batch_size, minimum=1)
+        self.max_buffer: int = _validate.integer("max_buffer", max_buffer, minimum=1)
         if self.max_buffer < self.batch_size:
             # The buffer is only checked once a batch is waiting: a smaller bound never holds.
             raise ConfigError("max_buffer", max_buffer, f">= batch_size ({self.batch_size})")
-        self.sample_rate = _validate.fraction("sample_rate", sample_rate)
+        self.sample_rate: float = _validate.fraction("sample_rate", sample_rate)
         if self.sample_rate == 0:
             raise ConfigError("sample_rate", sample_rate, "a number within (0, 1]")
         self._buffer: deque[tuple[str, str, Tags, float]] = deque()

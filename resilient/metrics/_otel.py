@@ -72,7 +72,7 @@ class OpenTelemetrySink:
                     "meter_provider", meter_provider, "an opentelemetry.metrics.MeterProvider"
                 )
             meter = otel_metrics.get_meter("resilient", meter_provider=meter_provider)
-        self.meter = meter
+        self.meter: Any = meter  # an opentelemetry.metrics.Meter
         self.prefix = prefix
         self._observation = otel_metrics.Observation
         self._lock = threading.Lock()

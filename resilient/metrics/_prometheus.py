@@ -89,7 +89,7 @@ class PrometheusSink:
                 "namespace", namespace, "'' or a Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*)"
             )
         self._client = prometheus_client
-        self.registry = registry if registry is not None else prometheus_client.REGISTRY
+        self.registry: Any = registry if registry is not None else prometheus_client.REGISTRY
         self.namespace = namespace
         with _shared_lock:
             self._metrics = _shared.setdefault(self.registry, {})

@@ -120,7 +120,7 @@ class FanoutSink:
                 raise ConfigError(
                     "sinks", sink, "metrics sinks (with increment(), gauge(), timing(), flush())"
                 )
-        self.sinks = tuple(flat)
+        self.sinks: tuple[MetricsSink, ...] = tuple(flat)
 
     def increment(self, name: str, value: float = 1, tags: Tags = ()) -> None:
         for sink in self.sinks:

@@ -76,17 +76,17 @@ class StatsdSink(BufferedSink):
         if not isinstance(given, str) or not given:
             raise ConfigError("host", host, "a host name or address")
         self.host = host
-        self.port = _validate.integer("port", port, minimum=1)
+        self.port: int = _validate.integer("port", port, minimum=1)
         if self.port > 65535:
             raise ConfigError("port", port, "a port number within 1..65535")
         if tag_style not in ("dogstatsd", "name"):
             raise ConfigError("tag_style", tag_style, "'dogstatsd' or 'name'")
         if protocol not in ("udp", "tcp"):
             raise ConfigError("protocol", protocol, "'udp' or 'tcp'")
-        self.prefix = _check_prefix(prefix)
+        self.prefix: str = _check_prefix(prefix)
         self.tag_style = tag_style
         self.protocol = protocol
-        self.max_udp_size = _validate.integer("max_udp_size", max_udp_size, minimum=64)
+        self.max_udp_size: int = _validate.integer("max_udp_size", max_udp_size, minimum=64)
         if self.max_udp_size > MAX_UDP_PAYLOAD:
             raise ConfigError(
                 "max_udp_size", max_udp_size, f"an integer within 64..{MAX_UDP_PAYLOAD:,}"

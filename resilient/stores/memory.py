@@ -25,7 +25,7 @@ class _Cell:
 
     def __init__(self) -> None:
         self.state: BreakerState = INITIAL
-        self.lock = threading.Lock()
+        self.lock: threading.Lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<cell {self.state.mode.name} gen={self.state.gen}>"

@@ -39,7 +39,7 @@ class FakeClock:
 
     def __init__(self, start: float = 0.0, *, autojump: float | None = None) -> None:
         self._now = float(start)
-        self.autojump = (
+        self.autojump: float | None = (
             None if autojump is None else _validate.required_duration("autojump", autojump)
         )
         self._lock = threading.Lock()

@@ -79,7 +79,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, clock: _MovableClock | None = None) -> None:
         self._clock: _MovableClock | None = None
         self._shift = 0.0  # added to the clock's (or real) time: the loop's never goes back
-        self.executor_calls = 0
+        self.executor_calls: int = 0
         """Calls in executor threads this loop waits for, not finished yet."""
         self._children: weakref.WeakSet[asyncio.SubprocessTransport] = weakref.WeakSet()
         super().__init__(_JumpingSelector(self))

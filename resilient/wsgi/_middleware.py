@@ -86,7 +86,7 @@ class CorrelationIdMiddleware:
     def __init__(self, app: WSGIApp, *, trust_incoming: bool = True) -> None:
         _check_app(app)
         self.app = app
-        self.trust_incoming = _validate.boolean("trust_incoming", trust_incoming)
+        self.trust_incoming: bool = _validate.boolean("trust_incoming", trust_incoming)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         given = environ.get(_HEADER_KEY) if self.trust_incoming else None
@@ -127,8 +127,8 @@ class RequestTimeoutMiddleware:
         _check_app(app)
         self.app = app
         self._budgets = RouteBudgets(timeout, routes)
-        self.timeout = self._budgets.timeout
-        self.routes = self._budgets.routes
+        self.timeout: float | None = self._budgets.timeout
+        self.routes: dict[str, float | None] = self._budgets.routes
 
     def budget_for(self, path: str) -> float | None:
         """The budget of ``path``: its longest matching route, else the default."""
@@ -159,8 +159,8 @@ class ProblemDetailsMiddleware:
     def __init__(self, app: WSGIApp, *, expose: bool = False, internal_errors: bool = True) -> None:
         _check_app(app)
         self.app = app
-        self.expose = _validate.boolean("expose", expose)
-        self.internal_errors = _validate.boolean("internal_errors", internal_errors)
+        self.expose: bool = _validate.boolean("expose", expose)
+        self.internal_errors: bool = _validate.boolean("internal_errors", internal_errors)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -219,7 +219,7 @@ class HealthMiddleware:
         if given is not None and not isinstance(given, HealthApp):
             raise ConfigError("health", health, "a resilient.asgi.HealthApp or None")
         self.app = app
-        self.health = health_app if health is None else health
+        self.health: HealthApp = health_app if health is None else health
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"

@@ -175,3 +175,14 @@ def test_per_item_is_described() -> None:
     """describe() shows per_item when it is set."""
     assert resilient.timeout(5, per_item=1).layer.describe()["per_item"] == 1.0
     assert "per_item" not in resilient.timeout(5).layer.describe()
+
+
+def test_a_streams_description_shows_what_applies_to_it(kind: Kind) -> None:
+    """describe() of a timed stream shows its seconds and per_item, not the sync call's
+    strategy or max_threads, which a stream does not use."""
+    timed = resilient.timeout(5, strategy="signal", max_threads=4, per_item=1)
+    (step,) = resilient.describe(timed(kind.producer(Script([[1]]))))
+    assert step == {"layer": "timeout", "seconds": 5.0, "per_item": 1.0}
+    assert str(resilient.describe(resilient.timeout(5)(kind.producer(Script([[1]]))))) == (
+        "1. timeout: seconds=5"
+    )

@@ -25,3 +25,17 @@ def test_describe_shows_max_threads_only_when_it_was_changed() -> None:
     (default,) = resilient.describe(resilient.timeout(5)(lambda: None))
     assert custom == {"layer": "timeout", "seconds": 5.0, "strategy": "thread", "max_threads": 4}
     assert default == {"layer": "timeout", "seconds": 5.0, "strategy": "thread"}
+
+
+def test_describe_of_a_coroutine_leaves_out_the_sync_strategy() -> None:
+    """An async call is cancelled by its event loop: describe() shows no strategy or
+    max_threads for it, and still shows them for a sync call."""
+
+    async def call() -> None: ...
+
+    timed = resilient.timeout(5, strategy="signal", max_threads=4)
+    (step,) = resilient.describe(timed(call))
+    assert step == {"layer": "timeout", "seconds": 5.0}
+    (sync_step,) = resilient.describe(timed(lambda: None))
+    assert sync_step["strategy"] == "signal"
+    assert sync_step["max_threads"] == 4
