@@ -46,7 +46,7 @@ class _AsyncAttempts:
     __slots__ = ("attempt", "loop", "plan", "start")
 
     def __init__(self, loop: AsyncRetrying) -> None:
-        self.loop = loop
+        self.loop: AsyncRetrying = loop
         self.attempt: Attempt | None = None
         self.plan: _Plan | None = None
         self.start: float | None = None

@@ -10,6 +10,7 @@ from typing import Any
 from .._runtime import config as _config
 from ..exceptions import ConfigError
 from .decorator import _layer, _Plan, _Retry, _StrategyPlan
+from .stats import Tally
 
 __all__ = ["Attempt"]
 
@@ -24,7 +25,7 @@ class Attempt:
     __slots__ = ("error", "number")
 
     def __init__(self, number: int) -> None:
-        self.number = number
+        self.number: int = number
         self.error: Exception | None = None
 
     def __enter__(self) -> Attempt:
@@ -51,11 +52,11 @@ class _Loop:
     __slots__ = ("layer", "name", "planner", "prefix", "tally")
 
     def __init__(self, layer: _Retry, name: str) -> None:
-        self.layer = layer
-        self.name = name
-        self.prefix = f"resilient.retrying gave up on {name} "
-        self.planner = _StrategyPlan if layer.strategies else _Plan
-        self.tally = layer.tally(name)
+        self.layer: _Retry = layer
+        self.name: str = name
+        self.prefix: str = f"resilient.retrying gave up on {name} "
+        self.planner: type[_Plan] = _StrategyPlan if layer.strategies else _Plan
+        self.tally: Tally = layer.tally(name)
 
     def first(self) -> tuple[Attempt, float | None]:
         """The first attempt (``before`` run, the budget told), and when it starts."""

@@ -48,7 +48,7 @@ class _Attempts:
     __slots__ = ("attempt", "loop", "plan", "start")
 
     def __init__(self, loop: Retrying) -> None:
-        self.loop = loop
+        self.loop: Retrying = loop
         self.attempt: Attempt | None = None
         self.plan: _Plan | None = None
         self.start: float | None = None

@@ -112,20 +112,22 @@ class HealthApp:
         given: object = path  # checked at run time: annotations are not enforced
         if not isinstance(given, str) or not given.startswith("/"):
             raise ConfigError("path", path, "a path starting with '/'")
-        self.path = path.rstrip("/") or "/"
-        self.services = None if services is None else _names("services", services)
-        self.critical = frozenset(_names("critical", critical))
+        self.path: str = path.rstrip("/") or "/"
+        self.services: tuple[str, ...] | None = (
+            None if services is None else _names("services", services)
+        )
+        self.critical: frozenset[str] = frozenset(_names("critical", critical))
         self._token = _token(token)
         if isinstance(fail_on, str) or not isinstance(fail_on, Iterable):
             raise ConfigError("fail_on", fail_on, f"a collection of {', '.join(_STATUSES)}")
         statuses = tuple(fail_on)
         if not all(status in _STATUSES for status in statuses):
             raise ConfigError("fail_on", fail_on, f"a collection of {', '.join(_STATUSES)}")
-        self.fail_on = frozenset(statuses)
+        self.fail_on: frozenset[str] = frozenset(statuses)
         count: object = limit
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
             raise ConfigError("limit", limit, "an integer from 1 to 10000")
-        self.limit = limit
+        self.limit: int = limit
         self._reports: ReportCache[Result] = ReportCache(self._encoded)
 
     # --- what it says ------------------------------------------------------------------
@@ -342,8 +344,8 @@ class HealthMiddleware:
         given: object = health
         if given is not None and not isinstance(given, HealthApp):
             raise ConfigError("health", health, "a HealthApp or None")
-        self.app = app
-        self.health = health_app if health is None else health
+        self.app: ASGIApp = app
+        self.health: HealthApp = health_app if health is None else health
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -471,5 +473,5 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-health_app = HealthApp()
+health_app: HealthApp = HealthApp()
 """The health endpoint with default settings (no critical names, detail off)."""

@@ -58,10 +58,10 @@ class _View:
     def __init__(
         self, name: str, report: dict[str, Any], *, buttons: bool, actions: bool, refresh: float
     ) -> None:
-        self.name = name
-        self.report = report
-        self.banner = render_banner(report)
-        self.content = render_content(report, actions=buttons)
+        self.name: str = name
+        self.report: dict[str, Any] = report
+        self.banner: str = render_banner(report)
+        self.content: str = render_content(report, actions=buttons)
         rest = {
             "view": name,
             "refresh_seconds": refresh,
@@ -69,15 +69,17 @@ class _View:
             "report": report,
             "fragments": {"banner": self.banner, "content": self.content},
         }
-        self.state = json.dumps(rest, default=str).encode()
+        self.state: bytes = json.dumps(rest, default=str).encode()
 
 
 class _Built:
+    """A built report: the view for the public and the one for the token's holders."""
+
     __slots__ = ("detail", "public")
 
     def __init__(self, public: _View, detail: _View) -> None:
-        self.public = public
-        self.detail = detail
+        self.public: _View = public
+        self.detail: _View = detail
 
 
 class StatusPage:
@@ -104,7 +106,7 @@ class StatusPage:
         given: object = path  # checked at run time: annotations are not enforced
         if not isinstance(given, str) or not given.startswith("/"):
             raise ConfigError("path", path, "a path starting with '/'")
-        self.path = path.rstrip("/") or "/"
+        self.path: str = path.rstrip("/") or "/"
         secret = _token(token)
         for name, flag in (("actions", actions), ("public_detail", public_detail)):
             if not isinstance(flag, bool):
@@ -124,11 +126,11 @@ class StatusPage:
             raise ConfigError("title", title, "a non-empty string of at most 200 characters")
         if bulkheads is not None and not callable(bulkheads):
             raise ConfigError("bulkheads", bulkheads, "a callable returning bulkheads, or None")
-        self.public_detail = public_detail
-        self.refresh = float(refresh)
-        self.title = title
-        self.operator = Operator(secret, actions=actions)
-        self.collector = StatusCollector(limit=limit, bulkheads=bulkheads)
+        self.public_detail: bool = public_detail
+        self.refresh: float = float(refresh)
+        self.title: str = title
+        self.operator: Operator = Operator(secret, actions=actions)
+        self.collector: StatusCollector = StatusCollector(limit=limit, bulkheads=bulkheads)
         self._cache: ReportCache[_Built] = ReportCache(self.build)
 
     @property
