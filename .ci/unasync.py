@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # source -> generated, relative to the repository
 FILES = {
     "resilient/stores/redis/_calls_async.py": "resilient/stores/redis/_calls_sync.py",
+    "resilient/_retry/block_async.py": "resilient/_retry/block_sync.py",
 }
 
 # Names of the async form -> names of the blocking form (whole words only).
@@ -33,6 +34,13 @@ NAMES = {
     "_acall": "_call",
     "_ahint": "_hint",
     "_arun": "_run",
+    "AsyncRetrying": "Retrying",
+    "_AsyncAttempts": "_Attempts",
+    "aretrying": "retrying",
+    "__aiter__": "__iter__",
+    "__anext__": "__next__",
+    "StopAsyncIteration": "StopIteration",
+    "asleep": "sleep",
 }
 
 SYNTAX = [

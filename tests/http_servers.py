@@ -1,22 +1,26 @@
-"""Real HTTP servers on loopback whose answers follow a script, for the network-layer tests.
+"""Real HTTP servers on loopback, each run by a thread for the length of a ``with`` block.
 
 ``ScriptedServer`` is the standard library's threaded server: each path has a list of
 ``Answer`` objects consumed in order (the last one repeats). An answer can be slow,
 trickle its body, reset the connection, or pose as a captive portal or a filter page.
+``UvicornServer`` serves an ASGI app, ``WSGIServer`` a WSGI app.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
+import socketserver
 import ssl
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Self
 
 __all__ = [
     "PORTAL_PAGE",
@@ -129,20 +133,72 @@ class _Server(ThreadingHTTPServer):
         pass  # clients that time out and hang up are part of the script
 
 
-class ScriptedServer:
+class _InThread:
+    """A server on a loopback port, run by a daemon thread for the length of a ``with``
+    block: entering starts it and waits until it accepts connections, leaving stops it,
+    waits for the thread to end and releases what it held."""
+
+    def __init__(self, port: int, serve: Callable[[], object]) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._thread = threading.Thread(target=serve, daemon=True)
+
+    def _started(self) -> bool:
+        """Whether it accepts connections yet."""
+        return True
+
+    def _stop(self) -> None:
+        """Make the serving thread return."""
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Release what the server holds, once its thread has ended."""
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._started():
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"{type(self).__name__} did not start")
+            time.sleep(0.005)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop()
+        self._thread.join(timeout=10)
+        self._close()
+
+
+class _SocketServerInThread(_InThread):
+    """A ``socketserver`` server (listening from the start) in a thread of its own."""
+
+    def __init__(self, server: socketserver.TCPServer) -> None:
+        self._server = server
+        serve = functools.partial(server.serve_forever, poll_interval=0.01)
+        super().__init__(int(server.server_address[1]), serve)
+
+    def _stop(self) -> None:
+        self._server.shutdown()
+
+    def _close(self) -> None:
+        self._server.server_close()
+
+
+class ScriptedServer(_SocketServerInThread):
     """A threaded HTTP/1.1 server on 127.0.0.1 answering from a per-path script."""
 
     def __init__(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.owner = self
-        self.port = int(self._server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.owner = self
+        super().__init__(server)
         self.received: list[Received] = []
         self._script: dict[str, list[Answer]] = {}
         self._lock = threading.Lock()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
 
     def script(self, path: str, *answers: Answer) -> ScriptedServer:
         """Answer ``path`` with ``answers`` in order, repeating the last one."""
@@ -161,20 +217,6 @@ class ScriptedServer:
         """How many requests reached ``path``."""
         return sum(1 for r in self.received if r.path == path)
 
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
 
 def free_port() -> int:
     """A port with nothing listening on it (connections are refused)."""
@@ -189,7 +231,7 @@ def running() -> Iterator[ScriptedServer]:
         yield server
 
 
-class UvicornServer:
+class UvicornServer(_InThread):
     """An ASGI app served by uvicorn on a free loopback port, in a background thread."""
 
     def __init__(self, app: object, *, lifespan: str = "off") -> None:
@@ -204,52 +246,23 @@ class UvicornServer:
         self._server = uvicorn.Server(config)
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
-        self.port = int(self._socket.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        serve = functools.partial(self._server.run, sockets=[self._socket])
+        super().__init__(int(self._socket.getsockname()[1]), serve)
 
-    def __enter__(self) -> UvicornServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.005)
-        return self
+    def _started(self) -> bool:
+        return self._server.started
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+
+    def _close(self) -> None:
         self._socket.close()
 
 
-class WSGIServer:
+class WSGIServer(_SocketServerInThread):
     """A WSGI app on Werkzeug's threaded server, on a free loopback port."""
 
     def __init__(self, app: object) -> None:
         from werkzeug.serving import make_server
 
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)  # type: ignore[arg-type]
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> WSGIServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(make_server("127.0.0.1", 0, app, threaded=True))  # type: ignore[arg-type]

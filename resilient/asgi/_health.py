@@ -25,18 +25,17 @@ fails readiness.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
-import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from heapq import nsmallest
 from typing import Any, Final
 
 from .._runtime import config as _config
 from .._runtime.logs import digest
 from ..exceptions import ConfigError
+from ._report_cache import CACHE_SECONDS, ReportCache
 
 __all__ = [
     "CACHE_SECONDS",
@@ -71,23 +70,11 @@ _JSON: Final = (b"content-type", b"application/json")
 _NO_STORE: Final = (b"cache-control", b"no-store")
 _ALIVE: Final = json.dumps({"status": "alive"}).encode()
 
-CACHE_SECONDS: Final = 1.0
-"""How long (on the configured clock) one built report answers requests after its build
-started: readiness may lag a breaker's change by up to this much."""
-
 Result = tuple[bool, bytes, bytes]
 """Readiness, the public body and the detailed body, encoded."""
 
 Reply = tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]
 """An answer: status, JSON body and extra headers."""
-
-_generation = [0]
-"""Bumped by ``resilient.testing.reset()``: a report cached before it is stale."""
-
-
-@_config.on_reset
-def _forget_reports() -> None:
-    _generation[0] += 1
 
 
 class HealthApp:
@@ -125,27 +112,23 @@ class HealthApp:
         given: object = path  # checked at run time: annotations are not enforced
         if not isinstance(given, str) or not given.startswith("/"):
             raise ConfigError("path", path, "a path starting with '/'")
-        self.path = path.rstrip("/") or "/"
-        self.services = None if services is None else _names("services", services)
-        self.critical = frozenset(_names("critical", critical))
+        self.path: str = path.rstrip("/") or "/"
+        self.services: tuple[str, ...] | None = (
+            None if services is None else _names("services", services)
+        )
+        self.critical: frozenset[str] = frozenset(_names("critical", critical))
         self._token = _token(token)
         if isinstance(fail_on, str) or not isinstance(fail_on, Iterable):
             raise ConfigError("fail_on", fail_on, f"a collection of {', '.join(_STATUSES)}")
         statuses = tuple(fail_on)
         if not all(status in _STATUSES for status in statuses):
             raise ConfigError("fail_on", fail_on, f"a collection of {', '.join(_STATUSES)}")
-        self.fail_on = frozenset(statuses)
+        self.fail_on: frozenset[str] = frozenset(statuses)
         count: object = limit
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
             raise ConfigError("limit", limit, "an integer from 1 to 10000")
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._cached: tuple[float, int, Result] | None = None
-        """When the cached result stops answering, the reset generation, the result."""
-        self._building: Future[Result] | None = None
-        """The build under way, shared by every request waiting for it."""
-        self._blocking_build = threading.Lock()
-        """Held by the thread building a report for a blocking (WSGI) request."""
+        self.limit: int = limit
+        self._reports: ReportCache[Result] = ReportCache(self._encoded)
 
     # --- what it says ------------------------------------------------------------------
 
@@ -259,63 +242,14 @@ class HealthApp:
         """The detailed body, as a request with the token gets it."""
         return self.check()[2]
 
+    @property
+    def _building(self) -> Future[Result] | None:
+        """The build under way, shared by every request waiting for it (``None``: none)."""
+        return self._reports.building
+
     def _encoded(self) -> Result:
         ready, public, detail = self.check()
         return ready, _dump(public), _dump(detail)
-
-    async def _result(self) -> Result:
-        """The cached result, else the one being built (a build started if none is)."""
-        loop = asyncio.get_running_loop()
-        found = self._cached_or_building(loop)
-        if not isinstance(found, Future):
-            return found
-        waiter: asyncio.Future[Result] = loop.create_future()
-
-        def built(done: Future[Result]) -> None:  # on the build's thread, or here if done
-            try:
-                loop.call_soon_threadsafe(_pass_on, done, waiter)
-            except RuntimeError:  # the loop closed while the report was built
-                pass
-
-        found.add_done_callback(built)
-        return await waiter  # a waiter that gives up cancels only its own future
-
-    def _cached_or_building(self, loop: asyncio.AbstractEventLoop) -> Result | Future[Result]:
-        with self._lock:
-            cached = self._cached
-            if (
-                cached is not None
-                and cached[1] == _generation[0]
-                and _config.state.now() < cached[0]
-            ):
-                return cached[2]
-            building = self._building
-            if building is None:
-                building = self._building = Future()
-                # Nobody awaits the executor's future, so a request giving up never cuts
-                # the loop's view of the build short; it ends when the build has.
-                try:
-                    loop.run_in_executor(_OWN_THREAD, self._build, building)
-                except BaseException:  # no thread to build on: the next request tries again
-                    self._building = None
-                    raise
-            return building
-
-    def _build(self, building: Future[Result]) -> None:
-        """Build one result on this thread, cache it and hand it to its waiters."""
-        generation = _generation[0]
-        expires = _config.state.now() + CACHE_SECONDS
-        try:
-            result = self._encoded()
-        except BaseException as error:  # every waiter gets it; this thread just ends
-            with self._lock:
-                self._building = None
-            building.set_exception(error)
-            return
-        with self._lock:
-            self._cached = (expires, generation, result)
-            self._building = None
-        building.set_result(result)
 
     # --- serving -------------------------------------------------------------------------
 
@@ -336,13 +270,8 @@ class HealthApp:
         return _PROBES.get(path.rstrip("/"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if kind != "http":
-            return
-        await self.answer(scope, send, self.probe(scope))
+        if await _is_request(scope, receive, send):
+            await self.answer(scope, send, self.probe(scope))
 
     async def answer(self, scope: Scope, send: Send, probe: str | None) -> None:
         """Answer the request for ``probe`` (``None``: a path it does not serve)."""
@@ -353,7 +282,7 @@ class HealthApp:
             await _send(send, gate, head)
             return
         try:
-            result = await self._result()
+            result = await self._reports.aget()
         except Exception as error:
             await _send(send, _failed(error), head)
             return
@@ -371,7 +300,7 @@ class HealthApp:
         if not isinstance(gate, bool):
             return gate
         try:
-            result = self._result_blocking()
+            result = self._reports.get()
         except Exception as error:
             return _failed(error)
         return _reply(result, gate)
@@ -392,21 +321,6 @@ class HealthApp:
                 return 401, _dump({"error": "unauthorized"}), ((b"www-authenticate", b"Bearer"),)
             return True
         return False
-
-    def _result_blocking(self) -> Result:
-        """The cached result, else one built on this thread (one build at a time)."""
-        with self._blocking_build:
-            with self._lock:
-                cached = self._cached
-                if (
-                    cached is not None
-                    and cached[1] == _generation[0]
-                    and _config.state.now() < cached[0]
-                ):
-                    return cached[2]
-            building: Future[Result] = Future()
-            self._build(building)
-            return building.result()
 
     def __repr__(self) -> str:
         detail = "token" if self._token is not None else "off"
@@ -430,8 +344,8 @@ class HealthMiddleware:
         given: object = health
         if given is not None and not isinstance(given, HealthApp):
             raise ConfigError("health", health, "a HealthApp or None")
-        self.app = app
-        self.health = health_app if health is None else health
+        self.app: ASGIApp = app
+        self.health: HealthApp = health_app if health is None else health
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -443,30 +357,6 @@ class HealthMiddleware:
 
     def __repr__(self) -> str:
         return f"<HealthMiddleware {self.health!r}>"
-
-
-class _ThreadPerCall(Executor):
-    """Runs each call on a thread of its own that ends with it (a build at a time: the
-    app starts one only when none is under way)."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        done: Future[Any] = Future()
-
-        def run() -> None:
-            if not done.set_running_or_notify_cancel():
-                return
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as error:  # handed to whoever waits on the future
-                done.set_exception(error)
-            else:
-                done.set_result(result)
-
-        threading.Thread(target=run, name="resilient-health", daemon=True).start()
-        return done
-
-
-_OWN_THREAD: Final = _ThreadPerCall()
 
 
 def _names(parameter: str, names: object) -> tuple[str, ...]:
@@ -523,17 +413,6 @@ def _unlisted(registry: Any, name: str) -> str:
     return "closed" if registry.was_evicted(name) else "unknown"
 
 
-def _pass_on(done: Future[Result], waiter: asyncio.Future[Result]) -> None:
-    """Hand a finished build to one waiting request, unless that request gave up."""
-    if waiter.done():
-        return
-    error = done.exception()
-    if error is not None:
-        waiter.set_exception(error)
-    else:
-        waiter.set_result(done.result())
-
-
 def _reason(circuits: int, features: int, status: str | None) -> str:
     parts = []
     if circuits:
@@ -574,6 +453,16 @@ async def _send(send: Send, reply: Reply, head: bool) -> None:
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
+async def _is_request(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Whether an app serving alone answers ``scope`` as an HTTP request: a lifespan is
+    answered here (startup and shutdown complete), any other kind is ignored."""
+    kind: str = scope["type"]
+    if kind == "lifespan":
+        await _lifespan(receive, send)
+        return False
+    return kind == "http"
+
+
 async def _lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
@@ -584,5 +473,5 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-health_app = HealthApp()
+health_app: HealthApp = HealthApp()
 """The health endpoint with default settings (no critical names, detail off)."""

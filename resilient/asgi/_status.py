@@ -18,32 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
-from .._runtime import config as _config
 from .._runtime.logs import digest
 from ..exceptions import ConfigError
-from ._health import (
-    _OWN_THREAD,
-    CACHE_SECONDS,
-    DEFAULT_LIMIT,
-    Receive,
-    Scope,
-    Send,
-    _generation,
-    _lifespan,
-    _token,
-)
+from ._health import DEFAULT_LIMIT, Receive, Scope, Send, _is_request, _token
+from ._report_cache import ReportCache
 from ._status_actions import MAX_BODY, Operator
 from ._status_page import CONTENT_SECURITY_POLICY, render_banner, render_content, render_page
 from ._status_report import BulkheadSource, StatusCollector, public_view
 
 __all__ = ["Response", "StatusApp", "StatusPage", "status_app"]
-
-T = TypeVar("T")
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 """An answer as plain data: status, headers (lower-case names), body."""
@@ -72,10 +58,10 @@ class _View:
     def __init__(
         self, name: str, report: dict[str, Any], *, buttons: bool, actions: bool, refresh: float
     ) -> None:
-        self.name = name
-        self.report = report
-        self.banner = render_banner(report)
-        self.content = render_content(report, actions=buttons)
+        self.name: str = name
+        self.report: dict[str, Any] = report
+        self.banner: str = render_banner(report)
+        self.content: str = render_content(report, actions=buttons)
         rest = {
             "view": name,
             "refresh_seconds": refresh,
@@ -83,15 +69,17 @@ class _View:
             "report": report,
             "fragments": {"banner": self.banner, "content": self.content},
         }
-        self.state = json.dumps(rest, default=str).encode()
+        self.state: bytes = json.dumps(rest, default=str).encode()
 
 
 class _Built:
+    """A built report: the view for the public and the one for the token's holders."""
+
     __slots__ = ("detail", "public")
 
     def __init__(self, public: _View, detail: _View) -> None:
-        self.public = public
-        self.detail = detail
+        self.public: _View = public
+        self.detail: _View = detail
 
 
 class StatusPage:
@@ -118,7 +106,7 @@ class StatusPage:
         given: object = path  # checked at run time: annotations are not enforced
         if not isinstance(given, str) or not given.startswith("/"):
             raise ConfigError("path", path, "a path starting with '/'")
-        self.path = path.rstrip("/") or "/"
+        self.path: str = path.rstrip("/") or "/"
         secret = _token(token)
         for name, flag in (("actions", actions), ("public_detail", public_detail)):
             if not isinstance(flag, bool):
@@ -138,12 +126,12 @@ class StatusPage:
             raise ConfigError("title", title, "a non-empty string of at most 200 characters")
         if bulkheads is not None and not callable(bulkheads):
             raise ConfigError("bulkheads", bulkheads, "a callable returning bulkheads, or None")
-        self.public_detail = public_detail
-        self.refresh = float(refresh)
-        self.title = title
-        self.operator = Operator(secret, actions=actions)
-        self.collector = StatusCollector(limit=limit, bulkheads=bulkheads)
-        self._cache: _SharedBuild[_Built] = _SharedBuild(self.build)
+        self.public_detail: bool = public_detail
+        self.refresh: float = float(refresh)
+        self.title: str = title
+        self.operator: Operator = Operator(secret, actions=actions)
+        self.collector: StatusCollector = StatusCollector(limit=limit, bulkheads=bulkheads)
+        self._cache: ReportCache[_Built] = ReportCache(self.build)
 
     @property
     def limit(self) -> int:
@@ -303,11 +291,7 @@ class StatusApp(StatusPage):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if kind != "http":
+        if not await _is_request(scope, receive, send):
             return
         route, base = self.locate(scope.get("path", ""), scope.get("root_path", ""))
         method = scope.get("method", "GET")
@@ -355,117 +339,6 @@ def status_app(
         title=title,
         bulkheads=bulkheads,
     )
-
-
-class _SharedBuild(Generic[T]):
-    """One build at a time, shared by every caller waiting for it, and its result cached
-    for ``CACHE_SECONDS`` (on the configured clock) after the build started.
-
-    ``invalidate()`` makes the next caller build anew, even while an older build runs.
-    """
-
-    def __init__(self, build: Callable[[], T]) -> None:
-        self._build = build
-        self._lock = threading.Lock()
-        self._version = 0
-        self._cached: tuple[float, int, int, T] | None = None
-        """When it stops answering, the reset generation, the version, the result."""
-        self._building: tuple[int, Future[T]] | None = None
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._version += 1
-            self._cached = None
-
-    def _claim(self) -> tuple[bool, T | None, Future[T], bool]:
-        """``(True, result, ...)`` if a result is cached, else ``(False, None, future,
-        mine)``: the build to wait for, new (``mine``: the caller runs it) if none was
-        under way for the current version."""
-        with self._lock:
-            cached = self._cached
-            if (
-                cached is not None
-                and cached[1] == _generation[0]
-                and cached[2] == self._version
-                and _config.state.now() < cached[0]
-            ):
-                return True, cached[3], _DONE, False
-            building = self._building
-            if building is not None and building[0] == self._version:
-                return False, None, building[1], False
-            future: Future[T] = Future()
-            self._building = (self._version, future)
-            return False, None, future, True
-
-    def _run(self, future: Future[T]) -> None:
-        """Build on this thread, cache the result unless it went stale, hand it over."""
-        with self._lock:
-            version = self._version
-        generation = _generation[0]
-        expires = _config.state.now() + CACHE_SECONDS
-        try:
-            result = self._build()
-        except BaseException as error:  # every waiter gets it
-            with self._lock:
-                if self._building is not None and self._building[1] is future:
-                    self._building = None
-            future.set_exception(error)
-            return
-        with self._lock:
-            if self._building is not None and self._building[1] is future:
-                self._building = None
-            if version == self._version:
-                self._cached = (expires, generation, version, result)
-        future.set_result(result)
-
-    def get(self) -> T:
-        """The cached result, else the build under way, else one built on this thread."""
-        hit, result, future, mine = self._claim()
-        if hit:
-            return result  # type: ignore[return-value]
-        if mine:
-            self._run(future)
-        return future.result()
-
-    async def aget(self) -> T:
-        """``get`` for async code: a build runs on its own thread, never on the loop's."""
-        hit, result, future, mine = self._claim()
-        if hit:
-            return result  # type: ignore[return-value]
-        loop = asyncio.get_running_loop()
-        if mine:
-            try:
-                loop.run_in_executor(_OWN_THREAD, self._run, future)
-            except BaseException as error:  # no thread to build on: the next call tries again
-                with self._lock:
-                    if self._building is not None and self._building[1] is future:
-                        self._building = None
-                future.set_exception(error)
-                raise
-        waiter: asyncio.Future[T] = loop.create_future()
-
-        def built(done: Future[T]) -> None:  # on the build's thread, or here if done
-            try:
-                loop.call_soon_threadsafe(_pass_on, done, waiter)
-            except RuntimeError:  # the loop closed while the report was built
-                pass
-
-        future.add_done_callback(built)
-        return await waiter  # a waiter that gives up cancels only its own future
-
-
-_DONE: Final[Future[Any]] = Future()
-"""Stands for "no build to wait for" when a result is cached."""
-
-
-def _pass_on(done: Future[T], waiter: asyncio.Future[T]) -> None:
-    if waiter.done():
-        return
-    error = done.exception()
-    if error is not None:
-        waiter.set_exception(error)
-    else:
-        waiter.set_result(done.result())
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -1,0 +1,55 @@
+"""The report cache the health app and the status page share: one build at a time for
+blocking (WSGI) and async (ASGI) requests alike."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from resilient.asgi import HealthApp
+from resilient.asgi._health import Reply, Scope
+
+
+async def test_an_async_request_waits_for_the_build_a_blocking_request_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An ASGI request arriving while a WSGI request builds the health report gets that
+    build's answer instead of starting a second build."""
+    started, release = threading.Event(), threading.Event()
+    builds: list[str] = []
+    real: Callable[[HealthApp], Any] = HealthApp.check
+
+    def slow_check(self: HealthApp) -> Any:
+        builds.append(threading.current_thread().name)
+        started.set()
+        release.wait(5)
+        return real(self)
+
+    monkeypatch.setattr(HealthApp, "check", slow_check)
+    app = HealthApp()
+    replies: list[Reply] = []
+    blocking = threading.Thread(
+        target=lambda: replies.append(app.answer_sync("GET", "/health", None)),
+        name="wsgi-request",
+    )
+    blocking.start()
+    assert started.wait(5)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope: Scope = {"type": "http", "method": "GET", "path": "/health", "headers": []}
+    request = asyncio.ensure_future(app.answer(scope, send, "ready"))
+    await asyncio.sleep(0)  # the request asks for the report and waits
+    release.set()
+    await asyncio.wait_for(request, 5)
+    blocking.join(5)
+    assert builds == ["wsgi-request"]
+    assert [reply[0] for reply in replies] == [200]
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == replies[0][1]
