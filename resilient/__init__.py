@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics, presets, telemetry
 from ._configure import Configuration, configuration, configure
-from ._retry.block import aretrying, retrying
 from ._retry.decorator import RetryConfig, retry
 from ._retry.outcome import RejectedResultError
 from ._retry.stats import RetryStats, stats
@@ -140,6 +139,7 @@ if TYPE_CHECKING:
     from ._rate_limit.decorator import rate_limit
     from ._rate_limit.limiter import RateLimiter
     from ._rate_limit.registry import get_rate_limiter
+    from ._retry.block import aretrying, retrying
     from ._retry.budget import RetryBudget
     from ._runtime.events import (
         BreakerClosed,
@@ -212,6 +212,7 @@ _LAZY.update(
     )
 )
 _LAZY["RetryBudget"] = "._retry.budget"
+_LAZY.update(dict.fromkeys(("aretrying", "retrying"), "._retry.block"))  # the block forms
 _LAZY["bulkhead"] = "._bulkhead.decorator"
 _LAZY["hedge"] = "._hedge.decorator"
 _LAZY.update(dict.fromkeys(("Deferred", "Outbox"), ".outbox"))
