@@ -90,7 +90,7 @@ local key, how, record, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local kind = string.sub(how, 3)
 if string.sub(how, 1, 1) ~= 'f' then  -- a key the caller chose may be stored already
   local found = redis.call('HGET', P .. 'items', key) or redis.call('HGET', P .. 'dead', key)
-  if found then return {cjson.decode(found).position, 0} end
+  if found then return -cjson.decode(found).position end
 end
 local position = redis.call('INCR', P .. 'seq')
 local stream = P .. 'stream:' .. kind
@@ -106,12 +106,13 @@ else
   redis.call('ZADD', P .. 'group:' .. group, position, key)
   promote(group)
 end
-return {position, 1}
+return position
 """
 )
 """``how``: ``f`` (a fresh key) or ``-``, ``k`` (its kind's stream known to be there) or
 ``-``, then the kind; ``record``: the item's JSON object without its position, ticket and
-closing brace; ``group``: given only for an item of a group."""
+closing brace; ``group``: given only for an item of a group. The reply is the item's
+position, negated when its key was stored already (one integer, the cheapest reply)."""
 
 _LEASE: Final = (
     _LIB
@@ -330,11 +331,11 @@ class RedisBackend:
         )
         how = ("f" if fresh else "-") + ("k" if kind in self._streams else "-") + kind
         if group is None:
-            position, stored = self._run("put", key, how, record)
+            position = int(self._run("put", key, how, record))
         else:
-            position, stored = self._run("put", key, how, record, group)
+            position = int(self._run("put", key, how, record, group))
         self._streams.add(kind)
-        return int(position), bool(stored)
+        return abs(position), position > 0
 
     def lease(
         self, kinds: Iterable[str], limit: int, owner: str, now: float, seconds: float
