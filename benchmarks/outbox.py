@@ -155,3 +155,47 @@ class DrainScenario(Scenario):
 
 
 register(DrainScenario())
+
+
+def _drain_group(items: int) -> float:
+    """ns per item to drain one group of ``items`` items (a no-op handler)."""
+    outbox = Outbox(f"sqlite:///{_path()}", synchronous="NORMAL")
+    outbox.handler("answer")(lambda item: None)
+    for n in range(items):
+        outbox.enqueue("answer", {"n": n}, group="ana")
+    started = time.perf_counter_ns()
+    drained = outbox.drain()
+    elapsed = (time.perf_counter_ns() - started) / items
+    assert drained.delivered == items
+    outbox.close()
+    return elapsed
+
+
+class LongGroupScenario(Scenario):
+    """ns per item to drain one group of 20,000 items (2,000 with ``--quick``) against
+    a group of 200: one item of a group is leased at a time, and leasing it must not walk
+    the group."""
+
+    name = "outbox: drain one long group"
+
+    def run(self, opts: Options) -> ScenarioResult:
+        long = 2_000 if opts.min_time < 0.05 else 20_000
+        rows = []
+        for items, role in ((200, "reference"), (long, "ours")):
+            figures = [_drain_group(items) for _ in range(min(opts.repeats, 3))]
+            row = Row(f"one group of {items:,} items", role)  # type: ignore[arg-type]
+            row.repeats_ns = figures
+            row.ns = sorted(figures)[len(figures) // 2]
+            row.min_ns = min(figures)
+            row.n = items
+            rows.append(row)
+        short_ns, long_ns = rows[0].ns, rows[1].ns
+        assert short_ns is not None
+        assert long_ns is not None
+        ratio = long_ns / short_ns
+        status = "PASS" if ratio <= 1.5 else "FAIL"
+        text = f"<= 1.5x per item of the short group (linear, not quadratic): got {ratio:.2f}x"
+        return ScenarioResult(self.name, rows, TargetResult(text, status), [])
+
+
+register(LongGroupScenario())

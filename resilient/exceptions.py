@@ -417,5 +417,6 @@ class HostUnavailableError(RequestFailedError, CircuitOpenError):
 
 
 class OutboxError(ResilienceError):
-    """Work could not be stored in the outbox (a full disk, a read-only file, an
-    unreachable Redis): nothing of it was stored, and nothing stored before is lost."""
+    """The outbox's store could not be reached or refused (a full disk, a read-only file,
+    an unreachable or read-only Redis), chained to the store's own error: raised by
+    ``enqueue``, nothing of the work was stored; by any call, nothing stored is lost."""

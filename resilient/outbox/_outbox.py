@@ -28,6 +28,7 @@ from .._degradation import DegradationService, Feature, Features
 from .._runtime import config as _config
 from .._runtime import validate as _validate
 from .._runtime.logs import digest
+from .._wrapping.hooks import add_note_once, safe_predicate
 from ..exceptions import CircuitOpenError, ConfigError, RequestFailedError
 from ..metrics._names import DEAD_LETTER_ITEMS, PENDING_SYNC_ITEMS, SYNC_FAILURES, SYNC_SUCCESS
 from ..telemetry import count, set_gauge
@@ -49,6 +50,8 @@ _SQLITE: Final = "sqlite:///"
 _NAME: Final = re.compile(r"[A-Za-z0-9._:-]+")
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 """Compact JSON that refuses NaN and infinities (one encoder, reused)."""
+MAX_BACKOFF: Final = 30.0
+"""Longest wait (seconds) of the background drainer between rounds that keep failing."""
 _random = random.Random(os.urandom(16))
 os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 
@@ -295,11 +298,15 @@ class Outbox:
 
     def _give_back(self, items: list[Item], error: BaseException) -> None:
         """An interrupt is on its way out: release the rest of the batch at once rather
-        than when its lease ends."""
+        than when its lease ends (a store that cannot take them back leaves them to the
+        lease's end; the interrupt goes on)."""
         if not isinstance(error, Exception):
             now = self._now()
-            for item in items:
-                self._backend.failed(item, "", now, count=False)
+            try:
+                for item in items:
+                    self._backend.failed(item, "", now, count=False)
+            except OutboxError as refused:
+                add_note_once(error, f"resilient: the outbox keeps items leased: {refused}")
 
     def _settle(self, item: Item, error: BaseException | None) -> Drained:
         """Record one delivery's outcome; re-raise an interrupt after giving the item back."""
@@ -310,7 +317,10 @@ class Outbox:
             return Drained(delivered=1)
         now = self._now()
         if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit, cancellation
-            self._backend.failed(item, repr(error), now, count=False)
+            try:
+                self._backend.failed(item, repr(error), now, count=False)
+            except OutboxError as refused:  # its lease ends in time: the interrupt goes on
+                add_note_once(error, f"resilient: the outbox keeps the item leased: {refused}")
             raise error
         if isinstance(error, CircuitOpenError):
             until = now + (error.retry_after if error.retry_after is not None else self.poll)
@@ -329,7 +339,9 @@ class Outbox:
 
     def start(self) -> None:
         """Start a background thread delivering items as they become ready (sync handlers
-        on it, async ones on an event loop of its own). Idempotent."""
+        on it, async ones on an event loop of its own). Idempotent. A round that fails
+        (the store unreachable or refusing) is logged, and the thread waits ``poll``,
+        doubled after each further failure up to 30 s, then goes on."""
         if self._thread is not None and self._thread.is_alive():
             return
         self._stopping.clear()
@@ -348,6 +360,7 @@ class Outbox:
     def _run(self) -> None:
         import asyncio
 
+        failures = 0
         with asyncio.Runner() as runner:
             while not self._stopping.is_set():
                 self._wake.clear()
@@ -355,13 +368,21 @@ class Outbox:
                     done = self.drain()
                     if any(h.is_async for h in self._handlers.values()):
                         done += runner.run(self.drain_async())
+                    failures = 0
                     if done.delivered or done.failed or done.dead:
                         continue
                     wait = self._idle_wait()
                 except Exception as error:  # the store is unreachable for now: try again
                     digest.report("outbox drainer failed", repr(self._backend), repr(error))
-                    wait = self.poll
+                    failures += 1
+                    wait = self._backoff_wait(failures)
                 self._wake.wait(wait)
+
+    def _backoff_wait(self, failures: int) -> float:
+        """Real seconds to wait after ``failures`` rounds in a row failed (the store
+        unreachable or refusing): ``poll``, doubling each time up to ``MAX_BACKOFF`` (or
+        ``poll`` when that is longer)."""
+        return min(self.poll * 2.0 ** min(failures - 1, 32), max(self.poll, MAX_BACKOFF))
 
     def _idle_wait(self) -> float:
         """Real seconds to wait before looking again: until the next item is due, at most
@@ -508,8 +529,6 @@ class _Deferring:
 
     def _defer(self, error: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Deferred:
         """Store the call, or re-raise ``error`` (from the caller's ``except``)."""
-        from .._wrapping.hooks import add_note_once, safe_predicate
-
         wanted = (
             is_network_error(error)
             if self.when is None

@@ -1,56 +1,75 @@
 """The fleet outbox: Redis Streams with a consumer group, shared by every process.
 
-An item is a field of the ``items`` hash. An item that may be delivered now has a
-*ticket*: an entry in its kind's stream, read by a consumer group (``XREADGROUP``), so
-each ticket goes to one drainer, and stays in that drainer's pending list until it is
-acknowledged. A drainer that dies leaves tickets nobody acknowledges: once idle longer
-than the lease (by the Redis server's clock), ``XAUTOCLAIM`` hands them to the next
-drainer. An item waiting for its next attempt has no ticket but a place in the
-``delayed`` sorted set (by the outbox's clock); items of a group wait in the group's
-sorted set, and only its oldest live item has a ticket or a delay at any time (the
-``busy`` hash names it), which delivers the group in order.
+An item is a field of the ``items`` hash (JSON). An item that may be delivered now has a
+*ticket*: an entry in its kind's stream (its id kept in the item), read by a consumer
+group (``XREADGROUP``), so each ticket goes to one drainer, and stays in that drainer's
+pending list until it is acknowledged. A drainer that dies leaves tickets nobody
+acknowledges: once idle longer than the lease (by the Redis server's clock),
+``XAUTOCLAIM`` hands them to the next drainer. An item waiting for its next attempt has
+no ticket but a place in the ``delayed`` sorted set (by the outbox's clock); items of a
+group wait in the group's sorted set, and only one live item has a ticket or a delay at
+any time (the ``busy`` hash names it), which delivers the group in order: its oldest, or
+a later one under way when an earlier dead letter was revived (that one waits for it). A
+lease shares its batch between the kinds, so a busy kind never keeps another's items
+waiting.
 
 Every key of one outbox shares a hash tag, so the scripts run on one Redis Cluster slot.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Final
+
+from redis.exceptions import NoScriptError, RedisError
 
 from ._items import DeadItem, Item, OutboxError
 
 __all__ = ["RedisBackend"]
 
-_LIB: Final = r"""
-local P = ARGV[1]
-local function issue(key, kind)
-  local id = redis.call('XADD', P .. 'stream:' .. kind, '*', 'k', key)
-  redis.call('HSET', P .. 'ticket', key, kind .. ' ' .. id)
+_CORE: Final = r"""
+local P = string.sub(KEYS[1], 1, -6)  -- KEYS[1] is the prefix followed by 'items'
+local function save(key, item)
+  redis.call('HSET', P .. 'items', key, cjson.encode(item))
 end
-local function release(key)
-  local ticket = redis.call('HGET', P .. 'ticket', key)
-  if ticket then
-    local kind, id = string.match(ticket, '^(.-) (.+)$')
-    redis.call('XACK', P .. 'stream:' .. kind, 'drainers', id)
-    redis.call('XDEL', P .. 'stream:' .. kind, id)
-    redis.call('HDEL', P .. 'ticket', key)
-  end
+local function issue(key, item)
+  item.ticket = redis.call('XADD', P .. 'stream:' .. item.kind, '*', 'k', key)
+  save(key, item)
 end
 local function promote(group)
-  -- the oldest live item of the group gets a ticket, unless one of them is under way
-  -- (named in 'busy' from its ticket until it is delivered or dead: O(1), not O(group))
+  -- the oldest live item of the group gets a ticket (or waits out its retry time in
+  -- 'delayed'), unless one of them holds the group's turn ('busy' names it from then
+  -- until it is delivered or dead: O(1), not O(group))
   if redis.call('HEXISTS', P .. 'busy', group) == 1 then return end
   local head = redis.call('ZRANGE', P .. 'group:' .. group, 0, 0)[1]
   if head then
     local item = cjson.decode(redis.call('HGET', P .. 'items', head))
-    issue(head, item.kind)
     redis.call('HSET', P .. 'busy', group, head)
+    if item.retry_at then
+      redis.call('ZADD', P .. 'delayed', item.retry_at, head)
+    else
+      issue(head, item)
+    end
+  end
+end
+"""
+
+_LIB: Final = (
+    _CORE
+    + r"""
+local function release(item)  -- the caller saves or forgets the item afterwards
+  if item.ticket then
+    local stream = P .. 'stream:' .. item.kind
+    redis.call('XACK', stream, 'drainers', item.ticket)
+    redis.call('XDEL', stream, item.ticket)
+    item.ticket = nil
   end
 end
 local function forget(key, item)
-  release(key)
+  release(item)
   redis.call('ZREM', P .. 'delayed', key)
   redis.call('HDEL', P .. 'items', key)
   if item.group ~= cjson.null then
@@ -62,76 +81,93 @@ local function forget(key, item)
   end
 end
 """
+)
 
 _PUT: Final = (
-    _LIB
+    _CORE
     + r"""
-local key, kind, group, payload, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local fresh, known = ARGV[7] == '1', ARGV[8] == '1'
-if not fresh then  -- a key the caller chose may be stored already
-  for _, where in ipairs({'items', 'dead'}) do
-    local found = redis.call('HGET', P .. where, key)
-    if found then return {cjson.decode(found).position, 0} end
-  end
+local key, how, record, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local kind = string.sub(how, 3)
+if string.sub(how, 1, 1) ~= 'f' then  -- a key the caller chose may be stored already
+  local found = redis.call('HGET', P .. 'items', key) or redis.call('HGET', P .. 'dead', key)
+  if found then return -cjson.decode(found).position end
 end
 local position = redis.call('INCR', P .. 'seq')
-local item = {kind = kind, payload = payload, created = tonumber(now), attempts = 0,
-              position = position, error = cjson.null, group = cjson.null}
-if group ~= '' then item.group = group end
-redis.call('HSET', P .. 'items', key, cjson.encode(item))
 local stream = P .. 'stream:' .. kind
-if not known and redis.call('EXISTS', stream) == 0 then
+if string.sub(how, 2, 2) ~= 'k' and redis.call('EXISTS', stream) == 0 then
   redis.call('XGROUP', 'CREATE', stream, 'drainers', '0', 'MKSTREAM')
 end
-if group ~= '' then
+if not group then
+  local id = redis.call('XADD', stream, '*', 'k', key)
+  redis.call('HSET', P .. 'items', key,
+             record .. ',"position":' .. position .. ',"ticket":"' .. id .. '"}')
+else
+  redis.call('HSET', P .. 'items', key, record .. ',"position":' .. position .. '}')
   redis.call('ZADD', P .. 'group:' .. group, position, key)
   promote(group)
-else
-  issue(key, kind)
 end
-return {position, 1}
+return position
 """
 )
+"""``how``: ``f`` (a fresh key) or ``-``, ``k`` (its kind's stream known to be there) or
+``-``, then the kind; ``record``: the item's JSON object without its position, ticket and
+closing brace; ``group``: given only for an item of a group. The reply is the item's
+position, negated when its key was stored already (one integer, the cheapest reply)."""
 
 _LEASE: Final = (
     _LIB
     + r"""
-local owner, now, limit, idle = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local owner, now, limit, idle = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 for _, key in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now)) do
   redis.call('ZREM', P .. 'delayed', key)
   local found = redis.call('HGET', P .. 'items', key)
-  if found then issue(key, cjson.decode(found).kind) end
+  if found then issue(key, cjson.decode(found)) end
 end
-local out = {}
-local stream
-local function take(entries)
+local out, count = {}, 0
+local function take(stream, entries)
+  local got = 0
   for _, entry in ipairs(entries) do
     local id, fields = entry[1], entry[2]
-    if #out >= limit * 2 then break end
     local key = fields and fields[2]
-    local item = key and redis.call('HGET', P .. 'items', key)
-    local ticket = key and redis.call('HGET', P .. 'ticket', key)
-    if item and ticket and string.match(ticket, ' (.+)$') == id then
-      table.insert(out, key)
-      table.insert(out, item)
+    local found = key and redis.call('HGET', P .. 'items', key)
+    if found and cjson.decode(found).ticket == id then
+      out[#out + 1] = key
+      out[#out + 1] = found
+      got = got + 1
     else  -- a ticket its item outlived (delivered, purged or given a new one)
       redis.call('XACK', stream, 'drainers', id)
       redis.call('XDEL', stream, id)
     end
   end
+  count = count + got
+  return got
 end
-for i = 6, #ARGV do
-  stream = P .. 'stream:' .. ARGV[i]
-  if redis.call('EXISTS', stream) == 1 and #out < limit * 2 then
-    local claimed = redis.call('XAUTOCLAIM', stream, 'drainers', owner, idle, '0-0',
-                               'COUNT', limit - #out / 2)
-    take(claimed[2])
-    if #out < limit * 2 then
-      local fresh = redis.call('XREADGROUP', 'GROUP', 'drainers', owner,
-                               'COUNT', limit - #out / 2, 'STREAMS', stream, '>')
-      if fresh then take(fresh[1][2]) end
-    end
+local function read(stream, want)
+  -- tickets whose drainer let their lease run out first, then new ones
+  local claimed = redis.call('XAUTOCLAIM', stream, 'drainers', owner, idle, '0-0',
+                             'COUNT', want)
+  local got = take(stream, claimed[2])
+  if got < want then
+    local fresh = redis.call('XREADGROUP', 'GROUP', 'drainers', owner,
+                             'COUNT', want - got, 'STREAMS', stream, '>')
+    if fresh then got = got + take(stream, fresh[1][2]) end
   end
+  return got
+end
+-- the batch is shared by the kinds: each takes its share first, then the kinds that had
+-- more fill what is left, so a busy kind never keeps another's items waiting
+local share = math.ceil(limit / (#ARGV - 4))
+local more = {}
+for i = 5, #ARGV do
+  local stream = P .. 'stream:' .. ARGV[i]
+  -- made if missing: a Redis that lost its keys keeps working
+  redis.pcall('XGROUP', 'CREATE', stream, 'drainers', '0', 'MKSTREAM')
+  local want = math.min(share, limit - count)
+  if want > 0 and read(stream, want) == want then more[#more + 1] = stream end
+end
+for _, stream in ipairs(more) do
+  if count >= limit then break end
+  read(stream, limit - count)
 end
 return out
 """
@@ -140,7 +176,7 @@ return out
 _SETTLE: Final = (
     _LIB
     + r"""
-local key, outcome, error, retry_at, count = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local key, outcome, error, retry_at, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local found = redis.call('HGET', P .. 'items', key)
 if not found then return 0 end
 local item = cjson.decode(found)
@@ -152,11 +188,13 @@ item.attempts = item.attempts + tonumber(count)
 if error ~= '' then item.error = error end
 if outcome == 'dead' then
   forget(key, item)
+  item.retry_at = nil
   redis.call('HSET', P .. 'dead', key, cjson.encode(item))
   return 1
 end
-release(key)
-redis.call('HSET', P .. 'items', key, cjson.encode(item))
+release(item)
+item.retry_at = retry_at
+save(key, item)
 redis.call('ZADD', P .. 'delayed', retry_at, key)
 return 1
 """
@@ -165,12 +203,8 @@ return 1
 _REVIVE: Final = (
     _LIB
     + r"""
-local keys = {}
-if #ARGV > 1 then
-  for i = 2, #ARGV do keys[#keys + 1] = ARGV[i] end
-else
-  keys = redis.call('HKEYS', P .. 'dead')
-end
+local keys = ARGV
+if #keys == 0 then keys = redis.call('HKEYS', P .. 'dead') end
 local revived = 0
 for _, key in ipairs(keys) do
   local found = redis.call('HGET', P .. 'dead', key)
@@ -179,12 +213,31 @@ for _, key in ipairs(keys) do
     item.attempts = 0
     item.error = cjson.null
     redis.call('HDEL', P .. 'dead', key)
-    redis.call('HSET', P .. 'items', key, cjson.encode(item))
-    if item.group ~= cjson.null then
-      redis.call('ZADD', P .. 'group:' .. item.group, item.position, key)
-      promote(item.group)
+    save(key, item)
+    local group = item.group
+    if group ~= cjson.null then
+      redis.call('ZADD', P .. 'group:' .. group, item.position, key)
+      -- a group goes in order: a later item holding the group's turn gives it back,
+      -- unless a drainer has it under way
+      local busy = redis.call('HGET', P .. 'busy', group)
+      local raw = busy and redis.call('HGET', P .. 'items', busy)
+      local later = raw and cjson.decode(raw)
+      if later and later.position > item.position then
+        local idle = not later.ticket
+        if later.ticket then
+          local stream = P .. 'stream:' .. later.kind
+          idle = #redis.call('XPENDING', stream, 'drainers', later.ticket, later.ticket, 1) == 0
+        end
+        if idle then
+          release(later)
+          save(busy, later)
+          redis.call('ZREM', P .. 'delayed', busy)
+          redis.call('HDEL', P .. 'busy', group)
+        end
+      end
+      promote(group)
     else
-      issue(key, item.kind)
+      issue(key, item)
     end
     revived = revived + 1
   end
@@ -196,13 +249,13 @@ return revived
 _PURGE: Final = (
     _LIB
     + r"""
-local dead, kind, before = ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
+local dead, kind, before = ARGV[1] == '1', ARGV[2], tonumber(ARGV[3])
 local where = dead and 'dead' or 'items'
 local all = redis.call('HGETALL', P .. where)
 local deleted = 0
 for i = 1, #all, 2 do
   local key, item = all[i], cjson.decode(all[i + 1])
-  if (kind == '' or item.kind == kind) and (before < 0 or item.created < before) then
+  if (kind == '' or item.kind == kind) and (before < 0 or tonumber(item.created) < before) then
     if dead then redis.call('HDEL', P .. 'dead', key) else forget(key, item) end
     deleted = deleted + 1
   end
@@ -211,33 +264,51 @@ return deleted
 """
 )
 
+_SOURCES: Final = {
+    "put": ("store the item", _PUT),
+    "lease": ("lease items", _LEASE),
+    "settle": ("record a delivery", _SETTLE),
+    "revive": ("revive dead letters", _REVIVE),
+    "purge": ("purge items", _PURGE),
+}
+"""Each script, with what it does for an error message."""
+
 
 class RedisBackend:
     """Items in Redis under ``resilient:outbox:{name}:``; ``client`` is a redis-py client
-    (``redis.Redis`` or ``redis.RedisCluster``)."""
+    (``redis.Redis`` or ``redis.RedisCluster``). Every Redis error (unreachable, timed
+    out, refusing: ``READONLY``, ``OOM``) is an ``OutboxError`` chained to it."""
 
     def __init__(self, client: Any, name: str) -> None:
         self.client = client
         self.name = name
         self.prefix = f"resilient:outbox:{{{name}}}:"
+        self._items = self.prefix + "items"
         self._streams: set[str] = set()
         """Kinds whose stream and consumer group this process saw made."""
-        self._scripts = {
-            script: client.register_script(source)
-            for script, source in (
-                ("put", _PUT),
-                ("lease", _LEASE),
-                ("settle", _SETTLE),
-                ("revive", _REVIVE),
-                ("purge", _PURGE),
-            )
+        self._shas = {
+            script: hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+            for script, (_, source) in _SOURCES.items()
         }
+        self._turn = 0
+        """Which kind a lease offers its batch first: each lease the next one."""
 
     def __repr__(self) -> str:
         return f"<RedisBackend {self.prefix!r}>"
 
     def _run(self, script: str, *args: object) -> Any:
-        return self._scripts[script](keys=[self.prefix + "items"], args=[self.prefix, *args])
+        """Run one script (loading it when the server does not know it yet)."""
+        try:
+            try:
+                return self.client.evalsha(self._shas[script], 1, self._items, *args)
+            except NoScriptError:
+                self._shas[script] = self.client.script_load(_SOURCES[script][1])
+                return self.client.evalsha(self._shas[script], 1, self._items, *args)
+        except RedisError as error:
+            raise self._error(_SOURCES[script][0], error) from error
+
+    def _error(self, what: str, error: BaseException) -> OutboxError:
+        return OutboxError(f"the outbox {self.prefix} could not {what}: {error}")
 
     def close(self) -> None:
         self.client.close()
@@ -252,19 +323,19 @@ class RedisBackend:
         fresh: bool = False,
     ) -> tuple[int, bool]:
         """``fresh``: the key was just made at random, so it cannot be stored already."""
-        import redis
-
-        known = kind in self._streams  # its stream and group were made before
-        try:
-            position, stored = self._run(
-                "put", key, kind, group or "", payload, repr(now), int(fresh), int(known)
-            )
-        except redis.RedisError as error:
-            raise OutboxError(f"the outbox {self.prefix} could not store the item: {error}") from (
-                error
-            )
+        # the item's JSON is made here, so the script only adds its position and ticket
+        grouped = "null" if group is None else _quote(group)
+        record = (
+            f'{{"kind":"{kind}","group":{grouped},"created":"{now!r}","attempts":0,'
+            f'"error":null,"payload":{_quote(payload)}'
+        )
+        how = ("f" if fresh else "-") + ("k" if kind in self._streams else "-") + kind
+        if group is None:
+            position = int(self._run("put", key, how, record))
+        else:
+            position = int(self._run("put", key, how, record, group))
         self._streams.add(kind)
-        return int(position), bool(stored)
+        return abs(position), position > 0
 
     def lease(
         self, kinds: Iterable[str], limit: int, owner: str, now: float, seconds: float
@@ -272,6 +343,8 @@ class RedisBackend:
         wanted = list(kinds)
         if not wanted:
             return []
+        self._turn = turn = (self._turn + 1) % len(wanted)
+        wanted = wanted[turn:] + wanted[:turn]
         idle = str(max(1, int(seconds * 1000)))
         found = self._run("lease", owner, repr(now), limit, idle, *wanted)
         items = [
@@ -291,18 +364,27 @@ class RedisBackend:
         self._run("settle", item.key, "dead", error, 0, 1)
 
     def next_ready(self, kinds: Iterable[str]) -> float | None:
-        first = self.client.zrange(self.prefix + "delayed", 0, 0, withscores=True)
+        try:
+            first = self.client.zrange(self.prefix + "delayed", 0, 0, withscores=True)
+        except RedisError as error:
+            raise self._error("look for the next ready item", error) from error
         return float(first[0][1]) if first else None
 
     def counts(self) -> tuple[int, int]:
         pipe = self.client.pipeline(transaction=False)
-        pipe.hlen(self.prefix + "items")
+        pipe.hlen(self._items)
         pipe.hlen(self.prefix + "dead")
-        pending, dead = pipe.execute()
+        try:
+            pending, dead = pipe.execute()
+        except RedisError as error:
+            raise self._error("count its items", error) from error
         return int(pending), int(dead)
 
     def dead(self, limit: int) -> list[DeadItem]:
-        found = self.client.hgetall(self.prefix + "dead")
+        try:
+            found = self.client.hgetall(self.prefix + "dead")
+        except RedisError as error:
+            raise self._error("read its dead letters", error) from error
         items = []
         for key, raw in found.items():
             data = json.loads(raw)
@@ -330,7 +412,9 @@ class RedisBackend:
 
     def purge(self, dead: bool, kind: str | None, before: float | None) -> int:
         return int(
-            self._run("purge", "1" if dead else "0", kind or "", -1 if before is None else before)
+            self._run(
+                "purge", "1" if dead else "0", kind or "", -1 if before is None else repr(before)
+            )
         )
 
 
