@@ -131,16 +131,20 @@ class Outbox:
         from .._retry.decorator import RetryConfig
 
         given_backoff: object = backoff
-        self.max_attempts = _validate.integer("max_attempts", max_attempts, minimum=1)
+        self.max_attempts: int = _validate.integer("max_attempts", max_attempts, minimum=1)
         if backoff is None:
             backoff = RetryConfig(initial_delay=1.0, max_delay=300.0)
         elif not isinstance(given_backoff, RetryConfig):
             raise ConfigError("backoff", backoff, "a RetryConfig or None")
         self.backoff = backoff
         longest = _validate.MAX_SECONDS  # a thread can wait it, Redis can count it in ms
-        self.lease = _validate.required_duration("lease", lease, allow_zero=False, maximum=longest)
-        self.poll = _validate.required_duration("poll", poll, allow_zero=False, maximum=longest)
-        self.batch = _validate.integer("batch", batch, minimum=1)
+        self.lease: float = _validate.required_duration(
+            "lease", lease, allow_zero=False, maximum=longest
+        )
+        self.poll: float = _validate.required_duration(
+            "poll", poll, allow_zero=False, maximum=longest
+        )
+        self.batch: int = _validate.integer("batch", batch, minimum=1)
         if synchronous not in ("FULL", "NORMAL"):
             raise ConfigError("synchronous", synchronous, "'FULL' or 'NORMAL'")
         _check_name("name", name)
@@ -148,7 +152,7 @@ class Outbox:
         if given is not None and not isinstance(given, Feature):
             raise ConfigError("backlog_feature", backlog_feature, "a Feature or None")
         self.backlog_feature = backlog_feature
-        self.backlog_threshold = _validate.integer(
+        self.backlog_threshold: int = _validate.integer(
             "backlog_threshold", backlog_threshold, minimum=1
         )
         if backlog_feature is not None:
