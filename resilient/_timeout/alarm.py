@@ -9,12 +9,18 @@ In a steady stream of calls with the same budget this makes no system call at al
 
 The handler only raises inside the body of a call. A signal handled while a ``@timeout``
 is registering or forgetting its deadline (in a wrapper's own lines, ``protect``, or in
-anything the helpers here call), or while a Python trace or profile function runs (a
-debugger's, a test's), is noted instead, and the timer re-armed a moment later: if the
-body is still running then, it is interrupted; if the call has come back, its wrapper
-reads the note from ``disarm`` and reports a timeout. So the internal ``AlarmFired``
-never reaches the caller, and a deadline is never left behind to fire in code outside
-any ``@timeout``.
+anything a wrapper calls but its body: the helpers here, a trace or profile function
+tracing the wrapper's lines, a finalizer) is noted instead, and the timer re-armed a
+moment later: if the body is still running then, it is interrupted; if the call has
+come back, its wrapper reads the note from ``disarm`` and reports a timeout. So the
+internal ``AlarmFired`` never reaches the caller, and a deadline is never left behind to
+fire in code outside any ``@timeout``.
+
+A signal handled in a Python trace or profile function tracing the body (a debugger's,
+coverage's) is deferred the same way for up to ``_GRACE`` after the deadline: raised
+there, it would make Python switch the tracer off. Past that (a body stopped at a
+breakpoint, a tracer taking nearly all the time) it is raised in the tracer, and the body
+is interrupted all the same: a deadline is never deferred for good.
 
 A deadline may have a *patience* (``patient``): asked when the deadline passes, it can
 give the body more time (the test clock's autojump lets a body that keeps computing run);
@@ -41,6 +47,7 @@ __all__ = ["AlarmFired", "arm", "disarm", "on_main_thread", "patient", "protect"
 _MAIN = threading.main_thread().ident
 _EARLY = 1e-3  # a timer firing this close before a deadline counts as reaching it
 _RETRY = 1e-4  # after an alarm noted during bookkeeping, look again this much later
+_GRACE = 0.05  # how late a deadline may get while its alarms land in a tracer of the body
 _LONGEST = 1e6  # setitimer overflows past ~2**31 s; a longer wait is re-armed on firing
 _active: list[float] = []  # deadlines (time.monotonic) of the calls in force
 _late: dict[float, float] = {}  # deadlines found passed -> seconds late when last seen
@@ -102,10 +109,14 @@ def patient(when: float, more: Callable[[], float | None] | None) -> None:
         _patience[when] = more
 
 
-def protect(*codes: CodeType) -> None:
-    """Mark ``codes`` (a wrapper's) as bookkeeping: an alarm arriving in their own lines
-    is deferred; one arriving in a function they call is the body's."""
+def protect(*codes: CodeType, body: CodeType | None = None) -> None:
+    """Mark ``codes`` (a wrapper's) as bookkeeping: an alarm arriving in their own lines,
+    or in a function they call other than a body, is deferred; one arriving in a body
+    (``body``: the code of a function a wrapper calls as its body) or below it is the
+    body's."""
     _WRAPPERS.update(codes)
+    if body is not None:
+        _BODIES.add(body)
 
 
 def _set_timer(when: float, seconds: float) -> None:
@@ -158,32 +169,50 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
         if more is None:
             break
         _postponed[due] = now + more  # the body still works: look again later
+        _late.pop(due, None)  # an alarm noted in bookkeeping before: no longer late
     late = now - due if now > due else 0.0
     _late[due] = late
-    if frame is not None and _in_bookkeeping(frame):
-        _set_timer(now + _RETRY, _RETRY)  # not in the body: look again in a moment
-        return
+    if frame is not None:
+        where = _where(frame)
+        if where is _BOOKKEEPING or (where is _TRACING and late < _GRACE):
+            _set_timer(now + _RETRY, _RETRY)  # not in the body: look again in a moment
+            return
     _raised.add(due)
     if later is not None:
         _set_timer(later, later - now)  # an enclosing deadline still needs its alarm
     raise AlarmFired(due, late)
 
 
-def _in_bookkeeping(frame: FrameType) -> bool:
-    """Whether ``frame`` runs bookkeeping rather than a call's body: a wrapper's own lines,
-    a helper here (or what it calls: ``signal.getsignal`` is Python), or a trace or
-    profile function (the signal is handled in the tracer's frame, and what it raises
-    lands in whichever line of the traced code comes next)."""
+_BODY, _TRACING, _BOOKKEEPING = "body", "tracing the body", "bookkeeping"
+
+
+def _where(frame: FrameType) -> str:
+    """What ``frame`` runs: bookkeeping (a wrapper's own lines, a helper here or what it
+    calls, or anything else a wrapper calls but its body: a trace or profile function
+    tracing the wrapper's lines, a finalizer), a trace or profile function tracing the
+    body (the signal is handled in the tracer's frame, and what it raises lands in
+    whichever line of the traced code comes next), or the body."""
     tools = _tool_codes()
+    tracing = False
+    child: FrameType | None = None
     here: FrameType | None = frame
     while here is not None:
         code = here.f_code
-        if code in _HELPERS or code in tools:
-            return True
+        if code in _HELPERS:
+            return _BOOKKEEPING
         if code in _WRAPPERS:
-            return here is frame  # below a wrapper: its body (or plain code after it)
-        here = here.f_back
-    return False
+            if child is None or child.f_code not in _BODIES:
+                return _BOOKKEEPING  # its own lines, or a call other than its body
+            return _TRACING if tracing else _BODY
+        traced = here.f_back
+        if code in tools or (
+            traced is not None
+            and traced.f_trace is not None
+            and code is _code_of(traced.f_trace)  # the traced frame's own trace function
+        ):
+            tracing = True
+        child, here = here, traced
+    return _TRACING if tracing else _BODY
 
 
 def _tool_codes() -> tuple[CodeType | None, ...]:
@@ -191,10 +220,28 @@ def _tool_codes() -> tuple[CodeType | None, ...]:
     tools = sys.gettrace(), sys.getprofile()
     if tools == (None, None):
         return ()
-    return tuple(getattr(getattr(tool, "__func__", tool), "__code__", None) for tool in tools)
+    return tuple(_code_of(tool) for tool in tools)
+
+
+def _code_of(tool: object) -> CodeType | None:
+    """The code a trace or profile function runs: a function's, a bound method's, or the
+    ``__call__`` of a callable object; ``None`` for one written in C."""
+    for _ in range(3):
+        code = getattr(tool, "__code__", None)
+        if isinstance(code, CodeType):
+            return code
+        method = getattr(tool, "__func__", None)
+        if method is None:  # a callable object: its class's __call__
+            method = next(
+                (k.__dict__["__call__"] for k in type(tool).__mro__ if "__call__" in k.__dict__),
+                None,
+            )
+        tool = method
+    return None
 
 
 _WRAPPERS: set[CodeType] = set()  # the wrappers' own code (``protect``)
+_BODIES: set[CodeType] = set()  # the code of the functions wrappers call as their body
 _HELPERS: frozenset[CodeType] = frozenset(
     {
         arm.__code__,

@@ -15,7 +15,7 @@ import time
 from contextvars import copy_context
 from threading import TIMEOUT_MAX
 from types import FunctionType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from .._runtime import config as _config
 from .._runtime import deadline as _deadline
@@ -272,6 +272,7 @@ class _Timeout(Layer):
         arm, disarm, monotonic = _alarm.arm, _alarm.disarm, time.monotonic
         on_main_thread, fired_type = _alarm.on_main_thread, _alarm.AlarmFired
         body = call if isinstance(call, FunctionType) else _in_python_frame(call)
+        _alarm.protect(body=body.__code__)  # an alarm in it (or below) is the body's
 
         # Everything here but ``body`` is bookkeeping: an alarm arriving in this frame is
         # deferred by the handler (see ``_alarm``), never raised between two of its lines.
@@ -319,13 +320,13 @@ class _Timeout(Layer):
             )
 
 
-def _in_python_frame(call: AnyCall) -> AnyCall:
+def _in_python_frame(call: AnyCall) -> FunctionType:
     """Give a C callable a Python frame, so an alarm during it is raised in the body."""
 
     def body(*args: Any, **kwargs: Any) -> Any:
         return call(*args, **kwargs)
 
-    return body
+    return cast(FunctionType, body)
 
 
 # Under a clock other than the system clock (a FakeClock, a user's clock) the deadline is

@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from types import FrameType
+from types import FrameType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -129,6 +129,164 @@ def test_an_alarm_handled_in_a_trace_function_never_escapes(
     assert outcome == 1 or isinstance(outcome, resilient.TimeoutExceededError), outcome
     assert leftover == []
     assert left_deadline is None
+
+
+class _CallableTracer:
+    """A trace function written as a callable object."""
+
+    def __init__(self, local: Any) -> None:
+        self.local = local
+
+    def __call__(self, frame: FrameType, event: str, arg: object) -> Any:
+        self.local(frame, event, arg)
+        return self
+
+
+@pytest.mark.parametrize("kind", ["a local trace function", "a callable object"])
+@pytest.mark.usefixtures("alarm_blocked")
+def test_an_alarm_in_any_kind_of_tracer_of_the_disarm_step_never_escapes(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """An alarm handled in a tracer that is not the global trace function itself (the local
+    one it returns, or a callable object) while it traces the disarm step is deferred."""
+    monkeypatch.setattr(_alarm, "_EARLY", 1e9)
+    monkeypatch.setattr(_alarm, "_armed_for", _alarm._armed_for)
+
+    @resilient.timeout(5, strategy="signal")
+    def body_of_the_call() -> int:
+        return 1
+
+    deliveries, returned = [0], [False]
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code.co_name == "body_of_the_call":
+            returned[0] = event == "return"
+        elif event == "line" and returned[0]:  # the disarm step
+            deliveries[0] += 1
+            _alarm._armed_for = time.monotonic()  # as if our timer had just fired
+            _alarm._on_alarm(signal.SIGALRM, sys._getframe())  # in the tracer's frame
+        return local
+
+    def global_tracer(frame: FrameType, event: str, arg: object) -> Any:
+        return local(frame, event, arg)
+
+    tracer = global_tracer if kind == "a local trace function" else _CallableTracer(local)
+    outcome: object
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        outcome = body_of_the_call()
+    except BaseException as error:
+        outcome = error
+    finally:
+        sys.settrace(previous)
+    leftover, left_deadline = list(_alarm._active), resilient.remaining()
+    _alarm._active.clear()
+    assert deliveries[0] > 0
+    assert outcome == 1 or isinstance(outcome, resilient.TimeoutExceededError), outcome
+    assert leftover == []
+    assert left_deadline is None
+
+
+def _body_tracer(deliver: bool) -> Any:
+    """A trace function that, with ``deliver``, hands SIGALRM to the handler in its own
+    frame at every line of the body ``spin``."""
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if deliver and event == "line" and frame.f_code.co_name == "spin":
+            _alarm._armed_for = time.monotonic()  # as if our timer had just fired
+            _alarm._on_alarm(signal.SIGALRM, sys._getframe())
+        return tracer
+
+    return tracer
+
+
+@pytest.mark.usefixtures("alarm_blocked")
+def test_an_alarm_in_a_tracer_of_the_body_interrupts_it_once_past_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alarms that keep landing in a trace function tracing the body (a debugger stopped
+    in it, a tracer taking nearly all the time) are raised there once the deadline is
+    ``_GRACE`` late: the body is interrupted, never left running for good."""
+    monkeypatch.setattr(_alarm, "_armed_for", _alarm._armed_for)
+    real = time.monotonic
+    monkeypatch.setattr(_alarm, "time", SimpleNamespace(monotonic=lambda: real() + 10.0))
+    lines = [0]
+
+    @resilient.timeout(5, strategy="signal")
+    def spin() -> int:
+        for _ in range(100):
+            lines[0] += 1
+        return lines[0]
+
+    previous = sys.gettrace()
+    sys.settrace(_body_tracer(deliver=True))
+    try:
+        with pytest.raises(resilient.TimeoutExceededError):
+            spin()
+    finally:
+        sys.settrace(previous)
+        _alarm._active.clear()
+    assert lines[0] < 100
+    assert resilient.remaining() is None
+
+
+@pytest.mark.usefixtures("alarm_blocked")
+def test_an_alarm_in_a_tracer_of_the_body_waits_within_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An alarm landing in a trace function tracing the body, just past the deadline, is
+    deferred (raised there, Python would switch the tracer off); a body that returns
+    meanwhile is a timeout."""
+    monkeypatch.setattr(_alarm, "_EARLY", 1e9)  # reached, and late by nothing
+    monkeypatch.setattr(_alarm, "_armed_for", _alarm._armed_for)
+
+    @resilient.timeout(5, strategy="signal")
+    def spin() -> int:
+        total = 0
+        for step in range(20):
+            total += step
+        return total
+
+    tracer = _body_tracer(deliver=True)
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(resilient.TimeoutExceededError):
+            spin()
+        still_tracing = sys.gettrace() is tracer
+    finally:
+        sys.settrace(previous)
+        _alarm._active.clear()
+    assert still_tracing
+
+
+@pytest.mark.usefixtures("alarm_blocked")
+def test_more_time_given_after_a_deferred_alarm_is_not_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deadline whose alarm was deferred (it landed in bookkeeping), then extended by its
+    patience at the next look, is not reported late when the call returns in time."""
+    monkeypatch.setattr(_alarm, "_WRAPPERS", set(_alarm._WRAPPERS))
+    monkeypatch.setattr(_alarm, "_armed_for", _alarm._armed_for)
+
+    def wrapper_lines() -> FrameType:
+        return sys._getframe()
+
+    _alarm.protect(wrapper_lines.__code__)
+    answers = iter([None, 1.0])  # fire; then: the body works, give it a second more
+    when = time.monotonic() - 0.001
+    _alarm.patient(when, lambda: next(answers))
+    _alarm.arm(when, 0.0)
+    try:
+        _alarm._armed_for = time.monotonic()
+        _alarm._on_alarm(signal.SIGALRM, wrapper_lines())  # deferred: the wrapper's lines
+        _alarm._armed_for = time.monotonic()
+        _alarm._on_alarm(signal.SIGALRM, sys._getframe())  # the body's: one second more
+    finally:
+        late = _alarm.disarm(when)
+        _alarm.patient(when, None)
+    assert late is None
 
 
 @pytest.mark.usefixtures("alarm_blocked")
