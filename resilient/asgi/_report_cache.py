@@ -88,11 +88,11 @@ class ReportCache(Generic[T]):
 
     def _run(self, future: Future[T]) -> None:
         """Build on this thread, cache the result unless it went stale, hand it over."""
-        with self._lock:
-            version = self._version
-        generation = _generation[0]
-        expires = _config.state.now() + CACHE_SECONDS
         try:
+            with self._lock:
+                version = self._version
+            generation = _generation[0]
+            expires = _config.state.now() + CACHE_SECONDS  # the clock may fail too
             result = self._build()
         except BaseException as error:  # every waiter gets it; the next caller builds anew
             with self._lock:

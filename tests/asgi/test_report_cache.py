@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from resilient._runtime import config as _config
 from resilient.asgi import HealthApp
 from resilient.asgi._health import Reply, Scope
+from resilient.asgi._report_cache import ReportCache
 
 
 async def test_an_async_request_waits_for_the_build_a_blocking_request_started(
@@ -53,3 +55,42 @@ async def test_an_async_request_waits_for_the_build_a_blocking_request_started(
     assert [reply[0] for reply in replies] == [200]
     assert sent[0]["status"] == 200
     assert sent[1]["body"] == replies[0][1]
+
+
+def _clock_failing_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The configured clock raises the first time it is read, then reads true."""
+    real, reads = _config.state.now, [0]
+
+    def now() -> float:
+        reads[0] += 1
+        if reads[0] == 1:
+            raise OSError("clock unavailable")
+        return real()
+
+    monkeypatch.setattr(_config.state, "now", now)
+
+
+def test_a_blocking_build_whose_clock_fails_lets_the_next_request_build_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A build that fails before it starts (the clock raising) hands its error over and
+    leaves no build under way, so the next request builds instead of waiting forever."""
+    cache: ReportCache[str] = ReportCache(lambda: "report")
+    _clock_failing_once(monkeypatch)
+    with pytest.raises(OSError, match="clock unavailable"):
+        cache.get()
+    assert cache.building is None
+    assert cache.get() == "report"
+
+
+async def test_an_async_build_whose_clock_fails_answers_its_waiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An async request whose build fails before it starts gets the error (not a wait
+    without end), and the next request builds again."""
+    cache: ReportCache[str] = ReportCache(lambda: "report")
+    _clock_failing_once(monkeypatch)
+    with pytest.raises(OSError, match="clock unavailable"):
+        await asyncio.wait_for(cache.aget(), 5)
+    assert cache.building is None
+    assert await asyncio.wait_for(cache.aget(), 5) == "report"
