@@ -20,7 +20,9 @@ A signal handled in a Python trace or profile function tracing the body (a debug
 coverage's) is deferred the same way for up to ``_GRACE`` after the deadline: raised
 there, it would make Python switch the tracer off. Past that (a body stopped at a
 breakpoint, a tracer taking nearly all the time) it is raised in the tracer, and the body
-is interrupted all the same: a deadline is never deferred for good.
+is interrupted all the same: a deadline is never deferred for good. Bookkeeping still
+under way that long (a debugger paused in a wrapper's lines) is looked at every ``_SLOW``
+instead of every ``_RETRY``, so a pause costs no storm of signals.
 
 A deadline may have a *patience* (``patient``): asked when the deadline passes, it can
 give the body more time (the test clock's autojump lets a body that keeps computing run);
@@ -48,6 +50,9 @@ _MAIN = threading.main_thread().ident
 _EARLY = 1e-3  # a timer firing this close before a deadline counts as reaching it
 _RETRY = 1e-4  # after an alarm noted during bookkeeping, look again this much later
 _GRACE = 0.05  # how late a deadline may get while its alarms land in a tracer of the body
+_SLOW = (
+    0.01  # past that, bookkeeping still under way (a debugger paused in it) is looked at this often
+)
 _LONGEST = 1e6  # setitimer overflows past ~2**31 s; a longer wait is re-armed on firing
 _active: list[float] = []  # deadlines (time.monotonic) of the calls in force
 _late: dict[float, float] = {}  # deadlines found passed -> seconds late when last seen
@@ -175,7 +180,8 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     if frame is not None:
         where = _where(frame)
         if where is _BOOKKEEPING or (where is _TRACING and late < _GRACE):
-            _set_timer(now + _RETRY, _RETRY)  # not in the body: look again in a moment
+            wait = _RETRY if late < _GRACE else _SLOW  # not in the body: look again soon
+            _set_timer(now + wait, wait)
             return
     _raised.add(due)
     if later is not None:

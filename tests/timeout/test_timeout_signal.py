@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 import resilient
+import resilient.testing
 from resilient._timeout import alarm as _alarm
+from resilient.testing import FakeClock
 
 
 @pytest.fixture
@@ -259,6 +261,77 @@ def test_an_alarm_in_a_tracer_of_the_body_waits_within_the_grace(
         sys.settrace(previous)
         _alarm._active.clear()
     assert still_tracing
+
+
+@pytest.mark.usefixtures("alarm_blocked")
+def test_bookkeeping_paused_past_the_grace_is_looked_at_less_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An alarm landing in bookkeeping just after the deadline is looked at again within a
+    millisecond; once past ``_GRACE`` (a debugger paused in a wrapper's lines) no more
+    than a hundred times a second."""
+    monkeypatch.setattr(_alarm, "_WRAPPERS", set(_alarm._WRAPPERS))
+    monkeypatch.setattr(_alarm, "_armed_for", _alarm._armed_for)
+    timers: list[float] = []
+    monkeypatch.setattr(
+        signal,
+        "setitimer",
+        lambda which, seconds, interval=0.0: timers.append(seconds) or (0.0, 0.0),
+    )
+
+    def wrapper_lines() -> FrameType:
+        return sys._getframe()
+
+    _alarm.protect(wrapper_lines.__code__)
+    frame = wrapper_lines()
+    for late in (0.0, 1.0):
+        when = time.monotonic() - late
+        _alarm.arm(when, 0.0)
+        try:
+            _alarm._armed_for = time.monotonic()
+            _alarm._on_alarm(signal.SIGALRM, frame)
+        finally:
+            _alarm.disarm(when)
+    assert timers[1] <= 1e-3
+    assert timers[3] >= 0.01
+
+
+@pytest.mark.usefixtures("alarm_blocked")
+def test_an_alarm_while_a_clocked_call_reports_its_deadline_never_escapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a test clock, an alarm handled while the wrapper makes the timeout error of a
+    body that slept past the clock's deadline (a step the wrapper calls, not the body) is
+    deferred: the caller gets the timeout, and no deadline stays behind."""
+    monkeypatch.setattr(_alarm, "_EARLY", 1e9)
+    monkeypatch.setattr(_alarm, "_armed_for", _alarm._armed_for)
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "call" and frame.f_code.co_name == "expired":
+            _alarm._armed_for = time.monotonic()  # as if our timer had just fired
+            _alarm._on_alarm(signal.SIGALRM, frame)  # as CPython would, in that frame
+        return tracer
+
+    with resilient.testing.use_clock(FakeClock()) as clock:
+
+        @resilient.timeout(5, strategy="signal")
+        def body_of_the_call() -> None:
+            clock.sleep(10)
+
+        outcome: object
+        previous = sys.gettrace()
+        sys.settrace(tracer)
+        try:
+            body_of_the_call()
+        except BaseException as error:
+            outcome = error
+        finally:
+            sys.settrace(previous)
+    leftover, left_deadline = list(_alarm._active), resilient.remaining()
+    _alarm._active.clear()
+    assert isinstance(outcome, resilient.TimeoutExceededError), outcome
+    assert leftover == []
+    assert left_deadline is None
 
 
 @pytest.mark.usefixtures("alarm_blocked")
