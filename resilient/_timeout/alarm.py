@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
+from weakref import WeakSet
 
 __all__ = ["AlarmFired", "arm", "disarm", "on_main_thread", "patient", "protect"]
 
@@ -247,7 +248,8 @@ def _code_of(tool: object) -> CodeType | None:
 
 
 _WRAPPERS: set[CodeType] = set()  # the wrappers' own code (``protect``)
-_BODIES: set[CodeType] = set()  # the code of the functions wrappers call as their body
+_BODIES: WeakSet[CodeType] = WeakSet()  # the code wrappers call as their body (held weakly:
+# a function decorated at run time and dropped takes its code with it)
 _HELPERS: frozenset[CodeType] = frozenset(
     {
         arm.__code__,

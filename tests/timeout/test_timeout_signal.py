@@ -5,11 +5,13 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from types import FrameType, SimpleNamespace
 from typing import Any
 
 import pytest
+from garbage import collect
 
 import resilient
 import resilient.testing
@@ -498,3 +500,15 @@ def test_a_builtin_that_overruns_in_c_says_how_late_and_why() -> None:
     assert late > 0
     assert caught.value.reason is not None
     assert "C code" in caught.value.reason
+
+
+def test_a_dropped_function_leaves_no_code_behind() -> None:
+    """A function decorated at run time with the signal strategy, once dropped, is not kept
+    alive through its code by the alarm's record of bodies."""
+    namespace: dict[str, Any] = {}
+    exec("def made_at_run_time():\n    return 1\n", namespace)
+    decorated = resilient.timeout(5, strategy="signal")(namespace.pop("made_at_run_time"))
+    code = weakref.ref(decorated.__wrapped__.__code__)
+    del decorated
+    collect()
+    assert code() is None
