@@ -47,14 +47,14 @@ class ReportCache(Generic[T]):
         self._version = 0
         self._cached: tuple[float, int, int, T] | None = None
         """When it stops answering, the reset generation, the version, the result."""
-        self._building: tuple[int, Future[T]] | None = None
-        """The build under way and the version it builds."""
+        self._building: tuple[int, int, Future[T]] | None = None
+        """The build under way, with the version and reset generation it builds."""
 
     @property
     def building(self) -> Future[T] | None:
         """The build under way (``None`` when none is)."""
         building = self._building
-        return None if building is None else building[1]
+        return None if building is None else building[2]
 
     def invalidate(self) -> None:
         with self._lock:
@@ -75,15 +75,19 @@ class ReportCache(Generic[T]):
             ):
                 return True, cached[3], _DONE, False
             building = self._building
-            if building is not None and building[0] == self._version:
-                return False, None, building[1], False
+            if (
+                building is not None
+                and building[0] == self._version
+                and building[1] == _generation[0]
+            ):
+                return False, None, building[2], False
             future: Future[T] = Future()
-            self._building = (self._version, future)
+            self._building = (self._version, _generation[0], future)
             return False, None, future, True
 
     def _release(self, future: Future[T]) -> None:
         """Forget ``future`` as the build under way (the lock held), if it still is."""
-        if self._building is not None and self._building[1] is future:
+        if self._building is not None and self._building[2] is future:
             self._building = None
 
     def _run(self, future: Future[T]) -> None:

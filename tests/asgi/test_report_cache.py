@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import resilient.testing
 from resilient._runtime import config as _config
 from resilient.asgi import HealthApp
 from resilient.asgi._health import Reply, Scope
@@ -94,3 +95,29 @@ async def test_an_async_build_whose_clock_fails_answers_its_waiter(
         await asyncio.wait_for(cache.aget(), 5)
     assert cache.building is None
     assert await asyncio.wait_for(cache.aget(), 5) == "report"
+
+
+def test_a_request_after_a_reset_never_joins_a_build_started_before_it() -> None:
+    """After ``resilient.testing.reset()``, a request builds its own report instead of
+    waiting for one that describes the state before the reset."""
+    started, release = threading.Event(), threading.Event()
+    builds: list[int] = []
+
+    def build() -> int:
+        builds.append(len(builds))
+        if len(builds) == 1:
+            started.set()
+            release.wait(5)
+        return len(builds)
+
+    cache: ReportCache[int] = ReportCache(build)
+    before = threading.Thread(target=cache.get)
+    before.start()
+    try:
+        assert started.wait(5)
+        resilient.testing.reset()
+        assert cache.get() == 2  # built anew on this thread, not the older build's
+    finally:
+        release.set()
+        before.join(5)
+    assert builds == [0, 1]
