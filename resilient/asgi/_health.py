@@ -293,7 +293,8 @@ class HealthApp:
 
         ``path`` is relative to where the app is served; ``authorization`` is the raw
         ``Authorization`` header. The report is cached as for ASGI requests, and one
-        thread builds it while the others wait.
+        thread builds it while the others wait, 10 s at most (then 503): a build that
+        hangs never holds every worker thread.
         """
         probe = self.probe({"path": path}, strict=True)
         gate = self._gate(method, probe, path, _bearer_of(authorization))

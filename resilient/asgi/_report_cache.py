@@ -17,13 +17,18 @@ from typing import Any, Final, Generic, TypeVar
 
 from .._runtime import config as _config
 
-__all__ = ["CACHE_SECONDS", "ReportCache"]
+__all__ = ["CACHE_SECONDS", "WAIT_SECONDS", "ReportCache"]
 
 T = TypeVar("T")
 
 CACHE_SECONDS: Final = 1.0
 """How long (on the configured clock) one built report answers requests after its build
 started: readiness may lag a breaker's change by up to this much."""
+
+WAIT_SECONDS: Final = 10.0
+"""How long (real seconds) a blocking request waits for a build another request started
+before it gives up with ``TimeoutError`` (the health app and status page answer 503): a
+build that hangs never holds every WSGI worker thread that asks after it."""
 
 _generation = [0]
 """Bumped by ``resilient.testing.reset()``: a report cached before it is stale."""
@@ -110,13 +115,22 @@ class ReportCache(Generic[T]):
         future.set_result(result)
 
     def get(self) -> T:
-        """The cached result, else the build under way, else one built on this thread."""
+        """The cached result, else the build under way (waited for ``WAIT_SECONDS`` at
+        most), else one built on this thread."""
         hit, result, future, mine = self._claim()
         if hit:
             return result  # type: ignore[return-value]
         if mine:
             self._run(future)
-        return future.result()
+            return future.result()
+        try:
+            return future.result(WAIT_SECONDS)
+        except TimeoutError:
+            if future.done():
+                raise  # the build's own error
+            raise TimeoutError(
+                f"the report build under way has not finished in {WAIT_SECONDS:g} s"
+            ) from None
 
     async def aget(self) -> T:
         """``get`` for async code: a build runs on its own thread, never on the loop's."""

@@ -204,7 +204,8 @@ class StatusPage:
 
         ``headers`` maps lower-case names to values; ``path`` and ``root_path`` are as in
         ASGI (WSGI's ``PATH_INFO`` and ``SCRIPT_NAME``); ``client`` is the address logged
-        with an action. The report is cached and shared as for ASGI requests.
+        with an action. The report is cached and shared as for ASGI requests; a request
+        waiting for a build another one started answers 503 after 10 s.
         """
         route, base = self.locate(path, root_path)
         if route == "actions":

@@ -12,7 +12,7 @@ import pytest
 
 import resilient.testing
 from resilient._runtime import config as _config
-from resilient.asgi import HealthApp
+from resilient.asgi import HealthApp, _report_cache
 from resilient.asgi._health import Reply, Scope
 from resilient.asgi._report_cache import ReportCache
 
@@ -121,3 +121,32 @@ def test_a_request_after_a_reset_never_joins_a_build_started_before_it() -> None
         release.set()
         before.join(5)
     assert builds == [0, 1]
+
+
+@pytest.mark.realtime
+def test_a_blocking_request_gives_up_on_a_build_that_hangs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A WSGI request waiting for a build another request started answers 503 once
+    ``WAIT_SECONDS`` pass, instead of holding its worker thread until the build ends."""
+    monkeypatch.setattr(_report_cache, "WAIT_SECONDS", 0.02, raising=False)
+    started, release = threading.Event(), threading.Event()
+    real: Callable[[HealthApp], Any] = HealthApp.check
+
+    def hanging_check(self: HealthApp) -> Any:
+        started.set()
+        release.wait(5)
+        return real(self)
+
+    monkeypatch.setattr(HealthApp, "check", hanging_check)
+    app = HealthApp()
+    first = threading.Thread(target=app.answer_sync, args=("GET", "/health", None))
+    first.start()
+    try:
+        assert started.wait(5)
+        status, body, _ = app.answer_sync("GET", "/health", None)
+    finally:
+        release.set()
+        first.join(5)
+    assert status == 503
+    assert b"the health check failed" in body
