@@ -51,9 +51,8 @@ _MAIN = threading.main_thread().ident
 _EARLY = 1e-3  # a timer firing this close before a deadline counts as reaching it
 _RETRY = 1e-4  # after an alarm noted during bookkeeping, look again this much later
 _GRACE = 0.05  # how late a deadline may get while its alarms land in a tracer of the body
-_SLOW = (
-    0.01  # past that, bookkeeping still under way (a debugger paused in it) is looked at this often
-)
+# Past the grace, bookkeeping still under way (a debugger paused in it) is looked at this often:
+_SLOW = 0.01
 _LONGEST = 1e6  # setitimer overflows past ~2**31 s; a longer wait is re-armed on firing
 _active: list[float] = []  # deadlines (time.monotonic) of the calls in force
 _late: dict[float, float] = {}  # deadlines found passed -> seconds late when last seen
