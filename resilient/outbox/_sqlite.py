@@ -191,11 +191,27 @@ class SQLiteBackend:
         connection.execute("BEGIN IMMEDIATE")
         try:
             result = work(connection)
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # SQLite may have ended the transaction itself (a full disk, an I/O error):
+            # end what is left of it, and let the error that stopped it go on
+            if connection.in_transaction:
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:  # the connection is unusable: the next call opens one
+                    self._discard(connection)
             raise
-        connection.execute("COMMIT")
         return result
+
+    def _discard(self, connection: sqlite3.Connection) -> None:
+        """Close a connection that cannot end its transaction (closing rolls it back)."""
+        for name in ("durable", "plain"):
+            if getattr(self._local, name, None) is connection:
+                delattr(self._local, name)
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+        connection.close()
 
     # --- storing ---------------------------------------------------------------------
 
@@ -294,7 +310,8 @@ class SQLiteBackend:
         """The item was delivered: forget it."""
         try:
             self._connection().execute(
-                "DELETE FROM outbox_items WHERE position = ?", (item.position,)
+                "DELETE FROM outbox_items WHERE position = ? AND key = ?",
+                (item.position, item.key),
             )
         except sqlite3.Error as error:
             raise self._error("record a delivery", error) from error
@@ -304,9 +321,9 @@ class SQLiteBackend:
         counts against the item; a breaker's refusal does not)."""
         try:
             self._connection().execute(
-                "UPDATE outbox_items SET attempts = attempts + ?, last_error = ?, "
-                "not_before = ?, lease_owner = NULL, lease_until = 0 WHERE position = ?",
-                (1 if count else 0, error, retry_at, item.position),
+                "UPDATE outbox_items SET attempts = attempts + ?, last_error = ?, not_before = ?, "
+                "lease_owner = NULL, lease_until = 0 WHERE position = ? AND key = ?",
+                (1 if count else 0, error, retry_at, item.position, item.key),
             )
         except sqlite3.Error as refused:
             raise self._error("record a delivery", refused) from refused
@@ -316,8 +333,8 @@ class SQLiteBackend:
         try:
             self._connection().execute(
                 "UPDATE outbox_items SET attempts = attempts + 1, last_error = ?, dead = 1, "
-                "lease_owner = NULL, lease_until = 0 WHERE position = ?",
-                (error, item.position),
+                "lease_owner = NULL, lease_until = 0 WHERE position = ? AND key = ?",
+                (error, item.position, item.key),
             )
         except sqlite3.Error as refused:
             raise self._error("record a delivery", refused) from refused

@@ -1,0 +1,65 @@
+"""The outbox keeps every acknowledged item through the awkward moments: a drainer that
+finishes after its lease ran out, a disk that fills in the middle of a transaction, and
+a store written by the previous version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resilient.outbox import Item, Outbox, OutboxError
+from resilient.testing import FakeClock
+
+
+def test_a_drainer_finishing_after_its_lease_ran_out_loses_no_newer_item(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    """A drainer whose lease ran out while its handler worked (another delivered the item
+    meanwhile, and a new item took the freed position) records its delivery without
+    touching the new item."""
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    slow, other = Outbox(url, lease=30), Outbox(url, lease=30)
+    delivered: list[Any] = []
+    other.handler("a")(lambda item: delivered.append(("other", item.payload)))
+    newer: list[str] = []
+
+    def deliver_slowly(item: Item) -> None:
+        fake_clock.advance(31)  # the lease runs out while this handler works
+        assert other.drain().delivered == 1  # another drainer takes the item over
+        newer.append(other.enqueue("a", "newer").key)
+        delivered.append(("slow", item.payload))
+
+    slow.handler("a")(deliver_slowly)
+    slow.enqueue("a", "first")
+    assert slow.drain(limit=1).delivered == 1
+    assert other.pending() == 1, "the item enqueued while the slow drainer worked is gone"
+    assert other.drain().delivered == 1
+    assert delivered == [("other", "first"), ("slow", "first"), ("other", "newer")]
+    slow.close()
+    other.close()
+
+
+def test_a_full_disk_during_a_group_enqueue_reports_the_full_disk(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    """When the disk fills while an item of a group is stored, the OutboxError says so
+    (not that a rollback failed), and the next enqueue after space returns works."""
+    box = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    for n in range(3):
+        box.enqueue("a", n, key=f"k{n}", group="g")
+    connection = box._backend._connection(durable=True)  # type: ignore[attr-defined]
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(OutboxError) as refused:
+        box.enqueue("a", "x" * 100_000, key="big", group="g")
+    assert str(refused.value).endswith("database or disk is full"), refused.value
+    assert str(refused.value.__cause__) == "database or disk is full"
+    connection.execute("PRAGMA max_page_count = 1000000")
+    assert box.enqueue("a", "x" * 100_000, key="big", group="g").stored
+    order: list[str] = []
+    box.handler("a")(lambda item: order.append(item.key))
+    box.drain()
+    assert order == ["k0", "k1", "k2", "big"]
+    box.close()
