@@ -68,6 +68,23 @@ local function release(item)  -- the caller saves or forgets the item afterwards
     item.ticket = nil
   end
 end
+local function adopt()
+  -- tickets an earlier version kept in a hash beside their items ('kind id' by key):
+  -- each moves into its item, so no item stored before an upgrade is left behind
+  local old = redis.call('HGETALL', P .. 'ticket')
+  for i = 1, #old, 2 do
+    local found = redis.call('HGET', P .. 'items', old[i])
+    if found then
+      local item = cjson.decode(found)
+      if not item.ticket then
+        item.ticket = string.match(old[i + 1], ' (.+)$')
+        save(old[i], item)
+      end
+    end
+  end
+  if #old > 0 then redis.call('DEL', P .. 'ticket') end
+end
+adopt()
 local function forget(key, item)
   release(item)
   redis.call('ZREM', P .. 'delayed', key)

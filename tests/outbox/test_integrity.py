@@ -4,13 +4,18 @@ a store written by the previous version."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis_server import shared_server
 
 from resilient.outbox import Item, Outbox, OutboxError
 from resilient.testing import FakeClock
+
+OUTBOX_DB = 15
+"""The database of the shared redis-server the outbox tests own (and empty before each)."""
 
 
 def test_a_drainer_finishing_after_its_lease_ran_out_loses_no_newer_item(
@@ -63,3 +68,67 @@ def test_a_full_disk_during_a_group_enqueue_reports_the_full_disk(
     box.drain()
     assert order == ["k0", "k1", "k2", "big"]
     box.close()
+
+
+def redis_url() -> str:
+    import redis
+
+    url = f"{shared_server().url.rsplit('/', 1)[0]}/{OUTBOX_DB}"
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+def test_redis_items_stored_by_the_previous_version_are_delivered(fake_clock: FakeClock) -> None:
+    """Items the previous version stored in Redis (their tickets kept in a hash of their
+    own, one of them already read by a drainer that then died) are delivered, a group's
+    in order, none lost."""
+    import redis
+
+    url = redis_url()
+    prefix = "resilient:outbox:{default}:"
+    client = redis.Redis.from_url(url)
+    stream = prefix + "stream:a"
+    client.xgroup_create(stream, "drainers", id="0", mkstream=True)
+
+    def old_item(key: str, position: int, group: str | None) -> None:
+        item = {
+            "kind": "a",
+            "payload": json.dumps(key),
+            "created": 1700000000.5,
+            "attempts": 0,
+            "position": position,
+            "error": None,
+            "group": group,
+        }
+        client.hset(prefix + "items", key, json.dumps(item))
+        client.incr(prefix + "seq")
+
+    def old_ticket(key: str) -> None:
+        entry = client.xadd(stream, {"k": key}).decode()
+        client.hset(prefix + "ticket", key, f"a {entry}")
+
+    old_item("read", 1, None)
+    old_ticket("read")
+    read = client.xreadgroup("drainers", "old-drainer", {stream: ">"}, count=1)
+    client.xclaim(  # then the drainer died, a minute ago
+        stream, "drainers", "old-drainer", 0, [read[0][1][0][0]], idle=60_000
+    )
+    old_item("plain", 2, None)
+    old_ticket("plain")
+    for position, key in ((3, "g1"), (4, "g2")):
+        old_item(key, position, "g")
+        client.zadd(prefix + "group:g", {key: position})
+    old_ticket("g1")
+    client.hset(prefix + "busy", "g", "g1")
+
+    box = Outbox(url, lease=30)
+    order: list[str] = []
+    box.handler("a")(lambda item: order.append(item.key))
+    for _ in range(3):
+        box.drain()
+    assert sorted(order) == ["g1", "g2", "plain", "read"]
+    assert order.index("g1") < order.index("g2")
+    assert box.pending() == 0
+    box.close()
+    client.close()
