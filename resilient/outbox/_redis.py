@@ -212,6 +212,15 @@ end
 release(item)
 item.retry_at = retry_at
 save(key, item)
+local group = item.group
+if group ~= cjson.null and redis.call('HGET', P .. 'busy', group) == key
+    and redis.call('ZRANGE', P .. 'group:' .. group, 0, 0)[1] ~= key then
+  -- an earlier item of the group was revived while this one was under way: it goes
+  -- now, and this one waits its turn again (its retry time kept in the item)
+  redis.call('HDEL', P .. 'busy', group)
+  promote(group)
+  return 1
+end
 redis.call('ZADD', P .. 'delayed', retry_at, key)
 return 1
 """

@@ -132,3 +132,43 @@ def test_redis_items_stored_by_the_previous_version_are_delivered(fake_clock: Fa
     assert box.pending() == 0
     box.close()
     client.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty outbox: a SQLite file, or a namespace on the shared real redis-server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'outbox.db'}"
+    return redis_url()
+
+
+def test_a_revived_item_goes_next_once_the_later_item_under_way_fails(
+    url: str, fake_clock: FakeClock
+) -> None:
+    """A dead letter revived while a later item of its group was under way is delivered
+    as soon as that later item fails (which then waits its backoff), not after the later
+    item's retries: a group goes in order, on both backends."""
+    box = Outbox(url, max_attempts=2)
+    order: list[str] = []
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        order.append(item.key)
+        if item.key == "a" and order.count("a") <= 2:
+            raise ConnectionError("offline")
+        if item.key == "b" and order.count("b") == 1:
+            assert box.retry_dead() == 1  # "a" comes back while "b" is under way
+            raise ConnectionError("offline")
+
+    box.enqueue("answer", 1, key="a", group="g")
+    box.enqueue("answer", 2, key="b", group="g")
+    box.drain()
+    fake_clock.advance(10)
+    box.drain()  # "a" is set aside, "b" revives it and fails
+    box.drain()
+    assert order == ["a", "a", "b", "a"]
+    fake_clock.advance(10)
+    box.drain()
+    assert order == ["a", "a", "b", "a", "b"]
+    assert box.pending() == 0
+    box.close()
