@@ -390,6 +390,10 @@ class RedisBackend:
         self._run("settle", item.key, "dead", error, 0, 1)
 
     def next_ready(self, kinds: Iterable[str]) -> float | None:
+        """When the first delayed item is due; ``None`` with no kind to lease (every
+        kind's breaker open), since only a lease moves due items on."""
+        if not list(kinds):
+            return None
         try:
             first = self.client.zrange(self.prefix + "delayed", 0, 0, withscores=True)
         except RedisError as error:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from redis_server import shared_server
 
+from resilient.exceptions import CircuitOpenError
 from resilient.outbox import Item, Outbox, OutboxError
 from resilient.testing import FakeClock
 
@@ -171,4 +172,27 @@ def test_a_revived_item_goes_next_once_the_later_item_under_way_fails(
     box.drain()
     assert order == ["a", "a", "b", "a", "b"]
     assert box.pending() == 0
+    box.close()
+
+
+def test_the_drainer_does_not_spin_while_every_kind_waits_for_its_breaker(
+    url: str, fake_clock: FakeClock
+) -> None:
+    """An item whose retry time has come while its kind's breaker is open (the only kind
+    this drainer handles) is not ready: the drainer waits (at most ``poll``), not zero
+    seconds, until the breaker may close."""
+    box = Outbox(url)
+    refusal: list[BaseException] = [ConnectionError("offline"), CircuitOpenError("api", 30.0)]
+
+    @box.handler("answer")
+    def send(item: Item) -> None:
+        raise refusal.pop(0)
+
+    box.enqueue("answer", 1, key="a1")  # fails, to be tried again in about 1 s
+    box.enqueue("answer", 2, key="a2")  # finds the breaker open: the kind waits 30 s
+    box.drain()
+    fake_clock.advance(5)  # "a1" is due; its kind is still paused
+    assert box._idle_wait() == box.poll
+    fake_clock.advance(30)
+    assert box._idle_wait() == 0.0
     box.close()
