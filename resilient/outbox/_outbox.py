@@ -577,7 +577,11 @@ def _backend(url: str | None, name: str, synchronous: str) -> Backend:
             ) from None
         from ._redis import RedisBackend
 
-        return RedisBackend(redis.Redis.from_url(url), name)
+        try:
+            client = redis.Redis.from_url(url)
+        except ValueError as error:  # a port, database or option redis-py cannot read
+            raise ConfigError("url", url, f"a Redis URL redis-py can read ({error})") from None
+        return RedisBackend(client, name)
     raise ConfigError("url", url, "'sqlite:///path/to/outbox.db', 'redis://host:port/db' or None")
 
 

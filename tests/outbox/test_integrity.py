@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis_server import shared_server
 
-from resilient.exceptions import CircuitOpenError
+from resilient.exceptions import CircuitOpenError, ConfigError
 from resilient.outbox import Item, Outbox, OutboxError
 from resilient.testing import FakeClock
 
@@ -196,3 +196,14 @@ def test_the_drainer_does_not_spin_while_every_kind_waits_for_its_breaker(
     fake_clock.advance(30)
     assert box._idle_wait() == 0.0
     box.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:abc/0", "redis://localhost:6379/0?socket_timeout=x"]
+)
+def test_a_redis_url_redis_py_cannot_read_is_a_config_error(url: str) -> None:
+    """A Redis URL with a port or option redis-py cannot read is refused at construction
+    as a ConfigError naming ``url``, not a bare ValueError."""
+    with pytest.raises(ConfigError) as refused:
+        Outbox(url)
+    assert refused.value.parameter == "url"
