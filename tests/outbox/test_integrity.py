@@ -5,6 +5,7 @@ a store written by the previous version."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,59 @@ def test_a_redis_url_redis_py_cannot_read_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError) as refused:
         Outbox(url)
     assert refused.value.parameter == "url"
+
+
+@pytest.mark.realtime
+def test_a_drainer_still_busy_when_stop_returned_ends_after_start_is_called_again(
+    tmp_path: Path,
+) -> None:
+    """``stop()`` that gave up waiting for a delivery under way, then ``start()``: the old
+    drainer thread still ends after that delivery, leaving one drainer, not two."""
+    box = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    entered, release = threading.Event(), threading.Event()
+
+    @box.handler("a")
+    def send(item: Item) -> None:
+        entered.set()
+        release.wait(5)
+
+    box.enqueue("a", 1)
+    box.start()
+    old = box._thread
+    assert old is not None
+    assert entered.wait(5)
+    box.stop(timeout=0.01)  # gives up: the delivery is still under way
+    box.start()
+    release.set()
+    old.join(5)
+    assert not old.is_alive(), "the stopped drainer goes on beside the new one"
+    box.close()
+
+
+@pytest.mark.realtime
+def test_stop_ends_the_drainer_after_the_delivery_under_way(tmp_path: Path) -> None:
+    """``stop()`` lets the background drainer finish the delivery under way and deliver
+    nothing more, however many items wait: the rest stay pending, ready for the next."""
+    box = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    entered, release = threading.Event(), threading.Event()
+    delivered: list[int] = []
+
+    @box.handler("a")
+    def send(item: Item) -> None:
+        entered.set()
+        release.wait(5)
+        delivered.append(item.payload)
+
+    for n in range(3):
+        box.enqueue("a", n)
+    box.start()
+    thread = box._thread
+    assert thread is not None
+    assert entered.wait(5)
+    box.stop(timeout=0.01)
+    release.set()
+    thread.join(5)
+    assert delivered == [0]
+    assert box.pending() == 2
+    assert box.drain().delivered == 2  # given back at once, not left leased
+    box.close()
