@@ -143,7 +143,8 @@ class SQLiteBackend:
         self.path = Path(path)
         self.synchronous = synchronous
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: dict[sqlite3.Connection, threading.Thread] = {}
+        """Every open connection, with the thread it belongs to."""
         self._lock = threading.Lock()
         self._turn = 0
         """Which kind a lease offers its batch first: each lease the next one."""
@@ -166,18 +167,29 @@ class SQLiteBackend:
             connection = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode=WAL")
-            level = self.synchronous if durable else "NORMAL"
-            connection.execute(f"PRAGMA synchronous={level}")
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                level = self.synchronous if durable else "NORMAL"
+                connection.execute(f"PRAGMA synchronous={level}")
+            except BaseException:
+                connection.close()
+                raise
             setattr(self._local, name, connection)
             with self._lock:
-                self._connections.append(connection)
+                # the connections of threads that ended are closed here (a thread per
+                # request must not leave a file handle open each)
+                ended = [c for c, thread in self._connections.items() if not thread.is_alive()]
+                for other in ended:
+                    del self._connections[other]
+                self._connections[connection] = threading.current_thread()
+            for other in ended:
+                other.close()
         return connection
 
     def close(self) -> None:
         """Close every thread's connection (the file stays)."""
         with self._lock:
-            connections, self._connections = self._connections, []
+            connections, self._connections = self._connections, {}
         for connection in connections:
             connection.close()
         self._local = threading.local()
@@ -209,8 +221,7 @@ class SQLiteBackend:
             if getattr(self._local, name, None) is connection:
                 delattr(self._local, name)
         with self._lock:
-            if connection in self._connections:
-                self._connections.remove(connection)
+            self._connections.pop(connection, None)
         connection.close()
 
     # --- storing ---------------------------------------------------------------------

@@ -264,3 +264,19 @@ def test_stop_ends_the_drainer_after_the_delivery_under_way(tmp_path: Path) -> N
     assert box.pending() == 2
     assert box.drain().delivered == 2  # given back at once, not left leased
     box.close()
+
+
+def test_threads_that_ended_leave_no_sqlite_connection_open(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    """Enqueuing from many short-lived threads (a thread per request) keeps a bounded
+    number of SQLite connections open: those of ended threads are closed."""
+    box = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    for n in range(40):
+        thread = threading.Thread(target=box.enqueue, args=("a", n))
+        thread.start()
+        thread.join()
+    assert box.pending() == 40
+    backend: Any = box._backend
+    assert len(backend._connections) <= 3, len(backend._connections)
+    box.close()
