@@ -254,10 +254,18 @@ class Outbox:
     def drain(self, *, limit: int | None = None) -> Drained:
         """Deliver the items that are ready now with their sync handlers, on this thread,
         until none is left (or ``limit`` deliveries were tried)."""
+        return self._drain(limit, None)
+
+    def _drain(self, limit: int | None, stopping: threading.Event | None) -> Drained:
+        """``drain()``; the background drainer's ends after the delivery under way once
+        ``stopping`` is set, giving the rest of its batch back."""
         kinds = [k for k, h in self._handlers.items() if not h.is_async]
         total = Drained()
-        while items := self._lease(kinds, limit, total):
+        while items := self._lease(kinds, limit, total, stopping):
             for index, item in enumerate(items):
+                if stopping is not None and stopping.is_set():
+                    self._hand_back(items[index:])
+                    break
                 if self._paused.get(item.kind, 0.0) > self._now():  # its breaker opened
                     self._backend.failed(item, "", self._paused[item.kind], count=False)
                     continue
@@ -273,10 +281,17 @@ class Outbox:
 
     async def drain_async(self, *, limit: int | None = None) -> Drained:
         """Deliver the ready items whose handlers are ``async``, awaiting each."""
+        return await self._drain_async(limit, None)
+
+    async def _drain_async(self, limit: int | None, stopping: threading.Event | None) -> Drained:
+        """``drain_async()``, ended like ``_drain`` once ``stopping`` is set."""
         kinds = [k for k, h in self._handlers.items() if h.is_async]
         total = Drained()
-        while items := self._lease(kinds, limit, total):
+        while items := self._lease(kinds, limit, total, stopping):
             for index, item in enumerate(items):
+                if stopping is not None and stopping.is_set():
+                    self._hand_back(items[index:])
+                    break
                 if self._paused.get(item.kind, 0.0) > self._now():
                     self._backend.failed(item, "", self._paused[item.kind], count=False)
                     continue
@@ -290,7 +305,15 @@ class Outbox:
         self.refresh_gauges()
         return total
 
-    def _lease(self, kinds: list[str], limit: int | None, done: Drained) -> list[Item]:
+    def _lease(
+        self,
+        kinds: list[str],
+        limit: int | None,
+        done: Drained,
+        stopping: threading.Event | None = None,
+    ) -> list[Item]:
+        if stopping is not None and stopping.is_set():
+            return []
         now = self._now()
         ready = [k for k in kinds if self._paused.get(k, 0.0) <= now]
         size = self.batch
@@ -299,6 +322,12 @@ class Outbox:
             if size <= 0:
                 return []
         return self._backend.lease(ready, size, self._owner, now, self.lease)
+
+    def _hand_back(self, items: list[Item]) -> None:
+        """Release leased items not delivered, ready again now, their attempts unchanged."""
+        now = self._now()
+        for item in items:
+            self._backend.failed(item, "", now, count=False)
 
     def _give_back(self, items: list[Item], error: BaseException) -> None:
         """An interrupt is on its way out: release the rest of the batch at once rather
@@ -348,8 +377,11 @@ class Outbox:
         doubled after each further failure up to 30 s, then goes on."""
         if self._thread is not None and self._thread.is_alive():
             return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="resilient-outbox", daemon=True)
+        # each thread its own signal: one that outlived stop() still ends
+        self._stopping = stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(stopping,), name="resilient-outbox", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float | None = 10.0) -> None:
@@ -361,17 +393,17 @@ class Outbox:
         if thread is not None:
             thread.join(timeout)
 
-    def _run(self) -> None:
+    def _run(self, stopping: threading.Event) -> None:
         import asyncio
 
         failures = 0
         with asyncio.Runner() as runner:
-            while not self._stopping.is_set():
+            while not stopping.is_set():
                 self._wake.clear()
                 try:
-                    done = self.drain()
+                    done = self._drain(None, stopping)
                     if any(h.is_async for h in self._handlers.values()):
-                        done += runner.run(self.drain_async())
+                        done += runner.run(self._drain_async(None, stopping))
                     failures = 0
                     if done.delivered or done.failed or done.dead:
                         continue
@@ -577,7 +609,11 @@ def _backend(url: str | None, name: str, synchronous: str) -> Backend:
             ) from None
         from ._redis import RedisBackend
 
-        return RedisBackend(redis.Redis.from_url(url), name)
+        try:
+            client = redis.Redis.from_url(url)
+        except ValueError as error:  # a port, database or option redis-py cannot read
+            raise ConfigError("url", url, f"a Redis URL redis-py can read ({error})") from None
+        return RedisBackend(client, name)
     raise ConfigError("url", url, "'sqlite:///path/to/outbox.db', 'redis://host:port/db' or None")
 
 

@@ -68,6 +68,23 @@ local function release(item)  -- the caller saves or forgets the item afterwards
     item.ticket = nil
   end
 end
+local function adopt()
+  -- tickets an earlier version kept in a hash beside their items ('kind id' by key):
+  -- each moves into its item, so no item stored before an upgrade is left behind
+  local old = redis.call('HGETALL', P .. 'ticket')
+  for i = 1, #old, 2 do
+    local found = redis.call('HGET', P .. 'items', old[i])
+    if found then
+      local item = cjson.decode(found)
+      if not item.ticket then
+        item.ticket = string.match(old[i + 1], ' (.+)$')
+        save(old[i], item)
+      end
+    end
+  end
+  if #old > 0 then redis.call('DEL', P .. 'ticket') end
+end
+adopt()
 local function forget(key, item)
   release(item)
   redis.call('ZREM', P .. 'delayed', key)
@@ -195,6 +212,15 @@ end
 release(item)
 item.retry_at = retry_at
 save(key, item)
+local group = item.group
+if group ~= cjson.null and redis.call('HGET', P .. 'busy', group) == key
+    and redis.call('ZRANGE', P .. 'group:' .. group, 0, 0)[1] ~= key then
+  -- an earlier item of the group was revived while this one was under way: it goes
+  -- now, and this one waits its turn again (its retry time kept in the item)
+  redis.call('HDEL', P .. 'busy', group)
+  promote(group)
+  return 1
+end
 redis.call('ZADD', P .. 'delayed', retry_at, key)
 return 1
 """
@@ -364,6 +390,10 @@ class RedisBackend:
         self._run("settle", item.key, "dead", error, 0, 1)
 
     def next_ready(self, kinds: Iterable[str]) -> float | None:
+        """When the first delayed item is due; ``None`` with no kind to lease (every
+        kind's breaker open), since only a lease moves due items on."""
+        if not list(kinds):
+            return None
         try:
             first = self.client.zrange(self.prefix + "delayed", 0, 0, withscores=True)
         except RedisError as error:

@@ -143,7 +143,8 @@ class SQLiteBackend:
         self.path = Path(path)
         self.synchronous = synchronous
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: dict[sqlite3.Connection, threading.Thread] = {}
+        """Every open connection, with the thread it belongs to."""
         self._lock = threading.Lock()
         self._turn = 0
         """Which kind a lease offers its batch first: each lease the next one."""
@@ -166,18 +167,29 @@ class SQLiteBackend:
             connection = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode=WAL")
-            level = self.synchronous if durable else "NORMAL"
-            connection.execute(f"PRAGMA synchronous={level}")
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                level = self.synchronous if durable else "NORMAL"
+                connection.execute(f"PRAGMA synchronous={level}")
+            except BaseException:
+                connection.close()
+                raise
             setattr(self._local, name, connection)
             with self._lock:
-                self._connections.append(connection)
+                # the connections of threads that ended are closed here (a thread per
+                # request must not leave a file handle open each)
+                ended = [c for c, thread in self._connections.items() if not thread.is_alive()]
+                for other in ended:
+                    del self._connections[other]
+                self._connections[connection] = threading.current_thread()
+            for other in ended:
+                other.close()
         return connection
 
     def close(self) -> None:
         """Close every thread's connection (the file stays)."""
         with self._lock:
-            connections, self._connections = self._connections, []
+            connections, self._connections = self._connections, {}
         for connection in connections:
             connection.close()
         self._local = threading.local()
@@ -191,11 +203,26 @@ class SQLiteBackend:
         connection.execute("BEGIN IMMEDIATE")
         try:
             result = work(connection)
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # SQLite may have ended the transaction itself (a full disk, an I/O error):
+            # end what is left of it, and let the error that stopped it go on
+            if connection.in_transaction:
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:  # the connection is unusable: the next call opens one
+                    self._discard(connection)
             raise
-        connection.execute("COMMIT")
         return result
+
+    def _discard(self, connection: sqlite3.Connection) -> None:
+        """Close a connection that cannot end its transaction (closing rolls it back)."""
+        for name in ("durable", "plain"):
+            if getattr(self._local, name, None) is connection:
+                delattr(self._local, name)
+        with self._lock:
+            self._connections.pop(connection, None)
+        connection.close()
 
     # --- storing ---------------------------------------------------------------------
 
@@ -294,7 +321,8 @@ class SQLiteBackend:
         """The item was delivered: forget it."""
         try:
             self._connection().execute(
-                "DELETE FROM outbox_items WHERE position = ?", (item.position,)
+                "DELETE FROM outbox_items WHERE position = ? AND key = ?",
+                (item.position, item.key),
             )
         except sqlite3.Error as error:
             raise self._error("record a delivery", error) from error
@@ -304,9 +332,9 @@ class SQLiteBackend:
         counts against the item; a breaker's refusal does not)."""
         try:
             self._connection().execute(
-                "UPDATE outbox_items SET attempts = attempts + ?, last_error = ?, "
-                "not_before = ?, lease_owner = NULL, lease_until = 0 WHERE position = ?",
-                (1 if count else 0, error, retry_at, item.position),
+                "UPDATE outbox_items SET attempts = attempts + ?, last_error = ?, not_before = ?, "
+                "lease_owner = NULL, lease_until = 0 WHERE position = ? AND key = ?",
+                (1 if count else 0, error, retry_at, item.position, item.key),
             )
         except sqlite3.Error as refused:
             raise self._error("record a delivery", refused) from refused
@@ -316,8 +344,8 @@ class SQLiteBackend:
         try:
             self._connection().execute(
                 "UPDATE outbox_items SET attempts = attempts + 1, last_error = ?, dead = 1, "
-                "lease_owner = NULL, lease_until = 0 WHERE position = ?",
-                (error, item.position),
+                "lease_owner = NULL, lease_until = 0 WHERE position = ? AND key = ?",
+                (error, item.position, item.key),
             )
         except sqlite3.Error as refused:
             raise self._error("record a delivery", refused) from refused
