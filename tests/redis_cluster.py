@@ -178,6 +178,34 @@ class RedisCluster:
                 pytest.fail(f"the cluster never became healthy: {states[:1]}")
             time.sleep(0.05)
 
+    def wait_replicated(self, port: int, timeout: float = START_TIMEOUT) -> bool:
+        """Wait until every replica of master ``port`` has applied all the master has
+        written so far; whether it did before ``timeout``. (``WAIT`` would not tell: it
+        waits for the writes of its own connection, and a connection that wrote nothing
+        has nothing to wait for. A replica whose link is up may still lag: right after
+        the cluster is made, one was seen holding none of a second's writes.)"""
+        info = self.ask(port, "INFO", "replication")
+        written = _field(info, "master_repl_offset")
+        replicas = [
+            int(part.split("=", 1)[1])
+            for line in info.splitlines()
+            if line.partition(":")[0].removeprefix("slave").isdigit()
+            for part in line.split(":", 1)[1].split(",")
+            if part.startswith("port=")
+        ]
+        if written is None or not replicas:
+            return False
+        deadline = time.monotonic() + timeout
+        while True:
+            applied = [
+                _field(self.ask(r, "INFO", "replication"), "slave_repl_offset") for r in replicas
+            ]
+            if all(a is not None and a >= written for a in applied):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
     def freeze(self, port: int) -> None:
         """Stop a node (SIGSTOP): it keeps its sockets open and answers nothing."""
         os.kill(self.processes[port].pid, signal.SIGSTOP)
@@ -216,3 +244,12 @@ _shared = Shared(missing, lambda: RedisCluster().start())
 def shared_cluster() -> RedisCluster:
     """The session's cluster, started on first use (skips the test when Redis is absent)."""
     return _shared.get()
+
+
+def _field(info: str, name: str) -> int | None:
+    """The integer field ``name`` of an ``INFO`` reply, or ``None`` when it is missing."""
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key == name and value.strip().lstrip("-").isdigit():
+            return int(value)
+    return None

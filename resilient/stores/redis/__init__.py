@@ -45,6 +45,14 @@ state takes one that is not closed, which the fleet or an operator decided), or 
 its own state is closed with nothing counted; then it follows the shared state again.
 Manual operations (``reset``, ``force_open``, ``disable``) always go to Redis.
 
+When Redis loses a state. Redis Cluster replicates asynchronously, so a master killed
+just after a write may hand its slots to a replica that never got it; a server without
+persistence restarts empty. A key gone while the state read from it had to live on (an
+open breaker not yet due to reopen, one forced open, one disabled) is taken for such a
+loss, never for a breaker that closed: a store that read that state keeps it, and keeps
+rejecting, until it is due to reopen (then the breaker asks Redis, and follows what Redis
+holds) or until a state is written again (``reset``, another trip).
+
 An error that belongs to one breaker's keys (a key of the wrong type, a field a script
 cannot read, a name that cannot be encoded) is not an outage: that breaker goes on
 locally, one line is logged for it, and every other breaker keeps using Redis.

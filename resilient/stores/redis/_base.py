@@ -48,6 +48,7 @@ from ._cells import (
     _WAITING,
     _Cell,
     _encodable,
+    _kept_by_redis,
     _refused_here,
     _rules_of,
     _settled,
@@ -441,7 +442,13 @@ class _RedisBase(CellTable[_Cell]):
         """Take ``state`` (at ``version``, the server's microseconds when it was written)
         if it is newer than what the cell holds. A cell holding its own state takes only
         a state written after its own last change, or, if it never saw Redis's, one that
-        is not closed (what the fleet or an operator decided, which it could not know)."""
+        is not closed (what the fleet or an operator decided, which it could not know).
+
+        A state never written (``written=False``: no key) does not replace one read from
+        Redis that Redis had to keep still (``_kept_by_redis``: open and not yet due to
+        reopen, forced open, disabled): the key is gone because Redis lost it (a cluster
+        failover to a replica it had not reached, a restart without persistence), not
+        because the breaker moved on, so the cell keeps rejecting as it did."""
         clock = self._clock_of(cell)
         if not converted:
             state = _to_local(state, cell.config, clock)
@@ -455,7 +462,10 @@ class _RedisBase(CellTable[_Cell]):
                 if not newer and (cell.version >= 0 or state.mode is _CLOSED):
                     return
                 cell.local_at = None
-            elif version <= cell.version and cell.version >= 0:
+            elif cell.version >= 0 and (
+                version <= cell.version
+                or (not written and _kept_by_redis(cell.shared, _config.state.now()))
+            ):
                 return
             cell.set_shared(state)
             cell.version = version

@@ -155,6 +155,18 @@ def _settled(state: BreakerState) -> bool:
     )
 
 
+def _kept_by_redis(state: BreakerState, now: float) -> bool:
+    """Whether Redis must still hold ``state`` at ``now`` (this process's time): open
+    and not yet due to reopen, forced open (until then, or until reset) or disabled. Its
+    key lives at least that long, so finding no key then means Redis lost it."""
+    mode = state.mode
+    if mode is BreakerMode.DISABLED:
+        return True
+    if mode is BreakerMode.FORCED_OPEN:
+        return not state.open_until or now < state.open_until
+    return mode is _OPEN and now < state.open_until
+
+
 def _tagged(name: str) -> str:
     """``{name}``: a Redis Cluster hash tag that is all of ``name``, so every key made
     with it lands on one slot. Redis takes the tag from the first ``{`` to the first

@@ -112,6 +112,12 @@ class _Cluster:
     Scripts run with ``EVALSHA`` on the node owning their keys' slot (``EVAL`` the first
     time a node has not seen them). Subscriptions go to any live node, replicas
     included: a plain ``PUBLISH`` reaches every node of a cluster.
+
+    Every node client the cluster client makes has its connections closed with it, or as
+    soon as its node leaves the cluster's layout (redis-py closes only the nodes of the
+    layout it knows last, and leaves their pools' sockets to the collector). Once closed,
+    no client is made again (a listener finishing its last round would otherwise open
+    one).
     """
 
     def __init__(self, make: Any, where: str) -> None:
@@ -120,6 +126,8 @@ class _Cluster:
         self._client: Any = None
         self._lock = threading.Lock()
         self._turn = 0  # which node the next subscription tries first
+        self._closed = False
+        self._nodes: dict[int, Any] = {}  # the node clients made, by id, until closed
 
     @classmethod
     def from_url(cls, url: str, timeout: float) -> _Cluster:
@@ -167,10 +175,41 @@ class _Cluster:
         client = self._client
         if client is None:
             with self._lock:
+                if self._closed:
+                    raise rx.ConnectionError("the store is closed")
                 if self._client is None:
-                    self._client = self._make()
+                    self._client = self._tracked(self._make())
                 client = self._client
         return client
+
+    def _tracked(self, client: Any) -> Any:
+        """``client``, whose node clients, those it has and those it makes from now on,
+        are kept (in ``_nodes``) to be closed."""
+        manager = client.nodes_manager
+        nodes = self._nodes
+        for node in [*manager.nodes_cache.values(), *manager.startup_nodes.values()]:
+            if node.redis_connection is not None:
+                nodes[id(node.redis_connection)] = node.redis_connection
+        make = manager.create_redis_node
+
+        def create_redis_node(*args: Any, **kwargs: Any) -> Any:
+            made = make(*args, **kwargs)
+            nodes[id(made)] = made
+            return made
+
+        manager.create_redis_node = create_redis_node
+        return client
+
+    def _close_dropped(self, client: Any) -> None:
+        """Close the node clients of nodes no longer in ``client``'s layout."""
+        manager = client.nodes_manager
+        live = {
+            id(node.redis_connection)
+            for node in [*manager.nodes_cache.values(), *manager.startup_nodes.values()]
+        }
+        for key, node in list(self._nodes.items()):
+            if key not in live and self._nodes.pop(key, None) is not None:
+                _close_node(node)
 
     def register_script(self, source: str) -> _ClusterScript:
         return _ClusterScript(self, source)
@@ -231,12 +270,18 @@ class _Cluster:
             client.nodes_manager.initialize()
         except Exception:
             pass  # the next command finds out, and says why
+        self._close_dropped(client)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             client, self._client = self._client, None
+            nodes = list(self._nodes.values())
+            self._nodes.clear()
         if client is not None:
             client.close()
+        for node in nodes:
+            _close_node(node)
 
 
 class _NodePipeline:
@@ -399,6 +444,16 @@ def _describe(client: Any) -> str:
     if "host" in kwargs:
         return f"{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
     return type(client).__name__
+
+
+def _close_node(node: Any) -> None:
+    """Close a cluster node's client and its connections, quietly (its ``close`` leaves
+    the connections of a pool it was given open)."""
+    try:
+        node.close()
+        node.connection_pool.disconnect()
+    except Exception:
+        pass
 
 
 def _close_quietly(pubsub: Any) -> None:
