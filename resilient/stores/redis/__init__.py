@@ -75,10 +75,10 @@ from __future__ import annotations
 
 try:
     import redis  # noqa: F401 - a clear message when the extra is not installed
-except ImportError as error:  # pragma: no cover - depends on the environment
+except ImportError as _missing:  # pragma: no cover - depends on the environment
     raise ImportError(
         "RedisStore needs the redis package: pip install 'resilient-toolkit[redis]'"
-    ) from error
+    ) from _missing
 
 from ._base import MIN_KEY_TTL, ClockSource, OnStoreError, Trip
 from ._errors import _KEY, _OUTAGE, _REFUSED, _kind_of

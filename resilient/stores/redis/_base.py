@@ -129,11 +129,11 @@ class _RedisBase(CellTable[_Cell]):
         if trip not in ("fleet", "local"):
             raise ConfigError("trip", trip, "'fleet' or 'local'")
         self.trip = trip
-        self.trip_quorum = _validate.integer("trip_quorum", trip_quorum, minimum=1)
+        self.trip_quorum: int = _validate.integer("trip_quorum", trip_quorum, minimum=1)
         self.prefix = prefix
-        self.timeout = _duration("timeout", timeout, allow_zero=False)
-        self.cache_ttl = _duration("cache_ttl", cache_ttl, allow_zero=False)
-        self.key_ttl = _duration("key_ttl", key_ttl, allow_zero=False)
+        self.timeout: float = _duration("timeout", timeout, allow_zero=False)
+        self.cache_ttl: float = _duration("cache_ttl", cache_ttl, allow_zero=False)
+        self.key_ttl: float = _duration("key_ttl", key_ttl, allow_zero=False)
         if self.key_ttl < MIN_KEY_TTL:
             raise ConfigError(
                 "key_ttl",
@@ -142,7 +142,7 @@ class _RedisBase(CellTable[_Cell]):
                 "lives; an open one lives until it reopens, a half-open one until its "
                 "last probe's lease ends, time-window counts for the window, plus key_ttl)",
             )
-        self.retry_interval = _duration("retry_interval", retry_interval, allow_zero=False)
+        self.retry_interval: float = _duration("retry_interval", retry_interval, allow_zero=False)
         if not isinstance(check, bool):
             raise ConfigError("check", check, "True or False")
         self.clock = clock
@@ -178,7 +178,7 @@ class _RedisBase(CellTable[_Cell]):
         self._pending_flags: dict[str, str | None] = {}
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
-        self.listening = threading.Event()
+        self.listening: threading.Event = threading.Event()
         """Set once the listener has subscribed, read its cells and found Redis writable
         (for tests to wait on)."""
         self._unread: set[str] = set()  # cells created inside an event loop, not yet read

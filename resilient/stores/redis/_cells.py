@@ -81,19 +81,19 @@ class _Cell:
     )
 
     def __init__(self, name: str, own: BreakerState | None) -> None:
-        self.name = name
+        self.name: str = name
         self.shared: BreakerState = INITIAL
         self.own = own
         self.state: BreakerState = INITIAL if own is None else own
-        self.version = -1
-        self.lock = threading.Lock()
+        self.version: int = -1
+        self.lock: threading.Lock = threading.Lock()
         self.config: BreakerConfig | None = None
         self.local_at: float | None = None
         self.broken: str | None = None
-        self.keyless = False
-        self.inflight = 0
-        self.recent = True  # used through the store since the listener last re-read it
-        self.slot = -1  # its keys' Redis Cluster slot, once a cluster store asked for it
+        self.keyless: bool = False
+        self.inflight: int = 0
+        self.recent: bool = True  # used through the store since the listener last re-read it
+        self.slot: int = -1  # its keys' Redis Cluster slot, once a cluster store asked for it
 
     def set_shared(self, state: BreakerState) -> None:
         """Take ``state`` as the shared state (the caller holds ``lock``)."""
