@@ -85,21 +85,21 @@ _NEXT_POSITION: Final = """MAX(
 
 _INSERT: Final = (
     "INSERT INTO outbox_items (position, key, kind, grp, payload, created) "
-    f"VALUES ({_NEXT_POSITION}, ?1, ?2, ?3, ?4, ?5)"
+    f"VALUES ({_NEXT_POSITION}, :key, :kind, :grp, :payload, :created)"
 )
 _INSERT_NEW: Final = (
     "INSERT INTO outbox_items (position, key, kind, grp, payload, created) "
-    f"SELECT {_NEXT_POSITION}, ?1, ?2, ?3, ?4, ?5 "
-    "WHERE NOT EXISTS (SELECT 1 FROM outbox_later WHERE key = ?1) "
+    f"SELECT {_NEXT_POSITION}, :key, :kind, :grp, :payload, :created "
+    "WHERE NOT EXISTS (SELECT 1 FROM outbox_later WHERE key = :key) "
     "ON CONFLICT (key) DO NOTHING RETURNING position"
 )
 _INSERT_LATER: Final = (
     "INSERT INTO outbox_later (position, key, kind, grp, payload, created) "
-    f"VALUES ({_NEXT_POSITION}, ?1, ?2, ?3, ?4, ?5)"
+    f"VALUES ({_NEXT_POSITION}, :key, :kind, :grp, :payload, :created)"
 )
 _FIND: Final = (
-    "SELECT position FROM outbox_items WHERE key = ?1 "
-    "UNION ALL SELECT position FROM outbox_later WHERE key = ?1"
+    "SELECT position FROM outbox_items WHERE key = :key "
+    "UNION ALL SELECT position FROM outbox_later WHERE key = :key"
 )
 
 _HEAD: Final = """(grp IS NULL OR (position = (
@@ -240,7 +240,7 @@ class SQLiteBackend:
         One statement, so one transaction of its own (the connection commits each
         statement): a fresh key is a plain insert, a chosen one may find its row there.
         """
-        values = (key, kind, group, payload, now)
+        values = {"key": key, "kind": kind, "grp": group, "payload": payload, "created": now}
         try:
             if group is not None:
                 return self._put_grouped(values, fresh)
@@ -251,22 +251,22 @@ class SQLiteBackend:
             row = connection.execute(_INSERT_NEW, values).fetchone()
             if row is not None:
                 return int(row[0]), True
-            found = connection.execute(_FIND, (key,)).fetchone()
+            found = connection.execute(_FIND, {"key": key}).fetchone()
         except sqlite3.Error as error:
             raise self._error("store the item", error) from error
         return (int(found[0]) if found is not None else 0), False
 
-    def _put_grouped(self, values: tuple[Any, ...], fresh: bool) -> tuple[int, bool]:
+    def _put_grouped(self, values: dict[str, Any], fresh: bool) -> tuple[int, bool]:
         """An item of a group, in one transaction: where a lease can take it when its
         group has no live item there, else behind them in ``outbox_later``."""
 
         def put(connection: sqlite3.Connection) -> tuple[int, bool]:
             if not fresh:
-                found = connection.execute(_FIND, (values[0],)).fetchone()
+                found = connection.execute(_FIND, values).fetchone()
                 if found is not None:
                     return int(found[0]), False
             behind = connection.execute(
-                "SELECT 1 FROM outbox_items WHERE grp = ? AND dead = 0 LIMIT 1", (values[2],)
+                "SELECT 1 FROM outbox_items WHERE grp = :grp AND dead = 0 LIMIT 1", values
             ).fetchone()
             cursor = connection.execute(_INSERT if behind is None else _INSERT_LATER, values)
             return int(cursor.lastrowid or 0), True

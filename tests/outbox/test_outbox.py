@@ -831,6 +831,7 @@ def test_a_file_made_by_an_older_version_delivers_its_groups_in_order(
             "VALUES (?, 'a', ?, '1', 0, ?)",
             rows,
         )
+    old.close()  # the with block only commits
     box = Outbox(f"sqlite:///{path}")
     order: list[str] = []
     box.handler("a")(lambda item: order.append(item.key))
