@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType, SimpleNamespace
 from typing import Any
 
@@ -60,6 +60,19 @@ def _deliver_at_every_line(after_body: bool) -> Any:
     return tracer
 
 
+def _outcome_under(tracer: Any, call: Callable[[], object]) -> object:
+    """``call()``'s result, or what it raised, with ``tracer`` as this thread's trace
+    function; the one in force before (a coverage tracer's, when one runs) is put back."""
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        return call()
+    except BaseException as error:
+        return error
+    finally:
+        sys.settrace(previous)
+
+
 @pytest.mark.parametrize("after_body", [True, False], ids=["disarm step", "arm step"])
 @pytest.mark.usefixtures("alarm_blocked")
 def test_alarm_in_the_bookkeeping_never_escapes(
@@ -76,15 +89,7 @@ def test_alarm_in_the_bookkeeping_never_escapes(
         return 1
 
     tracer = _deliver_at_every_line(after_body)
-    outcome: object
-    previous = sys.gettrace()  # a coverage tracer, when one runs
-    sys.settrace(tracer)
-    try:
-        outcome = body_of_the_call()
-    except BaseException as error:
-        outcome = error
-    finally:
-        sys.settrace(previous)
+    outcome = _outcome_under(tracer, body_of_the_call)
     leftover = list(_alarm._active)
     _alarm._active.clear()  # never leave a deadline to later tests, even when failing
     assert tracer.state["deliveries"] > 0
@@ -139,15 +144,7 @@ def test_an_alarm_in_any_kind_of_tracer_of_the_disarm_step_never_escapes(
         "a local trace function": global_tracer,
         "a callable object": _CallableTracer(local),
     }[kind]
-    outcome: object
-    previous = sys.gettrace()
-    sys.settrace(tracer)
-    try:
-        outcome = body_of_the_call()
-    except BaseException as error:
-        outcome = error
-    finally:
-        sys.settrace(previous)
+    outcome = _outcome_under(tracer, body_of_the_call)
     leftover, left_deadline = list(_alarm._active), resilient.remaining()
     _alarm._active.clear()
     assert deliveries[0] > 0
@@ -287,15 +284,7 @@ def test_an_alarm_while_a_clocked_call_reports_its_deadline_never_escapes(
         def body_of_the_call() -> None:
             clock.sleep(10)
 
-        outcome: object
-        previous = sys.gettrace()
-        sys.settrace(tracer)
-        try:
-            body_of_the_call()
-        except BaseException as error:
-            outcome = error
-        finally:
-            sys.settrace(previous)
+        outcome = _outcome_under(tracer, body_of_the_call)
     leftover, left_deadline = list(_alarm._active), resilient.remaining()
     _alarm._active.clear()
     assert isinstance(outcome, resilient.TimeoutExceededError), outcome
@@ -340,15 +329,8 @@ def test_no_alarm_is_raised_outside_a_decorated_call(monkeypatch: pytest.MonkeyP
     def body_of_the_call() -> int:
         return 1
 
-    previous = sys.gettrace()
     for _ in range(3):
-        sys.settrace(_deliver_at_every_line(after_body=True))
-        try:
-            body_of_the_call()
-        except BaseException:
-            pass
-        finally:
-            sys.settrace(previous)
+        _outcome_under(_deliver_at_every_line(after_body=True), body_of_the_call)
     try:
         _alarm._armed_for = time.monotonic()  # as if our timer had just fired
         _alarm._on_alarm(signal.SIGALRM, sys._getframe())  # in the test's own code
