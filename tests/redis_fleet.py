@@ -78,6 +78,9 @@ def run_workers(
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
+            for pipe in (worker.stdout, worker.stderr):
+                if pipe is not None:
+                    pipe.close()
         client.close()
 
 
