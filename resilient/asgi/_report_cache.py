@@ -26,9 +26,11 @@ CACHE_SECONDS: Final = 1.0
 started: readiness may lag a breaker's change by up to this much."""
 
 WAIT_SECONDS: Final = 10.0
-"""How long (real seconds) a blocking request waits for a build another request started
-before it gives up with ``TimeoutError`` (the health app and status page answer 503): a
-build that hangs never holds every WSGI worker thread that asks after it."""
+"""How long a request waits for a build before it gives up with ``TimeoutError`` (the
+health app and status page answer 503): a blocking request waits this many real seconds
+for a build another request started (a build that hangs never holds every WSGI worker
+thread that asks after it), an async request this many seconds of its event loop's time
+for any build (a probe that hangs gets its answer in time)."""
 
 _generation = [0]
 """Bumped by ``resilient.testing.reset()``: a report cached before it is stale."""
@@ -128,12 +130,11 @@ class ReportCache(Generic[T]):
         except TimeoutError:
             if future.done():
                 raise  # the build's own error
-            raise TimeoutError(
-                f"the report build under way has not finished in {WAIT_SECONDS:g} s"
-            ) from None
+            raise _unfinished() from None
 
     async def aget(self) -> T:
-        """``get`` for async code: a build runs on its own thread, never on the loop's."""
+        """``get`` for async code: a build runs on its own thread, never on the loop's,
+        and is waited for ``WAIT_SECONDS`` at most (of the loop's time)."""
         hit, result, future, mine = self._claim()
         if hit:
             return result  # type: ignore[return-value]
@@ -157,7 +158,14 @@ class ReportCache(Generic[T]):
                 pass
 
         future.add_done_callback(built)
-        return await waiter  # a waiter that gives up cancels only its own future
+        waiting = asyncio.timeout(WAIT_SECONDS)
+        try:
+            async with waiting:
+                return await waiter  # a waiter that gives up cancels only its own future
+        except TimeoutError:
+            if not waiting.expired():
+                raise  # the build's own error
+            raise _unfinished() from None
 
 
 class _ThreadPerCall(Executor):
@@ -185,6 +193,10 @@ _OWN_THREAD: Final = _ThreadPerCall()
 
 _DONE: Final[Future[Any]] = Future()
 """Stands for "no build to wait for" when a result is cached."""
+
+
+def _unfinished() -> TimeoutError:
+    return TimeoutError(f"the report build under way has not finished in {WAIT_SECONDS:g} s")
 
 
 def _pass_on(done: Future[T], waiter: asyncio.Future[T]) -> None:

@@ -15,6 +15,7 @@ from resilient._runtime import config as _config
 from resilient.asgi import HealthApp, _report_cache
 from resilient.asgi._health import Reply, Scope
 from resilient.asgi._report_cache import ReportCache
+from resilient.testing import FakeClock
 
 
 async def test_an_async_request_waits_for_the_build_a_blocking_request_started(
@@ -150,3 +151,51 @@ def test_a_blocking_request_gives_up_on_a_build_that_hangs(
         first.join(5)
     assert status == 503
     assert b"the health check failed" in body
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/ready"])
+async def test_an_async_request_gives_up_on_a_build_that_hangs(
+    monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock, path: str
+) -> None:
+    """An ASGI request answers 503 once ``WAIT_SECONDS`` of the loop's time pass without
+    the build finishing, whether it started the build or joined one under way; the build
+    goes on, and its result answers the requests after it."""
+    started, release = threading.Event(), threading.Event()
+    real: Callable[[HealthApp], Any] = HealthApp.check
+
+    def hanging_check(self: HealthApp) -> Any:
+        started.set()
+        release.wait(5)
+        return real(self)
+
+    monkeypatch.setattr(HealthApp, "check", hanging_check)
+    fake_clock.autojump = 0.01  # the build's thread shows no progress: jump soon
+    app = HealthApp()
+    loop = asyncio.get_running_loop()
+    try:
+        began = loop.time()
+        first = asyncio.create_task(_get(app, path))
+        await asyncio.sleep(1)
+        second = await _get(app, path)
+        assert (await first)[0] == second[0] == 503
+        assert b"the health check failed" in second[1]
+        assert loop.time() - began == pytest.approx(_report_cache.WAIT_SECONDS + 1)
+        assert started.is_set()
+    finally:
+        release.set()
+    building = app._reports.building
+    if building is not None:
+        await asyncio.wrap_future(building)
+    assert (await _get(app, path))[0] == 200
+
+
+async def _get(app: HealthApp, path: str) -> tuple[int, bytes]:
+    """The status and body ``app`` answers a GET of ``path`` with."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope: Scope = {"type": "http", "method": "GET", "path": path, "headers": []}
+    await app.answer(scope, send, app.probe(scope))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
