@@ -1,6 +1,7 @@
 """``@timeout``: bound one call's duration and publish its deadline.
 
-Async calls are cancelled at the deadline by the event loop's own ``asyncio.timeout``.
+Async calls are cancelled at the deadline by a timer on their event loop, as
+``asyncio.timeout`` cancels them.
 Sync calls run on a worker thread and the caller is released at the deadline
 (``strategy="thread"``), or are interrupted by ``SIGALRM`` on the main thread
 (``strategy="signal"``). A call that comes back after its deadline is a timeout, whose
@@ -193,28 +194,42 @@ class _Timeout(Layer):
         self._calls_take_no_per_item(name)
         layer, seconds = self, self.seconds
         state = _config.state
-        # Inlined deadline bookkeeping: this path is measured against a bare asyncio.timeout.
+        # Inlined deadline bookkeeping and the loop's timer, as ``asyncio.timeout`` sets
+        # it: this path is measured against a bare asyncio.timeout.
         get_deadline, set_deadline, reset_deadline = _deadline.get, _deadline.set, _deadline.reset
-        loop_timeout = asyncio.timeout
+        running_loop, current_task = asyncio.get_running_loop, asyncio.current_task
+        cancelled = asyncio.CancelledError
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
             clock = state.clock
             if clock is not SYSTEM_CLOCK:
                 return await _clocked_async(layer, clock, name, call, args, kwargs)
-            budget = loop_timeout(seconds)
+            loop = running_loop()
+            task = current_task(loop)
+            if task is None:  # a coroutine driven by hand: asyncio.timeout says why not
+                return await _clocked_async(layer, clock, name, call, args, kwargs)
+            when = loop.time() + seconds
+            expiry = _Expiry(task)
+            handle = loop.call_at(when, expiry)
+            cancelling = task.cancelling()
+            parent = get_deadline()
+            token = set_deadline(when if parent is None or when < parent else parent)
             try:
-                async with budget:
-                    when: float = budget.when()  # type: ignore[assignment]  # loop time: monotonic
-                    parent = get_deadline()
-                    token = set_deadline(when if parent is None or when < parent else parent)
-                    try:
-                        return await call(*args, **kwargs)
-                    finally:
-                        reset_deadline(token)
-            except TimeoutError as error:
-                if budget.expired():
-                    raise layer.expired(name) from error
+                result = await call(*args, **kwargs)
+            except cancelled as error:
+                if expiry.fired and task.uncancel() <= cancelling:
+                    raise layer.expired(name) from _timed_out(error)
                 raise
+            except BaseException:
+                if expiry.fired:
+                    task.uncancel()  # the body ended its own way: not ours to cancel any more
+                raise
+            finally:
+                handle.cancel()
+                reset_deadline(token)
+            if expiry.fired:
+                task.uncancel()
+            return result
 
         return timed
 
@@ -517,6 +532,29 @@ def _clocked_signal(
     if late is not None or clock.monotonic() > own:
         raise layer.expired(name, _late(clock, own))
     return result
+
+
+class _Expiry:
+    """The loop's timer callback of one async call: cancels the call's task at its
+    deadline and remembers that it did (as ``asyncio.timeout`` does, without its context
+    manager's cost on every call)."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
+def _timed_out(cancelled: BaseException) -> TimeoutError:
+    """The ``TimeoutError`` ``asyncio.timeout`` would raise for ``cancelled``."""
+    error = TimeoutError()
+    error.__cause__ = cancelled
+    return error
 
 
 async def _clocked_async(
