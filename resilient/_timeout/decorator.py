@@ -220,9 +220,9 @@ class _Timeout(Layer):
                 if expiry.fired and task.uncancel() <= cancelling:
                     raise layer.expired(name) from _timed_out(error)
                 raise
-            except BaseException:
-                if expiry.fired:
-                    task.uncancel()  # the body ended its own way: not ours to cancel any more
+            except BaseException as error:
+                if expiry.fired and task.uncancel() <= cancelling:
+                    _mark_timed_out(error)  # the body ended its own way: its error stands
                 raise
             finally:
                 handle.cancel()
@@ -555,6 +555,29 @@ def _timed_out(cancelled: BaseException) -> TimeoutError:
     error = TimeoutError()
     error.__cause__ = cancelled
     return error
+
+
+def _mark_timed_out(error: BaseException) -> None:
+    """Show, in the context chain of an error a body raised while handling the timeout's
+    cancellation, that the cancellation was a timeout (``asyncio.timeout`` does so from
+    Python 3.13): a ``TimeoutError`` goes between the error and the cancellation."""
+    import asyncio
+
+    grouped = error.exceptions if isinstance(error, BaseExceptionGroup) else ()
+    for raised in (error, *grouped):
+        seen = {id(raised)}  # a chain someone made into a loop ends here
+        while raised.__context__ is not None and id(raised.__context__) not in seen:
+            context = raised.__context__
+            if isinstance(context, TimeoutError) and isinstance(
+                context.__cause__, asyncio.CancelledError
+            ):
+                break  # marked already (a group and the error it holds share a chain)
+            if isinstance(context, asyncio.CancelledError):
+                raised.__context__ = _timed_out(context)
+                raised.__context__.__context__ = context
+                break
+            seen.add(id(context))
+            raised = context
 
 
 async def _clocked_async(

@@ -152,3 +152,32 @@ async def test_a_task_group_sibling_failure_is_not_taken_for_a_timeout() -> None
     with pytest.raises(ExceptionGroup) as caught:
         await group()
     assert [type(e) for e in caught.value.exceptions] == [ValueError]
+
+
+async def _raises_a_group() -> str:
+    """Raises a group whose error was itself raised while handling the cancellation."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        try:
+            raise ValueError("one")
+        except ValueError as one:
+            raise ExceptionGroup("its own", [one]) from None
+    return "never"
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("body", [_raises_its_own, _raises_a_group], ids=["error", "group"])
+async def test_an_error_raised_on_the_cancellation_shows_it_was_a_timeout(body: Body) -> None:
+    """An error the body raises while handling the timeout's cancellation reaches the
+    caller as raised, with a ``TimeoutError`` put between it (and each error of a group)
+    and the cancellation in its context chain, as ``asyncio.timeout`` does from 3.13."""
+    with pytest.raises((ValueError, ExceptionGroup)) as caught:
+        await resilient.timeout(BUDGET)(body)()
+    for raised in (caught.value, *getattr(caught.value, "exceptions", ())):
+        context = raised.__context__
+        while isinstance(context, ValueError):  # the group's: the error it holds
+            context = context.__context__
+        assert type(context) is TimeoutError
+        assert isinstance(context.__cause__, asyncio.CancelledError)
+        assert context.__context__ is context.__cause__
