@@ -124,13 +124,8 @@ def test_a_request_after_a_reset_never_joins_a_build_started_before_it() -> None
     assert builds == [0, 1]
 
 
-@pytest.mark.realtime
-def test_a_blocking_request_gives_up_on_a_build_that_hangs(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A WSGI request waiting for a build another request started answers 503 once
-    ``WAIT_SECONDS`` pass, instead of holding its worker thread until the build ends."""
-    monkeypatch.setattr(_report_cache, "WAIT_SECONDS", 0.02, raising=False)
+def _hang_the_check(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Make every health check hang until released: ``(started, release)``."""
     started, release = threading.Event(), threading.Event()
     real: Callable[[HealthApp], Any] = HealthApp.check
 
@@ -140,6 +135,17 @@ def test_a_blocking_request_gives_up_on_a_build_that_hangs(
         return real(self)
 
     monkeypatch.setattr(HealthApp, "check", hanging_check)
+    return started, release
+
+
+@pytest.mark.realtime
+def test_a_blocking_request_gives_up_on_a_build_that_hangs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A WSGI request waiting for a build another request started answers 503 once
+    ``WAIT_SECONDS`` pass, instead of holding its worker thread until the build ends."""
+    monkeypatch.setattr(_report_cache, "WAIT_SECONDS", 0.02, raising=False)
+    started, release = _hang_the_check(monkeypatch)
     app = HealthApp()
     first = threading.Thread(target=app.answer_sync, args=("GET", "/health", None))
     first.start()
@@ -160,15 +166,7 @@ async def test_an_async_request_gives_up_on_a_build_that_hangs(
     """An ASGI request answers 503 once ``WAIT_SECONDS`` of the loop's time pass without
     the build finishing, whether it started the build or joined one under way; the build
     goes on, and its result answers the requests after it."""
-    started, release = threading.Event(), threading.Event()
-    real: Callable[[HealthApp], Any] = HealthApp.check
-
-    def hanging_check(self: HealthApp) -> Any:
-        started.set()
-        release.wait(5)
-        return real(self)
-
-    monkeypatch.setattr(HealthApp, "check", hanging_check)
+    started, release = _hang_the_check(monkeypatch)
     fake_clock.autojump = 0.01  # the build's thread shows no progress: jump soon
     app = HealthApp()
     loop = asyncio.get_running_loop()
