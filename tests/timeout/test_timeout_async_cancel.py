@@ -70,9 +70,7 @@ async def _outcome(call: Body) -> tuple[str, int]:
     assert task is not None
     try:
         result = await call()
-    except resilient.TimeoutExceededError:
-        kind = "timeout"
-    except TimeoutError:
+    except TimeoutError:  # asyncio.timeout's, or ours (TimeoutExceededError)
         kind = "timeout"
     except asyncio.CancelledError:
         kind = "cancelled"
